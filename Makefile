@@ -1,0 +1,116 @@
+# softlabel - the only build entry. Objects go to build/, binaries to build/bin/.
+#
+#   make            build the library, programs and tests
+#   make test       install missing packages, build, run every test
+#   make check      the same under ASan + UBSan (build/asan/)
+#   make bench      benchmarks: figures and ratios, never thresholds
+#   make demo       the whole system end to end on Fashion-MNIST
+#   make deps       install missing Debian packages (deploy/deps.sh)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := 0.1.0
+
+CC      ?= cc
+BUILD   ?= build
+SAN     ?=
+
+PKGS    := libzmq msgpack lmdb openblas cmocka zlib libcjson libsodium
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wdouble-promotion -Wformat=2 -Wvla
+ifeq ($(CI),true)
+WARN    += -Werror
+endif
+OPT     ?= -O2 -g
+CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(WARN) \
+           -DSL_VERSION='"$(VERSION)"' -Icommon \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+LDFLAGS := $(SAN)
+
+LIB_SRC := $(wildcard common/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB     := $(BUILD)/lib/libsoftlabel.a
+
+# Each program directory: main.c plus its own modules. The modules also go
+# into a per-program archive so unit tests can link them.
+PROGS   := student-trainer:softlabel-student
+define prog_rules
+$(1)_SRC := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))
+$(1)_OBJ := $$($(1)_SRC:%.c=$(BUILD)/obj/%.o)
+$(1)_LIB := $(BUILD)/lib/lib$(1).a
+$$($(1)_LIB): $$($(1)_OBJ)
+	@mkdir -p $$(@D)
+	$$(AR) rcs $$@ $$^
+$(BUILD)/bin/$(2): $(BUILD)/obj/$(1)/main.o $$($(1)_LIB) $(LIB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+BINS += $(BUILD)/bin/$(2)
+PROG_LIBS += $$($(1)_LIB)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rules,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p))))))
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS:= $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test unit integration check bench demo deps install clean
+all: $(BINS) $(UNIT_BINS) $(BENCH_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(PROG_LIBS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# `make test` installs what is missing first, then builds and runs everything.
+deps:
+	@sh deploy/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) sh tests/run.sh
+
+unit: all
+	@BUILD=$(BUILD) sh tests/run.sh unit
+
+integration: all
+	@BUILD=$(BUILD) sh tests/run.sh integration
+
+# Sanitizer build: separate tree, same tests. Leak checking stays on.
+check: deps
+	@$(MAKE) --no-print-directory all BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
+		SAN='-fsanitize=address,undefined -fno-sanitize-recover=all'
+	@BUILD=build/asan SL_SANITIZED=1 \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		sh tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) sh tests/demo.sh
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build

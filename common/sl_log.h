@@ -1,0 +1,37 @@
+/* sl_log.h - one line per event on stderr:
+ *
+ *   2026-11-23T20:07:23.123Z 4242 softlabel-broker INFO ready bind=tcp://...
+ *
+ * SL_LOG skips formatting entirely when the level is below the threshold, so
+ * debug lines cost one comparison on hot paths. Thread-safe: each line goes
+ * out in a single write(2).
+ */
+#ifndef SL_LOG_H
+#define SL_LOG_H
+
+enum sl_log_level { SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARN, SL_LOG_ERROR };
+
+extern enum sl_log_level sl_log_threshold;
+
+/* Name the program in every line; call once from main(). prog is borrowed
+ * and must outlive the process (a string literal or argv[0]). */
+void sl_log_init(const char *prog, enum sl_log_level threshold);
+
+/* Parse "debug|info|warn|error"; returns 0 or SL_EINVAL. */
+int sl_log_parse_level(const char *s, enum sl_log_level *out);
+
+void sl_log_write(enum sl_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define SL_LOG(level, ...)                                                     \
+	do {                                                                   \
+		if ((level) >= sl_log_threshold)                               \
+			sl_log_write((level), __VA_ARGS__);                    \
+	} while (0)
+
+#define sl_debug(...) SL_LOG(SL_LOG_DEBUG, __VA_ARGS__)
+#define sl_info(...)  SL_LOG(SL_LOG_INFO, __VA_ARGS__)
+#define sl_warn(...)  SL_LOG(SL_LOG_WARN, __VA_ARGS__)
+#define sl_error(...) SL_LOG(SL_LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,53 @@
+/* sl_model.h - MLP models in safetensors files, the way PyTorch writes them.
+ *
+ * File: u64 little-endian header length n, n bytes of JSON, then the raw
+ * tensor bytes. For nn.Sequential(Linear, ReLU, ..., Linear) the tensors are
+ * "<i>.weight" (out, in) and "<i>.bias" (out) where i is the module index
+ * (0, 2, 4, ... without dropout modules). We write float32 and read float32,
+ * float16 and bfloat16.
+ *
+ * "__metadata__" (string values only, as the format requires):
+ *   "format": "softlabel-mlp", "arch": "784-128-10", "activation": "relu",
+ *   "input_scale", "input_mean", "input_std": decimal floats,
+ *   "input_dtype": "uint8" | "float32".
+ * A file without metadata loads too: layer sizes follow from the shapes, ReLU
+ * between layers, default preprocessing for the dataset at hand.
+ */
+#ifndef SL_MODEL_H
+#define SL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_data.h"
+#include "sl_err.h"
+#include "sl_nn.h"
+
+#define SL_MODEL_MAX_HEADER_BYTES (16u << 20) /* JSON header */
+#define SL_MODEL_MAX_TENSORS 1024
+
+typedef struct sl_model_info {
+	int has_preproc;   /* metadata named the preprocessing */
+	sl_preproc pre;    /* valid when has_preproc */
+} sl_model_info;
+
+/* Parse a safetensors image buf[0..len) into a new MLP. expect_sizes, when
+ * not NULL, is the --arch the user gave (expect_nlayers dense layers) and
+ * must match the tensor shapes. On failure fills why with one line naming the
+ * problem (the caller prefixes the file name). */
+int sl_model_parse(const void *buf, size_t len, const int *expect_sizes,
+    int expect_nlayers, sl_mlp **out, sl_model_info *info, sl_errmsg *why);
+
+/* Read PATH and parse it as above. */
+int sl_model_load(const char *path, const int *expect_sizes,
+    int expect_nlayers, sl_mlp **out, sl_model_info *info, sl_errmsg *why);
+
+/* Write m as float32 safetensors with metadata, atomically (temp file in the
+ * same directory, fsync, rename). */
+int sl_model_save(const char *path, const sl_mlp *m, const sl_preproc *pre,
+    enum sl_dtype input_dtype, sl_errmsg *why);
+
+/* SHA-256 of the file's bytes, as lowercase hex (65 bytes with NUL). */
+int sl_model_sha256(const char *path, char hex[65], sl_errmsg *why);
+
+#endif

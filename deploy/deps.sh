@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install the Debian 12 packages softlabel builds, tests and demos with.
+# Idempotent: installs only what is missing and says nothing when all is there.
+# Needs root (or sudo) only when something is missing.
+set -eu
+
+PKGS="build-essential pkg-config libzmq3-dev libmsgpack-dev liblmdb-dev
+libopenblas-dev libcmocka-dev zlib1g-dev libcjson-dev libsodium-dev
+dataset-fashion-mnist python3 clang libclang-rt-14-dev"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 || { echo "deps: need root to install:$missing" >&2; exit 1; }
+	SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >&2
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >&2

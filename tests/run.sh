@@ -1,0 +1,44 @@
+#!/bin/sh
+# Run every test: the cmocka unit executables, then the integration scripts
+# (each starts the real programs on 127.0.0.1). Ends with one summary line
+# "N passed, N failed" and exits non-zero when anything failed.
+#
+#   tests/run.sh              everything
+#   tests/run.sh unit         unit tests only
+#   tests/run.sh integration  integration tests only
+set -u
+BUILD=${BUILD:-build}
+export BUILD
+what=${1:-all}
+pass=0 fail=0 failed=""
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/softlabel-tests.XXXXXX")
+
+run() { # name command...
+	name=$1; shift
+	start=$(date +%s)
+	if "$@" >"$logdir/$name.log" 2>&1; then
+		pass=$((pass + 1))
+		printf 'PASS %-40s %4ss\n' "$name" $(($(date +%s) - start))
+	else
+		fail=$((fail + 1)); failed="$failed $name"
+		printf 'FAIL %-40s %4ss  (log below)\n' "$name" $(($(date +%s) - start))
+		tail -n 60 "$logdir/$name.log" | sed 's/^/    | /'
+	fi
+}
+
+if [ "$what" = all ] || [ "$what" = unit ]; then
+	for t in "$BUILD"/tests/test_*; do
+		[ -x "$t" ] || continue
+		run "unit/$(basename "$t")" "$t"
+	done
+fi
+if [ "$what" = all ] || [ "$what" = integration ]; then
+	for t in tests/integration/*.sh; do
+		[ -f "$t" ] || continue
+		run "integration/$(basename "$t" .sh)" sh "$t"
+	done
+fi
+
+echo "logs: $logdir"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] || { echo "failed:$failed"; exit 1; }
