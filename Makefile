@@ -57,7 +57,7 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS:= $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test unit integration check bench demo deps install clean
-all: $(BINS) $(UNIT_BINS) $(BENCH_BINS)
+all: $(LIB) $(BINS) $(UNIT_BINS) $(BENCH_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
