@@ -8,6 +8,8 @@
 #   make deps       install missing Debian packages (deploy/deps.sh)
 #   make install    PREFIX=/usr/local DESTDIR=
 
+.DEFAULT_GOAL := all
+
 PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0

@@ -12,32 +12,32 @@
 
 void
 sl_nn_dense_forward(float *out, const float *inp, const float *W,
-    const float *b, int B, int I, int O)
+    const float *b, int B, int C, int OC)
 {
 	/* Broadcast the bias into out, then out += inp W^T in one sgemm. */
 	for (int r = 0; r < B; r++)
-		memcpy(out + (size_t)r * O, b, (size_t)O * sizeof *b);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, I,
-	    1.0f, inp, I, W, I, 1.0f, out, O);
+		memcpy(out + (size_t)r * OC, b, (size_t)OC * sizeof *b);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C,
+	    1.0f, inp, C, W, C, 1.0f, out, OC);
 }
 
 void
 sl_nn_dense_backward(float *dinp, float *dW, float *db, const float *dout,
-    const float *inp, const float *W, int B, int I, int O)
+    const float *inp, const float *W, int B, int C, int OC)
 {
-	/* dW (O, I) += dout^T (O, B) inp (B, I) */
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, B,
-	    1.0f, dout, O, inp, I, 1.0f, dW, I);
+	/* dW (OC, C) += dout^T (OC, B) inp (B, C) */
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B,
+	    1.0f, dout, OC, inp, C, 1.0f, dW, C);
 	for (int r = 0; r < B; r++) {
-		const float *d = dout + (size_t)r * O;
+		const float *d = dout + (size_t)r * OC;
 
-		for (int o = 0; o < O; o++)
+		for (int o = 0; o < OC; o++)
 			db[o] += d[o];
 	}
-	/* dinp (B, I) = dout (B, O) W (O, I) */
+	/* dinp (B, C) = dout (B, OC) W (OC, C) */
 	if (dinp != NULL)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, I, O,
-		    1.0f, dout, O, W, I, 0.0f, dinp, I);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC,
+		    1.0f, dout, OC, W, C, 0.0f, dinp, C);
 }
 
 void

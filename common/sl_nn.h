@@ -2,7 +2,7 @@
  *
  * Layout follows llm.c: every layer is a _forward/_backward pair writing into
  * caller buffers; shapes are in the comments, B is the batch size. Matrices
- * are row-major; a weight W is (O, I), as PyTorch's nn.Linear stores it, so
+ * are row-major; a weight W is (OC, C), as PyTorch's nn.Linear stores it, so
  * y = x W^T + b.
  *
  * An sl_mlp owns one parameter block: for each layer l its weight
@@ -27,20 +27,20 @@
 /* --- layers ------------------------------------------------------------- */
 
 /* out = inp W^T + b */
-void sl_nn_dense_forward(float *out,       /* (B, O) */
-    const float *inp,                       /* (B, I) */
-    const float *W,                         /* (O, I) */
-    const float *b,                         /* (O) */
-    int B, int I, int O);
+void sl_nn_dense_forward(float *out,       /* (B, OC) */
+    const float *inp,                       /* (B, C) */
+    const float *W,                         /* (OC, C) */
+    const float *b,                         /* (OC) */
+    int B, int C, int OC);
 
 /* Accumulates into dW and db; writes dinp when it is not NULL. */
-void sl_nn_dense_backward(float *dinp,    /* (B, I) or NULL */
-    float *dW,                              /* (O, I) += */
-    float *db,                              /* (O) += */
-    const float *dout,                      /* (B, O) */
-    const float *inp,                       /* (B, I) */
-    const float *W,                         /* (O, I) */
-    int B, int I, int O);
+void sl_nn_dense_backward(float *dinp,    /* (B, C) or NULL */
+    float *dW,                              /* (OC, C) += */
+    float *db,                              /* (OC) += */
+    const float *dout,                      /* (B, OC) */
+    const float *inp,                       /* (B, C) */
+    const float *W,                         /* (OC, C) */
+    int B, int C, int OC);
 
 void sl_nn_relu_forward(float *out, const float *inp, size_t n);
 /* dinp = dout where inp > 0 else 0; in place (dinp == dout) is allowed. */
@@ -89,12 +89,12 @@ void sl_mlp_ws_free(sl_mlp_ws **ws);
  * hidden ReLU (training); otherwise evaluation. Returns the logits (B, C),
  * valid until the next call on ws. */
 const float *sl_mlp_forward(const sl_mlp *m, sl_mlp_ws *ws,
-    const float *x /* (B, I) */, int B, float dropout, sl_rng *rng);
+    const float *x /* (B, sizes[0]) */, int B, float dropout, sl_rng *rng);
 
 /* Backward of the last forward on ws: dlogits (B, C) in, parameter
  * gradients written (not accumulated) into grads (nparams), same layout as
  * m->params. */
 void sl_mlp_backward(const sl_mlp *m, sl_mlp_ws *ws,
-    const float *dlogits /* (B, C) */, int B, float *grads);
+    const float *dlogits /* (B, sizes[nlayers]) */, int B, float *grads);
 
 #endif
