@@ -1,0 +1,128 @@
+/* softlabel-student: trains small networks, from hard labels now and from
+ * the logit cache once the distillation options land. Exit: 0 done,
+ * 1 runtime failure or interrupted, 2 bad usage. */
+#include "train.h"
+#include "sl_log.h"
+#include "sl_opt.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static train_cfg cfg;
+static int evaluate, show_help, show_version;
+static const char *model_path, *predictions, *log_level;
+
+static sl_opt opts[] = {
+	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "training rows (.npy, IDX, IDX.gz)", 0 },
+	{ "labels", SL_OPT_STR, &cfg.labels, NULL, 0, 0, "FILE", "labels (.npy, IDX); -1 or rows past the end are unlabeled", 0 },
+	{ "arch", SL_OPT_STR, &cfg.arch, NULL, 0, 0, "A-B-..-C", "layer sizes, e.g. 784-128-10 (ReLU between)", 0 },
+	{ "epochs", SL_OPT_INT, &cfg.epochs, "10", 1, 100000, "E", "passes over the training rows", 0 },
+	{ "batch", SL_OPT_INT, &cfg.batch, "128", 1, 65536, "B", "rows per step", 0 },
+	{ "lr", SL_OPT_FLOAT, &cfg.lr, "0.001", 1e-9, 10, "LR", "learning rate", 0 },
+	{ "optimizer", SL_OPT_STR, &cfg.optimizer, "adam", 0, 0, "sgd|adam", "optimizer", 0 },
+	{ "momentum", SL_OPT_FLOAT, &cfg.momentum, "0.9", 0, 0.999999, "M", "SGD momentum", 0 },
+	{ "weight-decay", SL_OPT_FLOAT, &cfg.weight_decay, "0", 0, 1, "WD", "L2 weight decay", 0 },
+	{ "dropout", SL_OPT_FLOAT, &cfg.dropout, "0", 0, 0.95, "P", "dropout after each hidden layer", 0 },
+	{ "seed", SL_OPT_I64, &cfg.seed, "1", 0, 9007199254740991.0, "S", "seed for init, order and dropout", 0 },
+	{ "input-scale", SL_OPT_FLOAT, &cfg.input_scale, NULL, 1e-12, 1e12, "S", "x*S before mean/std (default 1/255 for uint8 data, 1 for float32)", 0 },
+	{ "input-mean", SL_OPT_FLOAT, &cfg.input_mean, "0", -1e12, 1e12, "M", "subtracted after scaling", 0 },
+	{ "input-std", SL_OPT_FLOAT, &cfg.input_std, "1", 1e-12, 1e12, "SD", "divides after the mean", 0 },
+	{ "test-data", SL_OPT_STR, &cfg.test_data, NULL, 0, 0, "FILE", "evaluated after every epoch", 0 },
+	{ "test-labels", SL_OPT_STR, &cfg.test_labels, NULL, 0, 0, "FILE", "labels of --test-data", 0 },
+	{ "out", SL_OPT_STR, &cfg.out, NULL, 0, 0, "FILE", "trained model (.safetensors, PyTorch layout)", 0 },
+	{ "checkpoint", SL_OPT_STR, &cfg.checkpoint, NULL, 0, 0, "FILE", "resumable state, written atomically", 0 },
+	{ "checkpoint-every", SL_OPT_INT, &cfg.checkpoint_every, "200", 0, 1000000000, "STEPS", "also checkpoint every STEPS steps (0: epoch ends only)", 0 },
+	{ "resume", SL_OPT_FLAG, &cfg.resume, NULL, 0, 0, NULL, "continue from --checkpoint if it exists", 0 },
+	{ "metrics", SL_OPT_STR, &cfg.metrics, NULL, 0, 0, "FILE", "JSON lines, one per epoch", 0 },
+	{ "threads", SL_OPT_INT, &cfg.threads, "0", 0, 1024, "N", "OpenBLAS threads (0: OpenBLAS decides); 1 is bit-reproducible", 0 },
+	{ "evaluate", SL_OPT_FLAG, &evaluate, NULL, 0, 0, NULL, "score --model on --test-data instead of training", 0 },
+	{ "model", SL_OPT_STR, &model_path, NULL, 0, 0, "FILE", "model to evaluate (.safetensors)", 0 },
+	{ "predictions", SL_OPT_STR, &predictions, NULL, 0, 0, "FILE", "with --evaluate: predicted class per row (.npy int32)", 0 },
+	{ "log-level", SL_OPT_STR, &log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
+	{ "help", SL_OPT_FLAG, &show_help, NULL, 0, 0, NULL, "this text", 0 },
+	{ "version", SL_OPT_FLAG, &show_version, NULL, 0, 0, NULL, "print the version", 0 },
+	SL_OPT_END
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: softlabel-student --dataset X --labels Y --arch 784-128-10 --out M.safetensors [options]\n"
+	    "       softlabel-student --evaluate --model M --test-data X [--test-labels Y] [--predictions P.npy]\n"
+	    "\n"
+	    "Trains a multilayer perceptron on labeled rows (cross-entropy) and\n"
+	    "writes it as safetensors that PyTorch loads into nn.Sequential.\n"
+	    "\noptions:\n");
+	sl_opt_help(opts, out);
+}
+
+static int
+need(const char *what, const char *v)
+{
+	if (v != NULL)
+		return 0;
+	fprintf(stderr, "softlabel-student: %s is required (see --help)\n", what);
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	sl_errmsg why = { "" };
+	enum sl_log_level level;
+	struct sigaction sa;
+	int npos;
+
+	cfg.input_scale = NAN;
+	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
+		fprintf(stderr, "softlabel-student: %s\n", why.text);
+		return TRAIN_USAGE;
+	}
+	if (show_help) {
+		usage(stdout);
+		return 0;
+	}
+	if (show_version) {
+		printf("softlabel-student %s\n", SL_VERSION);
+		return 0;
+	}
+	(void)sl_log_parse_level(log_level, &level);
+	sl_log_init("softlabel-student", level);
+
+	if (evaluate) {
+		if (need("--model", model_path) || need("--test-data", cfg.test_data))
+			return TRAIN_USAGE;
+		return eval_run(model_path, cfg.arch, cfg.test_data,
+		    cfg.test_labels, predictions, cfg.threads);
+	}
+	if (need("--dataset", cfg.dataset) || need("--labels", cfg.labels) ||
+	    need("--arch", cfg.arch) || need("--out", cfg.out))
+		return TRAIN_USAGE;
+	if ((cfg.test_data == NULL) != (cfg.test_labels == NULL)) {
+		fprintf(stderr, "softlabel-student: --test-data and --test-labels "
+		    "go together\n");
+		return TRAIN_USAGE;
+	}
+	if (cfg.resume && cfg.checkpoint == NULL) {
+		fprintf(stderr, "softlabel-student: --resume needs --checkpoint\n");
+		return TRAIN_USAGE;
+	}
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	return train_run(&cfg, &stop_requested);
+}

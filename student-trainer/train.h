@@ -1,0 +1,44 @@
+/* train.h - the student trainer's run: settings, the training loop, and
+ * evaluation of a saved model.
+ */
+#ifndef TRAIN_H
+#define TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "sl_data.h"
+#include "sl_nn.h"
+
+typedef struct train_cfg {
+	const char *dataset, *labels;       /* training rows and their labels */
+	const char *test_data, *test_labels; /* evaluated after every epoch */
+	const char *arch, *optimizer, *out;
+	const char *checkpoint, *metrics;
+	int epochs, batch, threads, resume, checkpoint_every;
+	int64_t seed;
+	float lr, momentum, weight_decay, dropout;
+	float input_scale, input_mean, input_std; /* scale NAN: by dtype */
+} train_cfg;
+
+/* Exit status of a run, as main() returns it. */
+enum { TRAIN_OK = 0, TRAIN_FAILED = 1, TRAIN_USAGE = 2 };
+
+/* Train as cfg says and write cfg->out. Stops early, after checkpointing,
+ * when *stop becomes non-zero (SIGINT/SIGTERM). Logs its own errors. */
+int train_run(const train_cfg *cfg, volatile sig_atomic_t *stop);
+
+/* Count correct argmax predictions of m over rows [0, n) of ds whose label
+ * is known; labels beyond nlabels count as unknown. pred (n), when not NULL,
+ * receives every row's predicted class. ws must hold batches of B rows and
+ * x must hold (B, D) floats. */
+void eval_accuracy(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
+    const sl_dataset *ds, const sl_preproc *pre, const int32_t *labels,
+    size_t nlabels, int32_t *pred, uint64_t *correct, uint64_t *counted);
+
+/* --evaluate: load model, score it on test data, optionally write the
+ * predictions as .npy (int32). */
+int eval_run(const char *model, const char *arch, const char *test_data,
+    const char *test_labels, const char *predictions, int threads);
+
+#endif
