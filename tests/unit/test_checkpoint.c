@@ -1,0 +1,190 @@
+/* Checkpoints: exact round trip; a flipped byte, a truncation, another run's
+ * digest or another architecture is refused and leaves the caller's state
+ * untouched. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+
+#include "../../student-trainer/checkpoint.h"
+#include "sl_file.h"
+
+typedef struct fixture {
+	char dir[64], path[96];
+	sl_mlp *m;
+	sl_optim o;
+	sl_rng rng;
+	uint8_t digest[32];
+} fixture;
+
+static int
+setup(void **state)
+{
+	const int sizes[] = { 5, 4, 3 };
+	fixture *f = calloc(1, sizeof *f);
+
+	strcpy(f->dir, "/tmp/sl-ckpt-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->path, sizeof f->path, "%s/c.ckpt", f->dir);
+	if (sl_mlp_new(sizes, 2, &f->m) != 0 ||
+	    sl_optim_init(&f->o, SL_OPTIM_ADAM, f->m->nparams, 1e-3f) != 0)
+		return -1;
+	sl_rng_seed(&f->rng, 11);
+	sl_mlp_init_params(f->m, &f->rng);
+	for (size_t i = 0; i < f->m->nparams; i++) {
+		f->o.m[i] = (float)i * 0.5f;
+		f->o.v[i] = (float)i * 0.25f;
+	}
+	f->o.t = 77;
+	memset(f->digest, 0xab, sizeof f->digest);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	fixture *f = *state;
+
+	unlink(f->path);
+	rmdir(f->dir);
+	sl_mlp_free(&f->m);
+	sl_optim_fini(&f->o);
+	free(f);
+	return 0;
+}
+
+/* A fresh state of the same shape, all zeros. */
+static void
+blank(fixture *f, sl_mlp **m, sl_optim *o)
+{
+	assert_int_equal(sl_mlp_new(f->m->sizes, f->m->nlayers, m), 0);
+	assert_int_equal(sl_optim_init(o, SL_OPTIM_ADAM, f->m->nparams, 1.0f), 0);
+}
+
+static void
+test_round_trip_is_exact(void **state)
+{
+	fixture *f = *state;
+	const ckpt_pos pos = { 3, 17, 1234 };
+	ckpt_pos got;
+	sl_mlp *m;
+	sl_optim o;
+	sl_rng r;
+	sl_errmsg why = { "" };
+
+	assert_int_equal(ckpt_save(f->path, f->m, &f->o, &f->rng, &pos,
+	    f->digest, &why), 0);
+	blank(f, &m, &o);
+	assert_int_equal(ckpt_load(f->path, m, &o, &r, &got, f->digest, &why), 0);
+	assert_memory_equal(m->params, f->m->params, m->nparams * sizeof(float));
+	assert_memory_equal(o.m, f->o.m, o.n * sizeof(float));
+	assert_memory_equal(o.v, f->o.v, o.n * sizeof(float));
+	assert_true(o.t == 77);
+	assert_true(o.lr == 1e-3f);
+	assert_memory_equal(r.s, f->rng.s, sizeof r.s);
+	assert_int_equal(got.epoch, 3);
+	assert_true(got.batch == 17 && got.step == 1234);
+	sl_mlp_free(&m);
+	sl_optim_fini(&o);
+}
+
+static void
+expect_refused(fixture *f, const void *buf, size_t len, const uint8_t *digest,
+    int want)
+{
+	sl_mlp *m;
+	sl_optim o;
+	sl_rng r = { { 1, 2, 3, 4 } };
+	ckpt_pos pos = { 9, 9, 9 };
+	sl_errmsg why = { "" };
+
+	blank(f, &m, &o);
+	assert_int_equal(ckpt_decode(buf, len, m, &o, &r, &pos, digest, &why), want);
+	assert_true(why.text[0] != '\0');
+	/* untouched */
+	for (size_t i = 0; i < m->nparams; i++)
+		assert_true(m->params[i] == 0.0f);
+	assert_true(r.s[0] == 1 && pos.epoch == 9 && o.t == 0);
+	sl_mlp_free(&m);
+	sl_optim_fini(&o);
+}
+
+static void
+test_corruption_truncation_and_mismatch(void **state)
+{
+	fixture *f = *state;
+	const ckpt_pos pos = { 1, 2, 3 };
+	sl_errmsg why;
+	unsigned char *buf;
+	size_t len;
+	uint8_t other[32];
+
+	assert_int_equal(ckpt_save(f->path, f->m, &f->o, &f->rng, &pos,
+	    f->digest, &why), 0);
+	assert_int_equal(sl_file_read(f->path, 1 << 20, (void **)&buf, &len,
+	    &why), 0);
+
+	/* every single flipped byte is caught */
+	for (size_t i = 0; i < len; i += 7) {
+		buf[i] ^= 0x10;
+		expect_refused(f, buf, len, f->digest,
+		    i < 8 ? SL_EFORMAT : SL_ECORRUPT);
+		buf[i] ^= 0x10;
+	}
+	/* every truncation */
+	for (size_t n = 0; n < len; n += 13)
+		expect_refused(f, buf, n, f->digest,
+		    n < 12 ? SL_EFORMAT : SL_ECORRUPT);
+	memset(other, 0xcd, sizeof other);
+	expect_refused(f, buf, len, other, SL_EMISMATCH);
+	free(buf);
+
+	/* another architecture */
+	{
+		const int sizes[] = { 5, 6, 3 };
+		sl_mlp *m;
+		sl_optim o;
+		sl_rng r;
+		ckpt_pos p;
+
+		assert_int_equal(sl_mlp_new(sizes, 2, &m), 0);
+		assert_int_equal(sl_optim_init(&o, SL_OPTIM_ADAM, m->nparams, 1), 0);
+		assert_int_equal(ckpt_load(f->path, m, &o, &r, &p, f->digest,
+		    &why), SL_EMISMATCH);
+		sl_mlp_free(&m);
+		sl_optim_fini(&o);
+	}
+}
+
+static void
+test_missing_file_is_enoent(void **state)
+{
+	fixture *f = *state;
+	ckpt_pos p;
+	sl_rng r;
+	sl_errmsg why;
+
+	unlink(f->path);
+	assert_int_equal(ckpt_load(f->path, f->m, &f->o, &r, &p, f->digest,
+	    &why), ENOENT);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip_is_exact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corruption_truncation_and_mismatch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file_is_enoent, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
