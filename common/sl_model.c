@@ -173,6 +173,16 @@ cmp_tensor(const void *a, const void *b)
 	return (int)x->kind - (int)y->kind;
 }
 
+static int
+cmp_begin(const void *a, const void *b)
+{
+	const struct tensor *x = a, *y = b;
+
+	if (x->begin != y->begin)
+		return x->begin < y->begin ? -1 : 1;
+	return x->end < y->end ? -1 : x->end > y->end;
+}
+
 static void
 format_sizes(const int *sizes, int nlayers, char *buf, size_t len)
 {
@@ -380,7 +390,7 @@ sl_model_parse(const void *buf, size_t len, const int *expect_sizes,
 	char *text = NULL;
 	cJSON *root = NULL;
 	const cJSON *meta = NULL, *j;
-	const char *end;
+	const char *end = NULL;
 	struct tensor *ts = NULL;
 	sl_mlp *m = NULL;
 	sl_model_info mi;
@@ -520,6 +530,29 @@ sl_model_parse(const void *buf, size_t len, const int *expect_sizes,
 		}
 		sizes[++nlayers] = (int)t->shape[0];
 	}
+
+	/* The safetensors rule: the tensors tile the data section, no holes,
+	 * no overlap, nothing after (no polyglot files). The library PyTorch
+	 * uses refuses anything else, so we do too. Checked after the
+	 * structure, whose messages say more; leaves ts in module order. */
+	qsort(ts, (size_t)nt, sizeof *ts, cmp_begin);
+	for (int i = 0; i < nt; i++) {
+		const size_t prev = i > 0 ? ts[i - 1].end : 0;
+
+		if (ts[i].begin != prev) {
+			r = sl_errmsg_set(why, SL_EFORMAT, "tensor \"%.64s\" "
+			    "starts at %zu, not at %zu where the previous one "
+			    "ends (data must be contiguous)", ts[i].name,
+			    ts[i].begin, prev);
+			goto fail;
+		}
+	}
+	if (ts[nt - 1].end != data_len) {
+		r = sl_errmsg_set(why, SL_EFORMAT, "tensors end at byte %zu of "
+		    "%zu data bytes", ts[nt - 1].end, data_len);
+		goto fail;
+	}
+	qsort(ts, (size_t)nt, sizeof *ts, cmp_tensor);
 
 	if (expect_sizes != NULL && (expect_nlayers != nlayers ||
 	    memcmp(expect_sizes, sizes,

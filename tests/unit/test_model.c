@@ -840,6 +840,27 @@ test_bad_entries(void **state)
 	expect_fail("{\"0.weight\":{\"dtype\":\"F16\",\"shape\":[3,2],"
 	    "\"data_offsets\":[0,24]}," B0 "," W2 "," B2 "}", SL_EFORMAT,
 	    "bytes");
+
+	/* tensors must tile the data: overlap, hole, bytes left over */
+	expect_fail("{" W0 "," B0 "," W2 ",\"2.bias\":{\"dtype\":\"F32\","
+	    "\"shape\":[2],\"data_offsets\":[52,60]}}", SL_EFORMAT,
+	    "contiguous");
+	expect_fail("{" W0 "," B0 ",\"2.weight\":{\"dtype\":\"F32\","
+	    "\"shape\":[2,3],\"data_offsets\":[40,64]},\"2.bias\":"
+	    "{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[60,68]}}",
+	    SL_EFORMAT, "contiguous");
+	expect_fail("{\"0.weight\":{\"dtype\":\"F32\",\"shape\":[3,2],"
+	    "\"data_offsets\":[4,28]},\"0.bias\":{\"dtype\":\"F32\","
+	    "\"shape\":[3],\"data_offsets\":[28,40]}," W2 "," B2 "}",
+	    SL_EFORMAT, "contiguous");
+	expect_fail_data("{" W0 "," B0 "," W2 "," B2 "}", good_data,
+	    sizeof good_data - 4, SL_EFORMAT, "outside");
+	{
+		float more[GOOD_NFLOATS + 1] = { 0 };
+
+		expect_fail_data("{" W0 "," B0 "," W2 "," B2 "}", more,
+		    sizeof more, SL_EFORMAT, "tensors end at byte 68 of 72");
+	}
 }
 
 static void
