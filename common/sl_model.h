@@ -34,20 +34,42 @@ typedef struct sl_model_info {
 /* Parse a safetensors image buf[0..len) into a new MLP. expect_sizes, when
  * not NULL, is the --arch the user gave (expect_nlayers dense layers) and
  * must match the tensor shapes. On failure fills why with one line naming the
- * problem (the caller prefixes the file name). */
+ * problem (the caller prefixes the file name).
+ *
+ * Module indices may have gaps (Dropout modules) and are ordered as numbers.
+ * The tensors must tile the data section exactly, as the safetensors library
+ * requires. Metadata "input_scale", "input_mean", "input_std" come all three
+ * or not at all; "format" is not checked ("pt" is fine).
+ *
+ * *out (free with sl_mlp_free) and *info (may be NULL) are written only on
+ * success; buf is not kept. Returns 0, SL_EFORMAT (malformed header, names,
+ * shapes, offsets, non-finite values, layers that do not chain), SL_ELIMIT
+ * (header, tensor, dimension, layer or parameter limits), SL_EUNSUPPORTED
+ * (dtype other than F32/F16/BF16, activation other than relu), SL_EMISMATCH
+ * (--arch or metadata "arch" against the shapes) or SL_ENOMEM. Callable
+ * from several threads, except that cJSON records every parse's error in
+ * one process-wide variable (we never read it; TSan would see the race). */
 int sl_model_parse(const void *buf, size_t len, const int *expect_sizes,
     int expect_nlayers, sl_mlp **out, sl_model_info *info, sl_errmsg *why);
 
-/* Read PATH and parse it as above. */
+/* Read PATH and parse it as above. Also returns an errno value when the
+ * file cannot be opened or read, SL_EFORMAT for something other than a
+ * regular file, SL_ELIMIT for a file larger than any valid model. */
 int sl_model_load(const char *path, const int *expect_sizes,
     int expect_nlayers, sl_mlp **out, sl_model_info *info, sl_errmsg *why);
 
-/* Write m as float32 safetensors with metadata, atomically (temp file in the
- * same directory, fsync, rename). */
+/* Write m as float32 safetensors with metadata, atomically (temp file
+ * "PATH.tmp.<pid>" in the same directory, fsync, rename, fsync of the
+ * directory; the temp file is removed on failure). Tensors are named
+ * "<2l>.weight"/"<2l>.bias", as nn.Sequential(Linear, ReLU, ...) names them.
+ * Returns 0, an errno value, SL_EINVAL for non-finite parameters or
+ * preprocessing (such a file would not load back), or SL_ENOMEM. */
 int sl_model_save(const char *path, const sl_mlp *m, const sl_preproc *pre,
     enum sl_dtype input_dtype, sl_errmsg *why);
 
-/* SHA-256 of the file's bytes, as lowercase hex (65 bytes with NUL). */
+/* SHA-256 of the file's bytes, as lowercase hex (65 bytes with NUL),
+ * written only on success. Returns 0, an errno value, SL_ENOMEM, or
+ * SL_EUNSUPPORTED when libsodium cannot initialise. */
 int sl_model_sha256(const char *path, char hex[65], sl_errmsg *why);
 
 #endif
