@@ -8,7 +8,15 @@
  * applies the preprocessing (sl_preproc) a model was trained with.
  *
  * Thread-safety: an open dataset is immutable; any number of threads may read
- * it at once.
+ * it at once (the lazily computed fingerprint is guarded by a lock).
+ *
+ * Caveats:
+ *   - .npy files (and plain uint8 IDX files) stay mapped while open;
+ *     truncating such a file under an open dataset ends in SIGBUS, as with
+ *     any mmap reader (LMDB has the same caveat).
+ *   - IDX float32 data is big-endian on disk and swapped to host order on
+ *     load, so sl_dataset_row() always returns host-order floats.
+ *   - The code assumes a little-endian host ('<f4' is used as stored).
  */
 #ifndef SL_DATA_H
 #define SL_DATA_H
@@ -21,6 +29,9 @@
 /* Limits enforced before anything is allocated. */
 #define SL_DATA_MAX_DIMS 8
 #define SL_DATA_MAX_HEADER_BYTES 65536 /* .npy header */
+/* Largest IDX image (header + data) a gzip file may claim. The gunzip buffer
+ * grows as data arrives, so a claim alone never allocates this much. */
+#define SL_DATA_MAX_BYTES ((uint64_t)16 << 30) /* 16 GiB */
 
 enum sl_dtype {
 	SL_DTYPE_U8 = 1,
@@ -45,7 +56,8 @@ typedef struct sl_fingerprint {
 	uint32_t ndim;
 	uint64_t shape[SL_DATA_MAX_DIMS]; /* shape[0] == rows */
 	enum sl_dtype dtype;
-	uint8_t sha256[32]; /* of the sample bytes, in row order */
+	uint8_t sha256[32]; /* of the sample bytes, in row order, as
+	                     * sl_dataset_row() returns them (host order) */
 } sl_fingerprint;
 
 typedef struct sl_dataset sl_dataset;
