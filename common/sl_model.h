@@ -23,7 +23,7 @@
 #include "sl_err.h"
 #include "sl_nn.h"
 
-#define SL_MODEL_MAX_HEADER_BYTES (16u << 20) /* JSON header */
+#define SL_MODEL_MAX_HEADER_BYTES (1u << 20) /* JSON header */
 #define SL_MODEL_MAX_TENSORS 1024
 
 typedef struct sl_model_info {

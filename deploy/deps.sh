@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential pkg-config libzmq3-dev libmsgpack-dev liblmdb-dev
 libopenblas-dev libcmocka-dev zlib1g-dev libcjson-dev libsodium-dev
-dataset-fashion-mnist python3 clang libclang-rt-14-dev"
+dataset-fashion-mnist python3 clang libclang-rt-14-dev
+python3-torch python3-numpy"
 
 missing=""
 for p in $PKGS; do

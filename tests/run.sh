@@ -12,6 +12,7 @@ export BUILD
 what=${1:-all}
 pass=0 fail=0 failed=""
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/softlabel-tests.XXXXXX")
+mkdir -p "$logdir/unit" "$logdir/integration"
 
 run() { # name command...
 	name=$1; shift

@@ -112,7 +112,7 @@ main(void)
 	sl_rng r;
 	double ours[ROUNDS], bare[ROUNDS];
 
-	openblas_set_num_threads(2);
+	openblas_set_num_threads(getenv("BENCH_THREADS") ? atoi(getenv("BENCH_THREADS")) : 2);
 	printf("openblas core: %s, threads: 2\n", openblas_get_corename());
 	sl_rng_seed(&r, 1);
 	if (sl_mlp_new(sizes, 3, &c.m) != 0 || sl_mlp_ws_new(c.m, c.B, &c.ws) != 0)

@@ -707,8 +707,8 @@ test_bad_length_prefix(void **state)
 
 	/* over the limit, before looking at the buffer */
 	memset(buf, 0, 8);
-	buf[0] = 1;
-	buf[3] = 1; /* 16 MiB + 1 */
+	for (int i = 0; i < 4; i++) /* one byte over the limit, little-endian */
+		buf[i] = (unsigned char)((SL_MODEL_MAX_HEADER_BYTES + 1) >> (8 * i));
 	why.text[0] = '\0';
 	assert_int_equal(sl_model_parse(buf, sizeof buf, NULL, 0, &m, NULL,
 	    &why), SL_ELIMIT);
