@@ -32,7 +32,9 @@ eval_run(const char *model, const char *arch, const char *test_data,
 	if ((rc = sl_model_load(model, arch ? sizes : NULL, nl, &m, &info,
 	    &why)) != 0) {
 		sl_error("%s: %s", model, why.text[0] ? why.text : sl_strerror(rc));
-		return TRAIN_FAILED;
+		/* The file is fine but not what --arch says: a usage error. */
+		return rc == SL_EMISMATCH && arch != NULL ? TRAIN_USAGE :
+		    TRAIN_FAILED;
 	}
 	if ((rc = sl_dataset_open(test_data, &ds, &why)) != 0) {
 		sl_error("%s: %s", test_data, why.text);

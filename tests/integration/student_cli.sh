@@ -38,7 +38,7 @@ expect 2 "--dataset is required" --labels "$Y" --arch 784-10 --out "$T/m"
 expect 2 "--arch: '784-x' is not a layer list" --dataset "$X" --labels "$Y" --arch 784-x --out "$T/m"
 expect 2 "rows have 784 values, --arch 100-10 expects 100" --dataset "$X" --labels "$Y" --arch 100-10 --out "$T/m"
 expect 2 "label 9 at row" --dataset "$X" --labels "$Y" --arch 784-5 --out "$T/m"
-expect 1 "$T/missing.npy: No such file" --dataset "$T/missing.npy" --labels "$Y" --arch 784-10 --out "$T/m"
+expect 1 "$T/missing.npy: open: No such file" --dataset "$T/missing.npy" --labels "$Y" --arch 784-10 --out "$T/m"
 
 # Malformed files: truncated dataset, garbage model.
 head -c 1000 "$X" >"$T/trunc.gz"
