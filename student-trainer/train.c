@@ -289,17 +289,26 @@ eval_accuracy(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
 	*counted = cnt;
 }
 
+/* One JSON object per epoch; without a test set the accuracy fields are
+ * null (JSON has no NaN). */
 static void
-write_metrics(run *r, const ckpt_pos *pos, double loss, double test_acc,
-    uint64_t test_errors, double rate, double wall_s)
+write_metrics(run *r, const ckpt_pos *pos, double loss, uint64_t test_ok,
+    uint64_t test_n, double rate, double wall_s)
 {
+	char acc[64] = "null", errors[32] = "null";
+
 	if (r->metrics == NULL)
 		return;
+	if (test_n > 0) {
+		snprintf(acc, sizeof acc, "%.6f", (double)test_ok / (double)test_n);
+		snprintf(errors, sizeof errors, "%llu",
+		    (unsigned long long)(test_n - test_ok));
+	}
 	fprintf(r->metrics, "{\"epoch\":%u,\"step\":%llu,\"loss\":%.6f,"
-	    "\"rows\":%zu,\"test_accuracy\":%.6f,\"test_errors\":%llu,"
+	    "\"rows\":%zu,\"test_accuracy\":%s,\"test_errors\":%s,"
 	    "\"samples_per_s\":%.1f,\"wall_s\":%.3f}\n", pos->epoch,
-	    (unsigned long long)pos->step, loss, r->n_rows, test_acc,
-	    (unsigned long long)test_errors, rate, wall_s);
+	    (unsigned long long)pos->step, loss, r->n_rows, acc, errors, rate,
+	    wall_s);
 	fflush(r->metrics);
 }
 
@@ -392,7 +401,6 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 
 		const double rate = (double)seen / (sl_now_s() - t_epoch + 1e-9);
 		const double loss = seen ? loss_sum / (double)seen : 0.0;
-		double acc = (double)NAN;
 		uint64_t ok = 0, cnt = 0;
 		ckpt_pos next = { pos.epoch + 1, 0, pos.step };
 
@@ -401,14 +409,18 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 		if (r.test_ds != NULL) {
 			eval_accuracy(r.m, r.ws, c->batch, r.x, r.test_ds, &r.pre,
 			    r.test_labels, r.test_nlabels, NULL, &ok, &cnt);
-			acc = cnt ? (double)ok / (double)cnt : (double)NAN;
 		}
-		sl_info("epoch %u/%d step %llu loss %.4f test_accuracy %.4f "
-		    "(%llu errors) %.0f samples/s", pos.epoch + 1, c->epochs,
-		    (unsigned long long)pos.step, loss, acc,
-		    (unsigned long long)(cnt - ok), rate);
-		write_metrics(&r, &next, loss, acc, cnt - ok, rate,
-		    sl_now_s() - t0);
+		if (cnt > 0)
+			sl_info("epoch %u/%d step %llu loss %.4f %.0f samples/s "
+			    "test_accuracy %.4f (%llu errors)", pos.epoch + 1,
+			    c->epochs, (unsigned long long)pos.step, loss, rate,
+			    (double)ok / (double)cnt,
+			    (unsigned long long)(cnt - ok));
+		else
+			sl_info("epoch %u/%d step %llu loss %.4f %.0f samples/s",
+			    pos.epoch + 1, c->epochs, (unsigned long long)pos.step,
+			    loss, rate);
+		write_metrics(&r, &next, loss, ok, cnt, rate, sl_now_s() - t0);
 	}
 	if (save_model(&r) != 0)
 		goto out;

@@ -7,17 +7,18 @@ T=$(sl_tmpdir)
 
 X=$FMNIST/t10k-images-idx3-ubyte.gz
 Y=$FMNIST/t10k-labels-idx1-ubyte.gz
+# exec, so that the pid sl_bg records is the trainer's own and kill hits it.
 train() { # out ckpt extra...
 	out=$1 ckpt=$2; shift 2
-	"$BIN/softlabel-student" --dataset "$X" --labels "$Y" \
-	    --arch 784-256-256-10 --epochs 3 --batch 64 --lr 0.001 \
+	exec "$BIN/softlabel-student" --dataset "$X" --labels "$Y" \
+	    --arch 784-256-256-10 --epochs 5 --batch 64 --lr 0.001 \
 	    --optimizer adam --dropout 0.2 --seed 7 --threads 1 \
 	    --checkpoint "$ckpt" --checkpoint-every 7 --out "$out" "$@"
 }
 
 start=$(date +%s)
-train "$T/ref.safetensors" "$T/ref.ckpt" --test-data "$X" --test-labels "$Y" \
-    --metrics "$T/ref.jsonl" 2>"$T/ref.log" || sl_fail "reference run failed"
+(train "$T/ref.safetensors" "$T/ref.ckpt" --test-data "$X" --test-labels "$Y" \
+    --metrics "$T/ref.jsonl") 2>"$T/ref.log" || sl_fail "reference run failed"
 ref_s=$(($(date +%s) - start))
 acc=$(sl_metric "$T/ref.jsonl" test_accuracy)
 echo "reference run: ${ref_s}s, training-set accuracy $acc"
@@ -27,9 +28,9 @@ sl_check "$(awk -v a="$acc" 'BEGIN { print (a > 0.80) }') -eq 1" "reference run 
 kills=0 round=0 done=0 terms=0
 while [ "$round" -lt 40 ]; do
 	round=$((round + 1))
-	sl_bg pid train "$T/run.safetensors" "$T/run.ckpt" --resume
+	sl_bg pid train "$T/run.safetensors" "$T/run.ckpt" --resume 2>>"$T/run.log"
 	# Kill somewhere in the run; the checkpoint cadence is a few ms.
-	delay=$(awk -v s="$round" 'BEGIN { srand(s * 7919); printf "%.2f", 0.2 + rand() * 1.3 }')
+	delay=$(awk -v s="$round" 'BEGIN { srand(s * 7919); printf "%.2f", 0.1 + rand() * 0.5 }')
 	sleep "$delay"
 	if kill -0 "$pid" 2>/dev/null; then
 		if [ "$round" -eq 3 ]; then

@@ -1,7 +1,9 @@
 # Shared by the integration tests; source it, then use:
 #   T=$(sl_tmpdir)       fresh directory, removed on exit
 #   sl_bg VAR cmd...     start a process we own; its pid goes into VAR and is
-#                        killed (by pid) when the test exits
+#                        killed (by pid) when the test exits. cmd must be a
+#                        program, or a function that execs one, so that the
+#                        pid is the program's and not a subshell's
 #   sl_fail "message"    print and exit 1
 #   sl_check COND MSG    fail unless the shell test COND holds
 # Every wait in these tests is bounded in time.
