@@ -58,6 +58,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS:= $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
+.SECONDARY:
 .PHONY: all test unit integration check bench demo deps install clean
 all: $(LIB) $(BINS) $(UNIT_BINS) $(BENCH_BINS)
 

@@ -85,6 +85,11 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	int npos;
 
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
 	cfg.input_scale = NAN;
 	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
 		fprintf(stderr, "softlabel-student: %s\n", why.text);
@@ -120,9 +125,5 @@ main(int argc, char **argv)
 		return TRAIN_USAGE;
 	}
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
 	return train_run(&cfg, &stop_requested);
 }
