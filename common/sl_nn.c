@@ -2,6 +2,9 @@
 #include "sl_err.h"
 
 #include <cblas.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -40,17 +43,41 @@ sl_nn_dense_backward(float *dinp, float *dW, float *db, const float *dout,
 		    1.0f, dout, OC, W, C, 0.0f, dinp, C);
 }
 
+/* The scalar forms below compile to a data-dependent branch; on
+ * activations of random sign it mispredicts half the time, which cost 30%
+ * of the 784-1200-1200-10 forward pass (make bench). SSE is part of the
+ * x86-64 baseline, so this needs no -march flag; other targets take the
+ * scalar loop. maxps(x, 0) is exactly x > 0 ? x : 0, NaN giving 0. */
 void
 sl_nn_relu_forward(float *out, const float *inp, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	size_t i = 0;
+
+#if defined(__SSE__)
+	const __m128 zero = _mm_setzero_ps();
+
+	for (; i + 4 <= n; i += 4)
+		_mm_storeu_ps(out + i, _mm_max_ps(_mm_loadu_ps(inp + i), zero));
+#endif
+	for (; i < n; i++)
 		out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void
 sl_nn_relu_backward(float *dinp, const float *dout, const float *out, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	size_t i = 0;
+
+#if defined(__SSE__)
+	const __m128 zero = _mm_setzero_ps();
+
+	for (; i + 4 <= n; i += 4) {
+		const __m128 on = _mm_cmpgt_ps(_mm_loadu_ps(out + i), zero);
+
+		_mm_storeu_ps(dinp + i, _mm_and_ps(on, _mm_loadu_ps(dout + i)));
+	}
+#endif
+	for (; i < n; i++)
 		dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 

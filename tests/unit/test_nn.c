@@ -100,19 +100,31 @@ test_dense_backward_matches_naive(void **state)
 	assert_close(dx, rdx, B * C, 1e-5);
 }
 
+/* The SIMD body and the scalar tail must both equal x > 0 ? x : 0, NaN
+ * and signed zeros included; 11 values cover two vectors and a tail. */
 static void
 test_relu_and_backward(void **state)
 {
-	float x[6] = { -2, -0.5f, 0, 0.5f, 3, -1e-30f }, y[6], d[6];
-	const float dy[6] = { 1, 2, 3, 4, 5, 6 };
+	const float x[11] = { -2, -0.5f, 0, 0.5f, 3, -1e-30f, NAN, -0.0f,
+		INFINITY, -INFINITY, 1e-40f };
+	const float dy[11] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 };
+	float y[11], d[11], inplace[11];
 
 	(void)state;
-	sl_nn_relu_forward(y, x, 6);
-	const float want[6] = { 0, 0, 0, 0.5f, 3, 0 };
-	assert_memory_equal(y, want, sizeof want);
-	sl_nn_relu_backward(d, dy, y, 6);
-	const float dwant[6] = { 0, 0, 0, 4, 5, 0 };
-	assert_memory_equal(d, dwant, sizeof dwant);
+	sl_nn_relu_forward(y, x, 11);
+	memcpy(inplace, x, sizeof x);
+	sl_nn_relu_forward(inplace, inplace, 11);
+	for (int i = 0; i < 11; i++) {
+		const float want = x[i] > 0.0f ? x[i] : 0.0f;
+
+		assert_memory_equal(&y[i], &want, sizeof want); /* +0, not -0 */
+		assert_memory_equal(&inplace[i], &want, sizeof want);
+	}
+	sl_nn_relu_backward(d, dy, y, 11);
+	for (int i = 0; i < 11; i++)
+		assert_true(d[i] == (y[i] > 0.0f ? dy[i] : 0.0f));
+	assert_true(d[3] == 4 && d[4] == 5 && d[8] == 9 && d[10] == 11);
+	assert_true(d[0] == 0 && d[6] == 0 && d[7] == 0);
 }
 
 static void
