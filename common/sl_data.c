@@ -15,6 +15,8 @@
 #define ZLIB_CONST
 #include "sl_data.h"
 
+#include "sl_file.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1091,60 +1093,14 @@ fail:
 
 /* ---- writing .npy ------------------------------------------------------- */
 
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	ssize_t w;
-
-	while (len > 0) {
-		w = write(fd, p, len > ((size_t)1 << 30) ? (size_t)1 << 30 : len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-/* fsync the directory holding path so the rename is durable. Filesystems
- * that cannot fsync a directory say EINVAL; that is not a failure. */
-static int
-sync_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd, rc = 0;
-
-	if (slash == NULL)
-		dir = strdup(".");
-	else if (slash == path)
-		dir = strdup("/");
-	else
-		dir = strndup(path, (size_t)(slash - path));
-	if (dir == NULL)
-		return ENOMEM;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return errno;
-	if (fsync(fd) != 0 && errno != EINVAL)
-		rc = errno;
-	close(fd);
-	return rc;
-}
-
 int
 sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
     uint32_t ndim, const void *data, sl_errmsg *why)
 {
 	char hdr[256 + SHAPE_TEXT_MAX], d[8], text[SHAPE_TEXT_MAX];
-	char *tmp = NULL;
-	size_t elem_size, count, hlen, tlen;
-	int n, fd = -1, rc;
+	sl_atomic_file f;
+	size_t elem_size, count, hlen;
+	int n, rc;
 
 	if (descr == NULL)
 		return sl_errmsg_set(why, SL_EINVAL, "descr is NULL");
@@ -1178,52 +1134,13 @@ sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
 	hdr[8] = (char)((hlen - 10) & 0xff);
 	hdr[9] = (char)((hlen - 10) >> 8);
 
-	tlen = strlen(path) + 32;
-	tmp = malloc(tlen);
-	if (tmp == NULL)
-		return sl_errmsg_set(why, SL_ENOMEM, "out of memory");
-	snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	if (fd < 0) {
-		rc = errno;
-		sl_errmsg_set(why, rc, "create temp file: %s", strerror(rc));
-		free(tmp);
-		return rc;
-	}
-	rc = write_all(fd, hdr, hlen);
+	rc = sl_atomic_open(&f, path, why);
+	if (rc == 0)
+		rc = sl_atomic_write(&f, hdr, hlen, why);
 	if (rc == 0 && count > 0)
-		rc = write_all(fd, data, count * elem_size);
-	if (rc != 0) {
-		sl_errmsg_set(why, rc, "write temp file: %s", strerror(rc));
-		goto fail;
-	}
-	if (fsync(fd) != 0) {
-		rc = errno;
-		sl_errmsg_set(why, rc, "fsync temp file: %s", strerror(rc));
-		goto fail;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		rc = errno;
-		sl_errmsg_set(why, rc, "close temp file: %s", strerror(rc));
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		rc = errno;
-		sl_errmsg_set(why, rc, "rename temp file: %s", strerror(rc));
-		goto fail;
-	}
-	free(tmp);
-	rc = sync_dir(path);
-	if (rc != 0)
-		return sl_errmsg_set(why, rc, "fsync directory: %s",
-		    strerror(rc));
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	free(tmp);
+		rc = sl_atomic_write(&f, data, count * elem_size, why);
+	if (rc == 0)
+		rc = sl_atomic_commit(&f, why);
+	sl_atomic_abort(&f); /* no-op after a commit */
 	return rc;
 }

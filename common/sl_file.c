@@ -1,31 +1,45 @@
+/* sl_file.c - whole-file reads and atomic writes (see sl_file.h). */
 #include "sl_file.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Largest single write(): some systems refuse counts above INT_MAX. */
+#define WRITE_CHUNK ((size_t)1 << 30)
+
 int
 sl_atomic_open(sl_atomic_file *f, const char *path, sl_errmsg *why)
 {
 	int n;
 
+	/* First, so that sl_atomic_abort() is safe whatever happens below. */
 	f->fd = -1;
+	f->tmp[0] = '\0';
+	f->path[0] = '\0';
 	if (strlen(path) >= sizeof f->path)
 		return sl_errmsg_set(why, ENAMETOOLONG, "path too long");
-	strcpy(f->path, path);
-	n = snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%d", path, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof f->tmp)
+	n = snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof f->tmp) {
+		f->tmp[0] = '\0';
 		return sl_errmsg_set(why, ENAMETOOLONG, "path too long");
+	}
+	strcpy(f->path, path);
 	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (f->fd < 0)
-		return sl_errmsg_set(why, errno, "cannot create %s: %s", f->tmp,
-		    strerror(errno));
+	if (f->fd < 0) {
+		int err = errno;
+
+		sl_errmsg_set(why, err, "cannot create %s: %s", f->tmp,
+		    strerror(err));
+		f->tmp[0] = '\0'; /* not created: nothing to remove */
+		return err;
+	}
 	return 0;
 }
 
@@ -35,13 +49,15 @@ sl_atomic_write(sl_atomic_file *f, const void *buf, size_t len, sl_errmsg *why)
 	const char *p = buf;
 
 	while (len > 0) {
-		ssize_t w = write(f->fd, p, len);
+		ssize_t w = write(f->fd, p, len < WRITE_CHUNK ? len : WRITE_CHUNK);
 
 		if (w < 0) {
-			if (errno == EINTR)
+			int err = errno;
+
+			if (err == EINTR)
 				continue;
-			return sl_errmsg_set(why, errno, "write %s: %s", f->tmp,
-			    strerror(errno));
+			return sl_errmsg_set(why, err, "write %s: %s", f->tmp,
+			    strerror(err));
 		}
 		p += w;
 		len -= (size_t)w;
@@ -52,29 +68,43 @@ sl_atomic_write(sl_atomic_file *f, const void *buf, size_t len, sl_errmsg *why)
 int
 sl_atomic_commit(sl_atomic_file *f, sl_errmsg *why)
 {
-	char dir[4096];
-	int rc, dfd;
+	char dir[SL_FILE_PATH_MAX];
+	int err, dfd;
 
-	if (fsync(f->fd) != 0 || close(f->fd) != 0) {
-		rc = errno;
-		f->fd = -1;
+	if (fsync(f->fd) != 0) {
+		err = errno;
 		sl_atomic_abort(f);
-		return sl_errmsg_set(why, rc, "sync %s: %s", f->tmp, strerror(rc));
+		return sl_errmsg_set(why, err, "fsync %s: %s", f->path,
+		    strerror(err));
 	}
+	err = close(f->fd) != 0 ? errno : 0;
 	f->fd = -1;
-	if (rename(f->tmp, f->path) != 0) {
-		rc = errno;
+	if (err != 0) {
 		sl_atomic_abort(f);
-		return sl_errmsg_set(why, rc, "rename to %s: %s", f->path,
-		    strerror(rc));
+		return sl_errmsg_set(why, err, "close %s: %s", f->path,
+		    strerror(err));
 	}
+	if (rename(f->tmp, f->path) != 0) {
+		err = errno;
+		sl_atomic_abort(f);
+		return sl_errmsg_set(why, err, "rename to %s: %s", f->path,
+		    strerror(err));
+	}
+	f->tmp[0] = '\0'; /* renamed: a later abort must not unlink anything */
+
 	/* Make the rename itself durable. */
 	strcpy(dir, f->path);
 	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
+	if (dfd < 0) {
+		err = errno;
+		return sl_errmsg_set(why, err, "open the directory of %s: %s",
+		    f->path, strerror(err));
 	}
+	err = (fsync(dfd) != 0 && errno != EINVAL) ? errno : 0;
+	close(dfd);
+	if (err != 0)
+		return sl_errmsg_set(why, err, "fsync the directory of %s: %s",
+		    f->path, strerror(err));
 	return 0;
 }
 
@@ -96,46 +126,54 @@ sl_file_read(const char *path, size_t max_bytes, void **buf, size_t *len,
 {
 	struct stat st;
 	char *p = NULL;
-	size_t n, off = 0;
+	size_t size, got = 0;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return sl_errmsg_set(why, errno, "%s", strerror(errno));
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer before the
+	 * S_ISREG check refuses it. It changes nothing for regular files. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		rc = errno;
+		return sl_errmsg_set(why, rc, "cannot open: %s", strerror(rc));
+	}
 	if (fstat(fd, &st) != 0) {
-		rc = sl_errmsg_set(why, errno, "%s", strerror(errno));
+		rc = errno;
+		rc = sl_errmsg_set(why, rc, "cannot stat: %s", strerror(rc));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rc = sl_errmsg_set(why, SL_EFORMAT, "not a regular file");
 		goto fail;
 	}
-	if ((uint64_t)st.st_size > max_bytes) {
-		rc = sl_errmsg_set(why, SL_ELIMIT, "%lld bytes exceeds limit %zu",
-		    (long long)st.st_size, max_bytes);
+	if (st.st_size < 0 || (uintmax_t)st.st_size > max_bytes) {
+		rc = sl_errmsg_set(why, SL_ELIMIT, "%jd bytes, over the limit "
+		    "of %zu", (intmax_t)st.st_size, max_bytes);
 		goto fail;
 	}
-	n = (size_t)st.st_size;
-	p = malloc(n ? n : 1);
+	size = (size_t)st.st_size;
+	p = malloc(size > 0 ? size : 1);
 	if (p == NULL) {
-		rc = sl_errmsg_set(why, SL_ENOMEM, "out of memory");
+		rc = sl_errmsg_set(why, SL_ENOMEM, "no memory for %zu bytes",
+		    size);
 		goto fail;
 	}
-	while (off < n) {
-		ssize_t r = read(fd, p + off, n - off);
+	while (got < size) {
+		ssize_t n = read(fd, p + got, size - got);
 
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			rc = sl_errmsg_set(why, r < 0 ? errno : SL_EFORMAT,
-			    "read: %s", r < 0 ? strerror(errno) : "file shrank");
+		if (n < 0) {
+			rc = errno;
+			if (rc == EINTR)
+				continue;
+			rc = sl_errmsg_set(why, rc, "read: %s", strerror(rc));
 			goto fail;
 		}
-		off += (size_t)r;
+		if (n == 0)
+			break; /* shrank since fstat: hand back what is there */
+		got += (size_t)n;
 	}
 	close(fd);
 	*buf = p;
-	*len = n;
+	*len = got;
 	return 0;
 fail:
 	free(p);

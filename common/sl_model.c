@@ -7,6 +7,8 @@
  */
 #include "sl_model.h"
 
+#include "sl_file.h"
+
 #include <cJSON.h>
 #include <sodium.h>
 
@@ -18,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_RANK 8         /* dims we read in a shape before judging it */
@@ -620,65 +621,30 @@ sl_model_load(const char *path, const int *expect_sizes, int expect_nlayers,
 	 * parameters an MLP may have. */
 	const uint64_t max_bytes = 8 + (uint64_t)SL_MODEL_MAX_HEADER_BYTES +
 	    (uint64_t)SL_MLP_MAX_PARAMS * 4;
-	unsigned char *buf = NULL;
-	struct stat st;
-	size_t size, got = 0;
-	int fd, r;
+	void *buf;
+	size_t len;
+	int r;
 
 	if (why != NULL)
 		why->text[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return sl_errmsg_set(why, errno, "cannot open: %s",
-		    strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		r = sl_errmsg_set(why, errno, "cannot stat: %s", strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = sl_errmsg_set(why, SL_EFORMAT, "not a regular file");
-		goto fail;
-	}
-	if (st.st_size < 0 || (uint64_t)st.st_size > max_bytes ||
-	    (uint64_t)st.st_size > SIZE_MAX) {
-		r = sl_errmsg_set(why, SL_ELIMIT, "%lld bytes, over the limit "
-		    "of %llu", (long long)st.st_size,
-		    (unsigned long long)max_bytes);
-		goto fail;
-	}
-	/* read(), not mmap: a file truncated under us gives a short read, not
-	 * SIGBUS. */
-	size = (size_t)st.st_size;
-	buf = malloc(size > 0 ? size : 1);
-	if (buf == NULL) {
-		r = sl_errmsg_set(why, SL_ENOMEM, "no memory for %zu bytes", size);
-		goto fail;
-	}
-	while (got < size) {
-		ssize_t n = read(fd, buf + got, size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = sl_errmsg_set(why, errno, "read: %s", strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	r = sl_model_parse(buf, got, expect_sizes, expect_nlayers, out, info,
+	/* A file that shrinks while being read comes back short and then
+	 * fails to parse like any truncated file. */
+	r = sl_file_read(path, max_bytes > SIZE_MAX ? SIZE_MAX :
+	    (size_t)max_bytes, &buf, &len, why);
+	if (r != 0)
+		return r;
+	r = sl_model_parse(buf, len, expect_sizes, expect_nlayers, out, info,
 	    why);
-fail:
 	free(buf);
-	close(fd);
 	return r;
 }
 
-/* Buffered little-endian writer for sl_model_save. */
+/* Buffered little-endian writer for sl_model_save, in front of an atomic
+ * file: the float conversions go 4 bytes at a time, the writes IO_CHUNK. */
 struct writer {
-	int fd;
-	int err;      /* first errno, sticky */
+	sl_atomic_file f;
+	sl_errmsg *why; /* holds the text of err */
+	int err;        /* first failure, sticky */
 	size_t used;
 	unsigned char buf[IO_CHUNK];
 };
@@ -686,18 +652,8 @@ struct writer {
 static void
 wflush(struct writer *w)
 {
-	size_t off = 0;
-
-	while (w->err == 0 && off < w->used) {
-		ssize_t n = write(w->fd, w->buf + off, w->used - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			w->err = errno;
-		else
-			off += (size_t)n;
-	}
+	if (w->err == 0 && w->used > 0)
+		w->err = sl_atomic_write(&w->f, w->buf, w->used, w->why);
 	w->used = 0;
 }
 
@@ -813,47 +769,15 @@ fail:
 	return -1;
 }
 
-/* fsync the directory holding path, so that the rename is durable. */
-static int
-sync_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd, r = 0;
-
-	if (slash == NULL) {
-		dir = strdup(".");
-	} else {
-		size_t n = slash == path ? 1 : (size_t)(slash - path);
-
-		dir = malloc(n + 1);
-		if (dir != NULL) {
-			memcpy(dir, path, n);
-			dir[n] = '\0';
-		}
-	}
-	if (dir == NULL)
-		return ENOMEM;
-	fd = open(dir, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		r = errno;
-	else if (fsync(fd) != 0)
-		r = errno;
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	return r;
-}
-
 int
 sl_model_save(const char *path, const sl_mlp *m, const sl_preproc *pre,
     enum sl_dtype input_dtype, sl_errmsg *why)
 {
-	struct writer *w = NULL;
-	char *header = NULL, *tmp = NULL;
-	size_t hlen, tlen;
+	struct writer *w;
+	char *header;
+	size_t hlen;
 	unsigned char lenbuf[8];
-	int fd = -1, r;
+	int r;
 
 	if (why != NULL)
 		why->text[0] = '\0';
@@ -877,25 +801,17 @@ sl_model_save(const char *path, const sl_mlp *m, const sl_preproc *pre,
 	if (build_header(m, pre, input_dtype, &header, &hlen) != 0)
 		return sl_errmsg_set(why, SL_ENOMEM, "no memory for the header");
 
-	tlen = strlen(path) + 32;
-	tmp = malloc(tlen);
 	w = malloc(sizeof *w);
-	if (tmp == NULL || w == NULL) {
-		r = sl_errmsg_set(why, SL_ENOMEM, "no memory");
-		goto fail;
+	if (w == NULL) {
+		free(header);
+		return sl_errmsg_set(why, SL_ENOMEM, "no memory");
 	}
-	snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = sl_errmsg_set(why, errno, "cannot create %s: %s", tmp,
-		    strerror(errno));
-		free(tmp);
-		tmp = NULL; /* nothing to unlink */
-		goto fail;
-	}
-	w->fd = fd;
+	w->why = why;
 	w->err = 0;
 	w->used = 0;
+	r = sl_atomic_open(&w->f, path, why);
+	if (r != 0)
+		goto fail;
 	for (int i = 0; i < 8; i++)
 		lenbuf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
 	wbytes(w, lenbuf, sizeof lenbuf);
@@ -905,41 +821,11 @@ sl_model_save(const char *path, const sl_mlp *m, const sl_preproc *pre,
 		wfloats(w, m->b[l], (size_t)m->sizes[l + 1]);
 	}
 	wflush(w);
-	if (w->err != 0) {
-		r = sl_errmsg_set(why, w->err, "write: %s", strerror(w->err));
+	if ((r = w->err) != 0)
 		goto fail;
-	}
-	if (fsync(fd) != 0) {
-		r = sl_errmsg_set(why, errno, "fsync: %s", strerror(errno));
-		goto fail;
-	}
-	r = close(fd);
-	fd = -1;
-	if (r != 0) {
-		r = sl_errmsg_set(why, errno, "close: %s", strerror(errno));
-		goto fail;
-	}
-	if (rename(tmp, path) != 0) {
-		r = sl_errmsg_set(why, errno, "rename: %s", strerror(errno));
-		goto fail;
-	}
-	free(tmp);
-	tmp = NULL;
-	if ((r = sync_dir(path)) != 0) {
-		r = sl_errmsg_set(why, r, "fsync of the directory: %s",
-		    strerror(r));
-		goto fail;
-	}
-	free(w);
-	free(header);
-	return 0;
+	r = sl_atomic_commit(&w->f, why);
 fail:
-	if (fd >= 0)
-		close(fd);
-	if (tmp != NULL) {
-		unlink(tmp);
-		free(tmp);
-	}
+	sl_atomic_abort(&w->f); /* no-op after a commit */
 	free(w);
 	free(header);
 	return r;
