@@ -35,7 +35,7 @@ step() { # name arch epochs extra...
 	    --lr 0.001 --optimizer adam --seed 1 "$@" \
 	    --metrics "$OUT/$name.jsonl" --checkpoint "$OUT/$name.ckpt" --resume \
 	    --out "$OUT/$name.safetensors" 2>&1 | tee "$OUT/$name.log" |
-	    grep --line-buffered -E "epoch|ERROR" | sed 's/^/    /'
+	    grep --line-buffered -E "epoch|ERROR" | sed -u 's/^/    /'
 	wall=$(($(date +%s) - start))
 	last=$(tail -n 1 "$OUT/$name.jsonl")
 	acc=$(echo "$last" | sed -n 's/.*"test_accuracy":\([^,]*\).*/\1/p')

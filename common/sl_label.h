@@ -1,0 +1,95 @@
+/* sl_label.h - soft-label records: the values of the logit cache's `labels`
+ * database and of a RESULT message's blob, byte for byte.
+ *
+ * A record, little-endian:
+ *
+ *   u8  encoding   1 dense f32, 2 dense f16, 3 top-k
+ *   u8  0          reserved
+ *   u16 k          top-k only (0 for dense)
+ *   u32 classes
+ *   u32 crc32      of every byte after this field
+ *   dense:  classes values of z / T (f32 or f16)
+ *   top-k:  f32 lse (log-sum-exp of z / T over all classes),
+ *           k u32 class indices, k f16 values of z / T, largest first
+ *
+ * softmax(values) (dense) or exp(v - lse) (top-k) is the teacher's
+ * distribution at T; T * values gives back the logits. A record's size
+ * depends only on its header, so a shard's records are fixed-size and a blob
+ * of n records is n * sl_label_size() bytes.
+ *
+ * Thread-safe: pure functions on caller buffers.
+ */
+#ifndef SL_LABEL_H
+#define SL_LABEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_err.h"
+
+#define SL_LABEL_HEADER_BYTES 12
+#define SL_LABEL_MAX_CLASSES 65536
+#define SL_LABEL_MAX_K 1024
+
+enum sl_encoding {
+	SL_ENC_F32 = 1,
+	SL_ENC_F16 = 2,
+	SL_ENC_TOPK = 3,
+};
+
+/* How records of one teacher are written. */
+typedef struct sl_label_fmt {
+	enum sl_encoding encoding;
+	uint32_t classes;
+	uint16_t k; /* top-k only; 1 <= k < classes */
+} sl_label_fmt;
+
+/* Parse "f32", "f16" or "topk:K" (K in [1, SL_LABEL_MAX_K]). classes is left
+ * for the caller. Returns 0 or SL_EINVAL. */
+int sl_label_parse_encoding(const char *s, sl_label_fmt *out);
+/* "f32", "f16", "topk:5" into buf. */
+void sl_label_format_encoding(const sl_label_fmt *f, char *buf, size_t len);
+
+/* Check that fmt is one we can write and read: known encoding, classes in
+ * [2, SL_LABEL_MAX_CLASSES], k in [1, min(classes - 1, SL_LABEL_MAX_K)] for
+ * top-k and 0 otherwise. Returns 0 or SL_EINVAL. */
+int sl_label_fmt_check(const sl_label_fmt *fmt);
+
+/* Bytes of one record in this format (header included). fmt must pass
+ * sl_label_fmt_check. */
+size_t sl_label_size(const sl_label_fmt *fmt);
+
+/* Encode one record from a row of logits (classes values) at temperature T
+ * into out (sl_label_size bytes). scratch is caller memory of at least
+ * 2 * classes floats (no allocation). Non-finite logits are the caller's to
+ * reject first; this returns SL_EINVAL for them. */
+int sl_label_encode(const sl_label_fmt *fmt, const float *logits /* (classes) */,
+    float T, float *scratch /* (2 * classes) */, void *out);
+
+/* Check one record in buf[0..len): header valid, len exactly its size, CRC
+ * holds, every value finite, top-k indices distinct and in range and values
+ * in non-increasing order. When expect is not NULL the header must equal it.
+ * On success *fmt (if not NULL) gets the record's format.
+ * Returns 0, SL_EFORMAT, SL_ECORRUPT (CRC) or SL_EMISMATCH (not expect),
+ * with why naming the field. */
+int sl_label_check(const void *buf, size_t len, const sl_label_fmt *expect,
+    sl_label_fmt *fmt, sl_errmsg *why);
+
+/* The distribution at temperature T from a record that passed
+ * sl_label_check, into p (classes). The record holds z / T_stored:
+ * dense records are re-softened exactly (softmax(v * T_stored / T)); top-k
+ * records keep exp((v - lse) * ...) for the kept classes and spread the rest
+ * of the mass evenly over the others (exact when T == T_stored, an
+ * approximation otherwise; see the README). */
+void sl_label_probs(const void *rec, float T_stored, float T,
+    float *p /* (classes) */);
+
+/* A dense record's stored values z / T_stored as floats into v (classes).
+ * Returns 0, or SL_EUNSUPPORTED for a top-k record. */
+int sl_label_values(const void *rec, float *v /* (classes) */);
+
+/* IEEE half <-> float, round to nearest even; exported for tests. */
+uint16_t sl_f32_to_f16(float f);
+float sl_f16_to_f32(uint16_t h);
+
+#endif

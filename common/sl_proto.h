@@ -1,0 +1,159 @@
+/* sl_proto.h - the wire protocol between broker, teacher workers and clients.
+ *
+ * Every message is one ZeroMQ frame holding one msgpack map. Two keys are in
+ * every message: "v" (protocol version, SL_PROTO_VERSION) and "t" (type, an
+ * unsigned integer below). The other keys depend on the type; unknown keys
+ * are an error, so a peer of another version fails loudly rather than
+ * half-understood. Soft labels and dataset rows travel as one msgpack `bin`
+ * each, never as arrays of numbers.
+ *
+ * Workers (DEALER) talk to the broker (ROUTER):
+ *
+ *   worker                         broker
+ *   HELLO {teacher, model, T, enc} ->        register; provenance checked
+ *                                  <- WELCOME {teacher index, timings} | REFUSE {reason}
+ *   READY {credit}                 ->        ask for up to `credit` shards
+ *                                  <- TASK {shard, rows, [data]}  (0..credit of them)
+ *   HEARTBEAT {shards held}        ->        every heartbeat_ms: renews leases
+ *                                  <- HEARTBEAT {}
+ *   RESULT {shard, blob}           ->        validated, committed in one txn
+ *                                  <- ACK {shard, status}          after the commit
+ *
+ * A broker that does not know the sender (restarted, or the worker
+ * reconnected under a new identity) answers anything but HELLO with RESET;
+ * the worker then sends HELLO again, listing the shards whose results it
+ * still holds, and resends them.
+ *
+ * STATUS {} -> STATUS_REPLY {json} works from any client without HELLO.
+ *
+ * Decoding is a bounds-checked walk of the frame that allocates nothing:
+ * strings and blobs in a decoded message point into the frame and are valid
+ * only as long as it is. Encoding uses msgpack-c's packer.
+ */
+#ifndef SL_PROTO_H
+#define SL_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_err.h"
+#include "sl_label.h"
+
+#define SL_PROTO_VERSION 1
+#define SL_PROTO_MAX_NAME 128      /* teacher and worker names, bytes */
+#define SL_PROTO_MAX_HELD 64       /* shards listed in HELLO / HEARTBEAT */
+#define SL_PROTO_MAX_REASON 256
+
+enum sl_msg_type {
+	SL_MSG_HELLO = 1,
+	SL_MSG_WELCOME = 2,
+	SL_MSG_REFUSE = 3,
+	SL_MSG_READY = 4,
+	SL_MSG_TASK = 5,
+	SL_MSG_HEARTBEAT = 6,
+	SL_MSG_RESULT = 7,
+	SL_MSG_ACK = 8,
+	SL_MSG_RESET = 9,
+	SL_MSG_STATUS = 10,
+	SL_MSG_STATUS_REPLY = 11,
+	SL_MSG_DONE = 12, /* broker -> worker: every shard of your teacher is done */
+};
+
+enum sl_ack_status {
+	SL_ACK_STORED = 1,    /* committed now */
+	SL_ACK_DUPLICATE = 2, /* already done: dropped */
+	SL_ACK_REJECTED = 3,  /* invalid: see reason; the shard goes back to the queue */
+};
+
+/* A borrowed byte range inside the frame being decoded. */
+typedef struct sl_bytes {
+	const uint8_t *p;
+	size_t len;
+} sl_bytes;
+
+typedef struct sl_msg {
+	enum sl_msg_type type;
+	union {
+		struct { /* HELLO */
+			sl_bytes worker;      /* free-form name for status */
+			sl_bytes teacher;     /* teacher name, 1..SL_PROTO_MAX_NAME */
+			sl_bytes model_sha256; /* 64 lowercase hex digits */
+			float temperature;    /* > 0, finite */
+			sl_label_fmt fmt;     /* encoding, classes, k */
+			uint32_t input_dim;   /* values per row the model takes */
+			sl_bytes dataset_sha256; /* 32 bytes, or len 0: ship rows */
+			uint32_t nheld;
+			uint64_t held[SL_PROTO_MAX_HELD]; /* results it still holds */
+		} hello;
+		struct { /* WELCOME */
+			uint32_t teacher_index;
+			uint32_t heartbeat_ms;
+			uint32_t lease_timeout_ms;
+			uint64_t rows;        /* dataset rows */
+			uint32_t shard_rows;
+			uint32_t row_bytes;   /* bytes per row in TASK data */
+			uint32_t dtype;       /* enum sl_dtype of TASK data */
+			uint64_t max_msg_bytes;
+		} welcome;
+		struct { /* REFUSE */
+			sl_bytes reason;
+		} refuse;
+		struct { /* READY */
+			uint32_t credit;      /* 1..SL_PROTO_MAX_HELD */
+		} ready;
+		struct { /* TASK */
+			uint64_t shard;
+			uint64_t first_row;
+			uint32_t nrows;
+			sl_bytes data;        /* nrows * row_bytes, or empty */
+		} task;
+		struct { /* HEARTBEAT (worker: shards in progress; broker: none) */
+			uint32_t nheld;
+			uint64_t held[SL_PROTO_MAX_HELD];
+		} heartbeat;
+		struct { /* RESULT */
+			uint64_t shard;
+			uint32_t teacher_index;
+			uint32_t nrows;
+			sl_bytes blob;        /* nrows records of the teacher's format */
+		} result;
+		struct { /* ACK */
+			uint64_t shard;
+			uint32_t status;      /* enum sl_ack_status */
+			sl_bytes reason;      /* empty unless rejected */
+		} ack;
+		struct { /* STATUS_REPLY */
+			sl_bytes json;
+		} status;
+		struct { /* RESET, DONE */
+			sl_bytes reason;
+		} reset;
+	} u;
+} sl_msg;
+
+/* Decode frame buf[0..len) into m. Checks the version, the type, that every
+ * required key is present with the right msgpack type and range, that no
+ * unknown or repeated key appears, and that nothing trails the map. Strings
+ * and blobs in m borrow from buf. Returns 0 or SL_EFORMAT / SL_ELIMIT /
+ * SL_EUNSUPPORTED (version) with why naming the key. Thread-safe. */
+int sl_proto_decode(const void *buf, size_t len, sl_msg *m, sl_errmsg *why);
+
+/* A growable output buffer for encoding; reuse one across messages so the
+ * steady state allocates nothing. */
+typedef struct sl_proto_buf {
+	uint8_t *p;
+	size_t len, cap;
+} sl_proto_buf;
+
+void sl_proto_buf_fini(sl_proto_buf *b);
+
+/* Encode m into b (replacing its contents). Returns 0 or SL_ENOMEM. */
+int sl_proto_encode(const sl_msg *m, sl_proto_buf *b);
+
+/* A name for logs and status counters: "HELLO", "RESULT", ... */
+const char *sl_proto_type_name(enum sl_msg_type t);
+
+/* Build sl_bytes from a C string (borrowed). */
+sl_bytes sl_bytes_str(const char *s);
+
+#endif
