@@ -35,23 +35,32 @@ LIB_SRC := $(wildcard common/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/lib/libsoftlabel.a
 
-# Each program directory: main.c plus its own modules. The modules also go
-# into a per-program archive so unit tests can link them.
-PROGS   := student-trainer:softlabel-student
-define prog_rules
-$(1)_SRC := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))
+# Programs: directory, binary, main file. A directory's other .c files form
+# its own archive, linked into each of its programs and into the unit tests.
+PROGS   := student-trainer:softlabel-student:main \
+           broker:softlabel-broker:main \
+           broker:softlabel:admin \
+           teacher-worker:softlabel-teacher:main
+PROG_DIRS := $(sort $(foreach p,$(PROGS),$(word 1,$(subst :, ,$(p)))))
+MAINS   := $(foreach p,$(PROGS),$(word 1,$(subst :, ,$(p)))/$(word 3,$(subst :, ,$(p))).c)
+define dir_rules
+$(1)_SRC := $$(filter-out $(MAINS),$$(wildcard $(1)/*.c))
 $(1)_OBJ := $$($(1)_SRC:%.c=$(BUILD)/obj/%.o)
 $(1)_LIB := $(BUILD)/lib/lib$(1).a
 $$($(1)_LIB): $$($(1)_OBJ)
 	@mkdir -p $$(@D)
+	rm -f $$@
 	$$(AR) rcs $$@ $$^
-$(BUILD)/bin/$(2): $(BUILD)/obj/$(1)/main.o $$($(1)_LIB) $(LIB)
+PROG_LIBS += $$($(1)_LIB)
+endef
+$(foreach d,$(PROG_DIRS),$(eval $(call dir_rules,$(d))))
+define prog_rules
+$(BUILD)/bin/$(2): $(BUILD)/obj/$(1)/$(3).o $$($(1)_LIB) $(LIB)
 	@mkdir -p $$(@D)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 BINS += $(BUILD)/bin/$(2)
-PROG_LIBS += $$($(1)_LIB)
 endef
-$(foreach p,$(PROGS),$(eval $(call prog_rules,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p))))))
+$(foreach p,$(PROGS),$(eval $(call prog_rules,$(word 1,$(subst :, ,$(p))),$(word 2,$(subst :, ,$(p))),$(word 3,$(subst :, ,$(p))))))
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

@@ -949,22 +949,29 @@ sl_dataset_rows_f32(const sl_dataset *ds, const size_t *idx, size_t first,
 
 	for (size_t k = 0; k < n; k++) {
 		size_t r = idx ? idx[k] : first + k;
-		const uint8_t *src;
-		float *dst = out + k * d;
 
 		assert(r < ds->rows);
-		src = ds->data + r * ds->row_bytes;
-		if (ds->dtype == SL_DTYPE_U8) {
-			for (size_t j = 0; j < d; j++)
-				dst[j] = ((float)src[j] * p.scale - p.mean) /
-				    p.std;
-		} else {
-			for (size_t j = 0; j < d; j++) {
-				float x;
-				memcpy(&x, src + 4 * j, 4); /* may be unaligned */
-				dst[j] = (x * p.scale - p.mean) / p.std;
-			}
-		}
+		sl_rows_f32(ds->data + r * ds->row_bytes, ds->dtype, 1, d, &p,
+		    out + k * d);
+	}
+}
+
+void
+sl_rows_f32(const void *raw, enum sl_dtype dtype, size_t n, size_t d,
+    const sl_preproc *p, float *out /* (n, d) */)
+{
+	const uint8_t *src = raw;
+
+	if (dtype == SL_DTYPE_U8) {
+		for (size_t j = 0; j < n * d; j++)
+			out[j] = ((float)src[j] * p->scale - p->mean) / p->std;
+		return;
+	}
+	for (size_t j = 0; j < n * d; j++) {
+		float x;
+
+		memcpy(&x, src + 4 * j, 4); /* may be unaligned */
+		out[j] = (x * p->scale - p->mean) / p->std;
 	}
 }
 

@@ -85,6 +85,11 @@ const void *sl_dataset_row(const sl_dataset *ds, size_t i);
 void sl_dataset_rows_f32(const sl_dataset *ds, const size_t *idx, size_t first,
     size_t n, const sl_preproc *pre, float *out /* (n, D) */);
 
+/* The same conversion for n raw rows of d values in memory (rows shipped in
+ * a TASK message); identical results to sl_dataset_rows_f32. */
+void sl_rows_f32(const void *raw, enum sl_dtype dtype, size_t n, size_t d,
+    const sl_preproc *pre, float *out /* (n, d) */);
+
 /* Compute the fingerprint (hashes every byte once, then caches it). */
 int sl_dataset_fingerprint(sl_dataset *ds, sl_fingerprint *out);
 

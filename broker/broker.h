@@ -1,0 +1,154 @@
+/* broker.h - the broker's state: the job, one scheduler per teacher, the
+ * workers it knows, and the group of results waiting for their commit.
+ *
+ * One thread runs everything (broker_run): messages are drained from the
+ * socket in bursts, every valid result of a burst is committed in one LMDB
+ * write transaction, and only then acknowledged. A shard moves
+ *
+ *   PENDING -> LEASED -> COMMITTING -> DONE
+ *                |  ^        |
+ *                v  |        +-> PENDING (commit failed)
+ *             (lease expired, result rejected) -> QUARANTINED after
+ *                                                 max_attempts leases
+ *
+ * Leases live in memory only: after a restart every shard that is not DONE
+ * or QUARANTINED in the cache is PENDING again, and workers re-claim the
+ * results they still hold in their HELLO.
+ */
+#ifndef BROKER_H
+#define BROKER_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "sl_data.h"
+#include "sl_proto.h"
+#include "sl_store.h"
+
+#define BROKER_MAX_WORKERS 4096
+#define BROKER_MAX_GROUP 256  /* results per commit transaction */
+#define BROKER_GRANTS 64      /* shards a worker may answer for */
+
+typedef struct broker_cfg {
+	const char *store, *dataset, *bind, *status_bind;
+	int shard_rows, lease_timeout_s, max_attempts, exit_when_done, nosync;
+	int64_t max_msg_bytes;
+} broker_cfg;
+
+enum shard_state {
+	SHARD_PENDING,
+	SHARD_LEASED,
+	SHARD_COMMITTING,
+	SHARD_DONE,
+	SHARD_QUARANTINED,
+};
+
+typedef struct shard_slot {
+	uint8_t state;
+	uint8_t attempts;     /* leases handed out, saturating */
+	uint32_t owner;       /* token of the worker holding the lease */
+	uint64_t deadline_ms; /* lease expiry, monotonic */
+} shard_slot;
+
+typedef struct teacher_sched {
+	sl_store_teacher info;
+	size_t rec_size;
+	shard_slot *slots;    /* (nshards) */
+	uint64_t scan;        /* where the search for a pending shard resumes */
+	uint64_t ndone, nleased, nquarantined;
+	uint64_t done_at_start;
+	double rate;          /* committed samples/s, smoothed */
+	uint64_t rate_t_ms, rate_samples;
+} teacher_sched;
+
+typedef struct worker {
+	int used;
+	uint8_t id[256];
+	size_t idlen;
+	uint32_t token;       /* unique per session, never reused */
+	char name[SL_PROTO_MAX_NAME + 1];
+	uint32_t teacher;     /* index into broker.teachers */
+	int ship_rows;        /* no local dataset: TASKs carry the rows */
+	uint32_t credit, nleases;
+	uint64_t last_seen_ms, hello_ms;
+	uint64_t results, samples;
+	uint64_t granted[BROKER_GRANTS]; /* ring of shards it may answer for */
+	uint32_t ngranted;
+} worker;
+
+/* Why a message was refused; each has a counter in status. */
+enum reject_reason {
+	REJ_MALFORMED,
+	REJ_OVERSIZE,
+	REJ_BAD_HELLO,
+	REJ_PROVENANCE,
+	REJ_DATASET,
+	REJ_WRONG_TEACHER,
+	REJ_UNKNOWN_SHARD,
+	REJ_NOT_LEASED,
+	REJ_QUARANTINED,
+	REJ_WRONG_ROWS,
+	REJ_WRONG_SIZE,
+	REJ_BAD_RECORD,
+	REJ_STORE,
+	REJ_COUNT_
+};
+
+extern const char *const broker_reject_names[REJ_COUNT_];
+
+typedef struct pending_result {
+	zmq_msg_t frame;      /* owns the blob until the commit */
+	uint8_t id[256];
+	size_t idlen;
+	uint32_t token;
+	uint32_t teacher;
+	uint64_t shard;
+	const uint8_t *blob;
+	uint32_t nrows;
+} pending_result;
+
+typedef struct quarantine {
+	uint32_t teacher;
+	uint64_t shard;
+	uint32_t attempts;
+	char reason[128];
+} quarantine;
+
+typedef struct broker {
+	const broker_cfg *cfg;
+	sl_store *store;
+	sl_dataset *ds;
+	sl_store_job job;
+	uint64_t nshards;
+	size_t row_bytes;
+	void *zctx, *sock, *status_sock;
+	sl_proto_buf out;
+
+	teacher_sched teachers[SL_STORE_MAX_TEACHERS];
+	uint32_t nteachers;
+	worker *workers;      /* (BROKER_MAX_WORKERS) */
+	uint32_t next_token;
+
+	pending_result group[BROKER_MAX_GROUP];
+	uint32_t ngroup;
+	quarantine quarantined[BROKER_MAX_GROUP];
+	uint32_t nquarantine;
+
+	uint64_t rejected[REJ_COUNT_];
+	uint64_t duplicates, resets, commits, committed_results;
+	uint64_t start_ms;
+	volatile sig_atomic_t *stop;
+} broker;
+
+/* Open the store and dataset, create or resume the job, bind. Logs its own
+ * errors; returns 0, or 1 (runtime) / 2 (usage) as an exit status. */
+int broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop);
+/* Serve until done (with exit_when_done) or *stop. Exit status. */
+int broker_run(broker *b);
+void broker_close(broker *b);
+
+/* Status as a JSON text, malloc'd (caller frees); NULL on no memory. */
+char *broker_status_json(const broker *b);
+
+#endif

@@ -1,0 +1,88 @@
+/* softlabel-broker: hands out shards of a dataset to teacher workers and
+ * commits their soft labels into the logit cache. Exit: 0 done or stopped,
+ * 1 runtime failure (or finished with quarantined shards), 2 bad usage. */
+#include "broker.h"
+#include "sl_log.h"
+#include "sl_net.h"
+#include "sl_opt.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static broker_cfg cfg;
+static int show_help, show_version;
+static const char *log_level;
+
+static sl_opt opts[] = {
+	{ "store", SL_OPT_STR, &cfg.store, NULL, 0, 0, "DIR", "logit cache (LMDB directory); created on first start", 0 },
+	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "rows to label (.npy, IDX, IDX.gz)", 0 },
+	{ "bind", SL_OPT_STR, &cfg.bind, "tcp://127.0.0.1:5555", 0, 0, "EP", "ZeroMQ endpoint for workers", 0 },
+	{ "status-bind", SL_OPT_STR, &cfg.status_bind, NULL, 0, 0, "EP", "extra endpoint answering STATUS only (probes)", 0 },
+	{ "shard-rows", SL_OPT_INT, &cfg.shard_rows, "1024", 1, 65536, "N", "rows per shard (fixed when the job is created)", 0 },
+	{ "lease-timeout", SL_OPT_INT, &cfg.lease_timeout_s, "30", 1, 86400, "S", "seconds a lease lives without renewal", 0 },
+	{ "max-attempts", SL_OPT_INT, &cfg.max_attempts, "5", 1, 255, "N", "leases of one shard before it is quarantined", 0 },
+	{ "max-msg-bytes", SL_OPT_I64, &cfg.max_msg_bytes, "67108864", 65536, 1073741824, "B", "largest message accepted", 0 },
+	{ "exit-when-done", SL_OPT_FLAG, &cfg.exit_when_done, NULL, 0, 0, NULL, "exit once every shard of every registered teacher is done", 0 },
+	{ "nosync", SL_OPT_FLAG, &cfg.nosync, NULL, 0, 0, NULL, "do not fsync commits (fast; a crash can lose acknowledged results)", 0 },
+	{ "log-level", SL_OPT_STR, &log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
+	{ "help", SL_OPT_FLAG, &show_help, NULL, 0, 0, NULL, "this text", 0 },
+	{ "version", SL_OPT_FLAG, &show_version, NULL, 0, 0, NULL, "print the version", 0 },
+	SL_OPT_END
+};
+
+int
+main(int argc, char **argv)
+{
+	sl_errmsg why = { "" };
+	enum sl_log_level level;
+	struct sigaction sa;
+	broker b;
+	int npos, rc;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
+		fprintf(stderr, "softlabel-broker: %s\n", why.text);
+		return 2;
+	}
+	if (show_help) {
+		printf("usage: softlabel-broker --store DIR --dataset FILE [options]\n\n"
+		    "Leases shards of FILE to softlabel-teacher workers and commits\n"
+		    "their soft labels into the logit cache DIR, each shard in one\n"
+		    "transaction, acknowledged only after its commit.\n\noptions:\n");
+		sl_opt_help(opts, stdout);
+		return 0;
+	}
+	if (show_version) {
+		printf("softlabel-broker %s\n", SL_VERSION);
+		return 0;
+	}
+	if (cfg.store == NULL || cfg.dataset == NULL) {
+		fprintf(stderr, "softlabel-broker: --store and --dataset are "
+		    "required (see --help)\n");
+		return 2;
+	}
+	(void)sl_log_parse_level(log_level, &level);
+	sl_log_init("softlabel-broker", level);
+	if ((rc = broker_open(&b, &cfg, &stop_requested)) == 0) {
+		sl_warn("traffic on %s is unauthenticated and unencrypted: bind "
+		    "only where you trust the network", cfg.bind);
+		rc = broker_run(&b);
+	}
+	broker_close(&b);
+	return rc;
+}

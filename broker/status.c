@@ -1,0 +1,102 @@
+/* status.c - the broker's status as JSON, for `softlabel status` and probes.
+ *
+ *   {"rows", "shards", "shard_rows", "uptime_s", "commits", "duplicates",
+ *    "resets", "teachers": [{"name", "index", "done", "leased", "pending",
+ *    "quarantined", "samples_per_s", "eta_s", "quarantined_shards": [..]}],
+ *    "workers": [{"name", "teacher", "leases", "results", "samples",
+ *    "samples_per_s", "last_heartbeat_ms"}],
+ *    "rejected": {"reason": count, ...}}
+ */
+#include "broker.h"
+#include "sl_net.h"
+
+#include <cJSON.h>
+#include <stdlib.h>
+
+static cJSON *
+teacher_json(const broker *b, const teacher_sched *ts)
+{
+	cJSON *o = cJSON_CreateObject(), *q = cJSON_CreateArray();
+	const uint64_t pending = b->nshards - ts->ndone - ts->nleased -
+	    ts->nquarantined;
+	const double left = (double)(b->nshards - ts->ndone - ts->nquarantined) *
+	    b->job.shard_rows;
+
+	cJSON_AddStringToObject(o, "name", ts->info.name);
+	cJSON_AddNumberToObject(o, "index", ts->info.index);
+	cJSON_AddStringToObject(o, "model_sha256", ts->info.model_sha256);
+	cJSON_AddNumberToObject(o, "temperature", (double)ts->info.temperature);
+	cJSON_AddNumberToObject(o, "classes", ts->info.fmt.classes);
+	cJSON_AddNumberToObject(o, "done", (double)ts->ndone);
+	cJSON_AddNumberToObject(o, "leased", (double)ts->nleased);
+	cJSON_AddNumberToObject(o, "pending", (double)pending);
+	cJSON_AddNumberToObject(o, "quarantined", (double)ts->nquarantined);
+	cJSON_AddNumberToObject(o, "samples_per_s", ts->rate);
+	if (ts->rate > 0)
+		cJSON_AddNumberToObject(o, "eta_s", left / ts->rate);
+	else
+		cJSON_AddNullToObject(o, "eta_s");
+	for (uint64_t s = 0; s < b->nshards && cJSON_GetArraySize(q) < 1000; s++)
+		if (ts->slots[s].state == SHARD_QUARANTINED)
+			cJSON_AddItemToArray(q, cJSON_CreateNumber((double)s));
+	cJSON_AddItemToObject(o, "quarantined_shards", q);
+	return o;
+}
+
+char *
+broker_status_json(const broker *b)
+{
+	cJSON *root = cJSON_CreateObject(), *ts = cJSON_CreateArray();
+	cJSON *ws = cJSON_CreateArray(), *rej = cJSON_CreateObject();
+	const uint64_t now = sl_net_now_ms();
+	char *text;
+
+	if (root == NULL || ts == NULL || ws == NULL || rej == NULL) {
+		cJSON_Delete(root);
+		cJSON_Delete(ts);
+		cJSON_Delete(ws);
+		cJSON_Delete(rej);
+		return NULL;
+	}
+	cJSON_AddStringToObject(root, "dataset", b->job.dataset_path);
+	cJSON_AddNumberToObject(root, "rows", (double)sl_dataset_rows(b->ds));
+	cJSON_AddNumberToObject(root, "shards", (double)b->nshards);
+	cJSON_AddNumberToObject(root, "shard_rows", b->job.shard_rows);
+	cJSON_AddNumberToObject(root, "uptime_s", (double)(now - b->start_ms) / 1000);
+	cJSON_AddNumberToObject(root, "commits", (double)b->commits);
+	cJSON_AddNumberToObject(root, "committed_results", (double)b->committed_results);
+	cJSON_AddNumberToObject(root, "duplicates", (double)b->duplicates);
+	cJSON_AddNumberToObject(root, "resets", (double)b->resets);
+	for (uint32_t t = 0; t < b->nteachers; t++)
+		if (b->teachers[t].slots != NULL)
+			cJSON_AddItemToArray(ts, teacher_json(b, &b->teachers[t]));
+	cJSON_AddItemToObject(root, "teachers", ts);
+	for (int i = 0; i < BROKER_MAX_WORKERS; i++) {
+		const worker *w = &b->workers[i];
+		cJSON *o;
+		double secs;
+
+		if (!w->used)
+			continue;
+		o = cJSON_CreateObject();
+		secs = (double)(now - w->hello_ms) / 1000;
+		cJSON_AddStringToObject(o, "name", w->name);
+		cJSON_AddStringToObject(o, "teacher", b->teachers[w->teacher].info.name);
+		cJSON_AddNumberToObject(o, "leases", w->nleases);
+		cJSON_AddNumberToObject(o, "results", (double)w->results);
+		cJSON_AddNumberToObject(o, "samples", (double)w->samples);
+		cJSON_AddNumberToObject(o, "samples_per_s",
+		    secs > 0 ? (double)w->samples / secs : 0);
+		cJSON_AddNumberToObject(o, "last_heartbeat_ms",
+		    (double)(now - w->last_seen_ms));
+		cJSON_AddItemToArray(ws, o);
+	}
+	cJSON_AddItemToObject(root, "workers", ws);
+	for (int r = 0; r < REJ_COUNT_; r++)
+		cJSON_AddNumberToObject(rej, broker_reject_names[r],
+		    (double)b->rejected[r]);
+	cJSON_AddItemToObject(root, "rejected", rej);
+	text = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	return text;
+}

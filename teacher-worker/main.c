@@ -1,0 +1,101 @@
+/* softlabel-teacher: a teacher worker. Exit: 0 when the job is done (or
+ * stopped cleanly), 1 runtime failure or refusal, 2 bad usage. */
+#include "worker.h"
+#include "sl_log.h"
+#include "sl_opt.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static worker_cfg cfg;
+static int show_help, show_version;
+static const char *log_level;
+
+static sl_opt opts[] = {
+	{ "connect", SL_OPT_STR, &cfg.connect, "tcp://127.0.0.1:5555", 0, 0, "EP", "the broker's endpoint", 0 },
+	{ "model", SL_OPT_STR, &cfg.model, NULL, 0, 0, "FILE", "teacher model (.safetensors)", 0 },
+	{ "name", SL_OPT_STR, &cfg.name, NULL, 0, 0, "NAME", "teacher name in the cache (default: the model file's name)", 0 },
+	{ "worker-name", SL_OPT_STR, &cfg.worker_name, NULL, 0, 0, "NAME", "this worker in status and logs (default: host-pid)", 0 },
+	{ "temperature", SL_OPT_FLOAT, &cfg.temperature, "1", 1e-3, 1e4, "T", "softmax temperature the records are stored at", 0 },
+	{ "encoding", SL_OPT_STR, &cfg.encoding, "f32", 0, 0, "f32|f16|topk:K", "soft-label record encoding", 0 },
+	{ "batch", SL_OPT_INT, &cfg.batch, "256", 1, 65536, "N", "rows per forward pass", 0 },
+	{ "threads", SL_OPT_INT, &cfg.threads, "0", 0, 1024, "N", "OpenBLAS threads (0: OpenBLAS decides)", 0 },
+	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "local copy of the dataset (same fingerprint): only row ranges travel", 0 },
+	{ "credit", SL_OPT_INT, &cfg.credit, "2", 1, 64, "N", "shards leased at once (2 overlaps computing and network)", 0 },
+	{ "max-held", SL_OPT_INT, &cfg.max_held, "8", 1, 16, "N", "unacknowledged results before computing pauses", 0 },
+	{ "log-level", SL_OPT_STR, &log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
+	{ "help", SL_OPT_FLAG, &show_help, NULL, 0, 0, NULL, "this text", 0 },
+	{ "version", SL_OPT_FLAG, &show_version, NULL, 0, 0, NULL, "print the version", 0 },
+	SL_OPT_END
+};
+
+int
+main(int argc, char **argv)
+{
+	sl_errmsg why = { "" };
+	enum sl_log_level level;
+	struct sigaction sa;
+	char teacher[129], self[160], host[64] = "worker";
+	int npos;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
+		fprintf(stderr, "softlabel-teacher: %s\n", why.text);
+		return 2;
+	}
+	if (show_help) {
+		printf("usage: softlabel-teacher --connect EP --model FILE [options]\n\n"
+		    "Leases shards from softlabel-broker, runs the teacher over them\n"
+		    "and sends back soft labels, keeping each result until the broker\n"
+		    "acknowledges it.\n\noptions:\n");
+		sl_opt_help(opts, stdout);
+		return 0;
+	}
+	if (show_version) {
+		printf("softlabel-teacher %s\n", SL_VERSION);
+		return 0;
+	}
+	if (cfg.model == NULL) {
+		fprintf(stderr, "softlabel-teacher: --model is required (see --help)\n");
+		return 2;
+	}
+	if (cfg.name == NULL) {
+		const char *base = strrchr(cfg.model, '/');
+		char *dot;
+
+		snprintf(teacher, sizeof teacher, "%s", base ? base + 1 : cfg.model);
+		if ((dot = strrchr(teacher, '.')) != NULL && dot != teacher)
+			*dot = '\0';
+		cfg.name = teacher;
+	}
+	if (strlen(cfg.name) == 0 || strlen(cfg.name) > 128 ||
+	    strchr(cfg.name, '/') != NULL) {
+		fprintf(stderr, "softlabel-teacher: --name '%s': 1 to 128 bytes, "
+		    "no '/'\n", cfg.name);
+		return 2;
+	}
+	if (cfg.worker_name == NULL) {
+		gethostname(host, sizeof host - 1);
+		snprintf(self, sizeof self, "%s-%d", host, (int)getpid());
+		cfg.worker_name = self;
+	}
+	(void)sl_log_parse_level(log_level, &level);
+	sl_log_init("softlabel-teacher", level);
+	return worker_run(&cfg, &stop_requested);
+}

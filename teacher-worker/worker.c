@@ -1,0 +1,583 @@
+#include "worker.h"
+#include "sl_data.h"
+#include "sl_label.h"
+#include "sl_log.h"
+#include "sl_model.h"
+#include "sl_net.h"
+#include "sl_nn.h"
+#include "sl_proto.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define MAX_TASKS 8
+#define MAX_HELD 16
+
+typedef struct task {
+	int used;
+	uint64_t shard, first_row;
+	uint32_t nrows;
+	uint32_t done_rows;   /* computed so far */
+	zmq_msg_t frame;      /* keeps shipped rows alive */
+	const uint8_t *data;  /* shipped rows, or NULL: local dataset */
+} task;
+
+typedef struct held {
+	int used;
+	uint64_t shard;
+	sl_proto_buf msg;     /* the encoded RESULT, resent until acknowledged */
+} held;
+
+typedef struct wstate {
+	const worker_cfg *cfg;
+	volatile sig_atomic_t *stop;
+	sl_mlp *m;
+	sl_mlp_ws *ws;
+	sl_model_info info;
+	sl_preproc pre;
+	char sha[65];
+	sl_label_fmt fmt;
+	size_t rec_size;
+	sl_dataset *ds;         /* optional local copy */
+	sl_fingerprint fp;
+
+	void *zctx, *sock;
+	sl_proto_buf out;
+	int welcomed, done;
+	uint32_t teacher_index, heartbeat_ms, row_bytes, shard_rows;
+	enum sl_dtype dtype;
+	uint64_t last_heard_ms, last_hb_ms;
+	uint32_t backoff_ms;
+	uint64_t rng;
+
+	task tasks[MAX_TASKS];
+	held helds[MAX_HELD];
+	float *x;               /* (batch, D) */
+	float *scratch;         /* (2 * classes) for sl_label_encode */
+	uint8_t *blob;          /* (shard_rows * rec_size) */
+	size_t blob_cap;
+	uint64_t shards_done, samples_done;
+} wstate;
+
+/* --- setup ----------------------------------------------------------------- */
+
+static int
+load(wstate *w)
+{
+	const worker_cfg *c = w->cfg;
+	sl_errmsg why = { "" };
+	int rc;
+
+	if ((rc = sl_model_load(c->model, NULL, 0, &w->m, &w->info, &why)) != 0 ||
+	    (rc = sl_model_sha256(c->model, w->sha, &why)) != 0) {
+		sl_error("%s: %s", c->model, why.text[0] ? why.text : sl_strerror(rc));
+		return 1;
+	}
+	if (sl_label_parse_encoding(c->encoding, &w->fmt) != 0) {
+		sl_error("--encoding: '%s' is not f32, f16 or topk:K", c->encoding);
+		return 2;
+	}
+	w->fmt.classes = (uint32_t)w->m->sizes[w->m->nlayers];
+	if (sl_label_fmt_check(&w->fmt) != 0) {
+		sl_error("--encoding %s does not fit a model with %u classes",
+		    c->encoding, w->fmt.classes);
+		return 2;
+	}
+	w->rec_size = sl_label_size(&w->fmt);
+	if (c->dataset != NULL) {
+		if ((rc = sl_dataset_open(c->dataset, &w->ds, &why)) != 0) {
+			sl_error("%s: %s", c->dataset, why.text);
+			return 1;
+		}
+		if ((rc = sl_dataset_fingerprint(w->ds, &w->fp)) != 0) {
+			sl_error("%s: %s", c->dataset, sl_strerror(rc));
+			return 1;
+		}
+	}
+	if (sl_mlp_ws_new(w->m, c->batch, &w->ws) != 0 ||
+	    (w->x = malloc((size_t)c->batch * w->m->sizes[0] * sizeof *w->x)) == NULL ||
+	    (w->scratch = malloc(2 * (size_t)w->fmt.classes * sizeof(float))) == NULL) {
+		sl_error("out of memory");
+		return 1;
+	}
+	if (c->threads > 0)
+		openblas_set_num_threads(c->threads);
+	w->zctx = zmq_ctx_new();
+	w->rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL | 1;
+	return w->zctx ? 0 : 1;
+}
+
+/* --- messages ---------------------------------------------------------------- */
+
+static void
+send_msg(wstate *w, const sl_msg *m)
+{
+	int rc = sl_net_send(w->sock, m, &w->out);
+
+	if (rc != 0 && rc != EAGAIN)
+		sl_warn("send %s: %s", sl_proto_type_name(m->type),
+		    zmq_strerror(rc));
+}
+
+/* Shards this worker answers for: results held and tasks queued. */
+static uint32_t
+held_shards(const wstate *w, uint64_t *out)
+{
+	uint32_t n = 0;
+
+	for (int i = 0; i < MAX_HELD && n < SL_PROTO_MAX_HELD; i++)
+		if (w->helds[i].used)
+			out[n++] = w->helds[i].shard;
+	for (int i = 0; i < MAX_TASKS && n < SL_PROTO_MAX_HELD; i++)
+		if (w->tasks[i].used)
+			out[n++] = w->tasks[i].shard;
+	return n;
+}
+
+static void
+send_hello(wstate *w)
+{
+	sl_msg m;
+
+	memset(&m, 0, sizeof m);
+	m.type = SL_MSG_HELLO;
+	m.u.hello.worker = sl_bytes_str(w->cfg->worker_name);
+	m.u.hello.teacher = sl_bytes_str(w->cfg->name);
+	m.u.hello.model_sha256 = sl_bytes_str(w->sha);
+	m.u.hello.temperature = w->cfg->temperature;
+	m.u.hello.fmt = w->fmt;
+	m.u.hello.input_dim = (uint32_t)w->m->sizes[0];
+	if (w->ds != NULL) {
+		m.u.hello.dataset_sha256.p = w->fp.sha256;
+		m.u.hello.dataset_sha256.len = 32;
+	}
+	m.u.hello.nheld = held_shards(w, m.u.hello.held);
+	send_msg(w, &m);
+	w->welcomed = 0;
+}
+
+static void
+send_heartbeat(wstate *w)
+{
+	sl_msg m;
+
+	memset(&m, 0, sizeof m);
+	m.type = SL_MSG_HEARTBEAT;
+	/* Only tasks: these are the leases to renew. */
+	for (int i = 0; i < MAX_TASKS; i++)
+		if (w->tasks[i].used && m.u.heartbeat.nheld < SL_PROTO_MAX_HELD)
+			m.u.heartbeat.held[m.u.heartbeat.nheld++] = w->tasks[i].shard;
+	send_msg(w, &m);
+	w->last_hb_ms = sl_net_now_ms();
+}
+
+static void
+send_ready(wstate *w)
+{
+	sl_msg m;
+
+	memset(&m, 0, sizeof m);
+	m.type = SL_MSG_READY;
+	m.u.ready.credit = (uint32_t)w->cfg->credit;
+	send_msg(w, &m);
+}
+
+static int
+connect_broker(wstate *w)
+{
+	sl_errmsg why = { "" };
+
+	sl_net_close(&w->sock);
+	if (sl_net_socket(w->zctx, ZMQ_DEALER, SL_NET_DEFAULT_MAX_MSG * 2,
+	    &w->sock, &why) != 0) {
+		sl_error("%s", why.text);
+		return 1;
+	}
+	if (zmq_connect(w->sock, w->cfg->connect) != 0) {
+		sl_error("--connect %s: %s", w->cfg->connect,
+		    zmq_strerror(zmq_errno()));
+		return 2;
+	}
+	w->last_heard_ms = sl_net_now_ms();
+	send_hello(w);
+	return 0;
+}
+
+static void
+on_welcome(wstate *w, const sl_msg *m)
+{
+	const size_t elem = m->u.welcome.dtype == SL_DTYPE_U8 ? 1 : 4;
+
+	w->teacher_index = m->u.welcome.teacher_index;
+	w->heartbeat_ms = m->u.welcome.heartbeat_ms ? m->u.welcome.heartbeat_ms :
+	    SL_NET_HEARTBEAT_MS;
+	w->row_bytes = m->u.welcome.row_bytes;
+	w->shard_rows = m->u.welcome.shard_rows;
+	w->dtype = (enum sl_dtype)m->u.welcome.dtype;
+	if (w->row_bytes != (size_t)w->m->sizes[0] * elem) {
+		sl_error("broker rows have %u bytes; the model takes %d values",
+		    w->row_bytes, w->m->sizes[0]);
+		w->done = -1;
+		return;
+	}
+	w->pre = w->info.has_preproc ? w->info.pre : sl_preproc_default(w->dtype);
+	if ((size_t)w->shard_rows * w->rec_size > w->blob_cap) {
+		free(w->blob);
+		w->blob_cap = (size_t)w->shard_rows * w->rec_size;
+		w->blob = malloc(w->blob_cap);
+		if (w->blob == NULL) {
+			sl_error("out of memory for a shard of %u rows", w->shard_rows);
+			w->done = -1;
+			return;
+		}
+	}
+	w->welcomed = 1;
+	w->backoff_ms = 0;
+	/* Results the broker has not acknowledged go out again. */
+	int resent = 0;
+	for (int i = 0; i < MAX_HELD; i++)
+		if (w->helds[i].used) {
+			sl_net_send_raw(w->sock, w->helds[i].msg.p,
+			    w->helds[i].msg.len);
+			resent++;
+		}
+	sl_info("ready connected=%s teacher=%s index=%u model=%.12s... "
+	    "encoding=%s T=%g resent=%d", w->cfg->connect, w->cfg->name,
+	    w->teacher_index, w->sha, w->cfg->encoding,
+	    (double)w->cfg->temperature, resent);
+	if (!*w->stop)
+		send_ready(w);
+}
+
+static void
+on_task(wstate *w, zmq_msg_t *frame, const sl_msg *m)
+{
+	task *t = NULL;
+
+	for (int i = 0; i < MAX_TASKS && t == NULL; i++)
+		if (!w->tasks[i].used)
+			t = &w->tasks[i];
+	if (t == NULL || m->u.task.nrows > w->shard_rows) {
+		sl_warn("task for shard %" PRIu64 " dropped (%s)", m->u.task.shard,
+		    t == NULL ? "queue full" : "more rows than a shard");
+		return;
+	}
+	if (m->u.task.data.len == 0 && w->ds == NULL) {
+		sl_error("task for shard %" PRIu64 " came without rows and there "
+		    "is no --dataset", m->u.task.shard);
+		return;
+	}
+	if (m->u.task.data.len != 0 &&
+	    m->u.task.data.len != (size_t)m->u.task.nrows * w->row_bytes) {
+		sl_error("task for shard %" PRIu64 ": %zu bytes of rows, want %zu",
+		    m->u.task.shard, m->u.task.data.len,
+		    (size_t)m->u.task.nrows * w->row_bytes);
+		return;
+	}
+	if (w->ds != NULL && m->u.task.first_row + m->u.task.nrows >
+	    sl_dataset_rows(w->ds)) {
+		sl_error("task for shard %" PRIu64 " is past the local dataset",
+		    m->u.task.shard);
+		return;
+	}
+	memset(t, 0, sizeof *t);
+	t->used = 1;
+	t->shard = m->u.task.shard;
+	t->first_row = m->u.task.first_row;
+	t->nrows = m->u.task.nrows;
+	zmq_msg_init(&t->frame);
+	if (m->u.task.data.len != 0) {
+		const size_t off = (size_t)(m->u.task.data.p -
+		    (const uint8_t *)zmq_msg_data(frame));
+
+		zmq_msg_move(&t->frame, frame);
+		t->data = (const uint8_t *)zmq_msg_data(&t->frame) + off;
+	}
+}
+
+static void
+on_ack(wstate *w, const sl_msg *m)
+{
+	for (int i = 0; i < MAX_HELD; i++) {
+		held *h = &w->helds[i];
+
+		if (!h->used || h->shard != m->u.ack.shard)
+			continue;
+		h->used = 0;
+		if (m->u.ack.status == SL_ACK_REJECTED)
+			sl_error("broker rejected shard %" PRIu64 ": %.*s",
+			    h->shard, (int)m->u.ack.reason.len,
+			    (const char *)m->u.ack.reason.p);
+		else if (m->u.ack.status == SL_ACK_DUPLICATE)
+			sl_info("shard %" PRIu64 " was already stored by another "
+			    "worker", h->shard);
+		return;
+	}
+}
+
+static void
+receive(wstate *w)
+{
+	zmq_msg_t frame;
+	sl_errmsg why = { "" };
+	sl_msg m;
+
+	for (;;) {
+		zmq_msg_init(&frame);
+		if (zmq_msg_recv(&frame, w->sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&frame);
+			return;
+		}
+		w->last_heard_ms = sl_net_now_ms();
+		if (sl_proto_decode(zmq_msg_data(&frame), zmq_msg_size(&frame),
+		    &m, &why) != 0) {
+			sl_warn("malformed message from the broker: %s", why.text);
+			zmq_msg_close(&frame);
+			continue;
+		}
+		switch (m.type) {
+		case SL_MSG_WELCOME:
+			on_welcome(w, &m);
+			break;
+		case SL_MSG_REFUSE:
+			sl_error("broker refused this worker: %.*s",
+			    (int)m.u.refuse.reason.len,
+			    (const char *)m.u.refuse.reason.p);
+			w->done = -1;
+			break;
+		case SL_MSG_TASK:
+			on_task(w, &frame, &m);
+			break;
+		case SL_MSG_ACK:
+			on_ack(w, &m);
+			break;
+		case SL_MSG_RESET:
+			sl_info("broker does not know this session: saying HELLO");
+			send_hello(w);
+			break;
+		case SL_MSG_DONE:
+			w->done = 1;
+			break;
+		case SL_MSG_HEARTBEAT:
+			break;
+		default:
+			sl_warn("unexpected %s from the broker",
+			    sl_proto_type_name(m.type));
+		}
+		zmq_msg_close(&frame);
+	}
+}
+
+/* --- computing ---------------------------------------------------------------- */
+
+static task *
+current_task(wstate *w)
+{
+	task *best = NULL;
+
+	/* Oldest lease first: the lowest shard among the queued ones. */
+	for (int i = 0; i < MAX_TASKS; i++)
+		if (w->tasks[i].used && (best == NULL || w->tasks[i].shard < best->shard))
+			best = &w->tasks[i];
+	return best;
+}
+
+static held *
+free_held(wstate *w)
+{
+	for (int i = 0; i < MAX_HELD; i++)
+		if (!w->helds[i].used)
+			return &w->helds[i];
+	return NULL;
+}
+
+/* Compute one batch of t; when t is complete, send its result. Returns 0,
+ * or 1 on a fatal error (the model produced non-finite logits). */
+static int
+compute_batch(wstate *w, task *t)
+{
+	const int D = w->m->sizes[0], C = w->m->sizes[w->m->nlayers];
+	const uint32_t b = t->nrows - t->done_rows < (uint32_t)w->cfg->batch ?
+	    t->nrows - t->done_rows : (uint32_t)w->cfg->batch;
+	const float *z;
+
+	if (t->data != NULL)
+		sl_rows_f32(t->data + (size_t)t->done_rows * w->row_bytes, w->dtype,
+		    b, (size_t)D, &w->pre, w->x);
+	else
+		sl_dataset_rows_f32(w->ds, NULL, t->first_row + t->done_rows, b,
+		    &w->pre, w->x);
+	z = sl_mlp_forward(w->m, w->ws, w->x, (int)b, 0.0f, NULL);
+	for (uint32_t i = 0; i < b; i++) {
+		uint8_t *rec = w->blob + (size_t)(t->done_rows + i) * w->rec_size;
+
+		if (sl_label_encode(&w->fmt, z + (size_t)i * C,
+		    w->cfg->temperature, w->scratch, rec) != 0) {
+			sl_error("row %" PRIu64 ": the teacher's logits are not "
+			    "finite or do not fit the encoding; stopping",
+			    t->first_row + t->done_rows + i);
+			return 1;
+		}
+	}
+	t->done_rows += b;
+	if (t->done_rows < t->nrows)
+		return 0;
+
+	held *h = free_held(w);
+	sl_msg m;
+
+	memset(&m, 0, sizeof m);
+	m.type = SL_MSG_RESULT;
+	m.u.result.shard = t->shard;
+	m.u.result.teacher_index = w->teacher_index;
+	m.u.result.nrows = t->nrows;
+	m.u.result.blob.p = w->blob;
+	m.u.result.blob.len = (size_t)t->nrows * w->rec_size;
+	/* free_held cannot fail: compute only runs with a free slot. */
+	if (sl_proto_encode(&m, &h->msg) != 0) {
+		sl_error("out of memory encoding a result");
+		return 1;
+	}
+	h->used = 1;
+	h->shard = t->shard;
+	sl_net_send_raw(w->sock, h->msg.p, h->msg.len);
+	w->shards_done++;
+	w->samples_done += t->nrows;
+	sl_debug("shard %" PRIu64 " sent (%u rows)", t->shard, t->nrows);
+	zmq_msg_close(&t->frame);
+	t->used = 0;
+	return 0;
+}
+
+static int
+nheld(const wstate *w)
+{
+	int n = 0;
+
+	for (int i = 0; i < MAX_HELD; i++)
+		n += w->helds[i].used;
+	return n;
+}
+
+static int
+ntasks(const wstate *w)
+{
+	int n = 0;
+
+	for (int i = 0; i < MAX_TASKS; i++)
+		n += w->tasks[i].used;
+	return n;
+}
+
+static void
+sleep_ms(uint32_t ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+int
+worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
+{
+	wstate w;
+	int status = 1, rc;
+	uint64_t stop_at = 0;
+	const double t0 = (double)sl_net_now_ms();
+
+	memset(&w, 0, sizeof w);
+	w.cfg = cfg;
+	w.stop = stop;
+	if ((rc = load(&w)) != 0) {
+		status = rc;
+		goto out;
+	}
+	if ((rc = connect_broker(&w)) != 0) {
+		status = rc;
+		goto out;
+	}
+	for (;;) {
+		const uint32_t hb = w.heartbeat_ms ? w.heartbeat_ms : SL_NET_HEARTBEAT_MS;
+		task *t = w.welcomed ? current_task(&w) : NULL;
+		const int can_compute = t != NULL && nheld(&w) < cfg->max_held;
+		zmq_pollitem_t item = { w.sock, 0, ZMQ_POLLIN, 0 };
+		uint64_t now;
+
+		if (zmq_poll(&item, 1, can_compute ? 0 : (long)hb / 2) < 0 &&
+		    zmq_errno() != EINTR) {
+			sl_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
+			goto out;
+		}
+		receive(&w);
+		if (w.done < 0)
+			goto out;
+		now = sl_net_now_ms();
+
+		if (*stop && stop_at == 0) {
+			stop_at = now;
+			sl_info("stopping: finishing %d queued shard(s), waiting "
+			    "for %d acknowledgement(s)", ntasks(&w), nheld(&w));
+		}
+		if (stop_at != 0 && ((ntasks(&w) == 0 && nheld(&w) == 0) ||
+		    now - stop_at > 10000)) {
+			status = ntasks(&w) + nheld(&w) == 0 ? 0 : 1;
+			break;
+		}
+		if (w.done > 0 && ntasks(&w) == 0 && nheld(&w) == 0) {
+			sl_info("every shard is done; %" PRIu64 " shards, %" PRIu64
+			    " samples from this worker", w.shards_done,
+			    w.samples_done);
+			status = 0;
+			break;
+		}
+		/* A broker silent for the liveness period is presumed gone:
+		 * new socket, HELLO, resend what is held (Paranoid Pirate). */
+		if (now - w.last_heard_ms > (uint64_t)hb * SL_NET_LIVENESS) {
+			uint32_t d = sl_net_backoff_ms(&w.backoff_ms, &w.rng);
+
+			sl_warn("broker silent for %" PRIu64 " ms; reconnecting in "
+			    "%u ms", now - w.last_heard_ms, d);
+			sleep_ms(d);
+			if ((rc = connect_broker(&w)) != 0) {
+				status = rc;
+				goto out;
+			}
+			continue;
+		}
+		if (now - w.last_hb_ms >= hb && w.welcomed)
+			send_heartbeat(&w);
+		else if (!w.welcomed && now - w.last_hb_ms >= hb) {
+			send_hello(&w); /* the first may have been lost */
+			w.last_hb_ms = now;
+		}
+		if (can_compute && compute_batch(&w, t) != 0)
+			goto out;
+	}
+	sl_info("exiting: %" PRIu64 " shards, %" PRIu64 " samples, %.0f "
+	    "samples/s", w.shards_done, w.samples_done,
+	    (double)w.samples_done * 1000.0 / ((double)sl_net_now_ms() - t0 + 1));
+out:
+	for (int i = 0; i < MAX_TASKS; i++)
+		if (w.tasks[i].used)
+			zmq_msg_close(&w.tasks[i].frame);
+	for (int i = 0; i < MAX_HELD; i++)
+		sl_proto_buf_fini(&w.helds[i].msg);
+	sl_net_close(&w.sock);
+	if (w.zctx != NULL)
+		zmq_ctx_term(w.zctx);
+	sl_proto_buf_fini(&w.out);
+	sl_mlp_ws_free(&w.ws);
+	sl_mlp_free(&w.m);
+	sl_dataset_close(&w.ds);
+	free(w.x);
+	free(w.scratch);
+	free(w.blob);
+	return status;
+}
