@@ -1,0 +1,561 @@
+/* softlabel: the admin tool for a running broker and a logit cache.
+ *
+ *   softlabel status EP                         progress, workers, rejections
+ *   softlabel inspect STORE                     meta, counts, bytes per sample
+ *   softlabel verify STORE                      every record and shard checked
+ *   softlabel get STORE --teacher T --sample I  one distribution
+ *   softlabel export STORE --teacher T --out probs.npy
+ *
+ * Exit: 0 fine, 1 runtime failure or (verify) a problem found, 2 bad usage.
+ * Reading never blocks the broker: LMDB readers see a snapshot.
+ */
+#include "sl_label.h"
+#include "sl_log.h"
+#include "sl_net.h"
+#include "sl_opt.h"
+#include "sl_proto.h"
+#include "sl_store.h"
+
+#include <cJSON.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static const char *teacher_name, *out_path;
+static int64_t sample = -1;
+static float temperature;
+static int as_json, timeout_s, show_help, show_version, max_report;
+
+static sl_opt opts[] = {
+	{ "teacher", SL_OPT_STR, &teacher_name, NULL, 0, 0, "NAME", "teacher (get, export; verify: only this one)", 0 },
+	{ "sample", SL_OPT_I64, &sample, NULL, 0, 1e18, "I", "sample index (get)", 0 },
+	{ "temperature", SL_OPT_FLOAT, &temperature, "0", 0, 1e4, "T", "distribution at T (get, export; 0: the stored T)", 0 },
+	{ "out", SL_OPT_STR, &out_path, NULL, 0, 0, "FILE", "output .npy (export): float32 (rows, classes), NaN rows where absent", 0 },
+	{ "json", SL_OPT_FLAG, &as_json, NULL, 0, 0, NULL, "status: print the broker's JSON as is", 0 },
+	{ "timeout", SL_OPT_INT, &timeout_s, "5", 1, 3600, "S", "status: seconds to wait for the broker", 0 },
+	{ "max-report", SL_OPT_INT, &max_report, "20", 0, 1000000, "N", "verify: problems printed in full", 0 },
+	{ "help", SL_OPT_FLAG, &show_help, NULL, 0, 0, NULL, "this text", 0 },
+	{ "version", SL_OPT_FLAG, &show_version, NULL, 0, 0, NULL, "print the version", 0 },
+	SL_OPT_END
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: softlabel status EP [--json] [--timeout S]\n"
+	    "       softlabel inspect STORE\n"
+	    "       softlabel verify STORE [--teacher NAME]\n"
+	    "       softlabel get STORE --teacher NAME --sample I [--temperature T]\n"
+	    "       softlabel export STORE --teacher NAME --out FILE.npy [--temperature T]\n"
+	    "\noptions:\n");
+	sl_opt_help(opts, out);
+}
+
+/* --- status ------------------------------------------------------------------ */
+
+static double
+num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : (double)NAN;
+}
+
+static const char *
+str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : "?";
+}
+
+static void
+print_status(const char *text)
+{
+	cJSON *root = cJSON_Parse(text), *t, *w, *r;
+
+	if (root == NULL) {
+		printf("%s\n", text);
+		return;
+	}
+	printf("dataset %s: %.0f rows in %.0f shards of %.0f; up %.0f s, %.0f "
+	    "commits, %.0f duplicates dropped\n", str(root, "dataset"),
+	    num(root, "rows"), num(root, "shards"), num(root, "shard_rows"),
+	    num(root, "uptime_s"), num(root, "commits"), num(root, "duplicates"));
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
+		const double shards = num(root, "shards"), done = num(t, "done");
+		const double eta = num(t, "eta_s");
+
+		printf("teacher %-16s %6.0f/%.0f shards done (%5.1f%%), %.0f leased, "
+		    "%.0f pending, %.0f quarantined, %.0f samples/s",
+		    str(t, "name"), done, shards, shards > 0 ? 100 * done / shards : 0,
+		    num(t, "leased"), num(t, "pending"), num(t, "quarantined"),
+		    num(t, "samples_per_s"));
+		if (!isnan(eta))
+			printf(", ETA %d:%02d", (int)eta / 60, (int)eta % 60);
+		printf("\n");
+	}
+	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(root, "workers"))
+		printf("  worker %-24s teacher %-12s %2.0f leases %6.0f results "
+		    "%8.0f samples/s  last heartbeat %.0f ms ago\n", str(w, "name"),
+		    str(w, "teacher"), num(w, "leases"), num(w, "results"),
+		    num(w, "samples_per_s"), num(w, "last_heartbeat_ms"));
+	printf("rejected:");
+	int any = 0;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(root, "rejected"))
+		if (cJSON_IsNumber(r) && r->valuedouble > 0) {
+			printf(" %s=%.0f", r->string, r->valuedouble);
+			any = 1;
+		}
+	printf("%s\n", any ? "" : " none");
+	cJSON_Delete(root);
+}
+
+static int
+cmd_status(const char *ep)
+{
+	void *ctx = zmq_ctx_new(), *s = NULL;
+	sl_proto_buf buf = { 0 };
+	sl_errmsg why = { "" };
+	sl_msg m;
+	zmq_msg_t frame;
+	int rc = 1;
+
+	zmq_msg_init(&frame);
+	if (sl_net_socket(ctx, ZMQ_DEALER, 64 << 20, &s, &why) != 0) {
+		fprintf(stderr, "softlabel: %s\n", why.text);
+		goto out;
+	}
+	if (zmq_connect(s, ep) != 0) {
+		fprintf(stderr, "softlabel: %s: %s\n", ep, zmq_strerror(zmq_errno()));
+		rc = 2;
+		goto out;
+	}
+	memset(&m, 0, sizeof m);
+	m.type = SL_MSG_STATUS;
+	sl_net_send(s, &m, &buf);
+	zmq_pollitem_t item = { s, 0, ZMQ_POLLIN, 0 };
+	if (zmq_poll(&item, 1, (long)timeout_s * 1000) <= 0 ||
+	    zmq_msg_recv(&frame, s, 0) < 0) {
+		fprintf(stderr, "softlabel: no answer from %s in %d s\n", ep,
+		    timeout_s);
+		goto out;
+	}
+	if (sl_proto_decode(zmq_msg_data(&frame), zmq_msg_size(&frame), &m,
+	    &why) != 0 || m.type != SL_MSG_STATUS_REPLY) {
+		fprintf(stderr, "softlabel: bad answer from %s: %s\n", ep,
+		    why.text[0] ? why.text : sl_proto_type_name(m.type));
+		goto out;
+	}
+	char *text = malloc(m.u.status.json.len + 1);
+	if (text == NULL)
+		goto out;
+	memcpy(text, m.u.status.json.p, m.u.status.json.len);
+	text[m.u.status.json.len] = '\0';
+	if (as_json)
+		printf("%s\n", text);
+	else
+		print_status(text);
+	free(text);
+	rc = 0;
+out:
+	zmq_msg_close(&frame);
+	sl_net_close(&s);
+	zmq_ctx_term(ctx);
+	sl_proto_buf_fini(&buf);
+	return rc;
+}
+
+/* --- store commands ---------------------------------------------------------- */
+
+typedef struct cache {
+	sl_store *store;
+	sl_store_job job;
+	sl_store_teacher teachers[SL_STORE_MAX_TEACHERS];
+	size_t nteachers;
+	uint64_t nshards;
+} cache;
+
+static int
+cache_open(const char *dir, cache *c)
+{
+	sl_store_opts o = { 1, 0, 0 };
+	sl_errmsg why = { "" };
+
+	memset(c, 0, sizeof *c);
+	if (sl_store_open(dir, &o, &c->store, &why) != 0 ||
+	    sl_store_get_job(c->store, &c->job, &why) != 0 ||
+	    sl_store_teachers(c->store, c->teachers, SL_STORE_MAX_TEACHERS,
+	    &c->nteachers, &why) != 0) {
+		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
+		sl_store_close(&c->store);
+		return 1;
+	}
+	c->nshards = (c->job.dataset.rows + c->job.shard_rows - 1) /
+	    c->job.shard_rows;
+	return 0;
+}
+
+static const sl_store_teacher *
+find_teacher(const cache *c, const char *name)
+{
+	for (size_t i = 0; i < c->nteachers; i++)
+		if (strcmp(c->teachers[i].name, name) == 0)
+			return &c->teachers[i];
+	fprintf(stderr, "softlabel: no teacher '%s' in the cache (", name);
+	for (size_t i = 0; i < c->nteachers; i++)
+		fprintf(stderr, "%s%s", i ? ", " : "", c->teachers[i].name);
+	fprintf(stderr, "%s)\n", c->nteachers ? "" : "none registered");
+	return NULL;
+}
+
+typedef struct counter {
+	uint64_t done, quarantined;
+} counter;
+
+static int
+count_shard(void *arg, uint64_t shard, const sl_shard_info *info)
+{
+	counter *k = arg;
+
+	(void)shard;
+	k->done += info->state == SL_SHARD_DONE;
+	k->quarantined += info->state == SL_SHARD_QUARANTINED;
+	return 0;
+}
+
+static int
+cmd_inspect(const char *dir)
+{
+	cache c;
+	sl_store_txn *txn = NULL;
+	sl_store_stat st;
+	sl_errmsg why = { "" };
+	char enc[32], hex[65];
+
+	if (cache_open(dir, &c) != 0)
+		return 1;
+	if (sl_store_stat_get(c.store, &st, &why) != 0 ||
+	    sl_store_read_begin(c.store, &txn, &why) != 0) {
+		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
+		sl_store_close(&c.store);
+		return 1;
+	}
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", c.job.dataset.sha256[i]);
+	printf("cache       %s (schema %d)\n", dir, SL_STORE_SCHEMA);
+	printf("dataset     %s\n", c.job.dataset_path);
+	printf("            %" PRIu64 " rows, shape (", c.job.dataset.rows);
+	for (uint32_t d = 0; d < c.job.dataset.ndim; d++)
+		printf("%s%" PRIu64, d ? ", " : "", c.job.dataset.shape[d]);
+	printf("), %s, sha256 %s\n", c.job.dataset.dtype == SL_DTYPE_U8 ?
+	    "uint8" : "float32", hex);
+	printf("shards      %" PRIu64 " of %u rows\n", c.nshards, c.job.shard_rows);
+	for (size_t i = 0; i < c.nteachers; i++) {
+		const sl_store_teacher *t = &c.teachers[i];
+		counter k = { 0, 0 };
+
+		sl_store_each_shard(txn, t->index, count_shard, &k);
+		sl_label_format_encoding(&t->fmt, enc, sizeof enc);
+		printf("teacher %u   %s: model sha256 %s, T=%g, %s, %u classes, "
+		    "%zu bytes/record; %" PRIu64 "/%" PRIu64 " shards done, %"
+		    PRIu64 " quarantined\n", t->index, t->name, t->model_sha256,
+		    (double)t->temperature, enc, t->fmt.classes,
+		    sl_label_size(&t->fmt), k.done, c.nshards, k.quarantined);
+	}
+	printf("records     %" PRIu64 " labels, %" PRIu64 " shard entries, %"
+	    PRIu64 " inputs\n", st.labels, st.shards, st.inputs);
+	printf("size        %" PRIu64 " bytes in use, file %" PRIu64 " bytes; "
+	    "%.1f bytes per sample\n", st.used_bytes, st.file_bytes,
+	    st.labels ? (double)st.used_bytes / (double)st.labels : 0.0);
+	printf("readers     %u of %u slots in use\n", st.readers_used,
+	    st.readers_max);
+	sl_store_read_end(&txn);
+	sl_store_close(&c.store);
+	return 0;
+}
+
+/* verify: one pass over each teacher's shard entries and records. */
+typedef struct vctx {
+	const cache *c;
+	const sl_store_teacher *t;
+	uint8_t *state;    /* (nshards) from the shards db */
+	uint32_t *count;   /* (nshards) records seen per shard */
+	uint64_t records, problems;
+	int64_t last;
+} vctx;
+
+static void
+problem(vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+problem(vctx *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (v->problems++ < (uint64_t)max_report) {
+		va_start(ap, fmt);
+		printf("PROBLEM teacher %s: ", v->t->name);
+		vprintf(fmt, ap);
+		printf("\n");
+		va_end(ap);
+	}
+}
+
+static int
+verify_shard(void *arg, uint64_t shard, const sl_shard_info *info)
+{
+	vctx *v = arg;
+
+	if (shard >= v->c->nshards)
+		problem(v, "shard entry %" PRIu64 " beyond the %" PRIu64
+		    " shards of the dataset", shard, v->c->nshards);
+	else
+		v->state[shard] = (uint8_t)info->state;
+	return 0;
+}
+
+static int
+verify_label(void *arg, uint64_t s, const void *rec, size_t len)
+{
+	vctx *v = arg;
+	sl_errmsg why = { "" };
+	const uint64_t shard = s / v->c->job.shard_rows;
+
+	v->records++;
+	if (s >= v->c->job.dataset.rows) {
+		problem(v, "sample %" PRIu64 ": beyond the dataset's %" PRIu64
+		    " rows", s, v->c->job.dataset.rows);
+		return 0;
+	}
+	if (v->state[shard] != SL_SHARD_DONE)
+		problem(v, "sample %" PRIu64 ": record in shard %" PRIu64
+		    " which is not done", s, shard);
+	v->count[shard]++;
+	if (sl_label_check(rec, len, &v->t->fmt, NULL, &why) != 0)
+		problem(v, "sample %" PRIu64 ": %s", s, why.text);
+	return 0;
+}
+
+static int
+cmd_verify(const char *dir)
+{
+	cache c;
+	sl_store_txn *txn = NULL;
+	sl_errmsg why = { "" };
+	uint64_t total_problems = 0, total_records = 0;
+
+	if (cache_open(dir, &c) != 0)
+		return 1;
+	if (sl_store_read_begin(c.store, &txn, &why) != 0) {
+		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
+		sl_store_close(&c.store);
+		return 1;
+	}
+	for (size_t i = 0; i < c.nteachers; i++) {
+		vctx v = { &c, &c.teachers[i], NULL, NULL, 0, 0, -1 };
+		uint64_t done = 0;
+
+		if (teacher_name && strcmp(teacher_name, c.teachers[i].name) != 0)
+			continue;
+		v.state = calloc(c.nshards + 1, 1);
+		v.count = calloc(c.nshards + 1, sizeof *v.count);
+		if (v.state == NULL || v.count == NULL) {
+			fprintf(stderr, "softlabel: out of memory\n");
+			free(v.state);
+			free(v.count);
+			break;
+		}
+		int rc1 = sl_store_each_shard(txn, v.t->index, verify_shard, &v);
+		int rc2 = sl_store_each_label(txn, v.t->index, 0, verify_label, &v);
+		if (rc1 != 0 || rc2 != 0)
+			problem(&v, "cannot walk the cache: %s",
+			    sl_strerror(rc1 ? rc1 : rc2));
+		for (uint64_t s = 0; s < c.nshards; s++) {
+			const uint64_t first = s * c.job.shard_rows;
+			const uint64_t want = c.job.dataset.rows - first <
+			    c.job.shard_rows ? c.job.dataset.rows - first :
+			    c.job.shard_rows;
+
+			if (v.state[s] != SL_SHARD_DONE)
+				continue;
+			done++;
+			if (v.count[s] != want)
+				problem(&v, "shard %" PRIu64 " is done but holds %u "
+				    "records of %" PRIu64, s, v.count[s], want);
+		}
+		printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%" PRIu64
+		    " done shards checked, %" PRIu64 " problems\n", v.t->name,
+		    v.records, done, c.nshards, v.problems);
+		total_problems += v.problems;
+		total_records += v.records;
+		free(v.state);
+		free(v.count);
+	}
+	sl_store_read_end(&txn);
+	sl_store_close(&c.store);
+	printf("%s: %" PRIu64 " records, %s\n", dir, total_records,
+	    total_problems ? "PROBLEMS FOUND" : "ok");
+	return total_problems ? 1 : 0;
+}
+
+static int
+cmd_get(const char *dir)
+{
+	cache c;
+	sl_store_txn *txn = NULL;
+	sl_errmsg why = { "" };
+	const sl_store_teacher *t;
+	const void *rec;
+	size_t len;
+	float *p;
+	int rc = 1;
+
+	if (teacher_name == NULL || sample < 0) {
+		fprintf(stderr, "softlabel: get needs --teacher and --sample\n");
+		return 2;
+	}
+	if (cache_open(dir, &c) != 0)
+		return 1;
+	if ((t = find_teacher(&c, teacher_name)) == NULL ||
+	    sl_store_read_begin(c.store, &txn, &why) != 0)
+		goto out;
+	if (sl_store_get_label(txn, t->index, (uint64_t)sample, &rec, &len) != 0) {
+		fprintf(stderr, "softlabel: teacher %s has no record for sample "
+		    "%" PRId64 " (yet)\n", t->name, sample);
+		goto out;
+	}
+	if (sl_label_check(rec, len, &t->fmt, NULL, &why) != 0) {
+		fprintf(stderr, "softlabel: teacher %s sample %" PRId64 ": %s\n",
+		    t->name, sample, why.text);
+		goto out;
+	}
+	p = malloc(t->fmt.classes * sizeof *p);
+	if (p == NULL)
+		goto out;
+	const float T = temperature > 0 ? temperature : t->temperature;
+	sl_label_probs(rec, t->temperature, T, p);
+	printf("teacher %s sample %" PRId64 " at T=%g:", t->name, sample,
+	    (double)T);
+	for (uint32_t k = 0; k < t->fmt.classes; k++)
+		printf(" %.6f", (double)p[k]);
+	printf("\n");
+	free(p);
+	rc = 0;
+out:
+	sl_store_read_end(&txn);
+	sl_store_close(&c.store);
+	return rc;
+}
+
+typedef struct ectx {
+	const sl_store_teacher *t;
+	float *probs;  /* (rows, classes) */
+	uint64_t rows, found, bad;
+	float T;
+} ectx;
+
+static int
+export_label(void *arg, uint64_t s, const void *rec, size_t len)
+{
+	ectx *e = arg;
+	sl_errmsg why = { "" };
+
+	if (s >= e->rows || sl_label_check(rec, len, &e->t->fmt, NULL, &why) != 0) {
+		e->bad++;
+		return 0;
+	}
+	sl_label_probs(rec, e->t->temperature, e->T,
+	    e->probs + s * e->t->fmt.classes);
+	e->found++;
+	return 0;
+}
+
+static int
+cmd_export(const char *dir)
+{
+	cache c;
+	sl_store_txn *txn = NULL;
+	sl_errmsg why = { "" };
+	ectx e = { 0 };
+	int rc = 1;
+
+	if (teacher_name == NULL || out_path == NULL) {
+		fprintf(stderr, "softlabel: export needs --teacher and --out\n");
+		return 2;
+	}
+	if (cache_open(dir, &c) != 0)
+		return 1;
+	if ((e.t = find_teacher(&c, teacher_name)) == NULL ||
+	    sl_store_read_begin(c.store, &txn, &why) != 0)
+		goto out;
+	e.rows = c.job.dataset.rows;
+	e.T = temperature > 0 ? temperature : e.t->temperature;
+	e.probs = malloc((size_t)e.rows * e.t->fmt.classes * sizeof *e.probs);
+	if (e.probs == NULL) {
+		fprintf(stderr, "softlabel: out of memory for %" PRIu64 " rows\n",
+		    e.rows);
+		goto out;
+	}
+	for (size_t i = 0; i < (size_t)e.rows * e.t->fmt.classes; i++)
+		e.probs[i] = NAN;
+	sl_store_each_label(txn, e.t->index, 0, export_label, &e);
+	uint64_t shape[2] = { e.rows, e.t->fmt.classes };
+	if (sl_npy_write(out_path, "<f4", shape, 2, e.probs, &why) != 0) {
+		fprintf(stderr, "softlabel: %s: %s\n", out_path, why.text);
+		goto out;
+	}
+	printf("wrote %s: %" PRIu64 " x %u at T=%g; %" PRIu64 " rows present, %"
+	    PRIu64 " absent (NaN), %" PRIu64 " corrupt skipped\n", out_path,
+	    e.rows, e.t->fmt.classes, (double)e.T, e.found, e.rows - e.found,
+	    e.bad);
+	rc = e.bad ? 1 : 0;
+out:
+	free(e.probs);
+	sl_store_read_end(&txn);
+	sl_store_close(&c.store);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	sl_errmsg why = { "" };
+	int pos[2], npos;
+
+	if (sl_opt_parse(opts, argc, argv, pos, 2, &npos, &why) != 0) {
+		fprintf(stderr, "softlabel: %s\n", why.text);
+		return 2;
+	}
+	if (show_help) {
+		usage(stdout);
+		return 0;
+	}
+	if (show_version) {
+		printf("softlabel %s\n", SL_VERSION);
+		return 0;
+	}
+	sl_log_init("softlabel", SL_LOG_WARN);
+	if (npos != 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[pos[0]], *arg = argv[pos[1]];
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(arg);
+	if (strcmp(cmd, "inspect") == 0)
+		return cmd_inspect(arg);
+	if (strcmp(cmd, "verify") == 0)
+		return cmd_verify(arg);
+	if (strcmp(cmd, "get") == 0)
+		return cmd_get(arg);
+	if (strcmp(cmd, "export") == 0)
+		return cmd_export(arg);
+	fprintf(stderr, "softlabel: unknown command '%s' (see --help)\n", cmd);
+	return 2;
+}
