@@ -1,14 +1,34 @@
 #include "train.h"
 #include "sl_log.h"
+#include "sl_loss.h"
 #include "sl_model.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+/* softmax(z / T) of every row into probs (n, C), reusing the eval buffers. */
+static void
+eval_probs(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
+    const sl_dataset *ds, const sl_preproc *pre, float T, float *probs)
+{
+	const size_t n = sl_dataset_rows(ds);
+	const int C = m->sizes[m->nlayers];
+
+	for (size_t first = 0; first < n; first += (size_t)B) {
+		const int b = n - first < (size_t)B ? (int)(n - first) : B;
+		const float *z;
+
+		sl_dataset_rows_f32(ds, NULL, first, (size_t)b, pre, x);
+		z = sl_mlp_forward(m, ws, x, b, 0.0f, NULL);
+		sl_loss_softmax(probs + first * (size_t)C, z, b, C, T);
+	}
+}
+
 int
 eval_run(const char *model, const char *arch, const char *test_data,
-    const char *test_labels, const char *predictions, int threads)
+    const char *test_labels, const char *predictions, const char *probs_path,
+    float T, int threads)
 {
 	int sizes[SL_MLP_MAX_LAYERS + 1], nl = 0, status = TRAIN_FAILED, rc;
 	sl_errmsg why = { "" };
@@ -18,7 +38,7 @@ eval_run(const char *model, const char *arch, const char *test_data,
 	sl_dataset *ds = NULL;
 	int32_t *labels = NULL, *pred = NULL;
 	size_t nlabels = 0, n;
-	float *x = NULL;
+	float *x = NULL, *probs = NULL;
 	sl_preproc pre;
 	uint64_t ok, cnt;
 	const int B = 256;
@@ -74,9 +94,27 @@ eval_run(const char *model, const char *arch, const char *test_data,
 		}
 		sl_info("wrote %zu predictions to %s", n, predictions);
 	}
+	if (probs_path != NULL) {
+		uint64_t shape[2] = { n, (uint64_t)m->sizes[m->nlayers] };
+
+		probs = malloc((n ? n : 1) * (size_t)shape[1] * sizeof *probs);
+		if (probs == NULL) {
+			sl_error("out of memory");
+			goto out;
+		}
+		eval_probs(m, ws, B, x, ds, &pre, T, probs);
+		if ((rc = sl_npy_write(probs_path, "<f4", shape, 2, probs,
+		    &why)) != 0) {
+			sl_error("%s: %s", probs_path, why.text);
+			goto out;
+		}
+		sl_info("wrote softmax(z/%g) of %zu rows to %s", (double)T, n,
+		    probs_path);
+	}
 	status = TRAIN_OK;
 out:
 	free(x);
+	free(probs);
 	free(pred);
 	free(labels);
 	sl_mlp_ws_free(&ws);

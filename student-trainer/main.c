@@ -21,7 +21,8 @@ on_signal(int sig)
 
 static train_cfg cfg;
 static int evaluate, show_help, show_version;
-static const char *model_path, *predictions, *log_level;
+static const char *model_path, *predictions, *probs_path, *log_level;
+static float eval_temperature;
 
 static sl_opt opts[] = {
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "training rows (.npy, IDX, IDX.gz)", 0 },
@@ -49,6 +50,8 @@ static sl_opt opts[] = {
 	{ "evaluate", SL_OPT_FLAG, &evaluate, NULL, 0, 0, NULL, "score --model on --test-data instead of training", 0 },
 	{ "model", SL_OPT_STR, &model_path, NULL, 0, 0, "FILE", "model to evaluate (.safetensors)", 0 },
 	{ "predictions", SL_OPT_STR, &predictions, NULL, 0, 0, "FILE", "with --evaluate: predicted class per row (.npy int32)", 0 },
+	{ "probs", SL_OPT_STR, &probs_path, NULL, 0, 0, "FILE", "with --evaluate: softmax(z/T) per row (.npy float32, rows x classes)", 0 },
+	{ "temperature", SL_OPT_FLOAT, &eval_temperature, "1", 1e-3, 1e4, "T", "with --probs: the softmax temperature", 0 },
 	{ "log-level", SL_OPT_STR, &log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
 	{ "help", SL_OPT_FLAG, &show_help, NULL, 0, 0, NULL, "this text", 0 },
 	{ "version", SL_OPT_FLAG, &show_version, NULL, 0, 0, NULL, "print the version", 0 },
@@ -60,7 +63,8 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: softlabel-student --dataset X --labels Y --arch 784-128-10 --out M.safetensors [options]\n"
-	    "       softlabel-student --evaluate --model M --test-data X [--test-labels Y] [--predictions P.npy]\n"
+	    "       softlabel-student --evaluate --model M --test-data X [--test-labels Y]\n"
+	    "                         [--predictions P.npy] [--probs F.npy --temperature T]\n"
 	    "\n"
 	    "Trains a multilayer perceptron on labeled rows (cross-entropy) and\n"
 	    "writes it as safetensors that PyTorch loads into nn.Sequential.\n"
@@ -110,7 +114,8 @@ main(int argc, char **argv)
 		if (need("--model", model_path) || need("--test-data", cfg.test_data))
 			return TRAIN_USAGE;
 		return eval_run(model_path, cfg.arch, cfg.test_data,
-		    cfg.test_labels, predictions, cfg.threads);
+		    cfg.test_labels, predictions, probs_path, eval_temperature,
+		    cfg.threads);
 	}
 	if (need("--dataset", cfg.dataset) || need("--labels", cfg.labels) ||
 	    need("--arch", cfg.arch) || need("--out", cfg.out))

@@ -70,3 +70,49 @@ sl_metric() { # file key
 sl_subset() { # src.idx.gz N out.npy [labeled-rows]
 	$PY "$ROOT/tests/lib/subset.py" "$@"
 }
+
+# Debian's python3, which has the python3-* packages (torch, zmq, msgpack);
+# the python3 first on PATH may be another installation.
+DPY=/usr/bin/python3
+
+# A free TCP port on 127.0.0.1 (bound and released; tests start at once).
+sl_free_port() {
+	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Wait until FILE has a line matching PATTERN (grep -E), at most SECS.
+sl_wait_log() { # file pattern secs
+	_i=0
+	while ! grep -qE "$2" "$1" 2>/dev/null; do
+		_i=$((_i + 1))
+		[ "$_i" -gt $(($3 * 10)) ] && sl_fail "timed out waiting for '$2' in $1: $(tail -3 "$1" 2>/dev/null)"
+		sleep 0.1
+	done
+}
+
+# Count lines matching PATTERN in FILE (0 when none).
+sl_count() { # file pattern
+	grep -cE "$2" "$1" 2>/dev/null || true
+}
+
+# A small trained teacher (784-64-10, one epoch on 3000 test images): good
+# enough to label with, quick to make.
+sl_make_teacher() { # out.safetensors [arch] [seed]
+	sl_subset "$FMNIST/t10k-images-idx3-ubyte.gz" 3000 "$SL_TMP/teacher_x.npy"
+	sl_subset "$FMNIST/t10k-labels-idx1-ubyte.gz" 3000 "$SL_TMP/teacher_y.npy"
+	"$BIN/softlabel-student" --dataset "$SL_TMP/teacher_x.npy" \
+	    --labels "$SL_TMP/teacher_y.npy" --arch "${2:-784-64-10}" --epochs 1 \
+	    --seed "${3:-1}" --out "$1" 2>"$SL_TMP/teacher_train.log" ||
+	    sl_fail "training the test teacher failed: $(tail -2 "$SL_TMP/teacher_train.log")"
+}
+
+# Start a broker on a free port; sets BROKER_PID, BROKER_EP, BROKER_LOG and
+# waits for its ready line. Extra arguments go to softlabel-broker.
+sl_start_broker() { # store dataset log extra...
+	_store=$1 _data=$2 BROKER_LOG=$3; shift 3
+	BROKER_PORT=${BROKER_PORT:-$(sl_free_port)}
+	BROKER_EP=tcp://127.0.0.1:$BROKER_PORT
+	sl_bg BROKER_PID "$BIN/softlabel-broker" --store "$_store" \
+	    --dataset "$_data" --bind "$BROKER_EP" "$@" 2>>"$BROKER_LOG"
+	sl_wait_log "$BROKER_LOG" " $BROKER_PID softlabel-broker INFO ready" 30
+}
