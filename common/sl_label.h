@@ -44,10 +44,12 @@ typedef struct sl_label_fmt {
 	uint16_t k; /* top-k only; 1 <= k < classes */
 } sl_label_fmt;
 
-/* Parse "f32", "f16" or "topk:K" (K in [1, SL_LABEL_MAX_K]). classes is left
- * for the caller. Returns 0 or SL_EINVAL. */
+/* Parse "f32", "f16" or "topk:K" (K decimal digits, in [1, SL_LABEL_MAX_K],
+ * nothing after them). Sets out->encoding and out->k only: classes is left
+ * for the caller, and nothing is written on failure. Returns 0 or SL_EINVAL. */
 int sl_label_parse_encoding(const char *s, sl_label_fmt *out);
-/* "f32", "f16", "topk:5" into buf. */
+/* "f32", "f16", "topk:5" into buf (len bytes, always NUL-terminated when
+ * len > 0; "?" for an unknown encoding). */
 void sl_label_format_encoding(const sl_label_fmt *f, char *buf, size_t len);
 
 /* Check that fmt is one we can write and read: known encoding, classes in
@@ -60,27 +62,49 @@ int sl_label_fmt_check(const sl_label_fmt *fmt);
 size_t sl_label_size(const sl_label_fmt *fmt);
 
 /* Encode one record from a row of logits (classes values) at temperature T
- * into out (sl_label_size bytes). scratch is caller memory of at least
- * 2 * classes floats (no allocation). Non-finite logits are the caller's to
- * reject first; this returns SL_EINVAL for them. */
+ * into out (sl_label_size bytes, any alignment). scratch is caller memory of
+ * at least 2 * classes floats (no allocation). Top-k keeps the k largest z / T,
+ * largest first, ties to the lower class index.
+ *
+ * Returns 0 or SL_EINVAL: fmt fails sl_label_fmt_check; T not finite or not
+ * > 0; a logit not finite (the caller should reject these first, with its own
+ * message) or z / T overflowing float; a value that half cannot hold,
+ * |z / T| > 65504, in an f16 record or among the kept classes of a top-k
+ * record (unkept classes may be anything finite). out may be partly written
+ * on failure.
+ *
+ * Half rounding can lift the largest kept value just above lse; the encoder
+ * then stores lse equal to that value, so a stored class never has
+ * probability above 1 (a change within the half rounding itself). */
 int sl_label_encode(const sl_label_fmt *fmt, const float *logits /* (classes) */,
     float T, float *scratch /* (2 * classes) */, void *out);
 
 /* Check one record in buf[0..len): header valid, len exactly its size, CRC
  * holds, every value finite, top-k indices distinct and in range and values
- * in non-increasing order. When expect is not NULL the header must equal it.
- * On success *fmt (if not NULL) gets the record's format.
+ * in non-increasing order, lse >= the largest value. When expect is not NULL
+ * the header must equal it. On success *fmt (if not NULL) gets the record's
+ * format. Never allocates (8 KiB of stack for top-k).
  * Returns 0, SL_EFORMAT, SL_ECORRUPT (CRC) or SL_EMISMATCH (not expect),
- * with why naming the field. */
+ * with why (may be NULL) naming the field.
+ *
+ * Caveat: the CRC covers only the bytes after the header. A damaged header
+ * byte almost always breaks a header rule or the size, but the classes field
+ * of a top-k record does not enter its size: a flip to another valid count
+ * passes unless expect is given. Readers that know the teacher's format (all
+ * of them: it is in the cache's meta) should pass it. */
 int sl_label_check(const void *buf, size_t len, const sl_label_fmt *expect,
     sl_label_fmt *fmt, sl_errmsg *why);
 
 /* The distribution at temperature T from a record that passed
- * sl_label_check, into p (classes). The record holds z / T_stored:
- * dense records are re-softened exactly (softmax(v * T_stored / T)); top-k
- * records keep exp((v - lse) * ...) for the kept classes and spread the rest
- * of the mass evenly over the others (exact when T == T_stored, an
- * approximation otherwise; see the README). */
+ * sl_label_check, into p (classes). The record holds z / T_stored; both
+ * temperatures must be > 0 (asserted). Dense records are re-softened exactly:
+ * softmax(v * T_stored / T), max-subtracted. Top-k records give
+ * exp(v - lse) to the kept classes at T == T_stored and spread the remaining
+ * mass evenly over the others; at another T they treat every unkept class as
+ * having the same value, the one that carries that remaining mass, and
+ * re-soften the whole row (exact when the unkept classes are equal, an
+ * approximation otherwise; details at probs_topk in sl_label.c). Rows sum
+ * to 1. */
 void sl_label_probs(const void *rec, float T_stored, float T,
     float *p /* (classes) */);
 
