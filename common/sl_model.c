@@ -8,6 +8,7 @@
 #include "sl_model.h"
 
 #include "sl_file.h"
+#include "sl_label.h" /* sl_f16_to_f32 */
 
 #include <cJSON.h>
 #include <sodium.h>
@@ -55,37 +56,6 @@ load_u64le(const unsigned char *p)
 	return v;
 }
 
-/* IEEE half to single, by hand: normals rebias the exponent, subnormals are
- * normalised (value = mant * 2^-24), inf and NaN keep their payload. */
-static float
-half_to_float(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h >> 15) << 31;
-	uint32_t exp = (h >> 10) & 0x1fu;
-	uint32_t mant = h & 0x3ffu;
-	uint32_t bits;
-	float f;
-
-	if (exp == 0) {
-		if (mant == 0) {
-			bits = sign;
-		} else {
-			exp = 127 - 15 + 1;
-			while ((mant & 0x400u) == 0) {
-				mant <<= 1;
-				exp--;
-			}
-			bits = sign | exp << 23 | (mant & 0x3ffu) << 13;
-		}
-	} else if (exp == 31) {
-		bits = sign | 0x7f800000u | mant << 13;
-	} else {
-		bits = sign | (exp + 127 - 15) << 23 | mant << 13;
-	}
-	memcpy(&f, &bits, sizeof f);
-	return f;
-}
-
 static float
 bf16_to_float(uint16_t h)
 {
@@ -116,7 +86,7 @@ read_elem(const unsigned char *p, enum dt d, size_t i)
 		return f;
 	}
 	uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-	return d == DT_F16 ? half_to_float(h) : bf16_to_float(h);
+	return d == DT_F16 ? sl_f16_to_f32(h) : bf16_to_float(h);
 }
 
 /* "<digits>.weight" or "<digits>.bias", digits without sign or leading zero
