@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config libzmq3-dev libmsgpack-dev liblmdb-dev
 libopenblas-dev libcmocka-dev zlib1g-dev libcjson-dev libsodium-dev
 dataset-fashion-mnist python3 clang libclang-rt-14-dev
-python3-torch python3-numpy"
+python3-torch python3-numpy python3-zmq python3-msgpack"
 
 missing=""
 for p in $PKGS; do
