@@ -1,0 +1,230 @@
+/* sl_store.h - the logit cache: one LMDB environment (a directory).
+ *
+ * Named databases (a public format, documented in the README):
+ *
+ *   meta    UTF-8 name -> msgpack
+ *             "schema"          1
+ *             "dataset"         {path, rows, shape, dtype, sha256 (bin 32)}
+ *             "shard_rows"      uint
+ *             "teacher/<name>"  {index, classes, temperature (float32),
+ *                                encoding, k, model_sha256 (bin 32)}
+ *   shards  u32 BE teacher, u64 BE shard -> msgpack {state (1 done,
+ *                                           2 quarantined), attempts,
+ *                                           worker, committed_ms[, reason]}
+ *   labels  u32 BE teacher, u64 BE sample -> soft-label record (sl_label.h)
+ *   inputs  u64 BE sample -> raw row bytes (optional)
+ *
+ * A shard absent from `shards` is pending. A shard's records and its `done`
+ * state are written in one write transaction (sl_store_put_shard inside
+ * sl_store_write_begin/commit), so the cache never holds half a shard.
+ *
+ * The environment is opened without MDB_WRITEMAP (a full disk is an error,
+ * not SIGBUS) and with MDB_NOTLS (read transactions may move between
+ * threads); stale reader slots of dead processes are cleared at open and by
+ * sl_store_reader_check(). One writer at a time (LMDB's own lock); readers
+ * never block it.
+ *
+ * Thread-safety: an sl_store may be shared; each transaction belongs to one
+ * thread at a time (with MDB_NOTLS one thread may hold a read transaction
+ * and the write transaction at once). Values returned by read functions are
+ * borrowed from the read transaction and valid until it ends or is reset.
+ *
+ * Return codes: 0, an errno value (ENOENT, ENOSPC, ... as LMDB reports
+ * them), SL_ENOTFOUND (absent), SL_ELIMIT (map full: "cache map full"; also
+ * LMDB's reader-table and transaction-size limits), SL_EFORMAT (a corrupt or
+ * foreign cache; LMDB's own codes end here, named in why), SL_EUNSUPPORTED
+ * (another schema), SL_EMISMATCH, SL_EINVAL (bad arguments, a write in a
+ * read-only store or a read transaction). Nothing prints.
+ *
+ * Caveats:
+ *   - After any write in a write transaction fails, the transaction can
+ *     only be aborted: sl_store_write_commit aborts it and returns
+ *     SL_EINVAL (LMDB refuses to commit it too).
+ *   - A read transaction pins the pages it sees; a reader that never ends
+ *     or refreshes makes the file grow under a busy writer.
+ *   - Never open the same directory twice in one process (LMDB's locks are
+ *     per process); fork() children must open their own sl_store.
+ *   - map_size_bytes is address space, not disk: the 1 TiB default costs
+ *     nothing until written. A smaller map than the file's is raised to it.
+ */
+#ifndef SL_STORE_H
+#define SL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_data.h"
+#include "sl_err.h"
+#include "sl_label.h"
+
+#define SL_STORE_SCHEMA 1
+#define SL_STORE_MAX_TEACHERS 256
+#define SL_STORE_MAX_NAME 128
+
+typedef struct sl_store sl_store;
+typedef struct sl_store_txn sl_store_txn;
+
+typedef struct sl_store_opts {
+	int readonly;
+	int nosync;              /* MDB_NOSYNC: fast, not durable across a crash */
+	uint64_t map_size_bytes; /* 0: default (1 TiB of address space) */
+} sl_store_opts;
+
+/* Open (and, unless readonly, create) the environment in dir, creating the
+ * directory (0755) and the four databases if missing; clears stale reader
+ * slots. o may be NULL (defaults). A read-only open of a directory without
+ * a cache is ENOENT; an LMDB environment without our databases SL_EFORMAT.
+ * *out is owned by the caller (sl_store_close). */
+int sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
+    sl_errmsg *why);
+/* Close; every transaction must have ended. Accepts NULL, NULLs *s. */
+void sl_store_close(sl_store **s);
+
+/* The job a store holds. */
+typedef struct sl_store_job {
+	char dataset_path[1024];
+	sl_fingerprint dataset;
+	uint32_t shard_rows;
+} sl_store_job;
+
+/* SL_ENOTFOUND for a store without a job yet; SL_EUNSUPPORTED for another
+ * schema ("cache schema 2, this build reads 1"); SL_EFORMAT naming the meta
+ * key for a malformed value. */
+int sl_store_get_job(sl_store *s, sl_store_job *out, sl_errmsg *why);
+/* Write schema, dataset and shard_rows in one transaction. A store that
+ * already holds the same job (fingerprint and shard_rows; the path may
+ * differ and is not rewritten) is success; another job is SL_EMISMATCH, so
+ * labels never end up under a different dataset. SL_EINVAL for a job that
+ * is not self-consistent (shape[0] != rows, ndim, dtype, shard_rows 0). */
+int sl_store_init_job(sl_store *s, const sl_store_job *job, sl_errmsg *why);
+
+typedef struct sl_store_teacher {
+	uint32_t index;
+	char name[SL_STORE_MAX_NAME + 1];
+	char model_sha256[65];
+	float temperature;
+	sl_label_fmt fmt;
+} sl_store_teacher;
+
+/* Register t->name, or find it, in one write transaction. A new name gets
+ * the next index (the number of teachers so far; SL_ELIMIT past
+ * SL_STORE_MAX_TEACHERS); an existing name must match model_sha256,
+ * temperature (bit for bit) and fmt exactly, else SL_EMISMATCH with why
+ * naming the field ("teacher 'big' is registered with model 3fa4...,
+ * this worker has 9c1e..."). SL_EINVAL: name not 1..SL_STORE_MAX_NAME bytes
+ * or containing '/', model_sha256 not 64 hex digits (either case), a
+ * temperature that is not positive and finite, a format sl_label_fmt_check
+ * would refuse. On success t->index is set; nothing else is written. */
+int sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why);
+/* All registered teachers, in index order (model_sha256 in lowercase).
+ * SL_ELIMIT when more than cap exist (cap SL_STORE_MAX_TEACHERS always
+ * suffices); out[] is scratch on failure, *n is written only on success. */
+int sl_store_teachers(sl_store *s, sl_store_teacher *out, size_t cap,
+    size_t *n, sl_errmsg *why);
+
+enum sl_shard_state {
+	SL_SHARD_PENDING = 0, /* absent from the db */
+	SL_SHARD_DONE = 1,
+	SL_SHARD_QUARANTINED = 2,
+};
+
+typedef struct sl_shard_info {
+	uint32_t state;
+	uint32_t attempts;
+	char worker[SL_STORE_MAX_NAME + 1];
+	uint64_t committed_ms; /* Unix ms */
+	char reason[256];      /* quarantined only */
+} sl_shard_info;
+
+/* state[i] (enum sl_shard_state) for shards 0..nshards of teacher, in one
+ * read transaction. state is zeroed (pending) first. A shards entry at or
+ * past nshards means the cache does not match the dataset: SL_EFORMAT. */
+int sl_store_shard_states(sl_store *s, uint32_t teacher, uint8_t *state,
+    uint64_t nshards, sl_errmsg *why);
+
+/* --- writing ------------------------------------------------------------ */
+
+/* Begin the write transaction; blocks while another thread or process
+ * holds it (LMDB's writer lock), never on readers. SL_EINVAL read-only. */
+int sl_store_write_begin(sl_store *s, sl_store_txn **txn, sl_errmsg *why);
+/* Put nrows records (each rec_size bytes, back to back) for samples
+ * first_row.. and mark the shard done with attempts, worker (NULL: "";
+ * at most SL_STORE_MAX_NAME bytes) and the time. Records are stored as
+ * given: check them first (sl_label_check). An existing shard is
+ * overwritten. Does not allocate. */
+int sl_store_put_shard(sl_store_txn *txn, uint32_t teacher, uint64_t shard,
+    uint64_t first_row, uint32_t nrows, const void *records, size_t rec_size,
+    const char *worker, uint32_t attempts, sl_errmsg *why);
+/* Mark a shard quarantined with its reason (cut to 255 bytes on a UTF-8
+ * boundary; NULL: ""). Its records, if any, are left alone. */
+int sl_store_put_quarantine(sl_store_txn *txn, uint32_t teacher,
+    uint64_t shard, uint32_t attempts, const char *reason, sl_errmsg *why);
+/* Delete a shard's records and state: it becomes pending again (used to
+ * recompute shards whose records are corrupt). */
+int sl_store_reset_shard(sl_store_txn *txn, uint32_t teacher, uint64_t shard,
+    uint64_t first_row, uint32_t nrows, sl_errmsg *why);
+/* Optional raw rows (each row_bytes, back to back) for samples
+ * first_row.., for a cache that stands alone. */
+int sl_store_put_inputs(sl_store_txn *txn, uint64_t first_row, uint32_t nrows,
+    const void *rows, size_t row_bytes, sl_errmsg *why);
+/* Commit (durable unless nosync) or abort; both free txn and NULL it.
+ * Commit: SL_ELIMIT when the map is full, ENOSPC etc. from the disk, and
+ * SL_EINVAL after an earlier write failed (the txn is aborted instead).
+ * Abort accepts NULL. */
+int sl_store_write_commit(sl_store_txn **txn, sl_errmsg *why);
+void sl_store_write_abort(sl_store_txn **txn);
+
+/* --- reading ------------------------------------------------------------ */
+
+/* A snapshot of the last commit; takes a reader slot (SL_ELIMIT when all
+ * are taken) until read_end. Never blocks and never blocks the writer. */
+int sl_store_read_begin(sl_store *s, sl_store_txn **txn, sl_errmsg *why);
+/* See the writes committed since the transaction began (mdb_txn_reset +
+ * renew): a long-lived reader calls this between passes. */
+int sl_store_read_refresh(sl_store_txn *txn, sl_errmsg *why);
+/* End (accepts NULL; NULLs *txn). Borrowed values die here. */
+void sl_store_read_end(sl_store_txn **txn);
+
+/* The record of (teacher, sample): *rec borrowed until the txn ends or is
+ * refreshed. SL_ENOTFOUND when absent. Does not check the CRC
+ * (sl_label_check does). Works in a write transaction too. */
+int sl_store_get_label(sl_store_txn *txn, uint32_t teacher, uint64_t sample,
+    const void **rec, size_t *len);
+/* A shard's entry, copied out. SL_ENOTFOUND: pending. SL_EFORMAT: the
+ * entry is malformed (why names the field). */
+int sl_store_get_shard(sl_store_txn *txn, uint32_t teacher, uint64_t shard,
+    sl_shard_info *out, sl_errmsg *why);
+
+/* Walk labels of one teacher in sample order, from sample `from`.
+ * fn returns 0 to go on, anything else to stop (returned as is). rec is
+ * borrowed as for sl_store_get_label. A key that is not 12 bytes stops the
+ * walk with SL_EFORMAT (a corrupt or foreign cache). */
+typedef int (*sl_store_label_fn)(void *arg, uint64_t sample, const void *rec,
+    size_t len);
+int sl_store_each_label(sl_store_txn *txn, uint32_t teacher, uint64_t from,
+    sl_store_label_fn fn, void *arg);
+/* Walk shards entries of one teacher (done and quarantined), in shard
+ * order; a malformed entry or key stops the walk with SL_EFORMAT. */
+typedef int (*sl_store_shard_fn)(void *arg, uint64_t shard,
+    const sl_shard_info *info);
+int sl_store_each_shard(sl_store_txn *txn, uint32_t teacher,
+    sl_store_shard_fn fn, void *arg);
+
+typedef struct sl_store_stat {
+	uint64_t labels, shards, inputs; /* entries */
+	uint64_t file_bytes;             /* data.mdb size */
+	uint64_t used_bytes;             /* pages in use * page size */
+	uint32_t readers_max, readers_used; /* reader slots; used counts the
+	                                     * occupied ones (LMDB's
+	                                     * me_numreaders is a high-water
+	                                     * mark that never goes down) */
+} sl_store_stat;
+
+int sl_store_stat_get(sl_store *s, sl_store_stat *out, sl_errmsg *why);
+
+/* Clear reader slots of dead processes (mdb_reader_check); *dead (may be
+ * NULL) gets how many were cleared. Call it now and then in a long-lived
+ * writer: a crashed reader's slot pins old pages until cleared. */
+int sl_store_reader_check(sl_store *s, int *dead);
+
+#endif

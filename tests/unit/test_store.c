@@ -1,0 +1,1058 @@
+/* test_store.c - sl_store: the logit cache on LMDB.
+ *
+ * Each test gets a fresh mkdtemp directory, removed at teardown. Corrupt
+ * caches are made by writing bytes with raw LMDB calls while the store is
+ * closed (one process must not open an environment twice). Stale readers
+ * come from forked children that open the store themselves and die holding
+ * a read transaction.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "sl_store.h"
+
+#define REC 52 /* a 10-class f32 record: 12-byte header + 40 */
+
+static char dir[64];
+
+static const char *
+tpath(const char *name)
+{
+	static char buf[4][256];
+	static int next;
+	char *p = buf[next++ % 4];
+
+	snprintf(p, 256, "%s/%s", dir, name);
+	return p;
+}
+
+static int
+rm_rf(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	char sub[512];
+
+	if (d == NULL)
+		return unlink(path);
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+		rm_rf(sub);
+	}
+	closedir(d);
+	return rmdir(path);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/test_store.XXXXXX");
+	return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	return rm_rf(dir);
+}
+
+static sl_store *
+open_store(const char *path, int readonly)
+{
+	sl_store_opts o = { readonly, 0, 0 };
+	sl_store *s = NULL;
+	sl_errmsg why = { "" };
+	int rc = sl_store_open(path, &o, &s, &why);
+
+	if (rc != 0)
+		fail_msg("open %s: %d %s", path, rc, why.text);
+	return s;
+}
+
+static sl_store_job
+sample_job(void)
+{
+	sl_store_job j;
+
+	memset(&j, 0, sizeof j);
+	snprintf(j.dataset_path, sizeof j.dataset_path, "/data/fmnist.npy");
+	j.dataset.rows = 5000;
+	j.dataset.ndim = 3;
+	j.dataset.shape[0] = 5000;
+	j.dataset.shape[1] = 28;
+	j.dataset.shape[2] = 28;
+	j.dataset.dtype = SL_DTYPE_U8;
+	for (int i = 0; i < 32; i++)
+		j.dataset.sha256[i] = (uint8_t)(i * 7 + 1);
+	j.shard_rows = 1024;
+	return j;
+}
+
+static sl_store_teacher
+sample_teacher(const char *name)
+{
+	sl_store_teacher t;
+
+	memset(&t, 0, sizeof t);
+	snprintf(t.name, sizeof t.name, "%s", name);
+	memset(t.model_sha256, 'a', 64);
+	t.temperature = 4.0f;
+	t.fmt.encoding = SL_ENC_F32;
+	t.fmt.classes = 10;
+	t.fmt.k = 0;
+	return t;
+}
+
+/* n fake records for rows first.., each byte a function of (row, byte). */
+static void
+make_records(uint8_t *buf, uint64_t first, uint32_t n, uint8_t salt)
+{
+	for (uint32_t i = 0; i < n; i++)
+		for (int b = 0; b < REC; b++)
+			buf[(size_t)i * REC + (size_t)b] =
+			    (uint8_t)((first + i) * 31u + (unsigned)b * 7u + salt);
+}
+
+/* Commit one shard of nrows rows for teacher. */
+static int
+commit_shard(sl_store *s, uint32_t teacher, uint64_t shard, uint64_t first,
+    uint32_t nrows, uint8_t salt, sl_errmsg *why)
+{
+	static uint8_t recs[1024 * REC];
+	sl_store_txn *t = NULL;
+	int rc;
+
+	make_records(recs, first, nrows, salt);
+	if ((rc = sl_store_write_begin(s, &t, why)) != 0)
+		return rc;
+	rc = sl_store_put_shard(t, teacher, shard, first, nrows, recs, REC,
+	    "w1", 1, why);
+	if (rc != 0) {
+		sl_store_write_abort(&t);
+		return rc;
+	}
+	return sl_store_write_commit(&t, why);
+}
+
+/* Raw LMDB put into db of the cache in dir (the store must be closed). */
+static void
+raw_put(const char *db, const void *key, size_t klen, const void *val,
+    size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* --- job ------------------------------------------------------------------ */
+
+static void
+test_job_roundtrip(void **state)
+{
+	sl_store_job j = sample_job(), got, other;
+	sl_store *s = open_store(dir, 0);
+	sl_store_txn *t = NULL;
+	sl_errmsg why = { "" };
+
+	(void)state;
+	assert_int_equal(sl_store_get_job(s, &got, &why), SL_ENOTFOUND);
+	assert_int_equal(sl_store_init_job(s, &j, &why), 0);
+	sl_store_close(&s);
+	assert_null(s);
+	sl_store_close(&s); /* NULL is fine */
+	sl_store_close(NULL);
+
+	s = open_store(dir, 0);
+	memset(&got, 0xee, sizeof got);
+	assert_int_equal(sl_store_get_job(s, &got, &why), 0);
+	assert_string_equal(got.dataset_path, j.dataset_path);
+	assert_int_equal(got.dataset.rows, 5000);
+	assert_int_equal(got.dataset.ndim, 3);
+	assert_int_equal(got.dataset.shape[0], 5000);
+	assert_int_equal(got.dataset.shape[1], 28);
+	assert_int_equal(got.dataset.shape[2], 28);
+	assert_int_equal(got.dataset.dtype, SL_DTYPE_U8);
+	assert_memory_equal(got.dataset.sha256, j.dataset.sha256, 32);
+	assert_int_equal(got.shard_rows, 1024);
+
+	/* The same job again is fine; another one is refused. */
+	assert_int_equal(sl_store_init_job(s, &j, &why), 0);
+	other = j;
+	other.dataset.sha256[5] ^= 1;
+	assert_int_equal(sl_store_init_job(s, &other, &why), SL_EMISMATCH);
+	assert_non_null(strstr(why.text, "already holds a job"));
+	other = j;
+	other.shard_rows = 512;
+	assert_int_equal(sl_store_init_job(s, &other, &why), SL_EMISMATCH);
+	other = j;
+	other.dataset.shape[0] = 7; /* shape[0] != rows */
+	assert_int_equal(sl_store_init_job(s, &other, &why), SL_EINVAL);
+	sl_store_close(&s);
+
+	/* Read-only: reads work, writes are refused. */
+	s = open_store(dir, 1);
+	memset(&got, 0, sizeof got);
+	assert_int_equal(sl_store_get_job(s, &got, &why), 0);
+	assert_int_equal(got.shard_rows, 1024);
+	assert_int_equal(sl_store_write_begin(s, &t, &why), SL_EINVAL);
+	assert_null(t);
+	assert_int_equal(sl_store_init_job(s, &j, &why), SL_EINVAL);
+	sl_store_close(&s);
+}
+
+static void
+test_readonly_missing(void **state)
+{
+	sl_store_opts ro = { 1, 0, 0 };
+	sl_store *s = NULL;
+	sl_errmsg why = { "" };
+
+	(void)state;
+	assert_int_equal(sl_store_open(tpath("missing"), &ro, &s, &why), ENOENT);
+	assert_null(s);
+	assert_non_null(strstr(why.text, "missing"));
+	assert_int_equal(access(tpath("missing"), F_OK), -1); /* not created */
+
+	/* An empty directory is no cache either. */
+	assert_int_equal(mkdir(tpath("empty"), 0755), 0);
+	why.text[0] = '\0';
+	assert_int_equal(sl_store_open(tpath("empty"), &ro, &s, &why), ENOENT);
+	assert_null(s);
+	assert_non_null(strstr(why.text, "no cache"));
+
+	/* Writable open creates the directory. */
+	s = open_store(tpath("new"), 0);
+	sl_store_close(&s);
+	s = open_store(tpath("new"), 1);
+	sl_store_close(&s);
+}
+
+/* --- teachers ------------------------------------------------------------- */
+
+static void
+expect_mismatch(sl_store *s, const sl_store_teacher *t, const char *field)
+{
+	sl_store_teacher c = *t;
+	sl_errmsg why = { "" };
+
+	c.index = 99;
+	assert_int_equal(sl_store_register_teacher(s, &c, &why), SL_EMISMATCH);
+	assert_int_equal(c.index, 99); /* untouched on failure */
+	if (strstr(why.text, field) == NULL)
+		fail_msg("why '%s' does not name '%s'", why.text, field);
+	assert_non_null(strstr(why.text, "'big'"));
+}
+
+static void
+test_register_teacher(void **state)
+{
+	sl_store *s = open_store(dir, 0);
+	sl_store_teacher big = sample_teacher("big"), small, c, list[4];
+	sl_errmsg why = { "" };
+	size_t n = 0;
+
+	(void)state;
+	big.fmt.encoding = SL_ENC_TOPK;
+	big.fmt.k = 5;
+	assert_int_equal(sl_store_register_teacher(s, &big, &why), 0);
+	assert_int_equal(big.index, 0);
+	small = sample_teacher("small");
+	memset(small.model_sha256, 'b', 64);
+	small.temperature = 2.5f;
+	assert_int_equal(sl_store_register_teacher(s, &small, &why), 0);
+	assert_int_equal(small.index, 1);
+
+	/* Same name and settings: same index (hex case does not matter). */
+	c = big;
+	c.index = 77;
+	assert_int_equal(sl_store_register_teacher(s, &c, &why), 0);
+	assert_int_equal(c.index, 0);
+	memset(c.model_sha256, 'A', 64);
+	c.index = 77;
+	assert_int_equal(sl_store_register_teacher(s, &c, &why), 0);
+	assert_int_equal(c.index, 0);
+
+	c = big;
+	c.model_sha256[63] = 'c';
+	expect_mismatch(s, &c, "model aaaa");
+	c = big;
+	c.temperature = nextafterf(4.0f, 5.0f); /* one ulp: bit-exact compare */
+	expect_mismatch(s, &c, "temperature");
+	c = big;
+	c.fmt.encoding = SL_ENC_F16;
+	c.fmt.k = 0;
+	expect_mismatch(s, &c, "encoding topk:5, this worker has f16");
+	c = big;
+	c.fmt.k = 3;
+	expect_mismatch(s, &c, "k of encoding topk:5, this worker has topk:3");
+	c = big;
+	c.fmt.classes = 11;
+	expect_mismatch(s, &c, "classes 10, this worker has 11");
+
+	/* Survives a reopen, listed in index order with all fields. */
+	sl_store_close(&s);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_teachers(s, list, 4, &n, &why), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "big");
+	assert_int_equal(list[0].index, 0);
+	assert_string_equal(list[0].model_sha256,
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_true(list[0].temperature == 4.0f);
+	assert_int_equal(list[0].fmt.encoding, SL_ENC_TOPK);
+	assert_int_equal(list[0].fmt.k, 5);
+	assert_int_equal(list[0].fmt.classes, 10);
+	assert_string_equal(list[1].name, "small");
+	assert_int_equal(list[1].index, 1);
+	assert_true(list[1].temperature == 2.5f);
+	assert_int_equal(list[1].fmt.encoding, SL_ENC_F32);
+	assert_int_equal(list[1].model_sha256[0], 'b');
+	/* No room: an error, not a silent cut. */
+	assert_int_equal(sl_store_teachers(s, list, 1, &n, &why), SL_ELIMIT);
+	sl_store_close(&s);
+}
+
+static void
+test_teacher_invalid(void **state)
+{
+	sl_store *s = open_store(dir, 0);
+	sl_store_teacher t = sample_teacher("ok"), list[1];
+	sl_errmsg why = { "" };
+	size_t n = 9;
+
+	(void)state;
+	t.name[0] = '\0';
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	snprintf(t.name, sizeof t.name, "a/b");
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	memset(t.name, 'x', sizeof t.name); /* 129 bytes, no NUL */
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	memset(t.name, 'x', SL_STORE_MAX_NAME);
+	t.name[SL_STORE_MAX_NAME] = '\0'; /* exactly the limit: fine */
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), 0);
+	assert_int_equal(t.index, 0);
+
+	t = sample_teacher("t2");
+	t.model_sha256[10] = 'z';
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	t = sample_teacher("t2");
+	t.model_sha256[63] = '\0';
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	t = sample_teacher("t2");
+	t.temperature = 0.0f;
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	t.temperature = NAN;
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	t = sample_teacher("t2");
+	t.fmt.classes = 1;
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	t = sample_teacher("t2");
+	t.fmt.k = 3; /* k with a dense encoding */
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	t.fmt.encoding = SL_ENC_TOPK;
+	t.fmt.k = 10; /* k must be < classes */
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+
+	/* Nothing invalid was written. */
+	assert_int_equal(sl_store_teachers(s, list, 1, &n, &why), 0);
+	assert_int_equal(n, 1);
+	sl_store_close(&s);
+}
+
+static void
+test_teacher_limit(void **state)
+{
+	sl_store_opts o = { 0, 1, 0 }; /* nosync: 257 commits */
+	sl_store *s = NULL;
+	sl_store_teacher t;
+	sl_errmsg why = { "" };
+	char name[16];
+
+	(void)state;
+	assert_int_equal(sl_store_open(dir, &o, &s, &why), 0);
+	for (int i = 0; i < SL_STORE_MAX_TEACHERS; i++) {
+		snprintf(name, sizeof name, "t%03d", i);
+		t = sample_teacher(name);
+		assert_int_equal(sl_store_register_teacher(s, &t, &why), 0);
+		assert_int_equal(t.index, i);
+	}
+	t = sample_teacher("one-too-many");
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_ELIMIT);
+	t = sample_teacher("t200"); /* existing ones still resolve */
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), 0);
+	assert_int_equal(t.index, 200);
+	sl_store_close(&s);
+}
+
+/* --- shards and labels ---------------------------------------------------- */
+
+typedef struct walk {
+	uint64_t samples[4096];
+	size_t n;
+	int bad; /* a record differs from make_records */
+	uint8_t salt;
+	size_t stop_after; /* 0: never */
+} walk;
+
+static int
+on_label(void *arg, uint64_t sample, const void *rec, size_t len)
+{
+	walk *w = arg;
+	uint8_t want[REC];
+
+	make_records(want, sample, 1, w->salt);
+	if (len != REC || memcmp(rec, want, REC) != 0)
+		w->bad++;
+	if (w->n < 4096)
+		w->samples[w->n] = sample;
+	w->n++;
+	if (w->stop_after != 0 && w->n == w->stop_after)
+		return 42;
+	return 0;
+}
+
+typedef struct shard_seen {
+	uint64_t shard[16];
+	sl_shard_info info[16];
+	size_t n;
+} shard_seen;
+
+static int
+on_shard(void *arg, uint64_t shard, const sl_shard_info *info)
+{
+	shard_seen *s = arg;
+
+	if (s->n < 16) {
+		s->shard[s->n] = shard;
+		s->info[s->n] = *info;
+	}
+	s->n++;
+	return 0;
+}
+
+static void
+test_put_shard_roundtrip(void **state)
+{
+	static uint8_t recs[1024 * REC];
+	sl_store *s = open_store(dir, 0);
+	sl_store_txn *t = NULL;
+	sl_shard_info info;
+	sl_store_stat st;
+	sl_errmsg why = { "" };
+	uint8_t states[5];
+	shard_seen seen;
+	const void *rec;
+	size_t len;
+	walk *w = calloc(1, sizeof *w);
+	uint64_t before;
+
+	(void)state;
+	assert_non_null(w);
+	before = (uint64_t)time(NULL) * 1000u;
+	/* teacher 0: shards 1 and 3 of 100 rows; teacher 1: shard 1. */
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	make_records(recs, 100, 100, 0);
+	assert_int_equal(sl_store_put_shard(t, 0, 1, 100, 100, recs, REC,
+	    "worker-a", 2, &why), 0);
+	make_records(recs, 300, 100, 0);
+	assert_int_equal(sl_store_put_shard(t, 0, 3, 300, 100, recs, REC,
+	    "worker-b", 1, &why), 0);
+	make_records(recs, 100, 100, 9);
+	assert_int_equal(sl_store_put_shard(t, 1, 1, 100, 100, recs, REC,
+	    NULL, 1, &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+	assert_null(t);
+
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	make_records(recs, 100, 1, 0);
+	assert_int_equal(sl_store_get_label(t, 0, 100, &rec, &len), 0);
+	assert_int_equal(len, REC);
+	assert_memory_equal(rec, recs, REC);
+	make_records(recs, 399, 1, 0);
+	assert_int_equal(sl_store_get_label(t, 0, 399, &rec, &len), 0);
+	assert_memory_equal(rec, recs, REC);
+	make_records(recs, 150, 1, 9);
+	assert_int_equal(sl_store_get_label(t, 1, 150, &rec, &len), 0);
+	assert_memory_equal(rec, recs, REC);
+	assert_int_equal(sl_store_get_label(t, 0, 99, &rec, &len), SL_ENOTFOUND);
+	assert_int_equal(sl_store_get_label(t, 0, 200, &rec, &len), SL_ENOTFOUND);
+	assert_int_equal(sl_store_get_label(t, 2, 100, &rec, &len), SL_ENOTFOUND);
+
+	/* Walk teacher 0: 200 records in sample order, teacher 1 not mixed in. */
+	assert_int_equal(sl_store_each_label(t, 0, 0, on_label, w), 0);
+	assert_int_equal(w->n, 200);
+	assert_int_equal(w->bad, 0);
+	for (size_t i = 0; i < 200; i++)
+		assert_int_equal(w->samples[i], i < 100 ? 100 + i : 200 + i);
+	/* From the middle, and a stop code returned as is. */
+	memset(w, 0, sizeof *w);
+	assert_int_equal(sl_store_each_label(t, 0, 350, on_label, w), 0);
+	assert_int_equal(w->n, 50);
+	assert_int_equal(w->samples[0], 350);
+	memset(w, 0, sizeof *w);
+	w->stop_after = 3;
+	assert_int_equal(sl_store_each_label(t, 0, 0, on_label, w), 42);
+	assert_int_equal(w->n, 3);
+	memset(w, 0, sizeof *w);
+	w->salt = 9;
+	assert_int_equal(sl_store_each_label(t, 1, 0, on_label, w), 0);
+	assert_int_equal(w->n, 100);
+	assert_int_equal(w->bad, 0);
+	memset(w, 0, sizeof *w);
+	assert_int_equal(sl_store_each_label(t, 7, 0, on_label, w), 0);
+	assert_int_equal(w->n, 0);
+
+	assert_int_equal(sl_store_get_shard(t, 0, 1, &info, &why), 0);
+	assert_int_equal(info.state, SL_SHARD_DONE);
+	assert_int_equal(info.attempts, 2);
+	assert_string_equal(info.worker, "worker-a");
+	assert_true(info.committed_ms >= before);
+	assert_true(info.committed_ms <= (uint64_t)time(NULL) * 1000u + 1000u);
+	assert_string_equal(info.reason, "");
+	assert_int_equal(sl_store_get_shard(t, 1, 1, &info, &why), 0);
+	assert_string_equal(info.worker, "");
+	assert_int_equal(sl_store_get_shard(t, 0, 2, &info, &why), SL_ENOTFOUND);
+
+	memset(&seen, 0, sizeof seen);
+	assert_int_equal(sl_store_each_shard(t, 0, on_shard, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(seen.shard[0], 1);
+	assert_int_equal(seen.shard[1], 3);
+	assert_string_equal(seen.info[1].worker, "worker-b");
+	sl_store_read_end(&t);
+	assert_null(t);
+	sl_store_read_end(&t);
+
+	memset(states, 0xff, sizeof states);
+	assert_int_equal(sl_store_shard_states(s, 0, states, 5, &why), 0);
+	assert_int_equal(states[0], SL_SHARD_PENDING);
+	assert_int_equal(states[1], SL_SHARD_DONE);
+	assert_int_equal(states[2], SL_SHARD_PENDING);
+	assert_int_equal(states[3], SL_SHARD_DONE);
+	assert_int_equal(states[4], SL_SHARD_PENDING);
+	/* A shard beyond the dataset: the cache does not match it. */
+	assert_int_equal(sl_store_shard_states(s, 0, states, 3, &why),
+	    SL_EFORMAT);
+	assert_non_null(strstr(why.text, "shard 3"));
+
+	assert_int_equal(sl_store_stat_get(s, &st, &why), 0);
+	assert_int_equal(st.labels, 300);
+	assert_int_equal(st.shards, 3);
+	assert_int_equal(st.inputs, 0);
+	assert_true(st.used_bytes > 300 * REC);
+	assert_true(st.file_bytes >= st.used_bytes);
+	assert_int_equal(st.readers_max, 126);
+	assert_int_equal(st.readers_used, 0);
+	sl_store_close(&s);
+	free(w);
+}
+
+static void
+test_quarantine_reset_inputs(void **state)
+{
+	static uint8_t recs[64 * REC];
+	char reason[600];
+	sl_store *s = open_store(dir, 0);
+	sl_store_txn *t = NULL;
+	sl_shard_info info;
+	sl_errmsg why = { "" };
+	uint8_t states[4], rows[10 * 3];
+	const void *rec;
+	size_t len;
+
+	(void)state;
+	make_records(recs, 0, 64, 0);
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_put_shard(t, 0, 0, 0, 64, recs, REC, "w", 1,
+	    &why), 0);
+	assert_int_equal(sl_store_put_quarantine(t, 0, 2, 5,
+	    "NaN logits from worker w9", &why), 0);
+	for (int i = 0; i < 30; i++)
+		rows[i] = (uint8_t)(i * 3);
+	assert_int_equal(sl_store_put_inputs(t, 1000, 10, rows, 3, &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_get_shard(t, 0, 2, &info, &why), 0);
+	assert_int_equal(info.state, SL_SHARD_QUARANTINED);
+	assert_int_equal(info.attempts, 5);
+	assert_string_equal(info.worker, "");
+	assert_string_equal(info.reason, "NaN logits from worker w9");
+	assert_true(info.committed_ms > 0);
+	sl_store_read_end(&t);
+	assert_int_equal(sl_store_shard_states(s, 0, states, 4, &why), 0);
+	assert_int_equal(states[0], SL_SHARD_DONE);
+	assert_int_equal(states[1], SL_SHARD_PENDING);
+	assert_int_equal(states[2], SL_SHARD_QUARANTINED);
+
+	/* A long reason is cut to fit sl_shard_info.reason. */
+	memset(reason, 'r', sizeof reason - 1);
+	reason[sizeof reason - 1] = '\0';
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_put_quarantine(t, 0, 3, 1, reason, &why), 0);
+	/* Reset shard 0: its records and its state go. */
+	assert_int_equal(sl_store_reset_shard(t, 0, 0, 0, 64, &why), 0);
+	/* Resetting a pending shard is harmless. */
+	assert_int_equal(sl_store_reset_shard(t, 0, 1, 64, 64, &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_get_shard(t, 0, 3, &info, &why), 0);
+	assert_int_equal(strlen(info.reason), sizeof info.reason - 1);
+	assert_int_equal(sl_store_get_shard(t, 0, 0, &info, &why), SL_ENOTFOUND);
+	for (uint64_t i = 0; i < 64; i++)
+		assert_int_equal(sl_store_get_label(t, 0, i, &rec, &len),
+		    SL_ENOTFOUND);
+	sl_store_read_end(&t);
+	assert_int_equal(sl_store_shard_states(s, 0, states, 4, &why), 0);
+	assert_int_equal(states[0], SL_SHARD_PENDING);
+	assert_int_equal(states[2], SL_SHARD_QUARANTINED);
+	sl_store_close(&s);
+
+	/* Inputs: raw LMDB read back, 8-byte big-endian keys. */
+	{
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		uint8_t kb[8] = { 0, 0, 0, 0, 0, 0, 0x03, 0xe9 }; /* 1001 */
+		MDB_val k = { 8, kb }, v;
+
+		assert_int_equal(mdb_env_create(&env), 0);
+		assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+		assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+		assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+		assert_int_equal(mdb_dbi_open(txn, "inputs", 0, &dbi), 0);
+		assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+		assert_int_equal(v.mv_size, 3);
+		assert_memory_equal(v.mv_data, rows + 3, 3);
+		mdb_txn_abort(txn);
+		mdb_env_close(env);
+	}
+	/* And the label keys are (u32 BE teacher, u64 BE sample). */
+	{
+		sl_store_stat st;
+
+		s = open_store(dir, 0);
+		assert_int_equal(sl_store_stat_get(s, &st, &why), 0);
+		assert_int_equal(st.inputs, 10);
+		assert_int_equal(st.labels, 0);
+		sl_store_close(&s);
+	}
+}
+
+static void
+test_key_layout(void **state)
+{
+	static uint8_t recs[2 * REC];
+	sl_store *s = open_store(dir, 0);
+	sl_errmsg why = { "" };
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	const uint8_t want[12] = { 0, 0, 1, 2, 0, 0, 0, 0, 0, 1, 0, 5 };
+	sl_store_txn *t = NULL;
+
+	(void)state;
+	make_records(recs, 0, 2, 0);
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_put_shard(t, 0x102, 7, 0x10005, 1, recs,
+	    REC, "w", 1, &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+	sl_store_close(&s);
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "labels", 0, &dbi), 0);
+	k.mv_size = 12;
+	k.mv_data = (void *)want;
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	assert_memory_equal(v.mv_data, recs, REC);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/* --- transactions --------------------------------------------------------- */
+
+static void
+test_abort_and_mvcc(void **state)
+{
+	static uint8_t recs[10 * REC];
+	sl_store *s = open_store(dir, 0);
+	sl_store_txn *t = NULL, *r = NULL;
+	sl_store_stat st;
+	sl_errmsg why = { "" };
+	const void *rec;
+	size_t len;
+
+	(void)state;
+	make_records(recs, 0, 10, 0);
+	/* Abort leaves nothing. */
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_put_shard(t, 0, 0, 0, 10, recs, REC, "w", 1,
+	    &why), 0);
+	/* The write txn sees its own writes. */
+	assert_int_equal(sl_store_get_label(t, 0, 3, &rec, &len), 0);
+	sl_store_write_abort(&t);
+	assert_null(t);
+	sl_store_write_abort(&t);
+	assert_int_equal(sl_store_stat_get(s, &st, &why), 0);
+	assert_int_equal(st.labels, 0);
+	assert_int_equal(st.shards, 0);
+
+	/* A reader opened before a commit does not block it and does not see
+	 * it until refreshed. */
+	assert_int_equal(sl_store_read_begin(s, &r, &why), 0);
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_put_shard(t, 0, 0, 0, 10, recs, REC, "w", 1,
+	    &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+	assert_int_equal(sl_store_get_label(r, 0, 3, &rec, &len), SL_ENOTFOUND);
+	assert_int_equal(sl_store_stat_get(s, &st, &why), 0);
+	assert_int_equal(st.readers_used, 1);
+	assert_int_equal(sl_store_read_refresh(r, &why), 0);
+	assert_int_equal(sl_store_get_label(r, 0, 3, &rec, &len), 0);
+	assert_memory_equal(rec, recs + 3 * REC, REC);
+
+	/* A second write txn sees the first's data; its changes are not seen
+	 * by the reader until refresh. */
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_get_label(t, 0, 9, &rec, &len), 0);
+	assert_int_equal(sl_store_reset_shard(t, 0, 0, 0, 10, &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+	assert_int_equal(sl_store_get_label(r, 0, 9, &rec, &len), 0);
+	assert_memory_equal(rec, recs + 9 * REC, REC);
+	assert_int_equal(sl_store_read_refresh(r, &why), 0);
+	assert_int_equal(sl_store_get_label(r, 0, 9, &rec, &len), SL_ENOTFOUND);
+
+	/* Writes through a read txn are refused. */
+	assert_int_equal(sl_store_put_shard(r, 0, 0, 0, 10, recs, REC, "w", 1,
+	    &why), SL_EINVAL);
+	sl_store_read_end(&r);
+	assert_int_equal(sl_store_stat_get(s, &st, &why), 0);
+	assert_int_equal(st.readers_used, 0);
+	sl_store_close(&s);
+}
+
+/* --- corrupt caches ------------------------------------------------------- */
+
+static void
+test_corrupt_meta(void **state)
+{
+	sl_store_job j = sample_job(), got;
+	sl_store_teacher t = sample_teacher("x"), list[4];
+	sl_store *s = open_store(dir, 0);
+	sl_errmsg why = { "" };
+	size_t n;
+	/* msgpack: map of 5 whose first key is a str claiming 4 GB. */
+	const uint8_t huge[] = { 0x85, 0xdb, 0xff, 0xff, 0xff, 0xff, 'p' };
+	const uint8_t garbage[] = { 0xc1, 0x00, 0x13, 0x37 };
+	const uint8_t schema2[] = { 0x02 };
+	const uint8_t not_uint[] = { 0xa3, 'o', 'n', 'e' };
+	/* {"index": 0} only */
+	const uint8_t partial[] = { 0x81, 0xa5, 'i', 'n', 'd', 'e', 'x', 0x00 };
+
+	(void)state;
+	assert_int_equal(sl_store_init_job(s, &j, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), 0);
+	sl_store_close(&s);
+
+	raw_put("meta", "dataset", 7, garbage, sizeof garbage);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_get_job(s, &got, &why), SL_EFORMAT);
+	assert_non_null(strstr(why.text, "'dataset'"));
+	sl_store_close(&s);
+
+	raw_put("meta", "dataset", 7, huge, sizeof huge);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_get_job(s, &got, &why), SL_EFORMAT);
+	assert_non_null(strstr(why.text, "'dataset'"));
+	sl_store_close(&s);
+
+	raw_put("meta", "shard_rows", 10, not_uint, sizeof not_uint);
+	raw_put("meta", "schema", 6, schema2, sizeof schema2);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_get_job(s, &got, &why), SL_EUNSUPPORTED);
+	assert_string_equal(why.text, "cache schema 2, this build reads 1");
+	sl_store_close(&s);
+
+	raw_put("meta", "teacher/x", 9, garbage, sizeof garbage);
+	s = open_store(dir, 0);
+	why.text[0] = '\0';
+	assert_int_equal(sl_store_teachers(s, list, 4, &n, &why), SL_EFORMAT);
+	assert_non_null(strstr(why.text, "teacher/x"));
+	why.text[0] = '\0';
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EFORMAT);
+	assert_non_null(strstr(why.text, "teacher/x"));
+	sl_store_close(&s);
+
+	raw_put("meta", "teacher/x", 9, partial, sizeof partial);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_teachers(s, list, 4, &n, &why), SL_EFORMAT);
+	assert_non_null(strstr(why.text, "missing"));
+	sl_store_close(&s);
+
+	raw_put("meta", "teacher/x", 9, huge, sizeof huge);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_teachers(s, list, 4, &n, &why), SL_EFORMAT);
+	sl_store_close(&s);
+}
+
+static void
+test_corrupt_shards_and_keys(void **state)
+{
+	static uint8_t recs[4 * REC];
+	sl_store *s = open_store(dir, 0);
+	sl_store_txn *t = NULL;
+	sl_shard_info info;
+	sl_errmsg why = { "" };
+	uint8_t states[4];
+	shard_seen seen;
+	walk *w = calloc(1, sizeof *w);
+	const uint8_t key_shard2[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2 };
+	const uint8_t key11[11] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9 };
+	const uint8_t garbage[] = { 0x82, 0xa5, 's', 't', 'a', 't', 'e', 0x07 };
+
+	(void)state;
+	assert_non_null(w);
+	make_records(recs, 0, 4, 0);
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_put_shard(t, 0, 0, 0, 4, recs, REC, "w", 1,
+	    &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+	sl_store_close(&s);
+
+	raw_put("shards", key_shard2, 12, garbage, sizeof garbage);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_shard_states(s, 0, states, 4, &why),
+	    SL_EFORMAT);
+	assert_non_null(strstr(why.text, "shard 2"));
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_get_shard(t, 0, 2, &info, &why), SL_EFORMAT);
+	assert_non_null(strstr(why.text, "state"));
+	assert_int_equal(sl_store_get_shard(t, 0, 0, &info, &why), 0);
+	memset(&seen, 0, sizeof seen);
+	assert_int_equal(sl_store_each_shard(t, 0, on_shard, &seen),
+	    SL_EFORMAT);
+	assert_int_equal(seen.n, 1); /* shard 0, then the bad one stops it */
+	sl_store_read_end(&t);
+	sl_store_close(&s);
+
+	raw_put("labels", key11, 11, recs, REC);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_each_label(t, 0, 0, on_label, w), SL_EFORMAT);
+	/* The 11-byte key sorts after samples 0..3 (byte 10 is 9). */
+	assert_int_equal(w->n, 4);
+	sl_store_read_end(&t);
+	sl_store_close(&s);
+	free(w);
+}
+
+/* --- processes and limits ------------------------------------------------- */
+
+/* Child: open the store, begin a read txn, then die holding it. */
+static void
+child_reader(int fd, int kill_me)
+{
+	sl_store *s = NULL;
+	sl_store_txn *t = NULL;
+	sl_store_opts o = { 1, 0, 0 };
+	char c = 'r';
+
+	if (sl_store_open(dir, &o, &s, NULL) != 0 ||
+	    sl_store_read_begin(s, &t, NULL) != 0)
+		_exit(3);
+	if (write(fd, &c, 1) != 1)
+		_exit(4);
+	if (kill_me)
+		for (;;)
+			pause();
+	_exit(0); /* no read_end, no close */
+}
+
+static void
+stale_reader(sl_store *s, int kill_me)
+{
+	sl_store_stat st;
+	sl_errmsg why = { "" };
+	int fds[2], status, dead = -1;
+	uint32_t before;
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		child_reader(fds[1], kill_me);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	assert_int_equal(sl_store_stat_get(s, &st, &why), 0);
+	assert_int_equal(st.readers_used, 1); /* the child's */
+	if (kill_me)
+		assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (kill_me)
+		assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	else
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	assert_int_equal(sl_store_stat_get(s, &st, &why), 0);
+	before = st.readers_used;
+	assert_int_equal(before, 1); /* dead, but its slot still taken */
+	assert_int_equal(sl_store_reader_check(s, &dead), 0);
+	assert_int_equal(dead, 1);
+	assert_int_equal(sl_store_stat_get(s, &st, &why), 0);
+	assert_int_equal(st.readers_used, before - 1);
+	assert_int_equal(sl_store_reader_check(s, &dead), 0);
+	assert_int_equal(dead, 0);
+}
+
+static void
+test_stale_readers(void **state)
+{
+	sl_store *s = open_store(dir, 0);
+
+	(void)state;
+	stale_reader(s, 0);
+	stale_reader(s, 1);
+	sl_store_close(&s);
+}
+
+static void
+test_map_full(void **state)
+{
+	sl_store_opts o = { 0, 1, 1u << 20 }; /* 1 MiB map */
+	sl_store *s = NULL;
+	sl_store_stat st;
+	sl_store_txn *t = NULL;
+	sl_errmsg why = { "" };
+	uint64_t shard, done;
+	walk *w = calloc(1, sizeof *w);
+	int rc = 0;
+
+	(void)state;
+	assert_non_null(w);
+	assert_int_equal(sl_store_open(dir, &o, &s, &why), 0);
+	for (shard = 0; shard < 100; shard++) {
+		rc = commit_shard(s, 0, shard, shard * 1024, 1024, 0, &why);
+		if (rc != 0)
+			break;
+	}
+	assert_int_equal(rc, SL_ELIMIT);
+	assert_non_null(strstr(why.text, "map full"));
+	done = shard;
+	assert_true(done >= 1);
+	/* Still usable after the failed transaction. */
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	sl_store_read_end(&t);
+	sl_store_close(&s);
+
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_stat_get(s, &st, &why), 0);
+	assert_int_equal(st.labels, done * 1024);
+	assert_int_equal(st.shards, done);
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_each_label(t, 0, 0, on_label, w), 0);
+	assert_int_equal(w->n, done * 1024);
+	assert_int_equal(w->bad, 0);
+	sl_store_read_end(&t);
+	sl_store_close(&s);
+	free(w);
+}
+
+static void
+test_failed_txn_refuses_commit(void **state)
+{
+	sl_store_opts o = { 0, 1, 1u << 20 };
+	static uint8_t recs[1024 * REC];
+	sl_store *s = NULL;
+	sl_store_txn *t = NULL;
+	sl_errmsg why = { "" };
+	int rc = 0;
+
+	(void)state;
+	assert_int_equal(sl_store_open(dir, &o, &s, &why), 0);
+	make_records(recs, 0, 1024, 0);
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	for (uint64_t i = 0; i < 100 && rc == 0; i++)
+		rc = sl_store_put_shard(t, 0, i, i * 1024, 1024, recs, REC, "w",
+		    1, &why);
+	assert_int_equal(rc, SL_ELIMIT);
+	assert_int_equal(sl_store_put_inputs(t, 0, 1, recs, 4, &why),
+	    SL_EINVAL);
+	assert_int_equal(sl_store_write_commit(&t, &why), SL_EINVAL);
+	assert_null(t);
+	sl_store_close(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_register_teacher, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_teacher_invalid, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_teacher_limit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_put_shard_roundtrip, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine_reset_inputs,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_and_mvcc, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_meta, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_shards_and_keys,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_readers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_txn_refuses_commit,
+		    setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
