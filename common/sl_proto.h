@@ -40,9 +40,11 @@
 #include "sl_label.h"
 
 #define SL_PROTO_VERSION 1
-#define SL_PROTO_MAX_NAME 128      /* teacher and worker names, bytes */
-#define SL_PROTO_MAX_HELD 64       /* shards listed in HELLO / HEARTBEAT */
-#define SL_PROTO_MAX_REASON 256
+#define SL_PROTO_MAX_NAME 128        /* teacher and worker names, bytes */
+#define SL_PROTO_MAX_HELD 64         /* shards listed in HELLO / HEARTBEAT */
+#define SL_PROTO_MAX_REASON 256      /* REFUSE / ACK / RESET / DONE reason, bytes */
+#define SL_PROTO_MAX_ROWS (1u << 20) /* TASK / RESULT n and WELCOME shard_rows */
+#define SL_PROTO_MAX_JSON (1u << 20) /* STATUS_REPLY json, bytes */
 
 enum sl_msg_type {
 	SL_MSG_HELLO = 1,
@@ -133,27 +135,38 @@ typedef struct sl_msg {
 
 /* Decode frame buf[0..len) into m. Checks the version, the type, that every
  * required key is present with the right msgpack type and range, that no
- * unknown or repeated key appears, and that nothing trails the map. Strings
- * and blobs in m borrow from buf. Returns 0 or SL_EFORMAT / SL_ELIMIT /
- * SL_EUNSUPPORTED (version) with why naming the key. Thread-safe. */
+ * unknown or repeated key appears, and that nothing trails the map. The
+ * first two keys must be "v" and "t" (either order); the key table and
+ * every range are in the comment at the top of sl_proto.c. Strings and blobs
+ * in m borrow from buf. Allocates nothing; m is written only on success.
+ * Returns 0, SL_EUNSUPPORTED (another protocol version), SL_ELIMIT (a
+ * documented size limit exceeded) or SL_EFORMAT (anything else), with why
+ * naming the type, the key and the problem. Thread-safe. */
 int sl_proto_decode(const void *buf, size_t len, sl_msg *m, sl_errmsg *why);
 
 /* A growable output buffer for encoding; reuse one across messages so the
- * steady state allocates nothing. */
+ * steady state allocates nothing. Start from { 0 }; p[0..len) is the frame,
+ * valid until the next encode into b or sl_proto_buf_fini. */
 typedef struct sl_proto_buf {
 	uint8_t *p;
 	size_t len, cap;
 } sl_proto_buf;
 
+/* Free b's memory and zero it; b may be NULL. */
 void sl_proto_buf_fini(sl_proto_buf *b);
 
-/* Encode m into b (replacing its contents). Returns 0 or SL_ENOMEM. */
+/* Encode m into b (replacing its contents). Values are written as given:
+ * the encoder does not range-check them (the peer's decoder does). Returns
+ * 0, SL_ENOMEM (b is then empty but still valid), or SL_EINVAL for an
+ * unknown type, a held count above SL_PROTO_MAX_HELD, or an sl_bytes with a
+ * length but no pointer or longer than 4 GiB - 1. Thread-safe per b. */
 int sl_proto_encode(const sl_msg *m, sl_proto_buf *b);
 
-/* A name for logs and status counters: "HELLO", "RESULT", ... */
+/* A name for logs and status counters: "HELLO", "RESULT", ..., "UNKNOWN"
+ * for a value outside the enum. Static string. */
 const char *sl_proto_type_name(enum sl_msg_type t);
 
-/* Build sl_bytes from a C string (borrowed). */
+/* Build sl_bytes from a C string (borrowed; NULL gives an empty one). */
 sl_bytes sl_bytes_str(const char *s);
 
 #endif
