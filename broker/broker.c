@@ -261,6 +261,17 @@ reply(broker *b, void *sock, const void *id, size_t idlen, const sl_msg *m)
 		    zmq_strerror(rc));
 }
 
+/* A reason as the protocol carries it: at most SL_PROTO_MAX_REASON bytes. */
+static sl_bytes
+reason_bytes(const char *reason)
+{
+	sl_bytes r = sl_bytes_str(reason ? reason : "");
+
+	if (r.len > SL_PROTO_MAX_REASON)
+		r.len = SL_PROTO_MAX_REASON;
+	return r;
+}
+
 static void
 reply_reason(broker *b, void *sock, const void *id, size_t idlen,
     enum sl_msg_type type, const char *reason)
@@ -269,7 +280,7 @@ reply_reason(broker *b, void *sock, const void *id, size_t idlen,
 
 	memset(&m, 0, sizeof m);
 	m.type = type;
-	m.u.refuse.reason = sl_bytes_str(reason);
+	m.u.refuse.reason = reason_bytes(reason);
 	reply(b, sock, id, idlen, &m);
 }
 
@@ -283,7 +294,7 @@ ack(broker *b, const void *id, size_t idlen, uint64_t shard,
 	m.type = SL_MSG_ACK;
 	m.u.ack.shard = shard;
 	m.u.ack.status = status;
-	m.u.ack.reason = sl_bytes_str(reason ? reason : "");
+	m.u.ack.reason = reason_bytes(reason);
 	reply(b, b->sock, id, idlen, &m);
 }
 

@@ -315,6 +315,8 @@ on_ack(wstate *w, const sl_msg *m)
 			sl_error("broker rejected shard %" PRIu64 ": %.*s",
 			    h->shard, (int)m->u.ack.reason.len,
 			    (const char *)m->u.ack.reason.p);
+		else if (m->u.ack.status == SL_ACK_STORED)
+			sl_debug("shard %" PRIu64 " stored", h->shard);
 		else if (m->u.ack.status == SL_ACK_DUPLICATE)
 			sl_info("shard %" PRIu64 " was already stored by another "
 			    "worker", h->shard);

@@ -116,3 +116,38 @@ sl_start_broker() { # store dataset log extra...
 	    --dataset "$_data" --bind "$BROKER_EP" "$@" 2>>"$BROKER_LOG"
 	sl_wait_log "$BROKER_LOG" " $BROKER_PID softlabel-broker INFO ready" 30
 }
+
+# A teacher big enough that a shard takes a while to compute (784-1200-1200-10,
+# trained one epoch on 3000 images), for tests that must catch a worker in
+# the middle of a shard.
+sl_make_big_teacher() { # out.safetensors
+	sl_make_teacher "$1" 784-1200-1200-10 2
+}
+
+# softlabel status as JSON, and one number out of it (python, Debian's).
+sl_status_json() { # ep
+	"$BIN/softlabel" status "$1" --json --timeout 10
+}
+sl_json_get() { # json-file python-expression-on-d
+	$DPY -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+# Check that the cache holds exactly what the teacher computes: export from
+# the cache, compute directly, compare (max abs error 1e-6 for f32).
+sl_check_cache_exact() { # cache teacher-name model dataset T
+	"$BIN/softlabel" export "$1" --teacher "$2" --out "$SL_TMP/cache.npy" >/dev/null ||
+	    sl_fail "export failed"
+	"$BIN/softlabel-student" --evaluate --model "$3" --test-data "$4" \
+	    --probs "$SL_TMP/direct.npy" --temperature "$5" 2>/dev/null ||
+	    sl_fail "direct evaluation failed"
+	$DPY - "$SL_TMP/cache.npy" "$SL_TMP/direct.npy" <<'PY'
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert a.shape == b.shape, (a.shape, b.shape)
+missing = int(np.isnan(a).any(axis=1).sum())
+assert missing == 0, f"{missing} rows missing from the cache"
+err = float(np.abs(a - b).max())
+print(f"cache equals the teacher: max abs error {err:.3g} over {a.shape[0]} rows")
+sys.exit(0 if err <= 1e-6 else 1)
+PY
+}
