@@ -382,6 +382,11 @@ dispatch(broker *b, worker *w)
 
 	if (*b->stop)
 		return;
+	/* Lease only to a worker heard from lately: one that stopped talking
+	 * (hung, stopped, cut off) would otherwise get back the very shards
+	 * whose leases it just let expire. */
+	if (now - w->last_seen_ms > 2 * (uint64_t)SL_NET_HEARTBEAT_MS)
+		return;
 	while (w->nleases < w->credit && (s = next_pending(b, ts)) >= 0) {
 		shard_slot *slot = &ts->slots[s];
 
@@ -605,6 +610,10 @@ on_heartbeat(broker *b, worker *w, const sl_msg *m)
 	memset(&r, 0, sizeof r);
 	r.type = SL_MSG_HEARTBEAT;
 	reply(b, b->sock, w->id, w->idlen, &r);
+	/* A worker back from silence (its leases expired meanwhile) gets work
+	 * again, or DONE, without asking. */
+	if (w->nleases < w->credit)
+		dispatch(b, w);
 }
 
 static void

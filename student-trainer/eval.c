@@ -28,7 +28,7 @@ eval_probs(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
 int
 eval_run(const char *model, const char *arch, const char *test_data,
     const char *test_labels, const char *predictions, const char *probs_path,
-    float T, int threads)
+    float T, int batch, int threads)
 {
 	int sizes[SL_MLP_MAX_LAYERS + 1], nl = 0, status = TRAIN_FAILED, rc;
 	sl_errmsg why = { "" };
@@ -41,7 +41,8 @@ eval_run(const char *model, const char *arch, const char *test_data,
 	float *x = NULL, *probs = NULL;
 	sl_preproc pre;
 	uint64_t ok, cnt;
-	const int B = 256;
+	/* eval_accuracy works in chunks of at most 256 rows. */
+	const int B = batch < 256 ? batch : 256;
 
 	if (threads > 0)
 		openblas_set_num_threads(threads);

@@ -29,7 +29,7 @@ static sl_opt opts[] = {
 	{ "labels", SL_OPT_STR, &cfg.labels, NULL, 0, 0, "FILE", "labels (.npy, IDX); -1 or rows past the end are unlabeled", 0 },
 	{ "arch", SL_OPT_STR, &cfg.arch, NULL, 0, 0, "A-B-..-C", "layer sizes, e.g. 784-128-10 (ReLU between)", 0 },
 	{ "epochs", SL_OPT_INT, &cfg.epochs, "10", 1, 100000, "E", "passes over the training rows", 0 },
-	{ "batch", SL_OPT_INT, &cfg.batch, "128", 1, 65536, "B", "rows per step", 0 },
+	{ "batch", SL_OPT_INT, &cfg.batch, "128", 1, 65536, "B", "rows per step (--evaluate: per forward pass, at most 256)", 0 },
 	{ "lr", SL_OPT_FLOAT, &cfg.lr, "0.001", 1e-9, 10, "LR", "learning rate", 0 },
 	{ "optimizer", SL_OPT_STR, &cfg.optimizer, "adam", 0, 0, "sgd|adam", "optimizer", 0 },
 	{ "momentum", SL_OPT_FLOAT, &cfg.momentum, "0.9", 0, 0.999999, "M", "SGD momentum", 0 },
@@ -115,7 +115,7 @@ main(int argc, char **argv)
 			return TRAIN_USAGE;
 		return eval_run(model_path, cfg.arch, cfg.test_data,
 		    cfg.test_labels, predictions, probs_path, eval_temperature,
-		    cfg.threads);
+		    cfg.batch, cfg.threads);
 	}
 	if (need("--dataset", cfg.dataset) || need("--labels", cfg.labels) ||
 	    need("--arch", cfg.arch) || need("--out", cfg.out))

@@ -37,9 +37,10 @@ void eval_accuracy(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
     size_t nlabels, int32_t *pred, uint64_t *correct, uint64_t *counted);
 
 /* --evaluate: load model, score it on test data, optionally write the
- * predictions as .npy (int32) and softmax(z / T) as .npy (float32). */
+ * predictions as .npy (int32) and softmax(z / T) as .npy (float32), in
+ * batches of min(batch, 256) rows. */
 int eval_run(const char *model, const char *arch, const char *test_data,
     const char *test_labels, const char *predictions, const char *probs,
-    float T, int threads);
+    float T, int batch, int threads);
 
 #endif

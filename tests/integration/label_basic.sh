@@ -12,7 +12,7 @@ sl_start_broker "$T/cache" "$X" "$T/broker.log" --shard-rows 500 --exit-when-don
 for i in 1 2 3; do
 	sl_bg w "$BIN/softlabel-teacher" --connect "$BROKER_EP" \
 	    --model "$T/teacher.safetensors" --name fm64 --temperature 4 \
-	    --threads 1 --worker-name "w$i" 2>>"$T/worker$i.log"
+	    --threads 1 --batch 250 --worker-name "w$i" 2>>"$T/worker$i.log"
 	eval "W$i=\$w"
 done
 # Status while labeling (it may also land just after the last commit).
@@ -45,7 +45,8 @@ grep -q "10000 records in 20/20 done shards checked, 0 problems" "$T/verify" ||
 # Exactly what the teacher computes, at the stored temperature.
 "$BIN/softlabel" export "$T/cache" --teacher fm64 --out "$T/cache.npy" >/dev/null
 "$BIN/softlabel-student" --evaluate --model "$T/teacher.safetensors" \
-    --test-data "$X" --probs "$T/direct.npy" --temperature 4 2>/dev/null
+    --test-data "$X" --probs "$T/direct.npy" --temperature 4 --threads 1 \
+    --batch 250 2>/dev/null
 $DPY - "$T/cache.npy" "$T/direct.npy" <<'PY'
 import sys, numpy as np
 a, b = np.load(sys.argv[1]), np.load(sys.argv[2])

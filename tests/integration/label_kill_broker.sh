@@ -11,7 +11,7 @@ sl_make_big_teacher "$T/teacher.safetensors"
 sl_start_broker "$T/cache" "$X" "$T/broker.log" --shard-rows 1000 --lease-timeout 5
 for i in 1 2 3; do
 	sl_bg p "$BIN/softlabel-teacher" --connect "$BROKER_EP" \
-	    --model "$T/teacher.safetensors" --name big --threads 1 --batch 64 \
+	    --model "$T/teacher.safetensors" --name big --threads 1 --batch 250 \
 	    --worker-name "w$i" --log-level debug 2>>"$T/worker$i.log"
 	eval "W$i=\$p"
 done

@@ -11,14 +11,14 @@ sl_start_broker "$T/cache" "$X" "$T/broker.log" --shard-rows 1000 \
     --lease-timeout 2 --exit-when-done
 start_worker() { # n
 	sl_bg pid "$BIN/softlabel-teacher" --connect "$BROKER_EP" \
-	    --model "$T/teacher.safetensors" --name big --threads 1 --batch 32 \
+	    --model "$T/teacher.safetensors" --name big --threads 1 --batch 250 \
 	    --worker-name "w$1" 2>>"$T/worker$1.log"
 	eval "W$1=\$pid"
 }
 start_worker 1; start_worker 2; start_worker 3
 kills=0
 for round in 1 2 3 4 5 6; do
-	sleep 1.5
+	sleep 0.6
 	kill -0 "$BROKER_PID" 2>/dev/null || break
 	victim=$(( (round % 3) + 1 ))
 	eval "p=\$W$victim"

@@ -133,12 +133,16 @@ sl_json_get() { # json-file python-expression-on-d
 }
 
 # Check that the cache holds exactly what the teacher computes: export from
-# the cache, compute directly, compare (max abs error 1e-6 for f32).
+# the cache, compute directly, compare (max abs error 1e-6 for f32). The
+# direct pass runs in batches of 250 on one thread; workers of these tests use
+# --batch 250 and shards of a multiple of 250 rows, so both sides sum in the
+# same order (other tilings differ by float rounding, about 1e-6 on the big
+# teacher).
 sl_check_cache_exact() { # cache teacher-name model dataset T
 	"$BIN/softlabel" export "$1" --teacher "$2" --out "$SL_TMP/cache.npy" >/dev/null ||
 	    sl_fail "export failed"
 	"$BIN/softlabel-student" --evaluate --model "$3" --test-data "$4" \
-	    --probs "$SL_TMP/direct.npy" --temperature "$5" 2>/dev/null ||
+	    --probs "$SL_TMP/direct.npy" --temperature "$5" --threads 1 --batch 250 2>/dev/null ||
 	    sl_fail "direct evaluation failed"
 	$DPY - "$SL_TMP/cache.npy" "$SL_TMP/direct.npy" <<'PY'
 import sys, numpy as np
