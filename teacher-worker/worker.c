@@ -58,6 +58,7 @@ typedef struct wstate {
 	uint64_t rng;
 
 	task tasks[MAX_TASKS];
+	task *active;           /* the task being computed into blob */
 	held helds[MAX_HELD];
 	float *x;               /* (batch, D) */
 	float *scratch;         /* (2 * classes) for sl_label_encode */
@@ -230,6 +231,8 @@ on_welcome(wstate *w, const sl_msg *m)
 	w->pre = w->info.has_preproc ? w->info.pre : sl_preproc_default(w->dtype);
 	if ((size_t)w->shard_rows * w->rec_size > w->blob_cap) {
 		free(w->blob);
+		if (w->active != NULL)
+			w->active->done_rows = 0; /* its records were in the old blob */
 		w->blob_cap = (size_t)w->shard_rows * w->rec_size;
 		w->blob = malloc(w->blob_cap);
 		if (w->blob == NULL) {
@@ -379,15 +382,21 @@ receive(wstate *w)
 
 /* --- computing ---------------------------------------------------------------- */
 
+/* The task being computed, or the next one: the oldest lease (lowest
+ * shard) first. Sticky: blob holds the active task's records until its
+ * result is encoded, so a task that arrives meanwhile, even for a lower
+ * shard, waits its turn. */
 static task *
 current_task(wstate *w)
 {
 	task *best = NULL;
 
-	/* Oldest lease first: the lowest shard among the queued ones. */
+	if (w->active != NULL)
+		return w->active;
 	for (int i = 0; i < MAX_TASKS; i++)
 		if (w->tasks[i].used && (best == NULL || w->tasks[i].shard < best->shard))
 			best = &w->tasks[i];
+	w->active = best;
 	return best;
 }
 
@@ -455,6 +464,7 @@ compute_batch(wstate *w, task *t)
 	sl_debug("shard %" PRIu64 " sent (%u rows)", t->shard, t->nrows);
 	zmq_msg_close(&t->frame);
 	t->used = 0;
+	w->active = NULL;
 	return 0;
 }
 
