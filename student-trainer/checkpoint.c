@@ -8,7 +8,7 @@
 
 static const char magic[8] = { 'S', 'L', 'C', 'K', 'P', 'T', 0, 1 };
 
-#define CKPT_MAX_BYTES ((size_t)3 * SL_MLP_MAX_PARAMS * 4 + 4096)
+#define CKPT_MAX_BYTES ((size_t)3 * SL_MLP_MAX_PARAMS * 4 + ((size_t)1 << 30))
 
 /* --- little-endian writer into a growing buffer --------------------------- */
 
@@ -109,21 +109,21 @@ get_f32(rbuf *r, float *f)
 }
 
 static size_t
-ckpt_size(const sl_mlp *m, const sl_optim *o)
+ckpt_size_fixed(const sl_mlp *m, const sl_optim *o)
 {
 	size_t vecs = o->kind == SL_OPTIM_ADAM ? 3 : 2;
 
 	return 8 + 4 + 4 * (size_t)(m->nlayers + 1) + 4 + 6 * 4 + 8 + 4 * 8 +
-	    4 + 8 + 8 + 32 + vecs * 4 * m->nparams + 4;
+	    4 + 8 + 8 + 32 + 4 + vecs * 4 * m->nparams + 4;
 }
 
 int
 ckpt_save(const char *path, const sl_mlp *m, const sl_optim *o,
     const sl_rng *rng, const ckpt_pos *pos, const uint8_t digest[32],
-    sl_errmsg *why)
+    const uint8_t *mask, uint32_t mask_len, sl_errmsg *why)
 {
 	sl_atomic_file f;
-	wbuf w = { NULL, 0, ckpt_size(m, o) };
+	wbuf w = { NULL, 0, ckpt_size_fixed(m, o) + mask_len };
 	int rc;
 
 	/* One buffer for the whole file: checkpoints happen every few hundred
@@ -149,6 +149,9 @@ ckpt_save(const char *path, const sl_mlp *m, const sl_optim *o,
 	put_u64(&w, pos->batch);
 	put_u64(&w, pos->step);
 	put(&w, digest, 32);
+	put_u32(&w, mask_len);
+	if (mask_len > 0)
+		put(&w, mask, mask_len);
 	put_f32s(&w, m->params, m->nparams);
 	put_f32s(&w, o->m, o->n);
 	if (o->kind == SL_OPTIM_ADAM)
@@ -175,11 +178,13 @@ get_f32s(rbuf *r, float *x, size_t n)
 
 int
 ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
-    ckpt_pos *pos, const uint8_t digest[32], sl_errmsg *why)
+    ckpt_pos *pos, const uint8_t digest[32], uint8_t *mask,
+    uint32_t mask_len, sl_errmsg *why)
 {
 	rbuf r = { buf, len, 0 };
 	char head[8];
-	uint32_t nl, v32, kind, crc;
+	uint32_t nl, v32, kind, crc, mlen;
+	const uint8_t *mask_src;
 	float hyper[6];
 	uint64_t t, s[4];
 	uint8_t dg[32];
@@ -234,6 +239,15 @@ ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
 	if (memcmp(dg, digest, 32) != 0)
 		return sl_errmsg_set(why, SL_EMISMATCH,
 		    "checkpoint belongs to a run with other settings or data");
+	if (get_u32(&r, &mlen) != 0)
+		goto trunc;
+	if (mlen != mask_len)
+		return sl_errmsg_set(why, SL_EMISMATCH, "checkpoint cache position "
+		    "covers %u shard slots, this run has %u", mlen, mask_len);
+	if (r.len - r.off < mlen)
+		goto trunc;
+	mask_src = r.p + r.off;
+	r.off += mlen;
 	vecs = kind == SL_OPTIM_ADAM ? 3 : 2;
 	if (r.len - r.off != vecs * 4 * n)
 		return sl_errmsg_set(why, SL_EFORMAT,
@@ -261,6 +275,8 @@ ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
 	o->weight_decay = hyper[5];
 	o->t = t;
 	memcpy(rng->s, s, sizeof s);
+	if (mlen > 0)
+		memcpy(mask, mask_src, mlen);
 	*pos = p;
 	free(tmp);
 	return 0;
@@ -273,7 +289,8 @@ fail:
 
 int
 ckpt_load(const char *path, sl_mlp *m, sl_optim *o, sl_rng *rng,
-    ckpt_pos *pos, const uint8_t digest[32], sl_errmsg *why)
+    ckpt_pos *pos, const uint8_t digest[32], uint8_t *mask,
+    uint32_t mask_len, sl_errmsg *why)
 {
 	void *buf;
 	size_t len;
@@ -281,7 +298,7 @@ ckpt_load(const char *path, sl_mlp *m, sl_optim *o, sl_rng *rng,
 
 	if ((rc = sl_file_read(path, CKPT_MAX_BYTES, &buf, &len, why)) != 0)
 		return rc;
-	rc = ckpt_decode(buf, len, m, o, rng, pos, digest, why);
+	rc = ckpt_decode(buf, len, m, o, rng, pos, digest, mask, mask_len, why);
 	free(buf);
 	return rc;
 }

@@ -1,6 +1,6 @@
-/* softlabel-student: trains small networks, from hard labels now and from
- * the logit cache once the distillation options land. Exit: 0 done,
- * 1 runtime failure or interrupted, 2 bad usage. */
+/* softlabel-student: trains small networks from hard labels and from the
+ * logit cache (knowledge distillation). Exit: 0 done, 1 runtime failure or
+ * interrupted, 2 bad usage. */
 #include "train.h"
 #include "sl_log.h"
 #include "sl_opt.h"
@@ -22,11 +22,19 @@ on_signal(int sig)
 static train_cfg cfg;
 static int evaluate, show_help, show_version;
 static const char *model_path, *predictions, *probs_path, *log_level;
-static float eval_temperature;
 
 static sl_opt opts[] = {
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "training rows (.npy, IDX, IDX.gz)", 0 },
 	{ "labels", SL_OPT_STR, &cfg.labels, NULL, 0, 0, "FILE", "labels (.npy, IDX); -1 or rows past the end are unlabeled", 0 },
+	{ "store", SL_OPT_STR, &cfg.dc.store, NULL, 0, 0, "DIR", "logit cache to distill from (read while the broker writes)", 0 },
+	{ "teacher", SL_OPT_STR, &cfg.dc.teachers, NULL, 0, 0, "A[,B..]", "teachers in the cache (default: all); several make a committee", 0 },
+	{ "teacher-weights", SL_OPT_STR, &cfg.dc.weights, NULL, 0, 0, "W[,W..]", "committee weights (default: equal)", 0 },
+	{ "alpha", SL_OPT_FLOAT, &cfg.alpha, "0.9", 0, 1, "A", "weight of the distillation term where a row has a target", 0 },
+	{ "temperature", SL_OPT_FLOAT, &cfg.dc.temperature, "4", 1e-3, 1e4, "T", "distillation temperature (--evaluate --probs: softmax temperature, default 1 there)", 0 },
+	{ "min-confidence", SL_OPT_FLOAT, &cfg.dc.min_confidence, "0", 0, 1, "P", "keep unlabeled rows whose teacher max-probability at T=1 is >= P", 0 },
+	{ "balance", SL_OPT_I64, &cfg.dc.balance, "0", 0, 1e15, "N", "at most N unlabeled rows per teacher class, most confident first (0: no limit)", 0 },
+	{ "on-corrupt", SL_OPT_STR, &cfg.dc.on_corrupt, "fail", 0, 0, "fail|skip", "a cache record that fails its CRC stops training, or is skipped", 0 },
+	{ "teacher-model", SL_OPT_STR, &cfg.teacher_model, NULL, 0, 0, "FILE", "teacher model: report fidelity (agreement) on the test set", 0 },
 	{ "arch", SL_OPT_STR, &cfg.arch, NULL, 0, 0, "A-B-..-C", "layer sizes, e.g. 784-128-10 (ReLU between)", 0 },
 	{ "epochs", SL_OPT_INT, &cfg.epochs, "10", 1, 100000, "E", "passes over the training rows", 0 },
 	{ "batch", SL_OPT_INT, &cfg.batch, "128", 1, 65536, "B", "rows per step (--evaluate: per forward pass, at most 256)", 0 },
@@ -51,7 +59,6 @@ static sl_opt opts[] = {
 	{ "model", SL_OPT_STR, &model_path, NULL, 0, 0, "FILE", "model to evaluate (.safetensors)", 0 },
 	{ "predictions", SL_OPT_STR, &predictions, NULL, 0, 0, "FILE", "with --evaluate: predicted class per row (.npy int32)", 0 },
 	{ "probs", SL_OPT_STR, &probs_path, NULL, 0, 0, "FILE", "with --evaluate: softmax(z/T) per row (.npy float32, rows x classes)", 0 },
-	{ "temperature", SL_OPT_FLOAT, &eval_temperature, "1", 1e-3, 1e4, "T", "with --probs: the softmax temperature", 0 },
 	{ "log-level", SL_OPT_STR, &log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
 	{ "help", SL_OPT_FLAG, &show_help, NULL, 0, 0, NULL, "this text", 0 },
 	{ "version", SL_OPT_FLAG, &show_version, NULL, 0, 0, NULL, "print the version", 0 },
@@ -63,11 +70,16 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: softlabel-student --dataset X --labels Y --arch 784-128-10 --out M.safetensors [options]\n"
+	    "       softlabel-student --dataset X [--labels Y] --store CACHE [--teacher A,B] --alpha 0.9\n"
+	    "                         --temperature 4 --arch 784-128-10 --out M.safetensors [options]\n"
 	    "       softlabel-student --evaluate --model M --test-data X [--test-labels Y]\n"
 	    "                         [--predictions P.npy] [--probs F.npy --temperature T]\n"
 	    "\n"
-	    "Trains a multilayer perceptron on labeled rows (cross-entropy) and\n"
-	    "writes it as safetensors that PyTorch loads into nn.Sequential.\n"
+	    "Trains a multilayer perceptron and writes it as safetensors that PyTorch\n"
+	    "loads into nn.Sequential. Without --store: cross-entropy on labeled rows.\n"
+	    "With --store: per row alpha*T^2*KL(teacher_T || student_T) where the\n"
+	    "cache has a target, plus (1-alpha)*CE where the label is known\n"
+	    "(CE alone for labeled rows the teachers have not reached yet).\n"
 	    "\noptions:\n");
 	sl_opt_help(opts, out);
 }
@@ -114,11 +126,13 @@ main(int argc, char **argv)
 		if (need("--model", model_path) || need("--test-data", cfg.test_data))
 			return TRAIN_USAGE;
 		return eval_run(model_path, cfg.arch, cfg.test_data,
-		    cfg.test_labels, predictions, probs_path, eval_temperature,
-		    cfg.batch, cfg.threads);
+		    cfg.test_labels, predictions, probs_path,
+		    sl_opt_find(opts, "temperature")->given ? cfg.dc.temperature :
+		    1.0f, cfg.batch, cfg.threads);
 	}
-	if (need("--dataset", cfg.dataset) || need("--labels", cfg.labels) ||
-	    need("--arch", cfg.arch) || need("--out", cfg.out))
+	if (need("--dataset", cfg.dataset) || need("--arch", cfg.arch) ||
+	    need("--out", cfg.out) ||
+	    (cfg.dc.store == NULL && need("--labels (or --store)", cfg.labels)))
 		return TRAIN_USAGE;
 	if ((cfg.test_data == NULL) != (cfg.test_labels == NULL)) {
 		fprintf(stderr, "softlabel-student: --test-data and --test-labels "

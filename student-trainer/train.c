@@ -27,10 +27,16 @@ typedef struct run {
 	sl_mlp_ws *ws;
 	sl_optim opt;
 	sl_rng rng;          /* dropout; saved in checkpoints */
+	int cached;          /* training from the logit cache */
+	distill d;
 	size_t *rows;        /* (n_rows) the trainable rows, shuffled per epoch */
 	size_t n_rows;
 	float *x;            /* (B, D) */
 	int32_t *y;          /* (B) */
+	float *pt;           /* (B, C) teacher targets of the batch */
+	uint8_t *has_t;      /* (B) */
+	int32_t *test_pred;  /* (test rows) student predictions */
+	int32_t *teacher_pred; /* (test rows) --teacher-model predictions */
 	float *dz;           /* (B, C) */
 	float *grads;        /* (nparams) */
 	uint8_t digest[32];  /* identifies the run for --resume */
@@ -47,9 +53,15 @@ run_fini(run *r)
 	sl_mlp_free(&r->m);
 	sl_mlp_ws_free(&r->ws);
 	sl_optim_fini(&r->opt);
+	if (r->cached)
+		distill_close(&r->d);
 	free(r->rows);
 	free(r->x);
 	free(r->y);
+	free(r->pt);
+	free(r->has_t);
+	free(r->test_pred);
+	free(r->teacher_pred);
 	free(r->dz);
 	free(r->grads);
 	if (r->metrics != NULL)
@@ -117,8 +129,80 @@ run_digest(run *r)
 	crypto_hash_sha256_update(&st, fp.sha256, sizeof fp.sha256);
 	crypto_hash_sha256_update(&st, (const unsigned char *)r->labels,
 	    r->nlabels * sizeof *r->labels);
+	if (r->cached) {
+		char d[4096];
+
+		distill_describe(&r->d, d, sizeof d);
+		n = snprintf(text, sizeof text, "alpha=%.9g store:", (double)c->alpha);
+		crypto_hash_sha256_update(&st, (const unsigned char *)text, (size_t)n);
+		crypto_hash_sha256_update(&st, (const unsigned char *)d, strlen(d));
+	}
 	crypto_hash_sha256_final(&st, r->digest);
 	return 0;
+}
+
+static int
+labeled(const run *r, size_t i)
+{
+	return i < r->nlabels && r->labels[i] >= 0;
+}
+
+/* Rows of this epoch in index order: every labeled row (cross-entropy,
+ * plus distillation where it has a target), and the unlabeled rows the
+ * selection query keeps (distillation only). */
+static void
+select_rows(run *r)
+{
+	const size_t n = sl_dataset_rows(r->ds);
+
+	r->n_rows = 0;
+	for (size_t i = 0; i < n; i++)
+		if (labeled(r, i) || (r->cached && r->d.keep[i]))
+			r->rows[r->n_rows++] = i;
+}
+
+/* The teacher's class for every test row, for fidelity (agreement). */
+static int
+teacher_predictions(run *r)
+{
+	const train_cfg *c = r->cfg;
+	sl_errmsg why = { "" };
+	sl_model_info info;
+	sl_mlp *t = NULL;
+	sl_mlp_ws *ws = NULL;
+	float *x = NULL;
+	uint64_t ok, cnt;
+	sl_preproc pre;
+	int rc;
+
+	if (r->test_ds == NULL) {
+		sl_error("--teacher-model needs --test-data");
+		return SL_EINVAL;
+	}
+	if ((rc = sl_model_load(c->teacher_model, NULL, 0, &t, &info, &why)) != 0) {
+		sl_error("%s: %s", c->teacher_model, why.text);
+		return rc;
+	}
+	if ((size_t)t->sizes[0] != sl_dataset_dim(r->test_ds) ||
+	    t->sizes[t->nlayers] != r->m->sizes[r->m->nlayers]) {
+		sl_error("%s does not fit the test data and the student's classes",
+		    c->teacher_model);
+		sl_mlp_free(&t);
+		return SL_EINVAL;
+	}
+	pre = info.has_preproc ? info.pre :
+	    sl_preproc_default(sl_dataset_dtype(r->test_ds));
+	r->teacher_pred = malloc(sl_dataset_rows(r->test_ds) * sizeof(int32_t) + 4);
+	x = malloc(256 * (size_t)t->sizes[0] * sizeof *x);
+	if (r->teacher_pred == NULL || x == NULL || sl_mlp_ws_new(t, 256, &ws) != 0)
+		rc = SL_ENOMEM;
+	else
+		eval_accuracy(t, ws, 256, x, r->test_ds, &pre, NULL, 0,
+		    r->teacher_pred, &ok, &cnt);
+	free(x);
+	sl_mlp_ws_free(&ws);
+	sl_mlp_free(&t);
+	return rc;
 }
 
 static int
@@ -143,9 +227,16 @@ run_open(run *r, const train_cfg *c)
 		    c->dataset, D, c->arch, sizes[0]);
 		return SL_EMISMATCH;
 	}
-	if ((rc = open_labels(c->labels, &r->labels, &r->nlabels,
-	    sl_dataset_rows(r->ds), C)) != 0)
+	if (c->labels != NULL && (rc = open_labels(c->labels, &r->labels,
+	    &r->nlabels, sl_dataset_rows(r->ds), C)) != 0)
 		return rc;
+	if (c->dc.store != NULL) {
+		if ((rc = distill_open(&r->d, &c->dc, r->ds, (uint32_t)C)) != 0) {
+			distill_close(&r->d);
+			return rc;
+		}
+		r->cached = 1;
+	}
 	if (c->test_data != NULL) {
 		if ((rc = open_data(c->test_data, &r->test_ds)) != 0)
 			return rc;
@@ -165,16 +256,16 @@ run_open(run *r, const train_cfg *c)
 	r->pre.mean = c->input_mean;
 	r->pre.std = c->input_std;
 
-	/* Supervised mode trains on the rows whose label is known. */
-	r->rows = malloc((r->nlabels ? r->nlabels : 1) * sizeof *r->rows);
+	/* The trainable rows are chosen per epoch (select_rows). */
+	r->rows = malloc(sl_dataset_rows(r->ds) * sizeof *r->rows + 1);
 	if (r->rows == NULL)
 		return SL_ENOMEM;
-	for (size_t i = 0; i < r->nlabels; i++)
-		if (r->labels[i] >= 0)
-			r->rows[r->n_rows++] = i;
-	if (r->n_rows == 0) {
-		sl_error("%s: no labeled rows to train on", c->labels);
-		return SL_EINVAL;
+	if (!r->cached) {
+		select_rows(r);
+		if (r->n_rows == 0) {
+			sl_error("%s: no labeled rows to train on", c->labels);
+			return SL_EINVAL;
+		}
 	}
 
 	if ((rc = sl_mlp_new(sizes, nl, &r->m)) != 0 ||
@@ -189,8 +280,17 @@ run_open(run *r, const train_cfg *c)
 	r->y = malloc((size_t)B * sizeof *r->y);
 	r->dz = malloc((size_t)B * C * sizeof *r->dz);
 	r->grads = malloc(r->m->nparams * sizeof *r->grads);
-	if (!r->x || !r->y || !r->dz || !r->grads)
+	r->pt = malloc((size_t)B * C * sizeof *r->pt);
+	r->has_t = malloc((size_t)B);
+	if (!r->x || !r->y || !r->dz || !r->grads || !r->pt || !r->has_t)
 		return SL_ENOMEM;
+	if (r->test_ds != NULL) {
+		r->test_pred = malloc(sl_dataset_rows(r->test_ds) * sizeof(int32_t) + 4);
+		if (r->test_pred == NULL)
+			return SL_ENOMEM;
+	}
+	if (c->teacher_model != NULL && (rc = teacher_predictions(r)) != 0)
+		return rc;
 
 	sl_rng_seed(&r->rng, (uint64_t)c->seed);
 	sl_mlp_init_params(r->m, &r->rng);
@@ -206,17 +306,15 @@ run_open(run *r, const train_cfg *c)
 	return 0;
 }
 
-/* The order of epoch e depends only on the seed and e, so a resumed run
- * rebuilds it instead of storing it. */
+/* The order of epoch e depends only on the seed, e and the rows chosen, so
+ * a resumed run rebuilds it instead of storing it. */
 static void
 epoch_order(run *r, uint32_t epoch)
 {
 	sl_rng order;
 
+	select_rows(r);
 	sl_rng_seed(&order, (uint64_t)r->cfg->seed * 1000003u + epoch + 1);
-	for (size_t i = 0, k = 0; i < r->nlabels; i++)
-		if (r->labels[i] >= 0)
-			r->rows[k++] = i;
 	sl_rng_shuffle(&order, r->rows, r->n_rows);
 }
 
@@ -229,7 +327,8 @@ save_checkpoint(run *r, const ckpt_pos *pos)
 	if (r->cfg->checkpoint == NULL)
 		return 0;
 	rc = ckpt_save(r->cfg->checkpoint, r->m, &r->opt, &r->rng, pos,
-	    r->digest, &why);
+	    r->digest, r->cached ? r->d.mask : NULL, r->cached ? r->d.mask_len : 0,
+	    &why);
 	if (rc != 0)
 		sl_error("checkpoint %s: %s", r->cfg->checkpoint, why.text);
 	return rc;
@@ -243,12 +342,22 @@ train_batch(run *r, size_t first, int B)
 	const float *z;
 	float loss;
 
+	const int C = r->m->sizes[r->m->nlayers];
+
 	sl_dataset_rows_f32(r->ds, r->rows + first, 0, (size_t)B, &r->pre, r->x);
-	for (int i = 0; i < B; i++)
-		r->y[i] = r->labels[r->rows[first + (size_t)i]];
+	for (int i = 0; i < B; i++) {
+		const size_t row = r->rows[first + (size_t)i];
+
+		r->y[i] = labeled(r, row) ? r->labels[row] : -1;
+		r->has_t[i] = r->cached && r->d.targets.has[row];
+		if (r->has_t[i])
+			memcpy(r->pt + (size_t)i * C,
+			    r->d.targets.p + row * (size_t)C, (size_t)C * sizeof(float));
+	}
 	z = sl_mlp_forward(r->m, r->ws, r->x, B, c->dropout, &r->rng);
-	loss = sl_loss_kd(z, NULL, NULL, r->y, B, r->m->sizes[r->m->nlayers],
-	    1.0f, 0.0f, r->dz, NULL);
+	loss = sl_loss_kd(z, r->cached ? r->pt : NULL, r->has_t, r->y, B, C,
+	    r->cached ? c->dc.temperature : 1.0f, r->cached ? c->alpha : 0.0f,
+	    r->dz, NULL);
 	sl_mlp_backward(r->m, r->ws, r->dz, B, r->grads);
 	sl_optim_step(&r->opt, r->m->params, r->grads);
 	return loss;
@@ -289,27 +398,66 @@ eval_accuracy(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
 	*counted = cnt;
 }
 
-/* One JSON object per epoch; without a test set the accuracy fields are
- * null (JSON has no NaN). */
+/* Per-epoch figures, for the log line and the metrics file. */
+typedef struct epoch_stats {
+	double loss, rate, wall_s;
+	uint64_t test_ok, test_n;  /* test_n 0: no test set */
+	uint64_t agree;            /* with --teacher-model */
+} epoch_stats;
+
+/* One JSON object per epoch; fields without a value are null (JSON has no
+ * NaN). */
 static void
-write_metrics(run *r, const ckpt_pos *pos, double loss, uint64_t test_ok,
-    uint64_t test_n, double rate, double wall_s)
+write_metrics(run *r, const ckpt_pos *pos, const epoch_stats *e)
 {
-	char acc[64] = "null", errors[32] = "null";
+	char acc[64] = "null", errors[32] = "null", fid[64] = "null";
+	char targets[32] = "null";
 
 	if (r->metrics == NULL)
 		return;
-	if (test_n > 0) {
-		snprintf(acc, sizeof acc, "%.6f", (double)test_ok / (double)test_n);
+	if (e->test_n > 0) {
+		snprintf(acc, sizeof acc, "%.6f", (double)e->test_ok /
+		    (double)e->test_n);
 		snprintf(errors, sizeof errors, "%llu",
-		    (unsigned long long)(test_n - test_ok));
+		    (unsigned long long)(e->test_n - e->test_ok));
+		if (r->teacher_pred != NULL)
+			snprintf(fid, sizeof fid, "%.6f", (double)e->agree /
+			    (double)sl_dataset_rows(r->test_ds));
 	}
+	if (r->cached)
+		snprintf(targets, sizeof targets, "%llu",
+		    (unsigned long long)r->d.targets.nhas);
 	fprintf(r->metrics, "{\"epoch\":%u,\"step\":%llu,\"loss\":%.6f,"
-	    "\"rows\":%zu,\"test_accuracy\":%s,\"test_errors\":%s,"
-	    "\"samples_per_s\":%.1f,\"wall_s\":%.3f}\n", pos->epoch,
-	    (unsigned long long)pos->step, loss, r->n_rows, acc, errors, rate,
-	    wall_s);
+	    "\"rows\":%zu,\"rows_with_target\":%s,\"test_accuracy\":%s,"
+	    "\"test_errors\":%s,\"fidelity\":%s,\"samples_per_s\":%.1f,"
+	    "\"wall_s\":%.3f}\n", pos->epoch, (unsigned long long)pos->step,
+	    e->loss, r->n_rows, targets, acc, errors, fid, e->rate, e->wall_s);
 	fflush(r->metrics);
+}
+
+/* Targets and rows for the epoch: a fresh look at the cache, or, for the
+ * epoch a checkpoint was taken in, the shards it names. */
+static int
+prepare_epoch(run *r, uint32_t epoch, int from_checkpoint)
+{
+	if (r->cached) {
+		if (!from_checkpoint && distill_take_done(&r->d) != 0)
+			return 1;
+		if (distill_build(&r->d, r->labels, r->nlabels) != 0)
+			return 1;
+	}
+	epoch_order(r, epoch);
+	if (r->n_rows == 0) {
+		sl_error("epoch %u: no rows to train on yet (no labels, no "
+		    "targets selected)", epoch + 1);
+		return 1;
+	}
+	if (r->cached)
+		sl_info("epoch %u: %zu rows (%llu with teacher targets, %llu "
+		    "selected unlabeled or labeled)", epoch + 1, r->n_rows,
+		    (unsigned long long)r->d.targets.nhas,
+		    (unsigned long long)r->d.nkeep);
+	return 0;
 }
 
 static int
@@ -341,11 +489,14 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 		    TRAIN_FAILED;
 		goto out;
 	}
+	int resumed_mid_epoch = 0;
+
 	if (c->resume && c->checkpoint != NULL) {
 		sl_errmsg why = { "" };
 
 		rc = ckpt_load(c->checkpoint, r.m, &r.opt, &r.rng, &pos,
-		    r.digest, &why);
+		    r.digest, r.cached ? r.d.mask : NULL,
+		    r.cached ? r.d.mask_len : 0, &why);
 		if (rc == ENOENT) {
 			sl_info("resume: no checkpoint at %s yet, starting fresh",
 			    c->checkpoint);
@@ -353,23 +504,27 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 			sl_error("--resume %s: %s", c->checkpoint, why.text);
 			goto out;
 		} else {
+			resumed_mid_epoch = pos.batch > 0;
 			sl_info("resume: epoch %u batch %llu step %llu from %s",
 			    pos.epoch + 1, (unsigned long long)pos.batch,
 			    (unsigned long long)pos.step, c->checkpoint);
 		}
 	}
-	sl_info("training %s on %zu rows of %s, %zu parameters, %s lr %g, "
-	    "batch %d, %d epochs, openblas %s", c->arch, r.n_rows, c->dataset,
-	    r.m->nparams, c->optimizer, (double)c->lr, c->batch, c->epochs,
-	    openblas_get_corename());
+	sl_info("training %s from %s%s, %zu parameters, %s lr %g, batch %d, "
+	    "%d epochs, openblas %s", c->arch, c->dataset,
+	    r.cached ? " and its logit cache" : "", r.m->nparams, c->optimizer,
+	    (double)c->lr, c->batch, c->epochs, openblas_get_corename());
 
-	const size_t nb = (r.n_rows + (size_t)c->batch - 1) / (size_t)c->batch;
 	for (; pos.epoch < (uint32_t)c->epochs; pos.epoch++, pos.batch = 0) {
 		double loss_sum = 0, t_epoch = sl_now_s();
 		uint64_t seen = 0;
 		char label[32];
 
-		epoch_order(&r, pos.epoch);
+		if (prepare_epoch(&r, pos.epoch, resumed_mid_epoch) != 0)
+			goto out;
+		resumed_mid_epoch = 0;
+		const size_t nb = (r.n_rows + (size_t)c->batch - 1) /
+		    (size_t)c->batch;
 		snprintf(label, sizeof label, "epoch %u/%d", pos.epoch + 1,
 		    c->epochs);
 		sl_progress_start(&bar, label, r.n_rows);
@@ -399,28 +554,38 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 		}
 		sl_progress_clear(&bar);
 
-		const double rate = (double)seen / (sl_now_s() - t_epoch + 1e-9);
-		const double loss = seen ? loss_sum / (double)seen : 0.0;
-		uint64_t ok = 0, cnt = 0;
+		epoch_stats e = { 0 };
 		ckpt_pos next = { pos.epoch + 1, 0, pos.step };
 
+		e.rate = (double)seen / (sl_now_s() - t_epoch + 1e-9);
+		e.loss = seen ? loss_sum / (double)seen : 0.0;
 		if (save_checkpoint(&r, &next) != 0)
 			goto out;
 		if (r.test_ds != NULL) {
 			eval_accuracy(r.m, r.ws, c->batch, r.x, r.test_ds, &r.pre,
-			    r.test_labels, r.test_nlabels, NULL, &ok, &cnt);
+			    r.test_labels, r.test_nlabels, r.test_pred, &e.test_ok,
+			    &e.test_n);
+			for (size_t i = 0; r.teacher_pred != NULL &&
+			    i < sl_dataset_rows(r.test_ds); i++)
+				e.agree += r.test_pred[i] == r.teacher_pred[i];
 		}
-		if (cnt > 0)
+		e.wall_s = sl_now_s() - t0;
+		char fid[32] = "";
+
+		if (r.teacher_pred != NULL && e.test_n > 0)
+			snprintf(fid, sizeof fid, " fidelity %.4f", (double)e.agree /
+			    (double)sl_dataset_rows(r.test_ds));
+		if (e.test_n > 0)
 			sl_info("epoch %u/%d step %llu loss %.4f %.0f samples/s "
-			    "test_accuracy %.4f (%llu errors)", pos.epoch + 1,
-			    c->epochs, (unsigned long long)pos.step, loss, rate,
-			    (double)ok / (double)cnt,
-			    (unsigned long long)(cnt - ok));
+			    "test_accuracy %.4f (%llu errors)%s", pos.epoch + 1,
+			    c->epochs, (unsigned long long)pos.step, e.loss, e.rate,
+			    (double)e.test_ok / (double)e.test_n,
+			    (unsigned long long)(e.test_n - e.test_ok), fid);
 		else
 			sl_info("epoch %u/%d step %llu loss %.4f %.0f samples/s",
 			    pos.epoch + 1, c->epochs, (unsigned long long)pos.step,
-			    loss, rate);
-		write_metrics(&r, &next, loss, ok, cnt, rate, sl_now_s() - t0);
+			    e.loss, e.rate);
+		write_metrics(&r, &next, &e);
 	}
 	if (save_model(&r) != 0)
 		goto out;

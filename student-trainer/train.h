@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "distill.h"
 #include "sl_data.h"
 #include "sl_nn.h"
 
@@ -15,6 +16,9 @@ typedef struct train_cfg {
 	const char *test_data, *test_labels; /* evaluated after every epoch */
 	const char *arch, *optimizer, *out;
 	const char *checkpoint, *metrics;
+	const char *teacher_model;           /* fidelity on the test set */
+	distill_cfg dc;                      /* dc.store NULL: no cache */
+	float alpha;
 	int epochs, batch, threads, resume, checkpoint_every;
 	int64_t seed;
 	float lr, momentum, weight_decay, dropout;

@@ -80,10 +80,15 @@ test_round_trip_is_exact(void **state)
 	sl_rng r;
 	sl_errmsg why = { "" };
 
+	const uint8_t mask[5] = { 1, 0, 1, 1, 0 };
+	uint8_t got_mask[5] = { 9, 9, 9, 9, 9 };
+
 	assert_int_equal(ckpt_save(f->path, f->m, &f->o, &f->rng, &pos,
-	    f->digest, &why), 0);
+	    f->digest, mask, 5, &why), 0);
 	blank(f, &m, &o);
-	assert_int_equal(ckpt_load(f->path, m, &o, &r, &got, f->digest, &why), 0);
+	assert_int_equal(ckpt_load(f->path, m, &o, &r, &got, f->digest, got_mask,
+	    5, &why), 0);
+	assert_memory_equal(got_mask, mask, 5);
 	assert_memory_equal(m->params, f->m->params, m->nparams * sizeof(float));
 	assert_memory_equal(o.m, f->o.m, o.n * sizeof(float));
 	assert_memory_equal(o.v, f->o.v, o.n * sizeof(float));
@@ -107,7 +112,8 @@ expect_refused(fixture *f, const void *buf, size_t len, const uint8_t *digest,
 	sl_errmsg why = { "" };
 
 	blank(f, &m, &o);
-	assert_int_equal(ckpt_decode(buf, len, m, &o, &r, &pos, digest, &why), want);
+	assert_int_equal(ckpt_decode(buf, len, m, &o, &r, &pos, digest, NULL, 0,
+	    &why), want);
 	assert_true(why.text[0] != '\0');
 	/* untouched */
 	for (size_t i = 0; i < m->nparams; i++)
@@ -128,7 +134,7 @@ test_corruption_truncation_and_mismatch(void **state)
 	uint8_t other[32];
 
 	assert_int_equal(ckpt_save(f->path, f->m, &f->o, &f->rng, &pos,
-	    f->digest, &why), 0);
+	    f->digest, NULL, 0, &why), 0);
 	assert_int_equal(sl_file_read(f->path, 1 << 20, (void **)&buf, &len,
 	    &why), 0);
 
@@ -158,7 +164,7 @@ test_corruption_truncation_and_mismatch(void **state)
 		assert_int_equal(sl_mlp_new(sizes, 2, &m), 0);
 		assert_int_equal(sl_optim_init(&o, SL_OPTIM_ADAM, m->nparams, 1), 0);
 		assert_int_equal(ckpt_load(f->path, m, &o, &r, &p, f->digest,
-		    &why), SL_EMISMATCH);
+		    NULL, 0, &why), SL_EMISMATCH);
 		sl_mlp_free(&m);
 		sl_optim_fini(&o);
 	}
@@ -174,7 +180,7 @@ test_missing_file_is_enoent(void **state)
 
 	unlink(f->path);
 	assert_int_equal(ckpt_load(f->path, f->m, &f->o, &r, &p, f->digest,
-	    &why), ENOENT);
+	    NULL, 0, &why), ENOENT);
 }
 
 int

@@ -1,0 +1,71 @@
+/* sl_target.h - distillation targets read from the logit cache.
+ *
+ * For every row of the dataset: the teacher distribution at the student's
+ * temperature T (the weighted mean of a committee's distributions), whether
+ * the row has one, and the committee's confidence and class at T = 1 for
+ * pseudo-label selection. Dense records are re-softened exactly; top-k
+ * records spread the mass they did not keep evenly (sl_label_probs).
+ *
+ * A row has a target only when every teacher of the committee has a record
+ * for it in a shard the caller allows (shard_mask): while labeling runs, a
+ * row's target never changes as more teachers catch up, and a resumed
+ * trainer rebuilds exactly the targets it had from the same mask.
+ *
+ * Memory: (rows, classes) floats plus a few bytes per row, allocated once by
+ * sl_target_init and refilled in place by sl_target_build.
+ */
+#ifndef SL_TARGET_H
+#define SL_TARGET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_err.h"
+#include "sl_store.h"
+
+#define SL_TARGET_MAX_TEACHERS 16
+
+typedef struct sl_target_set {
+	uint64_t rows;
+	uint32_t classes;
+	float *p;        /* (rows, classes) target distribution at T */
+	uint8_t *has;    /* (rows) 1 when the row has a target */
+	float *conf;     /* (rows) committee max-probability at T = 1 */
+	int32_t *top;    /* (rows) committee argmax at T = 1 */
+	uint64_t nhas;   /* rows with a target */
+	uint64_t corrupt; /* records that failed sl_label_check (skipped) */
+} sl_target_set;
+
+int sl_target_init(sl_target_set *t, uint64_t rows, uint32_t classes);
+void sl_target_fini(sl_target_set *t);
+
+/* Which shards are usable: mask[i * nshards + s] for teacher i of the
+ * committee. sl_target_mask_done fills it with the shards done in the
+ * cache as txn sees it. */
+int sl_target_mask_done(sl_store_txn *txn, const sl_store_teacher *teachers,
+    int nteachers, uint64_t nshards, uint8_t *mask, sl_errmsg *why);
+
+/* Fill t from the cache: committee teachers[0..nteachers) with weights
+ * (NULL: equal; they are normalised), at temperature T, using only shards
+ * set in mask (nteachers * nshards bytes). Every teacher must have
+ * t->classes classes. A record that fails its check is skipped and counted
+ * in t->corrupt when skip_corrupt, else the build fails with SL_ECORRUPT
+ * and why names the teacher and sample. */
+int sl_target_build(sl_target_set *t, sl_store_txn *txn,
+    const sl_store_teacher *teachers, const float *weights, int nteachers,
+    uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
+    int skip_corrupt, sl_errmsg *why);
+
+/* Pseudo-label selection as a query (Noisy Student): keep[i] = 1 for every
+ * row with a target whose label is known, and for unlabeled rows with a
+ * target whose confidence is at least min_conf; then, when balance > 0, at
+ * most balance unlabeled rows per committee class, the most confident
+ * first (ties: lower row first). labels (nlabels) uses -1 for unlabeled;
+ * rows past nlabels are unlabeled. Returns the number of rows kept.
+ * scratch: (2 * rows) uint64 of caller memory. Balancing needs fewer than
+ * 2^24 candidate rows; beyond that only the threshold applies. */
+uint64_t sl_target_select(const sl_target_set *t, const int32_t *labels,
+    size_t nlabels, float min_conf, uint64_t balance, uint8_t *keep,
+    uint64_t *scratch);
+
+#endif

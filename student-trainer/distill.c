@@ -1,0 +1,221 @@
+#include "distill.h"
+#include "sl_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Split a comma list in place into at most max items. */
+static int
+split(char *s, char **items, int max)
+{
+	int n = 0;
+
+	for (char *tok = strtok(s, ","); tok != NULL; tok = strtok(NULL, ",")) {
+		if (n == max)
+			return -1;
+		items[n++] = tok;
+	}
+	return n;
+}
+
+static int
+resolve_teachers(distill *d, const sl_store_teacher *all, size_t nall)
+{
+	const distill_cfg *c = d->cfg;
+	char list[2048], *names[SL_TARGET_MAX_TEACHERS + 1];
+	int n;
+
+	if (c->teachers == NULL) {
+		if (nall == 0 || nall > SL_TARGET_MAX_TEACHERS) {
+			sl_error("%s: %zu teachers registered; name up to %d with "
+			    "--teacher", c->store, nall, SL_TARGET_MAX_TEACHERS);
+			return SL_EINVAL;
+		}
+		for (size_t i = 0; i < nall; i++)
+			d->teachers[i] = all[i];
+		d->nteachers = (int)nall;
+		return 0;
+	}
+	snprintf(list, sizeof list, "%s", c->teachers);
+	if ((n = split(list, names, SL_TARGET_MAX_TEACHERS)) <= 0) {
+		sl_error("--teacher: '%s' is not a list of 1 to %d names",
+		    c->teachers, SL_TARGET_MAX_TEACHERS);
+		return SL_EINVAL;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t j;
+
+		for (j = 0; j < nall; j++)
+			if (strcmp(all[j].name, names[i]) == 0)
+				break;
+		if (j == nall) {
+			sl_error("--teacher: no teacher '%s' in %s", names[i],
+			    c->store);
+			return SL_EINVAL;
+		}
+		d->teachers[i] = all[j];
+	}
+	d->nteachers = n;
+	return 0;
+}
+
+static int
+parse_weights(distill *d)
+{
+	char list[1024], *items[SL_TARGET_MAX_TEACHERS + 1];
+	int n;
+
+	for (int i = 0; i < d->nteachers; i++)
+		d->weights[i] = 1.0f;
+	if (d->cfg->weights == NULL)
+		return 0;
+	snprintf(list, sizeof list, "%s", d->cfg->weights);
+	n = split(list, items, SL_TARGET_MAX_TEACHERS);
+	if (n != d->nteachers) {
+		sl_error("--teacher-weights: %d weights for %d teachers", n,
+		    d->nteachers);
+		return SL_EINVAL;
+	}
+	for (int i = 0; i < n; i++) {
+		char *end;
+
+		errno = 0;
+		d->weights[i] = strtof(items[i], &end);
+		if (errno != 0 || *end != '\0' || end == items[i] ||
+		    !(d->weights[i] >= 0) || d->weights[i] > 1e6f) {
+			sl_error("--teacher-weights: '%s' is not a weight >= 0",
+			    items[i]);
+			return SL_EINVAL;
+		}
+	}
+	return 0;
+}
+
+int
+distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
+    uint32_t classes)
+{
+	sl_store_opts so = { 1, 0, 0 };
+	sl_store_teacher all[SL_STORE_MAX_TEACHERS];
+	sl_fingerprint fp;
+	sl_errmsg why = { "" };
+	size_t nall;
+	int rc;
+
+	memset(d, 0, sizeof *d);
+	d->cfg = cfg;
+	if ((rc = sl_store_open(cfg->store, &so, &d->store, &why)) != 0 ||
+	    (rc = sl_store_get_job(d->store, &d->job, &why)) != 0 ||
+	    (rc = sl_store_teachers(d->store, all, SL_STORE_MAX_TEACHERS, &nall,
+	    &why)) != 0) {
+		sl_error("--store %s: %s", cfg->store, why.text);
+		return rc;
+	}
+	if ((rc = sl_dataset_fingerprint(ds, &fp)) != 0)
+		return rc;
+	if (memcmp(fp.sha256, d->job.dataset.sha256, 32) != 0 ||
+	    fp.rows != d->job.dataset.rows) {
+		sl_error("--dataset is not the dataset the cache %s was labeled "
+		    "from (%s)", cfg->store, d->job.dataset_path);
+		return SL_EINVAL;
+	}
+	if ((rc = resolve_teachers(d, all, nall)) != 0 ||
+	    (rc = parse_weights(d)) != 0)
+		return rc;
+	for (int i = 0; i < d->nteachers; i++)
+		if (d->teachers[i].fmt.classes != classes) {
+			sl_error("teacher %s has %u classes, --arch ends in %u",
+			    d->teachers[i].name, d->teachers[i].fmt.classes,
+			    classes);
+			return SL_EINVAL;
+		}
+	d->nshards = (fp.rows + d->job.shard_rows - 1) / d->job.shard_rows;
+	d->mask_len = (uint32_t)((uint64_t)d->nteachers * d->nshards);
+	d->mask = calloc(d->mask_len ? d->mask_len : 1, 1);
+	d->keep = calloc(fp.rows, 1);
+	d->scratch = malloc(2 * fp.rows * sizeof *d->scratch);
+	if (!d->mask || !d->keep || !d->scratch ||
+	    sl_target_init(&d->targets, fp.rows, classes) != 0) {
+		sl_error("out of memory for targets of %llu rows",
+		    (unsigned long long)fp.rows);
+		return SL_ENOMEM;
+	}
+	if ((rc = sl_store_read_begin(d->store, &d->txn, &why)) != 0) {
+		sl_error("--store %s: %s", cfg->store, why.text);
+		return rc;
+	}
+	return 0;
+}
+
+void
+distill_close(distill *d)
+{
+	sl_store_read_end(&d->txn);
+	sl_store_close(&d->store);
+	sl_target_fini(&d->targets);
+	free(d->mask);
+	free(d->keep);
+	free(d->scratch);
+}
+
+void
+distill_describe(const distill *d, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	for (int i = 0; i < d->nteachers && off < len; i++) {
+		int w = snprintf(buf + off, len - off, "%s:%s:%.9g ",
+		    d->teachers[i].name, d->teachers[i].model_sha256,
+		    (double)d->weights[i]);
+
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	if (off < len)
+		snprintf(buf + off, len - off, "T=%.9g minconf=%.9g balance=%lld",
+		    (double)d->cfg->temperature, (double)d->cfg->min_confidence,
+		    (long long)d->cfg->balance);
+}
+
+int
+distill_take_done(distill *d)
+{
+	sl_errmsg why = { "" };
+	int rc;
+
+	if ((rc = sl_store_read_refresh(d->txn, &why)) != 0 ||
+	    (rc = sl_target_mask_done(d->txn, d->teachers, d->nteachers,
+	    d->nshards, d->mask, &why)) != 0)
+		sl_error("--store %s: %s", d->cfg->store, why.text);
+	return rc;
+}
+
+int
+distill_build(distill *d, const int32_t *labels, size_t nlabels)
+{
+	sl_errmsg why = { "" };
+	const int skip = strcmp(d->cfg->on_corrupt, "skip") == 0;
+	int rc;
+
+	/* The snapshot must hold every shard the mask names: refresh (a
+	 * resumed run's mask may name shards newer than the snapshot). */
+	if ((rc = sl_store_read_refresh(d->txn, &why)) != 0 ||
+	    (rc = sl_target_build(&d->targets, d->txn, d->teachers, d->weights,
+	    d->nteachers, d->job.shard_rows, d->nshards, d->mask,
+	    d->cfg->temperature, skip, &why)) != 0) {
+		sl_error("--store %s: %s%s", d->cfg->store, why.text,
+		    rc == SL_ECORRUPT ? " (--on-corrupt skip to train without "
+		    "it)" : "");
+		return rc;
+	}
+	if (d->targets.corrupt > 0)
+		sl_warn("%llu corrupt records skipped (CRC or format)",
+		    (unsigned long long)d->targets.corrupt);
+	d->nkeep = sl_target_select(&d->targets, labels, nlabels,
+	    d->cfg->min_confidence, (uint64_t)d->cfg->balance, d->keep,
+	    d->scratch);
+	return 0;
+}

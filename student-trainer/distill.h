@@ -1,0 +1,60 @@
+/* distill.h - the trainer's view of the logit cache: which teachers, which
+ * shards this epoch uses (the cache position, saved in checkpoints), the
+ * targets built from them, and the rows the selection query keeps.
+ *
+ * At each epoch start the trainer refreshes its read snapshot and takes the
+ * shards done so far, so a trainer started while labeling runs uses new
+ * shards in later epochs. A resumed trainer rebuilds the epoch's targets
+ * from the checkpoint's mask instead, so it sees exactly what it saw.
+ */
+#ifndef DISTILL_H
+#define DISTILL_H
+
+#include <stdint.h>
+
+#include "sl_data.h"
+#include "sl_store.h"
+#include "sl_target.h"
+
+typedef struct distill_cfg {
+	const char *store, *teachers, *weights, *on_corrupt;
+	float temperature, min_confidence;
+	int64_t balance;
+} distill_cfg;
+
+typedef struct distill {
+	const distill_cfg *cfg;
+	sl_store *store;
+	sl_store_txn *txn;
+	sl_store_job job;
+	sl_store_teacher teachers[SL_TARGET_MAX_TEACHERS];
+	float weights[SL_TARGET_MAX_TEACHERS];
+	int nteachers;
+	uint64_t nshards;
+	uint8_t *mask;        /* (nteachers, nshards): the cache position */
+	uint32_t mask_len;
+	sl_target_set targets;
+	uint8_t *keep;        /* (rows) selected by the query */
+	uint64_t *scratch;    /* (2 * rows) */
+	uint64_t nkeep;
+} distill;
+
+/* Open the cache read-only, check that ds is the job's dataset, resolve
+ * the teachers (all registered ones when cfg->teachers is NULL) and check
+ * their class count. Logs its own errors; returns 0, SL_EINVAL (usage) or
+ * another code. */
+int distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
+    uint32_t classes);
+void distill_close(distill *d);
+
+/* Text that identifies the teachers and settings, for the run digest. */
+void distill_describe(const distill *d, char *buf, size_t len);
+
+/* Set the mask to the shards done now (fresh snapshot). */
+int distill_take_done(distill *d);
+
+/* Build targets from the current mask and run the selection query over
+ * labels. */
+int distill_build(distill *d, const int32_t *labels, size_t nlabels);
+
+#endif
