@@ -155,3 +155,21 @@ print(f"cache equals the teacher: max abs error {err:.3g} over {a.shape[0]} rows
 sys.exit(0 if err <= 1e-6 else 1)
 PY
 }
+
+# Label DATA with MODEL into CACHE through a real broker and N workers,
+# until done. Extra arguments go to every worker.
+sl_label_all() { # cache data model name T nworkers extra...
+	_c=$1 _d=$2 _m=$3 _n=$4 _t=$5 _k=$6; shift 6
+	BROKER_PORT=$(sl_free_port)
+	sl_start_broker "$_c" "$_d" "$SL_TMP/broker-$_n.log" --exit-when-done
+	_i=0
+	while [ "$_i" -lt "$_k" ]; do
+		_i=$((_i + 1))
+		sl_bg _w "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$_m" \
+		    --name "$_n" --temperature "$_t" --threads 1 "$@" \
+		    2>>"$SL_TMP/worker-$_n.log"
+	done
+	set +e; sl_wait_pid "$BROKER_PID" 300; _rc=$?; set -e
+	[ "$_rc" -eq 0 ] || sl_fail "labeling with $_n failed ($_rc): $(tail -3 "$SL_TMP/broker-$_n.log")"
+	BROKER_PORT=
+}

@@ -1,0 +1,43 @@
+#!/bin/sh
+# A trainer distilling from the cache, killed with SIGKILL at random moments
+# and resumed, ends bit-identical to an uninterrupted run (one thread).
+. "$(dirname "$0")/../lib/common.sh"
+T=$(sl_tmpdir)
+F=$FMNIST
+sl_subset "$F/train-images-idx3-ubyte.gz" 8000 "$T/x.npy"
+sl_subset "$F/train-labels-idx1-ubyte.gz" 500 "$T/y.npy"
+sl_make_teacher "$T/teacher.safetensors"
+sl_label_all "$T/cache" "$T/x.npy" "$T/teacher.safetensors" t 3 2
+
+train() { # out ckpt extra...
+	out=$1 ckpt=$2; shift 2
+	exec "$BIN/softlabel-student" --dataset "$T/x.npy" --labels "$T/y.npy" \
+	    --store "$T/cache" --alpha 0.7 --temperature 3 --arch 784-256-256-10 \
+	    --epochs 5 --batch 64 --dropout 0.1 --seed 9 --threads 1 \
+	    --checkpoint "$ckpt" --checkpoint-every 5 --out "$out" "$@"
+}
+start=$(date +%s)
+(train "$T/ref.safetensors" "$T/ref.ckpt") 2>"$T/ref.log" || sl_fail "reference: $(tail -2 "$T/ref.log")"
+ref_s=$(($(date +%s) - start))
+ref_ms=$((ref_s * 1000 + 500))
+kills=0 round=0
+while [ "$round" -lt 9 ]; do
+	round=$((round + 1))
+	sl_bg pid train "$T/run.safetensors" "$T/run.ckpt" --resume 2>>"$T/run.log"
+	[ "$round" -eq 9 ] && break
+	delay=$(awk -v s="$round" -v ms="$ref_ms" \
+	    'BEGIN { srand(s * 104729); printf "%.2f", ms * (0.05 + rand() * 0.2) / 1000 }')
+	sleep "$delay"
+	kill -0 "$pid" 2>/dev/null || break
+	kill -9 "$pid"
+	set +e; sl_wait_pid "$pid" 60; set -e
+	kills=$((kills + 1))
+done
+set +e; sl_wait_pid "$pid" $((ref_s * 5 + 60)); rc=$?; set -e
+sl_check "$rc -eq 0" "resumed run exited $rc: $(tail -2 "$T/run.log")"
+sl_check "$kills -ge 3" "only $kills kills landed"
+resumes=$(sl_count "$T/run.log" "resume: epoch")
+echo "killed $kills times, resumed $resumes times from a checkpoint"
+cmp "$T/ref.safetensors" "$T/run.safetensors" ||
+    sl_fail "the resumed distilled model differs from the uninterrupted one"
+echo "resumed model is bit-identical to the uninterrupted run"
