@@ -1,6 +1,7 @@
 #include "sl_target.h"
 #include "sl_label.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,22 +125,27 @@ sl_target_build(sl_target_set *t, sl_store_txn *txn,
 {
 	const uint32_t C = t->classes;
 	const size_t n = (size_t)t->rows * C;
-	float wsum = 0;
+	double wsum = 0; /* double: huge finite float weights must not sum to
+	                  * inf (every normalised weight would become 0) */
 	build_ctx c;
 	int rc = 0;
 
 	if (nteachers < 1 || nteachers > SL_TARGET_MAX_TEACHERS || !(T > 0))
 		return sl_errmsg_set(why, SL_EINVAL, "need 1 to %d teachers and "
 		    "T > 0", SL_TARGET_MAX_TEACHERS);
+	/* add_record divides sample numbers by shard_rows. */
+	if (shard_rows == 0)
+		return sl_errmsg_set(why, SL_EINVAL, "shard_rows is 0");
 	for (int i = 0; i < nteachers; i++) {
 		if (teachers[i].fmt.classes != C)
 			return sl_errmsg_set(why, SL_EMISMATCH, "teacher %s has %u "
 			    "classes, the student %u", teachers[i].name,
 			    teachers[i].fmt.classes, C);
-		if (weights != NULL && !(weights[i] >= 0))
-			return sl_errmsg_set(why, SL_EINVAL, "weight %d is negative",
-			    i);
-		wsum += weights ? weights[i] : 1.0f;
+		if (weights != NULL && !(weights[i] >= 0 &&
+		    weights[i] <= FLT_MAX))
+			return sl_errmsg_set(why, SL_EINVAL, "weight %d is not "
+			    "finite and >= 0", i);
+		wsum += weights ? (double)weights[i] : 1.0;
 	}
 	if (!(wsum > 0))
 		return sl_errmsg_set(why, SL_EINVAL, "teacher weights sum to 0");
@@ -162,7 +168,7 @@ sl_target_build(sl_target_set *t, sl_store_txn *txn,
 	c.why = why;
 	for (int i = 0; i < nteachers && rc == 0; i++) {
 		c.teacher = &teachers[i];
-		c.w = (weights ? weights[i] : 1.0f) / wsum;
+		c.w = (float)((weights ? (double)weights[i] : 1.0) / wsum);
 		c.mask = mask + (size_t)i * nshards;
 		rc = sl_store_each_label(txn, teachers[i].index, 0, add_record, &c);
 		if (c.failed)
@@ -193,12 +199,31 @@ out:
 	return rc;
 }
 
+/* Balancing candidates are (key, row) pairs of uint64: key = class << 32 |
+ * the confidence's order bits inverted (most confident first), so sorting
+ * pairs orders each class by confidence and ties by row. Exact for every
+ * float, and no limit on the number of candidates. */
 static int
-cmp_u64(const void *a, const void *b)
+cmp_cand(const void *a, const void *b)
 {
-	const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	const uint64_t *x = a, *y = b;
 
-	return (x > y) - (x < y);
+	if (x[0] != y[0])
+		return x[0] > y[0] ? 1 : -1;
+	return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* A float's bits mapped so that unsigned order is numeric order (NaN
+ * never gets here: it fails the min_conf comparison). */
+static uint32_t
+conf_order(float f)
+{
+	uint32_t u;
+
+	if (f == 0.0f)
+		f = 0.0f; /* -0 ranks with +0 */
+	memcpy(&u, &f, sizeof u);
+	return (u & 0x80000000u) ? ~u : u | 0x80000000u;
 }
 
 uint64_t
@@ -220,38 +245,21 @@ sl_target_select(const sl_target_set *t, const int32_t *labels,
 		} else if (t->conf[s] >= min_conf) {
 			keep[s] = 1;
 			kept++;
-			scratch[ncand++] = s;
+			scratch[2 * ncand] = (uint64_t)(uint32_t)t->top[s] << 32 |
+			    (uint64_t)~conf_order(t->conf[s]);
+			scratch[2 * ncand + 1] = s;
+			ncand++;
 		}
 	}
-	if (balance == 0 || t->classes == 0)
+	if (balance == 0 || balance >= ncand)
 		return kept;
 
-	/* Per class, keep the `balance` most confident unlabeled rows: sort
-	 * packed keys (16 bits of class, 24 bits of 1 - confidence, 24 bits
-	 * of candidate position, which is in row order and breaks ties). */
-	for (uint64_t i = 0; i < ncand; i++) {
-		const uint64_t s = scratch[i];
-		const uint64_t cls = (uint64_t)t->top[s] & 0xffff;
-		const uint64_t inv = (uint64_t)((1.0f - t->conf[s]) * 16777215.0f);
-
-		scratch[i] = cls << 48 | inv << 24 | (i & 0xffffff);
-	}
-	if (ncand >= (1u << 24)) {
-		/* Beyond 16M candidates the packed order key would wrap; keep
-		 * the threshold selection alone rather than balance wrongly. */
-		return kept;
-	}
-	/* The low 24 bits are the candidate's position, which maps back to
-	 * its row: rebuild that map in the keep order. */
-	uint64_t *rows = scratch + ncand;
-	for (uint64_t s = 0, i = 0; s < t->rows; s++)
-		if (keep[s] && !(s < nlabels && labels[s] >= 0))
-			rows[i++] = s;
-	qsort(scratch, ncand, sizeof *scratch, cmp_u64);
+	/* Per class, keep the `balance` most confident unlabeled rows. */
+	qsort(scratch, ncand, 2 * sizeof *scratch, cmp_cand);
 	uint64_t per = 0, last_cls = UINT64_MAX;
 	for (uint64_t i = 0; i < ncand; i++) {
-		const uint64_t cls = scratch[i] >> 48;
-		const uint64_t s = rows[scratch[i] & 0xffffff];
+		const uint64_t cls = scratch[2 * i] >> 32;
+		const uint64_t s = scratch[2 * i + 1];
 
 		per = cls == last_cls ? per + 1 : 1;
 		last_cls = cls;

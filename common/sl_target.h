@@ -46,11 +46,16 @@ int sl_target_mask_done(sl_store_txn *txn, const sl_store_teacher *teachers,
     int nteachers, uint64_t nshards, uint8_t *mask, sl_errmsg *why);
 
 /* Fill t from the cache: committee teachers[0..nteachers) with weights
- * (NULL: equal; they are normalised), at temperature T, using only shards
- * set in mask (nteachers * nshards bytes). Every teacher must have
- * t->classes classes. A record that fails its check is skipped and counted
- * in t->corrupt when skip_corrupt, else the build fails with SL_ECORRUPT
- * and why names the teacher and sample. */
+ * (NULL: equal; each finite and >= 0, not all 0; they are normalised), at
+ * temperature T > 0, using only shards set in mask (nteachers * nshards
+ * bytes) of shard_rows (> 0) rows each. Every teacher must have
+ * t->classes classes. A teacher of weight 0 adds nothing to the mean but
+ * still gates coverage: a row needs its record too. A record that fails
+ * its check is skipped and counted in t->corrupt when skip_corrupt, else
+ * the build fails with SL_ECORRUPT and why names the teacher and sample.
+ * Returns 0, SL_EINVAL (arguments),
+ * SL_EMISMATCH (classes), SL_ECORRUPT, SL_ENOMEM or a store error; on
+ * failure t's contents are unspecified until a build succeeds. */
 int sl_target_build(sl_target_set *t, sl_store_txn *txn,
     const sl_store_teacher *teachers, const float *weights, int nteachers,
     uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
@@ -62,8 +67,9 @@ int sl_target_build(sl_target_set *t, sl_store_txn *txn,
  * most balance unlabeled rows per committee class, the most confident
  * first (ties: lower row first). labels (nlabels) uses -1 for unlabeled;
  * rows past nlabels are unlabeled. Returns the number of rows kept.
- * scratch: (2 * rows) uint64 of caller memory. Balancing needs fewer than
- * 2^24 candidate rows; beyond that only the threshold applies. */
+ * Confidences are compared exactly (a committee mean may exceed 1 by a
+ * float step). scratch: (2 * rows) uint64 of caller memory. Does not
+ * allocate. */
 uint64_t sl_target_select(const sl_target_set *t, const int32_t *labels,
     size_t nlabels, float min_conf, uint64_t balance, uint8_t *keep,
     uint64_t *scratch);

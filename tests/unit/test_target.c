@@ -367,8 +367,8 @@ test_resoften_f16(void **state)
 			}
 			assert_true(fabs(sum - 1.0) <= 1e-5);
 			/* The tolerance must not be vacuous: half precision on
-			 * values up to 3 gives under 0.6% at T = 1. */
-			assert_true(expm1(2.0 * dmax * Ts) < 0.006);
+			 * values up to 3 gives under 1.2% at T = 1. */
+			assert_true(expm1(2.0 * dmax * Ts) < 0.012);
 		}
 	}
 	sl_target_fini(&ts);
@@ -512,16 +512,14 @@ test_committee(void **state)
 		build_ok(&ts, txn, tt, NULL, 2, RSHARD, RNSH, ALL, temps[ti], 0);
 		check_committee(&ts, za, zb, 1.0, 1.0, (double)temps[ti]);
 	}
-	/* The committee differs from either teacher alone (the test would
-	 * notice a build that used only one of them). */
+	/* A zero weight (the trainer's --teacher-weights allows it) leaves
+	 * that teacher out of the mean: b alone. */
 	{
-		double pa[C];
-		double d = 0.0;
+		const float w01[2] = { 0.0f, 1.0f };
 
-		ref_softmax(za, 1.0, pa);
-		for (int k = 0; k < C; k++)
-			d += fabs(pa[k] - (double)ts.p[k]);
-		assert_true(d > 1e-3);
+		build_ok(&ts, txn, tt, w01, 2, RSHARD, RNSH, ALL, 3.0f, 0);
+		assert_int_equal(ts.nhas, RROWS);
+		check_committee(&ts, za, zb, 0.0, 1.0, 3.0);
 	}
 	sl_target_fini(&ts);
 	sl_target_fini(&ts2);
@@ -708,6 +706,63 @@ test_corrupt(void **state)
 	assert_non_null(strstr(why.text, "flaky"));
 	assert_non_null(strstr(why.text, "sample 7"));
 
+	sl_target_fini(&ts);
+	sl_store_read_end(&txn);
+	sl_store_close(&s);
+}
+
+/* A top-k record's size does not depend on its classes: a record of 12
+ * classes fits a 10-class teacher's shard byte for byte, passes its CRC,
+ * and must still be refused (its probabilities would write 12 floats). */
+static void
+test_foreign_record(void **state)
+{
+	static float z[RROWS * C];
+	float z12[12], scratch[24];
+	sl_store *s;
+	sl_store_teacher t;
+	sl_store_txn *txn;
+	sl_target_set ts;
+	sl_label_fmt f12;
+	uint8_t buf[RSHARD * 64];
+	sl_errmsg why = { "" };
+	size_t sz;
+
+	(void)state;
+	random_logits(11, z, RROWS * C, 8.0f);
+	s = make_store(RROWS, RSHARD);
+	t = add_teacher(s, "tk", 2.0f, SL_ENC_TOPK, 3);
+	put_all(s, &t, RROWS, RSHARD, z);
+	f12 = t.fmt;
+	f12.classes = 12;
+	sz = sl_label_size(&t.fmt);
+	assert_int_equal(sl_label_size(&f12), sz);
+	assert_true(sz * RSHARD <= sizeof buf);
+	for (uint32_t i = 0; i < RSHARD; i++)
+		assert_int_equal(sl_label_encode(&t.fmt, z + (5 + i) * C,
+		    t.temperature, scratch, buf + sz * i), 0);
+	for (int k = 0; k < 12; k++)
+		z12[k] = k < C ? z[6 * C + k] : -20.0f; /* top 3 below 10 */
+	assert_int_equal(sl_label_encode(&f12, z12, t.temperature, scratch,
+	    buf + sz), 0);
+	assert_int_equal(sl_label_check(buf + sz, sz, NULL, NULL, NULL), 0);
+	{
+		sl_store_txn *w = NULL;
+
+		assert_int_equal(sl_store_write_begin(s, &w, &why), 0);
+		assert_int_equal(sl_store_put_shard(w, t.index, 1, 5, RSHARD, buf,
+		    sz, "w", 1, &why), 0);
+		assert_int_equal(sl_store_write_commit(&w, &why), 0);
+	}
+	txn = read_txn(s);
+	assert_int_equal(sl_target_init(&ts, RROWS, C), 0);
+	build_ok(&ts, txn, &t, NULL, 1, RSHARD, RNSH, ALL, 1.0f, 1);
+	assert_int_equal(ts.corrupt, 1);
+	assert_int_equal(ts.nhas, RROWS - 1);
+	assert_int_equal(ts.has[6], 0);
+	assert_int_equal(sl_target_build(&ts, txn, &t, NULL, 1, RSHARD, RNSH,
+	    ALL, 1.0f, 0, &why), SL_ECORRUPT);
+	assert_non_null(strstr(why.text, "sample 6"));
 	sl_target_fini(&ts);
 	sl_store_read_end(&txn);
 	sl_store_close(&s);
@@ -909,7 +964,7 @@ test_errors(void **state)
 	sl_target_set ts, t5;
 	sl_errmsg why = { "" };
 	const float wz[2] = { 0.0f, 0.0f }, wneg[2] = { 1.0f, -1.0f },
-	    wzero1[2] = { 0.0f, 1.0f }, wnan[2] = { NAN, 1.0f },
+	    wnan[2] = { NAN, 1.0f },
 	    winf[2] = { INFINITY, 1.0f };
 	const float badT[] = { 0.0f, -1.0f, -0.0f, NAN };
 
@@ -933,8 +988,6 @@ test_errors(void **state)
 	assert_int_equal(sl_target_build(&ts, txn, tt, wz, 2, RSHARD, RNSH, ALL,
 	    1.0f, 0, &why), SL_EINVAL);
 	assert_int_equal(sl_target_build(&ts, txn, tt, wneg, 2, RSHARD, RNSH,
-	    ALL, 1.0f, 0, &why), SL_EINVAL);
-	assert_int_equal(sl_target_build(&ts, txn, tt, wzero1, 2, RSHARD, RNSH,
 	    ALL, 1.0f, 0, &why), SL_EINVAL);
 	assert_int_equal(sl_target_build(&ts, txn, tt, wnan, 2, RSHARD, RNSH,
 	    ALL, 1.0f, 0, &why), SL_EINVAL);
@@ -987,6 +1040,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_committee, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coverage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_record, setup,
+		    teardown),
 		cmocka_unit_test(test_select_by_hand),
 		cmocka_unit_test(test_select_random),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
