@@ -193,6 +193,12 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 void
 broker_close(broker *b)
 {
+	/* Let the last DONE and ACK frames leave before the socket goes. */
+	if (b->sock != NULL) {
+		int linger = 1000;
+
+		zmq_setsockopt(b->sock, ZMQ_LINGER, &linger, sizeof linger);
+	}
 	for (uint32_t i = 0; i < b->ngroup; i++)
 		zmq_msg_close(&b->group[i].frame);
 	for (uint32_t t = 0; t < b->nteachers; t++)
@@ -584,6 +590,7 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m)
 	r.u.welcome.dtype = sl_dataset_dtype(b->ds);
 	r.u.welcome.max_msg_bytes = (uint64_t)b->cfg->max_msg_bytes;
 	reply(b, b->sock, id, idlen, &r);
+	b->hellos++;
 	sl_info("worker %s joined for teacher %s (%s, %u held results)", w->name,
 	    t.name, w->ship_rows ? "rows shipped" : "local dataset",
 	    m->u.hello.nheld);
@@ -880,10 +887,13 @@ commit_group(broker *b)
 		dispatch_all(b);
 }
 
+/* Every registered teacher finished, and some worker joined in this run:
+ * a broker restarted on a finished cache waits for the teacher it was
+ * started for instead of leaving before it can register. */
 static int
 all_finished(const broker *b)
 {
-	if (b->nteachers == 0)
+	if (b->nteachers == 0 || b->hellos == 0)
 		return 0;
 	for (uint32_t t = 0; t < b->nteachers; t++)
 		if (b->teachers[t].slots == NULL ||

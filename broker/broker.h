@@ -137,6 +137,7 @@ typedef struct broker {
 
 	uint64_t rejected[REJ_COUNT_];
 	uint64_t duplicates, resets, commits, committed_results;
+	uint64_t hellos;      /* workers welcomed in this run */
 	uint64_t start_ms;
 	volatile sig_atomic_t *stop;
 } broker;

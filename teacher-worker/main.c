@@ -28,7 +28,7 @@ static sl_opt opts[] = {
 	{ "name", SL_OPT_STR, &cfg.name, NULL, 0, 0, "NAME", "teacher name in the cache (default: the model file's name)", 0 },
 	{ "worker-name", SL_OPT_STR, &cfg.worker_name, NULL, 0, 0, "NAME", "this worker in status and logs (default: host-pid)", 0 },
 	{ "temperature", SL_OPT_FLOAT, &cfg.temperature, "1", 1e-3, 1e4, "T", "softmax temperature the records are stored at", 0 },
-	{ "encoding", SL_OPT_STR, &cfg.encoding, "f32", 0, 0, "f32|f16|topk:K", "soft-label record encoding", 0 },
+	{ "encoding", SL_OPT_STR, &cfg.encoding, "f32", 0, 0, "ENC", "soft-label record encoding: f32, f16 or topk:K", 0 },
 	{ "batch", SL_OPT_INT, &cfg.batch, "256", 1, 65536, "N", "rows per forward pass", 0 },
 	{ "threads", SL_OPT_INT, &cfg.threads, "0", 0, 1024, "N", "OpenBLAS threads (0: OpenBLAS decides)", 0 },
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "local copy of the dataset (same fingerprint): only row ranges travel", 0 },

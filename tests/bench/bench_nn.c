@@ -112,8 +112,12 @@ main(void)
 	sl_rng r;
 	double ours[ROUNDS], bare[ROUNDS];
 
-	openblas_set_num_threads(getenv("BENCH_THREADS") ? atoi(getenv("BENCH_THREADS")) : 2);
-	printf("openblas core: %s, threads: 2\n", openblas_get_corename());
+	const char *env = getenv("BENCH_THREADS");
+	const int threads = env ? (int)strtol(env, NULL, 10) : 2;
+
+	openblas_set_num_threads(threads > 0 ? threads : 2);
+	printf("openblas core: %s, threads: %d\n", openblas_get_corename(),
+	    threads > 0 ? threads : 2);
 	sl_rng_seed(&r, 1);
 	if (sl_mlp_new(sizes, 3, &c.m) != 0 || sl_mlp_ws_new(c.m, c.B, &c.ws) != 0)
 		return 1;

@@ -2,7 +2,7 @@
 # A trainer distilling from the cache, killed with SIGKILL at random moments
 # and resumed, ends bit-identical to an uninterrupted run (one thread).
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 F=$FMNIST
 sl_subset "$F/train-images-idx3-ubyte.gz" 8000 "$T/x.npy"
 sl_subset "$F/train-labels-idx1-ubyte.gz" 500 "$T/y.npy"

@@ -3,7 +3,7 @@
 # done, takes the new shards at each epoch start, and finishes; the broker
 # is never blocked by it.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 X=$FMNIST/train-images-idx3-ubyte.gz
 sl_make_big_teacher "$T/teacher.safetensors"
 sl_start_broker "$T/cache" "$X" "$T/broker.log" --shard-rows 1000 --exit-when-done

@@ -4,7 +4,7 @@
 # rejection, counts it in status, keeps serving, and the cache stays valid:
 # afterwards a real worker completes the job and verify passes.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 sl_subset "$FMNIST/t10k-images-idx3-ubyte.gz" 2000 "$T/x.npy"
 sl_make_teacher "$T/teacher.safetensors"
 MAX=1048576

@@ -4,7 +4,7 @@
 # softmax(z/T) computed directly by the numeric core (softlabel-student
 # --evaluate --probs) within 1e-6. Status is queried during the run.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 X=$FMNIST/t10k-images-idx3-ubyte.gz
 sl_make_teacher "$T/teacher.safetensors"
 

@@ -3,7 +3,7 @@
 # start with a clear message, and the cache is left as it was; the same
 # dataset under another name and format (IDX.gz vs .npy) is accepted.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 sl_subset "$FMNIST/t10k-images-idx3-ubyte.gz" 1000 "$T/a.npy"
 sl_subset "$FMNIST/train-images-idx3-ubyte.gz" 1000 "$T/b.npy"
 sl_make_teacher "$T/teacher.safetensors"

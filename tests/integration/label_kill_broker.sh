@@ -4,7 +4,7 @@
 # the same store and port: the workers reconnect by themselves, the job
 # completes, nothing is lost or stored twice.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 X=$FMNIST/train-images-idx3-ubyte.gz
 sl_make_big_teacher "$T/teacher.safetensors"
 

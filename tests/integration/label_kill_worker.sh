@@ -3,7 +3,7 @@
 # fresh one each time: the killed worker's leases expire and are re-leased,
 # the job completes, verify passes, and the cache equals the teacher.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 X=$FMNIST/train-images-idx3-ubyte.gz
 sl_make_big_teacher "$T/teacher.safetensors"
 

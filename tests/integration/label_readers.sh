@@ -5,7 +5,7 @@
 # are cleared, so the reader table does not fill and the file does not grow
 # without bound.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 X=$FMNIST/train-images-idx3-ubyte.gz
 sl_make_big_teacher "$T/teacher.safetensors"
 

@@ -3,7 +3,7 @@
 # let another worker finish the job, then kill -CONT it: its shards were
 # re-leased, and its late results are acknowledged and dropped.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 X=$FMNIST/t10k-images-idx3-ubyte.gz
 sl_make_big_teacher "$T/teacher.safetensors"
 

@@ -4,7 +4,7 @@
 # safetensors (float32, float16, bfloat16, Dropout modules between the
 # layers) loads into softlabel-student --evaluate with the same predictions.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 TPY=/usr/bin/python3
 $TPY -c "import torch, numpy" 2>/dev/null ||
     sl_fail "python3-torch is not installed (make deps installs it)"

@@ -4,7 +4,7 @@
 # and --evaluate of the saved model must report the same accuracy as the
 # trainer's last epoch.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 
 "$BIN/softlabel-student" --dataset "$FMNIST/train-images-idx3-ubyte.gz" \
     --labels "$FMNIST/train-labels-idx1-ubyte.gz" --arch 784-128-10 \

@@ -3,7 +3,7 @@
 # exits 2 naming the bad value, bad files exit 1 with one line naming the file
 # and the problem, never a crash.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 S=$BIN/softlabel-student
 X=$FMNIST/t10k-images-idx3-ubyte.gz
 Y=$FMNIST/t10k-labels-idx1-ubyte.gz

@@ -3,7 +3,7 @@
 # ends with a model bit-identical to an uninterrupted run (one thread).
 # One round uses SIGTERM instead: the trainer checkpoints and exits 1.
 . "$(dirname "$0")/../lib/common.sh"
-T=$(sl_tmpdir)
+sl_tmpdir; T=$SL_TMP
 
 X=$FMNIST/t10k-images-idx3-ubyte.gz
 Y=$FMNIST/t10k-labels-idx1-ubyte.gz

@@ -1,5 +1,7 @@
 # Shared by the integration tests; source it, then use:
-#   T=$(sl_tmpdir)       fresh directory, removed on exit
+#   sl_tmpdir; T=$SL_TMP  fresh directory, removed on exit (call it in the
+#                        test's own shell, not in $(...), so the exit trap
+#                        and the helpers see it)
 #   sl_bg VAR cmd...     start a process we own; its pid goes into VAR and is
 #                        killed (by pid) when the test exits. cmd must be a
 #                        program, or a function that execs one, so that the
@@ -30,7 +32,6 @@ trap sl_cleanup EXIT INT TERM
 
 sl_tmpdir() {
 	SL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sl-it.XXXXXX")
-	echo "$SL_TMP"
 }
 
 sl_fail() {
