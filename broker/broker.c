@@ -1,4 +1,5 @@
 #include "broker.h"
+#include "repair.h"
 #include "sl_label.h"
 #include "sl_log.h"
 #include "sl_net.h"
@@ -150,6 +151,9 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 	b->next_token = 1;
 	if ((rc = open_job(b)) != 0)
 		return rc;
+	if (cfg->recompute_corrupt &&
+	    broker_recompute_corrupt(b->store, &b->job, b->nshards) != 0)
+		return 1;
 	if (sl_store_teachers(b->store, ts, SL_STORE_MAX_TEACHERS, &n, &why) != 0) {
 		sl_error("%s: %s", cfg->store, why.text);
 		return 1;

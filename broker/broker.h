@@ -33,6 +33,7 @@
 typedef struct broker_cfg {
 	const char *store, *dataset, *bind, *status_bind;
 	int shard_rows, lease_timeout_s, max_attempts, exit_when_done, nosync;
+	int recompute_corrupt;
 	int64_t max_msg_bytes;
 } broker_cfg;
 

@@ -33,6 +33,7 @@ static sl_opt opts[] = {
 	{ "max-attempts", SL_OPT_INT, &cfg.max_attempts, "5", 1, 255, "N", "leases of one shard before it is quarantined", 0 },
 	{ "max-msg-bytes", SL_OPT_I64, &cfg.max_msg_bytes, "67108864", 65536, 1073741824, "B", "largest message accepted", 0 },
 	{ "exit-when-done", SL_OPT_FLAG, &cfg.exit_when_done, NULL, 0, 0, NULL, "exit once every shard of every registered teacher is done", 0 },
+	{ "recompute-corrupt", SL_OPT_FLAG, &cfg.recompute_corrupt, NULL, 0, 0, NULL, "at start, check every record's CRC and put shards holding a bad one back to pending", 0 },
 	{ "nosync", SL_OPT_FLAG, &cfg.nosync, NULL, 0, 0, NULL, "do not fsync commits (fast; a crash can lose acknowledged results)", 0 },
 	{ "log-level", SL_OPT_STR, &log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
 	{ "help", SL_OPT_FLAG, &show_help, NULL, 0, 0, NULL, "this text", 0 },
