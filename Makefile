@@ -6,6 +6,7 @@
 #   make bench      benchmarks: figures and ratios, never thresholds
 #   make demo       the whole system end to end on Fashion-MNIST
 #   make deps       install missing Debian packages (deploy/deps.sh)
+#   make fuzz       libFuzzer targets, each run FUZZ_SECONDS (60) seconds
 #   make install    PREFIX=/usr/local DESTDIR=
 
 .DEFAULT_GOAL := all
@@ -68,7 +69,7 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS:= $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all test unit integration check bench demo deps install clean
+.PHONY: all test unit integration check bench demo deps install clean fuzz fuzz-build
 all: $(LIB) $(BINS) $(UNIT_BINS) $(BENCH_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -123,6 +124,46 @@ bench: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) sh tests/demo.sh
+
+# Fuzzing: libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang into
+# build/fuzz/ from the library sources compiled again with the fuzzer and
+# sanitizer flags (the normal objects lack the coverage instrumentation).
+# Each target runs FUZZ_SECONDS on a temporary copy of its seed corpus,
+# FUZZ_JOBS at a time; any crash, leak or timeout fails (tests/fuzz/run.sh).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+FUZZ_DIR     := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+                -O1 -g -fno-omit-frame-pointer $(WARN) -Werror \
+                -DSL_VERSION='"$(VERSION)"' -Icommon -Istudent-trainer \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(FUZZ_SAN)
+FUZZ_LIB_SRC := $(LIB_SRC) student-trainer/checkpoint.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB     := $(FUZZ_DIR)/libsoftlabel-fuzz.a
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LDLIBS)
+
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) \
+		sh tests/fuzz/run.sh $(notdir $(FUZZ_BINS))
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -6,6 +6,9 @@
 #   tests/run.sh              everything
 #   tests/run.sh unit         unit tests only
 #   tests/run.sh integration  integration tests only
+#
+# With CI=true or FUZZ=1, "all" ends with one more test, "fuzz": every
+# libFuzzer target for 30 s, two at a time (make fuzz; needs clang).
 set -u
 BUILD=${BUILD:-build}
 export BUILD
@@ -38,6 +41,9 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
 		[ -f "$t" ] || continue
 		run "integration/$(basename "$t" .sh)" sh "$t"
 	done
+fi
+if [ "$what" = all ] && { [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; }; then
+	run fuzz make --no-print-directory fuzz FUZZ_SECONDS=30 FUZZ_JOBS=2
 fi
 
 echo "logs: $logdir"

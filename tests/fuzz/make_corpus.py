@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Write the fuzz seed corpora into tests/fuzz/corpus/<target>/.
+
+Python standard library only. Every seed is a small *valid* input in the
+format its decoder reads (except where noted), so the fuzzer starts from the
+accepting paths and mutates outward. Deterministic: running it again writes
+the same bytes (gzip mtime 0). Run from the repository root:
+
+    python3 tests/fuzz/make_corpus.py
+"""
+import gzip
+import os
+import struct
+import zlib
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+# --- a minimal msgpack packer ------------------------------------------------
+
+def mp(v):
+    if v is None:
+        return b"\xc0"
+    if v is True:
+        return b"\xc3"
+    if v is False:
+        return b"\xc2"
+    if isinstance(v, F32):
+        return b"\xca" + struct.pack(">f", v.x)
+    if isinstance(v, float):
+        return b"\xcb" + struct.pack(">d", v)
+    if isinstance(v, int):
+        if 0 <= v < 128:
+            return bytes([v])
+        if -32 <= v < 0:
+            return struct.pack("b", v)
+        if 0 <= v < 1 << 8:
+            return b"\xcc" + struct.pack(">B", v)
+        if 0 <= v < 1 << 16:
+            return b"\xcd" + struct.pack(">H", v)
+        if 0 <= v < 1 << 32:
+            return b"\xce" + struct.pack(">I", v)
+        if 0 <= v:
+            return b"\xcf" + struct.pack(">Q", v)
+        return b"\xd3" + struct.pack(">q", v)
+    if isinstance(v, str):
+        b = v.encode()
+        if len(b) < 32:
+            return bytes([0xA0 | len(b)]) + b
+        if len(b) < 256:
+            return b"\xd9" + bytes([len(b)]) + b
+        return b"\xda" + struct.pack(">H", len(b)) + b
+    if isinstance(v, bytes):
+        if len(v) < 256:
+            return b"\xc4" + bytes([len(v)]) + v
+        if len(v) < 65536:
+            return b"\xc5" + struct.pack(">H", len(v)) + v
+        return b"\xc6" + struct.pack(">I", len(v)) + v
+    if isinstance(v, list):
+        head = bytes([0x90 | len(v)]) if len(v) < 16 else \
+            b"\xdc" + struct.pack(">H", len(v))
+        return head + b"".join(mp(x) for x in v)
+    if isinstance(v, dict):
+        head = bytes([0x80 | len(v)]) if len(v) < 16 else \
+            b"\xde" + struct.pack(">H", len(v))
+        return head + b"".join(mp(k) + mp(x) for k, x in v.items())
+    raise TypeError(type(v))
+
+
+class F32:
+    def __init__(self, x):
+        self.x = x
+
+
+# --- soft-label records (common/sl_label.h) ----------------------------------
+
+def f16(x):
+    return struct.pack("<e", x)
+
+
+def record(enc, classes, values, k=0, lse=None, idx=None):
+    if enc == 1:
+        body = b"".join(struct.pack("<f", v) for v in values)
+    elif enc == 2:
+        body = b"".join(f16(v) for v in values)
+    else:
+        body = struct.pack("<f", lse) + \
+            b"".join(struct.pack("<I", i) for i in idx) + \
+            b"".join(f16(v) for v in values)
+    crc = zlib.crc32(body) & 0xFFFFFFFF
+    return struct.pack("<BBHII", enc, 0, k, classes, crc) + body
+
+
+def records():
+    return {
+        "f32_c3": record(1, 3, [0.5, -1.0, 2.0]),
+        "f32_c10": record(1, 10, [0.1 * i - 0.4 for i in range(10)]),
+        "f16_c4": record(2, 4, [1.0, 0.5, -0.25, 3.0]),
+        "f16_c2_equal": record(2, 2, [0.0, 0.0]),
+        "topk_c10_k3": record(3, 10, [2.0, 1.0, 0.5], k=3, lse=2.5,
+                              idx=[7, 2, 9]),
+        "topk_c5_k1": record(3, 5, [0.0], k=1, lse=0.0, idx=[4]),
+    }
+
+
+# --- wire messages (common/sl_proto.c) ----------------------------------------
+
+def msg(t, **kv):
+    d = {"v": 1, "t": t}
+    d.update(kv)
+    return mp(d)
+
+
+def messages():
+    blob = record(1, 3, [0.5, -1.0, 2.0]) + record(1, 3, [0.0, 1.0, -2.0])
+    return {
+        "hello": msg(1, worker="w1", teacher="mlp", model="ab" * 32,
+                     temp=F32(4.0), enc=3, classes=10, k=3, dim=784,
+                     dataset=b"", held=[1, 5]),
+        "hello_local": msg(1, worker="w2", teacher="t", model="0" * 64,
+                           temp=2.0, enc=1, classes=3, k=0, dim=4,
+                           dataset=bytes(range(32)), held=[]),
+        "welcome": msg(2, teacher=0, hb_ms=1000, lease_ms=30000,
+                       rows=60000, shard_rows=1024, row_bytes=784, dtype=1,
+                       max_msg=67108864),
+        "refuse": msg(3, reason="model hash differs"),
+        "ready": msg(4, credit=4),
+        "task": msg(5, shard=3, first=3072, n=2, data=bytes(8)),
+        "task_nodata": msg(5, shard=0, first=0, n=1024, data=b""),
+        "heartbeat": msg(6, held=[3, 4, 70000]),
+        "result": msg(7, shard=3, teacher=0, n=2, blob=blob),
+        "ack": msg(8, shard=3, status=1, reason=""),
+        "reset": msg(9, reason="unknown worker"),
+        "status": msg(10),
+        "status_reply": msg(11, json='{"rows":10,"shards":[1,2]}'),
+        "done": msg(12, reason="all shards done"),
+    }
+
+
+def msgpack_values():
+    return {
+        "nested": mp({"a": [1, -3, 300, 70000, 1 << 40, -(1 << 40)],
+                      "b": {"c": [True, False, None]},
+                      "f": [F32(1.5), 2.25], "s": "x" * 40,
+                      "bin": bytes(300)}),
+        "deep": mp([[[[[[[[1]]]]]]]]),
+        "ext": b"\xd4\x01\x02" + b"\xc7\x03\x05abc" + b"\xd5\x7f\x00\x01",
+        "str16": mp("y" * 300),
+        "array16": mp(list(range(20))),
+        "map16": mp({str(i): i for i in range(17)}),
+    }
+
+
+# --- .npy and IDX (common/sl_data.h) ------------------------------------------
+
+def npy(descr, shape, data):
+    sh = "(" + "".join("%d," % s for s in shape) + ")" if len(shape) == 1 \
+        else "(" + ", ".join(str(s) for s in shape) + ")"
+    h = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, sh)
+    pad = 64 - (10 + len(h) + 1) % 64
+    h = h + " " * (pad % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + data
+
+
+def idx(code, shape, data):
+    return bytes([0, 0, code, len(shape)]) + \
+        b"".join(struct.pack(">I", s) for s in shape) + data
+
+
+def npys():
+    return {
+        "u1_2x2x3": npy("|u1", (2, 2, 3), bytes(range(12))),
+        "f4_3x2": npy("<f4", (3, 2),
+                      struct.pack("<6f", 0, 1, -1, 0.5, 2, 3)),
+        "i8_labels": npy("<i8", (4,), struct.pack("<4q", 0, 1, -1, 9)),
+        "i4_col": npy("<i4", (3, 1), struct.pack("<3i", 2, 0, 1)),
+        "u1_empty": npy("|u1", (0, 4), b""),
+    }
+
+
+def idxs():
+    img = idx(0x08, (2, 3, 3), bytes(range(18)))
+    lab = idx(0x08, (4,), bytes([1, 0, 9, 3]))
+    flt = idx(0x0D, (2, 2), struct.pack(">4f", 0.5, -1, 2, 3))
+    out = {"images_u8": img, "labels_u8": lab, "f32_2x2": flt}
+    for name, b in list(out.items()):
+        out[name + ".gz"] = gzip.compress(b, mtime=0)
+    return out
+
+
+# --- checkpoint (student-trainer/checkpoint.h) --------------------------------
+# The fuzz target decodes into a 4-3-2 MLP (23 parameters) with SGD or Adam,
+# an all-zero digest and no cache mask: these seeds match it.
+
+def checkpoint(kind):
+    sizes = [4, 3, 2]
+    n = sum(sizes[i] * sizes[i + 1] + sizes[i + 1] for i in range(2))
+    b = b"SLCKPT\x00\x01" + struct.pack("<I", 2)
+    b += b"".join(struct.pack("<I", s) for s in sizes)
+    b += struct.pack("<I6fQ", kind, 0.01, 0.9, 0.9, 0.999, 1e-8, 0.0, 17)
+    b += struct.pack("<4Q", 1, 2, 3, 0x9E3779B97F4A7C15)
+    b += struct.pack("<IQQ", 1, 5, 17)
+    b += bytes(32) + struct.pack("<I", 0)
+    vecs = 3 if kind == 2 else 2
+    b += b"".join(struct.pack("<f", (i % 7) * 0.125 - 0.25)
+                  for i in range(vecs * n))
+    return b + struct.pack("<I", zlib.crc32(b) & 0xFFFFFFFF)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    data = os.path.join(here, "..", "data")
+    models = {}
+    for f in sorted(os.listdir(data)):
+        if f.endswith(".safetensors"):
+            with open(os.path.join(data, f), "rb") as fh:
+                models[f] = fh.read()
+    sets = {
+        "fuzz_proto": messages(),
+        "fuzz_label": records(),
+        "fuzz_model": models,
+        "fuzz_npy": npys(),
+        "fuzz_idx": idxs(),
+        "fuzz_checkpoint": {"sgd": checkpoint(1), "adam": checkpoint(2)},
+        "fuzz_msgpack": dict(msgpack_values(), **messages()),
+    }
+    for target, seeds in sets.items():
+        d = os.path.join(ROOT, target)
+        # Keep crash reproducers (crash-*) that were added by hand.
+        if os.path.isdir(d):
+            for f in os.listdir(d):
+                if not f.startswith("crash-"):
+                    os.remove(os.path.join(d, f))
+        os.makedirs(d, exist_ok=True)
+        for name, b in seeds.items():
+            with open(os.path.join(d, name), "wb") as fh:
+                fh.write(b)
+
+
+if __name__ == "__main__":
+    main()
