@@ -90,7 +90,7 @@ gzip_file(const uint8_t *data, size_t size)
 
 	FUZZ_CHECK(out != NULL);
 	memset(&zs, 0, sizeof zs);
-	FUZZ_CHECK(deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8,
+	FUZZ_CHECK(deflateInit2(&zs, 1, Z_DEFLATED, 9 + 16, 1,
 	    Z_DEFAULT_STRATEGY) == Z_OK);
 	zs.next_in = (Bytef *)(uintptr_t)data;
 	zs.avail_in = (uInt)size;
