@@ -1,6 +1,7 @@
 /* softlabel: the admin tool for a running broker and a logit cache.
  *
  *   softlabel status EP                         progress, workers, rejections
+ *   softlabel keygen NAME                       CURVE key pair NAME.key, NAME.pub
  *   softlabel inspect STORE                     meta, counts, bytes per sample
  *   softlabel verify STORE                      every record and shard checked
  *   softlabel get STORE --teacher T --sample I  one distribution
@@ -9,6 +10,7 @@
  * Exit: 0 fine, 1 runtime failure or (verify) a problem found, 2 bad usage.
  * Reading never blocks the broker: LMDB readers see a snapshot.
  */
+#include "sl_curve.h"
 #include "sl_label.h"
 #include "sl_log.h"
 #include "sl_net.h"
@@ -25,7 +27,7 @@
 #include <string.h>
 #include <zmq.h>
 
-static const char *teacher_name, *out_path;
+static const char *teacher_name, *out_path, *curve_secret, *curve_server;
 static int64_t sample = -1;
 static float temperature;
 static int as_json, timeout_s, show_help, show_version, max_report;
@@ -37,6 +39,8 @@ static sl_opt opts[] = {
 	{ "out", SL_OPT_STR, &out_path, NULL, 0, 0, "FILE", "output .npy (export): float32 (rows, classes), NaN rows where absent", 0 },
 	{ "json", SL_OPT_FLAG, &as_json, NULL, 0, 0, NULL, "status: print the broker's JSON as is", 0 },
 	{ "timeout", SL_OPT_INT, &timeout_s, "5", 1, 3600, "S", "status: seconds to wait for the broker", 0 },
+	{ "curve-secret", SL_OPT_STR, &curve_secret, NULL, 0, 0, "FILE", "status: this client's secret key (with --curve-server; the .pub beside it must be on the broker's allow-list)", 0 },
+	{ "curve-server", SL_OPT_STR, &curve_server, NULL, 0, 0, "FILE", "status: the broker's public key (with --curve-secret)", 0 },
 	{ "max-report", SL_OPT_INT, &max_report, "20", 0, 1000000, "N", "verify: problems printed in full", 0 },
 	{ "help", SL_OPT_FLAG, &show_help, NULL, 0, 0, NULL, "this text", 0 },
 	{ "version", SL_OPT_FLAG, &show_version, NULL, 0, 0, NULL, "print the version", 0 },
@@ -48,6 +52,8 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: softlabel status EP [--json] [--timeout S]\n"
+	    "                        [--curve-secret FILE --curve-server FILE]\n"
+	    "       softlabel keygen NAME   (writes NAME.key, mode 0600, and NAME.pub)\n"
 	    "       softlabel inspect STORE\n"
 	    "       softlabel verify STORE [--teacher NAME]\n"
 	    "       softlabel get STORE --teacher NAME --sample I [--temperature T]\n"
@@ -131,6 +137,24 @@ cmd_status(const char *ep)
 		fprintf(stderr, "softlabel: %s\n", why.text);
 		goto out;
 	}
+	if (curve_secret != NULL) {
+		sl_curve_key sec, pub, srv;
+
+		if (sl_curve_load_pair(curve_secret, &sec, &pub, &why) != 0 ||
+		    sl_curve_load_key(curve_server, 0, &srv, &why) != 0) {
+			fprintf(stderr, "softlabel: %s\n", why.text);
+			rc = 2;
+			goto out;
+		}
+		rc = sl_curve_client_setup(s, &sec, &pub, &srv);
+		memset(&sec, 0, sizeof sec);
+		if (rc != 0) {
+			fprintf(stderr, "softlabel: CURVE: %s\n", zmq_strerror(rc));
+			rc = 1;
+			goto out;
+		}
+		rc = 1;
+	}
 	if (zmq_connect(s, ep) != 0) {
 		fprintf(stderr, "softlabel: %s: %s\n", ep, zmq_strerror(zmq_errno()));
 		rc = 2;
@@ -169,6 +193,27 @@ out:
 	zmq_ctx_term(ctx);
 	sl_proto_buf_fini(&buf);
 	return rc;
+}
+
+/* --- keygen ------------------------------------------------------------------ */
+
+static int
+cmd_keygen(const char *name)
+{
+	sl_errmsg why = { "" };
+	sl_curve_key pub;
+
+	if (!zmq_has("curve")) {
+		fprintf(stderr, "softlabel: this libzmq was built without CURVE\n");
+		return 1;
+	}
+	if (sl_curve_keygen(name, &pub, &why) != 0) {
+		fprintf(stderr, "softlabel: keygen: %s\n", why.text);
+		return 1;
+	}
+	printf("wrote %s.key (secret, mode 0600) and %s.pub (public: %s)\n",
+	    name, name, pub.z85);
+	return 0;
 }
 
 /* --- store commands ---------------------------------------------------------- */
@@ -546,6 +591,13 @@ main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[pos[0]], *arg = argv[pos[1]];
+	if ((curve_secret == NULL) != (curve_server == NULL)) {
+		fprintf(stderr, "softlabel: --curve-secret and --curve-server go "
+		    "together\n");
+		return 2;
+	}
+	if (strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(arg);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(arg);
 	if (strcmp(cmd, "inspect") == 0)

@@ -27,6 +27,15 @@ const char *const broker_reject_names[REJ_COUNT_] = {
 	[REJ_STORE] = "store_error",
 };
 
+const char *const broker_auth_names[AUTH_COUNT_] = {
+	[AUTH_PLAINTEXT] = "plaintext",
+	[AUTH_UNKNOWN_KEY] = "unknown_key",
+	[AUTH_HANDSHAKE] = "handshake_failed",
+	[AUTH_REVOKED] = "revoked",
+};
+
+#define MONITOR_ENDPOINT "inproc://softlabel-broker-monitor"
+
 /* --- job ------------------------------------------------------------------ */
 
 static uint32_t
@@ -136,6 +145,212 @@ load_teacher(broker *b, const sl_store_teacher *t)
 	return 0;
 }
 
+/* --- CURVE ------------------------------------------------------------------- */
+
+/* Keys and allow-list, before anything else is opened: a bad key file is a
+ * usage error (exit 2) naming the file. */
+static int
+curve_load(broker *b)
+{
+	const broker_cfg *c = b->cfg;
+	sl_errmsg why = { "" };
+
+	if (!zmq_has("curve")) {
+		sl_error("--curve-secret: this libzmq was built without CURVE");
+		return 2;
+	}
+	if (sl_curve_load_pair(c->curve_secret, &b->secret, &b->pub, &why) != 0) {
+		sl_error("--curve-secret: %s", why.text);
+		return 2;
+	}
+	if (sl_curve_allow_load(c->allow_keys, &b->allow, &why) != 0) {
+		sl_error("--allow-keys: %s", why.text);
+		return 2;
+	}
+	if (sl_curve_allow_count(b->allow) == 0)
+		sl_warn("--allow-keys %s holds no *.pub file: no worker can "
+		    "connect until keys are added and the broker gets SIGHUP",
+		    c->allow_keys);
+	return 0;
+}
+
+/* The ZAP handler goes up before any CURVE socket binds: libzmq admits
+ * every key when no handler answers. Then it must refuse a key nobody
+ * put on the list, and plaintext, or the broker does not start. */
+static int
+zap_open(broker *b)
+{
+	sl_curve_key p, s;
+	uint8_t bin[32];
+
+	if ((b->zap = zmq_socket(b->zctx, ZMQ_REP)) == NULL ||
+	    zmq_bind(b->zap, SL_CURVE_ZAP_ENDPOINT) != 0) {
+		sl_error("ZAP handler %s: %s", SL_CURVE_ZAP_ENDPOINT,
+		    zmq_strerror(zmq_errno()));
+		return 1;
+	}
+	if (zmq_curve_keypair(p.z85, s.z85) != 0 ||
+	    zmq_z85_decode(bin, p.z85) == NULL) {
+		sl_error("self-check: zmq_curve_keypair: %s",
+		    zmq_strerror(zmq_errno()));
+		return 1;
+	}
+	memset(&s, 0, sizeof s);
+	if (sl_curve_decide(b->allow, "CURVE", 5, bin, sizeof bin, NULL) ==
+	    SL_CURVE_ADMIT || sl_curve_decide(b->allow, "NULL", 4, NULL, 0,
+	    NULL) == SL_CURVE_ADMIT) {
+		sl_error("self-check failed: the ZAP handler admits a random "
+		    "key or plaintext; refusing to start");
+		return 1;
+	}
+	sl_info("ZAP self-check passed: a random key and plaintext are refused");
+	return 0;
+}
+
+/* Make a ROUTER a CURVE server under our ZAP domain; before its bind. */
+static int
+curve_server(broker *b, void *sock)
+{
+	const int one = 1;
+
+	if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, b->secret.z85,
+	    SL_CURVE_Z85_LEN) != 0 ||
+	    zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, SL_CURVE_ZAP_DOMAIN,
+	    strlen(SL_CURVE_ZAP_DOMAIN)) != 0) {
+		sl_error("CURVE server options: %s", zmq_strerror(zmq_errno()));
+		return 1;
+	}
+	return 0;
+}
+
+/* Handshake failures never reach ZAP (a wrong server key fails in the
+ * crypto box, plaintext at the mechanism check): the socket monitor sees
+ * them. */
+static int
+monitor_open(broker *b)
+{
+	const int events = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+	    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+
+	if (zmq_socket_monitor(b->sock, MONITOR_ENDPOINT, events) != 0 ||
+	    (b->monitor = zmq_socket(b->zctx, ZMQ_PAIR)) == NULL ||
+	    zmq_connect(b->monitor, MONITOR_ENDPOINT) != 0) {
+		sl_error("socket monitor: %s", zmq_strerror(zmq_errno()));
+		return 1;
+	}
+	return 0;
+}
+
+/* Count a refused connection. A refused client reconnects every few
+ * hundred ms, so the log gets the first of a reason and then one line per
+ * 10 s with the total; status has every count. */
+static void
+auth_refuse(broker *b, enum auth_reason r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+auth_refuse(broker *b, enum auth_reason r, const char *fmt, ...)
+{
+	const uint64_t now = sl_net_now_ms();
+	char text[256];
+	va_list ap;
+
+	b->auth_refused[r]++;
+	if (b->auth_logged_ms[r] != 0 && now - b->auth_logged_ms[r] < 10000)
+		return;
+	b->auth_logged_ms[r] = now;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	sl_warn("refused connection (%s): %s (%" PRIu64 " so far)",
+	    broker_auth_names[r], text, b->auth_refused[r]);
+}
+
+static void
+zap_poll(broker *b)
+{
+	enum sl_curve_verdict v;
+
+	while (sl_curve_zap_serve(b->zap, b->allow, &v) == 0) {
+		if (v == SL_CURVE_PLAINTEXT)
+			auth_refuse(b, AUTH_PLAINTEXT, "CURVE required");
+		else if (v == SL_CURVE_UNKNOWN_KEY || v == SL_CURVE_BAD_REQUEST)
+			auth_refuse(b, AUTH_UNKNOWN_KEY, "public key not on the "
+			    "allow-list");
+	}
+}
+
+static void
+monitor_poll(broker *b)
+{
+	for (;;) {
+		zmq_msg_t ev, addr;
+		uint16_t event;
+		uint32_t value;
+
+		zmq_msg_init(&ev);
+		if (zmq_msg_recv(&ev, b->monitor, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&ev);
+			return;
+		}
+		zmq_msg_init(&addr);
+		zmq_msg_recv(&addr, b->monitor, 0);
+		if (zmq_msg_size(&ev) >= 6) {
+			memcpy(&event, zmq_msg_data(&ev), 2);
+			memcpy(&value, (const uint8_t *)zmq_msg_data(&ev) + 2, 4);
+			/* A ZAP refusal also shows here as FAILED_AUTH: counted
+			 * once, by the handler, which knows why. */
+			if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+			    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+				auth_refuse(b, AUTH_PLAINTEXT, "CURVE required");
+			else if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+				auth_refuse(b, AUTH_HANDSHAKE, "event 0x%x, value "
+				    "0x%x (0x%x: the client has another server "
+				    "key)", event, value,
+				    ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC);
+		}
+		zmq_msg_close(&ev);
+		zmq_msg_close(&addr);
+	}
+}
+
+static void drop_leases(broker *b, worker *w, const char *why_back);
+
+/* SIGHUP: a new list replaces the old one whole, or not at all. Sessions
+ * whose key left it are revoked: their leases go back now, and their next
+ * message is refused. */
+static void
+reload_allow(broker *b)
+{
+	sl_curve_allow *a = NULL;
+	sl_errmsg why = { "" };
+
+	if (b->allow == NULL) {
+		sl_info("SIGHUP ignored: no --allow-keys");
+		return;
+	}
+	if (sl_curve_allow_load(b->cfg->allow_keys, &a, &why) != 0) {
+		sl_error("allow-list not reloaded, the old one stays: %s",
+		    why.text);
+		return;
+	}
+	sl_curve_allow_free(&b->allow);
+	b->allow = a;
+	sl_info("allow-list reloaded: %zu keys", sl_curve_allow_count(a));
+	for (int i = 0; i < BROKER_MAX_WORKERS; i++) {
+		worker *w = &b->workers[i];
+
+		if (!w->used || w->revoked || w->key.z85[0] == '\0' ||
+		    sl_curve_allow_has(a, w->key.z85))
+			continue;
+		w->revoked = 1;
+		drop_leases(b, w, "key revoked");
+		sl_warn("worker %s revoked: key %.8s... left the allow-list",
+		    w->name, w->key.z85);
+	}
+}
+
 int
 broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 {
@@ -149,6 +364,8 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 	b->stop = stop;
 	b->start_ms = sl_net_now_ms();
 	b->next_token = 1;
+	if (cfg->curve_secret != NULL && (rc = curve_load(b)) != 0)
+		return rc;
 	if ((rc = open_job(b)) != 0)
 		return rc;
 	if (cfg->recompute_corrupt &&
@@ -172,6 +389,8 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 		sl_error("out of memory");
 		return 1;
 	}
+	if (b->allow != NULL && (rc = zap_open(b)) != 0)
+		return rc;
 	/* libzmq drops a connection whose message exceeds its limit; twice
 	 * ours lets a message just over it through to be refused and counted. */
 	if (sl_net_socket(b->zctx, ZMQ_ROUTER, cfg->max_msg_bytes * 2, &b->sock,
@@ -179,13 +398,18 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 		sl_error("%s", why.text);
 		return 1;
 	}
+	if (b->allow != NULL && ((rc = curve_server(b, b->sock)) != 0 ||
+	    (rc = monitor_open(b)) != 0))
+		return rc;
 	if (zmq_bind(b->sock, cfg->bind) != 0) {
 		sl_error("--bind %s: %s", cfg->bind, zmq_strerror(zmq_errno()));
 		return zmq_errno() == EINVAL || zmq_errno() == EPROTONOSUPPORT ? 2 : 1;
 	}
 	if (cfg->status_bind != NULL) {
 		if (sl_net_socket(b->zctx, ZMQ_ROUTER, 65536, &b->status_sock,
-		    &why) != 0 || zmq_bind(b->status_sock, cfg->status_bind) != 0) {
+		    &why) != 0 || (b->allow != NULL &&
+		    curve_server(b, b->status_sock) != 0) ||
+		    zmq_bind(b->status_sock, cfg->status_bind) != 0) {
 			sl_error("--status-bind %s: %s", cfg->status_bind,
 			    why.text[0] ? why.text : zmq_strerror(zmq_errno()));
 			return 1;
@@ -207,8 +431,14 @@ broker_close(broker *b)
 		zmq_msg_close(&b->group[i].frame);
 	for (uint32_t t = 0; t < b->nteachers; t++)
 		free(b->teachers[t].slots);
+	if (b->sock != NULL && b->monitor != NULL)
+		zmq_socket_monitor(b->sock, NULL, 0);
 	sl_net_close(&b->sock);
 	sl_net_close(&b->status_sock);
+	sl_net_close(&b->monitor);
+	sl_net_close(&b->zap);
+	sl_curve_allow_free(&b->allow);
+	memset(&b->secret, 0, sizeof b->secret);
 	if (b->zctx != NULL)
 		zmq_ctx_term(b->zctx);
 	free(b->workers);
@@ -344,6 +574,21 @@ return_shard(broker *b, teacher_sched *ts, uint64_t s, const char *why_back)
 		ts->scan = s;
 }
 
+/* Every lease of w goes back to the queue. */
+static void
+drop_leases(broker *b, worker *w, const char *why_back)
+{
+	teacher_sched *ts = &b->teachers[w->teacher];
+
+	for (uint64_t s = 0; ts->slots != NULL && s < b->nshards &&
+	    w->nleases > 0; s++)
+		if (ts->slots[s].state == SHARD_LEASED &&
+		    ts->slots[s].owner == w->token)
+			return_shard(b, ts, s, why_back);
+	w->nleases = 0;
+	w->ngranted = 0;
+}
+
 static int64_t
 next_pending(broker *b, teacher_sched *ts)
 {
@@ -390,7 +635,7 @@ dispatch(broker *b, worker *w)
 	const uint64_t now = sl_net_now_ms();
 	int64_t s;
 
-	if (*b->stop)
+	if (*b->stop || w->revoked)
 		return;
 	/* Lease only to a worker heard from lately: one that stopped talking
 	 * (hung, stopped, cut off) would otherwise get back the very shards
@@ -485,7 +730,8 @@ reject(broker *b, enum reject_reason r, const char *who, const char *fmt, ...)
 }
 
 static void
-on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m)
+on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
+    const char *key)
 {
 	char name[SL_PROTO_MAX_NAME + 1], why_text[SL_ERRMSG_MAX + 64];
 	sl_store_teacher t;
@@ -571,6 +817,8 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m)
 	w->teacher = t.index;
 	w->ship_rows = m->u.hello.dataset_sha256.len == 0;
 	w->last_seen_ms = w->hello_ms = sl_net_now_ms();
+	if (key != NULL)
+		memcpy(w->key.z85, key, SL_CURVE_Z85_LEN);
 
 	/* Results the worker still holds from before a reconnect or a broker
 	 * restart: it may answer for them. */
@@ -756,10 +1004,32 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 	const uint8_t *id = zmq_msg_data(idm);
 	const size_t idlen = zmq_msg_size(idm);
 	const size_t len = zmq_msg_size(frame);
+	const char *key = NULL;
 	sl_errmsg why = { "" };
 	worker *w;
 	sl_msg m;
 
+	/* Under CURVE every session was admitted by ZAP, which made the
+	 * client's key its User-Id. A key removed since (SIGHUP) gets its
+	 * session refused here, before any of its messages is looked at. */
+	if (b->allow != NULL && sock == b->sock) {
+		key = zmq_msg_gets(frame, "User-Id");
+		w = find_worker(b, id, idlen);
+		if (key == NULL || strlen(key) != SL_CURVE_Z85_LEN ||
+		    !sl_curve_allow_has(b->allow, key) || (w && w->revoked)) {
+			b->auth_refused[AUTH_REVOKED]++;
+			sl_warn("refused (revoked) message from %s, key %.8s...: "
+			    "no longer on the allow-list", w ? w->name : "peer",
+			    key ? key : "(none)");
+			if (w != NULL) {
+				drop_leases(b, w, "key revoked");
+				w->used = 0;
+			}
+			reply_reason(b, sock, id, idlen, SL_MSG_REFUSE,
+			    "key revoked");
+			return;
+		}
+	}
 	if (len > (size_t)b->cfg->max_msg_bytes) {
 		reject(b, REJ_OVERSIZE, "peer", "message of %zu bytes exceeds "
 		    "the limit of %" PRId64, len, b->cfg->max_msg_bytes);
@@ -777,7 +1047,7 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 	if (sock != b->sock)
 		return; /* the status endpoint answers STATUS only */
 	if (m.type == SL_MSG_HELLO) {
-		on_hello(b, id, idlen, &m);
+		on_hello(b, id, idlen, &m, key);
 		return;
 	}
 	if ((w = find_worker(b, id, idlen)) == NULL) {
@@ -950,26 +1220,48 @@ drain(broker *b, void *sock, int max)
 int
 broker_run(broker *b)
 {
-	zmq_pollitem_t items[2] = {
+	/* The ZAP handler and the monitor share this thread with the
+	 * protocol: the allow-list needs no lock. A NULL socket is never
+	 * readable: zmq_poll skips items with neither socket nor fd. */
+	zmq_pollitem_t items[4] = {
 		{ b->sock, 0, ZMQ_POLLIN, 0 },
-		{ b->status_sock, 0, ZMQ_POLLIN, 0 },
+		{ b->status_sock, -1, ZMQ_POLLIN, 0 },
+		{ b->zap, -1, ZMQ_POLLIN, 0 },
+		{ b->monitor, -1, ZMQ_POLLIN, 0 },
 	};
-	const int nitems = b->status_sock ? 2 : 1;
+	int nitems = 0;
+	zmq_pollitem_t live[4];
 	uint64_t last_expire = sl_net_now_ms();
+
+	for (int i = 0; i < 4; i++)
+		if (items[i].socket != NULL)
+			live[nitems++] = items[i];
 
 	sl_info("ready bind=%s store=%s rows=%" PRIu64 " shards=%" PRIu64
 	    " shard_rows=%u lease=%ds%s", b->cfg->bind, b->cfg->store,
 	    sl_dataset_rows(b->ds), b->nshards, b->job.shard_rows,
 	    b->cfg->lease_timeout_s, b->cfg->nosync ? " nosync" : "");
 	while (!*b->stop) {
-		if (zmq_poll(items, nitems, 100) < 0 && zmq_errno() != EINTR) {
+		if (zmq_poll(live, nitems, 100) < 0 && zmq_errno() != EINTR) {
 			sl_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
 			return 1;
 		}
-		if (items[0].revents & ZMQ_POLLIN)
-			drain(b, b->sock, 1024);
-		if (nitems > 1 && (items[1].revents & ZMQ_POLLIN))
-			drain(b, b->status_sock, 64);
+		if (b->reload != NULL && *b->reload) {
+			*b->reload = 0;
+			reload_allow(b);
+		}
+		for (int i = 0; i < nitems; i++) {
+			if (!(live[i].revents & ZMQ_POLLIN))
+				continue;
+			if (live[i].socket == b->sock)
+				drain(b, b->sock, 1024);
+			else if (live[i].socket == b->status_sock)
+				drain(b, b->status_sock, 64);
+			else if (live[i].socket == b->zap)
+				zap_poll(b);
+			else if (live[i].socket == b->monitor)
+				monitor_poll(b);
+		}
 		commit_group(b);
 		if (sl_net_now_ms() - last_expire >= 100) {
 			expire(b);

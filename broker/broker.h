@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "sl_curve.h"
 #include "sl_data.h"
 #include "sl_proto.h"
 #include "sl_store.h"
@@ -32,6 +33,7 @@
 
 typedef struct broker_cfg {
 	const char *store, *dataset, *bind, *status_bind;
+	const char *curve_secret, *allow_keys; /* both or neither */
 	int shard_rows, lease_timeout_s, max_attempts, exit_when_done, nosync;
 	int recompute_corrupt;
 	int64_t max_msg_bytes;
@@ -76,7 +78,23 @@ typedef struct worker {
 	uint64_t results, samples;
 	uint64_t granted[BROKER_GRANTS]; /* ring of shards it may answer for */
 	uint32_t ngranted;
+	sl_curve_key key;     /* CURVE public key of its session ("" without) */
+	int revoked;          /* its key left the allow-list: no leases, and
+	                         its next message is refused */
 } worker;
+
+/* Connections and sessions refused by CURVE and ZAP, counted in status
+ * under "auth_refused". None of them reaches the protocol logic. */
+enum auth_reason {
+	AUTH_PLAINTEXT,       /* no CURVE (ZAP mechanism NULL, or a ZMTP
+	                         mechanism mismatch seen by the monitor) */
+	AUTH_UNKNOWN_KEY,     /* CURVE with a key not on the allow-list */
+	AUTH_HANDSHAKE,       /* handshake failed (e.g. wrong server key) */
+	AUTH_REVOKED,         /* message of a session whose key was removed */
+	AUTH_COUNT_
+};
+
+extern const char *const broker_auth_names[AUTH_COUNT_];
 
 /* Why a message was refused; each has a counter in status. */
 enum reject_reason {
@@ -124,6 +142,12 @@ typedef struct broker {
 	uint64_t nshards;
 	size_t row_bytes;
 	void *zctx, *sock, *status_sock;
+	void *zap, *monitor;  /* CURVE only: ZAP REP socket, ROUTER events */
+	sl_curve_allow *allow;
+	sl_curve_key secret, pub;
+	uint64_t auth_refused[AUTH_COUNT_];
+	uint64_t auth_logged_ms[AUTH_COUNT_]; /* refusals log once per 10 s */
+	volatile sig_atomic_t *reload; /* SIGHUP: re-read --allow-keys */
 	sl_proto_buf out;
 
 	teacher_sched teachers[SL_STORE_MAX_TEACHERS];

@@ -10,13 +10,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
 }
 
 static broker_cfg cfg;
@@ -28,6 +30,8 @@ static sl_opt opts[] = {
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "rows to label (.npy, IDX, IDX.gz)", 0 },
 	{ "bind", SL_OPT_STR, &cfg.bind, "tcp://127.0.0.1:5555", 0, 0, "EP", "ZeroMQ endpoint for workers", 0 },
 	{ "status-bind", SL_OPT_STR, &cfg.status_bind, NULL, 0, 0, "EP", "extra endpoint answering STATUS only (probes)", 0 },
+	{ "curve-secret", SL_OPT_STR, &cfg.curve_secret, NULL, 0, 0, "FILE", "speak CURVE with this secret key (softlabel keygen; mode 0600); needs --allow-keys", 0 },
+	{ "allow-keys", SL_OPT_STR, &cfg.allow_keys, NULL, 0, 0, "DIR", "admit only clients whose public key is a *.pub file here; SIGHUP re-reads it", 0 },
 	{ "shard-rows", SL_OPT_INT, &cfg.shard_rows, "1024", 1, 65536, "N", "rows per shard (fixed when the job is created)", 0 },
 	{ "lease-timeout", SL_OPT_INT, &cfg.lease_timeout_s, "30", 1, 86400, "S", "seconds a lease lives without renewal", 0 },
 	{ "max-attempts", SL_OPT_INT, &cfg.max_attempts, "5", 1, 255, "N", "leases of one shard before it is quarantined", 0 },
@@ -54,6 +58,7 @@ main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
@@ -64,7 +69,10 @@ main(int argc, char **argv)
 		printf("usage: softlabel-broker --store DIR --dataset FILE [options]\n\n"
 		    "Leases shards of FILE to softlabel-teacher workers and commits\n"
 		    "their soft labels into the logit cache DIR, each shard in one\n"
-		    "transaction, acknowledged only after its commit.\n\noptions:\n");
+		    "transaction, acknowledged only after its commit.\n\n"
+		    "With --curve-secret and --allow-keys all traffic is CurveZMQ and\n"
+		    "only listed public keys get a session (also on --status-bind);\n"
+		    "without them traffic is unauthenticated.\n\noptions:\n");
 		sl_opt_help(opts, stdout);
 		return 0;
 	}
@@ -77,11 +85,22 @@ main(int argc, char **argv)
 		    "required (see --help)\n");
 		return 2;
 	}
+	if ((cfg.curve_secret == NULL) != (cfg.allow_keys == NULL)) {
+		fprintf(stderr, "softlabel-broker: --curve-secret and "
+		    "--allow-keys go together (see --help)\n");
+		return 2;
+	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-broker", level);
 	if ((rc = broker_open(&b, &cfg, &stop_requested)) == 0) {
-		sl_warn("traffic on %s is unauthenticated and unencrypted: bind "
-		    "only where you trust the network", cfg.bind);
+		b.reload = &reload_requested;
+		if (cfg.curve_secret == NULL)
+			sl_warn("traffic on %s is unauthenticated and unencrypted: "
+			    "bind only where you trust the network", cfg.bind);
+		else
+			sl_info("CURVE on %s: server key %s, %zu allowed keys "
+			    "from %s", cfg.bind, b.pub.z85,
+			    sl_curve_allow_count(b.allow), cfg.allow_keys);
 		rc = broker_run(&b);
 	}
 	broker_close(&b);

@@ -5,7 +5,9 @@
  *    "quarantined", "samples_per_s", "eta_s", "quarantined_shards": [..]}],
  *    "workers": [{"name", "teacher", "leases", "results", "samples",
  *    "samples_per_s", "last_heartbeat_ms"}],
- *    "rejected": {"reason": count, ...}}
+ *    "rejected": {"reason": count, ...}, "curve": bool,
+ *    "auth_refused": {"plaintext", "unknown_key", "handshake_failed",
+ *    "revoked"}}
  */
 #include "broker.h"
 #include "sl_net.h"
@@ -89,6 +91,9 @@ broker_status_json(const broker *b)
 		    secs > 0 ? (double)w->samples / secs : 0);
 		cJSON_AddNumberToObject(o, "last_heartbeat_ms",
 		    (double)(now - w->last_seen_ms));
+		if (w->key.z85[0] != '\0')
+			cJSON_AddStringToObject(o, "key", w->key.z85);
+		cJSON_AddBoolToObject(o, "revoked", w->revoked);
 		cJSON_AddItemToArray(ws, o);
 	}
 	cJSON_AddItemToObject(root, "workers", ws);
@@ -96,6 +101,11 @@ broker_status_json(const broker *b)
 		cJSON_AddNumberToObject(rej, broker_reject_names[r],
 		    (double)b->rejected[r]);
 	cJSON_AddItemToObject(root, "rejected", rej);
+	cJSON_AddBoolToObject(root, "curve", b->allow != NULL);
+	cJSON *auth = cJSON_AddObjectToObject(root, "auth_refused");
+	for (int r = 0; auth != NULL && r < AUTH_COUNT_; r++)
+		cJSON_AddNumberToObject(auth, broker_auth_names[r],
+		    (double)b->auth_refused[r]);
 	text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return text;

@@ -32,6 +32,8 @@ static sl_opt opts[] = {
 	{ "batch", SL_OPT_INT, &cfg.batch, "256", 1, 65536, "N", "rows per forward pass", 0 },
 	{ "threads", SL_OPT_INT, &cfg.threads, "0", 0, 1024, "N", "OpenBLAS threads (0: OpenBLAS decides)", 0 },
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "local copy of the dataset (same fingerprint): only row ranges travel", 0 },
+	{ "curve-secret", SL_OPT_STR, &cfg.curve_secret, NULL, 0, 0, "FILE", "speak CURVE with this secret key (softlabel keygen); needs --curve-server", 0 },
+	{ "curve-server", SL_OPT_STR, &cfg.curve_server, NULL, 0, 0, "FILE", "the broker's public key (its .pub file)", 0 },
 	{ "credit", SL_OPT_INT, &cfg.credit, "2", 1, 64, "N", "shards leased at once (2 overlaps computing and network)", 0 },
 	{ "max-held", SL_OPT_INT, &cfg.max_held, "8", 1, 16, "N", "unacknowledged results before computing pauses", 0 },
 	{ "log-level", SL_OPT_STR, &log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
@@ -63,7 +65,9 @@ main(int argc, char **argv)
 		printf("usage: softlabel-teacher --connect EP --model FILE [options]\n\n"
 		    "Leases shards from softlabel-broker, runs the teacher over them\n"
 		    "and sends back soft labels, keeping each result until the broker\n"
-		    "acknowledges it.\n\noptions:\n");
+		    "acknowledges it. With --curve-secret and --curve-server the\n"
+		    "connection is CurveZMQ; the broker must list this key's .pub.\n"
+		    "\noptions:\n");
 		sl_opt_help(opts, stdout);
 		return 0;
 	}
@@ -73,6 +77,11 @@ main(int argc, char **argv)
 	}
 	if (cfg.model == NULL) {
 		fprintf(stderr, "softlabel-teacher: --model is required (see --help)\n");
+		return 2;
+	}
+	if ((cfg.curve_secret == NULL) != (cfg.curve_server == NULL)) {
+		fprintf(stderr, "softlabel-teacher: --curve-secret and "
+		    "--curve-server go together (see --help)\n");
 		return 2;
 	}
 	if (cfg.name == NULL) {

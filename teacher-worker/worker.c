@@ -1,4 +1,5 @@
 #include "worker.h"
+#include "sl_curve.h"
 #include "sl_data.h"
 #include "sl_label.h"
 #include "sl_log.h"
@@ -49,6 +50,8 @@ typedef struct wstate {
 	sl_fingerprint fp;
 
 	void *zctx, *sock;
+	int curve;              /* keys below set on every new socket */
+	sl_curve_key secret, pub, server;
 	sl_proto_buf out;
 	int welcomed, done;
 	uint32_t teacher_index, heartbeat_ms, row_bytes, shard_rows;
@@ -107,6 +110,19 @@ load(wstate *w)
 	    (w->scratch = malloc(2 * (size_t)w->fmt.classes * sizeof(float))) == NULL) {
 		sl_error("out of memory");
 		return 1;
+	}
+	if (c->curve_secret != NULL) {
+		if ((rc = sl_curve_load_pair(c->curve_secret, &w->secret, &w->pub,
+		    &why)) != 0) {
+			sl_error("--curve-secret: %s", why.text);
+			return 2;
+		}
+		if ((rc = sl_curve_load_key(c->curve_server, 0, &w->server,
+		    &why)) != 0) {
+			sl_error("--curve-server: %s", why.text);
+			return 2;
+		}
+		w->curve = 1;
 	}
 	if (c->threads > 0)
 		openblas_set_num_threads(c->threads);
@@ -200,6 +216,15 @@ connect_broker(wstate *w)
 	    &w->sock, &why) != 0) {
 		sl_error("%s", why.text);
 		return 1;
+	}
+	if (w->curve) {
+		int rc = sl_curve_client_setup(w->sock, &w->secret, &w->pub,
+		    &w->server);
+
+		if (rc != 0) {
+			sl_error("CURVE client options: %s", zmq_strerror(rc));
+			return 1;
+		}
 	}
 	if (zmq_connect(w->sock, w->cfg->connect) != 0) {
 		sl_error("--connect %s: %s", w->cfg->connect,
@@ -591,5 +616,6 @@ out:
 	free(w.x);
 	free(w.scratch);
 	free(w.blob);
+	memset(&w.secret, 0, sizeof w.secret);
 	return status;
 }

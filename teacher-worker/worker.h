@@ -18,6 +18,7 @@ typedef struct worker_cfg {
 	const char *connect, *model, *encoding, *dataset;
 	const char *name;        /* teacher name in the cache */
 	const char *worker_name; /* this process, for status and logs */
+	const char *curve_secret, *curve_server; /* both or neither */
 	float temperature;
 	int batch, threads, credit, max_held;
 } worker_cfg;
