@@ -119,6 +119,16 @@ print_status(const char *text)
 			any = 1;
 		}
 	printf("%s\n", any ? "" : " none");
+	const cJSON *auth = cJSON_GetObjectItemCaseSensitive(root, "auth_refused");
+	if (cJSON_IsObject(auth)) {
+		printf("refused before the protocol (CURVE):");
+		cJSON_ArrayForEach(r, auth)
+			if (cJSON_IsNumber(r))
+				printf(" %s=%.0f", r->string, r->valuedouble);
+		printf("\n");
+	} else {
+		printf("traffic: unauthenticated (no CURVE)\n");
+	}
 	cJSON_Delete(root);
 }
 

@@ -93,6 +93,10 @@ for r in plaintext unknown_key handshake_failed; do
 done
 sl_check "$(sl_json_get "$T/st1.json" "d['auth_refused']['revoked']") -eq 0" "revoked before any reload"
 grep -q "refused connection (plaintext)" "$T/broker.log" || sl_fail "plaintext refusal not logged"
+# shellcheck disable=SC2086
+"$BIN/softlabel" status "$BROKER_EP" --timeout 10 $ADMIN | tee "$T/status.txt"
+grep -qE "refused before the protocol \(CURVE\): plaintext=[1-9].* unknown_key=[1-9].* handshake_failed=[1-9]" \
+    "$T/status.txt" || sl_fail "softlabel status does not show the refused clients"
 
 # --- (d) the allowed worker labels the dataset --------------------------------------
 sl_bg W "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/teacher.safetensors" \
