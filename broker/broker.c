@@ -338,7 +338,7 @@ reload_allow(broker *b)
 	sl_curve_allow_free(&b->allow);
 	b->allow = a;
 	sl_info("allow-list reloaded: %zu keys", sl_curve_allow_count(a));
-	for (int i = 0; i < BROKER_MAX_WORKERS; i++) {
+	for (int i = 0; i < b->nslots; i++) {
 		worker *w = &b->workers[i];
 
 		if (!w->used || w->revoked || w->key.z85[0] == '\0' ||
@@ -452,7 +452,7 @@ broker_close(broker *b)
 static worker *
 find_worker(broker *b, const void *id, size_t idlen)
 {
-	for (int i = 0; i < BROKER_MAX_WORKERS; i++) {
+	for (int i = 0; i < b->nslots; i++) {
 		worker *w = &b->workers[i];
 
 		if (w->used && w->idlen == idlen && memcmp(w->id, id, idlen) == 0)
@@ -464,7 +464,7 @@ find_worker(broker *b, const void *id, size_t idlen)
 static worker *
 worker_by_token(broker *b, uint32_t token)
 {
-	for (int i = 0; i < BROKER_MAX_WORKERS; i++)
+	for (int i = 0; i < b->nslots; i++)
 		if (b->workers[i].used && b->workers[i].token == token)
 			return &b->workers[i];
 	return NULL;
@@ -663,7 +663,7 @@ dispatch(broker *b, worker *w)
 static void
 dispatch_all(broker *b)
 {
-	for (int i = 0; i < BROKER_MAX_WORKERS; i++)
+	for (int i = 0; i < b->nslots; i++)
 		if (b->workers[i].used &&
 		    b->workers[i].nleases < b->workers[i].credit)
 			dispatch(b, &b->workers[i]);
@@ -695,7 +695,7 @@ expire(broker *b)
 			returned = 1;
 		}
 	}
-	for (int i = 0; i < BROKER_MAX_WORKERS; i++) {
+	for (int i = 0; i < b->nslots; i++) {
 		worker *w = &b->workers[i];
 
 		if (w->used && now - w->last_seen_ms >
@@ -799,9 +799,12 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	}
 
 	if ((w = find_worker(b, id, idlen)) == NULL) {
-		for (int i = 0; i < BROKER_MAX_WORKERS && w == NULL; i++)
+		/* Reuse a forgotten slot before growing the scanned range. */
+		for (int i = 0; i < b->nslots && w == NULL; i++)
 			if (!b->workers[i].used)
 				w = &b->workers[i];
+		if (w == NULL && b->nslots < BROKER_MAX_WORKERS)
+			w = &b->workers[b->nslots++];
 		if (w == NULL) {
 			reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
 			    "broker has too many workers");

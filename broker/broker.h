@@ -153,6 +153,7 @@ typedef struct broker {
 	teacher_sched teachers[SL_STORE_MAX_TEACHERS];
 	uint32_t nteachers;
 	worker *workers;      /* (BROKER_MAX_WORKERS) */
+	int nslots;           /* slots ever used: scans stop here, not at the max */
 	uint32_t next_token;
 
 	pending_result group[BROKER_MAX_GROUP];

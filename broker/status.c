@@ -73,7 +73,7 @@ broker_status_json(const broker *b)
 		if (b->teachers[t].slots != NULL)
 			cJSON_AddItemToArray(ts, teacher_json(b, &b->teachers[t]));
 	cJSON_AddItemToObject(root, "teachers", ts);
-	for (int i = 0; i < BROKER_MAX_WORKERS; i++) {
+	for (int i = 0; i < b->nslots; i++) {
 		const worker *w = &b->workers[i];
 		cJSON *o;
 		double secs;
