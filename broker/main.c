@@ -61,7 +61,8 @@ main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
+	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0 ||
+	    sl_opt_env(opts, "SOFTLABEL_BROKER", &why) != 0) {
 		fprintf(stderr, "softlabel-broker: %s\n", why.text);
 		return 2;
 	}
@@ -74,6 +75,7 @@ main(int argc, char **argv)
 		    "only listed public keys get a session (also on --status-bind);\n"
 		    "without them traffic is unauthenticated.\n\noptions:\n");
 		sl_opt_help(opts, stdout);
+		sl_opt_env_help(opts, "SOFTLABEL_BROKER", stdout);
 		return 0;
 	}
 	if (show_version) {

@@ -163,3 +163,84 @@ sl_opt_help(const sl_opt *table, FILE *out)
 		fputc('\n', out);
 	}
 }
+
+int
+sl_opt_env_name(const char *prefix, const char *name, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	for (const char *p = prefix; *p != '\0' && n < cap; p++)
+		buf[n++] = *p;
+	if (n < cap)
+		buf[n++] = '_';
+	for (const char *p = name; *p != '\0' && n < cap; p++)
+		buf[n++] = *p == '-' ? '_' :
+		    (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
+	if (n >= cap)
+		return SL_EINVAL;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int
+flag_value(const char *v, int *out)
+{
+	static const char *const yes[] = { "1", "true", "yes", "on" };
+	static const char *const no[] = { "0", "false", "no", "off" };
+
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+		if (strcmp(v, yes[i]) == 0)
+			return *out = 1, 0;
+		if (strcmp(v, no[i]) == 0)
+			return *out = 0, 0;
+	}
+	return SL_EINVAL;
+}
+
+int
+sl_opt_env(sl_opt *table, const char *prefix, sl_errmsg *why)
+{
+	for (sl_opt *o = table; o->name != NULL; o++) {
+		char var[128];
+		const char *v;
+		sl_errmsg inner = { "" };
+		int rc;
+
+		if (o->given || strcmp(o->name, "help") == 0 ||
+		    strcmp(o->name, "version") == 0)
+			continue;
+		if (sl_opt_env_name(prefix, o->name, var, sizeof var) != 0)
+			return sl_errmsg_set(why, SL_EINVAL,
+			    "--%s: variable name too long", o->name);
+		if ((v = getenv(var)) == NULL || *v == '\0')
+			continue;
+		if (o->type == SL_OPT_FLAG) {
+			if (flag_value(v, (int *)o->dst) != 0)
+				return sl_errmsg_set(why, SL_EINVAL,
+				    "%s='%s': a flag takes 1, true, yes, on, "
+				    "0, false, no or off", var, v);
+		} else if ((rc = set_value(o, v, &inner)) != 0) {
+			return sl_errmsg_set(why, rc, "%s (environment): %s", var,
+			    inner.text);
+		}
+		o->given = 1;
+	}
+	return 0;
+}
+
+void
+sl_opt_env_help(const sl_opt *table, const char *prefix, FILE *out)
+{
+	char var[128];
+	const sl_opt *o = table;
+
+	while (o->name != NULL && o->type == SL_OPT_FLAG)
+		o++;
+	if (o->name == NULL ||
+	    sl_opt_env_name(prefix, o->name, var, sizeof var) != 0)
+		return;
+	fprintf(out, "\nEvery option (but --help and --version) can also be set "
+	    "in the\nenvironment: --%s VALUE is %s=VALUE, flags take\n1 or 0. "
+	    "The command line wins; an empty variable counts as unset.\n",
+	    o->name, var);
+}

@@ -7,13 +7,17 @@
  *       SL_OPT_END
  *   };
  *
- * Options are --name VALUE or --name=VALUE; flags take no value. Defaults are
+ * Options are --name VALUE or --name=VALUE; flags take no value. Every
+ * option can also come from the environment (sl_opt_env): --lease-timeout
+ * is SOFTLABEL_BROKER_LEASE_TIMEOUT for the prefix "SOFTLABEL_BROKER", so
+ * one env file serves systemd, Kubernetes and Slurm alike. Defaults are
  * parsed by the same code as user values, so a table with a bad default fails
  * loudly the first time it runs. Not thread-safe (parse once, in main()).
  */
 #ifndef SL_OPT_H
 #define SL_OPT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -36,7 +40,7 @@ typedef struct sl_opt {
 	double min, max;     /* INT, I64, FLOAT */
 	const char *metavar; /* or choices "sgd|adam" for STR */
 	const char *help;
-	int given;           /* set by sl_opt_parse when on the command line */
+	int given;           /* set when on the command line or in the environment */
 } sl_opt;
 
 #define SL_OPT_END { NULL, 0, NULL, NULL, 0, 0, NULL, NULL, 0 }
@@ -48,10 +52,26 @@ typedef struct sl_opt {
 int sl_opt_parse(sl_opt *table, int argc, char **argv, int *pos, int pos_cap,
     int *npos, sl_errmsg *why);
 
+/* After sl_opt_parse: every option not on the command line whose variable
+ * PREFIX_NAME (upper case, '-' as '_') is set and not empty takes its value
+ * from there; flags take 1/true/yes/on or 0/false/no/off. --help and
+ * --version never come from the environment. The values are borrowed from
+ * the environment: do not setenv() afterwards. Returns 0, or SL_EINVAL with
+ * why naming the variable. */
+int sl_opt_env(sl_opt *table, const char *prefix, sl_errmsg *why);
+
+/* The variable for an option: "SOFTLABEL_BROKER" + "lease-timeout" ->
+ * "SOFTLABEL_BROKER_LEASE_TIMEOUT". Returns 0, or SL_EINVAL if it does not
+ * fit in cap bytes. */
+int sl_opt_env_name(const char *prefix, const char *name, char *buf, size_t cap);
+
 /* Find an entry by name (to ask .given); NULL when absent. */
 const sl_opt *sl_opt_find(const sl_opt *table, const char *name);
 
 /* Write the option list, one per line with its default, to out. */
 void sl_opt_help(const sl_opt *table, FILE *out);
+
+/* The paragraph --help ends with: how options map to variables. */
+void sl_opt_env_help(const sl_opt *table, const char *prefix, FILE *out);
 
 #endif

@@ -82,6 +82,7 @@ usage(FILE *out)
 	    "(CE alone for labeled rows the teachers have not reached yet).\n"
 	    "\noptions:\n");
 	sl_opt_help(opts, out);
+	sl_opt_env_help(opts, "SOFTLABEL_STUDENT", out);
 }
 
 static int
@@ -107,7 +108,8 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 
 	cfg.input_scale = NAN;
-	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
+	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0 ||
+	    sl_opt_env(opts, "SOFTLABEL_STUDENT", &why) != 0) {
 		fprintf(stderr, "softlabel-student: %s\n", why.text);
 		return TRAIN_USAGE;
 	}

@@ -57,7 +57,8 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
+	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0 ||
+	    sl_opt_env(opts, "SOFTLABEL_TEACHER", &why) != 0) {
 		fprintf(stderr, "softlabel-teacher: %s\n", why.text);
 		return 2;
 	}
@@ -69,6 +70,7 @@ main(int argc, char **argv)
 		    "connection is CurveZMQ; the broker must list this key's .pub.\n"
 		    "\noptions:\n");
 		sl_opt_help(opts, stdout);
+		sl_opt_env_help(opts, "SOFTLABEL_TEACHER", stdout);
 		return 0;
 	}
 	if (show_version) {

@@ -1,10 +1,12 @@
-/* The option table: defaults, both spellings, ranges, choices, unknowns. */
+/* The option table: defaults, both spellings, ranges, choices, unknowns,
+ * and the same options from the environment. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sl_opt.h"
@@ -105,6 +107,93 @@ test_positionals(void **state)
 	assert_int_equal(sl_opt_parse(table, 7, argv, pos, 2, &npos, &why), SL_EINVAL);
 }
 
+static void
+clear_env(void)
+{
+	static const char *const vars[] = { "T_EPOCHS", "T_SEED", "T_LR",
+		"T_OPTIMIZER", "T_OUT", "T_RESUME" };
+
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		unsetenv(vars[i]);
+}
+
+static void
+test_env_fills_what_argv_leaves(void **state)
+{
+	char *argv[] = { "p", "--epochs", "20" };
+	sl_errmsg why;
+
+	(void)state;
+	clear_env();
+	setenv("T_EPOCHS", "30", 1);       /* the command line wins */
+	setenv("T_LR", "0.125", 1);
+	setenv("T_OPTIMIZER", "sgd", 1);
+	setenv("T_OUT", "", 1);            /* empty: unset */
+	setenv("T_RESUME", "yes", 1);
+	assert_int_equal(parse(3, argv, &why), 0);
+	assert_int_equal(sl_opt_env(table, "T", &why), 0);
+	assert_int_equal(epochs, 20);
+	assert_true(lr == 0.125f);
+	assert_string_equal(opt_kind, "sgd");
+	assert_null(out);
+	assert_int_equal(flag, 1);
+	assert_int_equal(sl_opt_find(table, "lr")->given, 1);
+	assert_int_equal(sl_opt_find(table, "out")->given, 0);
+	assert_int_equal(sl_opt_find(table, "seed")->given, 0);
+
+	setenv("T_RESUME", "off", 1);
+	assert_int_equal(parse(1, argv, &why), 0);
+	assert_int_equal(sl_opt_env(table, "T", &why), 0);
+	assert_int_equal(flag, 0);
+	assert_int_equal(epochs, 10);
+	clear_env();
+}
+
+static void
+test_env_bad_values_name_the_variable(void **state)
+{
+	static const struct {
+		const char *var, *value, *msg;
+	} cases[] = {
+		{ "T_EPOCHS", "1e3", "T_EPOCHS (environment): --epochs: '1e3' is not an integer" },
+		{ "T_EPOCHS", "101", "out of range" },
+		{ "T_OPTIMIZER", "rmsprop", "T_OPTIMIZER (environment): --optimizer: 'rmsprop' is not one of sgd|adam" },
+		{ "T_RESUME", "maybe", "T_RESUME='maybe': a flag takes" },
+		{ "T_LR", "nan", "T_LR (environment): --lr: 'nan' is not a finite number" },
+	};
+	char *argv[] = { "p" };
+	char name[16];
+	sl_errmsg why;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		clear_env();
+		setenv(cases[i].var, cases[i].value, 1);
+		assert_int_equal(parse(1, argv, &why), 0);
+		assert_int_equal(sl_opt_env(table, "T", &why), SL_EINVAL);
+		if (strstr(why.text, cases[i].msg) == NULL)
+			fail_msg("%s=%s: got '%s'", cases[i].var, cases[i].value,
+			    why.text);
+	}
+	clear_env();
+	assert_int_equal(sl_opt_env_name("SOFTLABEL_BROKER", "lease-timeout",
+	    name, sizeof name), SL_EINVAL);
+}
+
+static void
+test_env_name(void **state)
+{
+	char name[64];
+
+	(void)state;
+	assert_int_equal(sl_opt_env_name("SOFTLABEL_BROKER", "lease-timeout",
+	    name, sizeof name), 0);
+	assert_string_equal(name, "SOFTLABEL_BROKER_LEASE_TIMEOUT");
+	assert_int_equal(sl_opt_env_name("SOFTLABEL_TEACHER", "curve-secret",
+	    name, sizeof name), 0);
+	assert_string_equal(name, "SOFTLABEL_TEACHER_CURVE_SECRET");
+}
+
 int
 main(void)
 {
@@ -112,6 +201,9 @@ main(void)
 		cmocka_unit_test(test_defaults_and_values),
 		cmocka_unit_test(test_bad_values_name_the_option),
 		cmocka_unit_test(test_positionals),
+		cmocka_unit_test(test_env_fills_what_argv_leaves),
+		cmocka_unit_test(test_env_bad_values_name_the_variable),
+		cmocka_unit_test(test_env_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
