@@ -811,6 +811,8 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 			return;
 		}
 	}
+	/* A repeated HELLO on the same connection starts a new session too. */
+	const uint32_t old_token = w->used ? w->token : 0;
 	memset(w, 0, sizeof *w);
 	w->used = 1;
 	memcpy(w->id, id, idlen);
@@ -824,13 +826,35 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		memcpy(w->key.z85, key, SL_CURVE_Z85_LEN);
 
 	/* Results the worker still holds from before a reconnect or a broker
-	 * restart: it may answer for them. */
+	 * restart: it may answer for them. A lease still held by its previous
+	 * session (same name, same key) moves to this one, so its heartbeats
+	 * renew it again. */
 	teacher_sched *ts = &b->teachers[t.index];
+	const uint64_t deadline = sl_net_now_ms() +
+	    (uint64_t)b->cfg->lease_timeout_s * 1000;
+	uint32_t resumed = 0;
 	for (uint32_t i = 0; i < m->u.hello.nheld; i++) {
 		const uint64_t s = m->u.hello.held[i];
+		worker *prev;
 
-		if (s < b->nshards)
-			grant(w, s);
+		if (s >= b->nshards)
+			continue;
+		grant(w, s);
+		if (ts->slots[s].state != SHARD_LEASED)
+			continue;
+		if (old_token == 0 || ts->slots[s].owner != old_token) {
+			prev = worker_by_token(b, ts->slots[s].owner);
+			if (prev == NULL || prev == w ||
+			    strcmp(prev->name, w->name) != 0 ||
+			    strcmp(prev->key.z85, w->key.z85) != 0)
+				continue;
+			if (prev->nleases > 0)
+				prev->nleases--;
+		}
+		w->nleases++;
+		ts->slots[s].owner = w->token;
+		ts->slots[s].deadline_ms = deadline;
+		resumed++;
 	}
 
 	sl_msg r;
@@ -846,9 +870,9 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	r.u.welcome.max_msg_bytes = (uint64_t)b->cfg->max_msg_bytes;
 	reply(b, b->sock, id, idlen, &r);
 	b->hellos++;
-	sl_info("worker %s joined for teacher %s (%s, %u held results)", w->name,
-	    t.name, w->ship_rows ? "rows shipped" : "local dataset",
-	    m->u.hello.nheld);
+	sl_info("worker %s joined for teacher %s (%s, %u held shards, %u "
+	    "leases resumed)", w->name, t.name, w->ship_rows ? "rows shipped" :
+	    "local dataset", m->u.hello.nheld, resumed);
 	(void)ts;
 }
 

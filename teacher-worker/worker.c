@@ -513,20 +513,12 @@ ntasks(const wstate *w)
 	return n;
 }
 
-static void
-sleep_ms(uint32_t ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 int
 worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 {
 	wstate w;
 	int status = 1, rc;
-	uint64_t stop_at = 0;
+	uint64_t stop_at = 0, reconnect_at = 0;
 	const double t0 = (double)sl_net_now_ms();
 
 	memset(&w, 0, sizeof w);
@@ -542,7 +534,10 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 	}
 	for (;;) {
 		const uint32_t hb = w.heartbeat_ms ? w.heartbeat_ms : SL_NET_HEARTBEAT_MS;
-		task *t = w.welcomed ? current_task(&w) : NULL;
+		/* Tasks keep being computed while reconnecting: the results
+		 * are held until acknowledged, and leases outlive a short
+		 * network cut (only a welcome ever brings tasks). */
+		task *t = current_task(&w);
 		const int can_compute = t != NULL && nheld(&w) < cfg->max_held;
 		zmq_pollitem_t item = { w.sock, 0, ZMQ_POLLIN, 0 };
 		uint64_t now;
@@ -575,13 +570,18 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 			break;
 		}
 		/* A broker silent for the liveness period is presumed gone:
-		 * new socket, HELLO, resend what is held (Paranoid Pirate). */
-		if (now - w.last_heard_ms > (uint64_t)hb * SL_NET_LIVENESS) {
+		 * new socket, HELLO, resend what is held (Paranoid Pirate).
+		 * The back-off wait does not block computing. */
+		if (now - w.last_heard_ms <= (uint64_t)hb * SL_NET_LIVENESS) {
+			reconnect_at = 0;
+		} else if (reconnect_at == 0) {
 			uint32_t d = sl_net_backoff_ms(&w.backoff_ms, &w.rng);
 
 			sl_warn("broker silent for %" PRIu64 " ms; reconnecting in "
 			    "%u ms", now - w.last_heard_ms, d);
-			sleep_ms(d);
+			reconnect_at = now + d;
+		} else if (now >= reconnect_at) {
+			reconnect_at = 0;
 			if ((rc = connect_broker(&w)) != 0) {
 				status = rc;
 				goto out;

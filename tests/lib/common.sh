@@ -8,6 +8,7 @@
 #                        pid is the program's and not a subshell's
 #   sl_fail "message"    print and exit 1
 #   sl_check COND MSG    fail unless the shell test COND holds
+#   sl_atexit "command"  run at exit, after our processes are killed
 # Every wait in these tests is bounded in time.
 set -eu
 
@@ -19,11 +20,16 @@ FMNIST=${FMNIST:-/usr/share/datasets/fashion-mnist}
 PY=${PY:-python3}
 SL_PIDS=""
 SL_TMP=""
+SL_ATEXIT=""
 
 sl_cleanup() {
 	for p in $SL_PIDS; do
 		kill -9 "$p" 2>/dev/null || true
 	done
+	for p in $SL_PIDS; do
+		wait "$p" 2>/dev/null || true
+	done
+	eval "$SL_ATEXIT"
 	if [ -n "$SL_TMP" ] && [ -z "${SL_KEEP:-}" ]; then
 		rm -rf "$SL_TMP"
 	fi
@@ -32,6 +38,10 @@ trap sl_cleanup EXIT INT TERM
 
 sl_tmpdir() {
 	SL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sl-it.XXXXXX")
+}
+
+sl_atexit() { # command
+	SL_ATEXIT="$1 || true; $SL_ATEXIT"
 }
 
 sl_fail() {

@@ -1,0 +1,131 @@
+# Hosts on one machine, for the multi-host tests: source after common.sh.
+#
+#   sl_netns_require     exit 77 (reported SKIP by tests/run.sh, never PASS)
+#                        unless we are root and may create namespaces
+#   sl_netns_up          three network namespaces wired as below, removed
+#                        at exit; no default route, no address outside them
+#
+#        NS_W1 (w1 10.77.1.2) ---veth--- (b1 10.77.1.1) NS_B
+#        NS_W2 (w2 10.77.2.2) ---veth--- (b2 10.77.2.1) NS_B
+#
+#   sl_in NS cmd...      run cmd inside NS (exec: the pid stays the program's)
+#   sl_netns_cut NS      drop every packet in and out of NS, silently
+#                        (loopback excepted): a cable pulled
+#   sl_netns_heal NS     undo sl_netns_cut or sl_netns_storm
+#   sl_netns_storm NS ADDR PORT
+#                        answer every TCP segment between NS and ADDR:PORT
+#                        with a reset, both ways: every connection attempt
+#                        is refused and every open connection torn down
+#   sl_netns_syns NS     connection attempts (SYNs) the storm has refused
+#
+# The broker runs in NS_B bound to 0.0.0.0:$NS_PORT, so it is reachable only
+# through the veths: the root namespace has no route to 10.77.0.0/16.
+
+NS_PORT=5555
+
+sl_netns_require() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "SKIP: $(basename "$0") needs root to create network" \
+		    "namespaces (ip netns, veth, nft); NOT RUN" >&2
+		exit 77
+	fi
+	for tool in ip nft; do
+		command -v "$tool" >/dev/null ||
+		    sl_fail "$tool is missing: run make deps (iproute2, nftables)"
+	done
+	_probe=slprobe$$
+	if ! ip netns add "$_probe" 2>"$SL_TMP/netns.err"; then
+		echo "SKIP: $(basename "$0"): this machine refuses network" \
+		    "namespaces ($(cat "$SL_TMP/netns.err")); NOT RUN" >&2
+		exit 77
+	fi
+	ip netns del "$_probe"
+}
+
+sl_netns_up() {
+	NS_B=slb$$ NS_W1=slw1$$ NS_W2=slw2$$
+	for ns in $NS_B $NS_W1 $NS_W2; do
+		ip netns add "$ns" || sl_fail "ip netns add $ns"
+		sl_atexit "ip netns del $ns"
+		ip -n "$ns" link set lo up
+	done
+	ip link add b1 netns "$NS_B" type veth peer name w1 netns "$NS_W1"
+	ip link add b2 netns "$NS_B" type veth peer name w2 netns "$NS_W2"
+	ip -n "$NS_B" addr add 10.77.1.1/24 dev b1
+	ip -n "$NS_B" addr add 10.77.2.1/24 dev b2
+	ip -n "$NS_W1" addr add 10.77.1.2/24 dev w1
+	ip -n "$NS_W2" addr add 10.77.2.2/24 dev w2
+	for l in "$NS_B b1" "$NS_B b2" "$NS_W1 w1" "$NS_W2 w2"; do
+		set -- $l
+		ip -n "$1" link set "$2" up
+	done
+	# The broker's address as each worker host sees it.
+	EP_W1=tcp://10.77.1.1:$NS_PORT
+	EP_W2=tcp://10.77.2.1:$NS_PORT
+	EP_B=tcp://127.0.0.1:$NS_PORT
+	_i=0
+	until ip -n "$NS_B" -o link show b1 | grep -q "state UP" &&
+	    ip -n "$NS_B" -o link show b2 | grep -q "state UP"; do
+		_i=$((_i + 1))
+		[ "$_i" -lt 50 ] || sl_fail "veth links did not come up"
+		sleep 0.1
+	done
+	echo "hosts: broker $NS_B (10.77.1.1, 10.77.2.1), workers $NS_W1" \
+	    "(10.77.1.2), $NS_W2 (10.77.2.2)"
+}
+
+sl_in() { # ns cmd...
+	_ns=$1; shift
+	exec ip netns exec "$_ns" "$@"
+}
+
+sl_netns_cut() { # ns
+	ip netns exec "$1" nft -f - <<EOF
+table inet slcut {
+	chain in {
+		type filter hook input priority -10; policy drop;
+		iifname "lo" accept
+	}
+	chain out {
+		type filter hook output priority -10; policy drop;
+		oifname "lo" accept
+	}
+}
+EOF
+	echo "cut: $1 drops every packet, both ways"
+}
+
+sl_netns_heal() { # ns
+	ip netns exec "$1" nft delete table inet slcut 2>/dev/null ||
+	    ip netns exec "$1" nft delete table inet slstorm ||
+	    sl_fail "nothing to heal in $1"
+	echo "healed: $1"
+}
+
+sl_netns_storm() { # ns addr port
+	ip netns exec "$1" nft -f - <<EOF
+table inet slstorm {
+	counter syns { }
+	chain out {
+		type filter hook output priority -10; policy accept;
+		ip daddr $2 tcp dport $3 tcp flags & (syn | ack) == syn counter name syns
+		ip daddr $2 tcp dport $3 reject with tcp reset
+	}
+	chain in {
+		type filter hook input priority -10; policy accept;
+		ip saddr $2 tcp sport $3 reject with tcp reset
+	}
+}
+EOF
+	echo "storm: every TCP segment between $1 and $2:$3 is answered with a reset"
+}
+
+sl_netns_syns() { # ns
+	ip netns exec "$1" nft list counter inet slstorm syns |
+	    sed -n 's/.*packets \([0-9]*\).*/\1/p'
+}
+
+# softlabel status as JSON from inside a namespace.
+sl_ns_status() { # ns ep out.json
+	ip netns exec "$1" "$BIN/softlabel" status "$2" --json --timeout 10 >"$3"
+}
