@@ -217,6 +217,17 @@ connect_broker(wstate *w)
 		sl_error("%s", why.text);
 		return 1;
 	}
+	/* Nothing queues for a connection that is not up (ZMQ_IMMEDIATE) and
+	 * no send waits for one (send timeout 0: EAGAIN). Otherwise the HELLOs
+	 * repeated during a network cut would all arrive when it heals, each
+	 * starting a session that makes us resend every held result. Held
+	 * results go out again on WELCOME; HELLO repeats until answered. */
+	const int one = 1, zero = 0;
+	if (zmq_setsockopt(w->sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
+	    zmq_setsockopt(w->sock, ZMQ_SNDTIMEO, &zero, sizeof zero) != 0) {
+		sl_error("zmq_setsockopt: %s", zmq_strerror(zmq_errno()));
+		return 1;
+	}
 	if (w->curve) {
 		int rc = sl_curve_client_setup(w->sock, &w->secret, &w->pub,
 		    &w->server);

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Run every test: the cmocka unit executables, then the integration scripts
-# (each starts the real programs on 127.0.0.1). Ends with one summary line
-# "N passed, N failed" and exits non-zero when anything failed.
+# (each starts the real programs on 127.0.0.1, or on hosts in network
+# namespaces it creates). Ends with one summary line "N passed, N failed,
+# N skipped" and exits non-zero when anything failed. A test that exits 77
+# could not run here (the namespace tests when not root): it is reported
+# SKIP, loudly, with its reason, and never counted as passed.
 #
 #   tests/run.sh              everything
 #   tests/run.sh unit         unit tests only
@@ -13,16 +16,22 @@ set -u
 BUILD=${BUILD:-build}
 export BUILD
 what=${1:-all}
-pass=0 fail=0 failed=""
+pass=0 fail=0 skip=0 failed="" skipped=""
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/softlabel-tests.XXXXXX")
 mkdir -p "$logdir/unit" "$logdir/integration"
 
 run() { # name command...
 	name=$1; shift
 	start=$(date +%s)
-	if "$@" >"$logdir/$name.log" 2>&1; then
+	"$@" >"$logdir/$name.log" 2>&1
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
 		pass=$((pass + 1))
 		printf 'PASS %-40s %4ss\n' "$name" $(($(date +%s) - start))
+	elif [ "$rc" -eq 77 ]; then
+		skip=$((skip + 1)); skipped="$skipped $name"
+		printf 'SKIP %-40s %4ss  %s\n' "$name" $(($(date +%s) - start)) \
+		    "$(grep SKIP "$logdir/$name.log" | tail -n 1)"
 	else
 		fail=$((fail + 1)); failed="$failed $name"
 		printf 'FAIL %-40s %4ss  (log below)\n' "$name" $(($(date +%s) - start))
@@ -47,5 +56,6 @@ if [ "$what" = all ] && { [ "${CI:-}" = true ] || [ "${FUZZ:-}" = 1 ]; }; then
 fi
 
 echo "logs: $logdir"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$skip" -eq 0 ] || echo "SKIPPED, NOT RUN:$skipped"
 [ "$fail" -eq 0 ] || { echo "failed:$failed"; exit 1; }

@@ -129,3 +129,74 @@ sl_netns_syns() { # ns
 sl_ns_status() { # ns ep out.json
 	ip netns exec "$1" "$BIN/softlabel" status "$2" --json --timeout 10 >"$3"
 }
+
+# The broker on NS_B, bound to every address of that host; waits for ready.
+# Sets BROKER_PID and BROKER_LOG. Extra arguments go to softlabel-broker.
+sl_ns_broker() { # store dataset extra...
+	_store=$1 _data=$2; shift 2
+	BROKER_LOG=$SL_TMP/broker.log
+	sl_bg BROKER_PID sl_in "$NS_B" "$BIN/softlabel-broker" --store "$_store" \
+	    --dataset "$_data" --bind "tcp://0.0.0.0:$NS_PORT" "$@" \
+	    2>>"$BROKER_LOG"
+	sl_wait_log "$BROKER_LOG" " $BROKER_PID softlabel-broker INFO ready" 30
+}
+
+# A teacher worker named NAME on host NS; its log is $SL_TMP/NAME.log and
+# its pid goes into the variable NAME_PID. Extra arguments go to the worker.
+sl_ns_worker() { # ns ep name model extra...
+	_ns=$1 _ep=$2 _name=$3 _model=$4; shift 4
+	sl_bg "${_name}_PID" sl_in "$_ns" "$BIN/softlabel-teacher" --connect "$_ep" \
+	    --model "$_model" --name big --threads 1 --batch 250 \
+	    --worker-name "$_name" "$@" 2>>"$SL_TMP/$_name.log"
+}
+
+# Ask the broker (over NS_B's loopback, which cuts spare) for its status and
+# evaluate a python expression on it. In the expression: d is the status,
+# t the first teacher, leases(name) the leases held by every session of
+# the worker called name.
+sl_ns_q() { # expression
+	ip netns exec "$NS_B" "$BIN/softlabel" status "$EP_B" --json --timeout 5 \
+	    >"$SL_TMP/status.json" 2>"$SL_TMP/status.err" || return 1
+	$DPY - "$SL_TMP/status.json" "$1" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = d["teachers"][0] if d["teachers"] else {"done": 0, "leased": 0, "pending": 0}
+def leases(name):
+    return sum(w["leases"] for w in d["workers"] if w["name"] == name)
+v = eval(sys.argv[2])
+print(int(v) if isinstance(v, bool) else v)
+PY
+}
+
+# Poll the broker's status until the expression is true, at most secs.
+sl_ns_wait() { # expression secs what
+	_i=0
+	while [ "$(sl_ns_q "$1" 2>/dev/null)" != 1 ]; do
+		_i=$((_i + 1))
+		[ "$_i" -le $(($2 * 5)) ] ||
+		    sl_fail "timed out after $2 s waiting for $3 ($1): $(cat "$SL_TMP/status.json" 2>/dev/null | head -c 600)"
+		sleep 0.2
+	done
+}
+
+# SIGTERM the broker and require a clean exit (status 0) within 30 s.
+sl_ns_stop_broker() {
+	kill -TERM "$BROKER_PID"
+	set +e; sl_wait_pid "$BROKER_PID" 30; _rc=$?; set -e
+	sl_check "$_rc -eq 0" "broker exit $_rc after SIGTERM: $(tail -2 "$BROKER_LOG")"
+}
+
+# Every "duplicate result" the broker logged came from the named worker,
+# and no shard came twice as a duplicate (a resend storm would). Prints
+# the count.
+sl_netns_check_duplicates() { # worker
+	grep "duplicate result" "$BROKER_LOG" >"$SL_TMP/dups" || true
+	_n=$(wc -l <"$SL_TMP/dups")
+	_other=$(grep -vc " from $1: " "$SL_TMP/dups" || true)
+	_twice=$(sed -n 's/.* shard \([0-9]*\) from .*/\1/p' "$SL_TMP/dups" |
+	    sort | uniq -d | wc -l)
+	sl_check "$_other -eq 0" "duplicates from other workers than $1: $(grep -v " from $1: " "$SL_TMP/dups" | head -2)"
+	sl_check "$_twice -eq 0" "a shard came back as a duplicate more than once"
+	echo "duplicates acknowledged and dropped: $_n (all from $1, none twice)"
+	NS_DUPLICATES=$_n
+}
