@@ -12,11 +12,12 @@
 #   sl_netns_cut NS      drop every packet in and out of NS, silently
 #                        (loopback excepted): a cable pulled
 #   sl_netns_heal NS     undo sl_netns_cut or sl_netns_storm
-#   sl_netns_storm NS ADDR PORT
-#                        answer every TCP segment between NS and ADDR:PORT
-#                        with a reset, both ways: every connection attempt
-#                        is refused and every open connection torn down
-#   sl_netns_syns NS     connection attempts (SYNs) the storm has refused
+#   sl_netns_storm NS ADDR BROKER_ADDR PORT
+#                        answer every TCP segment between the worker host NS
+#                        (ADDR) and the broker's BROKER_ADDR:PORT with a
+#                        reset, both ways: every connection attempt is
+#                        refused and every open connection torn down
+#   sl_netns_syns        connection attempts (SYNs) the storm has refused
 #
 # The broker runs in NS_B bound to 0.0.0.0:$NS_PORT, so it is reachable only
 # through the veths: the root namespace has no route to 10.77.0.0/16.
@@ -96,32 +97,44 @@ EOF
 }
 
 sl_netns_heal() { # ns
-	ip netns exec "$1" nft delete table inet slcut 2>/dev/null ||
-	    ip netns exec "$1" nft delete table inet slstorm ||
-	    sl_fail "nothing to heal in $1"
+	if ip netns exec "$1" nft list table inet slstorm >/dev/null 2>&1; then
+		ip netns exec "$1" nft delete table inet slstorm
+		ip netns exec "$NS_B" nft delete table inet slstorm
+	else
+		ip netns exec "$1" nft delete table inet slcut ||
+		    sl_fail "nothing to heal in $1"
+	fi
 	echo "healed: $1"
 }
 
-sl_netns_storm() { # ns addr port
+sl_netns_storm() { # worker-ns worker-addr broker-addr port
+	# Each side resets what arrives from the other, resets excepted (or
+	# each would swallow the other's). A reject in the input hook answers
+	# over the wire; one in the output hook would not refuse a local
+	# connect, the SYN would only be retransmitted.
 	ip netns exec "$1" nft -f - <<EOF
 table inet slstorm {
-	counter syns { }
-	chain out {
-		type filter hook output priority -10; policy accept;
-		ip daddr $2 tcp dport $3 tcp flags & (syn | ack) == syn counter name syns
-		ip daddr $2 tcp dport $3 reject with tcp reset
-	}
 	chain in {
 		type filter hook input priority -10; policy accept;
-		ip saddr $2 tcp sport $3 reject with tcp reset
+		ip saddr $3 tcp sport $4 tcp flags & rst == 0 reject with tcp reset
 	}
 }
 EOF
-	echo "storm: every TCP segment between $1 and $2:$3 is answered with a reset"
+	ip netns exec "$NS_B" nft -f - <<EOF
+table inet slstorm {
+	counter syns { }
+	chain in {
+		type filter hook input priority -10; policy accept;
+		ip saddr $2 tcp dport $4 tcp flags & (syn | ack) == syn counter name syns
+		ip saddr $2 tcp dport $4 tcp flags & rst == 0 reject with tcp reset
+	}
+}
+EOF
+	echo "storm: every TCP segment between $2 ($1) and $3:$4 is answered with a reset"
 }
 
-sl_netns_syns() { # ns
-	ip netns exec "$1" nft list counter inet slstorm syns |
+sl_netns_syns() {
+	ip netns exec "$NS_B" nft list counter inet slstorm syns |
 	    sed -n 's/.*packets \([0-9]*\).*/\1/p'
 }
 
@@ -186,17 +199,17 @@ sl_ns_stop_broker() {
 	sl_check "$_rc -eq 0" "broker exit $_rc after SIGTERM: $(tail -2 "$BROKER_LOG")"
 }
 
-# Every "duplicate result" the broker logged came from the named worker,
-# and no shard came twice as a duplicate (a resend storm would). Prints
-# the count.
-sl_netns_check_duplicates() { # worker
+# Every "duplicate result" the broker logged came from the named workers
+# (an extended regex: w2, or w1a|w2), and no shard came twice as a duplicate
+# (a resend storm would). Sets NS_DUPLICATES to the count.
+sl_netns_check_duplicates() { # workers-regex
 	grep "duplicate result" "$BROKER_LOG" >"$SL_TMP/dups" || true
 	_n=$(wc -l <"$SL_TMP/dups")
-	_other=$(grep -vc " from $1: " "$SL_TMP/dups" || true)
+	_other=$(grep -Evc " from ($1): " "$SL_TMP/dups" || true)
 	_twice=$(sed -n 's/.* shard \([0-9]*\) from .*/\1/p' "$SL_TMP/dups" |
 	    sort | uniq -d | wc -l)
-	sl_check "$_other -eq 0" "duplicates from other workers than $1: $(grep -v " from $1: " "$SL_TMP/dups" | head -2)"
+	sl_check "$_other -eq 0" "duplicates from other workers than $1: $(grep -Ev " from ($1): " "$SL_TMP/dups" | head -2)"
 	sl_check "$_twice -eq 0" "a shard came back as a duplicate more than once"
-	echo "duplicates acknowledged and dropped: $_n (all from $1, none twice)"
+	echo "duplicates acknowledged and dropped: $_n (from $1 only, none twice)"
 	NS_DUPLICATES=$_n
 }

@@ -1,0 +1,50 @@
+#!/bin/sh
+# The broker's host cut off from every worker (all its packets silently
+# dropped) in the middle of a job, then healed: every worker notices, and
+# re-registers on its own; the job completes with each shard stored once.
+# Needs root; otherwise reported SKIP.
+. "$(dirname "$0")/../lib/common.sh"
+. "$ROOT/tests/lib/netns.sh"
+sl_tmpdir; T=$SL_TMP
+sl_netns_require
+sl_netns_up
+X=$FMNIST/train-images-idx3-ubyte.gz
+M=$T/teacher.safetensors
+sl_make_big_teacher "$M"
+
+sl_ns_broker "$T/cache" "$X" --shard-rows 1000
+sl_ns_worker "$NS_W1" "$EP_W1" w1a "$M"
+sl_ns_worker "$NS_W1" "$EP_W1" w1b "$M"
+sl_ns_worker "$NS_W2" "$EP_W2" w2 "$M"
+sl_ns_wait 't["done"] >= 3 and len(d["workers"]) == 3' 60 "three workers at work"
+sl_netns_cut "$NS_B"
+sleep 0.5 # results already on the wire are stored
+left=$(sl_ns_q 'd["shards"] - t["done"]')
+shards=$(sl_ns_q 'd["shards"]')
+echo "the broker is cut off with $left of $shards shards not stored"
+sl_check "$left -ge 1" "the job was over before the cut"
+for w in w1a w1b w2; do
+	sl_wait_log "$T/$w.log" "broker silent for [0-9]+ ms; reconnecting" 20
+done
+still=$(sl_ns_q 'd["shards"] - t["done"]')
+sl_check "$still -eq $left" "shards were stored while the broker was cut off"
+echo "every worker noticed the silence; nothing was stored meanwhile"
+sl_netns_heal "$NS_B"
+
+sl_ns_wait "t['done'] == $shards" 120 "the job done after the heal"
+for w in w1a w1b w2; do
+	n=$(sl_count "$BROKER_LOG" "worker $w joined")
+	echo "$w registered $n times: $(grep "worker $w joined" "$BROKER_LOG" | tail -n 1 | sed 's/.*joined //')"
+	sl_check "$n -ge 2" "$w did not re-register after the heal"
+done
+sl_netns_check_duplicates "w1a|w1b|w2"
+sl_ns_q '(d["committed_results"], sum(d["rejected"].values()))' >"$T/counts"
+read -r counts <"$T/counts"
+echo "committed results, rejected: $counts"
+sl_check "\"$counts\" = \"($shards, 0)\"" "each shard committed once, nothing rejected"
+sl_ns_stop_broker
+"$BIN/softlabel" verify "$T/cache" >"$T/verify" || sl_fail "verify: $(cat "$T/verify")"
+cat "$T/verify"
+grep -q "60000 records in 60/60 done shards checked, 0 problems" "$T/verify" ||
+    sl_fail "verify: $(cat "$T/verify")"
+sl_check_cache_exact "$T/cache" big "$M" "$X" 1
