@@ -22,7 +22,7 @@ if "$BIN/softlabel" status "$EP_W1" --timeout 1 >/dev/null 2>&1; then
 fi
 
 worker() { # ns ep name
-	sl_bg _p sl_in "$1" "$BIN/softlabel-teacher" --connect "$2" \
+	sl_bg "${3}_PID" sl_in "$1" "$BIN/softlabel-teacher" --connect "$2" \
 	    --model "$T/teacher.safetensors" --name big --threads 1 \
 	    --batch 250 --worker-name "$3" 2>>"$T/$3.log"
 }
@@ -33,6 +33,9 @@ set +e; sl_wait_pid "$BROKER_PID" 300; rc=$?; set -e
 sl_check "$rc -eq 0" "broker exit $rc: $(tail -3 "$T/broker.log")"
 
 for w in w1a w1b w2a; do
+	eval "p=\$${w}_PID"
+	set +e; sl_wait_pid "$p" 30; rc=$?; set -e
+	sl_check "$rc -eq 0" "worker $w exit $rc: $(tail -3 "$T/$w.log")"
 	grep -q "ready connected=tcp://10.77" "$T/$w.log" ||
 	    sl_fail "$w never connected: $(tail -3 "$T/$w.log")"
 	n=$(sed -n 's/.*exiting: \([0-9]*\) shards.*/\1/p' "$T/$w.log")
