@@ -79,6 +79,26 @@ exec env container=softlabel-test /lib/systemd/systemd --system \
     --unit=softlabel-boot-test.target --log-target=console
 EOF
 mkdir -p "$T/rw"
+# The mounts vanish with the mount namespace; the control groups systemd
+# makes (no cgroup namespace: it shares the host's hierarchies) stay, so on
+# exit remove the empty ones that were not there before and have a unit's
+# name. rmdir never removes a group that still holds a process.
+cg_dirs() {
+	find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null |
+	    grep -E '\.(slice|scope|service|mount|socket|target|automount|swap)(/|$)' | sort
+}
+cg_dirs >"$T/cgroups.before"
+boot_cleanup() {
+	[ -n "${UNSHARE_PID:-}" ] || return 0
+	kill -9 "$UNSHARE_PID" 2>/dev/null || true
+	for _try in 1 2 3 4 5; do
+		cg_dirs | comm -13 "$T/cgroups.before" - | sort -r >"$T/cgroups.new"
+		[ -s "$T/cgroups.new" ] || break
+		while read -r _d; do rmdir "$_d" 2>/dev/null || true; done <"$T/cgroups.new"
+		sleep 0.2
+	done
+}
+trap 'boot_cleanup; sl_cleanup' EXIT INT TERM
 echo "booting $(systemd-analyze --version | head -1) in namespaces"
 sl_bg UNSHARE_PID unshare --mount --pid --fork --kill-child --uts --net \
     --propagation private sh "$T/boot.sh" "$T" >"$T/boot.log" 2>&1
