@@ -2,12 +2,33 @@
 # Install the Debian 12 packages softlabel builds, tests and demos with.
 # Idempotent: installs only what is missing and says nothing when all is there.
 # Needs root (or sudo) only when something is missing.
+#
+#   deploy/deps.sh               install what is missing
+#   deploy/deps.sh --list build  print the build packages, one a line
+#   deploy/deps.sh --list all    print every package, one a line
 set -eu
 
-PKGS="build-essential pkg-config libzmq3-dev libmsgpack-dev liblmdb-dev
-libopenblas-dev libcmocka-dev zlib1g-dev libcjson-dev libsodium-dev
-dataset-fashion-mnist python3 clang libclang-rt-14-dev
-python3-torch python3-numpy python3-zmq python3-msgpack"
+# What `make all` needs: deploy/Dockerfile's build stage installs exactly
+# these (tests/integration/deploy_docker.sh checks it).
+BUILD_PKGS="build-essential pkg-config libzmq3-dev libmsgpack-dev liblmdb-dev
+libopenblas-dev libcmocka-dev zlib1g-dev libcjson-dev libsodium-dev"
+# Tests, demo and fuzzing; systemd (systemd-analyze), iproute2 and nftables
+# (network namespaces), python3-yaml (manifests) for the deployment tests.
+TEST_PKGS="dataset-fashion-mnist python3 clang libclang-rt-14-dev
+python3-torch python3-numpy python3-zmq python3-msgpack python3-yaml
+systemd iproute2 nftables"
+PKGS="$BUILD_PKGS $TEST_PKGS"
+
+if [ "${1:-}" = --list ]; then
+	case ${2:-} in
+	build) set -- $BUILD_PKGS ;;
+	all) set -- $PKGS ;;
+	*) echo "usage: deps.sh [--list build|all]" >&2; exit 2 ;;
+	esac
+	printf '%s\n' "$@"
+	exit 0
+fi
+[ $# -eq 0 ] || { echo "usage: deps.sh [--list build|all]" >&2; exit 2; }
 
 missing=""
 for p in $PKGS; do
