@@ -19,7 +19,10 @@
 # Needs root (mounts, namespaces).
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
-[ "$(id -u)" -eq 0 ] || sl_fail "needs root: it boots systemd in namespaces"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "SKIP: $(basename "$0") needs root to boot systemd in namespaces; NOT RUN" >&2
+	exit 77
+fi
 [ -x /lib/systemd/systemd ] || sl_fail "no /lib/systemd/systemd (make deps installs systemd)"
 
 # --- what goes in: the programs, deploy/, a dataset and a teacher -------------------
