@@ -53,7 +53,12 @@ else
 	    "(the root-owned 0440 case needs root)"
 fi
 SOFTLABEL_BIN=$BIN "$ROOT/deploy/make-keys.sh" "$T/keys" >"$T/make-keys.out" 2>&1 || sl_fail "make-keys: $(cat "$T/make-keys.out")"
-export POD_PATH="$BIN:/usr/bin:/bin" AS_POD
+# The pods' own copy of the programs: the build tree may not be open to
+# uid 10001 (a clone under /root).
+mkdir "$T/podbin"
+cp "$BIN/softlabel-broker" "$BIN/softlabel-teacher" "$BIN/softlabel" "$T/podbin/"
+chmod 755 "$T/podbin" "$T/podbin"/*
+export POD_PATH="$T/podbin:/usr/bin:/bin" AS_POD
 P_BIND=$(sl_free_port)
 P_STATUS=$(sl_free_port)
 for pod in broker worker; do
