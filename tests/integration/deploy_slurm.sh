@@ -98,11 +98,13 @@ grep -q -- "--nodes=2 --exclude=127.0.0.1 --ntasks=2 --ntasks-per-node=1" "$T/la
 sl_check "$(sl_count "$T/label3.srun" '^task [01] pid [0-9]+ node node[23]$') -eq 2" \
     "worker tasks: $(cat "$T/label3.srun")"
 # The workers found the broker through the first node's name and the port of
-# SOFTLABEL_BROKER_BIND.
-sl_check "$(sl_count "$T/label3.out" "softlabel-teacher INFO ready connected=tcp://127.0.0.1:$P ") -eq 2" \
-    "workers did not both connect to tcp://127.0.0.1:$P: $(grep teacher "$T/label3.out" | head -5)"
-sl_check "$(sl_count "$T/label3.out" "softlabel-teacher INFO every shard is done") -eq 2" \
-    "workers did not both leave on DONE"
+# SOFTLABEL_BROKER_BIND. (Not necessarily both: on 2000 rows one worker may
+# finish the job before the other says HELLO; that one is stopped after the
+# grace period, and exits 0 holding nothing.)
+sl_check "$(sl_count "$T/label3.out" "softlabel-teacher INFO ready connected=tcp://127.0.0.1:$P ") -ge 1" \
+    "no worker connected to tcp://127.0.0.1:$P: $(grep teacher "$T/label3.out" | head -5)"
+grep -q "softlabel-label: workers exited (srun status 0)" "$T/label3.out" ||
+    sl_fail "the worker step did not end cleanly: $(grep 'workers exited' "$T/label3.out")"
 [ ! -e "$T/node-local/softlabel-101" ] || sl_fail "the node-local cache was not removed"
 [ ! -e "$T/shared/cache/data.mdb.part-101" ] || sl_fail "a partial copy was left"
 "$BIN/softlabel" verify "$T/shared/cache" >"$T/verify1" || sl_fail "verify: $(cat "$T/verify1")"
