@@ -70,6 +70,37 @@ out:
 	return rc;
 }
 
+/* Who may own a secret key file, and with which mode: PostgreSQL's rule for
+ * its ssl_key_file. Owned by the user running us, the file must have no
+ * group or other bits (0600 or less); owned by root, it may also be read by
+ * its group (0640 or less: no group write or execute, no other bits). The
+ * second form is what Kubernetes gives a non-root pod: Secret volume files
+ * are root's, group fsGroup, mode 0440. Any other owner is refused: only
+ * root could read someone else's 0600 file, and that file is not ours. */
+#define SECRET_RULE "a secret key file must be owned by you with mode " \
+	"0600 or less, or by root with mode 0640 or less"
+
+static int
+check_secret_owner_mode(const char *path, const struct stat *st,
+    sl_errmsg *why)
+{
+	const uid_t me = geteuid();
+	const unsigned mode = (unsigned)(st->st_mode & 07777);
+
+	if (st->st_uid != me && st->st_uid != 0)
+		return sl_errmsg_set(why, EACCES, "%s: secret key owned by uid "
+		    "%u, neither you (uid %u) nor root: chown it ("
+		    SECRET_RULE ")", path, (unsigned)st->st_uid, (unsigned)me);
+	if (st->st_uid == me && (st->st_mode & 077) == 0)
+		return 0;
+	if (st->st_uid == 0 &&
+	    (st->st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) == 0)
+		return 0;
+	return sl_errmsg_set(why, EACCES, "%s: secret key open to group or "
+	    "others (mode %04o, owner uid %u): chmod %s it (" SECRET_RULE ")",
+	    path, mode, (unsigned)st->st_uid, st->st_uid == me ? "600" : "640");
+}
+
 int
 sl_curve_load_key(const char *path, int secret, sl_curve_key *out,
     sl_errmsg *why)
@@ -91,12 +122,8 @@ sl_curve_load_key(const char *path, int secret, sl_curve_key *out,
 		rc = sl_errmsg_set(why, SL_EFORMAT, "%s: not a regular file", path);
 		goto out;
 	}
-	if (secret && (st.st_mode & 077) != 0) {
-		rc = sl_errmsg_set(why, EACCES, "%s: secret key readable by group "
-		    "or others (mode %04o): chmod 600 it", path,
-		    (unsigned)(st.st_mode & 07777));
+	if (secret && (rc = check_secret_owner_mode(path, &st, why)) != 0)
 		goto out;
-	}
 	/* Read one byte more than a key and its newline can take. */
 	len = 0;
 	while (len < sizeof buf && (got = read(fd, buf + len,

@@ -2,7 +2,9 @@
  *
  * Keys travel as Z85 text: 40 characters for 32 bytes. A key file holds one
  * key on one line; a trailing newline is tolerated, nothing else. A secret
- * key file must not be readable by group or others.
+ * key file must be owned by the user running us with mode 0600 or less, or
+ * by root with mode 0640 or less (PostgreSQL's rule for its key file; the
+ * second form is a Kubernetes Secret volume with fsGroup).
  *
  * The allow-list is a directory of *.pub files, one public key each. It is
  * loaded whole or not at all: one invalid file refuses the list, naming the
@@ -37,11 +39,13 @@ typedef struct sl_curve_key {
  * key goes to *pub when pub is not NULL. */
 int sl_curve_keygen(const char *name, sl_curve_key *pub, sl_errmsg *why);
 
-/* Read one key from path. With secret, the file must not be readable or
- * writable by group or others. SL_EFORMAT for anything but 40 Z85
- * characters (and an optional newline); EACCES (with why saying how to fix
- * it) for a secret file with a loose mode; an errno for an unreadable file.
- * why names the file. */
+/* Read one key from path. With secret, the file must be owned by the
+ * effective user with no group or other bits, or owned by root with at most
+ * group read (no group write or execute, no other bits). SL_EFORMAT for
+ * anything but 40 Z85 characters (and an optional newline); EACCES (with
+ * why naming the rule and how to fix it) for a secret file with another
+ * owner or a looser mode; an errno for an unreadable file. why names the
+ * file. */
 int sl_curve_load_key(const char *path, int secret, sl_curve_key *out,
     sl_errmsg *why);
 

@@ -45,7 +45,7 @@ refuses() { # name pattern broker-args...
 	echo "refused to start with $_n: $(tail -1 "$T/refuse-$_n.log" | sed 's/.*ERROR //')"
 }
 cp "$K/broker.key" "$T/loose.key"; chmod 644 "$T/loose.key"
-refuses "a 0644 secret key" "loose.key: .*readable by group or others \(mode 0644\): chmod 600 it" \
+refuses "a 0644 secret key" "loose.key: .*open to group or others \(mode 0644, owner uid [0-9]+\): chmod 600 it \(a secret key file must be owned by you" \
     --curve-secret "$T/loose.key" --allow-keys "$T/allow"
 printf 'tooshort\n' >"$T/short.key"; chmod 600 "$T/short.key"
 refuses "a short key file" "short.key: not 40 Z85 characters" \

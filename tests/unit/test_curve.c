@@ -1,5 +1,6 @@
 /* sl_curve: key files (good, trailing newline, bad length, bad characters,
- * loose secret mode), key pairs, keygen never overwriting, the allow-list
+ * loose secret mode), the owner and mode rule for secret keys (root's files
+ * and another uid's need root: chown, seteuid), key pairs, keygen never overwriting, the allow-list
  * loader, and the ZAP decision, including over a real inproc ZAP exchange. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,9 @@
 #include "sl_curve.h"
 
 static char dir[64];
+
+#define RULE "a secret key file must be owned by you with mode 0600 or " \
+	"less, or by root with mode 0640 or less"
 
 static int
 setup(void **state)
@@ -89,22 +93,138 @@ test_key_files(void **state)
 	put("g.pub", line, 0644, path, sizeof path);
 	assert_int_equal(sl_curve_load_key(path, 0, &k, &why), SL_EFORMAT);
 
-	/* a secret: 0600 fine, 0644 and 0640 refused with how to fix it */
+	/* a secret: 0600 fine, 0644 refused with how to fix it (the owner
+	 * and mode rule in full: test_secret_owner_mode) */
 	put("s.key", sec.z85, 0600, path, sizeof path);
 	assert_int_equal(sl_curve_load_key(path, 1, &k, &why), 0);
 	assert_string_equal(k.z85, sec.z85);
 	assert_int_equal(chmod(path, 0644), 0);
 	assert_int_equal(sl_curve_load_key(path, 1, &k, &why), EACCES);
-	assert_non_null(strstr(why.text, "s.key: secret key readable by group "
-	    "or others (mode 0644): chmod 600 it"));
-	assert_int_equal(chmod(path, 0640), 0);
-	assert_int_equal(sl_curve_load_key(path, 1, &k, &why), EACCES);
+	assert_non_null(strstr(why.text, "s.key: secret key open to group "
+	    "or others (mode 0644, owner uid "));
+	assert_non_null(strstr(why.text, "): chmod 600 it (" RULE ")"));
 	/* the same file as a public key: mode does not matter */
 	assert_int_equal(sl_curve_load_key(path, 0, &k, &why), 0);
 
 	snprintf(path, sizeof path, "%s/absent.key", dir);
 	assert_int_equal(sl_curve_load_key(path, 1, &k, &why), ENOENT);
 	assert_non_null(strstr(why.text, "absent.key"));
+}
+
+/* The owner and mode rule for secret keys (PostgreSQL's for ssl_key_file):
+ * owned by the effective user with no group or other bits, or owned by
+ * root with at most group read. */
+#define OTHER_UID 54321 /* an unused uid and gid: the pod's runAsUser/fsGroup */
+#define THIRD_UID 54322
+
+struct mode_case {
+	const char *name;
+	uid_t uid;         /* (uid_t)-1: the test's own */
+	gid_t gid;
+	mode_t mode;
+	int want;          /* 0 or the error */
+	const char *text;  /* in why when refused */
+};
+
+static void
+check_cases(const struct mode_case *c, size_t n, uid_t euid, gid_t egid)
+{
+	char path[256], z85[SL_CURVE_Z85_LEN + 1], pub[SL_CURVE_Z85_LEN + 1];
+	int rc[16];
+	sl_errmsg why[16];
+	const int switched = euid != geteuid();
+	int id_rc = 0;
+
+	assert_true(n <= 16);
+	assert_int_equal(zmq_curve_keypair(pub, z85), 0);
+	for (size_t i = 0; i < n; i++) {
+		put(c[i].name, z85, c[i].mode, path, sizeof path);
+		if (c[i].uid != (uid_t)-1)
+			assert_int_equal(chown(path, c[i].uid, c[i].gid), 0);
+	}
+	/* Under another identity, record first and assert after switching
+	 * back: a failed assertion must not leave the process as that user. */
+	if (switched)
+		id_rc = setegid(egid) != 0 || seteuid(euid) != 0;
+	for (size_t i = 0; i < n; i++) {
+		sl_curve_key k;
+
+		why[i].text[0] = '\0';
+		snprintf(path, sizeof path, "%s/%s", dir, c[i].name);
+		rc[i] = id_rc ? -1 : sl_curve_load_key(path, 1, &k, &why[i]);
+	}
+	if (switched)
+		assert_true(seteuid(getuid()) == 0 && setegid(getgid()) == 0);
+	assert_int_equal(id_rc, 0);
+	for (size_t i = 0; i < n; i++) {
+		print_message("%-9s owner %-5s mode %04o: %s\n", c[i].name,
+		    c[i].uid == (uid_t)-1 ? "self" : c[i].uid == 0 ? "root" :
+		    c[i].uid == OTHER_UID ? "other" : "third", (unsigned)c[i].mode,
+		    rc[i] == 0 ? "accepted" : why[i].text);
+		assert_int_equal(rc[i], c[i].want);
+		if (c[i].want != 0) {
+			assert_non_null(strstr(why[i].text, c[i].name));
+			assert_non_null(strstr(why[i].text, c[i].text));
+		}
+	}
+}
+
+static void
+test_secret_owner_mode(void **state)
+{
+	const int root = geteuid() == 0;
+	/* Owned by whoever runs the test. Root's own files fall under the
+	 * root branch too, so 0640 and 0440 are fine for root only. */
+	const struct mode_case mine[] = {
+		{ "m600.key", (uid_t)-1, 0, 0600, 0, NULL },
+		{ "m400.key", (uid_t)-1, 0, 0400, 0, NULL },
+		{ "m644.key", (uid_t)-1, 0, 0644, EACCES, "(mode 0644, owner uid" },
+		{ "m604.key", (uid_t)-1, 0, 0604, EACCES, "): chmod 600 it (" RULE ")" },
+		{ "m620.key", (uid_t)-1, 0, 0620, EACCES, RULE },
+		{ "m610.key", (uid_t)-1, 0, 0610, EACCES, RULE },
+		{ "m660.key", (uid_t)-1, 0, 0660, EACCES, RULE },
+		{ "m640.key", (uid_t)-1, 0, 0640, root ? 0 : EACCES, RULE },
+		{ "m440.key", (uid_t)-1, 0, 0440, root ? 0 : EACCES, RULE },
+	};
+	/* As root: root's files with group OTHER, and another user's file. */
+	const struct mode_case as_root[] = {
+		{ "r440.key", 0, OTHER_UID, 0440, 0, NULL },
+		{ "r640.key", 0, OTHER_UID, 0640, 0, NULL },
+		{ "r460.key", 0, OTHER_UID, 0460, EACCES, "(mode 0460, owner uid 0)" },
+		{ "r450.key", 0, OTHER_UID, 0450, EACCES, RULE },
+		{ "r444.key", 0, OTHER_UID, 0444, EACCES, RULE },
+		{ "o600.key", OTHER_UID, OTHER_UID, 0600, EACCES,
+		  "secret key owned by uid 54321, neither you (uid 0) nor root: "
+		  "chown it (" RULE ")" },
+	};
+	/* As uid/gid OTHER, the way a Kubernetes pod with runAsUser and
+	 * fsGroup OTHER sees a Secret volume: root:OTHER 0440. */
+	const struct mode_case as_pod[] = {
+		{ "k440.key", 0, OTHER_UID, 0440, 0, NULL },
+		{ "k640.key", 0, OTHER_UID, 0640, 0, NULL },
+		{ "k460.key", 0, OTHER_UID, 0460, EACCES,
+		  "(mode 0460, owner uid 0): chmod 640 it (" RULE ")" },
+		{ "k444.key", 0, OTHER_UID, 0444, EACCES, RULE },
+		{ "p600.key", OTHER_UID, OTHER_UID, 0600, 0, NULL },
+		{ "p400.key", OTHER_UID, OTHER_UID, 0400, 0, NULL },
+		{ "p640.key", OTHER_UID, OTHER_UID, 0640, EACCES,
+		  "(mode 0640, owner uid 54321): chmod 600 it" },
+		{ "t444.key", THIRD_UID, OTHER_UID, 0444, EACCES,
+		  "owned by uid 54322, neither you (uid 54321) nor root" },
+		/* without fsGroup: root's 0400 file is unreadable to the pod */
+		{ "n400.key", 0, 0, 0400, EACCES, "Permission denied" },
+	};
+
+	(void)state;
+	check_cases(mine, sizeof mine / sizeof *mine, geteuid(), getegid());
+	if (!root) {
+		print_message("skipped: root-owned key files and another uid's "
+		    "(chown and seteuid need root)\n");
+		return;
+	}
+	assert_int_equal(chmod(dir, 0755), 0); /* OTHER must reach the files */
+	check_cases(as_root, sizeof as_root / sizeof *as_root, 0, 0);
+	check_cases(as_pod, sizeof as_pod / sizeof *as_pod, OTHER_UID, OTHER_UID);
 }
 
 static void
@@ -267,6 +387,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_key_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secret_owner_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keygen_and_pairs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_list_and_decision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zap_serve, setup, teardown),
