@@ -1302,6 +1302,14 @@ broker_run(broker *b)
 				q += b->teachers[t].nquarantined;
 			sl_info("all shards of %u teacher(s) finished%s", b->nteachers,
 			    q ? " (some quarantined)" : "");
+			/* Workers between two heartbeats would only hear it on
+			 * the next one, from a broker already gone: tell every
+			 * one now (closing lingers to deliver it). */
+			for (int i = 0; i < b->nslots; i++)
+				if (b->workers[i].used)
+					reply_reason(b, b->sock, b->workers[i].id,
+					    b->workers[i].idlen, SL_MSG_DONE,
+					    "every shard of this teacher is done");
 			return q ? 1 : 0;
 		}
 	}
