@@ -133,7 +133,8 @@ load(wstate *w)
 
 /* --- messages ---------------------------------------------------------------- */
 
-static void
+/* Returns 0 when the message went to a connection, EAGAIN when none is up. */
+static int
 send_msg(wstate *w, const sl_msg *m)
 {
 	int rc = sl_net_send(w->sock, m, &w->out);
@@ -141,6 +142,7 @@ send_msg(wstate *w, const sl_msg *m)
 	if (rc != 0 && rc != EAGAIN)
 		sl_warn("send %s: %s", sl_proto_type_name(m->type),
 		    zmq_strerror(rc));
+	return rc;
 }
 
 /* Shards this worker answers for: results held and tasks queued. */
@@ -158,6 +160,10 @@ held_shards(const wstate *w, uint64_t *out)
 	return n;
 }
 
+/* One HELLO per socket: it waits in the socket until the connection is up,
+ * and one that gets no answer is followed, after the liveness period, by a
+ * new socket and a new HELLO. Repeated on one socket, HELLOs would pile up
+ * during a network cut and each start a session when it heals. */
 static void
 send_hello(wstate *w)
 {
@@ -217,14 +223,10 @@ connect_broker(wstate *w)
 		sl_error("%s", why.text);
 		return 1;
 	}
-	/* Nothing queues for a connection that is not up (ZMQ_IMMEDIATE) and
-	 * no send waits for one (send timeout 0: EAGAIN). Otherwise the HELLOs
-	 * repeated during a network cut would all arrive when it heals, each
-	 * starting a session that makes us resend every held result. Held
-	 * results go out again on WELCOME; HELLO repeats until answered. */
-	const int one = 1, zero = 0;
-	if (zmq_setsockopt(w->sock, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
-	    zmq_setsockopt(w->sock, ZMQ_SNDTIMEO, &zero, sizeof zero) != 0) {
+	/* No send ever waits (send timeout 0: EAGAIN at the high-water mark);
+	 * what matters is kept and sent again on WELCOME. */
+	const int zero = 0;
+	if (zmq_setsockopt(w->sock, ZMQ_SNDTIMEO, &zero, sizeof zero) != 0) {
 		sl_error("zmq_setsockopt: %s", zmq_strerror(zmq_errno()));
 		return 1;
 	}
@@ -494,7 +496,9 @@ compute_batch(wstate *w, task *t)
 	}
 	h->used = 1;
 	h->shard = t->shard;
-	sl_net_send_raw(w->sock, h->msg.p, h->msg.len);
+	/* Reconnecting: it goes out with the others on WELCOME. */
+	if (w->welcomed)
+		sl_net_send_raw(w->sock, h->msg.p, h->msg.len);
 	w->shards_done++;
 	w->samples_done += t->nrows;
 	sl_debug("shard %" PRIu64 " sent (%u rows)", t->shard, t->nrows);
@@ -601,10 +605,6 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 		}
 		if (now - w.last_hb_ms >= hb && w.welcomed)
 			send_heartbeat(&w);
-		else if (!w.welcomed && now - w.last_hb_ms >= hb) {
-			send_hello(&w); /* the first may have been lost */
-			w.last_hb_ms = now;
-		}
 		if (can_compute && compute_batch(&w, t) != 0)
 			goto out;
 	}
