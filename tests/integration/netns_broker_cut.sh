@@ -6,11 +6,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$ROOT/tests/lib/netns.sh"
 sl_tmpdir; T=$SL_TMP
-sl_netns_require
-sl_netns_up
-X=$FMNIST/train-images-idx3-ubyte.gz
-M=$T/teacher.safetensors
-sl_make_big_teacher "$M"
+sl_netns_job
 
 sl_ns_broker "$T/cache" "$X" --shard-rows 1000
 sl_ns_worker "$NS_W1" "$EP_W1" w1a "$M"
@@ -38,13 +34,4 @@ for w in w1a w1b w2; do
 	sl_check "$n -ge 2" "$w did not re-register after the heal"
 done
 sl_netns_check_duplicates "w1a|w1b|w2"
-sl_ns_q '(d["committed_results"], sum(d["rejected"].values()))' >"$T/counts"
-read -r counts <"$T/counts"
-echo "committed results, rejected: $counts"
-sl_check "\"$counts\" = \"($shards, 0)\"" "each shard committed once, nothing rejected"
-sl_ns_stop_broker
-"$BIN/softlabel" verify "$T/cache" >"$T/verify" || sl_fail "verify: $(cat "$T/verify")"
-cat "$T/verify"
-grep -q "60000 records in 60/60 done shards checked, 0 problems" "$T/verify" ||
-    sl_fail "verify: $(cat "$T/verify")"
-sl_check_cache_exact "$T/cache" big "$M" "$X" 1
+sl_netns_finish "$shards"

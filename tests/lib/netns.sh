@@ -4,6 +4,14 @@
 #                        unless we are root and may create namespaces
 #   sl_netns_up          three network namespaces wired as below, removed
 #                        at exit; no default route, no address outside them
+#   sl_netns_job         both of these, then the job every test labels:
+#                        X, the 60,000 Fashion-MNIST training rows, and M,
+#                        a 784-1200-1200-10 teacher (a shard takes a while)
+#   sl_netns_finish N    the end of a fault test: every one of the N shards
+#                        committed once, nothing rejected; then the broker
+#                        stops cleanly and sl_netns_verify
+#   sl_netns_verify      softlabel verify passes on $SL_TMP/cache, which
+#                        equals the teacher computed directly
 #
 #        NS_W1 (w1 10.77.1.2) ---veth--- (b1 10.77.1.1) NS_B
 #        NS_W2 (w2 10.77.2.2) ---veth--- (b2 10.77.2.1) NS_B
@@ -212,4 +220,31 @@ sl_netns_check_duplicates() { # workers-regex
 	sl_check "$_twice -eq 0" "a shard came back as a duplicate more than once"
 	echo "duplicates acknowledged and dropped: $_n (from $1 only, none twice)"
 	NS_DUPLICATES=$_n
+}
+
+sl_netns_job() {
+	sl_netns_require
+	sl_netns_up
+	X=$FMNIST/train-images-idx3-ubyte.gz
+	M=$SL_TMP/teacher.safetensors
+	sl_make_big_teacher "$M"
+}
+
+sl_netns_verify() {
+	"$BIN/softlabel" verify "$SL_TMP/cache" >"$SL_TMP/verify" ||
+	    sl_fail "verify: $(cat "$SL_TMP/verify")"
+	cat "$SL_TMP/verify"
+	grep -q "60000 records in 60/60 done shards checked, 0 problems" \
+	    "$SL_TMP/verify" || sl_fail "verify: $(cat "$SL_TMP/verify")"
+	sl_check_cache_exact "$SL_TMP/cache" big "$M" "$X" 1
+}
+
+sl_netns_finish() { # shards
+	sl_ns_q '(d["committed_results"], sum(d["rejected"].values()))' \
+	    >"$SL_TMP/counts"
+	read -r _counts <"$SL_TMP/counts"
+	echo "committed results, rejected: $_counts"
+	sl_check "\"$_counts\" = \"($1, 0)\"" "each shard committed once, nothing rejected"
+	sl_ns_stop_broker
+	sl_netns_verify
 }
