@@ -17,23 +17,9 @@
 sl_tmpdir; T=$SL_TMP
 
 # What the build stage's `make install DESTDIR=/out PREFIX=/usr/local` makes:
-# the programs this run tests ($BUILD), installed as make install does. A
-# sanitized run (make check) links the sanitizer runtimes and more, which
-# the image's plain build does not: build the programs plainly for it.
-PROGS="softlabel-broker softlabel-teacher softlabel-student softlabel"
-PBIN=$BIN
-if [ -n "${SL_SANITIZED:-}" ]; then
-	echo "sanitized run: building the programs as the image does, into $T/plain"
-	# shellcheck disable=SC2046
-	make --no-print-directory -C "$ROOT" BUILD="$T/plain" \
-	    $(for p in $PROGS; do echo "$T/plain/bin/$p"; done) >"$T/make.log" 2>&1 ||
-	    sl_fail "plain build failed: $(tail -5 "$T/make.log")"
-	PBIN=$T/plain/bin
-fi
-install -d "$T/out/usr/local/bin"
-for p in $PROGS; do
-	install -m 0755 "$PBIN/$p" "$T/out/usr/local/bin/"
-done
+# the programs this run tests, installed as make install does (built plainly
+# in a sanitized run, as the image builds them).
+sl_install_plain "$T/out/usr/local/bin"
 sh "$ROOT/deploy/deps.sh" --list build >"$T/build-pkgs"
 
 # --- 1. the Dockerfile ------------------------------------------------------------------

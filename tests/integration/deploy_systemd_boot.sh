@@ -26,24 +26,10 @@ fi
 [ -x /lib/systemd/systemd ] || sl_fail "no /lib/systemd/systemd (make deps installs systemd)"
 
 # --- what goes in: the programs, deploy/, a dataset and a teacher -------------------
-# A sanitized run (make check) builds the programs plainly for this test:
-# LeakSanitizer cannot work in the units' sandbox (no ptrace), and the units
-# are for the programs make install ships.
+# The programs as make install ships them (built plainly in a sanitized
+# run: LeakSanitizer cannot work in the units' sandbox).
 S=$T/stage
-PROGS="softlabel-broker softlabel-teacher softlabel-student softlabel"
-PBIN=$BIN
-if [ -n "${SL_SANITIZED:-}" ]; then
-	echo "sanitized run: building the programs plainly, into $T/plain"
-	# shellcheck disable=SC2046
-	make --no-print-directory -C "$ROOT" BUILD="$T/plain" \
-	    $(for p in $PROGS; do echo "$T/plain/bin/$p"; done) >"$T/make.log" 2>&1 ||
-	    sl_fail "plain build failed: $(tail -5 "$T/make.log")"
-	PBIN=$T/plain/bin
-fi
-mkdir -p "$S/bin"
-for p in $PROGS; do
-	install -m 0755 "$PBIN/$p" "$S/bin/"
-done
+sl_install_plain "$S/bin"
 cp -r "$ROOT/deploy" "$S/"
 sl_subset "$FMNIST/t10k-images-idx3-ubyte.gz" 3000 "$S/dataset.npy"
 sl_make_teacher "$S/teacher.safetensors"

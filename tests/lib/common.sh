@@ -184,3 +184,25 @@ sl_label_all() { # cache data model name T nworkers extra...
 	[ "$_rc" -eq 0 ] || sl_fail "labeling with $_n failed ($_rc): $(tail -3 "$SL_TMP/broker-$_n.log")"
 	BROKER_PORT=
 }
+
+# Install the four programs as make install does into DIR. In a sanitized
+# run (make check) they are first built plainly, into $SL_TMP/plain: the
+# sanitizer builds link runtimes an image does not ship, and LeakSanitizer
+# cannot work in a systemd sandbox (no ptrace).
+SL_PROGS="softlabel-broker softlabel-teacher softlabel-student softlabel"
+sl_install_plain() { # dir
+	_pbin=$BIN
+	if [ -n "${SL_SANITIZED:-}" ]; then
+		echo "sanitized run: building the programs plainly, into $SL_TMP/plain"
+		# shellcheck disable=SC2046
+		make --no-print-directory -C "$ROOT" BUILD="$SL_TMP/plain" \
+		    $(for p in $SL_PROGS; do echo "$SL_TMP/plain/bin/$p"; done) \
+		    >"$SL_TMP/make.log" 2>&1 ||
+		    sl_fail "plain build failed: $(tail -5 "$SL_TMP/make.log")"
+		_pbin=$SL_TMP/plain/bin
+	fi
+	install -d "$1"
+	for p in $SL_PROGS; do
+		install -m 0755 "$_pbin/$p" "$1/"
+	done
+}
