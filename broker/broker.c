@@ -729,6 +729,44 @@ reject(broker *b, enum reject_reason r, const char *who, const char *fmt, ...)
 	sl_warn("rejected (%s) from %s: %s", broker_reject_names[r], who, text);
 }
 
+typedef struct handover {
+	uint32_t resumed, returned;
+} handover;
+
+/* A worker's new session w takes over the leases of its previous one
+ * (token): those the worker lists in its HELLO move to w, so its
+ * heartbeats renew them; the others it never received (a TASK lost in a
+ * network cut) go back to the queue now instead of at their expiry. */
+static void
+take_over(broker *b, teacher_sched *ts, worker *w, uint32_t token,
+    const uint64_t *held, uint32_t nheld, handover *h)
+{
+	const uint64_t deadline = sl_net_now_ms() +
+	    (uint64_t)b->cfg->lease_timeout_s * 1000;
+	worker *prev = worker_by_token(b, token);
+
+	for (uint64_t s = 0; s < b->nshards; s++) {
+		shard_slot *slot = &ts->slots[s];
+		uint32_t i = 0;
+
+		if (slot->state != SHARD_LEASED || slot->owner != token)
+			continue;
+		while (i < nheld && held[i] != s)
+			i++;
+		if (i == nheld) {
+			return_shard(b, ts, s, "its worker reconnected without it");
+			h->returned++;
+			continue;
+		}
+		if (prev != NULL && prev->nleases > 0)
+			prev->nleases--;
+		w->nleases++;
+		slot->owner = w->token;
+		slot->deadline_ms = deadline;
+		h->resumed++;
+	}
+}
+
 static void
 on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
     const char *key)
@@ -825,36 +863,29 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	if (key != NULL)
 		memcpy(w->key.z85, key, SL_CURVE_Z85_LEN);
 
-	/* Results the worker still holds from before a reconnect or a broker
-	 * restart: it may answer for them. A lease still held by its previous
-	 * session (same name, same key) moves to this one, so its heartbeats
-	 * renew it again. */
+	/* Results and tasks the worker still holds from before a reconnect or
+	 * a broker restart: it may answer for them. */
 	teacher_sched *ts = &b->teachers[t.index];
-	const uint64_t deadline = sl_net_now_ms() +
-	    (uint64_t)b->cfg->lease_timeout_s * 1000;
-	uint32_t resumed = 0;
-	for (uint32_t i = 0; i < m->u.hello.nheld; i++) {
-		const uint64_t s = m->u.hello.held[i];
-		worker *prev;
+	for (uint32_t i = 0; i < m->u.hello.nheld; i++)
+		if (m->u.hello.held[i] < b->nshards)
+			grant(w, m->u.hello.held[i]);
+	/* Its previous session, if the broker still has it (the same slot
+	 * after a repeated HELLO, or the same name and key on an earlier
+	 * connection), ends here: see take_over. */
+	handover h = { 0, 0 };
+	if (old_token != 0)
+		take_over(b, ts, w, old_token, m->u.hello.held,
+		    m->u.hello.nheld, &h);
+	for (int i = 0; i < b->nslots; i++) {
+		worker *prev = &b->workers[i];
 
-		if (s >= b->nshards)
-			continue;
-		grant(w, s);
-		if (ts->slots[s].state != SHARD_LEASED)
-			continue;
-		if (old_token == 0 || ts->slots[s].owner != old_token) {
-			prev = worker_by_token(b, ts->slots[s].owner);
-			if (prev == NULL || prev == w ||
-			    strcmp(prev->name, w->name) != 0 ||
-			    strcmp(prev->key.z85, w->key.z85) != 0)
-				continue;
-			if (prev->nleases > 0)
-				prev->nleases--;
+		if (prev->used && prev != w && prev->teacher == w->teacher &&
+		    strcmp(prev->name, w->name) == 0 &&
+		    strcmp(prev->key.z85, w->key.z85) == 0) {
+			take_over(b, ts, w, prev->token, m->u.hello.held,
+			    m->u.hello.nheld, &h);
+			prev->used = 0;
 		}
-		w->nleases++;
-		ts->slots[s].owner = w->token;
-		ts->slots[s].deadline_ms = deadline;
-		resumed++;
 	}
 
 	sl_msg r;
@@ -870,9 +901,12 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	r.u.welcome.max_msg_bytes = (uint64_t)b->cfg->max_msg_bytes;
 	reply(b, b->sock, id, idlen, &r);
 	b->hellos++;
-	sl_info("worker %s joined for teacher %s (%s, %u held shards, %u "
-	    "leases resumed)", w->name, t.name, w->ship_rows ? "rows shipped" :
-	    "local dataset", m->u.hello.nheld, resumed);
+	sl_info("worker %s joined for teacher %s (%s, %u held shards; from its "
+	    "previous session %u leases resumed, %u returned)", w->name, t.name,
+	    w->ship_rows ? "rows shipped" : "local dataset", m->u.hello.nheld,
+	    h.resumed, h.returned);
+	if (h.returned > 0)
+		dispatch_all(b);
 	(void)ts;
 }
 
