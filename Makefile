@@ -19,7 +19,8 @@ CC      ?= cc
 BUILD   ?= build
 SAN     ?=
 
-PKGS    := libzmq msgpack lmdb openblas cmocka zlib libcjson libsodium
+PKGS    := libzmq msgpack lmdb openblas cmocka zlib libcjson libsodium \
+           libprotobuf-c
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wdouble-promotion -Wformat=2 -Wvla
 ifeq ($(CI),true)
@@ -27,13 +28,18 @@ WARN    += -Werror
 endif
 OPT     ?= -O2 -g
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(WARN) \
-           -DSL_VERSION='"$(VERSION)"' -Icommon \
+           -DSL_VERSION='"$(VERSION)"' -Icommon -Icommon/graph -I$(BUILD)/gen \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 LDFLAGS := $(SAN)
 
-LIB_SRC := $(wildcard common/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_SRC := $(wildcard common/*.c common/graph/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
+
+# ONNX's protobuf schema as Debian's libonnx-dev ships it; protoc-c turns it
+# into C at build time (nothing generated is kept in the tree).
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+GEN_ONNX   := $(BUILD)/gen/onnx.pb-c.h
 LIB     := $(BUILD)/lib/libsoftlabel.a
 
 # Programs: directory, binary, main file. A directory's other .c files form
@@ -72,9 +78,19 @@ BENCH_BINS:= $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 .PHONY: all test unit integration check bench demo deps install clean fuzz fuzz-build
 all: $(LIB) $(BINS) $(UNIT_BINS) $(BENCH_BINS)
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | $(GEN_ONNX)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/gen/onnx.pb-c.c $(GEN_ONNX) &: $(ONNX_PROTO)
+	@mkdir -p $(@D)
+	protoc-c --c_out=$(@D) -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
+
+# Generated code: compiled without our warning flags (it is not ours to fix).
+$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(OPT) $(SAN) -w -I$(BUILD)/gen \
+		$(shell pkg-config --cflags libprotobuf-c 2>/dev/null) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
