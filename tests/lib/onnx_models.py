@@ -5,7 +5,8 @@ python3-onnx 1.12, python3-numpy and python3-lmdb; nothing else.
 
     onnx_models.py export KIND OUT.onnx [--opset 13] [--seed 1]
                    [--data IDX.gz|.npy] [--labels IDX.gz|.npy] [--train-steps N]
-                   [--input-mean 0] [--input-std 1]
+                   [--input-mean 0] [--input-std 1] [--state EARLIER.pt]
+                   [--torch-fold-bn]
         KIND: mlp, resnet, mobilenet, vit, slow (a deliberately slow chain
         of 2048-wide Gemms), or mlp-safetensors (a Linear/ReLU MLP written
         as a softlabel safetensors model, for checking caches of today's
@@ -16,7 +17,10 @@ python3-onnx 1.12, python3-numpy and python3-lmdb; nothing else.
         --train-steps trains with Adam on --data/--labels first. The
         PyTorch module's state goes next to the model, OUT.pt (kind, seed,
         hyper-parameters, state_dict): `predict` rebuilds the module from
-        it, so the reference never comes from the ONNX file.
+        it, so the reference never comes from the ONNX file. --state
+        re-exports the weights of an earlier export (another opset);
+        --torch-fold-bn lets torch fold BatchNorm into Conv as its default
+        export does (without it the BatchNormalization nodes stay).
 
     onnx_models.py ops [--detail] FILE.onnx...
         Op types with counts and the opset of each file; --detail adds
@@ -423,31 +427,36 @@ def save_safetensors(path, model, mean, std):
 
 def cmd_export(a):
     torch.set_num_threads(2)
-    torch.manual_seed(a.seed)
-    hp = {}
-    if a.kind == "slow":
-        hp = {"width": a.width, "depth": a.depth}
-    if a.kind == "mlp-safetensors":
-        hp = {"sizes": [784, 128, 64, CLASSES]}
-    model = build(a.kind, hp)
-    if a.data:
-        x = preprocess(read_rows(a.data, 20000), 1 / 255, a.input_mean, a.input_std)
+    if a.state:
+        # The same weights again (another opset, BN folded or not): no
+        # calibration, no training; the provenance of the first export stays.
+        state = torch.load(a.state)
+        if state["kind"] != a.kind:
+            die(f"{a.state} holds a {state['kind']}, not a {a.kind}", 2)
+        model = build(a.kind, state["hparams"])
+        model.load_state_dict(state["state_dict"], strict=True)
+        x = torch.zeros(2, 1, 28, 28)
     else:
-        g = torch.Generator().manual_seed(a.seed)
-        x = (torch.rand(1024, 1, 28, 28, generator=g) - a.input_mean) / a.input_std
-    if a.train_steps:
-        if not (a.data and a.labels):
-            die("--train-steps needs --data and --labels", 2)
-        y = torch.from_numpy(read_labels(a.labels)[:len(x)])
-        calibrate_bn(model, x, a.seed)  # sane statistics before the first step
-        train(model, x, y, a.train_steps, a.seed)  # leaves its own running stats
-    else:
-        calibrate_bn(model, x, a.seed)
+        torch.manual_seed(a.seed)
+        hp = {"width": a.width, "depth": a.depth} if a.kind == "slow" else \
+             {"sizes": [784, 128, 64, CLASSES]} if a.kind == "mlp-safetensors" else {}
+        model = build(a.kind, hp)
+        if a.data:
+            x = preprocess(read_rows(a.data, 20000), 1 / 255, a.input_mean, a.input_std)
+        else:
+            g = torch.Generator().manual_seed(a.seed)
+            x = (torch.rand(1024, 1, 28, 28, generator=g) - a.input_mean) / a.input_std
+        calibrate_bn(model, x, a.seed)  # before training too: sane statistics at step 0
+        if a.train_steps:
+            if not (a.data and a.labels):
+                die("--train-steps needs --data and --labels", 2)
+            y = torch.from_numpy(read_labels(a.labels)[:len(x)])
+            train(model, x, y, a.train_steps, a.seed)  # leaves its own running stats
+        state = {"kind": a.kind, "seed": a.seed, "hparams": hp,
+                 "input_mean": a.input_mean, "input_std": a.input_std,
+                 "train_steps": a.train_steps}
     model.eval()
-
-    state = {"kind": a.kind, "seed": a.seed, "hparams": hp, "opset": a.opset,
-             "input_mean": a.input_mean, "input_std": a.input_std,
-             "train_steps": a.train_steps, "state_dict": model.state_dict()}
+    state.update(opset=a.opset, state_dict=model.state_dict())
     torch.save(state, sidecar(a.out))
     if a.kind == "mlp-safetensors":
         if not a.out.endswith(".safetensors"):
@@ -728,6 +737,7 @@ def main():
     e.add_argument("--train-steps", type=int, default=0)
     e.add_argument("--input-mean", type=float, default=0.0)
     e.add_argument("--input-std", type=float, default=1.0)
+    e.add_argument("--state", help="weights from an earlier export's .pt instead of new ones")
     e.add_argument("--torch-fold-bn", action="store_true",
                    help="let torch fold BatchNorm into Conv (its default export); "
                    "without it BatchNormalization nodes stay for the engine to fold")
