@@ -301,7 +301,7 @@ class Slow(nn.Module):
     the exporter emits depth Gemm/MatMul nodes), ReLU between, Linear(W, 10).
     The shared layer's init keeps activations of order 1 over the chain."""
 
-    def __init__(self, width=2048, depth=16):
+    def __init__(self, width=2048, depth=64):
         super().__init__()
         self.depth = depth
         self.inp = nn.Linear(784, width)
@@ -346,7 +346,7 @@ def build(kind, hparams):
     if kind == "vit":
         return ViT()
     if kind == "slow":
-        return Slow(hparams.get("width", 2048), hparams.get("depth", 16))
+        return Slow(hparams.get("width", 2048), hparams.get("depth", 64))
     if kind == "mlp-safetensors":
         return PlainMLP(tuple(hparams.get("sizes", (784, 128, 64, 10))))
     die(f"unknown model kind {kind!r} (one of {', '.join(KINDS)})", 2)
@@ -742,7 +742,7 @@ def main():
                    help="let torch fold BatchNorm into Conv (its default export); "
                    "without it BatchNormalization nodes stay for the engine to fold")
     e.add_argument("--width", type=int, default=2048, help="slow: layer width")
-    e.add_argument("--depth", type=int, default=16, help="slow: W x W layers")
+    e.add_argument("--depth", type=int, default=64, help="slow: how many times the W x W layer runs")
 
     o = sub.add_parser("ops", help="op types, counts and opset of ONNX files")
     o.add_argument("--detail", action="store_true")
