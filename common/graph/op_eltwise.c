@@ -438,9 +438,13 @@ elt_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 			rc = sl_g_attr_float(a, "beta", &at->beta, why);
 		break;
 	case K_CLIP:
-		at->lo = -FLT_MAX;
-		at->hi = FLT_MAX;
+		/* A bound left out does not clamp (ONNX's reference), so +-inf
+		 * pass from opset 11; Clip-6 documents lowest()/max(). */
+		at->lo = -INFINITY;
+		at->hi = INFINITY;
 		if (opset < 11) {
+			at->lo = -FLT_MAX;
+			at->hi = FLT_MAX;
 			if (n->nin > 1)
 				return sl_errmsg_set(why, SL_EFORMAT, "Clip takes "
 				    "min and max as attributes before opset 11, "
