@@ -825,6 +825,16 @@ binary_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	return bcast_infer(g, n, 0, n->nin, out_dt, sl_g_out(g, n, 0), why);
 }
 
+/* Pow(x, 2), as decomposed LayerNorms write it: exactly x * x (powf is
+ * not always correctly rounded). A one-element exponent does not widen
+ * x, so x and y have the same elements. */
+static void
+square_f32(float *y, /* (len) */ const float *x, /* (len) */ size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		y[i] = x[i] * x[i];
+}
+
 /* y = a OP b for one pair; y has the broadcast shape of all inputs. */
 static void
 pair_forward(int kind, const sl_gtensor *ta, const void *a,
@@ -847,7 +857,7 @@ pair_forward(int kind, const sl_gtensor *ta, const void *a,
 			if (tb->dtype == SL_G_I64)
 				pow_f32_i64(&bc, a, b, y->data);
 			else if (sl_g_numel(tb) == 1 && *(const float *)b == 2.0f)
-				mul_f32(&bc, a, a, y->data); /* x^2: LayerNorm */
+				square_f32(y->data, a, sl_g_numel(y));
 			else
 				pow_f32(&bc, a, b, y->data);
 			break;

@@ -606,6 +606,25 @@ test_pow_mixed_and_type_errors(void **state)
 	y = out_t(&o, 0)->data;
 	assert_true(y[0] == 8.0f && y[1] == 2.25f && y[2] == 2.0f);
 	sl_g_free(&o.g);
+	{
+		/* x^2 takes a squaring path: exact, and right when the
+		 * exponent's shape widens the rank ([3] ^ [1, 1] -> [1, 3]). */
+		const float two = 2.0f;
+		const int64_t d11[2] = { 1, 1 };
+
+		in[1] = f32_in(2, d11, &two);
+		expect_ok(&o, "Pow", 15, NULL, 0, in, 2, 1);
+		assert_int_equal(out_t(&o, 0)->rank, 2);
+		y = out_t(&o, 0)->data;
+		assert_true(y[0] == 4.0f && y[1] == 2.25f && y[2] == 0.25f);
+		sl_g_free(&o.g);
+		in[1] = typed_in(SL_G_F32, 0, NULL, &two, 1);
+		expect_ok(&o, "Pow", 15, NULL, 0, in, 2, 1);
+		y = out_t(&o, 0)->data;
+		assert_true(y[0] == 4.0f && y[1] == 2.25f && y[2] == 0.25f);
+		sl_g_free(&o.g);
+		in[1] = typed_in(SL_G_I64, 1, &d, e, 0);
+	}
 	assert_int_equal(one_run(&o, "Add", 14, NULL, 0, in, 2, 1),
 	    SL_EUNSUPPORTED);
 	assert_non_null(strstr(o.why.text, "INT64"));
