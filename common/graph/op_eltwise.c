@@ -474,6 +474,16 @@ elt_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 			    dtype_name((int)v), (long long)v);
 		at->to = (int)v;
 		break;
+	case K_ADD: case K_SUB: case K_MUL: case K_DIV: case K_POW:
+	case K_EQUAL: case K_LESS: case K_GREATER: case K_AND: case K_OR:
+	case K_XOR:
+		/* Before opset 7 these broadcast only with broadcast=1 and an
+		 * axis, aligned on the left: not numpy's rule. */
+		if ((rc = sl_g_attr_int(a, "broadcast", &v, why)) == 1 && v != 0)
+			return sl_errmsg_set(why, SL_EUNSUPPORTED, "legacy "
+			    "broadcasting (broadcast=1, opset < 7) is not "
+			    "supported");
+		break;
 	case -1:
 		return sl_errmsg_set(why, SL_EUNSUPPORTED, "not an eltwise op");
 	default:
