@@ -960,6 +960,52 @@ test_graph_chain_runs(void **state)
 	assert_null(g);
 }
 
+/* A bool tensor between two run-time nodes (Greater -> Where), as masks
+ * are written: the planner gives it its own buffer; run at batch 3 and 1. */
+static void
+test_graph_bool_mask_runs(void **state)
+{
+	const float zero = 0.0f, fill_v = -7.0f;
+	const int64_t dx[2] = { 3, 5 };
+	float x[15];
+	sl_graph *g;
+	sl_errmsg why;
+	int tx, tz, tf, tc, ty;
+
+	(void)state;
+	assert_int_equal(sl_g_new(&g), 0);
+	g->opset = 16;
+	tx = add_tensor(g, "x", SL_G_F32, 2, dx, NULL);
+	g->t[tx].flags |= SL_GT_INPUT;
+	g->inputs[g->ninputs++] = tx;
+	tz = add_tensor(g, "zero", SL_G_F32, 0, NULL, &zero);
+	tf = add_tensor(g, "fill", SL_G_F32, 0, NULL, &fill_v);
+	tc = add_tensor(g, "c", 0, 0, NULL, NULL);
+	ty = add_tensor(g, "y", 0, 0, NULL, NULL);
+	g->t[ty].flags |= SL_GT_OUTPUT;
+	g->outputs[g->noutputs++] = ty;
+	add_node(g, "Greater", "gt", (int[]){ tx, tz }, 2, tc);
+	add_node(g, "Where", "where", (int[]){ tc, tx, tf }, 3, ty);
+	if (sl_g_plan(g, 3, &why) != 0)
+		fail_msg("plan: %s", why.text);
+	assert_int_equal(g->t[tc].dtype, SL_G_BOOL);
+	assert_int_equal(g->norder, 2);
+	for (int batch = 3; batch >= 1; batch -= 2) {
+		const float *y;
+
+		fill(x, 15, -1, 1);
+		g->t[tx].data = x;
+		g->t[tx].dims[0] = batch;
+		if (sl_g_run(g, &why) != 0)
+			fail_msg("run: %s", why.text);
+		y = g->t[ty].data;
+		assert_int_equal(g->t[ty].dims[0], batch);
+		for (int i = 0; i < batch * 5; i++)
+			assert_true(y[i] == (x[i] > 0.0f ? x[i] : -7.0f));
+	}
+	sl_g_free(&g);
+}
+
 /* Shapes that do not broadcast fail the plan with both shapes named. */
 static void
 test_plan_fails_on_bad_broadcast(void **state)
@@ -1050,6 +1096,7 @@ main(void)
 		cmocka_unit_test(test_cast),
 		cmocka_unit_test(test_identity_dropout),
 		cmocka_unit_test(test_graph_chain_runs),
+		cmocka_unit_test(test_graph_bool_mask_runs),
 		cmocka_unit_test(test_plan_fails_on_bad_broadcast),
 		cmocka_unit_test(test_int64_chain_folds),
 	};

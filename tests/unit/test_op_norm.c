@@ -724,6 +724,99 @@ test_reduce_sum_axes_input_and_int64(void **state)
 	}
 }
 
+/* What torch exports for nn.LayerNorm below opset 17: ReduceMean, Sub,
+ * Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul, Add, planned and run as a
+ * graph, against LayerNormalization on the same input: atol 1e-5,
+ * rtol 1e-5 (the decomposition rounds in float at each step). */
+static void
+test_decomposed_layernorm_matches(void **state)
+{
+	enum { B = 4, T = 7, D = 48 };
+	const int64_t dx[3] = { B, T, D }, dd = D, axm1 = -1;
+	const float two = 2.0f, eps = 1e-5f;
+	float x[B * T * D], sc[D], bi[D];
+	double ref[B * T * D], rm[B * T], ri[B * T];
+	const sl_gattr rm_at = { .name = "axes", .type = SL_GA_INTS,
+	    .ints = &axm1, .n = 1 };
+	const sl_gattrs rm_as = { &rm_at, 1 };
+	sl_graph *g;
+	sl_errmsg why;
+	int tx, c2, ce, cs, cb, m, d, p, v, ve, sd, nrm, sy, y;
+	const sl_gop *rmean = sl_g_op_find("ReduceMean");
+
+	(void)state;
+	fill(x, B * T * D, -3, 3);
+	fill(sc, D, -1, 1);
+	fill(bi, D, -1, 1);
+	ref_layernorm(ref, rm, ri, x, sc, bi, B * T, D, D, (double)eps);
+	assert_int_equal(sl_g_new(&g), 0);
+	g->opset = 13;
+	assert_int_equal(sl_g_tensor_add(g, "x", &tx, &why), 0);
+	assert_int_equal(sl_g_set_shape(&g->t[tx], SL_G_F32, 3, dx, &why), 0);
+	g->t[tx].flags |= SL_GT_INPUT;
+	g->inputs[g->ninputs++] = tx;
+	{
+		struct { const char *name; int *idx; const float *v; int rank; } c[] = {
+			{ "two", &c2, &two, 0 }, { "eps", &ce, &eps, 0 },
+			{ "scale", &cs, sc, 1 }, { "bias", &cb, bi, 1 },
+		};
+
+		for (size_t k = 0; k < 4; k++) {
+			sl_gtensor *t;
+			size_t bytes;
+
+			assert_int_equal(sl_g_tensor_add(g, c[k].name, c[k].idx,
+			    &why), 0);
+			t = &g->t[*c[k].idx];
+			assert_int_equal(sl_g_set_shape(t, SL_G_F32, c[k].rank, &dd,
+			    &why), 0);
+			bytes = sl_g_numel(t) * 4;
+			t->data = malloc(bytes);
+			assert_non_null(t->data);
+			memcpy(t->data, c[k].v, bytes);
+			t->flags |= SL_GT_CONST;
+		}
+	}
+	{
+		int *ts[] = { &m, &d, &p, &v, &ve, &sd, &nrm, &sy, &y };
+		const char *names[] = { "m", "d", "p", "v", "ve", "sd", "nrm",
+		    "sy", "y" };
+
+		for (int k = 0; k < 9; k++)
+			assert_int_equal(sl_g_tensor_add(g, names[k], ts[k], &why), 0);
+	}
+	g->t[y].flags |= SL_GT_OUTPUT;
+	g->outputs[g->noutputs++] = y;
+	assert_int_equal(sl_g_node_add(g, rmean, "mean", &tx, 1, &m, 1, &rm_as,
+	    &why), 0);
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find("Sub"), "sub",
+	    (int[]){ tx, m }, 2, &d, 1, NULL, &why), 0);
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find("Pow"), "pow",
+	    (int[]){ d, c2 }, 2, &p, 1, NULL, &why), 0);
+	assert_int_equal(sl_g_node_add(g, rmean, "var", &p, 1, &v, 1, &rm_as,
+	    &why), 0);
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find("Add"), "addeps",
+	    (int[]){ v, ce }, 2, &ve, 1, NULL, &why), 0);
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find("Sqrt"), "sqrt", &ve, 1,
+	    &sd, 1, NULL, &why), 0);
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find("Div"), "div",
+	    (int[]){ d, sd }, 2, &nrm, 1, NULL, &why), 0);
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find("Mul"), "mul",
+	    (int[]){ nrm, cs }, 2, &sy, 1, NULL, &why), 0);
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find("Add"), "add",
+	    (int[]){ sy, cb }, 2, &y, 1, NULL, &why), 0);
+	if (sl_g_plan(g, B, &why) != 0)
+		fail_msg("plan: %s", why.text);
+	g->t[tx].data = x;
+	if (sl_g_run(g, &why) != 0)
+		fail_msg("run: %s", why.text);
+	assert_int_equal(g->t[m].rank, 3);
+	assert_int_equal(g->t[m].dims[2], 1);
+	assert_close_f(g->t[y].data, ref, B * T * D, 1e-5, 1e-5,
+	    "decomposed layernorm");
+	sl_g_free(&g);
+}
+
 int
 main(void)
 {
@@ -736,6 +829,7 @@ main(void)
 		cmocka_unit_test(test_softmax_axis_semantics),
 		cmocka_unit_test(test_reduce_against_naive),
 		cmocka_unit_test(test_reduce_sum_axes_input_and_int64),
+		cmocka_unit_test(test_decomposed_layernorm_matches),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
