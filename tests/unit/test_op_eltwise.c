@@ -227,6 +227,10 @@ ref_unary(const char *op, double x, double al, double be)
 	if (!strcmp(op, "Softplus")) return log(exp(x) + 1);
 	if (!strcmp(op, "HardSigmoid")) return fmax(0, fmin(1, al * x + be));
 	if (!strcmp(op, "HardSwish")) return x * fmax(0, fmin(1, x / 6 + 0.5));
+	if (!strcmp(op, "ThresholdedRelu")) return x > al ? x : 0;
+	if (!strcmp(op, "Celu")) return fmax(0, x) + fmin(0, al * (exp(x / al) - 1));
+	if (!strcmp(op, "Softsign")) return x / (1 + fabs(x));
+	if (!strcmp(op, "Sign")) return x > 0 ? 1 : x < 0 ? -1 : 0;
 	return NAN;
 }
 
@@ -250,7 +254,9 @@ test_unary_against_double(void **state)
 		{ "Sqrt", 0, 0, 1 }, { "Reciprocal", 0, 0, 1 }, { "Erf", 0, 0, 0 },
 		{ "Floor", 0, 0, 0 }, { "Ceil", 0, 0, 0 }, { "Softplus", 0, 0, 0 },
 		{ "HardSigmoid", 0, 0, 0 }, { "HardSigmoid", 0.5f, 0.6f, 0 },
-		{ "HardSwish", 0, 0, 0 },
+		{ "HardSwish", 0, 0, 0 }, { "ThresholdedRelu", 0, 0, 0 },
+		{ "ThresholdedRelu", 0.5f, 0, 0 }, { "Celu", 0, 0, 0 },
+		{ "Celu", 2.0f, 0, 0 }, { "Softsign", 0, 0, 0 }, { "Sign", 0, 0, 0 },
 	};
 	enum { N = 301 };
 	const int64_t dims[] = { 7, 43 };
@@ -271,7 +277,9 @@ test_unary_against_double(void **state)
 		x[2] = 2.5f;
 		if (!strcmp(ops[k].op, "LeakyRelu"))
 			al = 0.01, be = 0;
-		else if (!strcmp(ops[k].op, "Elu"))
+		else if (!strcmp(ops[k].op, "Elu") ||
+		    !strcmp(ops[k].op, "ThresholdedRelu") ||
+		    !strcmp(ops[k].op, "Celu"))
 			al = 1.0, be = 0;
 		else if (!strcmp(ops[k].op, "Selu"))
 			al = 1.67326319217681884765625, be = 1.05070102214813232421875;
@@ -630,6 +638,44 @@ test_pow_mixed_and_type_errors(void **state)
 	assert_non_null(strstr(o.why.text, "INT64"));
 	assert_non_null(strstr(o.why.text, "FLOAT"));
 	sl_g_free(&o.g);
+}
+
+/* PRelu: slope per channel (C, 1, 1) against x (N, C, H, W), and a
+ * slope that would widen X refused with both shapes. */
+static void
+test_prelu(void **state)
+{
+	const int64_t dx[4] = { 2, 3, 2, 2 }, ds[3] = { 3, 1, 1 }, dw = 5;
+	float x[24], sl[3];
+	const float *y;
+	tin in[2];
+	one o;
+
+	(void)state;
+	fill(x, 24, -1, 1);
+	fill(sl, 3, 0, 1);
+	in[0] = f32_in(4, dx, x);
+	in[1] = typed_in(SL_G_F32, 3, ds, sl, 1);
+	expect_ok(&o, "PRelu", 16, NULL, 0, in, 2, 1);
+	y = out_t(&o, 0)->data;
+	for (int i = 0; i < 24; i++)
+		assert_true(y[i] == (x[i] < 0 ? x[i] * sl[(i / 4) % 3] : x[i]));
+	sl_g_free(&o.g);
+	in[1] = f32_in(1, &dw, x);
+	in[0] = f32_in(1, ds, x); /* X (3), slope (5) */
+	assert_int_equal(one_run(&o, "PRelu", 16, NULL, 0, in, 2, 1),
+	    SL_EMISMATCH);
+	sl_g_free(&o.g);
+	{
+		const int64_t d1 = 1, d4[2] = { 4, 1 };
+
+		in[0] = f32_in(1, &d1, x);
+		in[1] = f32_in(2, d4, sl); /* X (1), slope (4, 1): widens */
+		assert_int_equal(one_run(&o, "PRelu", 16, NULL, 0, in, 2, 1),
+		    SL_EMISMATCH);
+		assert_non_null(strstr(o.why.text, "widening"));
+		sl_g_free(&o.g);
+	}
 }
 
 /* Sum, Mean, Max, Min over three inputs that broadcast to a shape none
@@ -1091,6 +1137,7 @@ main(void)
 		cmocka_unit_test(test_binary_big_fast_paths),
 		cmocka_unit_test(test_int64_arithmetic),
 		cmocka_unit_test(test_pow_mixed_and_type_errors),
+		cmocka_unit_test(test_prelu),
 		cmocka_unit_test(test_variadic),
 		cmocka_unit_test(test_compare_logic_where),
 		cmocka_unit_test(test_cast),
