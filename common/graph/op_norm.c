@@ -20,12 +20,26 @@ opset_of(const sl_graph *g)
 	return g->opset > 0 ? g->opset : 17;
 }
 
+static const char *
+dtype_name(int dt)
+{
+	switch (dt) {
+	case SL_G_F32: return "FLOAT";
+	case SL_G_I64: return "INT64";
+	case SL_G_BOOL: return "BOOL";
+	case 10: return "FLOAT16";
+	case 11: return "DOUBLE";
+	case 16: return "BFLOAT16";
+	default: return "an integer or other type";
+	}
+}
+
 static int
 need_f32(const sl_gtensor *t, const char *what, sl_errmsg *why)
 {
 	if (t->dtype != SL_G_F32)
-		return sl_errmsg_set(why, SL_EUNSUPPORTED, "%s has type %d: FLOAT "
-		    "only", what, t->dtype);
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "%s has type %s (%d): "
+		    "FLOAT only", what, dtype_name(t->dtype), t->dtype);
 	return 0;
 }
 
@@ -651,9 +665,9 @@ red_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 
 	if (x->dtype != SL_G_F32 && !(x->dtype == SL_G_I64 &&
 	    red_int_ok(at->kind)))
-		return sl_errmsg_set(why, SL_EUNSUPPORTED, "input has type %d: "
-		    "FLOAT%s only", x->dtype, red_int_ok(at->kind) ? " and INT64"
-		    : "");
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "input has type %s "
+		    "(%d): FLOAT%s only", dtype_name(x->dtype), x->dtype,
+		    red_int_ok(at->kind) ? " and INT64" : "");
 	if (ta != NULL) {
 		if (ta->dtype != SL_G_I64 || ta->rank > 1 ||
 		    sl_g_numel(ta) > SL_G_MAX_RANK)

@@ -1126,6 +1126,45 @@ test_int64_chain_folds(void **state)
 	sl_g_free(&g);
 }
 
+/* Float constants fold too: Sqrt(c) * 0.5 runs once at plan time and
+ * the node left (Mul by the input) reads the folded values. */
+static void
+test_float_chain_folds(void **state)
+{
+	const float c[3] = { 4.0f, 9.0f, 0.25f }, half = 0.5f;
+	const int64_t d3 = 3;
+	float x[3] = { 1.0f, 2.0f, 3.0f };
+	sl_graph *g;
+	sl_errmsg why;
+	int tc, th, t1, t2, tx, ty;
+	const float *y;
+
+	(void)state;
+	assert_int_equal(sl_g_new(&g), 0);
+	tc = add_tensor(g, "c", SL_G_F32, 1, &d3, c);
+	th = add_tensor(g, "half", SL_G_F32, 0, NULL, &half);
+	tx = add_tensor(g, "x", SL_G_F32, 1, &d3, NULL);
+	g->t[tx].flags |= SL_GT_INPUT;
+	g->inputs[g->ninputs++] = tx;
+	t1 = add_tensor(g, "t1", 0, 0, NULL, NULL);
+	t2 = add_tensor(g, "t2", 0, 0, NULL, NULL);
+	ty = add_tensor(g, "y", 0, 0, NULL, NULL);
+	g->t[ty].flags |= SL_GT_OUTPUT;
+	g->outputs[g->noutputs++] = ty;
+	add_node(g, "Sqrt", "sqrt", &tc, 1, t1);
+	add_node(g, "Mul", "half", (int[]){ t1, th }, 2, t2);
+	add_node(g, "Mul", "mul", (int[]){ tx, t2 }, 2, ty);
+	if (sl_g_plan(g, 1, &why) != 0)
+		fail_msg("plan: %s", why.text);
+	assert_int_equal(g->norder, 1);
+	assert_true(g->t[t2].flags & SL_GT_CONST);
+	g->t[tx].data = x;
+	assert_int_equal(sl_g_run(g, &why), 0);
+	y = g->t[ty].data;
+	assert_true(y[0] == 1.0f && y[1] == 3.0f && y[2] == 0.75f);
+	sl_g_free(&g);
+}
+
 int
 main(void)
 {
@@ -1146,6 +1185,7 @@ main(void)
 		cmocka_unit_test(test_graph_bool_mask_runs),
 		cmocka_unit_test(test_plan_fails_on_bad_broadcast),
 		cmocka_unit_test(test_int64_chain_folds),
+		cmocka_unit_test(test_float_chain_folds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -720,6 +720,7 @@ test_reduce_sum_axes_input_and_int64(void **state)
 		/* ReduceMean on int64 is refused by name of the type. */
 		assert_int_equal(one_run(&o, "ReduceMean", 13, NULL, 0, in, 1, 1),
 		    SL_EUNSUPPORTED);
+		assert_non_null(strstr(o.why.text, "INT64"));
 		sl_g_free(&o.g);
 	}
 }
