@@ -467,6 +467,12 @@ elt_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 			return sl_errmsg_set(why, SL_EUNSUPPORTED, "Dropout with "
 			    "is_test=0 (training) is not supported: inference "
 			    "only");
+		/* No ONNX opset has this attribute (training_mode is an input
+		 * from 12); some converters write it anyway. */
+		if (rc >= 0 && (rc = sl_g_attr_int(a, "training_mode", &v,
+		    why)) == 1 && v != 0)
+			return sl_errmsg_set(why, SL_EUNSUPPORTED, "training_mode "
+			    "is true: Dropout runs for inference only");
 		break;
 	case K_CAST:
 		if ((rc = sl_g_attr_int(a, "to", &v, why)) < 0)
