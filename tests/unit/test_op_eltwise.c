@@ -231,7 +231,7 @@ ref_unary(const char *op, double x, double al, double be)
 	if (!strcmp(op, "Celu")) return fmax(0, x) + fmin(0, al * (exp(x / al) - 1));
 	if (!strcmp(op, "Softsign")) return x / (1 + fabs(x));
 	if (!strcmp(op, "Sign")) return x > 0 ? 1 : x < 0 ? -1 : 0;
-	return NAN;
+	return (double)NAN;
 }
 
 /* Every unary float op against its double formula, float rounding
@@ -417,7 +417,7 @@ ref_binary(const char *op, double a, double b)
 	if (!strcmp(op, "Pow")) return pow(a, b);
 	if (!strcmp(op, "Max")) return fmax(a, b);
 	if (!strcmp(op, "Min")) return fmin(a, b);
-	return NAN;
+	return (double)NAN;
 }
 
 /* Every shape pair numpy broadcasts that we care about: same shape (one

@@ -393,7 +393,7 @@ ref_softmax(double *y, const float *x, int64_t outer, int64_t len,
 		for (int64_t j = 0; j < inner; j++) {
 			const float *px = x + o * len * inner + j;
 			double *py = y + o * len * inner + j;
-			double mx = -INFINITY, s = 0;
+			double mx = -(double)INFINITY, s = 0;
 
 			for (int64_t i = 0; i < len; i++)
 				mx = fmax(mx, (double)px[i * inner]);
@@ -544,7 +544,7 @@ ref_reduce(double *ref, size_t *nref, const char *op, const float *x,
 	}
 	for (size_t o = 0; o < nout; o++)
 		ref[o] = !strcmp(op, "ReduceProd") ? 1 : !strcmp(op, "ReduceMax") ?
-		    -INFINITY : !strcmp(op, "ReduceMin") ? INFINITY : 0;
+		    -(double)INFINITY : !strcmp(op, "ReduceMin") ? (double)INFINITY : 0;
 	for (size_t i = 0; i < nin; i++) {
 		size_t rem = i, o = 0, st = 1;
 		const double v = (double)x[i];
