@@ -1079,6 +1079,18 @@ test_plan_fails_on_bad_broadcast(void **state)
 	assert_non_null(strstr(o.why.text, "[4]"));
 	assert_non_null(strstr(o.why.text, "'n' (Add)"));
 	sl_g_free(&o.g);
+	{
+		/* Opset 6's broadcast=1 aligns on the left: refused rather than
+		 * computed with numpy's rule. */
+		const sl_gattr bc = { .name = "broadcast", .type = SL_GA_INT,
+		    .i = 1 };
+
+		in[1] = f32_in(1, da, b);
+		assert_int_equal(one_run(&o, "Add", 6, &bc, 1, in, 2, 1),
+		    SL_EUNSUPPORTED);
+		assert_non_null(strstr(o.why.text, "broadcast"));
+		sl_g_free(&o.g);
+	}
 }
 
 /* Shape -> Gather -> Mul/Div -> Concat as exporters write it, with the

@@ -514,6 +514,11 @@ test_softmax_axis_semantics(void **state)
 	assert_close_f(out_t(&o, 0)->data, ref, 24, 1e-7, 1e-5, "11 default");
 	sl_g_free(&o.g);
 
+	ref_softmax(ref, x, 2, 3, 4, 1);
+	expect_ok(&o, "LogSoftmax", 13, &ax1, 1, &in, 1, 1);
+	assert_close_f(out_t(&o, 0)->data, ref, 24, 1e-5, 1e-6, "log 13 axis 1");
+	sl_g_free(&o.g);
+
 	ref_softmax(ref, x, 2, 12, 1, 1);
 	expect_ok(&o, "LogSoftmax", 11, NULL, 0, &in, 1, 1);
 	assert_close_f(out_t(&o, 0)->data, ref, 24, 1e-5, 1e-6, "log 11");
