@@ -322,6 +322,9 @@ cmd_inspect(const char *dir)
 		    PRIu64 " quarantined\n", t->index, t->name, t->model_sha256,
 		    (double)t->temperature, enc, t->fmt.classes,
 		    sl_label_size(&t->fmt), k.done, c.nshards, k.quarantined);
+		if (t->has_pre)
+			printf("            input (x * %.9g - %.9g) / %.9g\n",
+			    (double)t->pre[0], (double)t->pre[1], (double)t->pre[2]);
 	}
 	printf("records     %" PRIu64 " labels, %" PRIu64 " shard entries, %"
 	    PRIu64 " inputs\n", st.labels, st.shards, st.inputs);
