@@ -86,7 +86,7 @@ check_geom(sl_conv2d_geom g, int PB, int PR, int with_bias, uint64_t seed)
 {
 	sl_rng r;
 	size_t nx, nw, ny, ns;
-	float *x, *w, *b, *y, *scratch;
+	float *x, *w, *b, *y;
 	double *ref, *mag;
 
 	g.OH = out_size(g.H, g.KH, g.SH, g.DH, g.PT, PB);
@@ -102,37 +102,45 @@ check_geom(sl_conv2d_geom g, int PB, int PR, int with_bias, uint64_t seed)
 	w = malloc(nw * sizeof *w);
 	b = malloc((size_t)g.OC * sizeof *b);
 	y = malloc(ny * sizeof *y + 4);
-	scratch = malloc(ns + 4);
 	ref = malloc(ny * sizeof *ref + 8);
 	mag = malloc(ny * sizeof *mag + 8);
 	assert_non_null(x);
 	assert_non_null(w);
 	assert_non_null(b);
 	assert_non_null(y);
-	assert_non_null(scratch);
 	assert_non_null(ref);
 	assert_non_null(mag);
 	sl_rng_seed(&r, seed);
 	fill(x, nx, &r);
 	fill(w, nw, &r);
 	fill(b, (size_t)g.OC, &r);
-	for (size_t i = 0; i < ny; i++)
-		y[i] = NAN;     /* every output must be written */
-	sl_op_conv2d_forward(y, x, w, with_bias ? b : NULL, &g, scratch);
 	conv_naive(ref, mag, x, w, with_bias ? b : NULL, &g);
-	for (size_t i = 0; i < ny; i++)
-		if (!(fabs((double)y[i] - ref[i]) <= 1e-5 * mag[i] + 1e-6)) {
-			print_error("B=%d C=%d %dx%d OC=%d G=%d k=%dx%d s=%d,%d "
-			    "d=%d,%d pads=%d,%d,%d,%d: index %zu: %.9g vs %.9g\n",
-			    g.B, g.C, g.H, g.W, g.OC, g.G, g.KH, g.KW, g.SH, g.SW,
-			    g.DH, g.DW, g.PT, g.PL, PB, PR, i, (double)y[i], ref[i]);
-			fail();
-		}
+	/* One thread, then three for the kernel's own loops (used when the
+	 * call is big enough), with the workspace sized for each. */
+	for (int th = 1; th <= 3; th += 2) {
+		float *sc;
+
+		g.threads = th;
+		sc = malloc(sl_op_conv2d_scratch_bytes(&g) + 4);
+		assert_non_null(sc);
+		for (size_t i = 0; i < ny; i++)
+			y[i] = NAN;     /* every output must be written */
+		sl_op_conv2d_forward(y, x, w, with_bias ? b : NULL, &g, sc);
+		free(sc);
+		for (size_t i = 0; i < ny; i++)
+			if (!(fabs((double)y[i] - ref[i]) <= 1e-5 * mag[i] + 1e-6)) {
+				print_error("B=%d C=%d %dx%d OC=%d G=%d k=%dx%d s=%d,%d "
+				    "d=%d,%d pads=%d,%d,%d,%d threads %d: index %zu: "
+				    "%.9g vs %.9g\n", g.B, g.C, g.H, g.W, g.OC, g.G,
+				    g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL, PB,
+				    PR, th, i, (double)y[i], ref[i]);
+				fail();
+			}
+	}
 	free(x);
 	free(w);
 	free(b);
 	free(y);
-	free(scratch);
 	free(ref);
 	free(mag);
 }
@@ -159,12 +167,14 @@ test_conv_fixed_geometries(void **state)
 	 * chunks over 5 * 28 rows. */
 	check_geom(GEOM(5, 64, 28, 28, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 7);
 	/* 1x1: batched through the im2col copy (small planes), per image on
-	 * planes of 1024 or more, with a stride (im2col), grouped. */
+	 * planes of 1024 or more (and 4M multiply-adds), with a stride
+	 * (im2col), grouped both ways. */
 	check_geom(GEOM(4, 16, 7, 7, 24, 1, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 8);
-	check_geom(GEOM(2, 6, 32, 40, 5, 1, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 9);
+	check_geom(GEOM(2, 64, 32, 40, 96, 1, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 9);
 	check_geom(GEOM(2, 6, 32, 40, 5, 1, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 0, 10);
 	check_geom(GEOM(2, 6, 9, 9, 5, 1, 1, 1, 2, 2, 1, 1, 0, 0), 0, 0, 1, 11);
 	check_geom(GEOM(2, 8, 32, 32, 12, 4, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 12);
+	check_geom(GEOM(1, 128, 32, 32, 128, 2, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 25);
 	/* Groups (im2col per group). */
 	check_geom(GEOM(3, 6, 8, 8, 9, 3, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 13);
 	check_geom(GEOM(2, 4, 8, 8, 4, 2, 3, 3, 2, 2, 1, 1, 1, 1), 0, 0, 0, 14);
@@ -174,6 +184,11 @@ test_conv_fixed_geometries(void **state)
 	check_geom(GEOM(2, 8, 15, 15, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1), 1, 1, 1, 16);
 	check_geom(GEOM(2, 4, 13, 17, 8, 4, 5, 3, 1, 3, 2, 1, 3, 0), 1, 2, 0, 17);
 	check_geom(GEOM(1, 3, 28, 28, 6, 3, 3, 3, 2, 2, 1, 1, 0, 0), 1, 1, 1, 18);
+	/* Big enough for the kernel's threads: depthwise, grouped im2col
+	 * (the pipeline across groups), a strided one with several chunks. */
+	check_geom(GEOM(16, 32, 28, 28, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 22);
+	check_geom(GEOM(8, 16, 14, 14, 32, 2, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 23);
+	check_geom(GEOM(6, 48, 30, 30, 16, 1, 3, 3, 2, 2, 1, 1, 1, 0), 0, 1, 0, 24);
 	/* First layer: one input channel. */
 	check_geom(GEOM(4, 1, 28, 28, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 19);
 	/* 1-D as H = 1. */
