@@ -768,6 +768,7 @@ small:
 typedef struct conv_attr {
 	sl_op_window win;
 	int64_t group;
+	int plan_threads;       /* OpenBLAS's thread count at the first infer */
 	sl_conv2d_geom geom;    /* resolved by infer, read by forward */
 } conv_attr;
 
@@ -813,7 +814,7 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	const sl_gtensor *B = sl_g_in(g, n, 2);
 	char xs[96], ws[96];
 	int64_t in[2], k[2], pb[2], pe[2], o[2], dims[4];
-	int nsp, rc;
+	int nsp, rc, threads;
 
 	if (X == NULL || W == NULL)
 		return sl_errmsg_set(why, SL_EFORMAT, "inputs X and W are "
@@ -872,8 +873,15 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	if ((rc = sl_g_set_shape(sl_g_out(g, n, 0), SL_G_F32, X->rank, dims,
 	    why)) != 0)
 		return rc;
+	/* The workspace planned at the first infer (plan) must do for every
+	 * run: a later run uses at most the threads counted then. */
+	threads = openblas_get_num_threads();
+	if (c->plan_threads == 0)
+		c->plan_threads = threads > 0 ? threads : 1;
+	if (threads > c->plan_threads)
+		threads = c->plan_threads;
 	c->geom = (sl_conv2d_geom){
-		.threads = openblas_get_num_threads(),
+		.threads = threads,
 		.B = (int)X->dims[0], .C = (int)X->dims[1],
 		.H = nsp == 2 ? (int)in[0] : 1, .W = (int)in[nsp - 1],
 		.OC = (int)W->dims[0], .G = (int)c->group,
