@@ -568,6 +568,131 @@ test_graph_conv_1d(void **state)
 	sl_g_free(&g);
 }
 
+/* A stand-in BatchNormalization (the real one lives in op_norm.c): what
+ * fold.c needs is the op name and sl_g_bn_attr. Its forward computes BN
+ * too, so the values are right whether or not the fold happens; the test
+ * checks that it did. */
+static int
+bn_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
+{
+	sl_g_bn_attr *p = malloc(sizeof *p);
+
+	(void)g;
+	if (p == NULL)
+		return SL_ENOMEM;
+	p->epsilon = 1e-5f;
+	n->attr = p;
+	return sl_g_attr_float(a, "epsilon", &p->epsilon, why) < 0 ? SL_EFORMAT :
+	    0;
+}
+
+static int
+bn_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
+{
+	const sl_gtensor *x = sl_g_in(g, n, 0);
+
+	return sl_g_set_shape(sl_g_out(g, n, 0), SL_G_F32, x->rank, x->dims, why);
+}
+
+static void
+bn_forward(sl_graph *g, sl_gnode *n, void *scratch)
+{
+	const sl_gtensor *x = sl_g_in(g, n, 0);
+	const float *gam = sl_g_in(g, n, 1)->data, *bet = sl_g_in(g, n, 2)->data;
+	const float *mean = sl_g_in(g, n, 3)->data, *var = sl_g_in(g, n, 4)->data;
+	const sl_g_bn_attr *a = n->attr;
+	const size_t C = (size_t)x->dims[1], S = sl_g_numel(x) / (size_t)x->dims[0] / C;
+	float *y = sl_g_out(g, n, 0)->data;
+
+	(void)scratch;
+	for (size_t i = 0; i < sl_g_numel(x); i++) {
+		const size_t c = i / S % C;
+
+		y[i] = (((const float *)x->data)[i] - mean[c]) * gam[c] /
+		    sqrtf(var[c] + a->epsilon) + bet[c];
+	}
+}
+
+static const sl_gop fake_bn = { "BatchNormalization", 5, 5, 1, 1, bn_init,
+    bn_infer, bn_forward };
+
+/* Conv (with and without B) -> BatchNormalization: the plan folds the BN
+ * into the Conv (one node left, the Conv taking a third input) and the
+ * values equal conv then BN computed naively. */
+static void
+test_graph_conv_batchnorm_folded(void **state)
+{
+	const int64_t xd[4] = { 2, 3, 6, 6 }, wd[4] = { 4, 3, 3, 3 };
+	const int64_t cd[1] = { 4 }, pads[4] = { 1, 1, 1, 1 };
+	const sl_gattr at[] = {
+		{ .name = "pads", .type = SL_GA_INTS, .ints = pads, .n = 4 },
+	};
+	const sl_gattr bat[] = {
+		{ .name = "epsilon", .type = SL_GA_FLOAT, .f = 1e-3f },
+	};
+	const sl_gattrs a = { at, 1 }, ba = { bat, 1 };
+	sl_conv2d_geom ge = GEOM(2, 3, 6, 6, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1);
+	float x[2 * 3 * 36], w[4 * 27], b[4], gam[4], bet[4], mean[4], var[4];
+	double ref[2 * 4 * 36], mag[2 * 4 * 36];
+	sl_rng r;
+
+	(void)state;
+	ge.OH = ge.OW = 6;
+	sl_rng_seed(&r, 11);
+	fill(x, sizeof x / sizeof x[0], &r);
+	fill(w, sizeof w / sizeof w[0], &r);
+	fill(b, 4, &r);
+	fill(gam, 4, &r);
+	fill(bet, 4, &r);
+	fill(mean, 4, &r);
+	fill(var, 4, &r);
+	for (int c = 0; c < 4; c++)
+		var[c] = var[c] + 1.5f;
+	for (int with_b = 0; with_b < 2; with_b++) {
+		sl_graph *g;
+		sl_errmsg why;
+		int io[3], bn[5], mid, y;
+
+		conv_naive(ref, mag, x, w, with_b ? b : NULL, &ge);
+		assert_int_equal(sl_g_new(&g), 0);
+		io[0] = input(g, "x", 4, xd);
+		io[1] = constant(g, "W", 4, wd, w);
+		io[2] = constant(g, "B", 1, cd, b);
+		mid = tensor(g, "conv_out");
+		bn[0] = mid;
+		bn[1] = constant(g, "gamma", 1, cd, gam);
+		bn[2] = constant(g, "beta", 1, cd, bet);
+		bn[3] = constant(g, "mean", 1, cd, mean);
+		bn[4] = constant(g, "var", 1, cd, var);
+		y = output(g, "y");
+		assert_int_equal(sl_g_node_add(g, sl_g_op_find("Conv"), "conv", io,
+		    with_b ? 3 : 2, &mid, 1, &a, &why), 0);
+		assert_int_equal(sl_g_node_add(g, &fake_bn, "bn", bn, 5, &y, 1, &ba,
+		    &why), 0);
+		assert_int_equal(sl_g_plan(g, 2, &why), 0);
+		assert_int_equal(g->norder, 1);
+		assert_string_equal(g->n[g->order[0]].op->name, "Conv");
+		assert_int_equal(g->n[g->order[0]].nin, 3);
+		g->t[io[0]].data = x;
+		assert_int_equal(sl_g_run(g, &why), 0);
+		for (size_t i = 0; i < 2 * 4 * 36; i++) {
+			const size_t c = i / 36 % 4;
+			const double s = (double)gam[c] / sqrt((double)var[c] + 1e-3);
+			const double want = (ref[i] - (double)mean[c]) * s +
+			    (double)bet[c];
+			const double got = ((const float *)g->t[y].data)[i];
+
+			if (!(fabs(got - want) <= 1e-5 * (mag[i] + 1) * fabs(s) +
+			    1e-5)) {
+				print_error("B %d, index %zu: %.9g vs %.9g\n", with_b, i,
+				    got, want);
+				fail();
+			}
+		}
+		sl_g_free(&g);
+	}
+}
+
 int
 main(void)
 {
@@ -580,6 +705,7 @@ main(void)
 		cmocka_unit_test(test_graph_conv_runtime_weights),
 		cmocka_unit_test(test_graph_conv_refused_at_plan),
 		cmocka_unit_test(test_graph_conv_1d),
+		cmocka_unit_test(test_graph_conv_batchnorm_folded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
