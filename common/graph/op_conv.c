@@ -1,10 +1,21 @@
 /* op_conv.c - Conv (ONNX opsets 1..17, 1-D and 2-D) on cblas_sgemm, and
  * the window attributes Conv and the pools share.
  *
+ * Conv supports: float32 X (N, C, H, W) or (N, C, L); W (OC, C/group, kh,
+ * kw) constant or computed at run time; optional B (OC), also the one the
+ * BatchNormalization fold adds; kernel_shape (checked against W), strides,
+ * dilations, pads (begins then ends, asymmetric allowed), auto_pad NOTSET,
+ * SAME_UPPER, SAME_LOWER, VALID; group, depthwise with any multiplier.
+ * Refused, at plan, with the shapes named: 3-D and higher (SL_EUNSUPPORTED),
+ * other dtypes (SL_EUNSUPPORTED), W that does not fit X and group, B of
+ * another length, a window larger than the padded input (SL_EMISMATCH);
+ * at load: strides, dilations or kernel_shape < 1, pads < 0, any over
+ * 2^24, an unknown auto_pad (SL_EFORMAT, SL_EUNSUPPORTED).
+ *
  * Three paths, chosen from the geometry alone (sl_op_conv2d_forward):
  *   depthwise  G == C > 1 (one input channel per group, any multiplier):
- *              direct, tap by tap over an output plane that stays in L1,
- *              the inner loop four floats at a time;
+ *              direct, on a zero-padded copy of each input plane, eight
+ *              then four outputs at a time accumulating over all taps;
  *   1x1        1x1 kernel, stride 1, no padding, planes of at least
  *              ONE_BY_ONE_MIN_HW pixels and GEMMs of at least
  *              ONE_BY_ONE_MIN_MACS: x is already the GEMM's right
@@ -20,7 +31,11 @@
  *
  * Threads: cblas_sgemm uses OpenBLAS's. Our own loops (unfolding the next
  * chunk while scattering the last, depthwise planes) run on g->threads
- * short-lived threads between the GEMMs, so the two never compete.
+ * short-lived threads between the GEMMs, so the two never compete and no
+ * thread outlives a call. glibc reuses the stacks of joined threads, so
+ * after the first call nothing is mapped; a pool owned by the graph would
+ * save the clone calls (about 20 us each, one per chunk) but needs a hook
+ * in graph.h.
  */
 #include "graph.h"
 #include "kernels_conv.h"
