@@ -166,6 +166,9 @@ test_conv_fixed_geometries(void **state)
 	/* Chunks that end inside an image: K = 576, OW = 28 gives 64-row
 	 * chunks over 5 * 28 rows. */
 	check_geom(GEOM(5, 64, 28, 28, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 7);
+	/* 7x7 planes (one wide GEMM and a scatter): 128-row chunks over 40
+	 * images of 7 rows. */
+	check_geom(GEOM(40, 128, 7, 7, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 26);
 	/* 1x1: batched through the im2col copy (small planes), per image on
 	 * planes of 1024 or more (and 4M multiply-adds), with a stride
 	 * (im2col), grouped both ways. */
