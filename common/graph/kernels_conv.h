@@ -58,25 +58,30 @@ void sl_op_conv2d_forward(float *out,         /* (B, OC, OH, OW) */
     const sl_conv2d_geom *g,
     float *scratch);                          /* see above */
 
-/* Geometry of a 2-D pooling window over N = B*C independent planes. */
+/* Geometry of a 2-D pooling window over N = B*C independent planes, or of
+ * a 3-D one over N volumes of D planes. For 2-D: D, KD, SD, DD, OD = 1 and
+ * PF = PK = 0. */
 typedef struct sl_pool2d_geom {
-	size_t N;               /* planes: batch times channels */
+	size_t N;               /* planes (volumes): batch times channels */
+	int D, KD, SD, DD;      /* depth: size, kernel, stride, dilation */
 	int H, W, KH, KW, SH, SW, DH, DW;
-	int PT, PL, PB, PR;     /* pads; PB and PR matter for count_include_pad */
-	int OH, OW;
+	int PF, PK;             /* depth pads, front and back */
+	int PT, PL, PB, PR;     /* pads; the end ones matter for
+	                         * count_include_pad */
+	int OD, OH, OW;
 } sl_pool2d_geom;
 
 /* out = max over each window, taking only positions inside x (padding
  * never wins). Every window holds at least one position of x. */
-void sl_op_maxpool2d_forward(float *out,      /* (N, OH, OW) */
-    const float *x,                           /* (N, H, W) */
+void sl_op_maxpool2d_forward(float *out,      /* (N, OD, OH, OW) */
+    const float *x,                           /* (N, D, H, W) */
     const sl_pool2d_geom *g);
 
 /* out = mean over each window. count_include_pad 0: divide by the positions
  * inside x; 1: by those inside x and its pads (ONNX and PyTorch: a window
  * that ceil_mode lets run past the end pad does not count the overhang). */
-void sl_op_avgpool2d_forward(float *out,      /* (N, OH, OW) */
-    const float *x,                           /* (N, H, W) */
+void sl_op_avgpool2d_forward(float *out,      /* (N, OD, OH, OW) */
+    const float *x,                           /* (N, D, H, W) */
     const sl_pool2d_geom *g,
     int count_include_pad);
 
