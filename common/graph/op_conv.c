@@ -336,6 +336,52 @@ depthwise_plane(float *restrict op,  /* (OH, OW) */
 	}
 }
 
+/* depthwise_plane for the MobileNet cases, 3x3 with stride S of 1 or 2 and
+ * no dilation: the nine weights stay in registers for the whole plane and
+ * the taps are unrolled. Inlined with a constant S, so each stride gets
+ * its own loop. */
+static inline void
+depthwise_plane_3x3(float *restrict op, /* (OH, OW) */
+    const float *restrict pad,          /* (Hp, Wp) */
+    const float *restrict wp,           /* (3, 3) */
+    float bias, const sl_conv2d_geom *g, const int S)
+{
+	const size_t Wp = depthwise_pad_w(g);
+	const v4 bv = { bias, bias, bias, bias };
+	v4 wv[9];
+
+	for (int k = 0; k < 9; k++)
+		wv[k] = (v4){ wp[k], wp[k], wp[k], wp[k] };
+	for (int oh = 0; oh < g->OH; oh++) {
+		const float *r0 = pad + (size_t)oh * (size_t)S * Wp;
+		const float *r1 = r0 + Wp, *r2 = r1 + Wp;
+		float *orow = op + (size_t)oh * (size_t)g->OW;
+
+		for (int ow = 0; ow < g->OW; ow += 4) {
+			const size_t i = (size_t)ow * (size_t)S;
+			v4 a = bv;
+
+			a += wv[0] * v4_gather(r0 + i, S) +
+			    wv[1] * v4_gather(r0 + i + 1, S) +
+			    wv[2] * v4_gather(r0 + i + 2, S);
+			a += wv[3] * v4_gather(r1 + i, S) +
+			    wv[4] * v4_gather(r1 + i + 1, S) +
+			    wv[5] * v4_gather(r1 + i + 2, S);
+			a += wv[6] * v4_gather(r2 + i, S) +
+			    wv[7] * v4_gather(r2 + i + 1, S) +
+			    wv[8] * v4_gather(r2 + i + 2, S);
+			if (ow + 4 <= g->OW) {
+				v4_store(orow + ow, a);
+			} else {
+				float t[4];
+
+				v4_store(t, a);
+				memcpy(orow + ow, t, (size_t)(g->OW - ow) * sizeof *t);
+			}
+		}
+	}
+}
+
 typedef struct dw_job {
 	float *out;
 	const float *x, *w, *b;
@@ -355,6 +401,8 @@ dw_part(void *arg, int t, int nt)
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 	const size_t padn = depthwise_pad_h(g) * depthwise_pad_w(g);
 	float *pad = j->scratch + (size_t)t * padn;
+	const int k3 = g->KH == 3 && g->KW == 3 && g->SH == g->SW &&
+	    (g->SW == 1 || g->SW == 2) && g->DH == 1 && g->DW == 1;
 	size_t lo, hi;
 
 	share((size_t)g->B * (size_t)g->C, t, nt, &lo, &hi);
@@ -366,9 +414,16 @@ dw_part(void *arg, int t, int nt)
 		for (int m = 0; m < mult; m++) {
 			const size_t oc = c * (size_t)mult + (size_t)m;
 
-			depthwise_plane(j->out + (bi * (size_t)g->OC + oc) * OHW,
-			    pad, j->w + oc * (size_t)g->KH * (size_t)g->KW,
-			    j->b != NULL ? j->b[oc] : 0.0f, g);
+			float *op = j->out + (bi * (size_t)g->OC + oc) * OHW;
+			const float *wp = j->w + oc * (size_t)g->KH * (size_t)g->KW;
+			const float bias = j->b != NULL ? j->b[oc] : 0.0f;
+
+			if (k3 && g->SW == 1)
+				depthwise_plane_3x3(op, pad, wp, bias, g, 1);
+			else if (k3)
+				depthwise_plane_3x3(op, pad, wp, bias, g, 2);
+			else
+				depthwise_plane(op, pad, wp, bias, g);
 		}
 	}
 }
