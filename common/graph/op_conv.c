@@ -936,6 +936,7 @@ conv_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 /* Dimensions the kernels index with int: up to 2^30, so that positions
  * plus pads (under 2^24 each) never overflow. */
 #define DIM_MAX ((int64_t)1 << 30)
+#define SCRATCH_MAX ((size_t)1 << 30)
 
 static int
 fits_int(const int64_t *v, int n)
@@ -1034,6 +1035,12 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 		.OH = nsp == 2 ? (int)o[0] : 1, .OW = (int)o[nsp - 1],
 	};
 	n->scratch_bytes = sl_op_conv2d_scratch_bytes(&c->geom);
+	/* Real layers need SL_CONV_CHUNK_BYTES and a row; only a file that
+	 * pads and dilates to extremes asks for more than this. */
+	if (n->scratch_bytes > SCRATCH_MAX)
+		return sl_errmsg_set(why, SL_ELIMIT, "X %s, W %s: the workspace "
+		    "would be %zu bytes, over %zu", xs, ws, n->scratch_bytes,
+		    SCRATCH_MAX);
 	return 0;
 }
 

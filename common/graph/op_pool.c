@@ -103,19 +103,50 @@ valid_range(int n_out, int stride, int off, int n_in, int *lo, int *hi)
 	*hi = b;
 }
 
+/* floor(a / b) and ceil(a / b) for b > 0 and any a. */
+static int64_t
+floor_div(int64_t a, int64_t b)
+{
+	return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+static int64_t
+ceil_div(int64_t a, int64_t b)
+{
+	return a >= 0 ? (a + b - 1) / b : -(-a / b);
+}
+
 /* Taps k < K of a window starting at start (dilation d) that land in
- * [lo, hi). */
+ * [lo, hi): constant time, since a hostile kernel_shape may be 2^24. */
 static int
 taps_in(int start, int d, int K, int lo, int hi)
 {
-	int n = 0;
+	int64_t a = ceil_div((int64_t)lo - start, d);
+	int64_t b = floor_div((int64_t)hi - 1 - start, d);
 
-	for (int k = 0; k < K; k++) {
-		const int p = start + k * d;
+	if (a < 0)
+		a = 0;
+	if (b > K - 1)
+		b = K - 1;
+	return b >= a ? (int)(b - a + 1) : 0;
+}
 
-		n += p >= lo && p < hi;
-	}
-	return n;
+/* The taps k of K (dilation d) that reach [0, n_in) for some output
+ * position o * s - p, o < n_out: the loops skip the rest, so a window far
+ * larger than its input costs only the taps that read it. */
+static void
+tap_range(int K, int d, int p, int s, int n_out, int n_in, int *klo,
+    int *khi)
+{
+	int64_t a = ceil_div((int64_t)p - (int64_t)(n_out - 1) * s, d);
+	int64_t b = floor_div((int64_t)p + n_in - 1, d) + 1;
+
+	if (a < 0)
+		a = 0;
+	if (b > K)
+		b = K;
+	*klo = (int)a;
+	*khi = (int)(b > a ? b : a);
 }
 
 /* Fold the plane xp into the output plane op tap by tap (max or sum). */
@@ -124,12 +155,16 @@ pool_plane(float *restrict op,       /* (OH, OW) */
     const float *restrict xp,        /* (H, W) */
     const sl_pool2d_geom *g, int is_max)
 {
-	for (int kh = 0; kh < g->KH; kh++) {
+	int kh0, kh1, kw0, kw1;
+
+	tap_range(g->KH, g->DH, g->PT, g->SH, g->OH, g->H, &kh0, &kh1);
+	tap_range(g->KW, g->DW, g->PL, g->SW, g->OW, g->W, &kw0, &kw1);
+	for (int kh = kh0; kh < kh1; kh++) {
 		const int hoff = kh * g->DH - g->PT;
 		int hlo, hhi;
 
 		valid_range(g->OH, g->SH, hoff, g->H, &hlo, &hhi);
-		for (int kw = 0; kw < g->KW; kw++) {
+		for (int kw = kw0; kw < kw1; kw++) {
 			const int woff = kw * g->DW - g->PL;
 			int wlo, whi;
 
@@ -166,7 +201,11 @@ pool_taps(float *out, const float *x, const sl_pool2d_geom *g, float init,
 
 			for (size_t i = 0; i < OHW; i++)
 				op[i] = init;
-			for (int kd = 0; kd < g->KD; kd++) {
+			int kd0, kd1;
+
+			tap_range(g->KD, g->DD, g->PF - od * g->SD, 1, 1, g->D, &kd0,
+			    &kd1);
+			for (int kd = kd0; kd < kd1; kd++) {
 				const int id = od * g->SD - g->PF + kd * g->DD;
 
 				if (id >= 0 && id < g->D)
@@ -202,15 +241,17 @@ sl_op_avgpool2d_forward(float *out, const float *x, const sl_pool2d_geom *g,
 		const int nd = taps_in(od * g->SD - g->PF, g->DD, g->KD, dlo, dhi);
 
 		for (int oh = 0; oh < g->OH; oh++) {
-			const int nh = nd * taps_in(oh * g->SH - g->PT, g->DH, g->KH,
-			    hlo, hhi);
+			const int64_t nh = (int64_t)nd * taps_in(oh * g->SH - g->PT,
+			    g->DH, g->KH, hlo, hhi);
 
 			for (int ow = 0; ow < g->OW; ow++) {
-				const int cnt = nh * taps_in(ow * g->SW - g->PL, g->DW,
-				    g->KW, wlo, whi);
+				/* Counts reach 2^72 in a hostile 3-D window:
+				 * float, exact for any window below 2^24. */
+				const float cnt = (float)nh * (float)taps_in(ow *
+				    g->SW - g->PL, g->DW, g->KW, wlo, whi);
 				/* A window wholly in the padding averages
 				 * nothing: 0. */
-				const float inv = cnt > 0 ? 1.0f / (float)cnt : 0.0f;
+				const float inv = cnt > 0 ? 1.0f / cnt : 0.0f;
 				float *o = out + (size_t)od * OHW + (size_t)oh *
 				    (size_t)g->OW + (size_t)ow;
 

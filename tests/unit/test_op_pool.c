@@ -437,6 +437,43 @@ test_graph_global_pools(void **state)
 	}
 }
 
+/* A hostile window: kernel 2^24 x 2^24 over a 2x2 input with pads 2^23.
+ * Only the taps that reach the input are visited (this would take days
+ * otherwise); every window covers the whole input. */
+static void
+test_graph_pool_huge_window(void **state)
+{
+	const int64_t xd[4] = { 1, 1, 2, 2 }, k[2] = { 1 << 24, 1 << 24 };
+	const int64_t pads[4] = { 1 << 23, 1 << 23, 1 << 23, 1 << 23 };
+	float x[4] = { 3, -1, 7, 2 };
+
+	(void)state;
+	for (int c = 0; c < 3; c++) {
+		const sl_gattr at[] = {
+			{ .name = "kernel_shape", .type = SL_GA_INTS, .ints = k,
+			    .n = 2 },
+			{ .name = "pads", .type = SL_GA_INTS, .ints = pads, .n = 4 },
+			{ .name = "count_include_pad", .type = SL_GA_INT,
+			    .i = c == 2 },
+		};
+		const sl_gattrs a = { at, c == 0 ? 2 : 3 };
+		int y;
+		sl_graph *g = run_one(c == 0 ? "MaxPool" : "AveragePool", xd, 4, x,
+		    &a, &y);
+		const float *v = g->t[y].data;
+
+		assert_int_equal(g->t[y].dims[2], 3);
+		assert_int_equal(g->t[y].dims[3], 3);
+		for (int i = 0; i < 9; i++) {
+			const float want = c == 0 ? 7.0f : c == 1 ? 2.75f : 11.0f /
+			    ((float)(1 << 24) * (float)(1 << 24));
+
+			assert_true(fabsf(v[i] - want) <= 1e-6f * fabsf(want));
+		}
+		sl_g_free(&g);
+	}
+}
+
 static void
 test_graph_pool_refused(void **state)
 {
@@ -495,6 +532,7 @@ main(void)
 		cmocka_unit_test(test_pool_ceil_mode_sizes),
 		cmocka_unit_test(test_graph_pool_onnx_examples),
 		cmocka_unit_test(test_graph_global_pools),
+		cmocka_unit_test(test_graph_pool_huge_window),
 		cmocka_unit_test(test_graph_pool_refused),
 	};
 
