@@ -131,8 +131,9 @@ check: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@# bench_broker needs a running broker: bench_label.sh drives it.
-	@for b in $(filter-out $(BUILD)/bench/bench_broker,$(BENCH_BINS)); do \
+	@# bench_broker needs a running broker (bench_label.sh drives it) and
+	@# bench_graph a model (bench_onnx.sh).
+	@for b in $(filter-out $(BUILD)/bench/bench_broker $(BUILD)/bench/bench_graph,$(BENCH_BINS)); do \
 		echo "== $$b"; $$b || exit 1; done
 	@for s in tests/bench/bench_*.sh; do echo "== $$s"; \
 		BUILD=$(BUILD) sh $$s || exit 1; done
