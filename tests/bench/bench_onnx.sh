@@ -50,7 +50,7 @@ t0=$(now_ns)
 "$BIN/softlabel-student" --evaluate --model "$T/resnet.onnx" --test-data "$X" \
     --threads 2 --batch 256 --probs "$T/bare.npy" 2>/dev/null || sl_fail "bare forward"
 bare=$(( $(now_ns) - t0 ))
-sl_start_broker "$T/cache" "$X" "$T/broker.log" --exit-when-done --shard-rows 1024 --nosync
+sl_start_broker "$T/cache" "$X" "$T/broker.log" --exit-when-done --shard-rows 1024
 t0=$(now_ns)
 sl_bg W "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/resnet.onnx" \
     --threads 2 --batch 256 --name resnet 2>"$T/w.log"
