@@ -37,7 +37,8 @@
  * picked that kernel by itself, so the re-exec path can be exercised on a
  * CPU that OpenBLAS knows. */
 #define SL_BLAS_TEST_AS_DEFAULT "SOFTLABEL_BLAS_TEST_AS_DEFAULT"
-/* For tests only: a kernel name; the self-check fails under that kernel. */
+/* For tests only: a kernel name, or "*" for all; the self-check fails
+ * under that kernel. */
 #define SL_BLAS_TEST_FAIL "SOFTLABEL_BLAS_TEST_SELFCHECK_FAIL"
 
 /* One pick from cpuid plus two fallbacks (SkylakeX, Haswell, Sandybridge,
