@@ -115,8 +115,9 @@ check: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@# bench_broker needs a running broker: bench_label.sh drives it.
-	@for b in $(filter-out $(BUILD)/bench/bench_broker,$(BENCH_BINS)); do \
+	@# bench_broker needs a running broker: bench_label.sh drives it;
+	@# bench_nn.sh runs bench_nn and PyTorch side by side.
+	@for b in $(filter-out $(BUILD)/bench/bench_broker $(BUILD)/bench/bench_nn,$(BENCH_BINS)); do \
 		echo "== $$b"; $$b || exit 1; done
 	@for s in tests/bench/bench_*.sh; do echo "== $$s"; \
 		BUILD=$(BUILD) sh $$s || exit 1; done
