@@ -668,7 +668,7 @@ main(int argc, char **argv)
 	/* At WARN, like the rest of this tool's log: the line shows only when
 	 * the kernel is off (stdout of status, get... is parsed by scripts;
 	 * `softlabel doctor` prints it all). */
-	sl_blas_log_startup(0);
+	sl_blas_log_startup(0, SL_LOG_WARN);
 	if (npos == 1 && strcmp(argv[pos[0]], "doctor") == 0)
 		return cmd_doctor();
 	if (npos != 2) {

@@ -109,7 +109,7 @@ main(int argc, char **argv)
 	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-broker", level);
-	sl_blas_log_startup(0);
+	sl_blas_log_startup(0, SL_LOG_INFO);
 	if ((rc = broker_open(&b, &cfg, &stop_requested)) == 0) {
 		b.reload = &reload_requested;
 		if (cfg.curve_secret == NULL)

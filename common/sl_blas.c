@@ -527,7 +527,7 @@ sl_blas_selfcheck(sl_blas_sgemm_fn sgemm, sl_blas_check *out)
 /* --- start-up ------------------------------------------------------------- */
 
 static sl_blas_info info;
-static int started;
+static int started, logged;
 
 /* The self-check's sgemm when SL_BLAS_TEST_FAIL names the running kernel:
  * right but for one element off by 2^-12, the kind of error a kernel bug
@@ -720,12 +720,13 @@ sl_blas_describe(const sl_blas_info *in, int threads, char *buf, size_t cap)
 }
 
 void
-sl_blas_log_startup(int threads)
+sl_blas_log_startup(int threads, int min_level)
 {
 	char line[900];
 
-	if (!started)
+	if (!started || logged || info.level < min_level)
 		return;
+	logged = 1;
 	sl_blas_describe(&info, threads, line, sizeof line);
 	SL_LOG((enum sl_log_level)info.level, "%s", line);
 }

@@ -223,8 +223,12 @@ const sl_blas_info *sl_blas_info_get(void);
 void sl_blas_describe(const sl_blas_info *info, int threads, char *buf,
     size_t cap);
 
-/* Log the start-up line once through sl_log, at INFO, or WARN/ERROR when
- * the note says something is off. threads as for sl_blas_describe. */
-void sl_blas_log_startup(int threads);
+/* Log the start-up line through sl_log, at INFO, or WARN/ERROR when the
+ * note says something is off; at most once per process, and only when its
+ * level is at least min_level. A program whose errors must stay one line
+ * (softlabel-student on a bad file) calls it with SL_LOG_WARN first thing,
+ * so a kernel problem shows at once, and again with SL_LOG_INFO once its
+ * inputs are good. threads as for sl_blas_describe. */
+void sl_blas_log_startup(int threads, int min_level);
 
 #endif

@@ -138,7 +138,10 @@ main(int argc, char **argv)
 	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-student", level);
-	sl_blas_log_startup(cfg.threads);
+	/* Now only when the kernel is off: the INFO line waits until training
+	 * has its inputs (train_run), so that a bad file stays a one-line
+	 * error; --evaluate, a one-shot command, shows it only when off. */
+	sl_blas_log_startup(cfg.threads, SL_LOG_WARN);
 
 	if (evaluate) {
 		if (need("--model", model_path) || need("--test-data", cfg.test_data))

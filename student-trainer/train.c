@@ -1,5 +1,6 @@
 #include "train.h"
 #include "checkpoint.h"
+#include "sl_blas.h"
 #include "sl_log.h"
 #include "sl_loss.h"
 #include "sl_model.h"
@@ -531,6 +532,7 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 			    (unsigned long long)pos.step, c->checkpoint);
 		}
 	}
+	sl_blas_log_startup(c->threads, SL_LOG_INFO);
 	sl_info("training %s from %s%s, %zu parameters, %s lr %g, batch %d, "
 	    "%d epochs, openblas %s", c->arch, c->dataset,
 	    r.cached ? " and its logit cache" : "", r.m->nparams, c->optimizer,

@@ -123,6 +123,6 @@ main(int argc, char **argv)
 	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-teacher", level);
-	sl_blas_log_startup(cfg.threads);
+	sl_blas_log_startup(cfg.threads, SL_LOG_INFO);
 	return worker_run(&cfg, &stop_requested);
 }
