@@ -360,6 +360,15 @@ train_batch(run *r, size_t first, int B)
 			    r->rows[first + (size_t)i]);
 			float *dst = r->x + (size_t)i * D;
 
+			/* The rows are in shuffled order, so the hardware
+			 * prefetcher cannot see the next one coming. */
+			if (i + 1 < B) {
+				const char *next = sl_dataset_row(r->ds,
+				    r->rows[first + (size_t)i + 1]);
+
+				for (size_t o = 0; o < D; o += 64)
+					__builtin_prefetch(next + o);
+			}
 			for (size_t j = 0; j < D; j++)
 				dst[j] = (float)src[j] * scale;
 		}
