@@ -99,8 +99,9 @@ cmd_doctor(void)
 		    "environment, respected\n", c->env);
 		break;
 	case SL_BLAS_FALLBACK:
-		printf("chosen      fallback: the sgemm self-check failed under %s; "
-		    "re-executed with OPENBLAS_CORETYPE=%s\n", c->from, b->corename);
+		printf("chosen      fallback: the sgemm self-check failed under %s "
+		    "(or this CPU cannot run it); re-executed with "
+		    "OPENBLAS_CORETYPE=%s\n", c->from, b->corename);
 		break;
 	}
 	printf("best here   %s\n", sl_blas_best_kernel(&b->features));

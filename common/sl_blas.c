@@ -630,10 +630,15 @@ sl_blas_start(char **argv)
 	}
 
 	if (sl_blas_kernel_runs(info.corename, &info.features, &missing) == 0) {
+		sl_blas_choice next;
 		char m[128];
 
-		/* The self-check would die of SIGILL; say why instead and let
-		 * the user's setting stand. */
+		/* The self-check would die of SIGILL. Not the user's kernel:
+		 * fall back as after a mismatch. The user's: say why and let
+		 * the setting stand. */
+		if (sl_blas_on_mismatch(&info.choice, &info.features, &next) &&
+		    argv != NULL)
+			reexec(argv, &next);
 		sl_blas_features_format(missing, m, sizeof m);
 		snprintf(info.note, sizeof info.note, "kernel %s needs %s, "
 		    "which this CPU (or OS) lacks: sgemm will fault; self-check "
@@ -701,7 +706,7 @@ sl_blas_describe(const sl_blas_info *in, int threads, char *buf, size_t cap)
 		break;
 	case SL_BLAS_FALLBACK:
 		snprintf(how, sizeof how, "fallback: the sgemm self-check "
-		    "failed under %s", c->from);
+		    "failed under %s, or this CPU cannot run it", c->from);
 		break;
 	}
 	if (!in->checked)

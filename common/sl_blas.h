@@ -123,7 +123,8 @@ enum sl_blas_how {
 	SL_BLAS_DEFAULT,   /* OpenBLAS's own pick, kept */
 	SL_BLAS_CPUID,     /* we chose from cpuid over OpenBLAS's generic pick */
 	SL_BLAS_ENV,       /* OPENBLAS_CORETYPE set by the user or environment */
-	SL_BLAS_FALLBACK,  /* a self-check failed; we fell back */
+	SL_BLAS_FALLBACK,  /* a self-check failed (or OpenBLAS's pick cannot run
+	                      here); we fell back */
 };
 
 /* "default", "cpuid", "env", "fallback". Static string. */

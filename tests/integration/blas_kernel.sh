@@ -17,6 +17,8 @@
 #     to a safer one; under a user's kernel it is an ERROR and not
 #     overridden; failing under every kernel stops after a bounded number of
 #     re-execs.
+#  6. A kernel the CPU cannot run (on CPUs without AVX-512): replaced when it
+#     is OpenBLAS's pick, an ERROR (and no self-check) when it is the user's.
 #
 # Scenarios 1, 4 and 5 unset OPENBLAS_CORETYPE for their own child only
 # (env -u): the test changes nothing around it, so a machine that sets the
@@ -123,4 +125,22 @@ echo "$LINE" | grep -q " ERROR blas .*MISMATCH.*not overridden" || sl_fail "$LIN
 # 5c. failing everywhere: a bounded chain of execs, then an ERROR
 run -u OPENBLAS_CORETYPE SOFTLABEL_BLAS_TEST_SELFCHECK_FAIL='*'
 echo "$LINE" | grep -q " ERROR blas .*MISMATCH" || sl_fail "$LINE"
+
+# 6. a kernel this CPU cannot run (SkylakeX without AVX-512 dies of SIGILL in
+#    sgemm): as OpenBLAS's own pick it is replaced; as the user's it stays,
+#    with an ERROR, and the self-check is skipped (so only doctor runs it).
+if [ "$class" != avx512 ]; then
+	run OPENBLAS_CORETYPE=SkylakeX SOFTLABEL_BLAS_TEST_AS_DEFAULT=1
+	[ "$HOW" = fallback ] && [ "$KERNEL" != SkylakeX ] ||
+	    sl_fail "an unrunnable default kernel was kept: $LINE"
+	set +e
+	env -u SOFTLABEL_BLAS_EXEC OPENBLAS_CORETYPE=SkylakeX "$BIN/softlabel" doctor \
+	    >"$T/doctor" 2>"$T/doctor.err"
+	rc=$?
+	set -e
+	[ "$rc" -eq 1 ] || sl_fail "doctor under an unrunnable kernel: exit $rc"
+	grep -q "^self-check  skipped" "$T/doctor" || sl_fail "doctor: $(cat "$T/doctor")"
+	grep -q "ERROR blas kernel=SkylakeX how=env.*needs avx512f" "$T/doctor.err" ||
+	    sl_fail "no ERROR for an unrunnable user kernel: $(cat "$T/doctor.err")"
+fi
 echo "blas kernel choice: all scenarios as expected"
