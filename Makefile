@@ -104,6 +104,15 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# ONNX conformance: tests/conformance/onnx_backend.c runs ONNX's backend
+# test cases (libonnx-testdata) through the graph engine; a plain program,
+# not cmocka, driven by tests/integration/onnx_conformance.sh.
+CONF_BIN := $(BUILD)/bin-test/onnx_backend
+all: $(CONF_BIN)
+$(CONF_BIN): $(BUILD)/obj/tests/conformance/onnx_backend.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # `make test` installs what is missing first, then builds and runs everything.
