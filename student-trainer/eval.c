@@ -1,116 +1,149 @@
 #include "train.h"
 #include "sl_log.h"
 #include "sl_loss.h"
+#include "sl_graph.h"
 #include "sl_model.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* softmax(z / T) of every row into probs (n, C), reusing the eval buffers. */
-static void
-eval_probs(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
-    const sl_dataset *ds, const sl_preproc *pre, float T, float *probs)
+/* Logits of every row, B at a time, through the graph: argmax into pred
+ * (may be NULL), accuracy against labels (may be NULL), softmax(z / T)
+ * into probs (n, C) (may be NULL). */
+static int
+eval_graph(sl_graph *g, int B, float *x, const sl_dataset *ds,
+    const sl_preproc *pre, const int32_t *labels, size_t nlabels,
+    int32_t *pred, float T, float *probs, uint64_t *correct,
+    uint64_t *counted, sl_errmsg *why)
 {
 	const size_t n = sl_dataset_rows(ds);
-	const int C = m->sizes[m->nlayers];
+	const int C = sl_graph_classes(g);
+	int32_t top[256];
+	uint64_t ok = 0, cnt = 0;
 
 	for (size_t first = 0; first < n; first += (size_t)B) {
 		const int b = n - first < (size_t)B ? (int)(n - first) : B;
 		const float *z;
+		int rc;
 
 		sl_dataset_rows_f32(ds, NULL, first, (size_t)b, pre, x);
-		z = sl_mlp_forward(m, ws, x, b, 0.0f, NULL);
-		sl_loss_softmax(probs + first * (size_t)C, z, b, C, T);
+		if ((rc = sl_graph_forward(g, x, b, &z, why)) != 0)
+			return rc;
+		sl_loss_argmax(top, z, b, C);
+		for (int i = 0; i < b; i++) {
+			const size_t row = first + (size_t)i;
+
+			if (pred != NULL)
+				pred[row] = top[i];
+			if (labels != NULL && row < nlabels && labels[row] >= 0) {
+				cnt++;
+				ok += top[i] == labels[row];
+			}
+		}
+		if (probs != NULL)
+			sl_loss_softmax(probs + first * (size_t)C, z, b, C, T);
 	}
+	*correct = ok;
+	*counted = cnt;
+	return 0;
 }
 
 int
-eval_run(const char *model, const char *arch, const char *test_data,
-    const char *test_labels, const char *predictions, const char *probs_path,
-    float T, int batch, int threads)
+eval_run(const eval_cfg *e)
 {
 	int sizes[SL_MLP_MAX_LAYERS + 1], nl = 0, status = TRAIN_FAILED, rc;
 	sl_errmsg why = { "" };
 	sl_model_info info;
-	sl_mlp *m = NULL;
-	sl_mlp_ws *ws = NULL;
+	sl_graph *g = NULL;
 	sl_dataset *ds = NULL;
 	int32_t *labels = NULL, *pred = NULL;
 	size_t nlabels = 0, n;
 	float *x = NULL, *probs = NULL;
 	sl_preproc pre;
-	uint64_t ok, cnt;
-	/* eval_accuracy works in chunks of at most 256 rows. */
-	const int B = batch < 256 ? batch : 256;
+	uint64_t ok, cnt, shape[SL_DATA_MAX_DIMS];
+	/* eval_graph's argmax buffer holds 256 rows. */
+	const int B = e->batch < 256 ? e->batch : 256;
+	sl_graph_opts go = { .max_batch = B };
 
-	if (threads > 0)
-		openblas_set_num_threads(threads);
-	if (arch != NULL && sl_mlp_parse_arch(arch, sizes, &nl) != 0) {
-		sl_error("--arch: '%s' is not a layer list like 784-128-10", arch);
-		return TRAIN_USAGE;
+	if (e->threads > 0)
+		openblas_set_num_threads(e->threads);
+	if (e->arch != NULL) {
+		sl_mlp *m = NULL;
+
+		/* --arch names an MLP: check the file against it first. */
+		if (sl_mlp_parse_arch(e->arch, sizes, &nl) != 0) {
+			sl_error("--arch: '%s' is not a layer list like 784-128-10",
+			    e->arch);
+			return TRAIN_USAGE;
+		}
+		if ((rc = sl_model_load(e->model, sizes, nl, &m, &info,
+		    &why)) != 0) {
+			sl_error("%s: %s", e->model, why.text[0] ? why.text :
+			    sl_strerror(rc));
+			/* The file is fine but not what --arch says. */
+			return rc == SL_EMISMATCH ? TRAIN_USAGE : TRAIN_FAILED;
+		}
+		sl_mlp_free(&m);
 	}
-	if ((rc = sl_model_load(model, arch ? sizes : NULL, nl, &m, &info,
-	    &why)) != 0) {
-		sl_error("%s: %s", model, why.text[0] ? why.text : sl_strerror(rc));
-		/* The file is fine but not what --arch says: a usage error. */
-		return rc == SL_EMISMATCH && arch != NULL ? TRAIN_USAGE :
-		    TRAIN_FAILED;
-	}
-	if ((rc = sl_dataset_open(test_data, &ds, &why)) != 0) {
-		sl_error("%s: %s", test_data, why.text);
+	if ((rc = sl_dataset_open(e->test_data, &ds, &why)) != 0) {
+		sl_error("%s: %s", e->test_data, why.text);
 		goto out;
 	}
-	if (sl_dataset_dim(ds) != (size_t)m->sizes[0]) {
-		sl_error("%s: rows have %zu values, %s expects %d", test_data,
-		    sl_dataset_dim(ds), model, m->sizes[0]);
+	go.row_rank = (int)sl_dataset_shape(ds, shape) - 1;
+	go.row_dims = shape + 1;
+	if ((rc = sl_graph_load(e->model, &go, &g, &info, &why)) != 0) {
+		sl_error("%s: %s", e->model, why.text[0] ? why.text :
+		    sl_strerror(rc));
 		goto out;
 	}
-	if (test_labels != NULL &&
-	    (rc = sl_labels_load(test_labels, &labels, &nlabels, &why)) != 0) {
-		sl_error("%s: %s", test_labels, why.text);
+	if (e->test_labels != NULL &&
+	    (rc = sl_labels_load(e->test_labels, &labels, &nlabels, &why)) != 0) {
+		sl_error("%s: %s", e->test_labels, why.text);
 		goto out;
 	}
 	n = sl_dataset_rows(ds);
 	pre = info.has_preproc ? info.pre : sl_preproc_default(sl_dataset_dtype(ds));
-	x = malloc((size_t)B * (size_t)m->sizes[0] * sizeof *x);
-	pred = predictions ? malloc((n ? n : 1) * sizeof *pred) : NULL;
-	if (x == NULL || (predictions && pred == NULL) ||
-	    sl_mlp_ws_new(m, B, &ws) != 0) {
+	if (e->pre != NULL)
+		pre = *e->pre;
+	x = malloc((size_t)B * sl_graph_input_dim(g) * sizeof *x);
+	pred = e->predictions ? malloc((n ? n : 1) * sizeof *pred) : NULL;
+	probs = e->probs ? malloc((n ? n : 1) * (size_t)sl_graph_classes(g) *
+	    sizeof *probs) : NULL;
+	if (x == NULL || (e->predictions && pred == NULL) ||
+	    (e->probs && probs == NULL)) {
 		sl_error("out of memory");
 		goto out;
 	}
-	eval_accuracy(m, ws, B, x, ds, &pre, labels, nlabels, pred, &ok, &cnt);
-	if (test_labels != NULL)
+	if ((rc = eval_graph(g, B, x, ds, &pre, labels, nlabels, pred, e->T,
+	    probs, &ok, &cnt, &why)) != 0) {
+		sl_error("%s: %s", e->model, why.text);
+		goto out;
+	}
+	if (e->test_labels != NULL)
 		printf("accuracy %.4f (%llu/%llu correct, %llu errors)\n",
 		    cnt ? (double)ok / (double)cnt : 0.0, (unsigned long long)ok,
 		    (unsigned long long)cnt, (unsigned long long)(cnt - ok));
-	if (predictions != NULL) {
-		uint64_t shape[1] = { n };
+	if (e->predictions != NULL) {
+		uint64_t s1[1] = { n };
 
-		if ((rc = sl_npy_write(predictions, "<i4", shape, 1, pred,
+		if ((rc = sl_npy_write(e->predictions, "<i4", s1, 1, pred,
 		    &why)) != 0) {
-			sl_error("%s: %s", predictions, why.text);
+			sl_error("%s: %s", e->predictions, why.text);
 			goto out;
 		}
-		sl_info("wrote %zu predictions to %s", n, predictions);
+		sl_info("wrote %zu predictions to %s", n, e->predictions);
 	}
-	if (probs_path != NULL) {
-		uint64_t shape[2] = { n, (uint64_t)m->sizes[m->nlayers] };
+	if (e->probs != NULL) {
+		uint64_t s2[2] = { n, (uint64_t)sl_graph_classes(g) };
 
-		probs = malloc((n ? n : 1) * (size_t)shape[1] * sizeof *probs);
-		if (probs == NULL) {
-			sl_error("out of memory");
-			goto out;
-		}
-		eval_probs(m, ws, B, x, ds, &pre, T, probs);
-		if ((rc = sl_npy_write(probs_path, "<f4", shape, 2, probs,
+		if ((rc = sl_npy_write(e->probs, "<f4", s2, 2, probs,
 		    &why)) != 0) {
-			sl_error("%s: %s", probs_path, why.text);
+			sl_error("%s: %s", e->probs, why.text);
 			goto out;
 		}
-		sl_info("wrote softmax(z/%g) of %zu rows to %s", (double)T, n,
-		    probs_path);
+		sl_info("wrote softmax(z/%g) of %zu rows to %s", (double)e->T, n,
+		    e->probs);
 	}
 	status = TRAIN_OK;
 out:
@@ -118,8 +151,7 @@ out:
 	free(probs);
 	free(pred);
 	free(labels);
-	sl_mlp_ws_free(&ws);
-	sl_mlp_free(&m);
+	sl_graph_free(&g);
 	sl_dataset_close(&ds);
 	return status;
 }

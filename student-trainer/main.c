@@ -56,7 +56,7 @@ static sl_opt opts[] = {
 	{ "metrics", SL_OPT_STR, &cfg.metrics, NULL, 0, 0, "FILE", "JSON lines, one per epoch", 0 },
 	{ "threads", SL_OPT_INT, &cfg.threads, "0", 0, 1024, "N", "OpenBLAS threads (0: OpenBLAS decides); 1 is bit-reproducible", 0 },
 	{ "evaluate", SL_OPT_FLAG, &evaluate, NULL, 0, 0, NULL, "score --model on --test-data instead of training", 0 },
-	{ "model", SL_OPT_STR, &model_path, NULL, 0, 0, "FILE", "model to evaluate (.safetensors)", 0 },
+	{ "model", SL_OPT_STR, &model_path, NULL, 0, 0, "FILE", "model to evaluate (safetensors MLP or ONNX, told apart by content)", 0 },
 	{ "predictions", SL_OPT_STR, &predictions, NULL, 0, 0, "FILE", "with --evaluate: predicted class per row (.npy int32)", 0 },
 	{ "probs", SL_OPT_STR, &probs_path, NULL, 0, 0, "FILE", "with --evaluate: softmax(z/T) per row (.npy float32, rows x classes)", 0 },
 	{ "log-level", SL_OPT_STR, &log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
@@ -127,10 +127,35 @@ main(int argc, char **argv)
 	if (evaluate) {
 		if (need("--model", model_path) || need("--test-data", cfg.test_data))
 			return TRAIN_USAGE;
-		return eval_run(model_path, cfg.arch, cfg.test_data,
-		    cfg.test_labels, predictions, probs_path,
-		    sl_opt_find(opts, "temperature")->given ? cfg.dc.temperature :
-		    1.0f, cfg.batch, cfg.threads);
+		eval_cfg e = {
+			.model = model_path, .arch = cfg.arch,
+			.test_data = cfg.test_data, .test_labels = cfg.test_labels,
+			.predictions = predictions, .probs = probs_path,
+			.T = sl_opt_find(opts, "temperature")->given ?
+			    cfg.dc.temperature : 1.0f,
+			.batch = cfg.batch, .threads = cfg.threads,
+		};
+		sl_preproc pre;
+
+		/* --input-* given: they override the model's preprocessing. */
+		if (!isnan(cfg.input_scale) || sl_opt_find(opts, "input-mean")->given ||
+		    sl_opt_find(opts, "input-std")->given) {
+			sl_dataset *ds = NULL;
+
+			if (sl_dataset_open(cfg.test_data, &ds, &why) != 0) {
+				fprintf(stderr, "softlabel-student: %s: %s\n",
+				    cfg.test_data, why.text);
+				return TRAIN_FAILED;
+			}
+			pre = sl_preproc_default(sl_dataset_dtype(ds));
+			sl_dataset_close(&ds);
+			if (!isnan(cfg.input_scale))
+				pre.scale = cfg.input_scale;
+			pre.mean = cfg.input_mean;
+			pre.std = cfg.input_std;
+			e.pre = &pre;
+		}
+		return eval_run(&e);
 	}
 	if (need("--dataset", cfg.dataset) || need("--arch", cfg.arch) ||
 	    need("--out", cfg.out) ||

@@ -40,11 +40,18 @@ void eval_accuracy(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
     const sl_dataset *ds, const sl_preproc *pre, const int32_t *labels,
     size_t nlabels, int32_t *pred, uint64_t *correct, uint64_t *counted);
 
-/* --evaluate: load model, score it on test data, optionally write the
+/* --evaluate: load a model (safetensors MLP or ONNX, by content), score it on test data, optionally write the
  * predictions as .npy (int32) and softmax(z / T) as .npy (float32), in
  * batches of min(batch, 256) rows. */
-int eval_run(const char *model, const char *arch, const char *test_data,
-    const char *test_labels, const char *predictions, const char *probs,
-    float T, int batch, int threads);
+typedef struct eval_cfg {
+	const char *model, *arch;          /* arch: NULL, or the MLP to expect */
+	const char *test_data, *test_labels; /* labels may be NULL */
+	const char *predictions, *probs;   /* outputs, each may be NULL */
+	const sl_preproc *pre;             /* NULL: the model's, or the default */
+	float T;
+	int batch, threads;
+} eval_cfg;
+
+int eval_run(const eval_cfg *e);
 
 #endif

@@ -1,11 +1,11 @@
 #include "worker.h"
 #include "sl_curve.h"
 #include "sl_data.h"
+#include "sl_graph.h"
 #include "sl_label.h"
 #include "sl_log.h"
 #include "sl_model.h"
 #include "sl_net.h"
-#include "sl_nn.h"
 #include "sl_proto.h"
 
 #include <cblas.h>
@@ -39,8 +39,8 @@ typedef struct held {
 typedef struct wstate {
 	const worker_cfg *cfg;
 	volatile sig_atomic_t *stop;
-	sl_mlp *m;
-	sl_mlp_ws *ws;
+	sl_graph *g;            /* the teacher, planned for cfg->batch rows */
+	size_t dim;             /* values per row */
 	sl_model_info info;
 	sl_preproc pre;
 	char sha[65];
@@ -79,22 +79,6 @@ load(wstate *w)
 	sl_errmsg why = { "" };
 	int rc;
 
-	if ((rc = sl_model_load(c->model, NULL, 0, &w->m, &w->info, &why)) != 0 ||
-	    (rc = sl_model_sha256(c->model, w->sha, &why)) != 0) {
-		sl_error("%s: %s", c->model, why.text[0] ? why.text : sl_strerror(rc));
-		return 1;
-	}
-	if (sl_label_parse_encoding(c->encoding, &w->fmt) != 0) {
-		sl_error("--encoding: '%s' is not f32, f16 or topk:K", c->encoding);
-		return 2;
-	}
-	w->fmt.classes = (uint32_t)w->m->sizes[w->m->nlayers];
-	if (sl_label_fmt_check(&w->fmt) != 0) {
-		sl_error("--encoding %s does not fit a model with %u classes",
-		    c->encoding, w->fmt.classes);
-		return 2;
-	}
-	w->rec_size = sl_label_size(&w->fmt);
 	if (c->dataset != NULL) {
 		if ((rc = sl_dataset_open(c->dataset, &w->ds, &why)) != 0) {
 			sl_error("%s: %s", c->dataset, why.text);
@@ -105,8 +89,36 @@ load(wstate *w)
 			return 1;
 		}
 	}
-	if (sl_mlp_ws_new(w->m, c->batch, &w->ws) != 0 ||
-	    (w->x = malloc((size_t)c->batch * w->m->sizes[0] * sizeof *w->x)) == NULL ||
+	/* With a local dataset its row shape is checked against the model's
+	 * input; without one the broker checks the row size on HELLO. */
+	sl_graph_opts go = { .max_batch = c->batch };
+
+	if (w->ds != NULL) {
+		go.row_rank = (int)w->fp.ndim - 1;
+		go.row_dims = w->fp.shape + 1;
+	}
+	if ((rc = sl_graph_load(c->model, &go, &w->g, &w->info, &why)) != 0 ||
+	    (rc = sl_model_sha256(c->model, w->sha, &why)) != 0) {
+		sl_error("%s: %s", c->model, why.text[0] ? why.text : sl_strerror(rc));
+		return rc == SL_EMISMATCH ? 2 : 1;
+	}
+	w->dim = sl_graph_input_dim(w->g);
+	sl_info("model %s: %s, %d nodes, %zu parameter bytes, %zu activation "
+	    "bytes at batch %d", c->model, sl_graph_format(w->g) == SL_GRAPH_ONNX ?
+	    "ONNX" : "safetensors MLP", sl_graph_nodes(w->g),
+	    sl_graph_param_bytes(w->g), sl_graph_arena_bytes(w->g), c->batch);
+	if (sl_label_parse_encoding(c->encoding, &w->fmt) != 0) {
+		sl_error("--encoding: '%s' is not f32, f16 or topk:K", c->encoding);
+		return 2;
+	}
+	w->fmt.classes = (uint32_t)sl_graph_classes(w->g);
+	if (sl_label_fmt_check(&w->fmt) != 0) {
+		sl_error("--encoding %s does not fit a model with %u classes",
+		    c->encoding, w->fmt.classes);
+		return 2;
+	}
+	w->rec_size = sl_label_size(&w->fmt);
+	if ((w->x = malloc((size_t)c->batch * w->dim * sizeof *w->x)) == NULL ||
 	    (w->scratch = malloc(2 * (size_t)w->fmt.classes * sizeof(float))) == NULL) {
 		sl_error("out of memory");
 		return 1;
@@ -176,7 +188,7 @@ send_hello(wstate *w)
 	m.u.hello.model_sha256 = sl_bytes_str(w->sha);
 	m.u.hello.temperature = w->cfg->temperature;
 	m.u.hello.fmt = w->fmt;
-	m.u.hello.input_dim = (uint32_t)w->m->sizes[0];
+	m.u.hello.input_dim = (uint32_t)w->dim;
 	if (w->ds != NULL) {
 		m.u.hello.dataset_sha256.p = w->fp.sha256;
 		m.u.hello.dataset_sha256.len = 32;
@@ -260,9 +272,9 @@ on_welcome(wstate *w, const sl_msg *m)
 	w->row_bytes = m->u.welcome.row_bytes;
 	w->shard_rows = m->u.welcome.shard_rows;
 	w->dtype = (enum sl_dtype)m->u.welcome.dtype;
-	if (w->row_bytes != (size_t)w->m->sizes[0] * elem) {
-		sl_error("broker rows have %u bytes; the model takes %d values",
-		    w->row_bytes, w->m->sizes[0]);
+	if (w->row_bytes != w->dim * elem) {
+		sl_error("broker rows have %u bytes; the model takes %zu values",
+		    w->row_bytes, w->dim);
 		w->done = -1;
 		return;
 	}
@@ -452,18 +464,24 @@ free_held(wstate *w)
 static int
 compute_batch(wstate *w, task *t)
 {
-	const int D = w->m->sizes[0], C = w->m->sizes[w->m->nlayers];
+	const size_t D = w->dim, C = w->fmt.classes;
 	const uint32_t b = t->nrows - t->done_rows < (uint32_t)w->cfg->batch ?
 	    t->nrows - t->done_rows : (uint32_t)w->cfg->batch;
 	const float *z;
+	sl_errmsg why = { "" };
+	int rc;
 
 	if (t->data != NULL)
 		sl_rows_f32(t->data + (size_t)t->done_rows * w->row_bytes, w->dtype,
-		    b, (size_t)D, &w->pre, w->x);
+		    b, D, &w->pre, w->x);
 	else
 		sl_dataset_rows_f32(w->ds, NULL, t->first_row + t->done_rows, b,
 		    &w->pre, w->x);
-	z = sl_mlp_forward(w->m, w->ws, w->x, (int)b, 0.0f, NULL);
+	if ((rc = sl_graph_forward(w->g, w->x, (int)b, &z, &why)) != 0) {
+		sl_error("shard %" PRIu64 ": the teacher failed: %s; stopping",
+		    t->shard, why.text[0] ? why.text : sl_strerror(rc));
+		return 1;
+	}
 	for (uint32_t i = 0; i < b; i++) {
 		uint8_t *rec = w->blob + (size_t)(t->done_rows + i) * w->rec_size;
 
@@ -621,8 +639,7 @@ out:
 	if (w.zctx != NULL)
 		zmq_ctx_term(w.zctx);
 	sl_proto_buf_fini(&w.out);
-	sl_mlp_ws_free(&w.ws);
-	sl_mlp_free(&w.m);
+	sl_graph_free(&w.g);
 	sl_dataset_close(&w.ds);
 	free(w.x);
 	free(w.scratch);

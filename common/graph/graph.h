@@ -160,6 +160,12 @@ struct sl_graph {
 	size_t scratch_bytes;
 	volatile uint64_t progress; /* +1 after every node run (heartbeats) */
 	size_t const_bytes;     /* initializers and folded constants */
+	/* Set by the public loaders (model.c) for a classifier graph. */
+	int format;             /* enum sl_graph_format */
+	int classes;
+	size_t input_dim;       /* values per row */
+	int in_rank;            /* the model's input shape, batch as -1 */
+	int64_t in_dims[SL_G_MAX_RANK];
 };
 
 /* BatchNormalization's n->attr, read by the fold into Conv (fold.c). */
@@ -242,5 +248,11 @@ int sl_g_plan(sl_graph *g, int max_batch, sl_errmsg *why);
  * and set its dims (batch <= max_batch). Outputs are in their tensors
  * until the next run. SL_ELIMIT when a tensor outgrows its plan. */
 int sl_g_run(sl_graph *g, sl_errmsg *why);
+
+/* Check that g is a classifier (one float input (batch, ...) with the
+ * rest of its dims fixed, one float output (batch, classes)), check the
+ * row shape of opts against it, bind the input at opts->max_batch and
+ * plan (model.c; shared by the ONNX and MLP loaders). */
+int sl_g_plan_classifier(sl_graph *g, const sl_graph_opts *o, sl_errmsg *why);
 
 #endif

@@ -1,6 +1,637 @@
-/* op_conv.c - the conv op family. */
+/* op_conv.c - Conv (ONNX opsets 1..17, 1-D and 2-D) on cblas_sgemm, and
+ * the window attributes Conv and the pools share.
+ *
+ * Three paths, chosen from the geometry alone (sl_op_conv2d_forward):
+ *   depthwise  G == C > 1 (one input channel per group, any multiplier):
+ *              direct, tap by tap over an output plane that stays in L1,
+ *              the inner loop four floats at a time;
+ *   1x1        1x1 kernel, stride 1, no padding, planes of at least
+ *              ONE_BY_ONE_MIN_HW pixels: x is already the GEMM's right
+ *              operand, one sgemm per image and group, no workspace;
+ *   im2col     everything else: a chunk of output rows (b, oh), possibly
+ *              spanning several images so that 7x7 or 14x14 planes still
+ *              make wide GEMMs, is unfolded into (C/G*KH*KW, rows*OW)
+ *              columns; one sgemm per chunk and group into the workspace;
+ *              the result is scattered to NCHW with the bias added in the
+ *              same pass. A chunk is sized to SL_CONV_CHUNK_BYTES, small
+ *              enough to stay in the last-level cache, so unfolding and
+ *              GEMM both read and write cache rather than memory.
+ */
 #include "graph.h"
+#include "kernels_conv.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Below this plane size a per-image 1x1 GEMM is too narrow; the im2col path
+ * (a plain copy for 1x1) batches images instead. */
+#define ONE_BY_ONE_MIN_HW 1024
+
+/* Four floats: GCC and clang vector extensions, SSE2 on x86-64 and NEON on
+ * arm64 without -march flags. Loads and stores go through memcpy (no
+ * alignment assumed). */
+typedef float v4 __attribute__((vector_size(16)));
+
+static inline v4
+v4_load(const float *p)
+{
+	v4 v;
+
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline void
+v4_store(float *p, v4 v)
+{
+	memcpy(p, &v, sizeof v);
+}
+
+/* o[i] += w * x[i * stride] for i < n. */
+static void
+axpy_strided(float *restrict o, const float *restrict x, int n, int stride,
+    float w)
+{
+	const v4 wv = { w, w, w, w };
+	int i = 0;
+
+	if (stride == 1) {
+		for (; i + 4 <= n; i += 4)
+			v4_store(o + i, v4_load(o + i) + wv * v4_load(x + i));
+	} else if (stride == 2) {
+		for (; i + 4 <= n; i += 4) {
+			const v4 xv = { x[2 * i], x[2 * i + 2], x[2 * i + 4],
+			    x[2 * i + 6] };
+
+			v4_store(o + i, v4_load(o + i) + wv * xv);
+		}
+	}
+	for (; i < n; i++)
+		o[i] += w * x[(size_t)i * (size_t)stride];
+}
+
+/* o[i] = x[i] + b for i < n. */
+static void
+copy_bias(float *restrict o, const float *restrict x, size_t n, float b)
+{
+	const v4 bv = { b, b, b, b };
+	size_t i = 0;
+
+	for (; i + 4 <= n; i += 4)
+		v4_store(o + i, v4_load(x + i) + bv);
+	for (; i < n; i++)
+		o[i] = x[i] + b;
+}
+
+static void
+fill(float *o, size_t n, float v)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] = v;
+}
+
+/* The outputs i in [lo, hi) of n_out whose input i * stride + off lies in
+ * [0, n_in). */
+static void
+valid_range(int n_out, int stride, int off, int n_in, int *lo, int *hi)
+{
+	int a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+	int b = n_in - 1 - off < 0 ? 0 : (n_in - 1 - off) / stride + 1;
+
+	if (b > n_out)
+		b = n_out;
+	if (a > b)
+		a = b;
+	*lo = a;
+	*hi = b;
+}
+
+static int
+is_depthwise(const sl_conv2d_geom *g)
+{
+	return g->G == g->C && g->G > 1;
+}
+
+static int
+is_1x1(const sl_conv2d_geom *g)
+{
+	return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 &&
+	    g->PT == 0 && g->PL == 0 && g->OH == g->H && g->OW == g->W &&
+	    (size_t)g->H * (size_t)g->W >= ONE_BY_ONE_MIN_HW;
+}
+
+/* Output rows (b, oh) per im2col chunk, >= 1. */
+static size_t
+chunk_rows(const sl_conv2d_geom *g)
+{
+	const size_t K = (size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW;
+	const size_t per_row = (K + (size_t)(g->OC / g->G)) * (size_t)g->OW *
+	    sizeof(float);
+	const size_t total = (size_t)g->B * (size_t)g->OH;
+	size_t rows = SL_CONV_CHUNK_BYTES / per_row;
+
+	if (rows < 1)
+		rows = 1;
+	return rows < total ? rows : total;
+}
+
+size_t
+sl_op_conv2d_scratch_bytes(const sl_conv2d_geom *g)
+{
+	const size_t K = (size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW;
+
+	if (is_depthwise(g) || is_1x1(g))
+		return 0;
+	return chunk_rows(g) * (size_t)g->OW * (K + (size_t)(g->OC / g->G)) *
+	    sizeof(float);
+}
+
+static void
+conv_depthwise(float *restrict out,  /* (B, OC, OH, OW) */
+    const float *restrict x,         /* (B, C, H, W) */
+    const float *restrict w,         /* (OC, 1, KH, KW) */
+    const float *b,                  /* (OC) or NULL */
+    const sl_conv2d_geom *g)
+{
+	const int mult = g->OC / g->C;
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+
+	for (size_t bi = 0; bi < (size_t)g->B; bi++)
+		for (int oc = 0; oc < g->OC; oc++) {
+			const float *xp = x + (bi * (size_t)g->C +
+			    (size_t)(oc / mult)) * HW;
+			const float *wp = w + (size_t)oc * (size_t)g->KH *
+			    (size_t)g->KW;
+			float *op = out + (bi * (size_t)g->OC + (size_t)oc) * OHW;
+
+			fill(op, OHW, b != NULL ? b[oc] : 0.0f);
+			for (int kh = 0; kh < g->KH; kh++) {
+				const int hoff = kh * g->DH - g->PT;
+				int hlo, hhi;
+
+				valid_range(g->OH, g->SH, hoff, g->H, &hlo, &hhi);
+				for (int kw = 0; kw < g->KW; kw++) {
+					const int woff = kw * g->DW - g->PL;
+					const float wv = wp[kh * g->KW + kw];
+					int wlo, whi;
+
+					valid_range(g->OW, g->SW, woff, g->W, &wlo, &whi);
+					if (wlo >= whi)
+						continue;
+					for (int oh = hlo; oh < hhi; oh++) {
+						const float *xr = xp + (size_t)(oh *
+						    g->SH + hoff) * (size_t)g->W +
+						    (size_t)(wlo * g->SW + woff);
+
+						axpy_strided(op + (size_t)oh *
+						    (size_t)g->OW + (size_t)wlo, xr,
+						    whi - wlo, g->SW, wv);
+					}
+				}
+			}
+		}
+}
+
+static void
+conv_1x1(float *out,                 /* (B, OC, H, W) */
+    const float *x,                  /* (B, C, H, W) */
+    const float *w,                  /* (OC, C/G) */
+    const float *b,                  /* (OC) or NULL */
+    const sl_conv2d_geom *g)
+{
+	const int Cg = g->C / g->G, OCg = g->OC / g->G;
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+
+	for (size_t bi = 0; bi < (size_t)g->B; bi++) {
+		float *ob = out + bi * (size_t)g->OC * HW;
+
+		if (b != NULL)
+			for (int oc = 0; oc < g->OC; oc++)
+				fill(ob + (size_t)oc * HW, HW, b[oc]);
+		for (int gi = 0; gi < g->G; gi++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+			    OCg, (int)HW, Cg, 1.0f,
+			    w + (size_t)gi * (size_t)OCg * (size_t)Cg, Cg,
+			    x + (bi * (size_t)g->C + (size_t)gi * (size_t)Cg) * HW,
+			    (int)HW, b != NULL ? 1.0f : 0.0f,
+			    ob + (size_t)gi * (size_t)OCg * HW, (int)HW);
+	}
+}
+
+/* col (Cg*KH*KW, nrows*OW): the input patches of output rows r0 ..
+ * r0+nrows of the flattened (B*OH) rows, channels c0 .. c0+Cg. */
+static void
+im2col_rows(float *restrict col, const float *restrict x,
+    const sl_conv2d_geom *g, int c0, size_t r0, size_t nrows)
+{
+	const int Cg = g->C / g->G;
+	const size_t N = nrows * (size_t)g->OW;
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const size_t OW = (size_t)g->OW;
+
+	for (int c = 0; c < Cg; c++)
+		for (int kh = 0; kh < g->KH; kh++)
+			for (int kw = 0; kw < g->KW; kw++) {
+				float *dst = col + ((size_t)(c * g->KH + kh) *
+				    (size_t)g->KW + (size_t)kw) * N;
+				const int woff = kw * g->DW - g->PL;
+				size_t bi = r0 / (size_t)g->OH;
+				int oh = (int)(r0 % (size_t)g->OH), lo, hi;
+
+				valid_range(g->OW, g->SW, woff, g->W, &lo, &hi);
+				for (size_t r = 0; r < nrows; r++, dst += OW) {
+					const int ih = oh * g->SH - g->PT + kh * g->DH;
+
+					if (ih < 0 || ih >= g->H || lo >= hi) {
+						memset(dst, 0, OW * sizeof *dst);
+					} else {
+						const float *src = x + (bi *
+						    (size_t)g->C + (size_t)(c0 + c)) *
+						    HW + (size_t)ih * (size_t)g->W +
+						    (size_t)(lo * g->SW + woff);
+
+						memset(dst, 0, (size_t)lo * sizeof *dst);
+						if (g->SW == 1) {
+							memcpy(dst + lo, src, (size_t)(hi -
+							    lo) * sizeof *dst);
+						} else {
+							for (int i = 0; i < hi - lo; i++)
+								dst[lo + i] = src[(size_t)i *
+								    (size_t)g->SW];
+						}
+						memset(dst + hi, 0, (OW - (size_t)hi) *
+						    sizeof *dst);
+					}
+					if (++oh == g->OH) {
+						oh = 0;
+						bi++;
+					}
+				}
+			}
+}
+
+/* tmp (OCg, nrows*OW) -> out's channels oc0 .. oc0+OCg for output rows
+ * r0 .. r0+nrows, adding the bias; rows of one image are contiguous. */
+static void
+scatter_rows(float *out, const float *tmp, const float *b,
+    const sl_conv2d_geom *g, int oc0, size_t r0, size_t nrows)
+{
+	const int OCg = g->OC / g->G;
+	const size_t N = nrows * (size_t)g->OW;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	size_t r = r0;
+
+	while (r < r0 + nrows) {
+		const size_t bi = r / (size_t)g->OH;
+		const size_t oh = r % (size_t)g->OH;
+		size_t end = (bi + 1) * (size_t)g->OH;
+
+		if (end > r0 + nrows)
+			end = r0 + nrows;
+		for (int o = 0; o < OCg; o++) {
+			const size_t oc = (size_t)(oc0 + o);
+
+			copy_bias(out + (bi * (size_t)g->OC + oc) * OHW +
+			    oh * (size_t)g->OW, tmp + (size_t)o * N + (r - r0) *
+			    (size_t)g->OW, (end - r) * (size_t)g->OW,
+			    b != NULL ? b[oc] : 0.0f);
+		}
+		r = end;
+	}
+}
+
+static void
+conv_im2col(float *out,              /* (B, OC, OH, OW) */
+    const float *x,                  /* (B, C, H, W) */
+    const float *w,                  /* (OC, C/G, KH, KW) */
+    const float *b,                  /* (OC) or NULL */
+    const sl_conv2d_geom *g,
+    float *scratch)                  /* (K + OCg, chunk_rows * OW) */
+{
+	const int Cg = g->C / g->G, OCg = g->OC / g->G;
+	const int K = Cg * g->KH * g->KW;
+	const size_t total = (size_t)g->B * (size_t)g->OH;
+	const size_t rows = chunk_rows(g);
+
+	for (size_t r0 = 0; r0 < total; r0 += rows) {
+		const size_t nr = total - r0 < rows ? total - r0 : rows;
+		const size_t N = nr * (size_t)g->OW;
+		float *col = scratch, *tmp = scratch + (size_t)K * N;
+
+		for (int gi = 0; gi < g->G; gi++) {
+			im2col_rows(col, x, g, gi * Cg, r0, nr);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+			    OCg, (int)N, K, 1.0f, w + (size_t)gi * (size_t)OCg *
+			    (size_t)K, K, col, (int)N, 0.0f, tmp, (int)N);
+			scatter_rows(out, tmp, b, g, gi * OCg, r0, nr);
+		}
+	}
+}
+
+void
+sl_op_conv2d_forward(float *out, const float *x, const float *w,
+    const float *b, const sl_conv2d_geom *g, float *scratch)
+{
+	if (g->B == 0 || g->OC == 0)
+		return;
+	if (is_depthwise(g))
+		conv_depthwise(out, x, w, b, g);
+	else if (is_1x1(g))
+		conv_1x1(out, x, w, b, g);
+	else
+		conv_im2col(out, x, w, b, g, scratch);
+}
+
+/* --- window attributes ---------------------------------------------------- */
+
+#define WINDOW_MAX ((int64_t)1 << 24)
+
+static int
+window_ints(const sl_gattrs *a, const char *name, int64_t *dst, int max,
+    int64_t lo, int *count, sl_errmsg *why)
+{
+	const int64_t *v;
+	size_t n;
+	int rc = sl_g_attr_ints(a, name, &v, &n, why);
+
+	*count = 0;
+	if (rc <= 0)
+		return rc;
+	if (n > (size_t)max)
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "attribute '%s' has "
+		    "%zu values, at most %d handled", name, n, max);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < lo || v[i] > WINDOW_MAX)
+			return sl_errmsg_set(why, SL_EFORMAT, "attribute '%s'[%zu] "
+			    "is %lld, expected %lld to %lld", name, i,
+			    (long long)v[i], (long long)lo, (long long)WINDOW_MAX);
+		dst[i] = v[i];
+	}
+	*count = (int)n;
+	return 0;
+}
+
+int
+sl_op_window_init(sl_op_window *w, const sl_gattrs *a, int has_ceil,
+    sl_errmsg *why)
+{
+	static const char *const modes[] = { "NOTSET", "SAME_UPPER",
+	    "SAME_LOWER", "VALID" };
+	const char *s;
+	size_t len;
+	int rc;
+
+	memset(w, 0, sizeof *w);
+	if ((rc = window_ints(a, "kernel_shape", w->kernel, SL_OP_MAX_SPATIAL,
+	    1, &w->nk, why)) != 0 ||
+	    (rc = window_ints(a, "strides", w->strides, SL_OP_MAX_SPATIAL, 1,
+	    &w->ns, why)) != 0 ||
+	    (rc = window_ints(a, "dilations", w->dilations, SL_OP_MAX_SPATIAL, 1,
+	    &w->nd, why)) != 0 ||
+	    (rc = window_ints(a, "pads", w->pads, 2 * SL_OP_MAX_SPATIAL, 0,
+	    &w->np, why)) != 0)
+		return rc;
+	if (w->np % 2 != 0)
+		return sl_errmsg_set(why, SL_EFORMAT, "attribute 'pads' has %d "
+		    "values, expected twice the spatial rank", w->np);
+	if ((rc = sl_g_attr_string(a, "auto_pad", &s, &len, why)) < 0)
+		return rc;
+	if (rc == 1) {
+		size_t m;
+
+		for (m = 0; m < sizeof modes / sizeof modes[0]; m++)
+			if (strlen(modes[m]) == len && memcmp(modes[m], s, len) == 0)
+				break;
+		if (m == sizeof modes / sizeof modes[0])
+			return sl_errmsg_set(why, SL_EUNSUPPORTED, "auto_pad '%.*s' "
+			    "is not NOTSET, SAME_UPPER, SAME_LOWER or VALID",
+			    (int)(len > 32 ? 32 : len), s);
+		w->auto_pad = (int)m;
+	}
+	if (has_ceil) {
+		int64_t v;
+
+		if ((rc = sl_g_attr_int(a, "ceil_mode", &v, why)) < 0)
+			return rc;
+		if (rc == 1 && v != 0 && v != 1)
+			return sl_errmsg_set(why, SL_EFORMAT, "ceil_mode is %lld, "
+			    "expected 0 or 1", (long long)v);
+		w->ceil_mode = rc == 1 && v == 1;
+	}
+	return 0;
+}
+
+int
+sl_op_window_resolve(const sl_op_window *w, int nsp, const int64_t *in,
+    const int64_t *k, int64_t *pad_begin, int64_t *pad_end, int64_t *out,
+    sl_errmsg *why)
+{
+	if ((w->ns != 0 && w->ns != nsp) || (w->nd != 0 && w->nd != nsp) ||
+	    (w->np != 0 && w->np != 2 * nsp) || (w->nk != 0 && w->nk != nsp))
+		return sl_errmsg_set(why, SL_EMISMATCH, "%d-D input, but "
+		    "kernel_shape has %d, strides %d, dilations %d and pads %d "
+		    "values", nsp, w->nk, w->ns, w->nd, w->np);
+	for (int i = 0; i < nsp; i++) {
+		const int64_t s = w->ns ? w->strides[i] : 1;
+		const int64_t d = w->dilations[i] && w->nd ? w->dilations[i] : 1;
+		const int64_t dk = (k[i] - 1) * d + 1;
+		int64_t pb = 0, pe = 0, o;
+
+		switch (w->auto_pad) {
+		case SL_OP_PAD_SAME_UPPER:
+		case SL_OP_PAD_SAME_LOWER: {
+			int64_t total;
+
+			o = (in[i] + s - 1) / s;
+			total = (o - 1) * s + dk - in[i];
+			if (total < 0)
+				total = 0;
+			if (w->auto_pad == SL_OP_PAD_SAME_UPPER)
+				pb = total / 2;
+			else
+				pb = total - total / 2;
+			pe = total - pb;
+			break;
+		}
+		case SL_OP_PAD_VALID:
+			if (in[i] < dk)
+				goto small;
+			o = (in[i] - dk) / s + 1;
+			break;
+		default: {
+			int64_t span;
+
+			pb = w->np ? w->pads[i] : 0;
+			pe = w->np ? w->pads[nsp + i] : 0;
+			span = in[i] + pb + pe - dk;
+			if (span < 0)
+				goto small;
+			o = (w->ceil_mode ? (span + s - 1) / s : span / s) + 1;
+			/* PyTorch's and ONNX Runtime's rule: the last window
+			 * starts inside the input or its begin pad. */
+			if (w->ceil_mode && (o - 1) * s >= in[i] + pb)
+				o--;
+			break;
+		}
+		}
+		if (pb > WINDOW_MAX || pe > WINDOW_MAX)
+			return sl_errmsg_set(why, SL_ELIMIT, "spatial axis %d: "
+			    "pads %lld + %lld are over %lld", i, (long long)pb,
+			    (long long)pe, (long long)WINDOW_MAX);
+		pad_begin[i] = pb;
+		pad_end[i] = pe;
+		out[i] = o;
+		continue;
+small:
+		return sl_errmsg_set(why, SL_EMISMATCH, "spatial axis %d: input "
+		    "%lld is smaller than the dilated kernel %lld with pads "
+		    "%lld + %lld", i, (long long)in[i], (long long)dk,
+		    (long long)(w->np ? w->pads[i] : 0),
+		    (long long)(w->np ? w->pads[nsp + i] : 0));
+	}
+	return 0;
+}
+
+/* --- the Conv op ------------------------------------------------------------ */
+
+typedef struct conv_attr {
+	sl_op_window win;
+	int64_t group;
+	sl_conv2d_geom geom;    /* resolved by infer, read by forward */
+} conv_attr;
+
+static int
+conv_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
+{
+	conv_attr *c;
+	int rc;
+
+	(void)g;
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return SL_ENOMEM;
+	n->attr = c;
+	if ((rc = sl_op_window_init(&c->win, a, 0, why)) != 0)
+		return rc;
+	c->group = 1;
+	if ((rc = sl_g_attr_int(a, "group", &c->group, why)) < 0)
+		return rc;
+	if (c->group < 1 || c->group > INT_MAX)
+		return sl_errmsg_set(why, SL_EFORMAT, "group is %lld",
+		    (long long)c->group);
+	return 0;
+}
+
+/* Dimensions the kernels index with int: up to 2^30, so that positions
+ * plus pads (under 2^24 each) never overflow. */
+#define DIM_MAX ((int64_t)1 << 30)
+
+static int
+fits_int(const int64_t *v, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (v[i] < 0 || v[i] > DIM_MAX)
+			return 0;
+	return 1;
+}
+
+static int
+conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
+{
+	conv_attr *c = n->attr;
+	const sl_gtensor *X = sl_g_in(g, n, 0), *W = sl_g_in(g, n, 1);
+	const sl_gtensor *B = sl_g_in(g, n, 2);
+	char xs[96], ws[96];
+	int64_t in[2], k[2], pb[2], pe[2], o[2], dims[4];
+	int nsp, rc;
+
+	if (X == NULL || W == NULL)
+		return sl_errmsg_set(why, SL_EFORMAT, "inputs X and W are "
+		    "required");
+	if (X->dtype != SL_G_F32 || W->dtype != SL_G_F32 ||
+	    (B != NULL && B->dtype != SL_G_F32))
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "only float32 X, W "
+		    "and B are supported");
+	sl_g_shape_str(X, xs, sizeof xs);
+	sl_g_shape_str(W, ws, sizeof ws);
+	if (X->rank > 4)
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "%d-D convolution "
+		    "(X %s) is not supported, only 1-D and 2-D", X->rank - 2, xs);
+	if (X->rank < 3)
+		return sl_errmsg_set(why, SL_EMISMATCH, "X %s: expected (N, C, "
+		    "H, W) or (N, C, L)", xs);
+	if (W->rank != X->rank)
+		return sl_errmsg_set(why, SL_EMISMATCH, "W %s does not have the "
+		    "rank of X %s", ws, xs);
+	nsp = X->rank - 2;
+	if (X->dims[1] % c->group != 0 || W->dims[0] % c->group != 0 ||
+	    W->dims[1] * c->group != X->dims[1] || X->dims[1] == 0 ||
+	    W->dims[0] == 0)
+		return sl_errmsg_set(why, SL_EMISMATCH, "W %s does not fit X %s "
+		    "with group %lld: W must be (OC, C/group, ...) with C and "
+		    "OC multiples of group", ws, xs, (long long)c->group);
+	for (int i = 0; i < nsp; i++) {
+		in[i] = X->dims[2 + i];
+		k[i] = W->dims[2 + i];
+		if (k[i] == 0 || (c->win.nk != 0 && c->win.nk == nsp &&
+		    c->win.kernel[i] != k[i]))
+			return sl_errmsg_set(why, SL_EMISMATCH, "W %s does not "
+			    "match kernel_shape", ws);
+	}
+	if (B != NULL && (B->rank != 1 || B->dims[0] != W->dims[0])) {
+		char bs[96];
+
+		return sl_errmsg_set(why, SL_EMISMATCH, "B %s: expected [%lld] "
+		    "for W %s", sl_g_shape_str(B, bs, sizeof bs),
+		    (long long)W->dims[0], ws);
+	}
+	if ((rc = sl_op_window_resolve(&c->win, nsp, in, k, pb, pe, o,
+	    why)) != 0)
+		return rc;
+	dims[0] = X->dims[0];
+	dims[1] = W->dims[0];
+	dims[2] = o[0];
+	if (nsp == 2)
+		dims[3] = o[1];
+	if (!fits_int(X->dims, X->rank) || !fits_int(W->dims, W->rank) ||
+	    !fits_int(dims, X->rank) || (int64_t)(sl_g_numel(W) /
+	    (size_t)W->dims[0]) > DIM_MAX)
+		return sl_errmsg_set(why, SL_ELIMIT, "X %s or W %s is over %lld "
+		    "in one dimension or per filter", xs, ws,
+		    (long long)DIM_MAX);
+	if ((rc = sl_g_set_shape(sl_g_out(g, n, 0), SL_G_F32, X->rank, dims,
+	    why)) != 0)
+		return rc;
+	c->geom = (sl_conv2d_geom){
+		.B = (int)X->dims[0], .C = (int)X->dims[1],
+		.H = nsp == 2 ? (int)in[0] : 1, .W = (int)in[nsp - 1],
+		.OC = (int)W->dims[0], .G = (int)c->group,
+		.KH = nsp == 2 ? (int)k[0] : 1, .KW = (int)k[nsp - 1],
+		.SH = nsp == 2 && c->win.ns ? (int)c->win.strides[0] : 1,
+		.SW = c->win.ns ? (int)c->win.strides[nsp - 1] : 1,
+		.DH = nsp == 2 && c->win.nd ? (int)c->win.dilations[0] : 1,
+		.DW = c->win.nd ? (int)c->win.dilations[nsp - 1] : 1,
+		.PT = nsp == 2 ? (int)pb[0] : 0, .PL = (int)pb[nsp - 1],
+		.OH = nsp == 2 ? (int)o[0] : 1, .OW = (int)o[nsp - 1],
+	};
+	n->scratch_bytes = sl_op_conv2d_scratch_bytes(&c->geom);
+	return 0;
+}
+
+static void
+conv_forward(sl_graph *g, sl_gnode *n, void *scratch)
+{
+	const conv_attr *c = n->attr;
+	const sl_gtensor *B = sl_g_in(g, n, 2);
+
+	sl_op_conv2d_forward(sl_g_out(g, n, 0)->data, sl_g_in(g, n, 0)->data,
+	    sl_g_in(g, n, 1)->data, B != NULL ? B->data : NULL, &c->geom,
+	    scratch);
+}
 
 const sl_gop sl_g_ops_conv[] = {
+	{ "Conv", 2, 3, 1, 1, conv_init, conv_infer, conv_forward },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };

@@ -1,0 +1,115 @@
+/* kernels_conv.h - convolution and pooling kernels on NCHW float32 tensors,
+ * and the window attributes (kernel_shape, strides, dilations, pads,
+ * auto_pad, ceil_mode) that Conv and the pools share.
+ *
+ * The kernels write into caller buffers, never allocate and cannot fail:
+ * the geometry was checked when it was built (the ops' infer). A 1-D
+ * tensor (B, C, L) is the 2-D case with H = 1. Every kernel is
+ * thread-compatible (no shared state); cblas_sgemm may use its own
+ * threads inside sl_op_conv2d_forward.
+ */
+#ifndef SL_KERNELS_CONV_H
+#define SL_KERNELS_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graph.h"
+
+/* Geometry of a 2-D convolution. Every field is > 0 except the pads (>= 0)
+ * and B (a batch may be empty). Bottom and right padding are implied by
+ * OH and OW: the kernel never reads past H + bottom or W + right. */
+typedef struct sl_conv2d_geom {
+	int B, C, H, W;         /* input */
+	int OC, G;              /* output channels, groups: C % G == OC % G == 0 */
+	int KH, KW;             /* kernel */
+	int SH, SW;             /* strides */
+	int DH, DW;             /* dilations */
+	int PT, PL;             /* padding before the first row and column */
+	int OH, OW;             /* output */
+} sl_conv2d_geom;
+
+/* Bytes of workspace sl_op_conv2d_forward needs for g: the im2col columns
+ * and the GEMM result of one chunk of output rows, at most about
+ * SL_CONV_CHUNK_BYTES (more only when one output row alone is larger);
+ * 0 for the direct paths (depthwise, 1x1). */
+#define SL_CONV_CHUNK_BYTES ((size_t)4 << 20)
+size_t sl_op_conv2d_scratch_bytes(const sl_conv2d_geom *g);
+
+/* out = conv(x, w) + b, ONNX Conv semantics (cross-correlation, zero
+ * padding, groups). Paths: depthwise (G == C > 1) direct; 1x1 stride-1
+ * unpadded on large planes, one GEMM per image and group; otherwise im2col
+ * of a chunk of output rows (possibly spanning several images, so small
+ * planes still make wide GEMMs) and one cblas_sgemm per chunk and group.
+ * scratch: sl_op_conv2d_scratch_bytes(g) bytes, float-aligned (unused
+ * when that is 0). out must not overlap x, w, b or scratch. */
+void sl_op_conv2d_forward(float *out,         /* (B, OC, OH, OW) */
+    const float *x,                           /* (B, C, H, W) */
+    const float *w,                           /* (OC, C/G, KH, KW) */
+    const float *b,                           /* (OC) or NULL */
+    const sl_conv2d_geom *g,
+    float *scratch);                          /* see above */
+
+/* Geometry of a 2-D pooling window over N = B*C independent planes. */
+typedef struct sl_pool2d_geom {
+	size_t N;               /* planes: batch times channels */
+	int H, W, KH, KW, SH, SW, DH, DW;
+	int PT, PL, PB, PR;     /* pads; PB and PR matter for count_include_pad */
+	int OH, OW;
+} sl_pool2d_geom;
+
+/* out = max over each window, taking only positions inside x (padding
+ * never wins). Every window holds at least one position of x. */
+void sl_op_maxpool2d_forward(float *out,      /* (N, OH, OW) */
+    const float *x,                           /* (N, H, W) */
+    const sl_pool2d_geom *g);
+
+/* out = mean over each window. count_include_pad 0: divide by the positions
+ * inside x; 1: by those inside x and its pads (ONNX and PyTorch: a window
+ * that ceil_mode lets run past the end pad does not count the overhang). */
+void sl_op_avgpool2d_forward(float *out,      /* (N, OH, OW) */
+    const float *x,                           /* (N, H, W) */
+    const sl_pool2d_geom *g,
+    int count_include_pad);
+
+/* Mean and max over each plane of S elements (S > 0). */
+void sl_op_globalavgpool_forward(float *out,  /* (N) */
+    const float *x,                           /* (N, S) */
+    size_t N, size_t S);
+void sl_op_globalmaxpool_forward(float *out,  /* (N) */
+    const float *x,                           /* (N, S) */
+    size_t N, size_t S);
+
+/* --- window attributes (op_conv.c) ------------------------------------- */
+
+enum { SL_OP_PAD_NOTSET, SL_OP_PAD_SAME_UPPER, SL_OP_PAD_SAME_LOWER,
+    SL_OP_PAD_VALID };
+
+#define SL_OP_MAX_SPATIAL (SL_G_MAX_RANK - 2)
+
+typedef struct sl_op_window {
+	int auto_pad;                         /* SL_OP_PAD_* */
+	int ceil_mode;
+	int nk, ns, nd, np;                   /* values given; 0: absent */
+	int64_t kernel[SL_OP_MAX_SPATIAL];
+	int64_t strides[SL_OP_MAX_SPATIAL];
+	int64_t dilations[SL_OP_MAX_SPATIAL];
+	int64_t pads[2 * SL_OP_MAX_SPATIAL];  /* begins, then ends (ONNX order) */
+} sl_op_window;
+
+/* Parse kernel_shape, strides, dilations, pads, auto_pad and, with
+ * has_ceil, ceil_mode from a; every value in range (kernel, strides,
+ * dilations >= 1, pads >= 0, none over 2^24). SL_EFORMAT or SL_EUNSUPPORTED
+ * with the attribute named. */
+int sl_op_window_init(sl_op_window *w, const sl_gattrs *a, int has_ceil,
+    sl_errmsg *why);
+
+/* For nsp spatial axes of sizes in[] and kernel k[] (from W or
+ * kernel_shape): the pads before and after and the output sizes, as ONNX
+ * defines them for auto_pad and ceil_mode. SL_EMISMATCH when an attribute
+ * has the wrong count for nsp or the window does not fit the input. */
+int sl_op_window_resolve(const sl_op_window *w, int nsp, const int64_t *in,
+    const int64_t *k, int64_t *pad_begin, int64_t *pad_end, int64_t *out,
+    sl_errmsg *why);
+
+#endif
