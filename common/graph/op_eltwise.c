@@ -842,9 +842,16 @@ pair_forward(int kind, const sl_gtensor *ta, const void *a,
 		case K_POW:
 			if (tb->dtype == SL_G_I64)
 				pow_f32_i64(&bc, a, b, y->data);
-			else if (sl_g_numel(tb) == 1 && *(const float *)b == 2.0f)
-				mul_f32(&bc, a, a, y->data); /* x^2: LayerNorm */
-			else
+			else if (sl_g_numel(tb) == 1 && *(const float *)b == 2.0f) {
+				/* x^2 (LayerNorm's variance). b is one value, so y
+				 * is a element for element: bc's strides are a's
+				 * and b's, not a's twice. */
+				const float *pa = a;
+				float *py = y->data;
+
+				for (size_t i = 0, ny = sl_g_numel(y); i < ny; i++)
+					py[i] = pa[i] * pa[i];
+			} else
 				pow_f32(&bc, a, b, y->data);
 			break;
 		case K_MAX: max_f32(&bc, a, b, y->data); break;
