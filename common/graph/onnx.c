@@ -467,6 +467,15 @@ build(sl_graph *g, const Onnx__ModelProto *m, sl_errmsg *why)
 		    strcmp(o->domain, "ai.onnx") == 0)
 			opset = o->has_version ? o->version : -1;
 	}
+	/* A model of other domains only (ai.onnx.preview.training...) is
+	 * well formed, just not ours; one that imports nothing is not. */
+	if (opset < 0 && m->n_opset_import > 0 &&
+	    m->opset_import[0]->domain != NULL &&
+	    m->opset_import[0]->domain[0] != '\0' &&
+	    strcmp(m->opset_import[0]->domain, "ai.onnx") != 0)
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "the model imports "
+		    "opset domain '%s', not the default ONNX domain",
+		    m->opset_import[0]->domain);
 	if (opset < 0)
 		return sl_errmsg_set(why, SL_EFORMAT, "the model imports no "
 		    "default-domain opset");
