@@ -507,6 +507,17 @@ test_opset_range(void **state)
 		snprintf(want, sizeof want, "opset %lld", (long long)bad[i]);
 		assert_msg_has(&why, want);
 	}
+	/* Only another domain imported: well formed, not ours. Nothing
+	 * imported at all: malformed. */
+	relu_model(&b);
+	b.opset.domain = S("ai.onnx.preview.training");
+	b.opset.version = 1;
+	assert_int_equal(parse(&b, &g, &why), SL_EUNSUPPORTED);
+	assert_msg_has(&why, "ai.onnx.preview.training");
+	relu_model(&b);
+	b.m.n_opset_import = 0;
+	assert_int_equal(parse(&b, &g, &why), SL_EFORMAT);
+	assert_msg_has(&why, "opset");
 	/* Both ends of the range load; "ai.onnx" is the default domain. */
 	relu_model(&b);
 	b.opset.version = SL_ONNX_MIN_OPSET;
