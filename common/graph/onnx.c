@@ -117,7 +117,10 @@ tensor_values(const Onnx__TensorProto *tp, int *dtype, int64_t *nelem,
 	if ((out = malloc((size_t)n * sl_g_dtype_size(dt) + 8)) == NULL)
 		return SL_ENOMEM;
 	for (int64_t i = 0; i < n; i++) {
-		const uint8_t *raw = tp->raw_data.data + (size_t)i * raw_size(t);
+		/* No arithmetic on raw_data.data unless it is there: NULL + 0
+		 * is undefined too (clang's UBSan stops on it). */
+		const uint8_t *raw = tp->has_raw_data ?
+		    tp->raw_data.data + (size_t)i * raw_size(t) : NULL;
 
 		switch (t) {
 		case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
@@ -254,7 +257,10 @@ static int
 convert_attrs(sl_graph *g, const Onnx__NodeProto *np, sl_gattr *a, int *na,
     sl_errmsg *why)
 {
-	const char *node = np->name && np->name[0] ? np->name : np->output[0];
+	/* A node may have no name and no outputs (refused later, by its op's
+	 * output count): never read output[0] that is not there. */
+	const char *node = np->name && np->name[0] ? np->name :
+	    np->n_output > 0 ? np->output[0] : "(unnamed)";
 
 	if (np->n_attribute > MAX_ATTRS)
 		return sl_errmsg_set(why, SL_ELIMIT, "node '%s' (%s) has %zu "
