@@ -417,6 +417,16 @@ test_missing_input(void **state)
 	assert_int_equal(parse(&b, &g, &why), SL_EFORMAT);
 	assert_msg_has(&why, "node 'lonely' (Add)");
 	assert_msg_has(&why, "1 inputs");
+
+	/* A required input left out by an empty name. */
+	mb_init(&b, 13);
+	mb_input(&b, "x", 2, dims_n4);
+	mb_output(&b, "y");
+	mb_node(&b, "Add", "blank", (const char *[]){ "", "x", NULL },
+	    (const char *[]){ "y", NULL });
+	assert_int_equal(parse(&b, &g, &why), SL_EFORMAT);
+	assert_msg_has(&why, "node 'blank' (Add)");
+	assert_msg_has(&why, "input 0");
 }
 
 /* A graph output nothing produces. */
