@@ -251,6 +251,11 @@ add_input(sl_graph *g, const Onnx__ValueInfoProto *vi, sl_errmsg *why)
 	return 0;
 }
 
+/* Empty lists and strings reach the ops as these, never as NULL: ops
+ * memcpy n values, and memcpy(d, NULL, 0) is undefined. */
+static const int64_t no_ints[1];
+static const float no_floats[1];
+
 /* ONNX attributes into ours. Tensor attributes become constants named
  * after the node and the attribute. */
 static int
@@ -287,17 +292,17 @@ convert_attrs(sl_graph *g, const Onnx__NodeProto *np, sl_gattr *a, int *na,
 			break;
 		case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
 			x->type = SL_GA_STRING;
-			x->s = (const char *)ap->s.data;
+			x->s = ap->s.len ? (const char *)ap->s.data : "";
 			x->slen = ap->s.len;
 			break;
 		case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
 			x->type = SL_GA_FLOATS;
-			x->floats = ap->floats;
+			x->floats = ap->n_floats ? ap->floats : no_floats;
 			x->n = ap->n_floats;
 			break;
 		case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
 			x->type = SL_GA_INTS;
-			x->ints = ap->ints;
+			x->ints = ap->n_ints ? ap->ints : no_ints;
 			x->n = ap->n_ints;
 			break;
 		case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR: {
