@@ -122,6 +122,11 @@ need_i64(sl_graph *g, sl_gnode *n, int i, const int64_t **v, size_t *len,
 {
 	const sl_gtensor *t = sl_g_in(g, n, i);
 
+	/* Slice's starts and ends are required from opset 10 only, so its
+	 * min_in is 1: an input left out ("") is caught here. */
+	if (t == NULL)
+		return sl_errmsg_set(why, SL_EFORMAT, "input %d is required but "
+		    "left out", i);
 	if (t->dtype != SL_G_I64)
 		return sl_errmsg_set(why, SL_EMISMATCH, "input %d '%s' must be "
 		    "int64", i, t->name);
