@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,12 @@ on_welcome(wstate *w, const sl_msg *m)
 		return;
 	}
 	w->pre = w->info.has_preproc ? w->info.pre : sl_preproc_default(w->dtype);
+	if (!isnan(w->cfg->input_scale))
+		w->pre.scale = w->cfg->input_scale;
+	if (!isnan(w->cfg->input_mean))
+		w->pre.mean = w->cfg->input_mean;
+	if (!isnan(w->cfg->input_std))
+		w->pre.std = w->cfg->input_std;
 	if ((size_t)w->shard_rows * w->rec_size > w->blob_cap) {
 		free(w->blob);
 		if (w->active != NULL)

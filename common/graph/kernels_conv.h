@@ -32,12 +32,13 @@ typedef struct sl_conv2d_geom {
 /* Bytes of workspace sl_op_conv2d_forward needs for g: the im2col columns
  * and the GEMM result of one chunk of output rows, at most about
  * SL_CONV_CHUNK_BYTES (more only when one output row alone is larger);
- * 0 for the direct paths (depthwise, 1x1). */
+ * one zero-padded input plane for the depthwise path; 0 for 1x1. */
 #define SL_CONV_CHUNK_BYTES ((size_t)4 << 20)
 size_t sl_op_conv2d_scratch_bytes(const sl_conv2d_geom *g);
 
 /* out = conv(x, w) + b, ONNX Conv semantics (cross-correlation, zero
- * padding, groups). Paths: depthwise (G == C > 1) direct; 1x1 stride-1
+ * padding, groups). Paths: depthwise (G == C > 1) direct on a padded copy
+ * of each plane; 1x1 stride-1
  * unpadded on large planes, one GEMM per image and group; otherwise im2col
  * of a chunk of output rows (possibly spanning several images, so small
  * planes still make wide GEMMs) and one cblas_sgemm per chunk and group.

@@ -49,29 +49,6 @@ v4_store(float *p, v4 v)
 	memcpy(p, &v, sizeof v);
 }
 
-/* o[i] += w * x[i * stride] for i < n. */
-static void
-axpy_strided(float *restrict o, const float *restrict x, int n, int stride,
-    float w)
-{
-	const v4 wv = { w, w, w, w };
-	int i = 0;
-
-	if (stride == 1) {
-		for (; i + 4 <= n; i += 4)
-			v4_store(o + i, v4_load(o + i) + wv * v4_load(x + i));
-	} else if (stride == 2) {
-		for (; i + 4 <= n; i += 4) {
-			const v4 xv = { x[2 * i], x[2 * i + 2], x[2 * i + 4],
-			    x[2 * i + 6] };
-
-			v4_store(o + i, v4_load(o + i) + wv * xv);
-		}
-	}
-	for (; i < n; i++)
-		o[i] += w * x[(size_t)i * (size_t)stride];
-}
-
 /* o[i] = x[i] + b for i < n. */
 static void
 copy_bias(float *restrict o, const float *restrict x, size_t n, float b)
@@ -122,6 +99,27 @@ is_1x1(const sl_conv2d_geom *g)
 	    (size_t)g->H * (size_t)g->W >= ONE_BY_ONE_MIN_HW;
 }
 
+/* The depthwise path reads a zero-padded copy of each input plane, so that
+ * every output has all its taps inside and the loops have no borders:
+ * rows (OH-1)*SH + (KH-1)*DH + 1. */
+static size_t
+depthwise_pad_h(const sl_conv2d_geom *g)
+{
+	return (size_t)(g->OH - 1) * (size_t)g->SH + (size_t)(g->KH - 1) *
+	    (size_t)g->DH + 1;
+}
+
+/* Columns: for OW rounded up to a multiple of 4, so that the last partial
+ * block of four outputs reads inside the plane too. */
+static size_t
+depthwise_pad_w(const sl_conv2d_geom *g)
+{
+	const size_t ow4 = ((size_t)g->OW + 3) & ~(size_t)3;
+
+	return (ow4 - 1) * (size_t)g->SW + (size_t)(g->KW - 1) *
+	    (size_t)g->DW + 1;
+}
+
 /* Output rows (b, oh) per im2col chunk, >= 1. */
 static size_t
 chunk_rows(const sl_conv2d_geom *g)
@@ -142,10 +140,100 @@ sl_op_conv2d_scratch_bytes(const sl_conv2d_geom *g)
 {
 	const size_t K = (size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW;
 
-	if (is_depthwise(g) || is_1x1(g))
+	if (is_depthwise(g))
+		return depthwise_pad_h(g) * depthwise_pad_w(g) * sizeof(float);
+	if (is_1x1(g))
 		return 0;
 	return chunk_rows(g) * (size_t)g->OW * (K + (size_t)(g->OC / g->G)) *
 	    sizeof(float);
+}
+
+static inline v4
+v4_gather(const float *x, int stride)
+{
+	if (stride == 1)
+		return v4_load(x);
+	return (v4){ x[0], x[stride], x[2 * stride], x[3 * stride] };
+}
+
+/* Copy plane xp into the padded plane pad (its borders already zero). */
+static void
+depthwise_pad(float *restrict pad, const float *restrict xp,
+    const sl_conv2d_geom *g)
+{
+	const size_t Hp = depthwise_pad_h(g), Wp = depthwise_pad_w(g);
+	/* Input rows and columns the windows reach (pads may exceed it). */
+	const size_t rows = Hp <= (size_t)g->PT ? 0 : Hp - (size_t)g->PT <
+	    (size_t)g->H ? Hp - (size_t)g->PT : (size_t)g->H;
+	const size_t cols = Wp <= (size_t)g->PL ? 0 : Wp - (size_t)g->PL <
+	    (size_t)g->W ? Wp - (size_t)g->PL : (size_t)g->W;
+
+	for (size_t r = 0; r < rows; r++)
+		memcpy(pad + (r + (size_t)g->PT) * Wp + (size_t)g->PL,
+		    xp + r * (size_t)g->W, cols * sizeof *pad);
+}
+
+/* One output plane: op = bias + sum over taps of the padded plane; eight,
+ * then four outputs at a time accumulate in registers over all taps (the
+ * last block of four may hang over OW: the plane is padded for it). */
+static void
+depthwise_plane(float *restrict op,  /* (OH, OW) */
+    const float *restrict pad,       /* (Hp, Wp) */
+    const float *restrict wp,        /* (KH, KW) */
+    float bias, const sl_conv2d_geom *g)
+{
+	const int SW = g->SW, DW = g->DW, KW = g->KW, KH = g->KH;
+	const size_t Wp = depthwise_pad_w(g);
+	const v4 bv = { bias, bias, bias, bias };
+
+	for (int oh = 0; oh < g->OH; oh++) {
+		const float *xr0 = pad + (size_t)oh * (size_t)g->SH * Wp;
+		float *orow = op + (size_t)oh * (size_t)g->OW;
+		int ow = 0;
+
+		for (; ow + 8 <= g->OW; ow += 8) {
+			v4 a0 = bv, a1 = bv;
+
+			for (int kh = 0; kh < KH; kh++) {
+				const float *xr = xr0 + (size_t)(kh * g->DH) * Wp +
+				    (size_t)(ow * SW);
+				const float *wr = wp + kh * KW;
+
+				for (int kw = 0; kw < KW; kw++) {
+					const v4 wv = { wr[kw], wr[kw], wr[kw], wr[kw] };
+					const float *xk = xr + kw * DW;
+
+					a0 += wv * v4_gather(xk, SW);
+					a1 += wv * v4_gather(xk + 4 * SW, SW);
+				}
+			}
+			v4_store(orow + ow, a0);
+			v4_store(orow + ow + 4, a1);
+		}
+		for (; ow < g->OW; ow += 4) {
+			v4 a0 = bv;
+
+			for (int kh = 0; kh < KH; kh++) {
+				const float *xr = xr0 + (size_t)(kh * g->DH) * Wp +
+				    (size_t)(ow * SW);
+				const float *wr = wp + kh * KW;
+
+				for (int kw = 0; kw < KW; kw++) {
+					const v4 wv = { wr[kw], wr[kw], wr[kw], wr[kw] };
+
+					a0 += wv * v4_gather(xr + kw * DW, SW);
+				}
+			}
+			if (ow + 4 <= g->OW) {
+				v4_store(orow + ow, a0);
+			} else {
+				float t[4];
+
+				v4_store(t, a0);
+				memcpy(orow + ow, t, (size_t)(g->OW - ow) * sizeof *t);
+			}
+		}
+	}
 }
 
 static void
@@ -153,44 +241,23 @@ conv_depthwise(float *restrict out,  /* (B, OC, OH, OW) */
     const float *restrict x,         /* (B, C, H, W) */
     const float *restrict w,         /* (OC, 1, KH, KW) */
     const float *b,                  /* (OC) or NULL */
-    const sl_conv2d_geom *g)
+    const sl_conv2d_geom *g,
+    float *restrict pad)             /* (Hp, Wp) */
 {
 	const int mult = g->OC / g->C;
 	const size_t HW = (size_t)g->H * (size_t)g->W;
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 
+	memset(pad, 0, depthwise_pad_h(g) * depthwise_pad_w(g) * sizeof *pad);
 	for (size_t bi = 0; bi < (size_t)g->B; bi++)
-		for (int oc = 0; oc < g->OC; oc++) {
-			const float *xp = x + (bi * (size_t)g->C +
-			    (size_t)(oc / mult)) * HW;
-			const float *wp = w + (size_t)oc * (size_t)g->KH *
-			    (size_t)g->KW;
-			float *op = out + (bi * (size_t)g->OC + (size_t)oc) * OHW;
+		for (int c = 0; c < g->C; c++) {
+			depthwise_pad(pad, x + (bi * (size_t)g->C + (size_t)c) * HW, g);
+			for (int m = 0; m < mult; m++) {
+				const size_t oc = (size_t)c * (size_t)mult + (size_t)m;
 
-			fill(op, OHW, b != NULL ? b[oc] : 0.0f);
-			for (int kh = 0; kh < g->KH; kh++) {
-				const int hoff = kh * g->DH - g->PT;
-				int hlo, hhi;
-
-				valid_range(g->OH, g->SH, hoff, g->H, &hlo, &hhi);
-				for (int kw = 0; kw < g->KW; kw++) {
-					const int woff = kw * g->DW - g->PL;
-					const float wv = wp[kh * g->KW + kw];
-					int wlo, whi;
-
-					valid_range(g->OW, g->SW, woff, g->W, &wlo, &whi);
-					if (wlo >= whi)
-						continue;
-					for (int oh = hlo; oh < hhi; oh++) {
-						const float *xr = xp + (size_t)(oh *
-						    g->SH + hoff) * (size_t)g->W +
-						    (size_t)(wlo * g->SW + woff);
-
-						axpy_strided(op + (size_t)oh *
-						    (size_t)g->OW + (size_t)wlo, xr,
-						    whi - wlo, g->SW, wv);
-					}
-				}
+				depthwise_plane(out + (bi * (size_t)g->OC + oc) * OHW,
+				    pad, w + oc * (size_t)g->KH * (size_t)g->KW,
+				    b != NULL ? b[oc] : 0.0f, g);
 			}
 		}
 }
@@ -221,16 +288,36 @@ conv_1x1(float *out,                 /* (B, OC, H, W) */
 	}
 }
 
+/* dst[i] = src[i * stride] for i < n; rows are short (OW of 7 to 28), so
+ * no library calls. */
+static inline void
+copy_strided(float *restrict dst, const float *restrict src, int n, int stride)
+{
+	int i = 0;
+
+	if (stride == 1)
+		for (; i + 4 <= n; i += 4)
+			v4_store(dst + i, v4_load(src + i));
+	for (; i < n; i++)
+		dst[i] = src[(size_t)i * (size_t)stride];
+}
+
+static inline void
+zero(float *dst, int n)
+{
+	for (int i = 0; i < n; i++)
+		dst[i] = 0.0f;
+}
+
 /* col (Cg*KH*KW, nrows*OW): the input patches of output rows r0 ..
  * r0+nrows of the flattened (B*OH) rows, channels c0 .. c0+Cg. */
 static void
 im2col_rows(float *restrict col, const float *restrict x,
     const sl_conv2d_geom *g, int c0, size_t r0, size_t nrows)
 {
-	const int Cg = g->C / g->G;
-	const size_t N = nrows * (size_t)g->OW;
+	const int Cg = g->C / g->G, OW = g->OW;
+	const size_t N = nrows * (size_t)OW;
 	const size_t HW = (size_t)g->H * (size_t)g->W;
-	const size_t OW = (size_t)g->OW;
 
 	for (int c = 0; c < Cg; c++)
 		for (int kh = 0; kh < g->KH; kh++)
@@ -241,29 +328,21 @@ im2col_rows(float *restrict col, const float *restrict x,
 				size_t bi = r0 / (size_t)g->OH;
 				int oh = (int)(r0 % (size_t)g->OH), lo, hi;
 
-				valid_range(g->OW, g->SW, woff, g->W, &lo, &hi);
+				valid_range(OW, g->SW, woff, g->W, &lo, &hi);
 				for (size_t r = 0; r < nrows; r++, dst += OW) {
 					const int ih = oh * g->SH - g->PT + kh * g->DH;
 
-					if (ih < 0 || ih >= g->H || lo >= hi) {
-						memset(dst, 0, OW * sizeof *dst);
+					if (ih < 0 || ih >= g->H) {
+						zero(dst, OW);
 					} else {
 						const float *src = x + (bi *
 						    (size_t)g->C + (size_t)(c0 + c)) *
-						    HW + (size_t)ih * (size_t)g->W +
-						    (size_t)(lo * g->SW + woff);
+						    HW + (size_t)ih * (size_t)g->W;
 
-						memset(dst, 0, (size_t)lo * sizeof *dst);
-						if (g->SW == 1) {
-							memcpy(dst + lo, src, (size_t)(hi -
-							    lo) * sizeof *dst);
-						} else {
-							for (int i = 0; i < hi - lo; i++)
-								dst[lo + i] = src[(size_t)i *
-								    (size_t)g->SW];
-						}
-						memset(dst + hi, 0, (OW - (size_t)hi) *
-						    sizeof *dst);
+						zero(dst, lo);
+						copy_strided(dst + lo, src + (lo * g->SW +
+						    woff), hi - lo, g->SW);
+						zero(dst + hi, OW - hi);
 					}
 					if (++oh == g->OH) {
 						oh = 0;
@@ -338,7 +417,7 @@ sl_op_conv2d_forward(float *out, const float *x, const float *w,
 	if (g->B == 0 || g->OC == 0)
 		return;
 	if (is_depthwise(g))
-		conv_depthwise(out, x, w, b, g);
+		conv_depthwise(out, x, w, b, g, scratch);
 	else if (is_1x1(g))
 		conv_1x1(out, x, w, b, g);
 	else
