@@ -908,6 +908,15 @@ test_identity_dropout(void **state)
 	    SL_EUNSUPPORTED);
 	assert_non_null(strstr(o.why.text, "training_mode"));
 	sl_g_free(&o.g);
+	{
+		const sl_gattr tm = { .name = "training_mode", .type = SL_GA_INT,
+		    .i = 1 };
+
+		assert_int_equal(one_run(&o, "Dropout", 13, &tm, 1, in, 1, 1),
+		    SL_EUNSUPPORTED);
+		assert_non_null(strstr(o.why.text, "training_mode"));
+		sl_g_free(&o.g);
+	}
 }
 
 /* --- graphs -------------------------------------------------------------- */
