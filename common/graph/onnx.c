@@ -339,32 +339,34 @@ add_constant_node(sl_graph *g, const Onnx__NodeProto *np, sl_errmsg *why)
 
 	for (size_t i = 0; i < np->n_attribute; i++) {
 		const Onnx__AttributeProto *ap = np->attribute[i];
+		/* protobuf-c leaves an absent name NULL. */
+		const char *an = ap->name != NULL ? ap->name : "";
 		Onnx__TensorProto tp = ONNX__TENSOR_PROTO__INIT;
 		int64_t n1;
 
 		tp.name = (char *)out;
 		tp.has_data_type = 1;
-		if (strcmp(ap->name, "value") == 0 && ap->t != NULL) {
+		if (strcmp(an, "value") == 0 && ap->t != NULL) {
 			Onnx__TensorProto copy = *ap->t;
 
 			copy.name = (char *)out;
 			return add_const(g, out, &copy, &idx, why);
-		} else if (strcmp(ap->name, "value_float") == 0) {
+		} else if (strcmp(an, "value_float") == 0) {
 			tp.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
 			tp.n_float_data = 1;
 			tp.float_data = (float *)&ap->f;
-		} else if (strcmp(ap->name, "value_floats") == 0) {
+		} else if (strcmp(an, "value_floats") == 0) {
 			tp.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
 			tp.n_float_data = ap->n_floats;
 			tp.float_data = ap->floats;
 			n1 = (int64_t)ap->n_floats;
 			tp.n_dims = 1;
 			tp.dims = &n1;
-		} else if (strcmp(ap->name, "value_int") == 0) {
+		} else if (strcmp(an, "value_int") == 0) {
 			tp.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
 			tp.n_int64_data = 1;
 			tp.int64_data = (int64_t *)&ap->i;
-		} else if (strcmp(ap->name, "value_ints") == 0) {
+		} else if (strcmp(an, "value_ints") == 0) {
 			tp.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
 			tp.n_int64_data = ap->n_ints;
 			tp.int64_data = ap->ints;
