@@ -606,6 +606,111 @@ test_tensor_decode(void **state)
 	    &data, &why), SL_EFORMAT);
 }
 
+/* --- what fuzz_onnx found ---------------------------------------------------------- */
+
+/* An INTS attribute, in the node's own attribute slot (one per node). */
+static void
+mb_attr_ints(mb *b, Onnx__NodeProto *n, const char *name, int64_t *v,
+    size_t nv)
+{
+	size_t k = (size_t)(n - b->node);
+	Onnx__AttributeProto *a = &b->attr[k];
+
+	*a = (Onnx__AttributeProto)ONNX__ATTRIBUTE_PROTO__INIT;
+	a->name = S(name);
+	a->has_type = 1;
+	a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+	a->n_ints = nv;
+	a->ints = v;
+	b->attrs[k] = a;
+	n->n_attribute = 1;
+	n->attribute = &b->attrs[k];
+}
+
+/* Each of these crashed or hit undefined behaviour once. */
+static void
+test_fuzz_findings(void **state)
+{
+	static const int64_t d24[] = { 2, 4 };
+	int64_t huge[] = { (int64_t)1 << 57, ((int64_t)1 << 32) - 1 };
+	static const int64_t d2[] = { 2 };
+	Onnx__NodeProto *n;
+	mb b;
+	sl_errmsg why;
+	sl_graph *g;
+
+	(void)state;
+	/* A node with neither a name nor outputs. */
+	relu_model(&b);
+	n = mb_node(&b, "Relu", "", (const char *[]){ "x", NULL },
+	    (const char *[]){ NULL });
+	n->name = NULL;
+	assert_int_equal(parse(&b, &g, &why), SL_EFORMAT);
+	assert_msg_has(&why, "0 outputs");
+
+	/* A Constant whose attribute has no name. */
+	relu_model(&b);
+	mb_output(&b, "c");
+	n = mb_node(&b, "Constant", "k", (const char *[]){ NULL },
+	    (const char *[]){ "c", NULL });
+	mb_attr_ints(&b, n, "value_ints", huge, 2);
+	b.attr[1].name = NULL;
+	assert_int_equal(parse(&b, &g, &why), SL_EUNSUPPORTED);
+	assert_msg_has(&why, "'k'");
+
+	/* Transpose with perm = [] on a rank-2 input: parses (an empty list
+	 * is not NULL to the op), refused at plan. */
+	mb_init(&b, 13);
+	mb_input(&b, "x", 2, d24);
+	mb_output(&b, "y");
+	n = mb_node(&b, "Transpose", "t", (const char *[]){ "x", NULL },
+	    (const char *[]){ "y", NULL });
+	mb_attr_ints(&b, n, "perm", NULL, 0);
+	assert_int_equal(parse(&b, &g, &why), 0);
+	assert_int_equal(sl_g_plan(g, 2, &why), SL_EMISMATCH);
+	assert_msg_has(&why, "node 't' (Transpose)");
+	sl_g_free(&g);
+
+	/* Flatten of an input left out. */
+	mb_init(&b, 13);
+	mb_input(&b, "x", 2, d24);
+	mb_output(&b, "y");
+	mb_node(&b, "Flatten", "f", (const char *[]){ "", NULL },
+	    (const char *[]){ "y", NULL });
+	assert_int_equal(parse(&b, &g, &why), SL_EFORMAT);
+	assert_msg_has(&why, "node 'f' (Flatten)");
+
+	/* Slice (opset 13) with its starts left out. */
+	mb_init(&b, 13);
+	mb_input(&b, "x", 2, d24);
+	mb_output(&b, "y");
+	mb_init_f32(&b, "unused", 1, d2, (float[]){ 0, 0 }, 2);
+	mb_node(&b, "Slice", "s", (const char *[]){ "x", "", "", NULL },
+	    (const char *[]){ "y", NULL });
+	assert_int_equal(parse(&b, &g, &why), 0);
+	assert_int_equal(sl_g_plan(g, 2, &why), SL_EFORMAT);
+	assert_msg_has(&why, "node 's' (Slice)");
+	assert_msg_has(&why, "left out");
+	sl_g_free(&g);
+
+	/* Reshape to [2^57, 2^32 - 1]: refused before the product
+	 * overflows. */
+	mb_init(&b, 13);
+	mb_input(&b, "x", 2, d24);
+	mb_output(&b, "y");
+	mb_output(&b, "shp");
+	n = mb_node(&b, "Constant", "shape", (const char *[]){ NULL },
+	    (const char *[]){ "shp0", NULL });
+	mb_attr_ints(&b, n, "value_ints", huge, 2);
+	mb_node(&b, "Reshape", "r", (const char *[]){ "x", "shp0", NULL },
+	    (const char *[]){ "y", NULL });
+	b.g.n_output = 1;
+	assert_int_equal(parse(&b, &g, &why), 0);
+	assert_int_equal(sl_g_plan(g, 2, &why), SL_ELIMIT);
+	assert_msg_has(&why, "node 'r' (Reshape)");
+	sl_g_free(&g);
+}
+
 /* --- a graph that runs ----------------------------------------------------------- */
 
 /* y = Relu(x) + bias, x [N, 4], bias [4] broadcast: parse, plan at
@@ -687,6 +792,7 @@ main(void)
 		cmocka_unit_test(test_external_data),
 		cmocka_unit_test(test_opset_range),
 		cmocka_unit_test(test_tensor_decode),
+		cmocka_unit_test(test_fuzz_findings),
 		cmocka_unit_test(test_relu_add_runs),
 	};
 
