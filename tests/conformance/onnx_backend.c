@@ -13,7 +13,9 @@
  * "not run", counted under the first reason that applies, in this order:
  *   1. model.onnx is there (real/ only has data.json: ONNX's runner
  *      downloads those models, and nothing is downloaded here);
- *   2. the default-domain opset is in [SL_ONNX_MIN_OPSET, SL_ONNX_MAX_OPSET];
+ *   2. the model imports the default-domain opset, in [SL_ONNX_MIN_OPSET,
+ *      SL_ONNX_MAX_OPSET] (the ai.onnx.preview.training cases import only
+ *      their own domain);
  *   3. every node is in the default domain and its op is in the op table
  *      (sl_g_op_find) or is Constant (which the loader turns into a
  *      constant tensor itself);
@@ -59,8 +61,10 @@
  *
  *   N of M cases passed, K not run (unsupported: op, op, ...)
  *
- * where M counts the cases that ran (N passed, M - N failed) and K those
- * that did not, followed by the not-run reasons broken down. Exit status:
+ * where M counts the cases that ran (N passed, M - N failed), K those that
+ * did not, and the list every op we lack in any case looked at, whichever
+ * reason put that case out; then the not-run reasons broken down and the
+ * number of cases using each op we lack. Exit status:
  * 1 if any case failed, 0 otherwise, 2 for bad usage or an unreadable
  * DATA_DIR.
  */
