@@ -5,8 +5,10 @@
  * The kernels write into caller buffers, never allocate and cannot fail:
  * the geometry was checked when it was built (the ops' infer). A 1-D
  * tensor (B, C, L) is the 2-D case with H = 1. Every kernel is
- * thread-compatible (no shared state); cblas_sgemm may use its own
- * threads inside sl_op_conv2d_forward.
+ * thread-compatible (no shared state). sl_op_conv2d_forward runs its own
+ * loops (unfolding, scattering, depthwise filtering) on up to g->threads
+ * short-lived threads it joins before returning, and cblas_sgemm on
+ * OpenBLAS's threads in between; the two never run at once.
  */
 #ifndef SL_KERNELS_CONV_H
 #define SL_KERNELS_CONV_H
@@ -27,7 +29,12 @@ typedef struct sl_conv2d_geom {
 	int DH, DW;             /* dilations */
 	int PT, PL;             /* padding before the first row and column */
 	int OH, OW;             /* output */
+	int threads;            /* threads for the kernel's own loops (<= 1:
+	                         * the caller's only); the workspace size
+	                         * depends on it. The ops take OpenBLAS's. */
 } sl_conv2d_geom;
+
+#define SL_CONV_MAX_THREADS 16
 
 /* Bytes of workspace sl_op_conv2d_forward needs for g: the im2col columns
  * and the GEMM result of one chunk of output rows, at most about

@@ -1,12 +1,24 @@
 /* op_conv.c - Conv (ONNX opsets 1..17, 1-D and 2-D) on cblas_sgemm, and
  * the window attributes Conv and the pools share.
  *
+ * Conv supports: float32 X (N, C, H, W) or (N, C, L); W (OC, C/group, kh,
+ * kw) constant or computed at run time; optional B (OC), also the one the
+ * BatchNormalization fold adds; kernel_shape (checked against W), strides,
+ * dilations, pads (begins then ends, asymmetric allowed), auto_pad NOTSET,
+ * SAME_UPPER, SAME_LOWER, VALID; group, depthwise with any multiplier.
+ * Refused, at plan, with the shapes named: 3-D and higher (SL_EUNSUPPORTED),
+ * other dtypes (SL_EUNSUPPORTED), W that does not fit X and group, B of
+ * another length, a window larger than the padded input (SL_EMISMATCH);
+ * at load: strides, dilations or kernel_shape < 1, pads < 0, any over
+ * 2^24, an unknown auto_pad (SL_EFORMAT, SL_EUNSUPPORTED).
+ *
  * Three paths, chosen from the geometry alone (sl_op_conv2d_forward):
  *   depthwise  G == C > 1 (one input channel per group, any multiplier):
- *              direct, tap by tap over an output plane that stays in L1,
- *              the inner loop four floats at a time;
+ *              direct, on a zero-padded copy of each input plane, eight
+ *              then four outputs at a time accumulating over all taps;
  *   1x1        1x1 kernel, stride 1, no padding, planes of at least
- *              ONE_BY_ONE_MIN_HW pixels: x is already the GEMM's right
+ *              ONE_BY_ONE_MIN_HW pixels and GEMMs of at least
+ *              ONE_BY_ONE_MIN_MACS: x is already the GEMM's right
  *              operand, one sgemm per image and group, no workspace;
  *   im2col     everything else: a chunk of output rows (b, oh), possibly
  *              spanning several images so that 7x7 or 14x14 planes still
@@ -16,18 +28,30 @@
  *              same pass. A chunk is sized to SL_CONV_CHUNK_BYTES, small
  *              enough to stay in the last-level cache, so unfolding and
  *              GEMM both read and write cache rather than memory.
+ *
+ * Threads: cblas_sgemm uses OpenBLAS's. Our own loops (unfolding the next
+ * chunk while scattering the last, depthwise planes) run on g->threads
+ * short-lived threads between the GEMMs, so the two never compete and no
+ * thread outlives a call. glibc reuses the stacks of joined threads, so
+ * after the first call nothing is mapped; a pool owned by the graph would
+ * save the clone calls (about 20 us each, one per chunk) but needs a hook
+ * in graph.h.
  */
 #include "graph.h"
 #include "kernels_conv.h"
 
 #include <cblas.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Below this plane size a per-image 1x1 GEMM is too narrow; the im2col path
  * (a plain copy for 1x1) batches images instead. */
 #define ONE_BY_ONE_MIN_HW 1024
+/* ... and so is a GEMM of fewer multiply-adds: OpenBLAS's threads cost
+ * more to wake than such a call takes. */
+#define ONE_BY_ONE_MIN_MACS ((size_t)1 << 22)
 
 /* Four floats: GCC and clang vector extensions, SSE2 on x86-64 and NEON on
  * arm64 without -march flags. Loads and stores go through memcpy (no
@@ -85,6 +109,72 @@ valid_range(int n_out, int stride, int off, int n_in, int *lo, int *hi)
 	*hi = b;
 }
 
+/* Below this many multiply-adds a call runs on one thread: starting one
+ * costs tens of microseconds. */
+#define PARALLEL_MIN_MACS ((size_t)1 << 21)
+
+static int
+threads_for(const sl_conv2d_geom *g)
+{
+	const size_t macs = (size_t)g->B * (size_t)g->OC * (size_t)g->OH *
+	    (size_t)g->OW * (size_t)(g->C / g->G) * (size_t)g->KH *
+	    (size_t)g->KW;
+
+	if (g->threads <= 1 || macs < PARALLEL_MIN_MACS)
+		return 1;
+	return g->threads < SL_CONV_MAX_THREADS ? g->threads : SL_CONV_MAX_THREADS;
+}
+
+typedef void (*part_fn)(void *arg, int t, int nt);
+
+typedef struct part {
+	part_fn fn;
+	void *arg;
+	int t, nt;
+} part;
+
+static void *
+part_main(void *p)
+{
+	const part *q = p;
+
+	q->fn(q->arg, q->t, q->nt);
+	return NULL;
+}
+
+/* fn(arg, t, nt) for t < nt, part 0 on the calling thread, then join. A
+ * thread that cannot start runs its part here instead: forward cannot
+ * fail. The threads are short-lived so that nothing outlives the call and
+ * nothing spins while OpenBLAS runs. */
+static void
+parallel(int nt, part_fn fn, void *arg)
+{
+	pthread_t th[SL_CONV_MAX_THREADS];
+	part parts[SL_CONV_MAX_THREADS];
+	int started[SL_CONV_MAX_THREADS] = { 0 };
+
+	for (int t = 1; t < nt; t++) {
+		parts[t] = (part){ fn, arg, t, nt };
+		started[t] = pthread_create(&th[t], NULL, part_main,
+		    &parts[t]) == 0;
+	}
+	fn(arg, 0, nt);
+	for (int t = 1; t < nt; t++) {
+		if (started[t])
+			pthread_join(th[t], NULL);
+		else
+			fn(arg, t, nt);
+	}
+}
+
+/* The share [*lo, *hi) of n items for part t of nt. */
+static void
+share(size_t n, int t, int nt, size_t *lo, size_t *hi)
+{
+	*lo = n * (size_t)t / (size_t)nt;
+	*hi = n * (size_t)(t + 1) / (size_t)nt;
+}
+
 static int
 is_depthwise(const sl_conv2d_geom *g)
 {
@@ -96,7 +186,9 @@ is_1x1(const sl_conv2d_geom *g)
 {
 	return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 &&
 	    g->PT == 0 && g->PL == 0 && g->OH == g->H && g->OW == g->W &&
-	    (size_t)g->H * (size_t)g->W >= ONE_BY_ONE_MIN_HW;
+	    (size_t)g->H * (size_t)g->W >= ONE_BY_ONE_MIN_HW &&
+	    (size_t)g->H * (size_t)g->W * (size_t)(g->C / g->G) *
+	    (size_t)(g->OC / g->G) >= ONE_BY_ONE_MIN_MACS;
 }
 
 /* The depthwise path reads a zero-padded copy of each input plane, so that
@@ -141,7 +233,8 @@ sl_op_conv2d_scratch_bytes(const sl_conv2d_geom *g)
 	const size_t K = (size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW;
 
 	if (is_depthwise(g))
-		return depthwise_pad_h(g) * depthwise_pad_w(g) * sizeof(float);
+		return (size_t)threads_for(g) * depthwise_pad_h(g) *
+		    depthwise_pad_w(g) * sizeof(float);
 	if (is_1x1(g))
 		return 0;
 	return chunk_rows(g) * (size_t)g->OW * (K + (size_t)(g->OC / g->G)) *
@@ -236,30 +329,54 @@ depthwise_plane(float *restrict op,  /* (OH, OW) */
 	}
 }
 
+typedef struct dw_job {
+	float *out;
+	const float *x, *w, *b;
+	const sl_conv2d_geom *g;
+	float *scratch;
+} dw_job;
+
+/* Part t of the (B*C) input planes, each padded once into this part's own
+ * plane of the workspace, then filtered by its mult output channels. */
 static void
-conv_depthwise(float *restrict out,  /* (B, OC, OH, OW) */
-    const float *restrict x,         /* (B, C, H, W) */
-    const float *restrict w,         /* (OC, 1, KH, KW) */
-    const float *b,                  /* (OC) or NULL */
-    const sl_conv2d_geom *g,
-    float *restrict pad)             /* (Hp, Wp) */
+dw_part(void *arg, int t, int nt)
 {
+	const dw_job *j = arg;
+	const sl_conv2d_geom *g = j->g;
 	const int mult = g->OC / g->C;
 	const size_t HW = (size_t)g->H * (size_t)g->W;
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	const size_t padn = depthwise_pad_h(g) * depthwise_pad_w(g);
+	float *pad = j->scratch + (size_t)t * padn;
+	size_t lo, hi;
 
-	memset(pad, 0, depthwise_pad_h(g) * depthwise_pad_w(g) * sizeof *pad);
-	for (size_t bi = 0; bi < (size_t)g->B; bi++)
-		for (int c = 0; c < g->C; c++) {
-			depthwise_pad(pad, x + (bi * (size_t)g->C + (size_t)c) * HW, g);
-			for (int m = 0; m < mult; m++) {
-				const size_t oc = (size_t)c * (size_t)mult + (size_t)m;
+	share((size_t)g->B * (size_t)g->C, t, nt, &lo, &hi);
+	memset(pad, 0, padn * sizeof *pad);
+	for (size_t pc = lo; pc < hi; pc++) {
+		const size_t bi = pc / (size_t)g->C, c = pc % (size_t)g->C;
 
-				depthwise_plane(out + (bi * (size_t)g->OC + oc) * OHW,
-				    pad, w + oc * (size_t)g->KH * (size_t)g->KW,
-				    b != NULL ? b[oc] : 0.0f, g);
-			}
+		depthwise_pad(pad, j->x + pc * HW, g);
+		for (int m = 0; m < mult; m++) {
+			const size_t oc = c * (size_t)mult + (size_t)m;
+
+			depthwise_plane(j->out + (bi * (size_t)g->OC + oc) * OHW,
+			    pad, j->w + oc * (size_t)g->KH * (size_t)g->KW,
+			    j->b != NULL ? j->b[oc] : 0.0f, g);
 		}
+	}
+}
+
+static void
+conv_depthwise(float *out,           /* (B, OC, OH, OW) */
+    const float *x,                  /* (B, C, H, W) */
+    const float *w,                  /* (OC, 1, KH, KW) */
+    const float *b,                  /* (OC) or NULL */
+    const sl_conv2d_geom *g,
+    float *scratch)                  /* threads x (Hp, Wp) */
+{
+	dw_job j = { out, x, w, b, g, scratch };
+
+	parallel(threads_for(g), dw_part, &j);
 }
 
 static void
@@ -309,56 +426,85 @@ zero(float *dst, int n)
 		dst[i] = 0.0f;
 }
 
-/* col (Cg*KH*KW, nrows*OW): the input patches of output rows r0 ..
- * r0+nrows of the flattened (B*OH) rows, channels c0 .. c0+Cg. */
+/* Rows k0 .. k1 of col (Cg*KH*KW, nrows*OW): the input patches of output
+ * rows r0 .. r0+nrows of the flattened (B*OH) rows, channels c0 .. c0+Cg.
+ * Stride 1 with OW == W (the "same" 3x3 and 1x1 convs): the rows of one
+ * image that the tap reaches are one contiguous copy, then the columns
+ * the tap misses are zeroed. */
 static void
 im2col_rows(float *restrict col, const float *restrict x,
-    const sl_conv2d_geom *g, int c0, size_t r0, size_t nrows)
+    const sl_conv2d_geom *g, int c0, size_t r0, size_t nrows, size_t k0,
+    size_t k1)
 {
-	const int Cg = g->C / g->G, OW = g->OW;
+	const int OW = g->OW, OH = g->OH;
 	const size_t N = nrows * (size_t)OW;
 	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const int block = g->SH == 1 && g->SW == 1 && OW == g->W;
 
-	for (int c = 0; c < Cg; c++)
-		for (int kh = 0; kh < g->KH; kh++)
-			for (int kw = 0; kw < g->KW; kw++) {
-				float *dst = col + ((size_t)(c * g->KH + kh) *
-				    (size_t)g->KW + (size_t)kw) * N;
-				const int woff = kw * g->DW - g->PL;
-				size_t bi = r0 / (size_t)g->OH;
-				int oh = (int)(r0 % (size_t)g->OH), lo, hi;
+	for (size_t kr = k0; kr < k1; kr++) {
+		const int kw = (int)(kr % (size_t)g->KW);
+		const int kh = (int)(kr / (size_t)g->KW % (size_t)g->KH);
+		const size_t c = kr / ((size_t)g->KW * (size_t)g->KH);
+		const int woff = kw * g->DW - g->PL, hoff = kh * g->DH - g->PT;
+		float *dst = col + kr * N;
+		int lo, hi, vlo, vhi;
+		size_t r = r0;
 
-				valid_range(OW, g->SW, woff, g->W, &lo, &hi);
-				for (size_t r = 0; r < nrows; r++, dst += OW) {
-					const int ih = oh * g->SH - g->PT + kh * g->DH;
+		valid_range(OW, g->SW, woff, g->W, &lo, &hi);
+		valid_range(OH, g->SH, hoff, g->H, &vlo, &vhi);
+		while (r < r0 + nrows) {
+			const size_t bi = r / (size_t)OH;
+			const int oa = (int)(r % (size_t)OH);
+			const size_t end = (bi + 1) * (size_t)OH < r0 + nrows ?
+			    (bi + 1) * (size_t)OH : r0 + nrows;
+			const int ob = oa + (int)(end - r);
+			const int va = vlo > oa ? vlo : oa;
+			const int vb = vhi < ob ? vhi : ob;
+			const float *plane = x + (bi * (size_t)g->C + (size_t)c0 +
+			    c) * HW;
+			float *d = dst + (r - r0) * (size_t)OW - (size_t)oa *
+			    (size_t)OW;   /* d + oh * OW is row oh */
 
-					if (ih < 0 || ih >= g->H) {
-						zero(dst, OW);
-					} else {
-						const float *src = x + (bi *
-						    (size_t)g->C + (size_t)(c0 + c)) *
-						    HW + (size_t)ih * (size_t)g->W;
+			if (va >= vb || lo >= hi) {
+				zero(d + (size_t)oa * (size_t)OW, (ob - oa) * OW);
+				r = end;
+				continue;
+			}
+			zero(d + (size_t)oa * (size_t)OW, (va - oa) * OW);
+			if (block) {
+				memcpy(d + (size_t)va * (size_t)OW + (size_t)lo, plane +
+				    (size_t)(va + hoff) * (size_t)g->W +
+				    (size_t)(lo + woff), ((size_t)(vb - va - 1) *
+				    (size_t)OW + (size_t)(hi - lo)) * sizeof *d);
+				for (int oh = va; oh < vb; oh++) {
+					zero(d + (size_t)oh * (size_t)OW, lo);
+					zero(d + (size_t)oh * (size_t)OW + hi, OW - hi);
+				}
+			} else {
+				for (int oh = va; oh < vb; oh++) {
+					float *row = d + (size_t)oh * (size_t)OW;
 
-						zero(dst, lo);
-						copy_strided(dst + lo, src + (lo * g->SW +
-						    woff), hi - lo, g->SW);
-						zero(dst + hi, OW - hi);
-					}
-					if (++oh == g->OH) {
-						oh = 0;
-						bi++;
-					}
+					zero(row, lo);
+					copy_strided(row + lo, plane + (size_t)(oh *
+					    g->SH + hoff) * (size_t)g->W +
+					    (size_t)(lo * g->SW + woff), hi - lo, g->SW);
+					zero(row + hi, OW - hi);
 				}
 			}
+			zero(d + (size_t)vb * (size_t)OW, (ob - vb) * OW);
+			r = end;
+		}
+	}
 }
 
-/* tmp (OCg, nrows*OW) -> out's channels oc0 .. oc0+OCg for output rows
- * r0 .. r0+nrows, adding the bias; rows of one image are contiguous. */
+/* Rows o0 .. o1 of tmp (OCg, nrows*OW) -> out's channels oc0 + o for
+ * output rows r0 .. r0+nrows, adding the bias; the rows of one image are
+ * contiguous in both. */
 static void
 scatter_rows(float *out, const float *tmp, const float *b,
-    const sl_conv2d_geom *g, int oc0, size_t r0, size_t nrows)
+    const sl_conv2d_geom *g, int oc0, size_t r0, size_t nrows, size_t o0,
+    size_t o1)
 {
-	const int OCg = g->OC / g->G;
 	const size_t N = nrows * (size_t)g->OW;
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 	size_t r = r0;
@@ -370,15 +516,49 @@ scatter_rows(float *out, const float *tmp, const float *b,
 
 		if (end > r0 + nrows)
 			end = r0 + nrows;
-		for (int o = 0; o < OCg; o++) {
-			const size_t oc = (size_t)(oc0 + o);
+		for (size_t o = o0; o < o1; o++) {
+			const size_t oc = (size_t)oc0 + o;
 
 			copy_bias(out + (bi * (size_t)g->OC + oc) * OHW +
-			    oh * (size_t)g->OW, tmp + (size_t)o * N + (r - r0) *
+			    oh * (size_t)g->OW, tmp + o * N + (r - r0) *
 			    (size_t)g->OW, (end - r) * (size_t)g->OW,
 			    b != NULL ? b[oc] : 0.0f);
 		}
 		r = end;
+	}
+}
+
+/* One step of the im2col pipeline, split over threads: scatter the GEMM
+ * result of the previous unit (chunk, group) from tmp and unfold the next
+ * unit into col; the two never overlap in the workspace. */
+typedef struct im2col_job {
+	const sl_conv2d_geom *g;
+	float *out;
+	const float *x, *b;
+	float *col;                  /* NULL: nothing to unfold */
+	int c0;
+	size_t r0, nr;
+	const float *tmp;            /* NULL: nothing to scatter */
+	int oc0;
+	size_t sr0, snr;
+} im2col_job;
+
+static void
+im2col_part(void *arg, int t, int nt)
+{
+	const im2col_job *j = arg;
+	const sl_conv2d_geom *g = j->g;
+	size_t lo, hi;
+
+	if (j->tmp != NULL) {
+		share((size_t)(g->OC / g->G), t, nt, &lo, &hi);
+		scatter_rows(j->out, j->tmp, j->b, g, j->oc0, j->sr0, j->snr, lo,
+		    hi);
+	}
+	if (j->col != NULL) {
+		share((size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW, t, nt,
+		    &lo, &hi);
+		im2col_rows(j->col, j->x, g, j->c0, j->r0, j->nr, lo, hi);
 	}
 }
 
@@ -394,18 +574,42 @@ conv_im2col(float *out,              /* (B, OC, OH, OW) */
 	const int K = Cg * g->KH * g->KW;
 	const size_t total = (size_t)g->B * (size_t)g->OH;
 	const size_t rows = chunk_rows(g);
+	const size_t nchunks = (total + rows - 1) / rows;
+	const size_t nunits = nchunks * (size_t)g->G;
+	const int nt = threads_for(g);
+	/* col and tmp at fixed places, sized for a full chunk. */
+	float *col = scratch, *tmp = scratch + (size_t)K * rows * (size_t)g->OW;
+	im2col_job j = { .g = g, .out = out, .x = x, .b = b };
 
-	for (size_t r0 = 0; r0 < total; r0 += rows) {
-		const size_t nr = total - r0 < rows ? total - r0 : rows;
-		const size_t N = nr * (size_t)g->OW;
-		float *col = scratch, *tmp = scratch + (size_t)K * N;
+	/* Unit u = chunk u / G, group u % G. Step u scatters u - 1 and
+	 * unfolds u; the GEMM of u runs between steps u and u + 1. */
+	for (size_t u = 0; u <= nunits; u++) {
+		if (u > 0) {
+			j.tmp = tmp;
+			j.oc0 = j.c0 / Cg * OCg;
+			j.sr0 = j.r0;
+			j.snr = j.nr;
+		}
+		if (u < nunits) {
+			const size_t r0 = u / (size_t)g->G * rows;
 
-		for (int gi = 0; gi < g->G; gi++) {
-			im2col_rows(col, x, g, gi * Cg, r0, nr);
+			j.col = col;
+			j.c0 = (int)(u % (size_t)g->G) * Cg;
+			j.r0 = r0;
+			j.nr = total - r0 < rows ? total - r0 : rows;
+		} else {
+			j.col = NULL;
+		}
+		if (nt > 1)
+			parallel(nt, im2col_part, &j);
+		else
+			im2col_part(&j, 0, 1);
+		if (u < nunits) {
+			const int N = (int)(j.nr * (size_t)g->OW);
+
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-			    OCg, (int)N, K, 1.0f, w + (size_t)gi * (size_t)OCg *
-			    (size_t)K, K, col, (int)N, 0.0f, tmp, (int)N);
-			scatter_rows(out, tmp, b, g, gi * OCg, r0, nr);
+			    OCg, N, K, 1.0f, w + (size_t)(j.c0 / Cg) *
+			    (size_t)OCg * (size_t)K, K, col, N, 0.0f, tmp, N);
 		}
 	}
 }
@@ -579,6 +783,7 @@ small:
 typedef struct conv_attr {
 	sl_op_window win;
 	int64_t group;
+	int plan_threads;       /* OpenBLAS's thread count at the first infer */
 	sl_conv2d_geom geom;    /* resolved by infer, read by forward */
 } conv_attr;
 
@@ -624,7 +829,7 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	const sl_gtensor *B = sl_g_in(g, n, 2);
 	char xs[96], ws[96];
 	int64_t in[2], k[2], pb[2], pe[2], o[2], dims[4];
-	int nsp, rc;
+	int nsp, rc, threads;
 
 	if (X == NULL || W == NULL)
 		return sl_errmsg_set(why, SL_EFORMAT, "inputs X and W are "
@@ -683,7 +888,15 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	if ((rc = sl_g_set_shape(sl_g_out(g, n, 0), SL_G_F32, X->rank, dims,
 	    why)) != 0)
 		return rc;
+	/* The workspace planned at the first infer (plan) must do for every
+	 * run: a later run uses at most the threads counted then. */
+	threads = openblas_get_num_threads();
+	if (c->plan_threads == 0)
+		c->plan_threads = threads > 0 ? threads : 1;
+	if (threads > c->plan_threads)
+		threads = c->plan_threads;
 	c->geom = (sl_conv2d_geom){
+		.threads = threads,
 		.B = (int)X->dims[0], .C = (int)X->dims[1],
 		.H = nsp == 2 ? (int)in[0] : 1, .W = (int)in[nsp - 1],
 		.OC = (int)W->dims[0], .G = (int)c->group,

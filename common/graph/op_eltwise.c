@@ -212,8 +212,12 @@ bcast_infer(sl_graph *g, const sl_gnode *n, int first, int count,
 	return sl_g_set_shape(y, dtype, rank, dims, why);
 }
 
-/* out[i] = OP(u, v) over a broadcast pair; u from a, v from b. y may be
- * a (the variadic ops accumulate in place). */
+/* y[i] = OP(u, v) over a broadcast pair, u from a, v from b:
+ *   a: walked with strides bc->st[0] over bc->dims,
+ *   b: walked with strides bc->st[1],
+ *   y: (bc->numel), contiguous in the output's order.
+ * y may be a (the variadic ops accumulate in place): each element is read
+ * before it is written. */
 #define BIN_LOOP(NAME, TA, TB, TY, OP)                                       \
 static void                                                                  \
 NAME(const bcast *bc, const TA *a, const TB *b, TY *y)                       \
@@ -367,7 +371,8 @@ BIN_LOOP(and_b, uint8_t, uint8_t, uint8_t, (uint8_t)(u && v))
 BIN_LOOP(or_b, uint8_t, uint8_t, uint8_t, (uint8_t)(u || v))
 BIN_LOOP(xor_b, uint8_t, uint8_t, uint8_t, (uint8_t)((u != 0) != (v != 0)))
 
-/* y = cond ? a : b, all three broadcast. */
+/* y = c ? a : b, all three broadcast: c, a, b walked with strides
+ * bc->st[0], [1], [2]; y (bc->numel). */
 #define WHERE_LOOP(NAME, T)                                                  \
 static void                                                                  \
 NAME(const bcast *bc, const uint8_t *c, const T *a, const T *b, T *y)        \

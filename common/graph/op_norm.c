@@ -716,8 +716,9 @@ red_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	return 0;
 }
 
-/* Accumulate x (contiguous, coalesced dims cd[0..cr) alternating kept and
- * reduced, cred[] flags) into acc (output order, strides ost[]): for
+/* Accumulate x (total) (contiguous, coalesced dims cd[0..cr) alternating
+ * kept and reduced, cred[] flags) into acc (output elements, strides
+ * ost[] over cd, 0 along reduced runs): for
  * each element, s = acc[o]; STEP; acc[o] = s, with v the element. The
  * innermost run is either reduced (one accumulator over contiguous x) or
  * kept (contiguous accumulators): both are tight loops. */

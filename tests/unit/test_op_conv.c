@@ -86,7 +86,7 @@ check_geom(sl_conv2d_geom g, int PB, int PR, int with_bias, uint64_t seed)
 {
 	sl_rng r;
 	size_t nx, nw, ny, ns;
-	float *x, *w, *b, *y, *scratch;
+	float *x, *w, *b, *y;
 	double *ref, *mag;
 
 	g.OH = out_size(g.H, g.KH, g.SH, g.DH, g.PT, PB);
@@ -102,37 +102,45 @@ check_geom(sl_conv2d_geom g, int PB, int PR, int with_bias, uint64_t seed)
 	w = malloc(nw * sizeof *w);
 	b = malloc((size_t)g.OC * sizeof *b);
 	y = malloc(ny * sizeof *y + 4);
-	scratch = malloc(ns + 4);
 	ref = malloc(ny * sizeof *ref + 8);
 	mag = malloc(ny * sizeof *mag + 8);
 	assert_non_null(x);
 	assert_non_null(w);
 	assert_non_null(b);
 	assert_non_null(y);
-	assert_non_null(scratch);
 	assert_non_null(ref);
 	assert_non_null(mag);
 	sl_rng_seed(&r, seed);
 	fill(x, nx, &r);
 	fill(w, nw, &r);
 	fill(b, (size_t)g.OC, &r);
-	for (size_t i = 0; i < ny; i++)
-		y[i] = NAN;     /* every output must be written */
-	sl_op_conv2d_forward(y, x, w, with_bias ? b : NULL, &g, scratch);
 	conv_naive(ref, mag, x, w, with_bias ? b : NULL, &g);
-	for (size_t i = 0; i < ny; i++)
-		if (!(fabs((double)y[i] - ref[i]) <= 1e-5 * mag[i] + 1e-6)) {
-			print_error("B=%d C=%d %dx%d OC=%d G=%d k=%dx%d s=%d,%d "
-			    "d=%d,%d pads=%d,%d,%d,%d: index %zu: %.9g vs %.9g\n",
-			    g.B, g.C, g.H, g.W, g.OC, g.G, g.KH, g.KW, g.SH, g.SW,
-			    g.DH, g.DW, g.PT, g.PL, PB, PR, i, (double)y[i], ref[i]);
-			fail();
-		}
+	/* One thread, then three for the kernel's own loops (used when the
+	 * call is big enough), with the workspace sized for each. */
+	for (int th = 1; th <= 3; th += 2) {
+		float *sc;
+
+		g.threads = th;
+		sc = malloc(sl_op_conv2d_scratch_bytes(&g) + 4);
+		assert_non_null(sc);
+		for (size_t i = 0; i < ny; i++)
+			y[i] = NAN;     /* every output must be written */
+		sl_op_conv2d_forward(y, x, w, with_bias ? b : NULL, &g, sc);
+		free(sc);
+		for (size_t i = 0; i < ny; i++)
+			if (!(fabs((double)y[i] - ref[i]) <= 1e-5 * mag[i] + 1e-6)) {
+				print_error("B=%d C=%d %dx%d OC=%d G=%d k=%dx%d s=%d,%d "
+				    "d=%d,%d pads=%d,%d,%d,%d threads %d: index %zu: "
+				    "%.9g vs %.9g\n", g.B, g.C, g.H, g.W, g.OC, g.G,
+				    g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL, PB,
+				    PR, th, i, (double)y[i], ref[i]);
+				fail();
+			}
+	}
 	free(x);
 	free(w);
 	free(b);
 	free(y);
-	free(scratch);
 	free(ref);
 	free(mag);
 }
@@ -159,12 +167,14 @@ test_conv_fixed_geometries(void **state)
 	 * chunks over 5 * 28 rows. */
 	check_geom(GEOM(5, 64, 28, 28, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 7);
 	/* 1x1: batched through the im2col copy (small planes), per image on
-	 * planes of 1024 or more, with a stride (im2col), grouped. */
+	 * planes of 1024 or more (and 4M multiply-adds), with a stride
+	 * (im2col), grouped both ways. */
 	check_geom(GEOM(4, 16, 7, 7, 24, 1, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 8);
-	check_geom(GEOM(2, 6, 32, 40, 5, 1, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 9);
+	check_geom(GEOM(2, 64, 32, 40, 96, 1, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 9);
 	check_geom(GEOM(2, 6, 32, 40, 5, 1, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 0, 10);
 	check_geom(GEOM(2, 6, 9, 9, 5, 1, 1, 1, 2, 2, 1, 1, 0, 0), 0, 0, 1, 11);
 	check_geom(GEOM(2, 8, 32, 32, 12, 4, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 12);
+	check_geom(GEOM(1, 128, 32, 32, 128, 2, 1, 1, 1, 1, 1, 1, 0, 0), 0, 0, 1, 25);
 	/* Groups (im2col per group). */
 	check_geom(GEOM(3, 6, 8, 8, 9, 3, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 13);
 	check_geom(GEOM(2, 4, 8, 8, 4, 2, 3, 3, 2, 2, 1, 1, 1, 1), 0, 0, 0, 14);
@@ -174,6 +184,11 @@ test_conv_fixed_geometries(void **state)
 	check_geom(GEOM(2, 8, 15, 15, 8, 8, 3, 3, 2, 2, 1, 1, 1, 1), 1, 1, 1, 16);
 	check_geom(GEOM(2, 4, 13, 17, 8, 4, 5, 3, 1, 3, 2, 1, 3, 0), 1, 2, 0, 17);
 	check_geom(GEOM(1, 3, 28, 28, 6, 3, 3, 3, 2, 2, 1, 1, 0, 0), 1, 1, 1, 18);
+	/* Big enough for the kernel's threads: depthwise, grouped im2col
+	 * (the pipeline across groups), a strided one with several chunks. */
+	check_geom(GEOM(16, 32, 28, 28, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 22);
+	check_geom(GEOM(8, 16, 14, 14, 32, 2, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 23);
+	check_geom(GEOM(6, 48, 30, 30, 16, 1, 3, 3, 2, 2, 1, 1, 1, 0), 0, 1, 0, 24);
 	/* First layer: one input channel. */
 	check_geom(GEOM(4, 1, 28, 28, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 19);
 	/* 1-D as H = 1. */
@@ -553,6 +568,131 @@ test_graph_conv_1d(void **state)
 	sl_g_free(&g);
 }
 
+/* A stand-in BatchNormalization (the real one lives in op_norm.c): what
+ * fold.c needs is the op name and sl_g_bn_attr. Its forward computes BN
+ * too, so the values are right whether or not the fold happens; the test
+ * checks that it did. */
+static int
+bn_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
+{
+	sl_g_bn_attr *p = malloc(sizeof *p);
+
+	(void)g;
+	if (p == NULL)
+		return SL_ENOMEM;
+	p->epsilon = 1e-5f;
+	n->attr = p;
+	return sl_g_attr_float(a, "epsilon", &p->epsilon, why) < 0 ? SL_EFORMAT :
+	    0;
+}
+
+static int
+bn_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
+{
+	const sl_gtensor *x = sl_g_in(g, n, 0);
+
+	return sl_g_set_shape(sl_g_out(g, n, 0), SL_G_F32, x->rank, x->dims, why);
+}
+
+static void
+bn_forward(sl_graph *g, sl_gnode *n, void *scratch)
+{
+	const sl_gtensor *x = sl_g_in(g, n, 0);
+	const float *gam = sl_g_in(g, n, 1)->data, *bet = sl_g_in(g, n, 2)->data;
+	const float *mean = sl_g_in(g, n, 3)->data, *var = sl_g_in(g, n, 4)->data;
+	const sl_g_bn_attr *a = n->attr;
+	const size_t C = (size_t)x->dims[1], S = sl_g_numel(x) / (size_t)x->dims[0] / C;
+	float *y = sl_g_out(g, n, 0)->data;
+
+	(void)scratch;
+	for (size_t i = 0; i < sl_g_numel(x); i++) {
+		const size_t c = i / S % C;
+
+		y[i] = (((const float *)x->data)[i] - mean[c]) * gam[c] /
+		    sqrtf(var[c] + a->epsilon) + bet[c];
+	}
+}
+
+static const sl_gop fake_bn = { "BatchNormalization", 5, 5, 1, 1, bn_init,
+    bn_infer, bn_forward };
+
+/* Conv (with and without B) -> BatchNormalization: the plan folds the BN
+ * into the Conv (one node left, the Conv taking a third input) and the
+ * values equal conv then BN computed naively. */
+static void
+test_graph_conv_batchnorm_folded(void **state)
+{
+	const int64_t xd[4] = { 2, 3, 6, 6 }, wd[4] = { 4, 3, 3, 3 };
+	const int64_t cd[1] = { 4 }, pads[4] = { 1, 1, 1, 1 };
+	const sl_gattr at[] = {
+		{ .name = "pads", .type = SL_GA_INTS, .ints = pads, .n = 4 },
+	};
+	const sl_gattr bat[] = {
+		{ .name = "epsilon", .type = SL_GA_FLOAT, .f = 1e-3f },
+	};
+	const sl_gattrs a = { at, 1 }, ba = { bat, 1 };
+	sl_conv2d_geom ge = GEOM(2, 3, 6, 6, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1);
+	float x[2 * 3 * 36], w[4 * 27], b[4], gam[4], bet[4], mean[4], var[4];
+	double ref[2 * 4 * 36], mag[2 * 4 * 36];
+	sl_rng r;
+
+	(void)state;
+	ge.OH = ge.OW = 6;
+	sl_rng_seed(&r, 11);
+	fill(x, sizeof x / sizeof x[0], &r);
+	fill(w, sizeof w / sizeof w[0], &r);
+	fill(b, 4, &r);
+	fill(gam, 4, &r);
+	fill(bet, 4, &r);
+	fill(mean, 4, &r);
+	fill(var, 4, &r);
+	for (int c = 0; c < 4; c++)
+		var[c] = var[c] + 1.5f;
+	for (int with_b = 0; with_b < 2; with_b++) {
+		sl_graph *g;
+		sl_errmsg why;
+		int io[3], bn[5], mid, y;
+
+		conv_naive(ref, mag, x, w, with_b ? b : NULL, &ge);
+		assert_int_equal(sl_g_new(&g), 0);
+		io[0] = input(g, "x", 4, xd);
+		io[1] = constant(g, "W", 4, wd, w);
+		io[2] = constant(g, "B", 1, cd, b);
+		mid = tensor(g, "conv_out");
+		bn[0] = mid;
+		bn[1] = constant(g, "gamma", 1, cd, gam);
+		bn[2] = constant(g, "beta", 1, cd, bet);
+		bn[3] = constant(g, "mean", 1, cd, mean);
+		bn[4] = constant(g, "var", 1, cd, var);
+		y = output(g, "y");
+		assert_int_equal(sl_g_node_add(g, sl_g_op_find("Conv"), "conv", io,
+		    with_b ? 3 : 2, &mid, 1, &a, &why), 0);
+		assert_int_equal(sl_g_node_add(g, &fake_bn, "bn", bn, 5, &y, 1, &ba,
+		    &why), 0);
+		assert_int_equal(sl_g_plan(g, 2, &why), 0);
+		assert_int_equal(g->norder, 1);
+		assert_string_equal(g->n[g->order[0]].op->name, "Conv");
+		assert_int_equal(g->n[g->order[0]].nin, 3);
+		g->t[io[0]].data = x;
+		assert_int_equal(sl_g_run(g, &why), 0);
+		for (size_t i = 0; i < 2 * 4 * 36; i++) {
+			const size_t c = i / 36 % 4;
+			const double s = (double)gam[c] / sqrt((double)var[c] + 1e-3);
+			const double want = (ref[i] - (double)mean[c]) * s +
+			    (double)bet[c];
+			const double got = ((const float *)g->t[y].data)[i];
+
+			if (!(fabs(got - want) <= 1e-5 * (mag[i] + 1) * fabs(s) +
+			    1e-5)) {
+				print_error("B %d, index %zu: %.9g vs %.9g\n", with_b, i,
+				    got, want);
+				fail();
+			}
+		}
+		sl_g_free(&g);
+	}
+}
+
 int
 main(void)
 {
@@ -565,6 +705,7 @@ main(void)
 		cmocka_unit_test(test_graph_conv_runtime_weights),
 		cmocka_unit_test(test_graph_conv_refused_at_plan),
 		cmocka_unit_test(test_graph_conv_1d),
+		cmocka_unit_test(test_graph_conv_batchnorm_folded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -231,7 +231,7 @@ ref_unary(const char *op, double x, double al, double be)
 	if (!strcmp(op, "Celu")) return fmax(0, x) + fmin(0, al * (exp(x / al) - 1));
 	if (!strcmp(op, "Softsign")) return x / (1 + fabs(x));
 	if (!strcmp(op, "Sign")) return x > 0 ? 1 : x < 0 ? -1 : 0;
-	return NAN;
+	return (double)NAN;
 }
 
 /* Every unary float op against its double formula, float rounding
@@ -417,7 +417,7 @@ ref_binary(const char *op, double a, double b)
 	if (!strcmp(op, "Pow")) return pow(a, b);
 	if (!strcmp(op, "Max")) return fmax(a, b);
 	if (!strcmp(op, "Min")) return fmin(a, b);
-	return NAN;
+	return (double)NAN;
 }
 
 /* Every shape pair numpy broadcasts that we care about: same shape (one
@@ -1079,6 +1079,18 @@ test_plan_fails_on_bad_broadcast(void **state)
 	assert_non_null(strstr(o.why.text, "[4]"));
 	assert_non_null(strstr(o.why.text, "'n' (Add)"));
 	sl_g_free(&o.g);
+	{
+		/* Opset 6's broadcast=1 aligns on the left: refused rather than
+		 * computed with numpy's rule. */
+		const sl_gattr bc = { .name = "broadcast", .type = SL_GA_INT,
+		    .i = 1 };
+
+		in[1] = f32_in(1, da, b);
+		assert_int_equal(one_run(&o, "Add", 6, &bc, 1, in, 2, 1),
+		    SL_EUNSUPPORTED);
+		assert_non_null(strstr(o.why.text, "broadcast"));
+		sl_g_free(&o.g);
+	}
 }
 
 /* Shape -> Gather -> Mul/Div -> Concat as exporters write it, with the

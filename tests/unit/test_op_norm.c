@@ -393,7 +393,7 @@ ref_softmax(double *y, const float *x, int64_t outer, int64_t len,
 		for (int64_t j = 0; j < inner; j++) {
 			const float *px = x + o * len * inner + j;
 			double *py = y + o * len * inner + j;
-			double mx = -INFINITY, s = 0;
+			double mx = -(double)INFINITY, s = 0;
 
 			for (int64_t i = 0; i < len; i++)
 				mx = fmax(mx, (double)px[i * inner]);
@@ -514,6 +514,11 @@ test_softmax_axis_semantics(void **state)
 	assert_close_f(out_t(&o, 0)->data, ref, 24, 1e-7, 1e-5, "11 default");
 	sl_g_free(&o.g);
 
+	ref_softmax(ref, x, 2, 3, 4, 1);
+	expect_ok(&o, "LogSoftmax", 13, &ax1, 1, &in, 1, 1);
+	assert_close_f(out_t(&o, 0)->data, ref, 24, 1e-5, 1e-6, "log 13 axis 1");
+	sl_g_free(&o.g);
+
 	ref_softmax(ref, x, 2, 12, 1, 1);
 	expect_ok(&o, "LogSoftmax", 11, NULL, 0, &in, 1, 1);
 	assert_close_f(out_t(&o, 0)->data, ref, 24, 1e-5, 1e-6, "log 11");
@@ -544,7 +549,7 @@ ref_reduce(double *ref, size_t *nref, const char *op, const float *x,
 	}
 	for (size_t o = 0; o < nout; o++)
 		ref[o] = !strcmp(op, "ReduceProd") ? 1 : !strcmp(op, "ReduceMax") ?
-		    -INFINITY : !strcmp(op, "ReduceMin") ? INFINITY : 0;
+		    -(double)INFINITY : !strcmp(op, "ReduceMin") ? (double)INFINITY : 0;
 	for (size_t i = 0; i < nin; i++) {
 		size_t rem = i, o = 0, st = 1;
 		const double v = (double)x[i];
