@@ -1,6 +1,6 @@
 /* onnx_backend.c - ONNX's own backend test cases through the graph engine.
  *
- *   onnx_backend [-v] [--no-fork] [-d DATA_DIR] [FILTER...]
+ *   onnx_backend [-v] [--no-fork] [--all-dtypes] [-d DATA_DIR] [FILTER...]
  *
  * Walks DATA_DIR/{node,pytorch-converted,pytorch-operator,simple,real}
  * (default /usr/share/libonnx-testdata/data, Debian's libonnx-testdata:
@@ -23,7 +23,8 @@
  *      a tensor of float32, int64 or bool;
  *   5. at least one graph input or output is float32 (the issue's
  *      "float32 case": a float model, possibly with int64 shape inputs or
- *      an int64/bool result such as Shape, ArgMax or Equal);
+ *      an int64/bool result such as Shape, ArgMax or Equal); --all-dtypes
+ *      drops this rule and runs the int64- and bool-only cases too;
  *   6. sl_onnx_parse does not refuse the model with SL_EUNSUPPORTED: an
  *      op may refuse an attribute value or mode on purpose (its init
  *      returns SL_EUNSUPPORTED naming it);
@@ -140,6 +141,7 @@ static int nmissing;
 static int dtype_cases[32];
 
 static int verbose;
+static int all_dtypes; /* run cases without a float32 input or output */
 
 static void msgf(record *r, int verdict, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -302,7 +304,7 @@ prescan(const Onnx__ModelProto *m, record *r)
 		dtype_cases[bad_dtype >= 0 && bad_dtype < 31 ? bad_dtype : 31]++;
 		return V_NR_DTYPE;
 	}
-	if (verdict == V_PASS && !has_float) {
+	if (verdict == V_PASS && !has_float && !all_dtypes) {
 		msgf(r, V_NR_NO_FLOAT, "no float32 input or output");
 		return V_NR_NO_FLOAT;
 	}
@@ -765,12 +767,13 @@ cmp_missing(const void *a, const void *b)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: onnx_backend [-v] [--no-fork] [-d DATA_DIR] "
-	    "[FILTER...]\n"
-	    "  -d DATA_DIR  ONNX backend test data (default %s)\n"
-	    "  -v           one line per case, not only failures\n"
-	    "  --no-fork    run cases in this process (for a debugger)\n"
-	    "  FILTER       only cases whose kind/name contains it\n",
+	fprintf(f, "usage: onnx_backend [-v] [--no-fork] [--all-dtypes] "
+	    "[-d DATA_DIR] [FILTER...]\n"
+	    "  -d DATA_DIR    ONNX backend test data (default %s)\n"
+	    "  -v             one line per case, not only failures\n"
+	    "  --no-fork      run cases in this process (for a debugger)\n"
+	    "  --all-dtypes   also the cases with no float32 input or output\n"
+	    "  FILTER         only cases whose kind/name contains it\n",
 	    DEFAULT_DATA_DIR);
 }
 
@@ -789,6 +792,8 @@ main(int argc, char **argv)
 			verbose = 1;
 		else if (strcmp(argv[i], "--no-fork") == 0)
 			fork_it = 0;
+		else if (strcmp(argv[i], "--all-dtypes") == 0)
+			all_dtypes = 1;
 		else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
 			data = argv[++i];
 		else if (strcmp(argv[i], "-h") == 0 ||
