@@ -16,18 +16,19 @@
  *   depthwise  G == C > 1 (one input channel per group, any multiplier):
  *              direct, on a zero-padded copy of each input plane, eight
  *              then four outputs at a time accumulating over all taps;
- *   1x1        1x1 kernel, stride 1, no padding, planes of at least
- *              ONE_BY_ONE_MIN_HW pixels and GEMMs of at least
- *              ONE_BY_ONE_MIN_MACS: x is already the GEMM's right
- *              operand, one sgemm per image and group, no workspace;
+ *   1x1        1x1 kernel, stride 1, no padding, large enough planes
+ *              (see DIRECT_MIN_OHW): x is already the GEMM's right operand,
+ *              one sgemm per image and group into out, no workspace;
  *   im2col     everything else: a chunk of output rows (b, oh), possibly
- *              spanning several images so that 7x7 or 14x14 planes still
- *              make wide GEMMs, is unfolded into (C/G*KH*KW, rows*OW)
- *              columns; one sgemm per chunk and group into the workspace;
- *              the result is scattered to NCHW with the bias added in the
- *              same pass. A chunk is sized to SL_CONV_CHUNK_BYTES, small
- *              enough to stay in the last-level cache, so unfolding and
- *              GEMM both read and write cache rather than memory.
+ *              spanning several images, is unfolded into (C/G*KH*KW,
+ *              rows*OW) columns. Planes of DIRECT_MIN_OHW pixels per thread
+ *              or more: one sgemm per image of the chunk straight into out
+ *              (bias written first, beta 1). Smaller planes (7x7): one wide
+ *              sgemm per chunk into the workspace, scattered to NCHW with
+ *              the bias added in the same pass. A chunk is sized to
+ *              SL_CONV_CHUNK_BYTES, small enough to stay in the last-level
+ *              cache, so unfolding and GEMM both read and write cache
+ *              rather than memory.
  *
  * Threads: cblas_sgemm uses OpenBLAS's. Our own loops (unfolding the next
  * chunk while scattering the last, depthwise planes) run on g->threads
@@ -46,11 +47,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Below this plane size a per-image 1x1 GEMM is too narrow; the im2col path
- * (a plain copy for 1x1) batches images instead. */
+/* GEMMs per image, straight into out, need planes of DIRECT_MIN_OHW
+ * output pixels per thread: narrower ones are slower than one wide GEMM
+ * per chunk of rows and a scatter (measured on Zen 3, OpenBLAS 0.3.21:
+ * with one thread per-image wins on 14x14 and 28x28 planes, loses on 7x7).
+ * With OpenBLAS threads, a 1x1 conv also needs planes of ONE_BY_ONE_MIN_HW
+ * and ONE_BY_ONE_MIN_MACS per GEMM to skip the batching copy: waking the
+ * threads costs more than smaller calls take. */
+#define DIRECT_MIN_OHW 128
 #define ONE_BY_ONE_MIN_HW 1024
-/* ... and so is a GEMM of fewer multiply-adds: OpenBLAS's threads cost
- * more to wake than such a call takes. */
 #define ONE_BY_ONE_MIN_MACS ((size_t)1 << 22)
 
 /* Four floats: GCC and clang vector extensions, SSE2 on x86-64 and NEON on
@@ -184,11 +189,13 @@ is_depthwise(const sl_conv2d_geom *g)
 static int
 is_1x1(const sl_conv2d_geom *g)
 {
+	const size_t hw = (size_t)g->H * (size_t)g->W;
+
 	return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 &&
 	    g->PT == 0 && g->PL == 0 && g->OH == g->H && g->OW == g->W &&
-	    (size_t)g->H * (size_t)g->W >= ONE_BY_ONE_MIN_HW &&
-	    (size_t)g->H * (size_t)g->W * (size_t)(g->C / g->G) *
-	    (size_t)(g->OC / g->G) >= ONE_BY_ONE_MIN_MACS;
+	    (threads_for(g) == 1 ? hw >= DIRECT_MIN_OHW :
+	    hw >= ONE_BY_ONE_MIN_HW && hw * (size_t)(g->C / g->G) *
+	    (size_t)(g->OC / g->G) >= ONE_BY_ONE_MIN_MACS);
 }
 
 /* The depthwise path reads a zero-padded copy of each input plane, so that
@@ -329,6 +336,52 @@ depthwise_plane(float *restrict op,  /* (OH, OW) */
 	}
 }
 
+/* depthwise_plane for the MobileNet cases, 3x3 with stride S of 1 or 2 and
+ * no dilation: the nine weights stay in registers for the whole plane and
+ * the taps are unrolled. Inlined with a constant S, so each stride gets
+ * its own loop. */
+static inline void
+depthwise_plane_3x3(float *restrict op, /* (OH, OW) */
+    const float *restrict pad,          /* (Hp, Wp) */
+    const float *restrict wp,           /* (3, 3) */
+    float bias, const sl_conv2d_geom *g, const int S)
+{
+	const size_t Wp = depthwise_pad_w(g);
+	const v4 bv = { bias, bias, bias, bias };
+	v4 wv[9];
+
+	for (int k = 0; k < 9; k++)
+		wv[k] = (v4){ wp[k], wp[k], wp[k], wp[k] };
+	for (int oh = 0; oh < g->OH; oh++) {
+		const float *r0 = pad + (size_t)oh * (size_t)S * Wp;
+		const float *r1 = r0 + Wp, *r2 = r1 + Wp;
+		float *orow = op + (size_t)oh * (size_t)g->OW;
+
+		for (int ow = 0; ow < g->OW; ow += 4) {
+			const size_t i = (size_t)ow * (size_t)S;
+			v4 a = bv;
+
+			a += wv[0] * v4_gather(r0 + i, S) +
+			    wv[1] * v4_gather(r0 + i + 1, S) +
+			    wv[2] * v4_gather(r0 + i + 2, S);
+			a += wv[3] * v4_gather(r1 + i, S) +
+			    wv[4] * v4_gather(r1 + i + 1, S) +
+			    wv[5] * v4_gather(r1 + i + 2, S);
+			a += wv[6] * v4_gather(r2 + i, S) +
+			    wv[7] * v4_gather(r2 + i + 1, S) +
+			    wv[8] * v4_gather(r2 + i + 2, S);
+			if (ow + 4 <= g->OW) {
+				v4_store(orow + ow, a);
+			} else {
+				float t[4];
+
+				v4_store(t, a);
+				memcpy(orow + ow, t, (size_t)(g->OW - ow) * sizeof *t);
+			}
+		}
+	}
+}
+
 typedef struct dw_job {
 	float *out;
 	const float *x, *w, *b;
@@ -348,6 +401,8 @@ dw_part(void *arg, int t, int nt)
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 	const size_t padn = depthwise_pad_h(g) * depthwise_pad_w(g);
 	float *pad = j->scratch + (size_t)t * padn;
+	const int k3 = g->KH == 3 && g->KW == 3 && g->SH == g->SW &&
+	    (g->SW == 1 || g->SW == 2) && g->DH == 1 && g->DW == 1;
 	size_t lo, hi;
 
 	share((size_t)g->B * (size_t)g->C, t, nt, &lo, &hi);
@@ -359,9 +414,16 @@ dw_part(void *arg, int t, int nt)
 		for (int m = 0; m < mult; m++) {
 			const size_t oc = c * (size_t)mult + (size_t)m;
 
-			depthwise_plane(j->out + (bi * (size_t)g->OC + oc) * OHW,
-			    pad, j->w + oc * (size_t)g->KH * (size_t)g->KW,
-			    j->b != NULL ? j->b[oc] : 0.0f, g);
+			float *op = j->out + (bi * (size_t)g->OC + oc) * OHW;
+			const float *wp = j->w + oc * (size_t)g->KH * (size_t)g->KW;
+			const float bias = j->b != NULL ? j->b[oc] : 0.0f;
+
+			if (k3 && g->SW == 1)
+				depthwise_plane_3x3(op, pad, wp, bias, g, 1);
+			else if (k3)
+				depthwise_plane_3x3(op, pad, wp, bias, g, 2);
+			else
+				depthwise_plane(op, pad, wp, bias, g);
 		}
 	}
 }
@@ -528,11 +590,35 @@ scatter_rows(float *out, const float *tmp, const float *b,
 	}
 }
 
+/* Channels oc0 + o, o in [o0, o1), of output rows r0 .. r0+nrows = b. */
+static void
+bias_rows(float *out, const float *b, const sl_conv2d_geom *g, int oc0,
+    size_t r0, size_t nrows, size_t o0, size_t o1)
+{
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	size_t r = r0;
+
+	while (r < r0 + nrows) {
+		const size_t bi = r / (size_t)g->OH;
+		const size_t oh = r % (size_t)g->OH;
+		size_t end = (bi + 1) * (size_t)g->OH;
+
+		if (end > r0 + nrows)
+			end = r0 + nrows;
+		for (size_t o = o0; o < o1; o++)
+			fill(out + (bi * (size_t)g->OC + (size_t)oc0 + o) * OHW +
+			    oh * (size_t)g->OW, (end - r) * (size_t)g->OW,
+			    b[(size_t)oc0 + o]);
+		r = end;
+	}
+}
+
 /* One step of the im2col pipeline, split over threads: scatter the GEMM
  * result of the previous unit (chunk, group) from tmp and unfold the next
  * unit into col; the two never overlap in the workspace. */
 typedef struct im2col_job {
 	const sl_conv2d_geom *g;
+	int direct;                  /* GEMMs write out: bias first, no tmp */
 	float *out;
 	const float *x, *b;
 	float *col;                  /* NULL: nothing to unfold */
@@ -556,9 +642,42 @@ im2col_part(void *arg, int t, int nt)
 		    hi);
 	}
 	if (j->col != NULL) {
+		if (j->direct && j->b != NULL) {
+			share((size_t)(g->OC / g->G), t, nt, &lo, &hi);
+			bias_rows(j->out, j->b, g, j->c0 / (g->C / g->G) *
+			    (g->OC / g->G), j->r0, j->nr, lo, hi);
+		}
 		share((size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW, t, nt,
 		    &lo, &hi);
 		im2col_rows(j->col, j->x, g, j->c0, j->r0, j->nr, lo, hi);
+	}
+}
+
+/* The GEMMs of one unit straight into out, one per image the chunk
+ * touches: C is that image's rows of channels oc0 .., ldc = OH*OW. */
+static void
+gemm_direct(float *out, const float *wg, const float *col,
+    const sl_conv2d_geom *g, int oc0, size_t r0, size_t nr, int K,
+    float beta)
+{
+	const int OCg = g->OC / g->G;
+	const size_t N = nr * (size_t)g->OW;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	size_t r = r0;
+
+	while (r < r0 + nr) {
+		const size_t bi = r / (size_t)g->OH;
+		const size_t oh = r % (size_t)g->OH;
+		size_t end = (bi + 1) * (size_t)g->OH;
+
+		if (end > r0 + nr)
+			end = r0 + nr;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg,
+		    (int)((end - r) * (size_t)g->OW), K, 1.0f, wg, K,
+		    col + (r - r0) * (size_t)g->OW, (int)N, beta,
+		    out + (bi * (size_t)g->OC + (size_t)oc0) * OHW + oh *
+		    (size_t)g->OW, (int)OHW);
+		r = end;
 	}
 }
 
@@ -579,12 +698,14 @@ conv_im2col(float *out,              /* (B, OC, OH, OW) */
 	const int nt = threads_for(g);
 	/* col and tmp at fixed places, sized for a full chunk. */
 	float *col = scratch, *tmp = scratch + (size_t)K * rows * (size_t)g->OW;
-	im2col_job j = { .g = g, .out = out, .x = x, .b = b };
+	im2col_job j = { .g = g, .out = out, .x = x, .b = b,
+	    .direct = (size_t)g->OH * (size_t)g->OW >= DIRECT_MIN_OHW *
+	    (size_t)threads_for(g) };
 
 	/* Unit u = chunk u / G, group u % G. Step u scatters u - 1 and
 	 * unfolds u; the GEMM of u runs between steps u and u + 1. */
 	for (size_t u = 0; u <= nunits; u++) {
-		if (u > 0) {
+		if (u > 0 && !j.direct) {
 			j.tmp = tmp;
 			j.oc0 = j.c0 / Cg * OCg;
 			j.sr0 = j.r0;
@@ -604,7 +725,11 @@ conv_im2col(float *out,              /* (B, OC, OH, OW) */
 			parallel(nt, im2col_part, &j);
 		else
 			im2col_part(&j, 0, 1);
-		if (u < nunits) {
+		if (u < nunits && j.direct) {
+			gemm_direct(out, w + (size_t)(j.c0 / Cg) * (size_t)OCg *
+			    (size_t)K, col, g, j.c0 / Cg * OCg, j.r0, j.nr, K,
+			    b != NULL ? 1.0f : 0.0f);
+		} else if (u < nunits) {
 			const int N = (int)(j.nr * (size_t)g->OW);
 
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
@@ -811,6 +936,7 @@ conv_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 /* Dimensions the kernels index with int: up to 2^30, so that positions
  * plus pads (under 2^24 each) never overflow. */
 #define DIM_MAX ((int64_t)1 << 30)
+#define SCRATCH_MAX ((size_t)1 << 30)
 
 static int
 fits_int(const int64_t *v, int n)
@@ -909,6 +1035,12 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 		.OH = nsp == 2 ? (int)o[0] : 1, .OW = (int)o[nsp - 1],
 	};
 	n->scratch_bytes = sl_op_conv2d_scratch_bytes(&c->geom);
+	/* Real layers need SL_CONV_CHUNK_BYTES and a row; only a file that
+	 * pads and dilates to extremes asks for more than this. */
+	if (n->scratch_bytes > SCRATCH_MAX)
+		return sl_errmsg_set(why, SL_ELIMIT, "X %s, W %s: the workspace "
+		    "would be %zu bytes, over %zu", xs, ws, n->scratch_bytes,
+		    SCRATCH_MAX);
 	return 0;
 }
 

@@ -166,6 +166,9 @@ test_conv_fixed_geometries(void **state)
 	/* Chunks that end inside an image: K = 576, OW = 28 gives 64-row
 	 * chunks over 5 * 28 rows. */
 	check_geom(GEOM(5, 64, 28, 28, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 7);
+	/* 7x7 planes (one wide GEMM and a scatter): 128-row chunks over 40
+	 * images of 7 rows. */
+	check_geom(GEOM(40, 128, 7, 7, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1), 1, 1, 1, 26);
 	/* 1x1: batched through the im2col copy (small planes), per image on
 	 * planes of 1024 or more (and 4M multiply-adds), with a stride
 	 * (im2col), grouped both ways. */
@@ -693,6 +696,38 @@ test_graph_conv_batchnorm_folded(void **state)
 	}
 }
 
+/* A hostile geometry: strides and pads of 2^24 on a 1x1 depthwise input
+ * give a 3x3 output but a padded plane of 2^50 floats: refused at plan
+ * instead of allocated. */
+static void
+test_graph_conv_hostile_workspace(void **state)
+{
+	const int64_t xd[4] = { 1, 2, 1, 1 }, wd[4] = { 2, 1, 1, 1 };
+	const int64_t st[2] = { 1 << 24, 1 << 24 };
+	const int64_t pads[4] = { 1 << 24, 1 << 24, 1 << 24, 1 << 24 };
+	const sl_gattr at[] = {
+		{ .name = "strides", .type = SL_GA_INTS, .ints = st, .n = 2 },
+		{ .name = "pads", .type = SL_GA_INTS, .ints = pads, .n = 4 },
+		{ .name = "group", .type = SL_GA_INT, .i = 2 },
+	};
+	const sl_gattrs a = { at, 3 };
+	const float w[2] = { 1, 2 };
+	sl_graph *g;
+	sl_errmsg why;
+	int io[2], y;
+
+	(void)state;
+	assert_int_equal(sl_g_new(&g), 0);
+	io[0] = input(g, "x", 4, xd);
+	io[1] = constant(g, "W", 4, wd, w);
+	y = output(g, "y");
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find("Conv"), "c", io, 2, &y,
+	    1, &a, &why), 0);
+	assert_int_equal(sl_g_plan(g, 1, &why), SL_ELIMIT);
+	assert_non_null(strstr(why.text, "workspace"));
+	sl_g_free(&g);
+}
+
 int
 main(void)
 {
@@ -706,6 +741,7 @@ main(void)
 		cmocka_unit_test(test_graph_conv_refused_at_plan),
 		cmocka_unit_test(test_graph_conv_1d),
 		cmocka_unit_test(test_graph_conv_batchnorm_folded),
+		cmocka_unit_test(test_graph_conv_hostile_workspace),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

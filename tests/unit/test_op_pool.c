@@ -1,8 +1,9 @@
 /* Pools: the max and average kernels against naive loops on fixed and
  * random geometries (strides, dilations, asymmetric pads, windows past the
  * end as ceil_mode makes them, count_include_pad both ways), NaN in a max,
- * the global pools, ceil_mode output sizes, and the ops through the graph
- * engine (ONNX's own examples; Indices refused; a mismatch at plan).
+ * the global pools, ceil_mode output sizes, 3-D windows, and the ops
+ * through the graph engine (ONNX's own examples; Indices and 4-D refused; a
+ * mismatch at plan).
  *
  * Tolerance: max is exact (it picks an element); averages within
  * 1e-6 * (1 + |ref|) of the double mean (float sums of at most 49 terms of
@@ -33,33 +34,40 @@ pool_naive(double *ref, const float *x, const sl_pool2d_geom *g, int is_max,
     int include_pad)
 {
 	for (size_t p = 0; p < g->N; p++)
-		for (int oh = 0; oh < g->OH; oh++)
-			for (int ow = 0; ow < g->OW; ow++) {
-				double m = -INFINITY, s = 0;
-				int cnt = 0;
+		for (int od = 0; od < g->OD; od++)
+			for (int oh = 0; oh < g->OH; oh++)
+				for (int ow = 0; ow < g->OW; ow++) {
+					double m = -INFINITY, s = 0;
+					int cnt = 0;
 
-				for (int kh = 0; kh < g->KH; kh++)
-					for (int kw = 0; kw < g->KW; kw++) {
-						const int ih = oh * g->SH - g->PT + kh * g->DH;
-						const int iw = ow * g->SW - g->PL + kw * g->DW;
+					for (int kd = 0; kd < g->KD; kd++)
+						for (int kh = 0; kh < g->KH; kh++)
+							for (int kw = 0; kw < g->KW; kw++) {
+								const int id = od * g->SD - g->PF + kd * g->DD;
+								const int ih = oh * g->SH - g->PT + kh * g->DH;
+								const int iw = ow * g->SW - g->PL + kw * g->DW;
 
-						if (include_pad && ih >= -g->PT &&
-						    ih < g->H + g->PB && iw >= -g->PL &&
-						    iw < g->W + g->PR)
-							cnt++;
-						if (ih < 0 || ih >= g->H || iw < 0 ||
-						    iw >= g->W)
-							continue;
-						const double v = (double)x[(p * (size_t)g->H +
-						    (size_t)ih) * (size_t)g->W + (size_t)iw];
+								if (include_pad && id >= -g->PF &&
+								    id < g->D + g->PK && ih >= -g->PT &&
+								    ih < g->H + g->PB && iw >= -g->PL &&
+								    iw < g->W + g->PR)
+									cnt++;
+								if (id < 0 || id >= g->D || ih < 0 ||
+								    ih >= g->H || iw < 0 || iw >= g->W)
+									continue;
+								const double v = (double)x[((p *
+								    (size_t)g->D + (size_t)id) *
+								    (size_t)g->H + (size_t)ih) *
+								    (size_t)g->W + (size_t)iw];
 
-						m = v > m ? v : m;
-						s += v;
-						cnt += !include_pad;
-					}
-				ref[(p * (size_t)g->OH + (size_t)oh) * (size_t)g->OW +
-				    (size_t)ow] = is_max ? m : cnt ? s / cnt : 0.0;
-			}
+								m = v > m ? v : m;
+								s += v;
+								cnt += !include_pad;
+							}
+					ref[((p * (size_t)g->OD + (size_t)od) *
+					    (size_t)g->OH + (size_t)oh) * (size_t)g->OW +
+					    (size_t)ow] = is_max ? m : cnt ? s / cnt : 0.0;
+				}
 }
 
 /* g with OH, OW from the end pads and ceil_mode the ONNX way (through
@@ -68,8 +76,8 @@ pool_naive(double *ref, const float *x, const sl_pool2d_geom *g, int is_max,
 static void
 check_pool(sl_pool2d_geom g, uint64_t seed)
 {
-	const size_t nx = g.N * (size_t)g.H * (size_t)g.W;
-	const size_t ny = g.N * (size_t)g.OH * (size_t)g.OW;
+	const size_t nx = g.N * (size_t)g.D * (size_t)g.H * (size_t)g.W;
+	const size_t ny = g.N * (size_t)g.OD * (size_t)g.OH * (size_t)g.OW;
 	float *x = malloc(nx * sizeof *x + 4), *y = malloc(ny * sizeof *y + 4);
 	double *ref = malloc(ny * sizeof *ref + 8);
 	sl_rng r;
@@ -120,11 +128,27 @@ static sl_pool2d_geom
 geom(size_t N, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
     int PT, int PL, int PB, int PR, int ceil_mode)
 {
-	return (sl_pool2d_geom){ .N = N, .H = H, .W = W, .KH = KH, .KW = KW,
+	return (sl_pool2d_geom){ .N = N, .D = 1, .KD = 1, .SD = 1, .DD = 1,
+	    .OD = 1, .H = H, .W = W, .KH = KH, .KW = KW,
 	    .SH = SH, .SW = SW, .DH = DH, .DW = DW, .PT = PT, .PL = PL,
 	    .PB = PB, .PR = PR,
 	    .OH = osize(H, KH, SH, DH, PT, PB, ceil_mode),
 	    .OW = osize(W, KW, SW, DW, PL, PR, ceil_mode) };
+}
+
+/* g with a depth axis added. */
+static sl_pool2d_geom
+deep(sl_pool2d_geom g, int D, int KD, int SD, int DD, int PF, int PK,
+    int ceil_mode)
+{
+	g.D = D;
+	g.KD = KD;
+	g.SD = SD;
+	g.DD = DD;
+	g.PF = PF;
+	g.PK = PK;
+	g.OD = osize(D, KD, SD, DD, PF, PK, ceil_mode);
+	return g;
 }
 
 static void
@@ -144,6 +168,13 @@ test_pool_fixed_geometries(void **state)
 	/* Wide rows: the four-wide loop and its tail. */
 	check_pool(geom(2, 9, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0), 8);
 	check_pool(geom(2, 9, 37, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, 1), 9);
+	/* 3-D: ONNX's 32^3 default case shape, strides, pads, dilation. */
+	check_pool(deep(geom(3, 32, 32, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0), 32, 2, 1,
+	    1, 0, 0, 0), 10);
+	check_pool(deep(geom(2, 5, 6, 3, 2, 2, 1, 1, 2, 1, 0, 1, 1, 0), 7, 3, 2,
+	    1, 1, 1, 0), 11);
+	check_pool(deep(geom(2, 5, 5, 2, 2, 2, 2, 1, 1, 0, 0, 1, 1, 1), 6, 3, 2,
+	    2, 1, 0, 1), 12);
 }
 
 static void
@@ -166,10 +197,20 @@ test_pool_random_geometries(void **state)
 		const int H = (KH - 1) * DH + 1 + (int)sl_rng_below(&r, 12);
 		const int W = (KW - 1) * DW + 1 + (int)sl_rng_below(&r, 12);
 
-		check_pool(geom(1 + sl_rng_below(&r, 5), H, W, KH, KW,
+		const int cm = (int)sl_rng_below(&r, 2);
+		sl_pool2d_geom g = geom(1 + sl_rng_below(&r, 5), H, W, KH, KW,
 		    1 + (int)sl_rng_below(&r, 3), 1 + (int)sl_rng_below(&r, 3),
-		    DH, DW, PT, PL, PB, PR, (int)sl_rng_below(&r, 2)),
-		    100 + (uint64_t)t);
+		    DH, DW, PT, PL, PB, PR, cm);
+
+		if (t % 4 == 0) {       /* a quarter of them 3-D */
+			const int KD = 1 + (int)sl_rng_below(&r, 3);
+
+			g = deep(g, KD + (int)sl_rng_below(&r, 5), KD,
+			    1 + (int)sl_rng_below(&r, 2), 1,
+			    (int)sl_rng_below(&r, (uint64_t)KD),
+			    (int)sl_rng_below(&r, (uint64_t)KD), cm);
+		}
+		check_pool(g, 100 + (uint64_t)t);
 	}
 }
 
@@ -396,18 +437,55 @@ test_graph_global_pools(void **state)
 	}
 }
 
+/* A hostile window: kernel 2^24 x 2^24 over a 2x2 input with pads 2^23.
+ * Only the taps that reach the input are visited (this would take days
+ * otherwise); every window covers the whole input. */
+static void
+test_graph_pool_huge_window(void **state)
+{
+	const int64_t xd[4] = { 1, 1, 2, 2 }, k[2] = { 1 << 24, 1 << 24 };
+	const int64_t pads[4] = { 1 << 23, 1 << 23, 1 << 23, 1 << 23 };
+	float x[4] = { 3, -1, 7, 2 };
+
+	(void)state;
+	for (int c = 0; c < 3; c++) {
+		const sl_gattr at[] = {
+			{ .name = "kernel_shape", .type = SL_GA_INTS, .ints = k,
+			    .n = 2 },
+			{ .name = "pads", .type = SL_GA_INTS, .ints = pads, .n = 4 },
+			{ .name = "count_include_pad", .type = SL_GA_INT,
+			    .i = c == 2 },
+		};
+		const sl_gattrs a = { at, c == 0 ? 2 : 3 };
+		int y;
+		sl_graph *g = run_one(c == 0 ? "MaxPool" : "AveragePool", xd, 4, x,
+		    &a, &y);
+		const float *v = g->t[y].data;
+
+		assert_int_equal(g->t[y].dims[2], 3);
+		assert_int_equal(g->t[y].dims[3], 3);
+		for (int i = 0; i < 9; i++) {
+			const float want = c == 0 ? 7.0f : c == 1 ? 2.75f : 11.0f /
+			    ((float)(1 << 24) * (float)(1 << 24));
+
+			assert_true(fabsf(v[i] - want) <= 1e-6f * fabsf(want));
+		}
+		sl_g_free(&g);
+	}
+}
+
 static void
 test_graph_pool_refused(void **state)
 {
-	const int64_t xd[4] = { 1, 1, 3, 3 }, x3[5] = { 1, 1, 4, 4, 4 };
-	const int64_t k5[2] = { 5, 5 }, k2[3] = { 2, 2, 2 };
+	const int64_t xd[4] = { 1, 1, 3, 3 }, x4[6] = { 1, 1, 3, 3, 3, 3 };
+	const int64_t k5[2] = { 5, 5 }, k2[4] = { 2, 2, 2, 2 };
 	const sl_gattr at5[] = {
 		{ .name = "kernel_shape", .type = SL_GA_INTS, .ints = k5, .n = 2 },
 	};
-	const sl_gattr at3[] = {
-		{ .name = "kernel_shape", .type = SL_GA_INTS, .ints = k2, .n = 3 },
+	const sl_gattr at4[] = {
+		{ .name = "kernel_shape", .type = SL_GA_INTS, .ints = k2, .n = 4 },
 	};
-	const sl_gattrs a5 = { at5, 1 }, a3 = { at3, 1 };
+	const sl_gattrs a5 = { at5, 1 }, a4 = { at4, 1 };
 	sl_graph *g;
 	sl_errmsg why;
 	int xi, y[2];
@@ -432,15 +510,15 @@ test_graph_pool_refused(void **state)
 	assert_int_equal(sl_g_plan(g, 1, &why), SL_EMISMATCH);
 	assert_non_null(strstr(why.text, "smaller than"));
 	sl_g_free(&g);
-	/* 3-D refused at plan. */
+	/* 4-D windows refused at plan, naming the shape. */
 	assert_int_equal(sl_g_new(&g), 0);
-	xi = input(g, "x", 5, x3);
+	xi = input(g, "x", 6, x4);
 	y[0] = output(g, "y");
 	assert_int_equal(sl_g_node_add(g, sl_g_op_find("MaxPool"), "mp", &xi, 1,
-	    y, 1, &a3, &why), 0);
+	    y, 1, &a4, &why), 0);
 	assert_int_equal(sl_g_plan(g, 1, &why), SL_EUNSUPPORTED);
-	assert_non_null(strstr(why.text, "3-D"));
-	assert_non_null(strstr(why.text, "[1, 1, 4, 4, 4]"));
+	assert_non_null(strstr(why.text, "4-D"));
+	assert_non_null(strstr(why.text, "[1, 1, 3, 3, 3, 3]"));
 	sl_g_free(&g);
 }
 
@@ -454,6 +532,7 @@ main(void)
 		cmocka_unit_test(test_pool_ceil_mode_sizes),
 		cmocka_unit_test(test_graph_pool_onnx_examples),
 		cmocka_unit_test(test_graph_global_pools),
+		cmocka_unit_test(test_graph_pool_huge_window),
 		cmocka_unit_test(test_graph_pool_refused),
 	};
 
