@@ -642,7 +642,10 @@ dispatch(broker *b, worker *w)
 	 * whose leases it just let expire. */
 	if (now - w->last_seen_ms > 2 * (uint64_t)SL_NET_HEARTBEAT_MS)
 		return;
-	while (w->nleases < w->credit && (s = next_pending(b, ts)) >= 0) {
+	/* Nor to a stalled one: its heartbeats would let them expire too,
+	 * attempt after attempt, until the shards are quarantined. */
+	while (!w->stalled && w->nleases < w->credit &&
+	    (s = next_pending(b, ts)) >= 0) {
 		shard_slot *slot = &ts->slots[s];
 
 		slot->state = SHARD_LEASED;
@@ -691,6 +694,14 @@ expire(broker *b)
 			sl_warn("lease expired: teacher %s shard %" PRIu64
 			    " worker %s (attempt %u)", ts->info.name, s,
 			    w ? w->name : "(gone)", slot->attempts);
+			if (w != NULL && !w->stalled && now - w->last_seen_ms <=
+			    2 * (uint64_t)SL_NET_HEARTBEAT_MS) {
+				w->stalled = 1;
+				sl_warn("worker %s is heard from but did not renew "
+				    "its lease: its teacher is stalled; no new "
+				    "leases until it renews one or sends a result",
+				    w->name);
+			}
 			return_shard(b, ts, s, "lease expired");
 			returned = 1;
 		}
@@ -924,8 +935,10 @@ on_heartbeat(broker *b, worker *w, const sl_msg *m)
 		const uint64_t s = m->u.heartbeat.held[i];
 
 		if (s < b->nshards && ts->slots[s].state == SHARD_LEASED &&
-		    ts->slots[s].owner == w->token)
+		    ts->slots[s].owner == w->token) {
 			ts->slots[s].deadline_ms = deadline;
+			w->stalled = 0;
+		}
 	}
 	memset(&r, 0, sizeof r);
 	r.type = SL_MSG_HEARTBEAT;
@@ -1129,6 +1142,7 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 		on_heartbeat(b, w, &m);
 		break;
 	case SL_MSG_RESULT:
+		w->stalled = 0; /* its teacher got through */
 		on_result(b, w, frame, &m);
 		break;
 	default:
