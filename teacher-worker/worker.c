@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -361,6 +362,12 @@ on_welcome(wstate *w, const sl_msg *m)
 		return;
 	}
 	w->pre = w->info.has_preproc ? w->info.pre : sl_preproc_default(w->dtype);
+	if (!isnan(w->cfg->input_scale))
+		w->pre.scale = w->cfg->input_scale;
+	if (!isnan(w->cfg->input_mean))
+		w->pre.mean = w->cfg->input_mean;
+	if (!isnan(w->cfg->input_std))
+		w->pre.std = w->cfg->input_std;
 	if ((size_t)w->shard_rows * w->rec_size > w->blob_cap) {
 		/* A batch in flight writes into the old blob: it is freed when
 		 * that batch is collected, and the batch is discarded. */

@@ -20,6 +20,9 @@ typedef struct worker_cfg {
 	const char *worker_name; /* this process, for status and logs */
 	const char *curve_secret, *curve_server; /* both or neither */
 	float temperature;
+	/* Preprocessing: NAN where not given (the model's metadata, else the
+	 * default for the dataset's dtype, decides). */
+	float input_scale, input_mean, input_std;
 	int batch, threads, credit, max_held;
 } worker_cfg;
 

@@ -33,11 +33,18 @@ prod(const int64_t *dims, int from, int rank)
 }
 
 /* The row shape fits the model's input after the batch when both hold
- * the same sizes once 1s are dropped ([28, 28] feeds [1, 28, 28]). */
+ * the same sizes once 1s are dropped ([28, 28] feeds [1, 28, 28]); a flat
+ * input (batch, D) takes any row of D values, as an MLP does. */
 static int
 row_fits(const sl_graph_opts *o, const int64_t *dims, int rank)
 {
 	int i = 0, j = 1;
+	int64_t n = 1;
+
+	for (int k = 0; k < o->row_rank; k++)
+		n *= (int64_t)o->row_dims[k];
+	if (rank == 2)
+		return n == dims[1];
 
 	for (;;) {
 		while (i < o->row_rank && o->row_dims[i] == 1)

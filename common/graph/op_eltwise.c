@@ -842,9 +842,16 @@ pair_forward(int kind, const sl_gtensor *ta, const void *a,
 		case K_POW:
 			if (tb->dtype == SL_G_I64)
 				pow_f32_i64(&bc, a, b, y->data);
-			else if (sl_g_numel(tb) == 1 && *(const float *)b == 2.0f)
-				mul_f32(&bc, a, a, y->data); /* x^2: LayerNorm */
-			else
+			else if (sl_g_numel(tb) == 1 && *(const float *)b == 2.0f &&
+			    sl_g_numel(ta) == sl_g_numel(y)) {
+				/* x^2 (decomposed LayerNorm) as x * x: both
+				 * operands are a, so a's strides for both. */
+				const sl_gtensor *xx[2] = { ta, ta };
+				bcast sq;
+
+				bcast_make(&sq, y, xx, 2);
+				mul_f32(&sq, a, a, y->data);
+			} else
 				pow_f32(&bc, a, b, y->data);
 			break;
 		case K_MAX: max_f32(&bc, a, b, y->data); break;
