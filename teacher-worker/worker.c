@@ -107,6 +107,8 @@ typedef struct wstate {
 	 * since the previous renewal (these are that renewal's readings). */
 	uint64_t renew_progress, renew_batches, batches;
 	uint64_t stalled_since_ms;  /* first renewal withheld, 0: none */
+	int stall_logged;
+	uint32_t lease_ms;      /* the broker's lease timeout (WELCOME) */
 	float *x;               /* (batch, D) */
 	float *scratch;         /* (2 * classes) for sl_label_encode */
 	uint8_t *blob;          /* (shard_rows * rec_size) */
@@ -204,7 +206,8 @@ send_msg(wstate *w, const sl_msg *m)
 /* The renewal rule (worker.h): may this message renew the task leases?
  * Yes when the compute thread is not inside a batch, or has finished a
  * graph node or a batch since the last renewal; then the readings are
- * taken for the next one. Otherwise the teacher is stalled: logged once. */
+ * taken for the next one. Otherwise the teacher is stalled: logged once it
+ * has been for half a lease (a node of a second is no news). */
 static int
 may_renew(wstate *w, uint64_t now)
 {
@@ -216,20 +219,25 @@ may_renew(wstate *w, uint64_t now)
 	pthread_mutex_unlock(&w->c.mu);
 	if (!busy || progress != w->renew_progress ||
 	    w->batches != w->renew_batches) {
-		if (w->stalled_since_ms != 0)
+		if (w->stall_logged)
 			sl_info("the teacher is progressing again after %" PRIu64
 			    " ms: heartbeats renew the leases", now -
 			    w->stalled_since_ms);
 		w->renew_progress = progress;
 		w->renew_batches = w->batches;
 		w->stalled_since_ms = 0;
+		w->stall_logged = 0;
 		return 1;
 	}
-	if (w->stalled_since_ms == 0) {
+	if (w->stalled_since_ms == 0)
 		w->stalled_since_ms = now;
-		sl_warn("the teacher finished no graph node since the last "
-		    "heartbeat (%" PRIu64 " nodes run): heartbeats stop renewing "
-		    "the leases until it does", progress);
+	if (!w->stall_logged && now - w->stalled_since_ms >= w->lease_ms / 2) {
+		w->stall_logged = 1;
+		sl_warn("the teacher has finished no graph node for %" PRIu64
+		    " ms or more (%" PRIu64 " nodes run): heartbeats stop "
+		    "renewing the leases until it does", now -
+		    w->stalled_since_ms + (w->heartbeat_ms ? w->heartbeat_ms :
+		    SL_NET_HEARTBEAT_MS), progress);
 	}
 	return 0;
 }
@@ -352,6 +360,7 @@ on_welcome(wstate *w, const sl_msg *m)
 	w->teacher_index = m->u.welcome.teacher_index;
 	w->heartbeat_ms = m->u.welcome.heartbeat_ms ? m->u.welcome.heartbeat_ms :
 	    SL_NET_HEARTBEAT_MS;
+	w->lease_ms = m->u.welcome.lease_timeout_ms;
 	w->row_bytes = m->u.welcome.row_bytes;
 	w->shard_rows = m->u.welcome.shard_rows;
 	w->dtype = (enum sl_dtype)m->u.welcome.dtype;
