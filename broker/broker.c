@@ -694,13 +694,18 @@ expire(broker *b)
 			sl_warn("lease expired: teacher %s shard %" PRIu64
 			    " worker %s (attempt %u)", ts->info.name, s,
 			    w ? w->name : "(gone)", slot->attempts);
-			if (w != NULL && !w->stalled && now - w->last_seen_ms <=
-			    2 * (uint64_t)SL_NET_HEARTBEAT_MS) {
+			/* Heard from since the lease's last renewal, yet no
+			 * renewal: alive, but its teacher is stuck. (A worker
+			 * that died or was cut off is silent, and gets no
+			 * leases anyway until it is heard from again.) */
+			if (w != NULL && !w->stalled && w->last_seen_ms +
+			    (uint64_t)b->cfg->lease_timeout_s * 1000 >
+			    slot->deadline_ms) {
 				w->stalled = 1;
 				sl_warn("worker %s is heard from but did not renew "
 				    "its lease: its teacher is stalled; no new "
-				    "leases until it renews one or sends a result",
-				    w->name);
+				    "leases until it renews one, sends a result "
+				    "or says READY", w->name);
 			}
 			return_shard(b, ts, s, "lease expired");
 			returned = 1;
@@ -1135,6 +1140,9 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 	w->last_seen_ms = sl_net_now_ms();
 	switch (m.type) {
 	case SL_MSG_READY:
+		/* An idle worker repeats READY: one flagged stalled because a
+		 * TASK never reached it gets work again. */
+		w->stalled = 0;
 		w->credit = m.u.ready.credit;
 		dispatch(b, w);
 		break;

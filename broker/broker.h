@@ -84,7 +84,8 @@ typedef struct worker {
 	int stalled;          /* heard from, yet let a lease expire: its teacher
 	                         is stuck (the worker renews only while its
 	                         compute thread progresses); no new leases
-	                         until a heartbeat renews one or a result comes */
+	                         until a heartbeat renews one, a result or a
+	                         READY (an idle worker's) comes */
 } worker;
 
 /* Connections and sessions refused by CURVE and ZAP, counted in status

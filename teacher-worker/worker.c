@@ -761,6 +761,14 @@ collect_batch(wstate *w)
 	c->state = COMPUTE_IDLE;
 	pthread_mutex_unlock(&c->mu);
 	w->batches++;
+	if (w->stall_logged) {
+		/* The renewal readings are left to the next heartbeat, which
+		 * sees this batch and renews. */
+		sl_info("the teacher is progressing again after %" PRIu64 " ms: "
+		    "heartbeats renew the leases", sl_net_now_ms() -
+		    w->stalled_since_ms);
+		w->stall_logged = 0;
+	}
 	free(c->retired_blob);
 	c->retired_blob = NULL;
 	if (c->job.rc != 0) {
@@ -918,8 +926,14 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 			}
 			continue;
 		}
-		if (now - w.last_hb_ms >= hb && w.welcomed)
+		if (now - w.last_hb_ms >= hb && w.welcomed) {
 			send_heartbeat(&w);
+			/* Idle: say so. A broker that leased us a shard whose
+			 * TASK was lost, let it expire and took us for stalled
+			 * gives us work again. */
+			if (ntasks(&w) == 0 && !*stop)
+				send_ready(&w);
+		}
 		task *t = current_task(&w);
 
 		if (t != NULL && nheld(&w) < cfg->max_held &&
