@@ -242,13 +242,15 @@ may_renew(wstate *w, uint64_t now)
 	return 0;
 }
 
-/* Shards this worker answers for: results held and, when the renewal rule
- * allows (HELLO moves their leases to the new session, renewing them),
- * tasks queued. */
+/* Shards this worker answers for: results held and, unless the last
+ * heartbeat found the teacher stalled (HELLO moves their leases to the new
+ * session, renewing them), tasks queued. The last heartbeat's verdict, not
+ * a new reading: a reconnect right after a renewal would see no node
+ * finished in between and give up leases a working teacher needs. */
 static uint32_t
-held_shards(wstate *w, uint64_t *out)
+held_shards(const wstate *w, uint64_t *out)
 {
-	const int tasks = may_renew(w, sl_net_now_ms());
+	const int tasks = w->stalled_since_ms == 0;
 	uint32_t n = 0;
 
 	for (int i = 0; i < MAX_HELD && n < SL_PROTO_MAX_HELD; i++)

@@ -24,8 +24,11 @@
  * (--lease-timeout; heartbeats every 500 ms) loses them, even though the
  * process, its main thread and libzmq are all alive. A HELLO after a
  * reconnect, which moves the leases to the new session, lists the tasks
- * under the same rule. The worker logs once when it stops renewing and
- * once when it resumes.
+ * unless the last heartbeat found the teacher stalled. While it holds no
+ * task the worker repeats READY with each heartbeat (the broker, which
+ * takes a worker heard from that lets a lease expire for stalled, leases
+ * it nothing until then). A stall that lasts half a lease is logged, and
+ * so is its end.
  */
 #ifndef WORKER_H
 #define WORKER_H
