@@ -6,10 +6,12 @@
  *   softlabel verify STORE                      every record and shard checked
  *   softlabel get STORE --teacher T --sample I  one distribution
  *   softlabel export STORE --teacher T --out probs.npy
+ *   softlabel doctor                            BLAS kernel, CPU, threads, self-check
  *
  * Exit: 0 fine, 1 runtime failure or (verify) a problem found, 2 bad usage.
  * Reading never blocks the broker: LMDB readers see a snapshot.
  */
+#include "sl_blas.h"
 #include "sl_curve.h"
 #include "sl_label.h"
 #include "sl_log.h"
@@ -58,8 +60,69 @@ usage(FILE *out)
 	    "       softlabel verify STORE [--teacher NAME]\n"
 	    "       softlabel get STORE --teacher NAME --sample I [--temperature T]\n"
 	    "       softlabel export STORE --teacher NAME --out FILE.npy [--temperature T]\n"
+	    "       softlabel doctor   (the OpenBLAS kernel this machine runs, how it\n"
+	    "                           was chosen, CPU features, threads, self-check)\n"
+	    "\n"
+	    "Every program checks its OpenBLAS kernel at start: when OpenBLAS picked a\n"
+	    "generic one (Prescott, Core2, ...) on a CPU that can run better, it\n"
+	    "re-executes itself once with OPENBLAS_CORETYPE set from cpuid; a value of\n"
+	    "OPENBLAS_CORETYPE set by you or the environment is always respected.\n"
 	    "\noptions:\n");
 	sl_opt_help(opts, out);
+}
+
+/* --- doctor ------------------------------------------------------------------ */
+
+/* What sl_blas_start() found and did, for a human; exit 1 when the kernel
+ * is not known to compute right here (self-check mismatch, or a kernel the
+ * CPU cannot run). */
+static int
+cmd_doctor(void)
+{
+	const sl_blas_info *b = sl_blas_info_get();
+	const sl_blas_choice *c = &b->choice;
+	char feats[160];
+
+	sl_blas_features_format(b->features.bits, feats, sizeof feats);
+	printf("kernel      %s\n", b->corename);
+	switch (c->how) {
+	case SL_BLAS_DEFAULT:
+		printf("chosen      default: OpenBLAS's own pick, kept (the best "
+		    "class this CPU supports)\n");
+		break;
+	case SL_BLAS_CPUID:
+		printf("chosen      cpuid: OpenBLAS alone picked %s; softlabel "
+		    "re-executed with OPENBLAS_CORETYPE=%s\n", c->from, b->corename);
+		break;
+	case SL_BLAS_ENV:
+		printf("chosen      env: OPENBLAS_CORETYPE=%s set by you or the "
+		    "environment, respected\n", c->env);
+		break;
+	case SL_BLAS_FALLBACK:
+		printf("chosen      fallback: the sgemm self-check failed under %s "
+		    "(or this CPU cannot run it); re-executed with "
+		    "OPENBLAS_CORETYPE=%s\n", c->from, b->corename);
+		break;
+	}
+	printf("best here   %s\n", sl_blas_best_kernel(&b->features));
+	printf("cpu         %s: %s\n", b->features.vendor[0] ?
+	    b->features.vendor : "unknown", feats);
+	printf("bf16        %s\n", sl_blas_has_bf16(&b->features) ?
+	    "yes (AVX512-BF16)" : "no (this CPU or OS lacks AVX512-BF16)");
+	printf("threads     %d (OPENBLAS_NUM_THREADS, or one per CPU; the "
+	    "programs' --threads overrides)\n", b->threads);
+	if (!b->checked)
+		printf("self-check  skipped\n");
+	else if (b->check.ok)
+		printf("self-check  ok: %d sgemm shapes exact against a naive "
+		    "loop, %.2f ms\n", b->check.shapes, b->check.elapsed_ms);
+	else
+		printf("self-check  MISMATCH: %s, max abs error %g\n",
+		    b->check.failed, b->check.max_abs_err);
+	printf("openblas    %s\n", b->config);
+	if (b->note[0])
+		printf("note        %s\n", b->note);
+	return b->checked && b->check.ok ? 0 : 1;
 }
 
 /* --- status ------------------------------------------------------------------ */
@@ -322,6 +385,9 @@ cmd_inspect(const char *dir)
 		    PRIu64 " quarantined\n", t->index, t->name, t->model_sha256,
 		    (double)t->temperature, enc, t->fmt.classes,
 		    sl_label_size(&t->fmt), k.done, c.nshards, k.quarantined);
+		if (t->has_pre)
+			printf("            input (x * %.9g - %.9g) / %.9g\n",
+			    (double)t->pre[0], (double)t->pre[1], (double)t->pre[2]);
 	}
 	printf("records     %" PRIu64 " labels, %" PRIu64 " shard entries, %"
 	    PRIu64 " inputs\n", st.labels, st.shards, st.inputs);
@@ -583,6 +649,9 @@ main(int argc, char **argv)
 	sl_errmsg why = { "" };
 	int pos[2], npos;
 
+	/* Before anything else: this may re-execute the program with a better
+	 * OpenBLAS kernel (sl_blas.h). */
+	sl_blas_start(argv);
 	if (sl_opt_parse(opts, argc, argv, pos, 2, &npos, &why) != 0) {
 		fprintf(stderr, "softlabel: %s\n", why.text);
 		return 2;
@@ -592,10 +661,20 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (show_version) {
+		char line[900];
+
 		printf("softlabel %s\n", SL_VERSION);
+		sl_blas_describe(sl_blas_info_get(), 0, line, sizeof line);
+		printf("%s\n", line);
 		return 0;
 	}
 	sl_log_init("softlabel", SL_LOG_WARN);
+	/* At WARN, like the rest of this tool's log: the line shows only when
+	 * the kernel is off (stdout of status, get... is parsed by scripts;
+	 * `softlabel doctor` prints it all). */
+	sl_blas_log_startup(0, SL_LOG_WARN);
+	if (npos == 1 && strcmp(argv[pos[0]], "doctor") == 0)
+		return cmd_doctor();
 	if (npos != 2) {
 		usage(stderr);
 		return 2;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -804,6 +805,18 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	    (const char *)m->u.hello.model_sha256.p);
 	t.temperature = m->u.hello.temperature;
 	t.fmt = m->u.hello.fmt;
+	{
+		/* What the worker will run: NaN takes the default for this
+		 * dataset's dtype, as the worker does on WELCOME. */
+		const sl_preproc def = sl_preproc_default(b->job.dataset.dtype);
+		float p[3];
+
+		memcpy(p, m->u.hello.preproc.p, sizeof p);
+		t.pre[0] = isnan(p[0]) ? def.scale : p[0];
+		t.pre[1] = isnan(p[1]) ? def.mean : p[1];
+		t.pre[2] = isnan(p[2]) ? def.std : p[2];
+		t.has_pre = 1;
+	}
 
 	if (m->u.hello.input_dim != dim) {
 		snprintf(why_text, sizeof why_text, "model takes %u inputs, the "

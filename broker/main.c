@@ -2,6 +2,7 @@
  * commits their soft labels into the logit cache. Exit: 0 done or stopped,
  * 1 runtime failure (or finished with quarantined shards), 2 bad usage. */
 #include "broker.h"
+#include "sl_blas.h"
 #include "sl_log.h"
 #include "sl_net.h"
 #include "sl_opt.h"
@@ -45,6 +46,16 @@ static sl_opt opts[] = {
 	SL_OPT_END
 };
 
+/* --version's second line: the kernel this binary runs here. */
+static void
+print_blas_line(int threads)
+{
+	char line[900];
+
+	sl_blas_describe(sl_blas_info_get(), threads, line, sizeof line);
+	printf("%s\n", line);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -54,6 +65,9 @@ main(int argc, char **argv)
 	broker b;
 	int npos, rc;
 
+	/* Before anything else: this may re-execute the program with a better
+	 * OpenBLAS kernel (sl_blas.h). */
+	sl_blas_start(argv);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
@@ -80,6 +94,7 @@ main(int argc, char **argv)
 	}
 	if (show_version) {
 		printf("softlabel-broker %s\n", SL_VERSION);
+		print_blas_line(0);
 		return 0;
 	}
 	if (cfg.store == NULL || cfg.dataset == NULL) {
@@ -94,6 +109,7 @@ main(int argc, char **argv)
 	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-broker", level);
+	sl_blas_log_startup(0, SL_LOG_INFO);
 	if ((rc = broker_open(&b, &cfg, &stop_requested)) == 0) {
 		b.reload = &reload_requested;
 		if (cfg.curve_secret == NULL)

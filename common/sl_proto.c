@@ -24,6 +24,9 @@
  *   dim       uint     values per input row the model takes, >= 1
  *   dataset   bin      SHA-256 of the worker's local dataset (32 bytes), or
  *                      empty: the broker ships rows in TASK
+ *   pre       bin      input preprocessing, 12 bytes: float32 LE scale, mean,
+ *                      std (x * scale - mean) / std; NaN: the default for
+ *                      the dataset's dtype, which the broker fills in
  *   held      array    of uint: shards whose results it still holds, <= 64
  *
  *   WELCOME (2) broker -> worker
@@ -118,6 +121,7 @@ static const struct field hello_fields[] = {
 	U("k", K_U16, hello.fmt.k, 0, UINT16_MAX, 0),
 	U("dim", K_U32, hello.input_dim, 1, UINT32_MAX, 0),
 	U("dataset", K_BIN, hello.dataset_sha256, 0, SIZE_MAX, 0),
+	U("pre", K_BIN, hello.preproc, SL_PROTO_PREPROC_BYTES, SL_PROTO_PREPROC_BYTES, 0),
 	HELD("held", hello),
 };
 static const struct field welcome_fields[] = {
@@ -469,9 +473,13 @@ decode_field(sl_mp *c, const struct field *f, const char *tname, sl_msg *out,
 		    : sl_mp_str(c, &v.p, &v.len)) != 0)
 			return wrong_type(why, tname, f->key, c,
 			    bin ? "bin" : "str");
-		if (v.len < f->min)
+		if (v.len < f->min && v.len == 0)
 			return sl_errmsg_set(why, SL_EFORMAT,
 			    "%s: key '%s' is empty", tname, f->key);
+		if (v.len < f->min)
+			return sl_errmsg_set(why, SL_EFORMAT,
+			    "%s: key '%s' has %zu bytes, want %llu", tname,
+			    f->key, v.len, (unsigned long long)f->min);
 		if (v.len > f->max)
 			return sl_errmsg_set(why, SL_ELIMIT,
 			    "%s: key '%s' has %zu bytes, limit %llu", tname,

@@ -846,6 +846,12 @@ decode_teacher(const char *key, sl_mp *c, sl_store_teacher *t, sl_errmsg *why)
 				    "not a 16-bit unsigned integer");
 			t->fmt.k = (uint16_t)u;
 			have |= 16;
+		} else if (sl_mp_streq(k, klen, "preproc")) {
+			if (sl_mp_bin(c, &val, &vlen) != 0 || vlen != 12)
+				return bad_meta(why, key, "preproc",
+				    "not 12 bytes of bin");
+			memcpy(t->pre, val, 12);
+			t->has_pre = 1;
 		} else if (sl_mp_streq(k, klen, "model_sha256")) {
 			if (sl_mp_bin(c, &val, &vlen) != 0 || vlen != 32)
 				return bad_meta(why, key, "model_sha256",
@@ -887,6 +893,13 @@ teacher_diff(const sl_store_teacher *a, const sl_store_teacher *b,
 		    "teacher '%s' is registered with temperature %.9g, "
 		    "this worker has %.9g", N, (double)a->temperature,
 		    (double)b->temperature);
+	if (a->has_pre && b->has_pre && memcmp(a->pre, b->pre, sizeof a->pre))
+		return sl_errmsg_set(why, SL_EMISMATCH,
+		    "teacher '%s' is registered with preprocessing scale %.9g "
+		    "mean %.9g std %.9g, this worker has scale %.9g mean %.9g "
+		    "std %.9g", N, (double)a->pre[0], (double)a->pre[1],
+		    (double)a->pre[2], (double)b->pre[0], (double)b->pre[1],
+		    (double)b->pre[2]);
 	if (a->fmt.encoding != b->fmt.encoding || a->fmt.k != b->fmt.k) {
 		char ea[32], eb[32];
 
@@ -979,6 +992,10 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	if (!isfinite(t->temperature) || !(t->temperature > 0))
 		return sl_errmsg_set(why, SL_EINVAL,
 		    "temperature must be positive and finite");
+	if (t->has_pre && (!isfinite(t->pre[0]) || !isfinite(t->pre[1]) ||
+	    !isfinite(t->pre[2]) || t->pre[0] == 0 || t->pre[2] == 0))
+		return sl_errmsg_set(why, SL_EINVAL, "preprocessing must be "
+		    "finite, with scale and std not 0");
 	if (!fmt_valid(&t->fmt))
 		return sl_errmsg_set(why, SL_EINVAL,
 		    "invalid format (encoding, classes %" PRIu32 ", k %u)",
@@ -1017,7 +1034,7 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	f.len = 0;
 	f.overflow = 0;
 	msgpack_packer_init(&pk, &f, fixbuf_write);
-	msgpack_pack_map(&pk, 6);
+	msgpack_pack_map(&pk, t->has_pre ? 7 : 6);
 	pack_key(&pk, "index");
 	msgpack_pack_uint32(&pk, (uint32_t)count);
 	pack_key(&pk, "classes");
@@ -1031,6 +1048,11 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	pack_key(&pk, "model_sha256");
 	msgpack_pack_bin(&pk, 32);
 	msgpack_pack_bin_body(&pk, sha, 32);
+	if (t->has_pre) {
+		pack_key(&pk, "preproc");
+		msgpack_pack_bin(&pk, sizeof t->pre);
+		msgpack_pack_bin_body(&pk, t->pre, sizeof t->pre);
+	}
 	if ((rc = meta_put(s, txn, key, &f, why)) != 0)
 		goto out;
 	rc = mdb_txn_commit(txn);

@@ -7,7 +7,9 @@
  *             "dataset"         {path, rows, shape, dtype, sha256 (bin 32)}
  *             "shard_rows"      uint
  *             "teacher/<name>"  {index, classes, temperature (float32),
- *                                encoding, k, model_sha256 (bin 32)}
+ *                                encoding, k, model_sha256 (bin 32)
+ *                                [, preproc (bin 12: float32 LE scale,
+ *                                mean, std)]}
  *   shards  u32 BE teacher, u64 BE shard -> msgpack {state (1 done,
  *                                           2 quarantined), attempts,
  *                                           worker, committed_ms[, reason]}
@@ -104,12 +106,17 @@ typedef struct sl_store_teacher {
 	char model_sha256[65];
 	float temperature;
 	sl_label_fmt fmt;
+	/* Input preprocessing (x * scale - mean) / std as pre[0..2]; a cache
+	 * written before it was recorded has has_pre 0 and takes any. */
+	int has_pre;
+	float pre[3];
 } sl_store_teacher;
 
 /* Register t->name, or find it, in one write transaction. A new name gets
  * the next index (the number of teachers so far; SL_ELIMIT past
  * SL_STORE_MAX_TEACHERS); an existing name must match model_sha256,
- * temperature (bit for bit) and fmt exactly, else SL_EMISMATCH with why
+ * temperature and preprocessing (bit for bit; preprocessing only where
+ * both have it) and fmt exactly, else SL_EMISMATCH with why
  * naming the field ("teacher 'big' is registered with model 3fa4...,
  * this worker has 9c1e..."). SL_EINVAL: name not 1..SL_STORE_MAX_NAME bytes
  * or containing '/', model_sha256 not 64 hex digits (either case), a

@@ -2,6 +2,7 @@
  * logit cache (knowledge distillation). Exit: 0 done, 1 runtime failure or
  * interrupted, 2 bad usage. */
 #include "train.h"
+#include "sl_blas.h"
 #include "sl_log.h"
 #include "sl_opt.h"
 
@@ -94,6 +95,16 @@ need(const char *what, const char *v)
 	return 1;
 }
 
+/* --version's second line: the kernel this binary runs here. */
+static void
+print_blas_line(int threads)
+{
+	char line[900];
+
+	sl_blas_describe(sl_blas_info_get(), threads, line, sizeof line);
+	printf("%s\n", line);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -102,6 +113,9 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	int npos;
 
+	/* Before anything else: this may re-execute the program with a better
+	 * OpenBLAS kernel (sl_blas.h). */
+	sl_blas_start(argv);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
@@ -119,10 +133,15 @@ main(int argc, char **argv)
 	}
 	if (show_version) {
 		printf("softlabel-student %s\n", SL_VERSION);
+		print_blas_line(cfg.threads);
 		return 0;
 	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-student", level);
+	/* Now only when the kernel is off: the INFO line waits until training
+	 * has its inputs (train_run), so that a bad file stays a one-line
+	 * error; --evaluate, a one-shot command, shows it only when off. */
+	sl_blas_log_startup(cfg.threads, SL_LOG_WARN);
 
 	if (evaluate) {
 		if (need("--model", model_path) || need("--test-data", cfg.test_data))

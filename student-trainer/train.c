@@ -1,5 +1,6 @@
 #include "train.h"
 #include "checkpoint.h"
+#include "sl_blas.h"
 #include "sl_log.h"
 #include "sl_loss.h"
 #include "sl_model.h"
@@ -344,7 +345,37 @@ train_batch(run *r, size_t first, int B)
 
 	const int C = r->m->sizes[r->m->nlayers];
 
-	sl_dataset_rows_f32(r->ds, r->rows + first, 0, (size_t)B, &r->pre, r->x);
+	if (sl_dataset_dtype(r->ds) == SL_DTYPE_U8 && r->pre.mean == 0.0f &&
+	    r->pre.std == 1.0f) {
+		/* The default preprocessing of uint8 rows is x / 255: then
+		 * (x * s - 0) / 1, as sl_rows_f32 computes it, is x * s exactly,
+		 * and the loop is a vector convert and multiply instead of a
+		 * convert, multiply, subtract and divide (the divide was most of
+		 * the 8-11% the batch gather took of a 784-128-10 epoch). */
+		const size_t D = (size_t)r->m->sizes[0];
+		const float scale = r->pre.scale;
+
+		for (int i = 0; i < B; i++) {
+			const uint8_t *src = sl_dataset_row(r->ds,
+			    r->rows[first + (size_t)i]);
+			float *dst = r->x + (size_t)i * D;
+
+			/* The rows are in shuffled order, so the hardware
+			 * prefetcher cannot see the next one coming. */
+			if (i + 1 < B) {
+				const char *next = sl_dataset_row(r->ds,
+				    r->rows[first + (size_t)i + 1]);
+
+				for (size_t o = 0; o < D; o += 64)
+					__builtin_prefetch(next + o);
+			}
+			for (size_t j = 0; j < D; j++)
+				dst[j] = (float)src[j] * scale;
+		}
+	} else {
+		sl_dataset_rows_f32(r->ds, r->rows + first, 0, (size_t)B, &r->pre,
+		    r->x);
+	}
 	for (int i = 0; i < B; i++) {
 		const size_t row = r->rows[first + (size_t)i];
 
@@ -510,6 +541,7 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 			    (unsigned long long)pos.step, c->checkpoint);
 		}
 	}
+	sl_blas_log_startup(c->threads, SL_LOG_INFO);
 	sl_info("training %s from %s%s, %zu parameters, %s lr %g, batch %d, "
 	    "%d epochs, openblas %s", c->arch, c->dataset,
 	    r.cached ? " and its logit cache" : "", r.m->nparams, c->optimizer,

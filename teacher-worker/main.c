@@ -1,6 +1,7 @@
 /* softlabel-teacher: a teacher worker. Exit: 0 when the job is done (or
  * stopped cleanly), 1 runtime failure or refusal, 2 bad usage. */
 #include "worker.h"
+#include "sl_blas.h"
 #include "sl_log.h"
 #include "sl_opt.h"
 
@@ -46,6 +47,16 @@ static sl_opt opts[] = {
 	SL_OPT_END
 };
 
+/* --version's second line: the kernel this binary runs here. */
+static void
+print_blas_line(int threads)
+{
+	char line[900];
+
+	sl_blas_describe(sl_blas_info_get(), threads, line, sizeof line);
+	printf("%s\n", line);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -55,6 +66,9 @@ main(int argc, char **argv)
 	char teacher[129], self[160], host[64] = "worker";
 	int npos;
 
+	/* Before anything else: this may re-execute the program with a better
+	 * OpenBLAS kernel (sl_blas.h). */
+	sl_blas_start(argv);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
@@ -80,6 +94,7 @@ main(int argc, char **argv)
 	}
 	if (show_version) {
 		printf("softlabel-teacher %s\n", SL_VERSION);
+		print_blas_line(cfg.threads);
 		return 0;
 	}
 	if (cfg.model == NULL) {
@@ -113,5 +128,6 @@ main(int argc, char **argv)
 	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-teacher", level);
+	sl_blas_log_startup(cfg.threads, SL_LOG_INFO);
 	return worker_run(&cfg, &stop_requested);
 }

@@ -80,7 +80,8 @@ typedef struct wstate {
 	sl_graph *g;            /* the teacher, planned for cfg->batch rows */
 	size_t dim;             /* values per row */
 	sl_model_info info;
-	sl_preproc pre;
+	float pre_req[3];       /* scale, mean, std asked for; NaN: default */
+	sl_preproc pre;         /* what runs: pre_req over the dtype's default */
 	char sha[65];
 	sl_label_fmt fmt;
 	size_t rec_size;
@@ -135,6 +136,9 @@ load(wstate *w)
 			return 1;
 		}
 	}
+	/* Before the plan: Conv sizes its workspace for this thread count. */
+	if (c->threads > 0)
+		openblas_set_num_threads(c->threads);
 	/* With a local dataset its row shape is checked against the model's
 	 * input; without one the broker checks the row size on HELLO. */
 	sl_graph_opts go = { .max_batch = c->batch };
@@ -149,6 +153,17 @@ load(wstate *w)
 		return rc == SL_EMISMATCH ? 2 : 1;
 	}
 	w->dim = sl_graph_input_dim(w->g);
+	/* Preprocessing: the options, else the model's metadata, else (NaN)
+	 * the default for the broker's dtype, which HELLO leaves to it. */
+	w->pre_req[0] = w->info.has_preproc ? w->info.pre.scale : NAN;
+	w->pre_req[1] = w->info.has_preproc ? w->info.pre.mean : NAN;
+	w->pre_req[2] = w->info.has_preproc ? w->info.pre.std : NAN;
+	if (!isnan(c->input_scale))
+		w->pre_req[0] = c->input_scale;
+	if (!isnan(c->input_mean))
+		w->pre_req[1] = c->input_mean;
+	if (!isnan(c->input_std))
+		w->pre_req[2] = c->input_std;
 	sl_info("model %s: %s, %d nodes, %zu parameter bytes, %zu activation "
 	    "bytes at batch %d", c->model, sl_graph_format(w->g) == SL_GRAPH_ONNX ?
 	    "ONNX" : "safetensors MLP", sl_graph_nodes(w->g),
@@ -182,8 +197,6 @@ load(wstate *w)
 		}
 		w->curve = 1;
 	}
-	if (c->threads > 0)
-		openblas_set_num_threads(c->threads);
 	w->zctx = zmq_ctx_new();
 	w->rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL | 1;
 	return w->zctx ? 0 : 1;
@@ -283,6 +296,9 @@ send_hello(wstate *w)
 		m.u.hello.dataset_sha256.p = w->fp.sha256;
 		m.u.hello.dataset_sha256.len = 32;
 	}
+	/* The host is little-endian (as the record format assumes). */
+	m.u.hello.preproc.p = (const uint8_t *)w->pre_req;
+	m.u.hello.preproc.len = sizeof w->pre_req;
 	m.u.hello.nheld = held_shards(w, m.u.hello.held);
 	send_msg(w, &m);
 	w->welcomed = 0;
@@ -372,13 +388,13 @@ on_welcome(wstate *w, const sl_msg *m)
 		w->done = -1;
 		return;
 	}
-	w->pre = w->info.has_preproc ? w->info.pre : sl_preproc_default(w->dtype);
-	if (!isnan(w->cfg->input_scale))
-		w->pre.scale = w->cfg->input_scale;
-	if (!isnan(w->cfg->input_mean))
-		w->pre.mean = w->cfg->input_mean;
-	if (!isnan(w->cfg->input_std))
-		w->pre.std = w->cfg->input_std;
+	w->pre = sl_preproc_default(w->dtype);
+	if (!isnan(w->pre_req[0]))
+		w->pre.scale = w->pre_req[0];
+	if (!isnan(w->pre_req[1]))
+		w->pre.mean = w->pre_req[1];
+	if (!isnan(w->pre_req[2]))
+		w->pre.std = w->pre_req[2];
 	if ((size_t)w->shard_rows * w->rec_size > w->blob_cap) {
 		/* A batch in flight writes into the old blob: it is freed when
 		 * that batch is collected, and the batch is discarded. */

@@ -53,7 +53,7 @@ new_const(sl_graph *g, const char *base, const char *suffix, int rank,
 		return rc;
 	if ((t->data = malloc(sl_g_numel(t) * 4 + 4)) == NULL)
 		return SL_ENOMEM;
-	t->flags |= SL_GT_CONST | (1u << 8);
+	t->flags |= SL_GT_CONST | SL_GT_KNOWN;
 	t->cap_bytes = sl_g_numel(t) * 4;
 	*data = t->data;
 	return 0;
@@ -142,7 +142,8 @@ skip_passthrough(sl_graph *g, sl_gnode *n)
 	if (n->in[0] < 0 || (g->t[o].flags & SL_GT_OUTPUT))
 		return 0;
 	if (strcmp(n->op->name, "Dropout") == 0) {
-		if (n->nout > 1 && consumers(g, n->out[1]) > 0)
+		if (n->nout > 1 && (consumers(g, n->out[1]) > 0 ||
+		    (g->t[n->out[1]].flags & SL_GT_OUTPUT)))
 			return 0;
 		/* training_mode given and not a constant false: keep it, the
 		 * op refuses it. */

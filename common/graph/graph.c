@@ -7,10 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Set on tensors whose values exist now: constants, and int64/bool tensors
- * computed at plan time or earlier in this run. */
-#define SL_GT_KNOWN (1u << 8)
-
 size_t
 sl_g_dtype_size(int dtype)
 {

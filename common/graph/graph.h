@@ -48,6 +48,9 @@ enum {
 	SL_GT_CONST = 1 << 0,  /* initializer, Constant or folded: data is set */
 	SL_GT_INPUT = 1 << 1,  /* a graph input, bound by the caller per run */
 	SL_GT_OUTPUT = 1 << 2, /* a graph output */
+	SL_GT_KNOWN = 1 << 8,  /* values exist now: constants, and int64/bool
+	                        * tensors computed at plan time or earlier in
+	                        * this run */
 };
 
 typedef struct sl_gtensor {
@@ -194,8 +197,8 @@ size_t sl_g_dtype_size(int dtype);
 /* The values of an int64 tensor when they are known (a constant, or an
  * int64 tensor computed at plan time or in this run), else NULL. */
 const int64_t *sl_g_i64(const sl_graph *g, const sl_gtensor *t);
-/* Set t's shape; SL_ELIMIT for a rank over SL_G_MAX_RANK, a negative dim
- * or an element count over SL_G_MAX_ELEMS. */
+/* Set t's shape; SL_ELIMIT for a rank over SL_G_MAX_RANK or an element
+ * count over SL_G_MAX_ELEMS, SL_EMISMATCH for a negative dim. */
 int sl_g_set_shape(sl_gtensor *t, int dtype, int rank, const int64_t *dims,
     sl_errmsg *why);
 /* "node 'name' (OpType)" for messages, into a static-free caller buffer. */

@@ -5,8 +5,10 @@
  * The kernels write into caller buffers, never allocate and cannot fail:
  * the geometry was checked when it was built (the ops' infer). A 1-D
  * tensor (B, C, L) is the 2-D case with H = 1. Every kernel is
- * thread-compatible (no shared state); cblas_sgemm may use its own
- * threads inside sl_op_conv2d_forward.
+ * thread-compatible (no shared state). sl_op_conv2d_forward runs its own
+ * loops (unfolding, scattering, depthwise filtering) on up to g->threads
+ * short-lived threads it joins before returning, and cblas_sgemm on
+ * OpenBLAS's threads in between; the two never run at once.
  */
 #ifndef SL_KERNELS_CONV_H
 #define SL_KERNELS_CONV_H
@@ -27,22 +29,27 @@ typedef struct sl_conv2d_geom {
 	int DH, DW;             /* dilations */
 	int PT, PL;             /* padding before the first row and column */
 	int OH, OW;             /* output */
+	int threads;            /* threads for the kernel's own loops (<= 1:
+	                         * the caller's only); the workspace size
+	                         * depends on it. The ops take OpenBLAS's. */
 } sl_conv2d_geom;
 
-/* Bytes of workspace sl_op_conv2d_forward needs for g: the im2col columns
- * and the GEMM result of one chunk of output rows, at most about
- * SL_CONV_CHUNK_BYTES (more only when one output row alone is larger);
- * 0 for the direct paths (depthwise, 1x1). */
+#define SL_CONV_MAX_THREADS 16
+
+/* Bytes of workspace sl_op_conv2d_forward needs for g: for im2col the
+ * columns (and, on planes too small to write out directly, the GEMM
+ * result) of one chunk of output rows, at most about SL_CONV_CHUNK_BYTES
+ * (more only when one output row alone is larger); for depthwise one
+ * zero-padded input plane per thread; 0 for the 1x1 path. */
 #define SL_CONV_CHUNK_BYTES ((size_t)4 << 20)
 size_t sl_op_conv2d_scratch_bytes(const sl_conv2d_geom *g);
 
 /* out = conv(x, w) + b, ONNX Conv semantics (cross-correlation, zero
- * padding, groups). Paths: depthwise (G == C > 1) direct; 1x1 stride-1
- * unpadded on large planes, one GEMM per image and group; otherwise im2col
- * of a chunk of output rows (possibly spanning several images, so small
- * planes still make wide GEMMs) and one cblas_sgemm per chunk and group.
- * scratch: sl_op_conv2d_scratch_bytes(g) bytes, float-aligned (unused
- * when that is 0). out must not overlap x, w, b or scratch. */
+ * padding, groups); op_conv.c's head comment describes the paths (direct
+ * depthwise, 1x1 GEMM per image, im2col over chunks of output rows that
+ * may span images). scratch: sl_op_conv2d_scratch_bytes(g) bytes,
+ * float-aligned (unused when that is 0). out must not overlap x, w, b or
+ * scratch. */
 void sl_op_conv2d_forward(float *out,         /* (B, OC, OH, OW) */
     const float *x,                           /* (B, C, H, W) */
     const float *w,                           /* (OC, C/G, KH, KW) */
@@ -50,25 +57,30 @@ void sl_op_conv2d_forward(float *out,         /* (B, OC, OH, OW) */
     const sl_conv2d_geom *g,
     float *scratch);                          /* see above */
 
-/* Geometry of a 2-D pooling window over N = B*C independent planes. */
+/* Geometry of a 2-D pooling window over N = B*C independent planes, or of
+ * a 3-D one over N volumes of D planes. For 2-D: D, KD, SD, DD, OD = 1 and
+ * PF = PK = 0. */
 typedef struct sl_pool2d_geom {
-	size_t N;               /* planes: batch times channels */
+	size_t N;               /* planes (volumes): batch times channels */
+	int D, KD, SD, DD;      /* depth: size, kernel, stride, dilation */
 	int H, W, KH, KW, SH, SW, DH, DW;
-	int PT, PL, PB, PR;     /* pads; PB and PR matter for count_include_pad */
-	int OH, OW;
+	int PF, PK;             /* depth pads, front and back */
+	int PT, PL, PB, PR;     /* pads; the end ones matter for
+	                         * count_include_pad */
+	int OD, OH, OW;
 } sl_pool2d_geom;
 
 /* out = max over each window, taking only positions inside x (padding
- * never wins). Every window holds at least one position of x. */
-void sl_op_maxpool2d_forward(float *out,      /* (N, OH, OW) */
-    const float *x,                           /* (N, H, W) */
+ * never wins; a NaN does). A window wholly in the padding gives -inf. */
+void sl_op_maxpool2d_forward(float *out,      /* (N, OD, OH, OW) */
+    const float *x,                           /* (N, D, H, W) */
     const sl_pool2d_geom *g);
 
 /* out = mean over each window. count_include_pad 0: divide by the positions
  * inside x; 1: by those inside x and its pads (ONNX and PyTorch: a window
  * that ceil_mode lets run past the end pad does not count the overhang). */
-void sl_op_avgpool2d_forward(float *out,      /* (N, OH, OW) */
-    const float *x,                           /* (N, H, W) */
+void sl_op_avgpool2d_forward(float *out,      /* (N, OD, OH, OW) */
+    const float *x,                           /* (N, D, H, W) */
     const sl_pool2d_geom *g,
     int count_include_pad);
 

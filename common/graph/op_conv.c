@@ -1,33 +1,62 @@
 /* op_conv.c - Conv (ONNX opsets 1..17, 1-D and 2-D) on cblas_sgemm, and
  * the window attributes Conv and the pools share.
  *
+ * Conv supports: float32 X (N, C, H, W) or (N, C, L); W (OC, C/group, kh,
+ * kw) constant or computed at run time; optional B (OC), also the one the
+ * BatchNormalization fold adds; kernel_shape (checked against W), strides,
+ * dilations, pads (begins then ends, asymmetric allowed), auto_pad NOTSET,
+ * SAME_UPPER, SAME_LOWER, VALID; group, depthwise with any multiplier.
+ * Refused, at plan, with the shapes named: 3-D and higher (SL_EUNSUPPORTED),
+ * other dtypes (SL_EUNSUPPORTED), W that does not fit X and group, B of
+ * another length, a window larger than the padded input (SL_EMISMATCH);
+ * at load: strides, dilations or kernel_shape < 1, pads < 0, any over
+ * 2^24, an unknown auto_pad (SL_EFORMAT, SL_EUNSUPPORTED).
+ *
  * Three paths, chosen from the geometry alone (sl_op_conv2d_forward):
  *   depthwise  G == C > 1 (one input channel per group, any multiplier):
- *              direct, tap by tap over an output plane that stays in L1,
- *              the inner loop four floats at a time;
- *   1x1        1x1 kernel, stride 1, no padding, planes of at least
- *              ONE_BY_ONE_MIN_HW pixels: x is already the GEMM's right
- *              operand, one sgemm per image and group, no workspace;
+ *              direct, on a zero-padded copy of each input plane, eight
+ *              then four outputs at a time accumulating over all taps;
+ *   1x1        1x1 kernel, stride 1, no padding, large enough planes
+ *              (see DIRECT_MIN_OHW): x is already the GEMM's right operand,
+ *              one sgemm per image and group into out, no workspace;
  *   im2col     everything else: a chunk of output rows (b, oh), possibly
- *              spanning several images so that 7x7 or 14x14 planes still
- *              make wide GEMMs, is unfolded into (C/G*KH*KW, rows*OW)
- *              columns; one sgemm per chunk and group into the workspace;
- *              the result is scattered to NCHW with the bias added in the
- *              same pass. A chunk is sized to SL_CONV_CHUNK_BYTES, small
- *              enough to stay in the last-level cache, so unfolding and
- *              GEMM both read and write cache rather than memory.
+ *              spanning several images, is unfolded into (C/G*KH*KW,
+ *              rows*OW) columns. Planes of DIRECT_MIN_OHW pixels per thread
+ *              or more: one sgemm per image of the chunk straight into out
+ *              (bias written first, beta 1). Smaller planes (7x7): one wide
+ *              sgemm per chunk into the workspace, scattered to NCHW with
+ *              the bias added in the same pass. A chunk is sized to
+ *              SL_CONV_CHUNK_BYTES, small enough to stay in the last-level
+ *              cache, so unfolding and GEMM both read and write cache
+ *              rather than memory.
+ *
+ * Threads: cblas_sgemm uses OpenBLAS's. Our own loops (unfolding the next
+ * chunk while scattering the last, depthwise planes) run on g->threads
+ * short-lived threads between the GEMMs, so the two never compete and no
+ * thread outlives a call. glibc reuses the stacks of joined threads, so
+ * after the first call nothing is mapped; a pool owned by the graph would
+ * save the clone calls (about 20 us each, one per chunk) but needs a hook
+ * in graph.h.
  */
 #include "graph.h"
 #include "kernels_conv.h"
 
 #include <cblas.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Below this plane size a per-image 1x1 GEMM is too narrow; the im2col path
- * (a plain copy for 1x1) batches images instead. */
+/* GEMMs per image, straight into out, need planes of DIRECT_MIN_OHW
+ * output pixels per thread: narrower ones are slower than one wide GEMM
+ * per chunk of rows and a scatter (measured on Zen 3, OpenBLAS 0.3.21:
+ * with one thread per-image wins on 14x14 and 28x28 planes, loses on 7x7).
+ * With OpenBLAS threads, a 1x1 conv also needs planes of ONE_BY_ONE_MIN_HW
+ * and ONE_BY_ONE_MIN_MACS per GEMM to skip the batching copy: waking the
+ * threads costs more than smaller calls take. */
+#define DIRECT_MIN_OHW 128
 #define ONE_BY_ONE_MIN_HW 1024
+#define ONE_BY_ONE_MIN_MACS ((size_t)1 << 22)
 
 /* Four floats: GCC and clang vector extensions, SSE2 on x86-64 and NEON on
  * arm64 without -march flags. Loads and stores go through memcpy (no
@@ -47,29 +76,6 @@ static inline void
 v4_store(float *p, v4 v)
 {
 	memcpy(p, &v, sizeof v);
-}
-
-/* o[i] += w * x[i * stride] for i < n. */
-static void
-axpy_strided(float *restrict o, const float *restrict x, int n, int stride,
-    float w)
-{
-	const v4 wv = { w, w, w, w };
-	int i = 0;
-
-	if (stride == 1) {
-		for (; i + 4 <= n; i += 4)
-			v4_store(o + i, v4_load(o + i) + wv * v4_load(x + i));
-	} else if (stride == 2) {
-		for (; i + 4 <= n; i += 4) {
-			const v4 xv = { x[2 * i], x[2 * i + 2], x[2 * i + 4],
-			    x[2 * i + 6] };
-
-			v4_store(o + i, v4_load(o + i) + wv * xv);
-		}
-	}
-	for (; i < n; i++)
-		o[i] += w * x[(size_t)i * (size_t)stride];
 }
 
 /* o[i] = x[i] + b for i < n. */
@@ -108,6 +114,72 @@ valid_range(int n_out, int stride, int off, int n_in, int *lo, int *hi)
 	*hi = b;
 }
 
+/* Below this many multiply-adds a call runs on one thread: starting one
+ * costs tens of microseconds. */
+#define PARALLEL_MIN_MACS ((size_t)1 << 21)
+
+static int
+threads_for(const sl_conv2d_geom *g)
+{
+	const size_t macs = (size_t)g->B * (size_t)g->OC * (size_t)g->OH *
+	    (size_t)g->OW * (size_t)(g->C / g->G) * (size_t)g->KH *
+	    (size_t)g->KW;
+
+	if (g->threads <= 1 || macs < PARALLEL_MIN_MACS)
+		return 1;
+	return g->threads < SL_CONV_MAX_THREADS ? g->threads : SL_CONV_MAX_THREADS;
+}
+
+typedef void (*part_fn)(void *arg, int t, int nt);
+
+typedef struct part {
+	part_fn fn;
+	void *arg;
+	int t, nt;
+} part;
+
+static void *
+part_main(void *p)
+{
+	const part *q = p;
+
+	q->fn(q->arg, q->t, q->nt);
+	return NULL;
+}
+
+/* fn(arg, t, nt) for t < nt, part 0 on the calling thread, then join. A
+ * thread that cannot start runs its part here instead: forward cannot
+ * fail. The threads are short-lived so that nothing outlives the call and
+ * nothing spins while OpenBLAS runs. */
+static void
+parallel(int nt, part_fn fn, void *arg)
+{
+	pthread_t th[SL_CONV_MAX_THREADS];
+	part parts[SL_CONV_MAX_THREADS];
+	int started[SL_CONV_MAX_THREADS] = { 0 };
+
+	for (int t = 1; t < nt; t++) {
+		parts[t] = (part){ fn, arg, t, nt };
+		started[t] = pthread_create(&th[t], NULL, part_main,
+		    &parts[t]) == 0;
+	}
+	fn(arg, 0, nt);
+	for (int t = 1; t < nt; t++) {
+		if (started[t])
+			pthread_join(th[t], NULL);
+		else
+			fn(arg, t, nt);
+	}
+}
+
+/* The share [*lo, *hi) of n items for part t of nt. */
+static void
+share(size_t n, int t, int nt, size_t *lo, size_t *hi)
+{
+	*lo = n * (size_t)t / (size_t)nt;
+	*hi = n * (size_t)(t + 1) / (size_t)nt;
+}
+
 static int
 is_depthwise(const sl_conv2d_geom *g)
 {
@@ -117,9 +189,34 @@ is_depthwise(const sl_conv2d_geom *g)
 static int
 is_1x1(const sl_conv2d_geom *g)
 {
+	const size_t hw = (size_t)g->H * (size_t)g->W;
+
 	return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 &&
 	    g->PT == 0 && g->PL == 0 && g->OH == g->H && g->OW == g->W &&
-	    (size_t)g->H * (size_t)g->W >= ONE_BY_ONE_MIN_HW;
+	    (threads_for(g) == 1 ? hw >= DIRECT_MIN_OHW :
+	    hw >= ONE_BY_ONE_MIN_HW && hw * (size_t)(g->C / g->G) *
+	    (size_t)(g->OC / g->G) >= ONE_BY_ONE_MIN_MACS);
+}
+
+/* The depthwise path reads a zero-padded copy of each input plane, so that
+ * every output has all its taps inside and the loops have no borders:
+ * rows (OH-1)*SH + (KH-1)*DH + 1. */
+static size_t
+depthwise_pad_h(const sl_conv2d_geom *g)
+{
+	return (size_t)(g->OH - 1) * (size_t)g->SH + (size_t)(g->KH - 1) *
+	    (size_t)g->DH + 1;
+}
+
+/* Columns: for OW rounded up to a multiple of 4, so that the last partial
+ * block of four outputs reads inside the plane too. */
+static size_t
+depthwise_pad_w(const sl_conv2d_geom *g)
+{
+	const size_t ow4 = ((size_t)g->OW + 3) & ~(size_t)3;
+
+	return (ow4 - 1) * (size_t)g->SW + (size_t)(g->KW - 1) *
+	    (size_t)g->DW + 1;
 }
 
 /* Output rows (b, oh) per im2col chunk, >= 1. */
@@ -142,57 +239,206 @@ sl_op_conv2d_scratch_bytes(const sl_conv2d_geom *g)
 {
 	const size_t K = (size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW;
 
-	if (is_depthwise(g) || is_1x1(g))
+	if (is_depthwise(g))
+		return (size_t)threads_for(g) * depthwise_pad_h(g) *
+		    depthwise_pad_w(g) * sizeof(float);
+	if (is_1x1(g))
 		return 0;
 	return chunk_rows(g) * (size_t)g->OW * (K + (size_t)(g->OC / g->G)) *
 	    sizeof(float);
 }
 
+static inline v4
+v4_gather(const float *x, int stride)
+{
+	if (stride == 1)
+		return v4_load(x);
+	return (v4){ x[0], x[stride], x[2 * stride], x[3 * stride] };
+}
+
+/* Copy plane xp into the padded plane pad (its borders already zero). */
 static void
-conv_depthwise(float *restrict out,  /* (B, OC, OH, OW) */
-    const float *restrict x,         /* (B, C, H, W) */
-    const float *restrict w,         /* (OC, 1, KH, KW) */
-    const float *b,                  /* (OC) or NULL */
+depthwise_pad(float *restrict pad, const float *restrict xp,
     const sl_conv2d_geom *g)
 {
+	const size_t Hp = depthwise_pad_h(g), Wp = depthwise_pad_w(g);
+	/* Input rows and columns the windows reach (pads may exceed it). */
+	const size_t rows = Hp <= (size_t)g->PT ? 0 : Hp - (size_t)g->PT <
+	    (size_t)g->H ? Hp - (size_t)g->PT : (size_t)g->H;
+	const size_t cols = Wp <= (size_t)g->PL ? 0 : Wp - (size_t)g->PL <
+	    (size_t)g->W ? Wp - (size_t)g->PL : (size_t)g->W;
+
+	for (size_t r = 0; r < rows; r++)
+		memcpy(pad + (r + (size_t)g->PT) * Wp + (size_t)g->PL,
+		    xp + r * (size_t)g->W, cols * sizeof *pad);
+}
+
+/* One output plane: op = bias + sum over taps of the padded plane; eight,
+ * then four outputs at a time accumulate in registers over all taps (the
+ * last block of four may hang over OW: the plane is padded for it). */
+static void
+depthwise_plane(float *restrict op,  /* (OH, OW) */
+    const float *restrict pad,       /* (Hp, Wp) */
+    const float *restrict wp,        /* (KH, KW) */
+    float bias, const sl_conv2d_geom *g)
+{
+	const int SW = g->SW, DW = g->DW, KW = g->KW, KH = g->KH;
+	const size_t Wp = depthwise_pad_w(g);
+	const v4 bv = { bias, bias, bias, bias };
+
+	for (int oh = 0; oh < g->OH; oh++) {
+		const float *xr0 = pad + (size_t)oh * (size_t)g->SH * Wp;
+		float *orow = op + (size_t)oh * (size_t)g->OW;
+		int ow = 0;
+
+		for (; ow + 8 <= g->OW; ow += 8) {
+			v4 a0 = bv, a1 = bv;
+
+			for (int kh = 0; kh < KH; kh++) {
+				const float *xr = xr0 + (size_t)(kh * g->DH) * Wp +
+				    (size_t)(ow * SW);
+				const float *wr = wp + kh * KW;
+
+				for (int kw = 0; kw < KW; kw++) {
+					const v4 wv = { wr[kw], wr[kw], wr[kw], wr[kw] };
+					const float *xk = xr + kw * DW;
+
+					a0 += wv * v4_gather(xk, SW);
+					a1 += wv * v4_gather(xk + 4 * SW, SW);
+				}
+			}
+			v4_store(orow + ow, a0);
+			v4_store(orow + ow + 4, a1);
+		}
+		for (; ow < g->OW; ow += 4) {
+			v4 a0 = bv;
+
+			for (int kh = 0; kh < KH; kh++) {
+				const float *xr = xr0 + (size_t)(kh * g->DH) * Wp +
+				    (size_t)(ow * SW);
+				const float *wr = wp + kh * KW;
+
+				for (int kw = 0; kw < KW; kw++) {
+					const v4 wv = { wr[kw], wr[kw], wr[kw], wr[kw] };
+
+					a0 += wv * v4_gather(xr + kw * DW, SW);
+				}
+			}
+			if (ow + 4 <= g->OW) {
+				v4_store(orow + ow, a0);
+			} else {
+				float t[4];
+
+				v4_store(t, a0);
+				memcpy(orow + ow, t, (size_t)(g->OW - ow) * sizeof *t);
+			}
+		}
+	}
+}
+
+/* depthwise_plane for the MobileNet cases, 3x3 with stride S of 1 or 2 and
+ * no dilation: the nine weights stay in registers for the whole plane and
+ * the taps are unrolled. Inlined with a constant S, so each stride gets
+ * its own loop. */
+static inline void
+depthwise_plane_3x3(float *restrict op, /* (OH, OW) */
+    const float *restrict pad,          /* (Hp, Wp) */
+    const float *restrict wp,           /* (3, 3) */
+    float bias, const sl_conv2d_geom *g, const int S)
+{
+	const size_t Wp = depthwise_pad_w(g);
+	const v4 bv = { bias, bias, bias, bias };
+	v4 wv[9];
+
+	for (int k = 0; k < 9; k++)
+		wv[k] = (v4){ wp[k], wp[k], wp[k], wp[k] };
+	for (int oh = 0; oh < g->OH; oh++) {
+		const float *r0 = pad + (size_t)oh * (size_t)S * Wp;
+		const float *r1 = r0 + Wp, *r2 = r1 + Wp;
+		float *orow = op + (size_t)oh * (size_t)g->OW;
+
+		for (int ow = 0; ow < g->OW; ow += 4) {
+			const size_t i = (size_t)ow * (size_t)S;
+			v4 a = bv;
+
+			a += wv[0] * v4_gather(r0 + i, S) +
+			    wv[1] * v4_gather(r0 + i + 1, S) +
+			    wv[2] * v4_gather(r0 + i + 2, S);
+			a += wv[3] * v4_gather(r1 + i, S) +
+			    wv[4] * v4_gather(r1 + i + 1, S) +
+			    wv[5] * v4_gather(r1 + i + 2, S);
+			a += wv[6] * v4_gather(r2 + i, S) +
+			    wv[7] * v4_gather(r2 + i + 1, S) +
+			    wv[8] * v4_gather(r2 + i + 2, S);
+			if (ow + 4 <= g->OW) {
+				v4_store(orow + ow, a);
+			} else {
+				float t[4];
+
+				v4_store(t, a);
+				memcpy(orow + ow, t, (size_t)(g->OW - ow) * sizeof *t);
+			}
+		}
+	}
+}
+
+typedef struct dw_job {
+	float *out;
+	const float *x, *w, *b;
+	const sl_conv2d_geom *g;
+	float *scratch;
+} dw_job;
+
+/* Part t of the (B*C) input planes, each padded once into this part's own
+ * plane of the workspace, then filtered by its mult output channels. */
+static void
+dw_part(void *arg, int t, int nt)
+{
+	const dw_job *j = arg;
+	const sl_conv2d_geom *g = j->g;
 	const int mult = g->OC / g->C;
 	const size_t HW = (size_t)g->H * (size_t)g->W;
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	const size_t padn = depthwise_pad_h(g) * depthwise_pad_w(g);
+	float *pad = j->scratch + (size_t)t * padn;
+	const int k3 = g->KH == 3 && g->KW == 3 && g->SH == g->SW &&
+	    (g->SW == 1 || g->SW == 2) && g->DH == 1 && g->DW == 1;
+	size_t lo, hi;
 
-	for (size_t bi = 0; bi < (size_t)g->B; bi++)
-		for (int oc = 0; oc < g->OC; oc++) {
-			const float *xp = x + (bi * (size_t)g->C +
-			    (size_t)(oc / mult)) * HW;
-			const float *wp = w + (size_t)oc * (size_t)g->KH *
-			    (size_t)g->KW;
-			float *op = out + (bi * (size_t)g->OC + (size_t)oc) * OHW;
+	share((size_t)g->B * (size_t)g->C, t, nt, &lo, &hi);
+	memset(pad, 0, padn * sizeof *pad);
+	for (size_t pc = lo; pc < hi; pc++) {
+		const size_t bi = pc / (size_t)g->C, c = pc % (size_t)g->C;
 
-			fill(op, OHW, b != NULL ? b[oc] : 0.0f);
-			for (int kh = 0; kh < g->KH; kh++) {
-				const int hoff = kh * g->DH - g->PT;
-				int hlo, hhi;
+		depthwise_pad(pad, j->x + pc * HW, g);
+		for (int m = 0; m < mult; m++) {
+			const size_t oc = c * (size_t)mult + (size_t)m;
 
-				valid_range(g->OH, g->SH, hoff, g->H, &hlo, &hhi);
-				for (int kw = 0; kw < g->KW; kw++) {
-					const int woff = kw * g->DW - g->PL;
-					const float wv = wp[kh * g->KW + kw];
-					int wlo, whi;
+			float *op = j->out + (bi * (size_t)g->OC + oc) * OHW;
+			const float *wp = j->w + oc * (size_t)g->KH * (size_t)g->KW;
+			const float bias = j->b != NULL ? j->b[oc] : 0.0f;
 
-					valid_range(g->OW, g->SW, woff, g->W, &wlo, &whi);
-					if (wlo >= whi)
-						continue;
-					for (int oh = hlo; oh < hhi; oh++) {
-						const float *xr = xp + (size_t)(oh *
-						    g->SH + hoff) * (size_t)g->W +
-						    (size_t)(wlo * g->SW + woff);
-
-						axpy_strided(op + (size_t)oh *
-						    (size_t)g->OW + (size_t)wlo, xr,
-						    whi - wlo, g->SW, wv);
-					}
-				}
-			}
+			if (k3 && g->SW == 1)
+				depthwise_plane_3x3(op, pad, wp, bias, g, 1);
+			else if (k3)
+				depthwise_plane_3x3(op, pad, wp, bias, g, 2);
+			else
+				depthwise_plane(op, pad, wp, bias, g);
 		}
+	}
+}
+
+static void
+conv_depthwise(float *out,           /* (B, OC, OH, OW) */
+    const float *x,                  /* (B, C, H, W) */
+    const float *w,                  /* (OC, 1, KH, KW) */
+    const float *b,                  /* (OC) or NULL */
+    const sl_conv2d_geom *g,
+    float *scratch)                  /* threads x (Hp, Wp) */
+{
+	dw_job j = { out, x, w, b, g, scratch };
+
+	parallel(threads_for(g), dw_part, &j);
 }
 
 static void
@@ -221,65 +467,106 @@ conv_1x1(float *out,                 /* (B, OC, H, W) */
 	}
 }
 
-/* col (Cg*KH*KW, nrows*OW): the input patches of output rows r0 ..
- * r0+nrows of the flattened (B*OH) rows, channels c0 .. c0+Cg. */
-static void
-im2col_rows(float *restrict col, const float *restrict x,
-    const sl_conv2d_geom *g, int c0, size_t r0, size_t nrows)
+/* dst[i] = src[i * stride] for i < n; rows are short (OW of 7 to 28), so
+ * no library calls. */
+static inline void
+copy_strided(float *restrict dst, const float *restrict src, int n, int stride)
 {
-	const int Cg = g->C / g->G;
-	const size_t N = nrows * (size_t)g->OW;
-	const size_t HW = (size_t)g->H * (size_t)g->W;
-	const size_t OW = (size_t)g->OW;
+	int i = 0;
 
-	for (int c = 0; c < Cg; c++)
-		for (int kh = 0; kh < g->KH; kh++)
-			for (int kw = 0; kw < g->KW; kw++) {
-				float *dst = col + ((size_t)(c * g->KH + kh) *
-				    (size_t)g->KW + (size_t)kw) * N;
-				const int woff = kw * g->DW - g->PL;
-				size_t bi = r0 / (size_t)g->OH;
-				int oh = (int)(r0 % (size_t)g->OH), lo, hi;
-
-				valid_range(g->OW, g->SW, woff, g->W, &lo, &hi);
-				for (size_t r = 0; r < nrows; r++, dst += OW) {
-					const int ih = oh * g->SH - g->PT + kh * g->DH;
-
-					if (ih < 0 || ih >= g->H || lo >= hi) {
-						memset(dst, 0, OW * sizeof *dst);
-					} else {
-						const float *src = x + (bi *
-						    (size_t)g->C + (size_t)(c0 + c)) *
-						    HW + (size_t)ih * (size_t)g->W +
-						    (size_t)(lo * g->SW + woff);
-
-						memset(dst, 0, (size_t)lo * sizeof *dst);
-						if (g->SW == 1) {
-							memcpy(dst + lo, src, (size_t)(hi -
-							    lo) * sizeof *dst);
-						} else {
-							for (int i = 0; i < hi - lo; i++)
-								dst[lo + i] = src[(size_t)i *
-								    (size_t)g->SW];
-						}
-						memset(dst + hi, 0, (OW - (size_t)hi) *
-						    sizeof *dst);
-					}
-					if (++oh == g->OH) {
-						oh = 0;
-						bi++;
-					}
-				}
-			}
+	if (stride == 1)
+		for (; i + 4 <= n; i += 4)
+			v4_store(dst + i, v4_load(src + i));
+	for (; i < n; i++)
+		dst[i] = src[(size_t)i * (size_t)stride];
 }
 
-/* tmp (OCg, nrows*OW) -> out's channels oc0 .. oc0+OCg for output rows
- * r0 .. r0+nrows, adding the bias; rows of one image are contiguous. */
+static inline void
+zero(float *dst, int n)
+{
+	for (int i = 0; i < n; i++)
+		dst[i] = 0.0f;
+}
+
+/* Rows k0 .. k1 of col (Cg*KH*KW, nrows*OW): the input patches of output
+ * rows r0 .. r0+nrows of the flattened (B*OH) rows, channels c0 .. c0+Cg.
+ * Stride 1 with OW == W (the "same" 3x3 and 1x1 convs): the rows of one
+ * image that the tap reaches are one contiguous copy, then the columns
+ * the tap misses are zeroed. */
+static void
+im2col_rows(float *restrict col, const float *restrict x,
+    const sl_conv2d_geom *g, int c0, size_t r0, size_t nrows, size_t k0,
+    size_t k1)
+{
+	const int OW = g->OW, OH = g->OH;
+	const size_t N = nrows * (size_t)OW;
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const int block = g->SH == 1 && g->SW == 1 && OW == g->W;
+
+	for (size_t kr = k0; kr < k1; kr++) {
+		const int kw = (int)(kr % (size_t)g->KW);
+		const int kh = (int)(kr / (size_t)g->KW % (size_t)g->KH);
+		const size_t c = kr / ((size_t)g->KW * (size_t)g->KH);
+		const int woff = kw * g->DW - g->PL, hoff = kh * g->DH - g->PT;
+		float *dst = col + kr * N;
+		int lo, hi, vlo, vhi;
+		size_t r = r0;
+
+		valid_range(OW, g->SW, woff, g->W, &lo, &hi);
+		valid_range(OH, g->SH, hoff, g->H, &vlo, &vhi);
+		while (r < r0 + nrows) {
+			const size_t bi = r / (size_t)OH;
+			const int oa = (int)(r % (size_t)OH);
+			const size_t end = (bi + 1) * (size_t)OH < r0 + nrows ?
+			    (bi + 1) * (size_t)OH : r0 + nrows;
+			const int ob = oa + (int)(end - r);
+			const int va = vlo > oa ? vlo : oa;
+			const int vb = vhi < ob ? vhi : ob;
+			const float *plane = x + (bi * (size_t)g->C + (size_t)c0 +
+			    c) * HW;
+			float *d = dst + (r - r0) * (size_t)OW - (size_t)oa *
+			    (size_t)OW;   /* d + oh * OW is row oh */
+
+			if (va >= vb || lo >= hi) {
+				zero(d + (size_t)oa * (size_t)OW, (ob - oa) * OW);
+				r = end;
+				continue;
+			}
+			zero(d + (size_t)oa * (size_t)OW, (va - oa) * OW);
+			if (block) {
+				memcpy(d + (size_t)va * (size_t)OW + (size_t)lo, plane +
+				    (size_t)(va + hoff) * (size_t)g->W +
+				    (size_t)(lo + woff), ((size_t)(vb - va - 1) *
+				    (size_t)OW + (size_t)(hi - lo)) * sizeof *d);
+				for (int oh = va; oh < vb; oh++) {
+					zero(d + (size_t)oh * (size_t)OW, lo);
+					zero(d + (size_t)oh * (size_t)OW + hi, OW - hi);
+				}
+			} else {
+				for (int oh = va; oh < vb; oh++) {
+					float *row = d + (size_t)oh * (size_t)OW;
+
+					zero(row, lo);
+					copy_strided(row + lo, plane + (size_t)(oh *
+					    g->SH + hoff) * (size_t)g->W +
+					    (size_t)(lo * g->SW + woff), hi - lo, g->SW);
+					zero(row + hi, OW - hi);
+				}
+			}
+			zero(d + (size_t)vb * (size_t)OW, (ob - vb) * OW);
+			r = end;
+		}
+	}
+}
+
+/* Rows o0 .. o1 of tmp (OCg, nrows*OW) -> out's channels oc0 + o for
+ * output rows r0 .. r0+nrows, adding the bias; the rows of one image are
+ * contiguous in both. */
 static void
 scatter_rows(float *out, const float *tmp, const float *b,
-    const sl_conv2d_geom *g, int oc0, size_t r0, size_t nrows)
+    const sl_conv2d_geom *g, int oc0, size_t r0, size_t nrows, size_t o0,
+    size_t o1)
 {
-	const int OCg = g->OC / g->G;
 	const size_t N = nrows * (size_t)g->OW;
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 	size_t r = r0;
@@ -291,14 +578,105 @@ scatter_rows(float *out, const float *tmp, const float *b,
 
 		if (end > r0 + nrows)
 			end = r0 + nrows;
-		for (int o = 0; o < OCg; o++) {
-			const size_t oc = (size_t)(oc0 + o);
+		for (size_t o = o0; o < o1; o++) {
+			const size_t oc = (size_t)oc0 + o;
 
 			copy_bias(out + (bi * (size_t)g->OC + oc) * OHW +
-			    oh * (size_t)g->OW, tmp + (size_t)o * N + (r - r0) *
+			    oh * (size_t)g->OW, tmp + o * N + (r - r0) *
 			    (size_t)g->OW, (end - r) * (size_t)g->OW,
 			    b != NULL ? b[oc] : 0.0f);
 		}
+		r = end;
+	}
+}
+
+/* Channels oc0 + o, o in [o0, o1), of output rows r0 .. r0+nrows = b. */
+static void
+bias_rows(float *out, const float *b, const sl_conv2d_geom *g, int oc0,
+    size_t r0, size_t nrows, size_t o0, size_t o1)
+{
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	size_t r = r0;
+
+	while (r < r0 + nrows) {
+		const size_t bi = r / (size_t)g->OH;
+		const size_t oh = r % (size_t)g->OH;
+		size_t end = (bi + 1) * (size_t)g->OH;
+
+		if (end > r0 + nrows)
+			end = r0 + nrows;
+		for (size_t o = o0; o < o1; o++)
+			fill(out + (bi * (size_t)g->OC + (size_t)oc0 + o) * OHW +
+			    oh * (size_t)g->OW, (end - r) * (size_t)g->OW,
+			    b[(size_t)oc0 + o]);
+		r = end;
+	}
+}
+
+/* One step of the im2col pipeline, split over threads: scatter the GEMM
+ * result of the previous unit (chunk, group) from tmp and unfold the next
+ * unit into col; the two never overlap in the workspace. */
+typedef struct im2col_job {
+	const sl_conv2d_geom *g;
+	int direct;                  /* GEMMs write out: bias first, no tmp */
+	float *out;
+	const float *x, *b;
+	float *col;                  /* NULL: nothing to unfold */
+	int c0;
+	size_t r0, nr;
+	const float *tmp;            /* NULL: nothing to scatter */
+	int oc0;
+	size_t sr0, snr;
+} im2col_job;
+
+static void
+im2col_part(void *arg, int t, int nt)
+{
+	const im2col_job *j = arg;
+	const sl_conv2d_geom *g = j->g;
+	size_t lo, hi;
+
+	if (j->tmp != NULL) {
+		share((size_t)(g->OC / g->G), t, nt, &lo, &hi);
+		scatter_rows(j->out, j->tmp, j->b, g, j->oc0, j->sr0, j->snr, lo,
+		    hi);
+	}
+	if (j->col != NULL) {
+		if (j->direct && j->b != NULL) {
+			share((size_t)(g->OC / g->G), t, nt, &lo, &hi);
+			bias_rows(j->out, j->b, g, j->c0 / (g->C / g->G) *
+			    (g->OC / g->G), j->r0, j->nr, lo, hi);
+		}
+		share((size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW, t, nt,
+		    &lo, &hi);
+		im2col_rows(j->col, j->x, g, j->c0, j->r0, j->nr, lo, hi);
+	}
+}
+
+/* The GEMMs of one unit straight into out, one per image the chunk
+ * touches: C is that image's rows of channels oc0 .., ldc = OH*OW. */
+static void
+gemm_direct(float *out, const float *wg, const float *col,
+    const sl_conv2d_geom *g, int oc0, size_t r0, size_t nr, int K,
+    float beta)
+{
+	const int OCg = g->OC / g->G;
+	const size_t N = nr * (size_t)g->OW;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	size_t r = r0;
+
+	while (r < r0 + nr) {
+		const size_t bi = r / (size_t)g->OH;
+		const size_t oh = r % (size_t)g->OH;
+		size_t end = (bi + 1) * (size_t)g->OH;
+
+		if (end > r0 + nr)
+			end = r0 + nr;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg,
+		    (int)((end - r) * (size_t)g->OW), K, 1.0f, wg, K,
+		    col + (r - r0) * (size_t)g->OW, (int)N, beta,
+		    out + (bi * (size_t)g->OC + (size_t)oc0) * OHW + oh *
+		    (size_t)g->OW, (int)OHW);
 		r = end;
 	}
 }
@@ -315,18 +693,48 @@ conv_im2col(float *out,              /* (B, OC, OH, OW) */
 	const int K = Cg * g->KH * g->KW;
 	const size_t total = (size_t)g->B * (size_t)g->OH;
 	const size_t rows = chunk_rows(g);
+	const size_t nchunks = (total + rows - 1) / rows;
+	const size_t nunits = nchunks * (size_t)g->G;
+	const int nt = threads_for(g);
+	/* col and tmp at fixed places, sized for a full chunk. */
+	float *col = scratch, *tmp = scratch + (size_t)K * rows * (size_t)g->OW;
+	im2col_job j = { .g = g, .out = out, .x = x, .b = b,
+	    .direct = (size_t)g->OH * (size_t)g->OW >= DIRECT_MIN_OHW *
+	    (size_t)threads_for(g) };
 
-	for (size_t r0 = 0; r0 < total; r0 += rows) {
-		const size_t nr = total - r0 < rows ? total - r0 : rows;
-		const size_t N = nr * (size_t)g->OW;
-		float *col = scratch, *tmp = scratch + (size_t)K * N;
+	/* Unit u = chunk u / G, group u % G. Step u scatters u - 1 and
+	 * unfolds u; the GEMM of u runs between steps u and u + 1. */
+	for (size_t u = 0; u <= nunits; u++) {
+		if (u > 0 && !j.direct) {
+			j.tmp = tmp;
+			j.oc0 = j.c0 / Cg * OCg;
+			j.sr0 = j.r0;
+			j.snr = j.nr;
+		}
+		if (u < nunits) {
+			const size_t r0 = u / (size_t)g->G * rows;
 
-		for (int gi = 0; gi < g->G; gi++) {
-			im2col_rows(col, x, g, gi * Cg, r0, nr);
+			j.col = col;
+			j.c0 = (int)(u % (size_t)g->G) * Cg;
+			j.r0 = r0;
+			j.nr = total - r0 < rows ? total - r0 : rows;
+		} else {
+			j.col = NULL;
+		}
+		if (nt > 1)
+			parallel(nt, im2col_part, &j);
+		else
+			im2col_part(&j, 0, 1);
+		if (u < nunits && j.direct) {
+			gemm_direct(out, w + (size_t)(j.c0 / Cg) * (size_t)OCg *
+			    (size_t)K, col, g, j.c0 / Cg * OCg, j.r0, j.nr, K,
+			    b != NULL ? 1.0f : 0.0f);
+		} else if (u < nunits) {
+			const int N = (int)(j.nr * (size_t)g->OW);
+
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-			    OCg, (int)N, K, 1.0f, w + (size_t)gi * (size_t)OCg *
-			    (size_t)K, K, col, (int)N, 0.0f, tmp, (int)N);
-			scatter_rows(out, tmp, b, g, gi * OCg, r0, nr);
+			    OCg, N, K, 1.0f, w + (size_t)(j.c0 / Cg) *
+			    (size_t)OCg * (size_t)K, K, col, N, 0.0f, tmp, N);
 		}
 	}
 }
@@ -338,7 +746,7 @@ sl_op_conv2d_forward(float *out, const float *x, const float *w,
 	if (g->B == 0 || g->OC == 0)
 		return;
 	if (is_depthwise(g))
-		conv_depthwise(out, x, w, b, g);
+		conv_depthwise(out, x, w, b, g, scratch);
 	else if (is_1x1(g))
 		conv_1x1(out, x, w, b, g);
 	else
@@ -500,6 +908,7 @@ small:
 typedef struct conv_attr {
 	sl_op_window win;
 	int64_t group;
+	int plan_threads;       /* OpenBLAS's thread count at the first infer */
 	sl_conv2d_geom geom;    /* resolved by infer, read by forward */
 } conv_attr;
 
@@ -527,6 +936,7 @@ conv_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 /* Dimensions the kernels index with int: up to 2^30, so that positions
  * plus pads (under 2^24 each) never overflow. */
 #define DIM_MAX ((int64_t)1 << 30)
+#define SCRATCH_MAX ((size_t)1 << 30)
 
 static int
 fits_int(const int64_t *v, int n)
@@ -545,7 +955,7 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	const sl_gtensor *B = sl_g_in(g, n, 2);
 	char xs[96], ws[96];
 	int64_t in[2], k[2], pb[2], pe[2], o[2], dims[4];
-	int nsp, rc;
+	int nsp, rc, threads;
 
 	if (X == NULL || W == NULL)
 		return sl_errmsg_set(why, SL_EFORMAT, "inputs X and W are "
@@ -604,7 +1014,15 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	if ((rc = sl_g_set_shape(sl_g_out(g, n, 0), SL_G_F32, X->rank, dims,
 	    why)) != 0)
 		return rc;
+	/* The workspace planned at the first infer (plan) must do for every
+	 * run: a later run uses at most the threads counted then. */
+	threads = openblas_get_num_threads();
+	if (c->plan_threads == 0)
+		c->plan_threads = threads > 0 ? threads : 1;
+	if (threads > c->plan_threads)
+		threads = c->plan_threads;
 	c->geom = (sl_conv2d_geom){
+		.threads = threads,
 		.B = (int)X->dims[0], .C = (int)X->dims[1],
 		.H = nsp == 2 ? (int)in[0] : 1, .W = (int)in[nsp - 1],
 		.OC = (int)W->dims[0], .G = (int)c->group,
@@ -617,6 +1035,12 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 		.OH = nsp == 2 ? (int)o[0] : 1, .OW = (int)o[nsp - 1],
 	};
 	n->scratch_bytes = sl_op_conv2d_scratch_bytes(&c->geom);
+	/* Real layers need SL_CONV_CHUNK_BYTES and a row; only a file that
+	 * pads and dilates to extremes asks for more than this. */
+	if (n->scratch_bytes > SCRATCH_MAX)
+		return sl_errmsg_set(why, SL_ELIMIT, "X %s, W %s: the workspace "
+		    "would be %zu bytes, over %zu", xs, ws, n->scratch_bytes,
+		    SCRATCH_MAX);
 	return 0;
 }
 

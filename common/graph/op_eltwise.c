@@ -4,9 +4,9 @@
  * Where.
  *
  * Dtypes: float32 everywhere; int64 where exporters compute shapes with the
- * op (Add, Sub, Mul, Div, Pow, Max, Min, Sum, Abs, Neg, Clip, comparisons,
- * Where, Cast, Identity); bool for Not, And, Or, Xor, Equal, Where, Cast,
- * Identity.
+ * op (Add, Sub, Mul, Div, Pow, Max, Min, Sum, Abs, Neg, Sign, Clip,
+ * comparisons, Where, Cast, Identity); bool for Not, And, Or, Xor, Equal,
+ * Where, Cast, Identity.
  *
  * Broadcasting: forward right-aligns every input's shape on the output's,
  * gives a broadcast dimension stride 0, drops size-1 dimensions and merges
@@ -36,13 +36,14 @@ enum kind {
 	/* unary float */
 	K_RELU, K_LEAKYRELU, K_ELU, K_SELU, K_SIGMOID, K_TANH, K_EXP, K_LOG,
 	K_ABS, K_NEG, K_SQRT, K_RECIPROCAL, K_ERF, K_FLOOR, K_CEIL,
-	K_SOFTPLUS, K_HARDSIGMOID, K_HARDSWISH, K_CLIP,
+	K_SOFTPLUS, K_HARDSIGMOID, K_HARDSWISH, K_CLIP, K_THRESHRELU, K_CELU,
+	K_SOFTSIGN, K_SIGN,
 	/* pass-through and conversions */
 	K_IDENTITY, K_DROPOUT, K_CAST, K_NOT,
 	/* binary */
 	K_ADD, K_SUB, K_MUL, K_DIV, K_POW, K_MAX, K_MIN, K_MEAN, K_SUM,
 	K_EQUAL, K_LESS, K_GREATER, K_LESSEQ, K_GREATEREQ,
-	K_AND, K_OR, K_XOR, K_WHERE,
+	K_AND, K_OR, K_XOR, K_WHERE, K_PRELU,
 };
 
 static const struct {
@@ -55,7 +56,9 @@ static const struct {
 	{ "Sqrt", K_SQRT }, { "Reciprocal", K_RECIPROCAL }, { "Erf", K_ERF },
 	{ "Floor", K_FLOOR }, { "Ceil", K_CEIL }, { "Softplus", K_SOFTPLUS },
 	{ "HardSigmoid", K_HARDSIGMOID }, { "HardSwish", K_HARDSWISH },
-	{ "Clip", K_CLIP }, { "Identity", K_IDENTITY }, { "Dropout", K_DROPOUT },
+	{ "Clip", K_CLIP }, { "ThresholdedRelu", K_THRESHRELU },
+	{ "Celu", K_CELU }, { "Softsign", K_SOFTSIGN }, { "Sign", K_SIGN },
+	{ "PRelu", K_PRELU }, { "Identity", K_IDENTITY }, { "Dropout", K_DROPOUT },
 	{ "Cast", K_CAST }, { "Not", K_NOT },
 	{ "Add", K_ADD }, { "Sub", K_SUB }, { "Mul", K_MUL }, { "Div", K_DIV },
 	{ "Pow", K_POW }, { "Max", K_MAX }, { "Min", K_MIN }, { "Mean", K_MEAN },
@@ -68,7 +71,8 @@ static const struct {
 /* n->attr of every op here. */
 typedef struct elt_attr {
 	int kind;
-	float alpha, beta;      /* LeakyRelu, Elu, HardSigmoid; Selu: alpha, gamma */
+	float alpha, beta;      /* LeakyRelu, Elu, HardSigmoid, ThresholdedRelu,
+	                         * Celu; Selu: alpha, gamma */
 	float lo, hi;           /* Clip's attributes before opset 11 */
 	int to;                 /* Cast: enum sl_gdtype */
 	int mask_bool;          /* Dropout: mask is bool (opset >= 10), else T */
@@ -208,8 +212,12 @@ bcast_infer(sl_graph *g, const sl_gnode *n, int first, int count,
 	return sl_g_set_shape(y, dtype, rank, dims, why);
 }
 
-/* out[i] = OP(u, v) over a broadcast pair; u from a, v from b. y may be
- * a (the variadic ops accumulate in place). */
+/* y[i] = OP(u, v) over a broadcast pair, u from a, v from b:
+ *   a: walked with strides bc->st[0] over bc->dims,
+ *   b: walked with strides bc->st[1],
+ *   y: (bc->numel), contiguous in the output's order.
+ * y may be a (the variadic ops accumulate in place): each element is read
+ * before it is written. */
 #define BIN_LOOP(NAME, TA, TB, TY, OP)                                       \
 static void                                                                  \
 NAME(const bcast *bc, const TA *a, const TB *b, TY *y)                       \
@@ -338,6 +346,7 @@ BIN_LOOP(div_f32, float, float, float, u / v)
 BIN_LOOP(pow_f32, float, float, float, powf(u, v))
 BIN_LOOP(pow_f32_i64, float, int64_t, float, powf(u, (float)v))
 BIN_LOOP(max_f32, float, float, float, f_max(u, v))
+BIN_LOOP(prelu_f32, float, float, float, u < 0.0f ? u * v : u)
 BIN_LOOP(min_f32, float, float, float, f_min(u, v))
 BIN_LOOP(add_i64, int64_t, int64_t, int64_t, i64_add(u, v))
 BIN_LOOP(sub_i64, int64_t, int64_t, int64_t, i64_sub(u, v))
@@ -362,7 +371,8 @@ BIN_LOOP(and_b, uint8_t, uint8_t, uint8_t, (uint8_t)(u && v))
 BIN_LOOP(or_b, uint8_t, uint8_t, uint8_t, (uint8_t)(u || v))
 BIN_LOOP(xor_b, uint8_t, uint8_t, uint8_t, (uint8_t)((u != 0) != (v != 0)))
 
-/* y = cond ? a : b, all three broadcast. */
+/* y = c ? a : b, all three broadcast: c, a, b walked with strides
+ * bc->st[0], [1], [2]; y (bc->numel). */
 #define WHERE_LOOP(NAME, T)                                                  \
 static void                                                                  \
 NAME(const bcast *bc, const uint8_t *c, const T *a, const T *b, T *y)        \
@@ -421,7 +431,7 @@ elt_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 		at->alpha = 0.01f;
 		rc = sl_g_attr_float(a, "alpha", &at->alpha, why);
 		break;
-	case K_ELU:
+	case K_ELU: case K_THRESHRELU: case K_CELU:
 		at->alpha = 1.0f;
 		rc = sl_g_attr_float(a, "alpha", &at->alpha, why);
 		break;
@@ -438,9 +448,13 @@ elt_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 			rc = sl_g_attr_float(a, "beta", &at->beta, why);
 		break;
 	case K_CLIP:
-		at->lo = -FLT_MAX;
-		at->hi = FLT_MAX;
+		/* A bound left out does not clamp (ONNX's reference), so +-inf
+		 * pass from opset 11; Clip-6 documents lowest()/max(). */
+		at->lo = -INFINITY;
+		at->hi = INFINITY;
 		if (opset < 11) {
+			at->lo = -FLT_MAX;
+			at->hi = FLT_MAX;
 			if (n->nin > 1)
 				return sl_errmsg_set(why, SL_EFORMAT, "Clip takes "
 				    "min and max as attributes before opset 11, "
@@ -458,6 +472,12 @@ elt_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 			return sl_errmsg_set(why, SL_EUNSUPPORTED, "Dropout with "
 			    "is_test=0 (training) is not supported: inference "
 			    "only");
+		/* No ONNX opset has this attribute (training_mode is an input
+		 * from 12); some converters write it anyway. */
+		if (rc >= 0 && (rc = sl_g_attr_int(a, "training_mode", &v,
+		    why)) == 1 && v != 0)
+			return sl_errmsg_set(why, SL_EUNSUPPORTED, "training_mode "
+			    "is true: Dropout runs for inference only");
 		break;
 	case K_CAST:
 		if ((rc = sl_g_attr_int(a, "to", &v, why)) < 0)
@@ -469,6 +489,16 @@ elt_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 			    "(%lld) is not supported: FLOAT, INT64 and BOOL only",
 			    dtype_name((int)v), (long long)v);
 		at->to = (int)v;
+		break;
+	case K_ADD: case K_SUB: case K_MUL: case K_DIV: case K_POW:
+	case K_EQUAL: case K_LESS: case K_GREATER: case K_AND: case K_OR:
+	case K_XOR:
+		/* Before opset 7 these broadcast only with broadcast=1 and an
+		 * axis, aligned on the left: not numpy's rule. */
+		if ((rc = sl_g_attr_int(a, "broadcast", &v, why)) == 1 && v != 0)
+			return sl_errmsg_set(why, SL_EUNSUPPORTED, "legacy "
+			    "broadcasting (broadcast=1, opset < 7) is not "
+			    "supported");
 		break;
 	case -1:
 		return sl_errmsg_set(why, SL_EUNSUPPORTED, "not an eltwise op");
@@ -483,7 +513,8 @@ elt_init(sl_graph *g, sl_gnode *n, const sl_gattrs *a, sl_errmsg *why)
 static int
 is_int_ok(int kind)
 {
-	return kind == K_ABS || kind == K_NEG || kind == K_CLIP;
+	return kind == K_ABS || kind == K_NEG || kind == K_CLIP ||
+	    kind == K_SIGN;
 }
 
 static int
@@ -580,6 +611,11 @@ unary_f32_forward(float *y, /* (len) */ const float *x, /* (len) */
 	case K_HARDSWISH: UNARY(v * clampf(v * (1.0f / 6.0f) + 0.5f, 0.0f,
 	    1.0f)); break;
 	case K_CLIP: UNARY(clampf(v, lo, hi)); break;
+	case K_THRESHRELU: UNARY(v > al ? v : 0.0f); break;
+	case K_CELU: UNARY((v > 0.0f ? v : 0.0f) + (v < 0.0f ? al * expm1f(v / al)
+	    : 0.0f)); break;
+	case K_SOFTSIGN: UNARY(v / (1.0f + fabsf(v))); break;
+	case K_SIGN: UNARY(v > 0.0f ? 1.0f : v < 0.0f ? -1.0f : v); break;
 	default: break;
 	}
 }
@@ -594,6 +630,7 @@ unary_i64_forward(int64_t *y, /* (len) */ const int64_t *x, /* (len) */
 		switch (kind) {
 		case K_ABS: v = v < 0 ? i64_sub(0, v) : v; break;
 		case K_NEG: v = i64_sub(0, v); break;
+		case K_SIGN: v = (v > 0) - (v < 0); break;
 		default:
 			v = v < lo ? lo : v;
 			v = v > hi ? hi : v;
@@ -821,6 +858,16 @@ binary_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	return bcast_infer(g, n, 0, n->nin, out_dt, sl_g_out(g, n, 0), why);
 }
 
+/* Pow(x, 2), as decomposed LayerNorms write it: exactly x * x (powf is
+ * not always correctly rounded). A one-element exponent does not widen
+ * x, so x and y have the same elements. */
+static void
+square_f32(float *y, /* (len) */ const float *x, /* (len) */ size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		y[i] = x[i] * x[i];
+}
+
 /* y = a OP b for one pair; y has the broadcast shape of all inputs. */
 static void
 pair_forward(int kind, const sl_gtensor *ta, const void *a,
@@ -842,16 +889,9 @@ pair_forward(int kind, const sl_gtensor *ta, const void *a,
 		case K_POW:
 			if (tb->dtype == SL_G_I64)
 				pow_f32_i64(&bc, a, b, y->data);
-			else if (sl_g_numel(tb) == 1 && *(const float *)b == 2.0f &&
-			    sl_g_numel(ta) == sl_g_numel(y)) {
-				/* x^2 (decomposed LayerNorm) as x * x: both
-				 * operands are a, so a's strides for both. */
-				const sl_gtensor *xx[2] = { ta, ta };
-				bcast sq;
-
-				bcast_make(&sq, y, xx, 2);
-				mul_f32(&sq, a, a, y->data);
-			} else
+			else if (sl_g_numel(tb) == 1 && *(const float *)b == 2.0f)
+				square_f32(y->data, a, sl_g_numel(y));
+			else
 				pow_f32(&bc, a, b, y->data);
 			break;
 		case K_MAX: max_f32(&bc, a, b, y->data); break;
@@ -861,6 +901,7 @@ pair_forward(int kind, const sl_gtensor *ta, const void *a,
 		case K_GREATER: gt_f32(&bc, a, b, y->data); break;
 		case K_LESSEQ: le_f32(&bc, a, b, y->data); break;
 		case K_GREATEREQ: ge_f32(&bc, a, b, y->data); break;
+		case K_PRELU: prelu_f32(&bc, a, b, y->data); break;
 		default: break;
 		}
 	} else if (ta->dtype == SL_G_I64) {
@@ -928,6 +969,30 @@ binary_forward(sl_graph *g, sl_gnode *n, void *scratch)
 	}
 }
 
+/* PRelu: y = x < 0 ? slope * x : x, the slope broadcast to X's shape
+ * (unidirectionally: X's shape is the output's). */
+static int
+prelu_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
+{
+	const sl_gtensor *x = sl_g_in(g, n, 0), *sl = sl_g_in(g, n, 1);
+	sl_gtensor *y = sl_g_out(g, n, 0);
+	char sx[96], ss[96];
+	int rc;
+
+	if (x->dtype != SL_G_F32 || sl->dtype != SL_G_F32)
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "X of type %s and "
+		    "slope of type %s: FLOAT only", dtype_name(x->dtype),
+		    dtype_name(sl->dtype));
+	if ((rc = bcast_infer(g, n, 0, 2, SL_G_F32, y, why)) != 0)
+		return rc;
+	if (y->rank != x->rank || memcmp(y->dims, x->dims,
+	    (size_t)x->rank * sizeof *x->dims) != 0)
+		return sl_errmsg_set(why, SL_EMISMATCH, "slope %s does not "
+		    "broadcast to X %s without widening it", sl_g_shape_str(sl,
+		    ss, sizeof ss), sl_g_shape_str(x, sx, sizeof sx));
+	return 0;
+}
+
 static int
 where_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 {
@@ -989,5 +1054,7 @@ const sl_gop sl_g_ops_eltwise[] = {
 	BIN("Equal"), BIN("Less"), BIN("Greater"), BIN("LessOrEqual"),
 	BIN("GreaterOrEqual"), BIN("And"), BIN("Or"), BIN("Xor"),
 	{ "Where", 3, 3, 1, 1, elt_init, where_infer, where_forward },
+	UN("ThresholdedRelu"), UN("Celu"), UN("Softsign"), UN("Sign"),
+	{ "PRelu", 2, 2, 1, 1, elt_init, prelu_infer, binary_forward },
 	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };

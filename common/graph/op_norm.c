@@ -20,12 +20,26 @@ opset_of(const sl_graph *g)
 	return g->opset > 0 ? g->opset : 17;
 }
 
+static const char *
+dtype_name(int dt)
+{
+	switch (dt) {
+	case SL_G_F32: return "FLOAT";
+	case SL_G_I64: return "INT64";
+	case SL_G_BOOL: return "BOOL";
+	case 10: return "FLOAT16";
+	case 11: return "DOUBLE";
+	case 16: return "BFLOAT16";
+	default: return "an integer or other type";
+	}
+}
+
 static int
 need_f32(const sl_gtensor *t, const char *what, sl_errmsg *why)
 {
 	if (t->dtype != SL_G_F32)
-		return sl_errmsg_set(why, SL_EUNSUPPORTED, "%s has type %d: FLOAT "
-		    "only", what, t->dtype);
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "%s has type %s (%d): "
+		    "FLOAT only", what, dtype_name(t->dtype), t->dtype);
 	return 0;
 }
 
@@ -462,10 +476,52 @@ sm_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
  * softmax y = exp(x - max) / sum, log-softmax y = x - max - log(sum).
  * The sum accumulates in double. */
 static void
+softmax_rows_forward(float *y, /* (rows, len) */ const float *x, /* (rows, len) */
+    int64_t rows, int64_t len, int log_out)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		const float *px = x + r * len;
+		float *py = y + r * len;
+		float mx = -INFINITY;
+		double sum = 0.0;
+
+		for (int64_t i = 0; i < len; i++)
+			mx = px[i] > mx ? px[i] : mx;
+		if (log_out) {
+			float ls;
+
+			for (int64_t i = 0; i < len; i++)
+				sum += (double)expf(px[i] - mx);
+			ls = (float)log(sum);
+			for (int64_t i = 0; i < len; i++)
+				py[i] = px[i] - mx - ls;
+		} else {
+			float is;
+
+			for (int64_t i = 0; i < len; i++) {
+				const float e = expf(px[i] - mx);
+
+				py[i] = e;
+				sum += (double)e;
+			}
+			is = (float)(1.0 / sum);
+			for (int64_t i = 0; i < len; i++)
+				py[i] *= is;
+		}
+	}
+}
+
+static void
 softmax_forward(float *y, /* (outer, len, inner) */
     const float *x, /* (outer, len, inner) */ int64_t outer, int64_t len,
     int64_t inner, int log_out)
 {
+	if (inner == 1) {
+		/* The common case (last axis, or the old 2-D coercion):
+		 * contiguous rows. */
+		softmax_rows_forward(y, x, outer, len, log_out);
+		return;
+	}
 	for (int64_t o = 0; o < outer; o++)
 		for (int64_t j = 0; j < inner; j++) {
 			const float *px = x + o * len * inner + j;
@@ -609,9 +665,9 @@ red_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 
 	if (x->dtype != SL_G_F32 && !(x->dtype == SL_G_I64 &&
 	    red_int_ok(at->kind)))
-		return sl_errmsg_set(why, SL_EUNSUPPORTED, "input has type %d: "
-		    "FLOAT%s only", x->dtype, red_int_ok(at->kind) ? " and INT64"
-		    : "");
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "input has type %s "
+		    "(%d): FLOAT%s only", dtype_name(x->dtype), x->dtype,
+		    red_int_ok(at->kind) ? " and INT64" : "");
 	if (ta != NULL) {
 		if (ta->dtype != SL_G_I64 || ta->rank > 1 ||
 		    sl_g_numel(ta) > SL_G_MAX_RANK)
@@ -660,8 +716,9 @@ red_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	return 0;
 }
 
-/* Accumulate x (contiguous, coalesced dims cd[0..cr) alternating kept and
- * reduced, cred[] flags) into acc (output order, strides ost[]): for
+/* Accumulate x (total) (contiguous, coalesced dims cd[0..cr) alternating
+ * kept and reduced, cred[] flags) into acc (output elements, strides
+ * ost[] over cd, 0 along reduced runs): for
  * each element, s = acc[o]; STEP; acc[o] = s, with v the element. The
  * innermost run is either reduced (one accumulator over contiguous x) or
  * kept (contiguous accumulators): both are tight loops. */

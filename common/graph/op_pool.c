@@ -1,11 +1,17 @@
-/* op_pool.c - MaxPool, AveragePool (1-D and 2-D), GlobalAveragePool and
+/* op_pool.c - MaxPool, AveragePool (1-D, 2-D, 3-D), GlobalAveragePool and
  * GlobalMaxPool (any spatial rank), float32, ONNX opsets 1..17.
  *
  * Windows are walked tap by tap over an output plane that stays in L1,
  * as in the depthwise conv: for each kernel position the rows and columns
  * it reaches inside x are computed once, and the inner loop runs four
- * floats at a time. Padding never enters a max; an average divides by the
- * positions counted (count_include_pad). */
+ * floats at a time; a 3-D window folds in the 2-D windows of the input
+ * planes its depth taps reach. Padding never enters a max; an average
+ * divides by the positions counted (count_include_pad).
+ *
+ * Refused: MaxPool's second output Indices (at load), other dtypes than
+ * float32 and 4-D or higher windows (at plan, SL_EUNSUPPORTED); a window
+ * larger than the padded input (SL_EMISMATCH). storage_order is accepted
+ * and ignored (it only orders Indices). */
 #include "graph.h"
 #include "kernels_conv.h"
 
@@ -97,22 +103,91 @@ valid_range(int n_out, int stride, int off, int n_in, int *lo, int *hi)
 	*hi = b;
 }
 
+/* floor(a / b) and ceil(a / b) for b > 0 and any a. */
+static int64_t
+floor_div(int64_t a, int64_t b)
+{
+	return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+static int64_t
+ceil_div(int64_t a, int64_t b)
+{
+	return a >= 0 ? (a + b - 1) / b : -(-a / b);
+}
+
 /* Taps k < K of a window starting at start (dilation d) that land in
- * [lo, hi). */
+ * [lo, hi): constant time, since a hostile kernel_shape may be 2^24. */
 static int
 taps_in(int start, int d, int K, int lo, int hi)
 {
-	int n = 0;
+	int64_t a = ceil_div((int64_t)lo - start, d);
+	int64_t b = floor_div((int64_t)hi - 1 - start, d);
 
-	for (int k = 0; k < K; k++) {
-		const int p = start + k * d;
-
-		n += p >= lo && p < hi;
-	}
-	return n;
+	if (a < 0)
+		a = 0;
+	if (b > K - 1)
+		b = K - 1;
+	return b >= a ? (int)(b - a + 1) : 0;
 }
 
-/* For every plane: out starts at init, then each tap folds in with op. */
+/* The taps k of K (dilation d) that reach [0, n_in) for some output
+ * position o * s - p, o < n_out: the loops skip the rest, so a window far
+ * larger than its input costs only the taps that read it. */
+static void
+tap_range(int K, int d, int p, int s, int n_out, int n_in, int *klo,
+    int *khi)
+{
+	int64_t a = ceil_div((int64_t)p - (int64_t)(n_out - 1) * s, d);
+	int64_t b = floor_div((int64_t)p + n_in - 1, d) + 1;
+
+	if (a < 0)
+		a = 0;
+	if (b > K)
+		b = K;
+	*klo = (int)a;
+	*khi = (int)(b > a ? b : a);
+}
+
+/* Fold the plane xp into the output plane op tap by tap (max or sum). */
+static void
+pool_plane(float *restrict op,       /* (OH, OW) */
+    const float *restrict xp,        /* (H, W) */
+    const sl_pool2d_geom *g, int is_max)
+{
+	int kh0, kh1, kw0, kw1;
+
+	tap_range(g->KH, g->DH, g->PT, g->SH, g->OH, g->H, &kh0, &kh1);
+	tap_range(g->KW, g->DW, g->PL, g->SW, g->OW, g->W, &kw0, &kw1);
+	for (int kh = kh0; kh < kh1; kh++) {
+		const int hoff = kh * g->DH - g->PT;
+		int hlo, hhi;
+
+		valid_range(g->OH, g->SH, hoff, g->H, &hlo, &hhi);
+		for (int kw = kw0; kw < kw1; kw++) {
+			const int woff = kw * g->DW - g->PL;
+			int wlo, whi;
+
+			valid_range(g->OW, g->SW, woff, g->W, &wlo, &whi);
+			if (wlo >= whi)
+				continue;
+			for (int oh = hlo; oh < hhi; oh++) {
+				float *o = op + (size_t)oh * (size_t)g->OW +
+				    (size_t)wlo;
+				const float *xr = xp + (size_t)(oh * g->SH + hoff) *
+				    (size_t)g->W + (size_t)(wlo * g->SW + woff);
+
+				if (is_max)
+					row_max(o, xr, whi - wlo, g->SW);
+				else
+					row_add(o, xr, whi - wlo, g->SW);
+			}
+		}
+	}
+}
+
+/* Every output plane (p, od) starts at init; each input plane id its
+ * depth window reaches folds in. */
 static void
 pool_taps(float *out, const float *x, const sl_pool2d_geom *g, float init,
     int is_max)
@@ -120,39 +195,24 @@ pool_taps(float *out, const float *x, const sl_pool2d_geom *g, float init,
 	const size_t HW = (size_t)g->H * (size_t)g->W;
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 
-	for (size_t p = 0; p < g->N; p++) {
-		const float *xp = x + p * HW;
-		float *op = out + p * OHW;
+	for (size_t p = 0; p < g->N; p++)
+		for (int od = 0; od < g->OD; od++) {
+			float *op = out + (p * (size_t)g->OD + (size_t)od) * OHW;
 
-		for (size_t i = 0; i < OHW; i++)
-			op[i] = init;
-		for (int kh = 0; kh < g->KH; kh++) {
-			const int hoff = kh * g->DH - g->PT;
-			int hlo, hhi;
+			for (size_t i = 0; i < OHW; i++)
+				op[i] = init;
+			int kd0, kd1;
 
-			valid_range(g->OH, g->SH, hoff, g->H, &hlo, &hhi);
-			for (int kw = 0; kw < g->KW; kw++) {
-				const int woff = kw * g->DW - g->PL;
-				int wlo, whi;
+			tap_range(g->KD, g->DD, g->PF - od * g->SD, 1, 1, g->D, &kd0,
+			    &kd1);
+			for (int kd = kd0; kd < kd1; kd++) {
+				const int id = od * g->SD - g->PF + kd * g->DD;
 
-				valid_range(g->OW, g->SW, woff, g->W, &wlo, &whi);
-				if (wlo >= whi)
-					continue;
-				for (int oh = hlo; oh < hhi; oh++) {
-					float *o = op + (size_t)oh * (size_t)g->OW +
-					    (size_t)wlo;
-					const float *xr = xp + (size_t)(oh * g->SH +
-					    hoff) * (size_t)g->W + (size_t)(wlo *
-					    g->SW + woff);
-
-					if (is_max)
-						row_max(o, xr, whi - wlo, g->SW);
-					else
-						row_add(o, xr, whi - wlo, g->SW);
-				}
+				if (id >= 0 && id < g->D)
+					pool_plane(op, x + (p * (size_t)g->D +
+					    (size_t)id) * HW, g, is_max);
 			}
 		}
-	}
 }
 
 void
@@ -166,27 +226,38 @@ sl_op_avgpool2d_forward(float *out, const float *x, const sl_pool2d_geom *g,
     int count_include_pad)
 {
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	const size_t ODHW = (size_t)g->OD * OHW;
+	const int dlo = count_include_pad ? -g->PF : 0;
+	const int dhi = count_include_pad ? g->D + g->PK : g->D;
 	const int hlo = count_include_pad ? -g->PT : 0;
 	const int hhi = count_include_pad ? g->H + g->PB : g->H;
 	const int wlo = count_include_pad ? -g->PL : 0;
 	const int whi = count_include_pad ? g->W + g->PR : g->W;
 
 	pool_taps(out, x, g, 0.0f, 0);
-	/* Divisors are products of a row count and a column count; they are
-	 * the same for every plane, so the loop runs over planes innermost. */
-	for (int oh = 0; oh < g->OH; oh++) {
-		const int nh = taps_in(oh * g->SH - g->PT, g->DH, g->KH, hlo, hhi);
+	/* Divisors are products of per-axis counts; they are the same for
+	 * every plane, so the loop runs over planes innermost. */
+	for (int od = 0; od < g->OD; od++) {
+		const int nd = taps_in(od * g->SD - g->PF, g->DD, g->KD, dlo, dhi);
 
-		for (int ow = 0; ow < g->OW; ow++) {
-			const int nw = taps_in(ow * g->SW - g->PL, g->DW, g->KW, wlo,
-			    whi);
-			const int cnt = nh * nw;
-			/* A window wholly in the padding averages nothing: 0. */
-			const float inv = cnt > 0 ? 1.0f / (float)cnt : 0.0f;
-			float *o = out + (size_t)oh * (size_t)g->OW + (size_t)ow;
+		for (int oh = 0; oh < g->OH; oh++) {
+			const int64_t nh = (int64_t)nd * taps_in(oh * g->SH - g->PT,
+			    g->DH, g->KH, hlo, hhi);
 
-			for (size_t p = 0; p < g->N; p++)
-				o[p * OHW] *= inv;
+			for (int ow = 0; ow < g->OW; ow++) {
+				/* Counts reach 2^72 in a hostile 3-D window:
+				 * float, exact for any window below 2^24. */
+				const float cnt = (float)nh * (float)taps_in(ow *
+				    g->SW - g->PL, g->DW, g->KW, wlo, whi);
+				/* A window wholly in the padding averages
+				 * nothing: 0. */
+				const float inv = cnt > 0 ? 1.0f / cnt : 0.0f;
+				float *o = out + (size_t)od * OHW + (size_t)oh *
+				    (size_t)g->OW + (size_t)ow;
+
+				for (size_t p = 0; p < g->N; p++)
+					o[p * ODHW] *= inv;
+			}
 		}
 	}
 }
@@ -299,19 +370,19 @@ pool_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	pool_attr *p = n->attr;
 	const sl_gtensor *X = sl_g_in(g, n, 0);
 	char xs[96];
-	int64_t pb[2], pe[2], o[2], dims[4];
-	int nsp, rc;
+	int64_t pb[3], pe[3], o[3], dims[5];
+	int nsp, d, h, rc;
 
 	if (X->dtype != SL_G_F32)
 		return sl_errmsg_set(why, SL_EUNSUPPORTED, "only float32 X is "
 		    "supported");
 	sl_g_shape_str(X, xs, sizeof xs);
-	if (X->rank > 4)
+	if (X->rank > 5)
 		return sl_errmsg_set(why, SL_EUNSUPPORTED, "%d-D pooling (X %s) "
-		    "is not supported, only 1-D and 2-D", X->rank - 2, xs);
+		    "is not supported, only 1-D, 2-D and 3-D", X->rank - 2, xs);
 	if (X->rank < 3)
 		return sl_errmsg_set(why, SL_EMISMATCH, "X %s: expected (N, C, "
-		    "H, W) or (N, C, L)", xs);
+		    "D, H, W), (N, C, H, W) or (N, C, L)", xs);
 	nsp = X->rank - 2;
 	for (int i = 0; i < X->rank; i++)
 		if (X->dims[i] > DIM_MAX)
@@ -322,26 +393,38 @@ pool_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 		return rc;
 	dims[0] = X->dims[0];
 	dims[1] = X->dims[1];
-	dims[2] = o[0];
-	if (nsp == 2)
-		dims[3] = o[1];
+	for (int i = 0; i < nsp; i++)
+		dims[2 + i] = o[i];
 	if ((rc = sl_g_set_shape(sl_g_out(g, n, 0), SL_G_F32, X->rank, dims,
 	    why)) != 0)
 		return rc;
+	/* Spatial axes: depth d and height h when present (-1 otherwise),
+	 * width last. */
+	d = nsp - 3;
+	h = nsp - 2;
+#define AXIS(a, v, dflt) ((a) >= 0 ? (int)(v) : (dflt))
 	p->geom = (sl_pool2d_geom){
 		.N = (size_t)X->dims[0] * (size_t)X->dims[1],
-		.H = nsp == 2 ? (int)X->dims[2] : 1,
+		.D = AXIS(d, X->dims[2 + d], 1),
+		.KD = AXIS(d, p->win.kernel[d], 1),
+		.SD = AXIS(d, p->win.ns ? p->win.strides[d] : 1, 1),
+		.DD = AXIS(d, p->win.nd ? p->win.dilations[d] : 1, 1),
+		.PF = AXIS(d, pb[d], 0), .PK = AXIS(d, pe[d], 0),
+		.OD = AXIS(d, o[d], 1),
+		.H = AXIS(h, X->dims[2 + h], 1),
+		.KH = AXIS(h, p->win.kernel[h], 1),
+		.SH = AXIS(h, p->win.ns ? p->win.strides[h] : 1, 1),
+		.DH = AXIS(h, p->win.nd ? p->win.dilations[h] : 1, 1),
+		.PT = AXIS(h, pb[h], 0), .PB = AXIS(h, pe[h], 0),
+		.OH = AXIS(h, o[h], 1),
 		.W = (int)X->dims[X->rank - 1],
-		.KH = nsp == 2 ? (int)p->win.kernel[0] : 1,
 		.KW = (int)p->win.kernel[nsp - 1],
-		.SH = nsp == 2 && p->win.ns ? (int)p->win.strides[0] : 1,
 		.SW = p->win.ns ? (int)p->win.strides[nsp - 1] : 1,
-		.DH = nsp == 2 && p->win.nd ? (int)p->win.dilations[0] : 1,
 		.DW = p->win.nd ? (int)p->win.dilations[nsp - 1] : 1,
-		.PT = nsp == 2 ? (int)pb[0] : 0, .PL = (int)pb[nsp - 1],
-		.PB = nsp == 2 ? (int)pe[0] : 0, .PR = (int)pe[nsp - 1],
-		.OH = nsp == 2 ? (int)o[0] : 1, .OW = (int)o[nsp - 1],
+		.PL = (int)pb[nsp - 1], .PR = (int)pe[nsp - 1],
+		.OW = (int)o[nsp - 1],
 	};
+#undef AXIS
 	return 0;
 }
 

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ typedef struct load {
 	size_t rec;
 	uint32_t shard_rows, teacher_index;
 	uint64_t rows, nshards;
+	float pre[3];          /* NaN: the dataset's default preprocessing */
 } load;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
@@ -204,6 +206,8 @@ connect_all(load *L, const char *teacher)
 		m.u.hello.input_dim = L->dim;
 		m.u.hello.dataset_sha256.p = L->fp.sha256;
 		m.u.hello.dataset_sha256.len = 32;
+		m.u.hello.preproc.p = (const uint8_t *)L->pre;
+		m.u.hello.preproc.len = sizeof L->pre;
 		send_msg(c, &m);
 
 		zmq_msg_init(&f);
@@ -461,6 +465,7 @@ main(int argc, char **argv)
 
 	if (argc == 4 && strcmp(argv[1], "--make-dataset") == 0)
 		return make_dataset(argv[2], argv[3]);
+	L.pre[0] = L.pre[1] = L.pre[2] = NAN;
 	if (argc < 3 || argv[1][0] == '-') {
 		fprintf(stderr, "usage: bench_broker EP DATASET [--connections N] "
 		    "[--credit N] [--rounds N]\n"

@@ -116,10 +116,11 @@ def messages():
     return {
         "hello": msg(1, worker="w1", teacher="mlp", model="ab" * 32,
                      temp=F32(4.0), enc=3, classes=10, k=3, dim=784,
-                     dataset=b"", held=[1, 5]),
+                     dataset=b"", pre=b"\x00\x00\xc0\x7f" * 3, held=[1, 5]),
         "hello_local": msg(1, worker="w2", teacher="t", model="0" * 64,
                            temp=2.0, enc=1, classes=3, k=0, dim=4,
-                           dataset=bytes(range(32)), held=[]),
+                           dataset=bytes(range(32)),
+                           pre=bytes(12), held=[]),
         "welcome": msg(2, teacher=0, hb_ms=1000, lease_ms=30000,
                        rows=60000, shard_rows=1024, row_bytes=784, dtype=1,
                        max_msg=67108864),

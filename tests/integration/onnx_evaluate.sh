@@ -16,16 +16,14 @@ OM="$DPY $ROOT/tests/lib/onnx_models.py"
 PRE="--input-mean 0.286 --input-std 0.353"
 sl_subset "$FMNIST/t10k-images-idx3-ubyte.gz" 2000 "$T/x.npy"
 
-# Train once per kind (Adam, 100 steps, so distributions are far from
+# Train once per kind (Adam, 60 steps, so distributions are far from
 # uniform), then export the same weights in each variant.
 variants=""
 for kind in mlp resnet mobilenet vit; do
-	$OM export "$kind" "$T/$kind-13.onnx" --opset 13 --seed 7 --train-steps 100 \
+	$OM export "$kind" "$T/$kind-{opset}.onnx" --opset 13,17 --seed 7 --train-steps 60 \
 	    --data "$FMNIST/train-images-idx3-ubyte.gz" \
 	    --labels "$FMNIST/train-labels-idx1-ubyte.gz" $PRE 2>"$T/export.log" ||
 	    sl_fail "exporting $kind failed: $(tail -3 "$T/export.log")"
-	$OM export "$kind" "$T/$kind-17.onnx" --opset 17 --state "$T/$kind-13.pt" \
-	    2>"$T/export.log" || sl_fail "exporting $kind at opset 17 failed: $(tail -3 "$T/export.log")"
 	variants="$variants $kind-13 $kind-17"
 	case $kind in resnet|mobilenet)
 		$OM export "$kind" "$T/$kind-15-torchbn.onnx" --opset 15 --torch-fold-bn \
@@ -49,5 +47,7 @@ for v in $variants; do
 	fi
 	$OM compare "$T/$v.ref.npy" "$T/$v.ours.npy" --atol 1e-5 || failed="$failed $v"
 done
+# To find the first node where the engine goes wrong: SL_KEEP=1, then
+#   onnx_models.py run-onnx M.onnx X.npy p.npy --dump DIR   (every node's output)
 [ -z "$failed" ] || sl_fail "softlabel differs from PyTorch or did not run on:$failed"
 echo "PASS: every model equals PyTorch's softmax(z/2) within 1e-5:$variants"

@@ -84,7 +84,7 @@ label() { # kind
 failed=""
 for kind in $MODELS; do
 	$OM export "$kind" "$T/$kind.onnx" --opset "$(opset_of "$kind")" --seed 11 \
-	    --train-steps 100 --data "$FMNIST/train-images-idx3-ubyte.gz" \
+	    --train-steps 60 --data "$FMNIST/train-images-idx3-ubyte.gz" \
 	    --labels "$FMNIST/train-labels-idx1-ubyte.gz" $PRE 2>"$T/export.log" ||
 	    sl_fail "exporting $kind failed: $(tail -3 "$T/export.log")"
 	$OM predict "$T/$kind.onnx" "$X" "$T/$kind.ref.npy" --temperature 2 $PRE ||

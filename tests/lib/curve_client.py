@@ -33,7 +33,7 @@ s.connect(EP)
 s.send(msgpack.packb({"v": 1, "t": 1, "worker": "intruder-" + MODE,
                       "teacher": "intruder", "model": "a" * 64, "temp": 1.0,
                       "enc": 1, "classes": 10, "k": 0, "dim": 784,
-                      "dataset": b"", "held": []}, use_bin_type=True))
+                      "dataset": b"", "pre": b"\x00\x00\xc0\x7f" * 3, "held": []}, use_bin_type=True))
 s.send(msgpack.packb({"v": 1, "t": 10}, use_bin_type=True))
 if s.poll(int(WAIT_S * 1000)):
     print(f"{MODE}: FAIL: the broker answered: {s.recv()[:80]!r}")

@@ -64,7 +64,7 @@ def blob(n, values=None, classes=CLASSES):
 def hello(model="a" * 64, teacher="hostile"):
     send({"t": 1, "worker": "hostile", "teacher": teacher, "model": model,
           "temp": T, "enc": 1, "classes": CLASSES, "k": 0, "dim": 784,
-          "dataset": b"", "held": []})
+          "dataset": b"", "pre": b"\x00\x00\xc0\x7f" * 3, "held": []})
 
 
 def heartbeat_ping(note):
@@ -130,7 +130,7 @@ heartbeat_ping("a frame over the size limit")
 s2 = ctx.socket(zmq.DEALER); s2.setsockopt(zmq.LINGER, 0); s2.connect(EP)
 s2.send(msgpack.packb({"v": 1, "t": 1, "worker": "impostor", "teacher": "hostile",
                        "model": "b" * 64, "temp": T, "enc": 1, "classes": CLASSES,
-                       "k": 0, "dim": 784, "dataset": b"", "held": []}, use_bin_type=True))
+                       "k": 0, "dim": 784, "dataset": b"", "pre": b"\x00\x00\xc0\x7f" * 3, "held": []}, use_bin_type=True))
 if not s2.poll(5000):
     sys.exit("FAIL: no answer to the impostor")
 m = msgpack.unpackb(s2.recv(), raw=False)

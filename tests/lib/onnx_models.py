@@ -3,12 +3,12 @@
 softlabel's graph engine (issue 10). Debian's python3-torch 1.13,
 python3-onnx 1.12, python3-numpy and python3-lmdb; nothing else.
 
-    onnx_models.py export KIND OUT.onnx [--opset 13] [--seed 1]
+    onnx_models.py export KIND OUT.onnx [--opset 13|13,17|13-17] [--seed 1]
                    [--data IDX.gz|.npy] [--labels IDX.gz|.npy] [--train-steps N]
                    [--input-mean 0] [--input-std 1] [--state EARLIER.pt]
                    [--torch-fold-bn]
         KIND: mlp, resnet, mobilenet, vit, slow (a deliberately slow chain
-        of 2048-wide Gemms), or mlp-safetensors (a Linear/ReLU MLP written
+        of 2048-wide Gemms, --depth 64 by default), or mlp-safetensors (a Linear/ReLU MLP written
         as a softlabel safetensors model, for checking caches of today's
         teachers). Weights are random (seeded); BatchNorm layers get
         non-trivial running statistics (forward passes in train mode, on
@@ -20,7 +20,8 @@ python3-onnx 1.12, python3-numpy and python3-lmdb; nothing else.
         it, so the reference never comes from the ONNX file. --state
         re-exports the weights of an earlier export (another opset);
         --torch-fold-bn lets torch fold BatchNorm into Conv as its default
-        export does (without it the BatchNormalization nodes stay).
+        export does (without it the BatchNormalization nodes stay). Several
+        opsets at once: OUT holds {opset} (m-{opset}.onnx, m-{opset}.pt).
 
     onnx_models.py ops [--detail] FILE.onnx...
         Op types with counts and the opset of each file; --detail adds
@@ -35,6 +36,15 @@ python3-onnx 1.12, python3-numpy and python3-lmdb; nothing else.
         preprocessing x = (pixel * scale - mean) / std in float32. MODEL is
         the .onnx or .safetensors `export` wrote (its .pt is read) or the
         .pt itself.
+
+    onnx_models.py run-onnx MODEL.onnx DATA OUT.npy [--temperature 1] [--dump DIR] ...
+    onnx_models.py check-export DATA MODEL.onnx... [--temperature 1] ...
+        A plain reference interpreter of the ONNX graph (ONNX semantics
+        written out, node by node, on torch tensors): run-onnx writes its
+        softmax(z/T) (and with --dump every node's output for the first
+        batch, to find where an engine goes wrong); check-export compares
+        each file with its PyTorch module at batch 500, 7 and 1. This checks
+        the exports; softlabel is checked against the module itself.
 
     onnx_models.py compare REF.npy OURS.npy [--atol 1e-5]
         Max abs difference and argmax agreement of two probability arrays.
@@ -299,7 +309,11 @@ class Slow(nn.Module):
     Linear(784, W), then one W x W Linear applied `depth` times (shared
     weights keep the file small: one W x W initializer, used depth times;
     the exporter emits depth Gemm/MatMul nodes), ReLU between, Linear(W, 10).
-    The shared layer's init keeps activations of order 1 over the chain."""
+    The shared layer's init keeps activations finite over the chain (the
+    outputs end up near-uniform: a lease test needs time, not confidence).
+    PyTorch, batch 256, 2 threads: depth 64 took 2.8 s per batch on this
+    2-core machine under load (load average 7); depth 16, 0.27 s nearly idle.
+    Grow --depth (the file stays 23 MB) for longer batches."""
 
     def __init__(self, width=2048, depth=64):
         super().__init__()
@@ -456,17 +470,41 @@ def cmd_export(a):
                  "input_mean": a.input_mean, "input_std": a.input_std,
                  "train_steps": a.train_steps}
     model.eval()
-    state.update(opset=a.opset, state_dict=model.state_dict())
-    torch.save(state, sidecar(a.out))
     if a.kind == "mlp-safetensors":
         if not a.out.endswith(".safetensors"):
             die("mlp-safetensors writes a .safetensors file", 2)
+        state.update(state_dict=model.state_dict())
+        torch.save(state, sidecar(a.out))
         save_safetensors(a.out, model, a.input_mean, a.input_std)
         print(f"wrote {a.out} and {sidecar(a.out)}")
         return
+    opsets = parse_opsets(a.opset)
+    if len(opsets) > 1 and "{opset}" not in a.out:
+        die("several opsets need {opset} in the output name", 2)
+    for opset in opsets:
+        out = a.out.replace("{opset}", str(opset))
+        state.update(opset=opset, state_dict=model.state_dict())
+        torch.save(state, sidecar(out))
+        write_onnx(model, x[:2].clone(), out, opset, a.torch_fold_bn)
 
+
+def parse_opsets(text):
+    """"13" or "13,15,17" or "13-17" -> a list of opsets within 13..17."""
+    try:
+        if "-" in text:
+            lo, hi = (int(v) for v in text.split("-"))
+            ops = list(range(lo, hi + 1))
+        else:
+            ops = [int(v) for v in text.split(",")]
+    except ValueError:
+        die(f"--opset {text!r}: not like 13, 13,17 or 13-17", 2)
+    if not ops or any(o < 13 or o > 17 for o in ops):
+        die(f"--opset {text!r}: opsets 13..17 only", 2)
+    return ops
+
+
+def write_onnx(model, dummy, out, opset, torch_fold_bn):
     import onnx
-    dummy = x[:2].clone()
     t0 = time.time()
     # Not under no_grad: with grad enabled nn.TransformerEncoderLayer takes
     # its plain path (the fused _transformer_encoder_layer_fwd has no ONNX
@@ -474,25 +512,25 @@ def cmd_export(a):
     # graphs but skips torch's eval peephole, which would fold every
     # BatchNormalization into its Conv: the engine's own folding is what we
     # test. --torch-fold-bn gives torch's default (EVAL) export.
-    mode = torch.onnx.TrainingMode.EVAL if a.torch_fold_bn else torch.onnx.TrainingMode.PRESERVE
-    torch.onnx.export(model, dummy, a.out, input_names=["input"],
-                      output_names=["logits"], opset_version=a.opset,
+    mode = torch.onnx.TrainingMode.EVAL if torch_fold_bn else torch.onnx.TrainingMode.PRESERVE
+    torch.onnx.export(model, dummy, out, input_names=["input"],
+                      output_names=["logits"], opset_version=opset,
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                       do_constant_folding=True, training=mode)
-    m = onnx.load(a.out)
+    m = onnx.load(out)
     onnx.checker.check_model(m)
     ins = [(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
            for i in m.graph.input]
     outs = [(o.name, [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim])
             for o in m.graph.output]
     if ins != [("input", ["batch", 1, 28, 28])] or outs != [("logits", ["batch", CLASSES])]:
-        die(f"{a.out}: unexpected graph inputs {ins} / outputs {outs}")
+        die(f"{out}: unexpected graph inputs {ins} / outputs {outs}")
     nparams = sum(p.numel() for p in model.parameters())
-    print(f"wrote {a.out} ({a.kind}, opset {a.opset}, {nparams} parameters, "
+    print(f"wrote {out} ({type(model).__name__}, opset {opset}, {nparams} parameters, "
           f"{len(m.graph.node)} nodes, "
           f"{sum(n.op_type == 'BatchNormalization' for n in m.graph.node)} BatchNormalization, "
-          f"{os.path.getsize(a.out)} bytes, "
-          f"exported in {time.time() - t0:.1f}s) and {sidecar(a.out)}")
+          f"{os.path.getsize(out)} bytes, "
+          f"exported in {time.time() - t0:.1f}s) and {sidecar(out)}")
 
 
 # ---------------------------------------------------------------------------
@@ -596,6 +634,224 @@ def cmd_predict(a):
     print(f"pytorch {st['kind']}: {len(p)} rows in {time.time() - t0:.2f}s, softmax(z/{a.temperature:g}) "
           f"max prob mean {top.mean():.3f} min {top.min():.3f}, logit range "
           f"[{float(z.min()):.2f}, {float(z.max()):.2f}] -> {a.out}")
+
+
+# ---------------------------------------------------------------------------
+# A plain reference interpreter of the ONNX graph, node by node, with torch
+# tensors (float32, int64) and ONNX's semantics written out. Not the
+# reference for softlabel (PyTorch's module is): it proves that an exported
+# file computes what the module computes, so that a difference found by the
+# tests is the engine's, and it dumps every node's output (--dump) for
+# finding the first node where the engine goes wrong.
+
+ONNX_DT = {1: torch.float32, 6: torch.int32, 7: torch.int64, 9: torch.bool, 11: torch.float64}
+
+
+def _pads2d(x, pads, value=0.0):
+    """ONNX pads [top, left, bottom, right] applied explicitly."""
+    if pads and any(pads):
+        t, l, b, r = pads
+        x = nn.functional.pad(x, (l, r, t, b), value=value)
+    return x
+
+
+def _slice(x, starts, ends, axes=None, steps=None):
+    axes = list(range(len(starts))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    idx = [slice(None)] * x.dim()
+    for s, e, ax, st in zip(starts, ends, axes, steps):
+        n = x.shape[ax]
+        idx[ax] = slice(*slice(int(s), int(e), int(st)).indices(n))
+    if any(st < 0 for st in steps):  # torch cannot step backwards: numpy can
+        return torch.from_numpy(np.ascontiguousarray(x.numpy()[tuple(idx)]))
+    return x[tuple(idx)]
+
+
+def run_node(op, ins, at):
+    """Outputs (a list) of one node: ins are tensors (None for an empty
+    name), at the attributes as Python values."""
+    F = nn.functional
+    x = ins[0] if ins else None
+    if op in ("Add", "Sub", "Mul", "Pow", "Equal"):
+        f = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Pow": torch.pow,
+             "Equal": torch.eq}[op]
+        return [f(ins[0], ins[1])]
+    if op == "Div":
+        a, b = ins
+        if a.dtype.is_floating_point:
+            return [a / b]
+        return [torch.div(a, b, rounding_mode="trunc")]
+    if op == "Where":
+        return [torch.where(ins[0], ins[1], ins[2])]
+    if op in ("Sqrt", "Erf", "Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Log"):
+        return [getattr(torch, op.lower())(x)]
+    if op in ("Identity", "Dropout"):
+        return [x]
+    if op == "Softmax":
+        return [torch.softmax(x, dim=at.get("axis", -1))]
+    if op == "Clip":
+        lo = ins[1] if len(ins) > 1 and ins[1] is not None else at.get("min")
+        hi = ins[2] if len(ins) > 2 and ins[2] is not None else at.get("max")
+        lo = float(lo) if lo is not None else None
+        hi = float(hi) if hi is not None else None
+        return [torch.clamp(x, lo, hi)]
+    if op == "HardSigmoid":
+        return [torch.clamp(at.get("alpha", 0.2) * x + at.get("beta", 0.5), 0, 1)]
+    if op == "HardSwish":
+        return [x * torch.clamp(x / 6 + 0.5, 0, 1)]
+    if op == "Conv":
+        assert at.get("auto_pad", "NOTSET") == "NOTSET", "auto_pad"
+        y = F.conv2d(_pads2d(x, at.get("pads")), ins[1], ins[2] if len(ins) > 2 else None,
+                     stride=at.get("strides", 1), dilation=at.get("dilations", 1),
+                     groups=at.get("group", 1))
+        return [y]
+    if op == "MaxPool":
+        y = F.max_pool2d(_pads2d(x, at.get("pads"), float("-inf")), at["kernel_shape"],
+                         at.get("strides", 1), 0, at.get("dilations", 1),
+                         ceil_mode=bool(at.get("ceil_mode", 0)))
+        return [y]
+    if op == "AveragePool":
+        p = at.get("pads", [0, 0, 0, 0])
+        assert p[0] == p[2] and p[1] == p[3], "asymmetric AveragePool pads"
+        return [F.avg_pool2d(x, at["kernel_shape"], at.get("strides", 1), (p[0], p[1]),
+                             ceil_mode=bool(at.get("ceil_mode", 0)),
+                             count_include_pad=bool(at.get("count_include_pad", 0)))]
+    if op == "GlobalAveragePool":
+        return [x.mean(dim=tuple(range(2, x.dim())), keepdim=True)]
+    if op == "BatchNormalization":
+        sh = [1, -1] + [1] * (x.dim() - 2)
+        scale, bias, mean, var = (t.reshape(sh) for t in ins[1:5])
+        return [(x - mean) / torch.sqrt(var + at.get("epsilon", 1e-5)) * scale + bias]
+    if op == "LayerNormalization":
+        ax = at.get("axis", -1) % x.dim()
+        dims = tuple(range(ax, x.dim()))
+        mu = x.mean(dim=dims, keepdim=True)
+        var = ((x - mu) ** 2).mean(dim=dims, keepdim=True)
+        y = (x - mu) / torch.sqrt(var + at.get("epsilon", 1e-5)) * ins[1]
+        return [y + ins[2] if len(ins) > 2 and ins[2] is not None else y]
+    if op == "Flatten":
+        ax = at.get("axis", 1) % max(x.dim(), 1)
+        return [x.reshape(int(np.prod(x.shape[:ax])), -1)]
+    if op == "Gemm":
+        a = ins[0].t() if at.get("transA", 0) else ins[0]
+        b = ins[1].t() if at.get("transB", 0) else ins[1]
+        y = at.get("alpha", 1.0) * (a @ b)
+        if len(ins) > 2 and ins[2] is not None:
+            y = y + at.get("beta", 1.0) * ins[2]
+        return [y]
+    if op == "MatMul":
+        return [torch.matmul(ins[0], ins[1])]
+    if op == "Reshape":
+        shape = [int(s) for s in ins[1]]
+        if not at.get("allowzero", 0):
+            shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+        return [x.reshape(shape)]
+    if op == "Transpose":
+        return [x.permute(at.get("perm", list(range(x.dim()))[::-1]))]
+    if op == "Shape":
+        return [torch.tensor(list(x.shape), dtype=torch.int64)]
+    if op == "Gather":
+        return [torch.from_numpy(np.asarray(np.take(x.numpy(), ins[1].numpy(), axis=at.get("axis", 0))))]
+    if op == "Unsqueeze":
+        axes = [int(a) for a in (ins[1] if len(ins) > 1 else at["axes"])]
+        n = x.dim() + len(axes)
+        for a in sorted(a % n for a in axes):
+            x = x.unsqueeze(a)
+        return [x]
+    if op == "Squeeze":
+        axes = [int(a) for a in (ins[1] if len(ins) > 1 else at.get("axes", []))]
+        if not axes:
+            return [x.squeeze()]
+        for a in sorted((a % x.dim() for a in axes), reverse=True):
+            x = x.squeeze(a)
+        return [x]
+    if op == "Concat":
+        return [torch.cat([t for t in ins if t is not None], dim=at["axis"])]
+    if op == "Slice":
+        v = [None if t is None else [int(e) for e in t] for t in ins[1:]] + [None] * 4
+        return [_slice(x, v[0], v[1], v[2], v[3])]
+    if op == "Cast":
+        return [x.to(ONNX_DT[at["to"]])]
+    if op == "ConstantOfShape":
+        v = at.get("value")
+        fill = torch.from_numpy(v.copy()) if v is not None else torch.zeros(1)
+        return [fill.reshape(()).expand([int(s) for s in x]).clone()]
+    if op == "Expand":
+        shape = torch.broadcast_shapes(tuple(x.shape), tuple(int(s) for s in ins[1]))
+        return [x.expand(shape).clone()]
+    if op == "ReduceMean":
+        axes = at.get("axes") if len(ins) < 2 else [int(a) for a in ins[1]]
+        axes = tuple(axes) if axes else tuple(range(x.dim()))
+        return [x.mean(dim=axes, keepdim=bool(at.get("keepdims", 1)))]
+    raise NotImplementedError(f"reference interpreter: no op {op}")
+
+
+def run_onnx(path, x, dump=None):
+    """The graph's outputs for input x (B, 1, 28, 28) float32."""
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(path)
+    env = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in m.graph.initializer}
+    env[m.graph.input[0].name] = x
+    for i, n in enumerate(m.graph.node):
+        at = {}
+        for a in n.attribute:
+            v = onnx.helper.get_attribute_value(a)
+            if isinstance(v, onnx.TensorProto):
+                v = numpy_helper.to_array(v)
+            at[a.name] = v.decode() if isinstance(v, bytes) else v
+        if n.op_type == "Constant":
+            outs = [torch.from_numpy(np.array(at["value"]).copy())]
+        else:
+            outs = run_node(n.op_type, [env[name] if name else None for name in n.input], at)
+        for name, t in zip(n.output, outs):
+            env[name] = t
+            if dump is not None:
+                np.save(os.path.join(dump, f"{i:04d}_{n.op_type}.npy"), t.numpy())
+    return [env[o.name] for o in m.graph.output]
+
+
+def cmd_run_onnx(a):
+    torch.set_num_threads(a.threads)
+    rows = read_rows(a.data, a.rows)
+    x = preprocess(rows, a.input_scale, a.input_mean, a.input_std)
+    if a.dump:
+        os.makedirs(a.dump, exist_ok=True)
+    t0 = time.time()
+    zs = []
+    with torch.no_grad():
+        for i in range(0, len(x), a.batch):
+            zs.append(run_onnx(a.model, x[i:i + a.batch], a.dump if i == 0 else None)[0])
+    z = torch.cat(zs).double()
+    p = torch.softmax(z / a.temperature, dim=1).float().numpy()
+    np.save(a.out, p)
+    print(f"reference interpreter: {a.model}: {len(p)} rows in {time.time() - t0:.2f}s -> {a.out}")
+
+
+def cmd_check_export(a):
+    """Each file's graph (reference interpreter) against its PyTorch module,
+    on all rows at batch --batch and on the first rows at small batches
+    (the batch axis is dynamic: 1 and an odd size must work too)."""
+    torch.set_num_threads(a.threads)
+    x = preprocess(read_rows(a.data, a.rows), a.input_scale, a.input_mean, a.input_std)
+    small = [int(b) for b in a.small_batches.split(",") if b]
+    failed = []
+    for path in a.models:
+        model, _ = load_module(path)
+        with torch.no_grad():
+            ref = torch.softmax(torch.cat([model(x[i:i + a.batch]) for i in
+                                           range(0, len(x), a.batch)]).double() / a.temperature, 1)
+            ref = ref.float().numpy()
+            runs = [(a.batch, len(x))] + [(b, min(len(x), 2 * b + 1)) for b in small]
+            for b, n in runs:
+                z = torch.cat([run_onnx(path, x[i:min(i + b, n)])[0] for i in range(0, n, b)])
+                p = torch.softmax(z.double() / a.temperature, 1).float().numpy()
+                err = check_probs(ref[:n], p, a.atol, f"{os.path.basename(path)} batch {b} ({n} rows)")
+                if err:
+                    print(err, file=sys.stderr)
+                    failed.append(f"{os.path.basename(path)}@{b}")
+    if failed:
+        die(f"exports differ from their PyTorch modules: {' '.join(failed)}")
 
 
 # ---------------------------------------------------------------------------
@@ -730,7 +986,8 @@ def main():
     e = sub.add_parser("export", help="build a model in PyTorch and export it")
     e.add_argument("kind", choices=KINDS)
     e.add_argument("out")
-    e.add_argument("--opset", type=int, default=13, choices=range(13, 18), metavar="13..17")
+    e.add_argument("--opset", default="13", help="13..17; several (13,17 or 13-17) "
+                   "with {opset} in OUT write one file each, same weights")
     e.add_argument("--seed", type=int, default=1)
     e.add_argument("--data", help="images for BN statistics and training (IDX[.gz] or .npy)")
     e.add_argument("--labels", help="labels for --train-steps")
@@ -761,6 +1018,35 @@ def main():
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--threads", type=int, default=2)
 
+    r = sub.add_parser("run-onnx", help="softmax(z/T) of the ONNX graph by a plain "
+                       "reference interpreter (checks the export, not softlabel)")
+    r.add_argument("model")
+    r.add_argument("data")
+    r.add_argument("out")
+    r.add_argument("--temperature", type=float, default=1.0)
+    r.add_argument("--input-scale", type=float, default=1 / 255)
+    r.add_argument("--input-mean", type=float, default=0.0)
+    r.add_argument("--input-std", type=float, default=1.0)
+    r.add_argument("--rows", type=int, help="only the first ROWS rows")
+    r.add_argument("--batch", type=int, default=500)
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--dump", metavar="DIR", help="save every node's output for the "
+                   "first batch as DIR/NNNN_Op.npy (node order of the file)")
+
+    x = sub.add_parser("check-export", help="ONNX graphs (reference interpreter) "
+                       "against their PyTorch modules")
+    x.add_argument("data")
+    x.add_argument("models", nargs="+")
+    x.add_argument("--temperature", type=float, default=1.0)
+    x.add_argument("--input-scale", type=float, default=1 / 255)
+    x.add_argument("--input-mean", type=float, default=0.0)
+    x.add_argument("--input-std", type=float, default=1.0)
+    x.add_argument("--rows", type=int, help="only the first ROWS rows")
+    x.add_argument("--batch", type=int, default=500)
+    x.add_argument("--small-batches", default="7,1", help="also these batch sizes, on 2B+1 rows")
+    x.add_argument("--atol", type=float, default=1e-5)
+    x.add_argument("--threads", type=int, default=2)
+
     c = sub.add_parser("compare", help="REF.npy vs OURS.npy")
     c.add_argument("ref")
     c.add_argument("ours")
@@ -774,8 +1060,8 @@ def main():
     k.add_argument("--atol", type=float, default=1e-5)
 
     a = ap.parse_args()
-    {"export": cmd_export, "ops": cmd_ops, "predict": cmd_predict, "compare": cmd_compare,
-     "check-cache": cmd_check_cache}[a.cmd](a)
+    {"export": cmd_export, "ops": cmd_ops, "predict": cmd_predict, "run-onnx": cmd_run_onnx,
+     "check-export": cmd_check_export, "compare": cmd_compare, "check-cache": cmd_check_cache}[a.cmd](a)
 
 
 if __name__ == "__main__":

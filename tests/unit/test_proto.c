@@ -27,6 +27,11 @@ static const uint8_t DATASET_SHA[32] = {
 static uint8_t rows[64 * 784];    /* TASK data: 64 uint8 rows of 784 */
 static uint8_t blob[64 * 32];     /* RESULT blob: 64 f16 records, 10 classes */
 
+/* scale 1/255, mean 0.286, std 0.353 as float32 little-endian. */
+static const uint8_t PREPROC[SL_PROTO_PREPROC_BYTES] = {
+	0x81, 0x80, 0x80, 0x3b, 0x44, 0x6f, 0x92, 0x3e, 0x06, 0x81, 0xb4, 0x3e,
+};
+
 /* A realistic message of each type. */
 static sl_msg
 sample(enum sl_msg_type t)
@@ -47,6 +52,8 @@ sample(enum sl_msg_type t)
 		m.u.hello.input_dim = 784;
 		m.u.hello.dataset_sha256.p = DATASET_SHA;
 		m.u.hello.dataset_sha256.len = 32;
+		m.u.hello.preproc.p = PREPROC;
+		m.u.hello.preproc.len = SL_PROTO_PREPROC_BYTES;
 		m.u.hello.nheld = 3;
 		m.u.hello.held[0] = 0;
 		m.u.hello.held[1] = 17;
@@ -147,6 +154,7 @@ assert_msg_equal(const sl_msg *a, const sl_msg *b, const uint8_t *f,
 		assert_int_equal(a->u.hello.input_dim, b->u.hello.input_dim);
 		assert_bytes(a->u.hello.dataset_sha256,
 		    b->u.hello.dataset_sha256, f, len);
+		assert_bytes(a->u.hello.preproc, b->u.hello.preproc, f, len);
 		assert_int_equal(a->u.hello.nheld, b->u.hello.nheld);
 		for (uint32_t k = 0; k < a->u.hello.nheld; k++)
 			assert_true(a->u.hello.held[k] == b->u.hello.held[k]);
@@ -568,6 +576,10 @@ static const struct bad bads[] = {
 	    "RESULT: missing key 'blob'" },
 	{ SL_MSG_HELLO, "temp", OP_DROP, VNONE, SL_EFORMAT,
 	    "HELLO: missing key 'temp'" },
+	{ SL_MSG_HELLO, "pre", OP_DROP, VNONE, SL_EFORMAT,
+	    "HELLO: missing key 'pre'" },
+	{ SL_MSG_HELLO, "pre", OP_SET, VB("\0\0\0\0", 4), SL_EFORMAT,
+	    "HELLO: key 'pre' has 4 bytes, want 12" },
 	{ SL_MSG_ACK, "reason", OP_DROP, VNONE, SL_EFORMAT,
 	    "ACK: missing key 'reason'" },
 	/* wrong msgpack types */

@@ -285,6 +285,10 @@ test_register_teacher(void **state)
 	(void)state;
 	big.fmt.encoding = SL_ENC_TOPK;
 	big.fmt.k = 5;
+	big.has_pre = 1;
+	big.pre[0] = 1.0f / 255.0f;
+	big.pre[1] = 0.286f;
+	big.pre[2] = 0.353f;
 	assert_int_equal(sl_store_register_teacher(s, &big, &why), 0);
 	assert_int_equal(big.index, 0);
 	small = sample_teacher("small");
@@ -310,6 +314,18 @@ test_register_teacher(void **state)
 	c.temperature = nextafterf(4.0f, 5.0f); /* one ulp: bit-exact compare */
 	expect_mismatch(s, &c, "temperature");
 	c = big;
+	c.pre[1] = 0.0f;
+	expect_mismatch(s, &c, "preprocessing scale 0.00392156886 mean 0.286000013 "
+	    "std 0.352999985, this worker has scale 0.00392156886 mean 0 std "
+	    "0.352999985");
+	/* "small" was registered without preprocessing (a cache from before
+	 * it was recorded): any preprocessing is taken. */
+	c = small;
+	c.has_pre = 1;
+	c.pre[0] = c.pre[2] = 1.0f;
+	assert_int_equal(sl_store_register_teacher(s, &c, &why), 0);
+	assert_int_equal(c.index, 1);
+	c = big;
 	c.fmt.encoding = SL_ENC_F16;
 	c.fmt.k = 0;
 	expect_mismatch(s, &c, "encoding topk:5, this worker has f16");
@@ -330,6 +346,10 @@ test_register_teacher(void **state)
 	assert_string_equal(list[0].model_sha256,
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 	assert_true(list[0].temperature == 4.0f);
+	assert_int_equal(list[0].has_pre, 1);
+	assert_true(list[0].pre[0] == 1.0f / 255.0f && list[0].pre[1] == 0.286f &&
+	    list[0].pre[2] == 0.353f);
+	assert_int_equal(list[1].has_pre, 0);
 	assert_int_equal(list[0].fmt.encoding, SL_ENC_TOPK);
 	assert_int_equal(list[0].fmt.k, 5);
 	assert_int_equal(list[0].fmt.classes, 10);
@@ -352,6 +372,14 @@ test_teacher_invalid(void **state)
 	size_t n = 9;
 
 	(void)state;
+	t.has_pre = 1;
+	t.pre[0] = 1.0f;
+	t.pre[1] = 0.0f;
+	t.pre[2] = 0.0f; /* divides by zero */
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	t.pre[2] = NAN;
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
+	t.has_pre = 0;
 	t.name[0] = '\0';
 	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
 	snprintf(t.name, sizeof t.name, "a/b");
