@@ -111,6 +111,15 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# ONNX conformance: tests/conformance/onnx_backend.c runs ONNX's backend
+# test cases (libonnx-testdata) through the graph engine; a plain program,
+# not cmocka, driven by tests/integration/onnx_conformance.sh.
+CONF_BIN := $(BUILD)/bin-test/onnx_backend
+all: $(CONF_BIN)
+$(CONF_BIN): $(BUILD)/obj/tests/conformance/onnx_backend.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # `make test` installs what is missing first, then builds and runs everything.
@@ -162,17 +171,31 @@ FUZZ_DIR     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
                 -O1 -g -fno-omit-frame-pointer $(WARN) -Werror \
-                -DSL_VERSION='"$(VERSION)"' -Icommon -Istudent-trainer \
+                -DSL_VERSION='"$(VERSION)"' -Icommon -Icommon/graph \
+                -I$(FUZZ_DIR)/gen -Istudent-trainer \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(FUZZ_SAN)
 FUZZ_LIB_SRC := $(LIB_SRC) student-trainer/checkpoint.c
-FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o) \
+                $(FUZZ_DIR)/obj/gen/onnx.pb-c.o
 FUZZ_LIB     := $(FUZZ_DIR)/libsoftlabel-fuzz.a
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
 
-$(FUZZ_DIR)/obj/%.o: %.c
+$(FUZZ_DIR)/obj/%.o: %.c | $(FUZZ_DIR)/gen/onnx.pb-c.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+# The ONNX parser generated again for this tree (fuzz builds need no
+# normal build first), compiled without our warnings like $(BUILD)'s.
+$(FUZZ_DIR)/gen/onnx.pb-c.c $(FUZZ_DIR)/gen/onnx.pb-c.h &: $(ONNX_PROTO)
+	@mkdir -p $(@D)
+	protoc-c --c_out=$(@D) -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
+
+$(FUZZ_DIR)/obj/gen/onnx.pb-c.o: $(FUZZ_DIR)/gen/onnx.pb-c.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -O1 -g -w $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+		-I$(FUZZ_DIR)/gen $(shell pkg-config --cflags libprotobuf-c \
+		2>/dev/null) -c -o $@ $<
 
 $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 	rm -f $@

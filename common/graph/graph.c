@@ -292,6 +292,14 @@ sl_g_node_add(sl_graph *g, const sl_gop *op, const char *name, const int *in,
 		return sl_errmsg_set(why, SL_EFORMAT, "node '%s' (%s): %d outputs, "
 		    "expected %d to %d", name, op->name, nout, op->min_out,
 		    op->max_out);
+	/* ONNX puts required inputs first: the first min_in must be there
+	 * (an optional input left out is -1, its name ""). Op kernels read
+	 * them without looking. */
+	for (int i = 0; i < op->min_in; i++)
+		if (in[i] < 0)
+			return sl_errmsg_set(why, SL_EFORMAT, "node '%s' (%s): "
+			    "input %d is required but left out", name, op->name,
+			    i);
 	for (int i = 0; i < nout; i++) {
 		if (out[i] < 0)
 			return sl_errmsg_set(why, SL_EUNSUPPORTED, "node '%s' (%s): "

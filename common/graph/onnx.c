@@ -117,7 +117,10 @@ tensor_values(const Onnx__TensorProto *tp, int *dtype, int64_t *nelem,
 	if ((out = malloc((size_t)n * sl_g_dtype_size(dt) + 8)) == NULL)
 		return SL_ENOMEM;
 	for (int64_t i = 0; i < n; i++) {
-		const uint8_t *raw = tp->raw_data.data + (size_t)i * raw_size(t);
+		/* No arithmetic on raw_data.data unless it is there: NULL + 0
+		 * is undefined too (clang's UBSan stops on it). */
+		const uint8_t *raw = tp->has_raw_data ?
+		    tp->raw_data.data + (size_t)i * raw_size(t) : NULL;
 
 		switch (t) {
 		case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
@@ -248,13 +251,21 @@ add_input(sl_graph *g, const Onnx__ValueInfoProto *vi, sl_errmsg *why)
 	return 0;
 }
 
+/* Empty lists and strings reach the ops as these, never as NULL: ops
+ * memcpy n values, and memcpy(d, NULL, 0) is undefined. */
+static const int64_t no_ints[1];
+static const float no_floats[1];
+
 /* ONNX attributes into ours. Tensor attributes become constants named
  * after the node and the attribute. */
 static int
 convert_attrs(sl_graph *g, const Onnx__NodeProto *np, sl_gattr *a, int *na,
     sl_errmsg *why)
 {
-	const char *node = np->name && np->name[0] ? np->name : np->output[0];
+	/* A node may have no name and no outputs (refused later, by its op's
+	 * output count): never read output[0] that is not there. */
+	const char *node = np->name && np->name[0] ? np->name :
+	    np->n_output > 0 ? np->output[0] : "(unnamed)";
 
 	if (np->n_attribute > MAX_ATTRS)
 		return sl_errmsg_set(why, SL_ELIMIT, "node '%s' (%s) has %zu "
@@ -281,17 +292,17 @@ convert_attrs(sl_graph *g, const Onnx__NodeProto *np, sl_gattr *a, int *na,
 			break;
 		case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
 			x->type = SL_GA_STRING;
-			x->s = (const char *)ap->s.data;
+			x->s = ap->s.len ? (const char *)ap->s.data : "";
 			x->slen = ap->s.len;
 			break;
 		case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
 			x->type = SL_GA_FLOATS;
-			x->floats = ap->floats;
+			x->floats = ap->n_floats ? ap->floats : no_floats;
 			x->n = ap->n_floats;
 			break;
 		case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
 			x->type = SL_GA_INTS;
-			x->ints = ap->ints;
+			x->ints = ap->n_ints ? ap->ints : no_ints;
 			x->n = ap->n_ints;
 			break;
 		case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR: {
@@ -328,32 +339,34 @@ add_constant_node(sl_graph *g, const Onnx__NodeProto *np, sl_errmsg *why)
 
 	for (size_t i = 0; i < np->n_attribute; i++) {
 		const Onnx__AttributeProto *ap = np->attribute[i];
+		/* protobuf-c leaves an absent name NULL. */
+		const char *an = ap->name != NULL ? ap->name : "";
 		Onnx__TensorProto tp = ONNX__TENSOR_PROTO__INIT;
 		int64_t n1;
 
 		tp.name = (char *)out;
 		tp.has_data_type = 1;
-		if (strcmp(ap->name, "value") == 0 && ap->t != NULL) {
+		if (strcmp(an, "value") == 0 && ap->t != NULL) {
 			Onnx__TensorProto copy = *ap->t;
 
 			copy.name = (char *)out;
 			return add_const(g, out, &copy, &idx, why);
-		} else if (strcmp(ap->name, "value_float") == 0) {
+		} else if (strcmp(an, "value_float") == 0) {
 			tp.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
 			tp.n_float_data = 1;
 			tp.float_data = (float *)&ap->f;
-		} else if (strcmp(ap->name, "value_floats") == 0) {
+		} else if (strcmp(an, "value_floats") == 0) {
 			tp.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
 			tp.n_float_data = ap->n_floats;
 			tp.float_data = ap->floats;
 			n1 = (int64_t)ap->n_floats;
 			tp.n_dims = 1;
 			tp.dims = &n1;
-		} else if (strcmp(ap->name, "value_int") == 0) {
+		} else if (strcmp(an, "value_int") == 0) {
 			tp.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
 			tp.n_int64_data = 1;
 			tp.int64_data = (int64_t *)&ap->i;
-		} else if (strcmp(ap->name, "value_ints") == 0) {
+		} else if (strcmp(an, "value_ints") == 0) {
 			tp.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
 			tp.n_int64_data = ap->n_ints;
 			tp.int64_data = ap->ints;
@@ -467,6 +480,15 @@ build(sl_graph *g, const Onnx__ModelProto *m, sl_errmsg *why)
 		    strcmp(o->domain, "ai.onnx") == 0)
 			opset = o->has_version ? o->version : -1;
 	}
+	/* A model of other domains only (ai.onnx.preview.training...) is
+	 * well formed, just not ours; one that imports nothing is not. */
+	if (opset < 0 && m->n_opset_import > 0 &&
+	    m->opset_import[0]->domain != NULL &&
+	    m->opset_import[0]->domain[0] != '\0' &&
+	    strcmp(m->opset_import[0]->domain, "ai.onnx") != 0)
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "the model imports "
+		    "opset domain '%s', not the default ONNX domain",
+		    m->opset_import[0]->domain);
 	if (opset < 0)
 		return sl_errmsg_set(why, SL_EFORMAT, "the model imports no "
 		    "default-domain opset");

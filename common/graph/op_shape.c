@@ -122,6 +122,11 @@ need_i64(sl_graph *g, sl_gnode *n, int i, const int64_t **v, size_t *len,
 {
 	const sl_gtensor *t = sl_g_in(g, n, i);
 
+	/* Slice's starts and ends are required from opset 10 only, so its
+	 * min_in is 1: an input left out ("") is caught here. */
+	if (t == NULL)
+		return sl_errmsg_set(why, SL_EFORMAT, "input %d is required but "
+		    "left out", i);
 	if (t->dtype != SL_G_I64)
 		return sl_errmsg_set(why, SL_EMISMATCH, "input %d '%s' must be "
 		    "int64", i, t->name);
@@ -400,6 +405,11 @@ reshape_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 		} else {
 			od[i] = v[i];
 		}
+		/* Any product past the element limit fits no input: stop
+		 * before it overflows. */
+		if (od[i] > 0 && known > SL_G_MAX_ELEMS / od[i])
+			return sl_errmsg_set(why, SL_ELIMIT, "shape of more than "
+			    "%lld elements", (long long)SL_G_MAX_ELEMS);
 		known *= od[i];
 	}
 	if (minus >= 0) {
@@ -779,6 +789,10 @@ tile_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 		if (v[i] < 0)
 			return sl_errmsg_set(why, SL_EMISMATCH, "repeat %lld",
 			    (long long)v[i]);
+		if (v[i] > 0 && x->dims[i] > SL_G_MAX_ELEMS / v[i])
+			return sl_errmsg_set(why, SL_ELIMIT, "repeat %lld of a "
+			    "dimension of %lld", (long long)v[i],
+			    (long long)x->dims[i]);
 		od[i] = x->dims[i] * v[i];
 		s->idims[i] = x->dims[i] ? x->dims[i] : 1;
 	}
@@ -996,17 +1010,34 @@ range_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 		if (x == NULL || y == NULL || z == NULL)
 			return sl_errmsg_set(why, SL_EINVAL, "Range bounds are not "
 			    "known before the run");
+		int64_t span, q, r;
+
 		if (*z == 0)
 			return sl_errmsg_set(why, SL_EMISMATCH, "Range delta 0");
-		len = (*y - *x + *z + (*z > 0 ? -1 : 1)) / *z;
+		/* ceil((y - x) / z) without overflowing int64. */
+		if (__builtin_sub_overflow(*y, *x, &span) ||
+		    (*z == -1 && span == INT64_MIN))
+			return sl_errmsg_set(why, SL_ELIMIT, "Range from %lld to "
+			    "%lld", (long long)*x, (long long)*y);
+		q = span / *z;
+		r = span % *z;
+		len = q + (r != 0 && (r > 0) == (*z > 0));
 	} else if (a->dtype == SL_G_F32 && (a->flags & SL_GT_CONST) &&
 	    (b->flags & SL_GT_CONST) && (d->flags & SL_GT_CONST)) {
 		const float x = *(const float *)a->data, y = *(const float *)b->data,
 		    z = *(const float *)d->data;
 
+		double nd;
+
 		if (z == 0.0f)
 			return sl_errmsg_set(why, SL_EMISMATCH, "Range delta 0");
-		len = (int64_t)ceil_div_f(x, y, z);
+		/* Only a length in range converts to int64 (NaN, inf, 1e30
+		 * would be undefined). */
+		nd = ceil_div_f(x, y, z);
+		if (!(nd <= (double)SL_G_MAX_ELEMS))
+			return sl_errmsg_set(why, SL_ELIMIT, "Range of %g elements",
+			    nd);
+		len = nd > 0 ? (int64_t)nd : 0;
 	} else {
 		return sl_errmsg_set(why, SL_EUNSUPPORTED, "Range of float32 "
 		    "needs constant bounds");

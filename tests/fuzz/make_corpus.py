@@ -208,6 +208,151 @@ def checkpoint(kind):
     return b + struct.pack("<I", zlib.crc32(b) & 0xFFFFFFFF)
 
 
+# --- ONNX models (common/graph/onnx.h) -----------------------------------------
+# Small node-test models copied from Debian's libonnx-testdata (ONNX's own
+# backend tests: one op each), and three whole graphs written here with a
+# minimal protobuf encoder: an MLP, a CNN block and the Shape -> Gather ->
+# Concat -> Reshape chain exporters emit for a dynamic batch.
+
+ONNX_TESTDATA = "/usr/share/libonnx-testdata/data/node"
+ONNX_NODE_TESTS = [
+    "test_relu", "test_add_bcast", "test_sub", "test_mul", "test_div",
+    "test_pow", "test_sqrt", "test_erf", "test_matmul_2d",
+    "test_gemm_all_attributes", "test_conv_with_strides_padding",
+    "test_maxpool_2d_pads", "test_averagepool_2d_pads",
+    "test_globalaveragepool", "test_batchnorm_epsilon",
+    "test_layer_normalization_2d_axis0", "test_softmax_example",
+    "test_reshape_reordered_all_dims", "test_flatten_axis0",
+    "test_transpose_default", "test_gather_0", "test_concat_2d_axis_0",
+    "test_unsqueeze_axis_0", "test_slice", "test_shape", "test_constant",
+    "test_clip", "test_hardswish", "test_where_example", "test_equal",
+    "test_reduce_mean_default_axes_keepdims_example", "test_identity",
+    "test_dropout_default", "test_cast_FLOAT_to_DOUBLE",
+]
+
+
+def pb_varint(v):
+    v &= (1 << 64) - 1
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def pb_int(field, v):
+    return pb_varint(field << 3) + pb_varint(v)
+
+
+def pb_bytes(field, b):
+    if isinstance(b, str):
+        b = b.encode()
+    return pb_varint(field << 3 | 2) + pb_varint(len(b)) + b
+
+
+def pb_float(field, x):
+    return pb_varint(field << 3 | 5) + struct.pack("<f", x)
+
+
+def onnx_tensor(name, dims, floats=None, ints=None):
+    b = b"".join(pb_int(1, d) for d in dims)
+    if ints is not None:
+        b += pb_int(2, 7) + pb_bytes(9, struct.pack("<%dq" % len(ints), *ints))
+    else:
+        b += pb_int(2, 1) + pb_bytes(9, struct.pack("<%df" % len(floats),
+                                                    *floats))
+    return b + pb_bytes(8, name)
+
+
+def onnx_attr(name, v):
+    b = pb_bytes(1, name)
+    if isinstance(v, float):
+        return b + pb_float(2, v) + pb_int(20, 1)
+    if isinstance(v, int):
+        return b + pb_int(3, v) + pb_int(20, 2)
+    return b + b"".join(pb_int(8, x) for x in v) + pb_int(20, 7)
+
+
+def onnx_node(op, ins, outs, name, **attrs):
+    b = b"".join(pb_bytes(1, x) for x in ins)
+    b += b"".join(pb_bytes(2, x) for x in outs)
+    b += pb_bytes(3, name) + pb_bytes(4, op)
+    return b + b"".join(pb_bytes(5, onnx_attr(k, v)) for k, v in attrs.items())
+
+
+def onnx_value(name, dims, elem=1):
+    shape = b"".join(pb_bytes(1, pb_bytes(2, d) if isinstance(d, str)
+                              else pb_int(1, d)) for d in dims)
+    tensor = pb_int(1, elem) + pb_bytes(2, shape)
+    return pb_bytes(1, name) + pb_bytes(2, pb_bytes(1, tensor))
+
+
+def onnx_model(nodes, inits, inputs, outputs, opset=13):
+    g = b"".join(pb_bytes(1, n) for n in nodes) + pb_bytes(2, "g")
+    g += b"".join(pb_bytes(5, t) for t in inits)
+    g += b"".join(pb_bytes(11, v) for v in inputs)
+    g += b"".join(pb_bytes(12, v) for v in outputs)
+    return (pb_int(1, 8) + pb_bytes(2, "make_corpus") + pb_bytes(7, g) +
+            pb_bytes(8, pb_bytes(1, "") + pb_int(2, opset)))
+
+
+def ramp(n, scale=0.1):
+    return [((i * 7) % 11 - 5) * scale for i in range(n)]
+
+
+def onnx_models():
+    out = {}
+    if os.path.isdir(ONNX_TESTDATA):
+        for case in ONNX_NODE_TESTS:
+            path = os.path.join(ONNX_TESTDATA, case, "model.onnx")
+            if os.path.exists(path):
+                with open(path, "rb") as fh:
+                    out[case + ".onnx"] = fh.read()
+    else:
+        print("make_corpus: %s missing (libonnx-testdata): fuzz_onnx gets "
+              "only the generated models" % ONNX_TESTDATA)
+    out["mlp.onnx"] = onnx_model(
+        [onnx_node("MatMul", ["x", "w1"], ["h"], "fc1"),
+         onnx_node("Add", ["h", "b1"], ["hb"], "bias1"),
+         onnx_node("Relu", ["hb"], ["a"], "relu1"),
+         onnx_node("Gemm", ["a", "w2", "b2"], ["z"], "fc2", transB=1),
+         onnx_node("Softmax", ["z"], ["y"], "softmax", axis=1)],
+        [onnx_tensor("w1", [6, 5], ramp(30)), onnx_tensor("b1", [5], ramp(5)),
+         onnx_tensor("w2", [3, 5], ramp(15)), onnx_tensor("b2", [3], ramp(3))],
+        [onnx_value("x", ["N", 6])], [onnx_value("y", ["N", 3])])
+    out["cnn.onnx"] = onnx_model(
+        [onnx_node("Conv", ["x", "cw", "cb"], ["c"], "conv", kernel_shape=[3, 3],
+                   pads=[1, 1, 1, 1], strides=[1, 1]),
+         onnx_node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["n"],
+                   "bn", epsilon=1e-5),
+         onnx_node("Relu", ["n"], ["r"], "relu"),
+         onnx_node("MaxPool", ["r"], ["p"], "pool", kernel_shape=[2, 2],
+                   strides=[2, 2]),
+         onnx_node("GlobalAveragePool", ["p"], ["gp"], "gap"),
+         onnx_node("Flatten", ["gp"], ["f"], "flatten", axis=1),
+         onnx_node("Gemm", ["f", "fw", "fb"], ["y"], "fc", transB=1)],
+        [onnx_tensor("cw", [2, 1, 3, 3], ramp(18)),
+         onnx_tensor("cb", [2], ramp(2)), onnx_tensor("s", [2], [1.0, 0.5]),
+         onnx_tensor("bb", [2], [0.0, 0.1]), onnx_tensor("m", [2], [0.1, 0.2]),
+         onnx_tensor("v", [2], [1.0, 2.0]),
+         onnx_tensor("fw", [3, 2], ramp(6)), onnx_tensor("fb", [3], ramp(3))],
+        [onnx_value("x", ["N", 1, 6, 6])], [onnx_value("y", ["N", 3])])
+    out["shape_chain.onnx"] = onnx_model(
+        [onnx_node("Shape", ["x"], ["s"], "shape"),
+         onnx_node("Gather", ["s", "zero"], ["n"], "gather", axis=0),
+         onnx_node("Unsqueeze", ["n", "axes"], ["n1"], "unsqueeze"),
+         onnx_node("Concat", ["n1", "rest"], ["shp"], "concat", axis=0),
+         onnx_node("Reshape", ["x", "shp"], ["xr"], "reshape"),
+         onnx_node("Transpose", ["xr"], ["y"], "transpose", perm=[0, 2, 1])],
+        [onnx_tensor("zero", [], ints=[0]), onnx_tensor("axes", [1], ints=[0]),
+         onnx_tensor("rest", [2], ints=[3, 4])],
+        [onnx_value("x", ["N", 12])], [onnx_value("y", ["N", 4, 3])])
+    return out
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     data = os.path.join(here, "..", "data")
@@ -224,6 +369,7 @@ def main():
         "fuzz_idx": idxs(),
         "fuzz_checkpoint": {"sgd": checkpoint(1), "adam": checkpoint(2)},
         "fuzz_msgpack": dict(msgpack_values(), **messages()),
+        "fuzz_onnx": onnx_models(),
     }
     for target, seeds in sets.items():
         d = os.path.join(ROOT, target)
