@@ -643,7 +643,10 @@ dispatch(broker *b, worker *w)
 	 * whose leases it just let expire. */
 	if (now - w->last_seen_ms > 2 * (uint64_t)SL_NET_HEARTBEAT_MS)
 		return;
-	while (w->nleases < w->credit && (s = next_pending(b, ts)) >= 0) {
+	/* Nor to a stalled one: its heartbeats would let them expire too,
+	 * attempt after attempt, until the shards are quarantined. */
+	while (!w->stalled && w->nleases < w->credit &&
+	    (s = next_pending(b, ts)) >= 0) {
 		shard_slot *slot = &ts->slots[s];
 
 		slot->state = SHARD_LEASED;
@@ -692,6 +695,19 @@ expire(broker *b)
 			sl_warn("lease expired: teacher %s shard %" PRIu64
 			    " worker %s (attempt %u)", ts->info.name, s,
 			    w ? w->name : "(gone)", slot->attempts);
+			/* Heard from since the lease's last renewal, yet no
+			 * renewal: alive, but its teacher is stuck. (A worker
+			 * that died or was cut off is silent, and gets no
+			 * leases anyway until it is heard from again.) */
+			if (w != NULL && !w->stalled && w->last_seen_ms +
+			    (uint64_t)b->cfg->lease_timeout_s * 1000 >
+			    slot->deadline_ms) {
+				w->stalled = 1;
+				sl_warn("worker %s is heard from but did not renew "
+				    "its lease: its teacher is stalled; no new "
+				    "leases until it renews one, sends a result "
+				    "or says READY", w->name);
+			}
 			return_shard(b, ts, s, "lease expired");
 			returned = 1;
 		}
@@ -937,8 +953,10 @@ on_heartbeat(broker *b, worker *w, const sl_msg *m)
 		const uint64_t s = m->u.heartbeat.held[i];
 
 		if (s < b->nshards && ts->slots[s].state == SHARD_LEASED &&
-		    ts->slots[s].owner == w->token)
+		    ts->slots[s].owner == w->token) {
 			ts->slots[s].deadline_ms = deadline;
+			w->stalled = 0;
+		}
 	}
 	memset(&r, 0, sizeof r);
 	r.type = SL_MSG_HEARTBEAT;
@@ -1135,6 +1153,9 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 	w->last_seen_ms = sl_net_now_ms();
 	switch (m.type) {
 	case SL_MSG_READY:
+		/* An idle worker repeats READY: one flagged stalled because a
+		 * TASK never reached it gets work again. */
+		w->stalled = 0;
 		w->credit = m.u.ready.credit;
 		dispatch(b, w);
 		break;
@@ -1142,6 +1163,7 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 		on_heartbeat(b, w, &m);
 		break;
 	case SL_MSG_RESULT:
+		w->stalled = 0; /* its teacher got through */
 		on_result(b, w, frame, &m);
 		break;
 	default:

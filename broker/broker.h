@@ -81,6 +81,11 @@ typedef struct worker {
 	sl_curve_key key;     /* CURVE public key of its session ("" without) */
 	int revoked;          /* its key left the allow-list: no leases, and
 	                         its next message is refused */
+	int stalled;          /* heard from, yet let a lease expire: its teacher
+	                         is stuck (the worker renews only while its
+	                         compute thread progresses); no new leases
+	                         until a heartbeat renews one, a result or a
+	                         READY (an idle worker's) comes */
 } worker;
 
 /* Connections and sessions refused by CURVE and ZAP, counted in status

@@ -85,6 +85,7 @@ broker_status_json(const broker *b)
 		cJSON_AddStringToObject(o, "name", w->name);
 		cJSON_AddStringToObject(o, "teacher", b->teachers[w->teacher].info.name);
 		cJSON_AddNumberToObject(o, "leases", w->nleases);
+		cJSON_AddBoolToObject(o, "stalled", w->stalled);
 		cJSON_AddNumberToObject(o, "results", (double)w->results);
 		cJSON_AddNumberToObject(o, "samples", (double)w->samples);
 		cJSON_AddNumberToObject(o, "samples_per_s",

@@ -10,8 +10,11 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,40 @@ typedef struct held {
 	uint64_t shard;
 	sl_proto_buf msg;     /* the encoded RESULT, resent until acknowledged */
 } held;
+
+/* One batch handed to the compute thread. Main fills it while the thread
+ * is idle; the thread reads it and fills the results; the mutex's hand-over
+ * orders the two. The rows and out stay alive until main collects it. */
+typedef struct batch_job {
+	const uint8_t *rows;    /* shipped rows, or NULL: local dataset */
+	uint64_t first_row;     /* dataset row of the batch's first row */
+	uint32_t b;             /* rows in the batch */
+	enum sl_dtype dtype;
+	sl_preproc pre;
+	uint8_t *out;           /* (b * rec_size) records */
+	int rc;                 /* result: 0, or fatal (why says it) */
+	char why[SL_ERRMSG_MAX + 64];
+} batch_job;
+
+enum compute_state { COMPUTE_IDLE, COMPUTE_BUSY, COMPUTE_DONE };
+
+/* The compute thread runs the forward passes so that the main thread,
+ * which alone touches the socket, keeps heartbeating through a long batch.
+ * state and quit are guarded by mu; IDLE -> BUSY by main (job filled),
+ * BUSY -> DONE by the thread (a byte on wake[1] tells main's zmq_poll),
+ * DONE -> IDLE by main once it has collected the job. */
+typedef struct compute {
+	pthread_t thread;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	enum compute_state state;
+	int quit;
+	int wake[2];            /* pipe: read end polled by main */
+	batch_job job;
+	int discard;            /* main: the blob moved under the job */
+	uint8_t *retired_blob;  /* main: freed once the job is collected */
+} compute;
 
 typedef struct wstate {
 	const worker_cfg *cfg;
@@ -65,6 +102,14 @@ typedef struct wstate {
 	task tasks[MAX_TASKS];
 	task *active;           /* the task being computed into blob */
 	held helds[MAX_HELD];
+	compute c;
+	/* The renewal rule: a heartbeat renews the task leases only if the
+	 * compute thread is idle or has finished a graph node or a batch
+	 * since the previous renewal (these are that renewal's readings). */
+	uint64_t renew_progress, renew_batches, batches;
+	uint64_t stalled_since_ms;  /* first renewal withheld, 0: none */
+	int stall_logged;
+	uint32_t lease_ms;      /* the broker's lease timeout (WELCOME) */
 	float *x;               /* (batch, D) */
 	float *scratch;         /* (2 * classes) for sl_label_encode */
 	uint8_t *blob;          /* (shard_rows * rec_size) */
@@ -171,16 +216,60 @@ send_msg(wstate *w, const sl_msg *m)
 	return rc;
 }
 
-/* Shards this worker answers for: results held and tasks queued. */
+/* The renewal rule (worker.h): may this message renew the task leases?
+ * Yes when the compute thread is not inside a batch, or has finished a
+ * graph node or a batch since the last renewal; then the readings are
+ * taken for the next one. Otherwise the teacher is stalled: logged once it
+ * has been for half a lease (a node of a second is no news). */
+static int
+may_renew(wstate *w, uint64_t now)
+{
+	const uint64_t progress = sl_graph_progress(w->g);
+	int busy;
+
+	pthread_mutex_lock(&w->c.mu);
+	busy = w->c.state == COMPUTE_BUSY;
+	pthread_mutex_unlock(&w->c.mu);
+	if (!busy || progress != w->renew_progress ||
+	    w->batches != w->renew_batches) {
+		if (w->stall_logged)
+			sl_info("the teacher is progressing again after %" PRIu64
+			    " ms: heartbeats renew the leases", now -
+			    w->stalled_since_ms);
+		w->renew_progress = progress;
+		w->renew_batches = w->batches;
+		w->stalled_since_ms = 0;
+		w->stall_logged = 0;
+		return 1;
+	}
+	if (w->stalled_since_ms == 0)
+		w->stalled_since_ms = now;
+	if (!w->stall_logged && now - w->stalled_since_ms >= w->lease_ms / 2) {
+		w->stall_logged = 1;
+		sl_warn("the teacher has finished no graph node for %" PRIu64
+		    " ms or more (%" PRIu64 " nodes run): heartbeats stop "
+		    "renewing the leases until it does", now -
+		    w->stalled_since_ms + (w->heartbeat_ms ? w->heartbeat_ms :
+		    SL_NET_HEARTBEAT_MS), progress);
+	}
+	return 0;
+}
+
+/* Shards this worker answers for: results held and, unless the last
+ * heartbeat found the teacher stalled (HELLO moves their leases to the new
+ * session, renewing them), tasks queued. The last heartbeat's verdict, not
+ * a new reading: a reconnect right after a renewal would see no node
+ * finished in between and give up leases a working teacher needs. */
 static uint32_t
 held_shards(const wstate *w, uint64_t *out)
 {
+	const int tasks = w->stalled_since_ms == 0;
 	uint32_t n = 0;
 
 	for (int i = 0; i < MAX_HELD && n < SL_PROTO_MAX_HELD; i++)
 		if (w->helds[i].used)
 			out[n++] = w->helds[i].shard;
-	for (int i = 0; i < MAX_TASKS && n < SL_PROTO_MAX_HELD; i++)
+	for (int i = 0; i < MAX_TASKS && n < SL_PROTO_MAX_HELD && tasks; i++)
 		if (w->tasks[i].used)
 			out[n++] = w->tasks[i].shard;
 	return n;
@@ -222,12 +311,15 @@ send_heartbeat(wstate *w)
 
 	memset(&m, 0, sizeof m);
 	m.type = SL_MSG_HEARTBEAT;
-	/* Only tasks: these are the leases to renew. */
-	for (int i = 0; i < MAX_TASKS; i++)
+	w->last_hb_ms = sl_net_now_ms();
+	/* Only tasks: these are the leases to renew. A stalled teacher's
+	 * heartbeat lists none: the session lives, the leases run out. */
+	const int renew = may_renew(w, w->last_hb_ms);
+
+	for (int i = 0; i < MAX_TASKS && renew; i++)
 		if (w->tasks[i].used && m.u.heartbeat.nheld < SL_PROTO_MAX_HELD)
 			m.u.heartbeat.held[m.u.heartbeat.nheld++] = w->tasks[i].shard;
 	send_msg(w, &m);
-	w->last_hb_ms = sl_net_now_ms();
 }
 
 static void
@@ -286,6 +378,7 @@ on_welcome(wstate *w, const sl_msg *m)
 	w->teacher_index = m->u.welcome.teacher_index;
 	w->heartbeat_ms = m->u.welcome.heartbeat_ms ? m->u.welcome.heartbeat_ms :
 	    SL_NET_HEARTBEAT_MS;
+	w->lease_ms = m->u.welcome.lease_timeout_ms;
 	w->row_bytes = m->u.welcome.row_bytes;
 	w->shard_rows = m->u.welcome.shard_rows;
 	w->dtype = (enum sl_dtype)m->u.welcome.dtype;
@@ -303,7 +396,17 @@ on_welcome(wstate *w, const sl_msg *m)
 	if (!isnan(w->pre_req[2]))
 		w->pre.std = w->pre_req[2];
 	if ((size_t)w->shard_rows * w->rec_size > w->blob_cap) {
-		free(w->blob);
+		/* A batch in flight writes into the old blob: it is freed when
+		 * that batch is collected, and the batch is discarded. */
+		pthread_mutex_lock(&w->c.mu);
+		if (w->c.state == COMPUTE_IDLE) {
+			free(w->blob);
+		} else {
+			free(w->c.retired_blob);
+			w->c.retired_blob = w->blob;
+			w->c.discard = 1;
+		}
+		pthread_mutex_unlock(&w->c.mu);
 		if (w->active != NULL)
 			w->active->done_rows = 0; /* its records were in the old blob */
 		w->blob_cap = (size_t)w->shard_rows * w->rec_size;
@@ -340,6 +443,14 @@ on_task(wstate *w, zmq_msg_t *frame, const sl_msg *m)
 	for (int i = 0; i < MAX_TASKS && t == NULL; i++)
 		if (!w->tasks[i].used)
 			t = &w->tasks[i];
+	for (int i = 0; i < MAX_TASKS; i++)
+		if (w->tasks[i].used && w->tasks[i].shard == m->u.task.shard) {
+			/* Leased to us again (ours had expired): the task here
+			 * goes on, and its heartbeats renew the new lease. */
+			sl_info("task for shard %" PRIu64 " is already here",
+			    m->u.task.shard);
+			return;
+		}
 	if (t == NULL || m->u.task.nrows > w->shard_rows) {
 		sl_warn("task for shard %" PRIu64 " dropped (%s)", m->u.task.shard,
 		    t == NULL ? "queue full" : "more rows than a shard");
@@ -482,47 +593,214 @@ free_held(wstate *w)
 	return NULL;
 }
 
-/* Compute one batch of t; when t is complete, send its result. Returns 0,
- * or 1 on a fatal error (the model produced non-finite logits). */
-static int
-compute_batch(wstate *w, task *t)
+/* Compute thread: rows -> x -> logits -> records, for one batch. Reads only
+ * the job, the graph and buffers no one else touches while it is BUSY. */
+static void
+run_batch(wstate *w, batch_job *j)
 {
 	const size_t D = w->dim, C = w->fmt.classes;
-	const uint32_t b = t->nrows - t->done_rows < (uint32_t)w->cfg->batch ?
-	    t->nrows - t->done_rows : (uint32_t)w->cfg->batch;
 	const float *z;
 	sl_errmsg why = { "" };
 	int rc;
 
-	if (t->data != NULL)
-		sl_rows_f32(t->data + (size_t)t->done_rows * w->row_bytes, w->dtype,
-		    b, D, &w->pre, w->x);
+	if (j->rows != NULL)
+		sl_rows_f32(j->rows, j->dtype, j->b, D, &j->pre, w->x);
 	else
-		sl_dataset_rows_f32(w->ds, NULL, t->first_row + t->done_rows, b,
-		    &w->pre, w->x);
-	if ((rc = sl_graph_forward(w->g, w->x, (int)b, &z, &why)) != 0) {
-		sl_error("shard %" PRIu64 ": the teacher failed: %s; stopping",
-		    t->shard, why.text[0] ? why.text : sl_strerror(rc));
+		sl_dataset_rows_f32(w->ds, NULL, j->first_row, j->b, &j->pre, w->x);
+	if ((rc = sl_graph_forward(w->g, w->x, (int)j->b, &z, &why)) != 0) {
+		snprintf(j->why, sizeof j->why, "the teacher failed: %s",
+		    why.text[0] ? why.text : sl_strerror(rc));
+		j->rc = 1;
+		return;
+	}
+	for (uint32_t i = 0; i < j->b; i++)
+		if (sl_label_encode(&w->fmt, z + (size_t)i * C,
+		    w->cfg->temperature, w->scratch,
+		    j->out + (size_t)i * w->rec_size) != 0) {
+			snprintf(j->why, sizeof j->why, "row %" PRIu64 ": the "
+			    "teacher's logits are not finite or do not fit the "
+			    "encoding", j->first_row + i);
+			j->rc = 1;
+			return;
+		}
+	j->rc = 0;
+}
+
+static void *
+compute_main(void *arg)
+{
+	wstate *w = arg;
+	compute *c = &w->c;
+	const char one = 1;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (c->state != COMPUTE_BUSY && !c->quit)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->quit)
+			break;
+		pthread_mutex_unlock(&c->mu);
+		run_batch(w, &c->job);
+		pthread_mutex_lock(&c->mu);
+		c->state = COMPUTE_DONE;
+		pthread_cond_broadcast(&c->cv);
+		/* A full pipe already holds a wake-up: nothing is lost. */
+		if (write(c->wake[1], &one, 1) < 0 && errno != EAGAIN)
+			sl_warn("compute thread: write: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static int
+compute_start(wstate *w)
+{
+	compute *c = &w->c;
+	sigset_t all, old;
+	int rc;
+
+	if (pipe(c->wake) != 0) {
+		sl_error("pipe: %s", strerror(errno));
+		c->wake[0] = c->wake[1] = -1;
 		return 1;
 	}
-	for (uint32_t i = 0; i < b; i++) {
-		uint8_t *rec = w->blob + (size_t)(t->done_rows + i) * w->rec_size;
-
-		if (sl_label_encode(&w->fmt, z + (size_t)i * C,
-		    w->cfg->temperature, w->scratch, rec) != 0) {
-			sl_error("row %" PRIu64 ": the teacher's logits are not "
-			    "finite or do not fit the encoding; stopping",
-			    t->first_row + t->done_rows + i);
+	for (int i = 0; i < 2; i++)
+		if (fcntl(c->wake[i], F_SETFL, O_NONBLOCK) != 0 ||
+		    fcntl(c->wake[i], F_SETFD, FD_CLOEXEC) != 0) {
+			sl_error("fcntl: %s", strerror(errno));
 			return 1;
 		}
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	/* SIGINT and SIGTERM go to the main thread, whose loop reads *stop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&c->thread, NULL, compute_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		sl_error("pthread_create: %s", strerror(rc));
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		return 1;
 	}
-	t->done_rows += b;
+	c->started = 1;
+	return 0;
+}
+
+static enum compute_state
+compute_state(wstate *w)
+{
+	enum compute_state s;
+
+	pthread_mutex_lock(&w->c.mu);
+	s = w->c.state;
+	pthread_mutex_unlock(&w->c.mu);
+	return s;
+}
+
+/* Stop the compute thread. A batch in progress is waited for at most
+ * wait_ms; returns 0 when the thread is joined, 1 when it is still inside
+ * a batch (then what it uses must not be freed: the process is exiting). */
+static int
+compute_stop(wstate *w, uint32_t wait_ms)
+{
+	compute *c = &w->c;
+	struct timespec until;
+	int busy;
+
+	if (!c->started)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->quit = 1;
+	pthread_cond_broadcast(&c->cv);
+	if (c->state == COMPUTE_BUSY)
+		sl_info("waiting up to %u ms for the batch in progress", wait_ms);
+	while (c->state == COMPUTE_BUSY &&
+	    pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+		;
+	busy = c->state == COMPUTE_BUSY;
+	pthread_mutex_unlock(&c->mu);
+	if (busy) {
+		sl_warn("the batch in progress did not finish; exiting without it");
+		return 1;
+	}
+	pthread_join(c->thread, NULL);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	c->started = 0;
+	return 0;
+}
+
+/* Hand the next batch of t to the idle compute thread. */
+static void
+hand_batch(wstate *w, task *t)
+{
+	compute *c = &w->c;
+	batch_job *j = &c->job;
+	const uint32_t left = t->nrows - t->done_rows;
+
+	memset(j, 0, offsetof(batch_job, why));
+	j->why[0] = '\0';
+	j->b = left < (uint32_t)w->cfg->batch ? left : (uint32_t)w->cfg->batch;
+	j->first_row = t->first_row + t->done_rows;
+	j->rows = t->data != NULL ?
+	    t->data + (size_t)t->done_rows * w->row_bytes : NULL;
+	j->dtype = w->dtype;
+	j->pre = w->pre;
+	j->out = w->blob + (size_t)t->done_rows * w->rec_size;
+	c->discard = 0;
+	pthread_mutex_lock(&c->mu);
+	c->state = COMPUTE_BUSY;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Collect a finished batch: count its rows into the active task and, when
+ * the task is complete, encode its result, hold it and send it. Returns 0,
+ * or 1 on a fatal error (the model failed or produced non-finite logits). */
+static int
+collect_batch(wstate *w)
+{
+	compute *c = &w->c;
+	task *t = w->active;
+	held *h;
+	sl_msg m;
+
+	if (compute_state(w) != COMPUTE_DONE)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	c->state = COMPUTE_IDLE;
+	pthread_mutex_unlock(&c->mu);
+	w->batches++;
+	if (w->stall_logged) {
+		/* The renewal readings are left to the next heartbeat, which
+		 * sees this batch and renews. */
+		sl_info("the teacher is progressing again after %" PRIu64 " ms: "
+		    "heartbeats renew the leases", sl_net_now_ms() -
+		    w->stalled_since_ms);
+		w->stall_logged = 0;
+	}
+	free(c->retired_blob);
+	c->retired_blob = NULL;
+	if (c->job.rc != 0) {
+		sl_error("shard %" PRIu64 ": %s; stopping", t ? t->shard : 0,
+		    c->job.why);
+		return 1;
+	}
+	if (c->discard || t == NULL)
+		return 0; /* its records went to a blob since replaced */
+	t->done_rows += c->job.b;
 	if (t->done_rows < t->nrows)
 		return 0;
 
-	held *h = free_held(w);
-	sl_msg m;
-
+	h = free_held(w);
 	memset(&m, 0, sizeof m);
 	m.type = SL_MSG_RESULT;
 	m.u.result.shard = t->shard;
@@ -530,7 +808,8 @@ compute_batch(wstate *w, task *t)
 	m.u.result.nrows = t->nrows;
 	m.u.result.blob.p = w->blob;
 	m.u.result.blob.len = (size_t)t->nrows * w->rec_size;
-	/* free_held cannot fail: compute only runs with a free slot. */
+	/* free_held cannot fail: a batch is only handed with a free slot, and
+	 * only ACKs free slots (this thread). */
 	if (sl_proto_encode(&m, &h->msg) != 0) {
 		sl_error("out of memory encoding a result");
 		return 1;
@@ -547,6 +826,15 @@ compute_batch(wstate *w, task *t)
 	t->used = 0;
 	w->active = NULL;
 	return 0;
+}
+
+static void
+drain_wake(wstate *w)
+{
+	char buf[64];
+
+	while (read(w->c.wake[0], buf, sizeof buf) > 0)
+		;
 }
 
 static int
@@ -573,17 +861,20 @@ int
 worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 {
 	wstate w;
-	int status = 1, rc;
+	int status = 1, rc, orphaned = 0;
 	uint64_t stop_at = 0, reconnect_at = 0;
 	const double t0 = (double)sl_net_now_ms();
 
 	memset(&w, 0, sizeof w);
 	w.cfg = cfg;
 	w.stop = stop;
+	w.c.wake[0] = w.c.wake[1] = -1;
 	if ((rc = load(&w)) != 0) {
 		status = rc;
 		goto out;
 	}
+	if (compute_start(&w) != 0)
+		goto out;
 	if ((rc = connect_broker(&w)) != 0) {
 		status = rc;
 		goto out;
@@ -593,18 +884,27 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 		/* Tasks keep being computed while reconnecting: the results
 		 * are held until acknowledged, and leases outlive a short
 		 * network cut (only a welcome ever brings tasks). */
-		task *t = current_task(&w);
-		const int can_compute = t != NULL && nheld(&w) < cfg->max_held;
-		zmq_pollitem_t item = { w.sock, 0, ZMQ_POLLIN, 0 };
-		uint64_t now;
+		zmq_pollitem_t items[2] = {
+			{ w.sock, 0, ZMQ_POLLIN, 0 },
+			{ NULL, w.c.wake[0], ZMQ_POLLIN, 0 },
+		};
+		uint64_t now = sl_net_now_ms();
+		long wait_ms = (long)hb / 2;
 
-		if (zmq_poll(&item, 1, can_compute ? 0 : (long)hb / 2) < 0 &&
-		    zmq_errno() != EINTR) {
+		/* Wake for the next heartbeat on time; a finished batch or a
+		 * message wakes us earlier. */
+		if (w.welcomed && w.last_hb_ms + hb > now &&
+		    (long)(w.last_hb_ms + hb - now) < wait_ms)
+			wait_ms = (long)(w.last_hb_ms + hb - now);
+		if (zmq_poll(items, 2, wait_ms) < 0 && zmq_errno() != EINTR) {
 			sl_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
 			goto out;
 		}
+		drain_wake(&w);
 		receive(&w);
 		if (w.done < 0)
+			goto out;
+		if (collect_batch(&w) != 0)
 			goto out;
 		now = sl_net_now_ms();
 
@@ -644,16 +944,28 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 			}
 			continue;
 		}
-		if (now - w.last_hb_ms >= hb && w.welcomed)
+		if (now - w.last_hb_ms >= hb && w.welcomed) {
 			send_heartbeat(&w);
-		if (can_compute && compute_batch(&w, t) != 0)
-			goto out;
+			/* Idle: say so. A broker that leased us a shard whose
+			 * TASK was lost, let it expire and took us for stalled
+			 * gives us work again. */
+			if (ntasks(&w) == 0 && !*stop)
+				send_ready(&w);
+		}
+		task *t = current_task(&w);
+
+		if (t != NULL && nheld(&w) < cfg->max_held &&
+		    compute_state(&w) == COMPUTE_IDLE)
+			hand_batch(&w, t);
 	}
 	sl_info("exiting: %" PRIu64 " shards, %" PRIu64 " samples, %.0f "
 	    "samples/s", w.shards_done, w.samples_done,
 	    (double)w.samples_done * 1000.0 / ((double)sl_net_now_ms() - t0 + 1));
 out:
-	for (int i = 0; i < MAX_TASKS; i++)
+	/* A compute thread stuck inside a batch still reads the graph, the
+	 * buffers and a task's rows: those are left to the process's exit. */
+	orphaned = compute_stop(&w, 10000);
+	for (int i = 0; i < MAX_TASKS && !orphaned; i++)
 		if (w.tasks[i].used)
 			zmq_msg_close(&w.tasks[i].frame);
 	for (int i = 0; i < MAX_HELD; i++)
@@ -661,12 +973,18 @@ out:
 	sl_net_close(&w.sock);
 	if (w.zctx != NULL)
 		zmq_ctx_term(w.zctx);
+	if (!orphaned) {
+		sl_graph_free(&w.g);
+		sl_dataset_close(&w.ds);
+		free(w.x);
+		free(w.scratch);
+		free(w.blob);
+		free(w.c.retired_blob);
+	}
+	for (int i = 0; i < 2; i++)
+		if (w.c.wake[i] >= 0 && !orphaned)
+			close(w.c.wake[i]);
 	sl_proto_buf_fini(&w.out);
-	sl_graph_free(&w.g);
-	sl_dataset_close(&w.ds);
-	free(w.x);
-	free(w.scratch);
-	free(w.blob);
 	memset(&w.secret, 0, sizeof w.secret);
 	return status;
 }

@@ -1,12 +1,34 @@
 /* worker.h - a teacher worker: leases shards from the broker, runs the
  * teacher over their rows in batches, and sends the soft labels back.
  *
- * One thread. Between batches it services the socket: heartbeats (which
- * renew its leases, so a hung computation stops renewing them), acks, new
- * tasks. Every result is kept, encoded, until the broker acknowledges it,
+ * Two threads. The compute thread runs the forward passes, one batch at a
+ * time handed to it by the main thread (rows in, records out, into the
+ * active task's result blob). The main thread alone touches the ZeroMQ
+ * socket (libzmq sockets are not thread-safe): it polls it and a pipe the
+ * compute thread writes when a batch is done, so it answers acks and new
+ * tasks and sends heartbeats every heartbeat interval however long a batch
+ * takes. Every result is kept, encoded, until the broker acknowledges it,
  * and sent again after a reconnect or a broker restart: ZeroMQ drops
  * messages silently when a connection breaks. With credit 2 the broker keeps
  * a second shard queued here, so the network works while the CPU computes.
+ *
+ * Lease renewal. A heartbeat lists the shards of the queued tasks, which
+ * renews their leases, only if the teacher is progressing: the compute
+ * thread is not inside a batch, or it has finished a graph node
+ * (sl_graph_progress advanced) or a batch since the previous renewing
+ * heartbeat. Otherwise the heartbeat lists no shard: the session stays
+ * alive, the leases run out, and the broker gives the shards to others (and
+ * no new ones to this worker until it renews again or sends a result). So
+ * a batch of any length keeps its leases as long as nodes keep finishing,
+ * and a compute thread stuck inside one node for about a lease period
+ * (--lease-timeout; heartbeats every 500 ms) loses them, even though the
+ * process, its main thread and libzmq are all alive. A HELLO after a
+ * reconnect, which moves the leases to the new session, lists the tasks
+ * unless the last heartbeat found the teacher stalled. While it holds no
+ * task the worker repeats READY with each heartbeat (the broker, which
+ * takes a worker heard from that lets a lease expire for stalled, leases
+ * it nothing until then). A stall that lasts half a lease is logged, and
+ * so is its end.
  */
 #ifndef WORKER_H
 #define WORKER_H

@@ -1,0 +1,98 @@
+#!/bin/sh
+# A teacher stuck inside one graph node for longer than the lease loses it,
+# although its worker is alive and heartbeating. The model
+# (tests/lib/slow_model.py --gram K) has one node whose time grows with the
+# square of the batch: worker A (--batch 4096, one batch per shard) spends
+# about 8 s inside it, where the graph's progress does not advance, against
+# a 2 s lease; worker B, same model file and teacher name, at --batch 64
+# passes it in milliseconds. A's heartbeats stop listing its shard, the
+# lease expires once (never handed back to A while it is stalled), B stores
+# the shard, and A's late result is acknowledged and dropped as a duplicate.
+. "$(dirname "$0")/../lib/common.sh"
+sl_tmpdir; T=$SL_TMP
+LEASE=2
+ROWS=4096
+X=$T/x.npy
+sl_subset "$FMNIST/train-images-idx3-ubyte.gz" $((2 * ROWS)) "$X"
+
+# The Gram node at 4096 rows: 2 * 4096^2 * 8192 = 275 GFLOP, about 8 s on
+# one core of the 2-core test machine and more than 2.7 s even at 100
+# GFLOP/s (no calibration: a loaded machine only makes the stall longer,
+# and B's share of the work is 5 times smaller than A's stall).
+K=8192
+$DPY "$ROOT/tests/lib/slow_model.py" --out "$T/hang.onnx" --width 64 \
+    --layers 1 --gram "$K" || sl_fail "slow_model.py failed"
+
+sl_start_broker "$T/cache" "$X" "$T/broker.log" --shard-rows $ROWS \
+    --lease-timeout "$LEASE"
+sl_bg A "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/hang.onnx" \
+    --name hang --threads 1 --batch $ROWS --credit 1 --worker-name stuck \
+    2>>"$T/a.log"
+sl_wait_log "$T/a.log" "INFO ready" 30
+i=0
+while :; do
+	sl_status_json "$BROKER_EP" >"$T/st.json" 2>/dev/null || true
+	leased=$(sl_json_get "$T/st.json" 'd["teachers"][0]["leased"]' 2>/dev/null || echo 0)
+	[ "$leased" = 1 ] && break
+	i=$((i + 1)); [ "$i" -gt 100 ] && sl_fail "A leased nothing: $(cat "$T/st.json")"
+	sleep 0.1
+done
+sl_bg B "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/hang.onnx" \
+    --name hang --threads 1 --batch 64 --credit 1 --worker-name fast \
+    2>>"$T/b.log"
+i=0
+while :; do
+	sl_status_json "$BROKER_EP" >"$T/st.json" 2>/dev/null || true
+	done=$(sl_json_get "$T/st.json" 'd["teachers"][0]["done"]' 2>/dev/null || echo 0)
+	[ "$done" = 2 ] && break
+	i=$((i + 1)); [ "$i" -gt 300 ] && sl_fail "job did not finish in 60 s: $(cat "$T/st.json")"
+	sleep 0.2
+done
+cp "$T/st.json" "$T/st_done.json"
+fast=$(sl_json_get "$T/st_done.json" '[w["results"] for w in d["workers"] if w["name"] == "fast"][0]')
+stuck=$(sl_json_get "$T/st_done.json" '[w["results"] for w in d["workers"] if w["name"] == "stuck"][0]')
+echo "K=$K; both shards done: fast stored $fast, stuck stored $stuck"
+sl_check "$fast -eq 2" "B did not store both shards: $(cat "$T/st_done.json")"
+sl_check "$stuck -eq 0" "A stored a shard: $(cat "$T/st_done.json")"
+
+# A lost its lease while alive and heard from, exactly once, and was not
+# given it (or anything) back while stalled.
+grep -q "lease expired: teacher hang shard 0 worker stuck (attempt 1)" "$T/broker.log" ||
+    sl_fail "A's lease did not expire: $(grep -i lease "$T/broker.log" | tail -n 3)"
+grep -q "worker stuck is heard from but did not renew" "$T/broker.log" ||
+    sl_fail "the broker did not see A as stalled"
+sl_check "$(sl_count "$T/broker.log" 'lease expired') -eq 1" \
+    "more than one lease expired: $(grep 'lease expired' "$T/broker.log")"
+grep -q "heartbeats stop renewing the leases" "$T/a.log" ||
+    sl_fail "A did not withhold its renewals: $(tail -n 3 "$T/a.log")"
+if grep -q "broker silent" "$T/a.log"; then
+	sl_fail "A's session did not stay alive: $(grep 'broker silent' "$T/a.log" | head -1)"
+fi
+sl_check "$(sl_count "$T/b.log" 'stop renewing') -eq 0" "B stalled too"
+
+# A comes out of the node, finishes, and is told the shard is stored.
+set +e; sl_wait_pid "$A" 60; rc=$?; set -e
+sl_check "$rc -eq 0" "worker A exit $rc: $(tail -n 3 "$T/a.log")"
+# The premise: A was stuck inside the node for longer than the lease.
+stall_ms=$(sed -n 's/.*progressing again after \([0-9]*\) ms.*/\1/p' "$T/a.log" | head -n 1)
+[ -n "$stall_ms" ] || sl_fail "A never progressed again: $(tail -n 3 "$T/a.log")"
+echo "A was stuck inside the Gram node for about $stall_ms ms; lease ${LEASE} s"
+sl_check "$stall_ms -ge $((LEASE * 1000))" "A's stall was shorter than the lease"
+grep -q "shard 0 was already stored by another worker" "$T/a.log" ||
+    sl_fail "A's late result was not dropped as a duplicate: $(tail -n 3 "$T/a.log")"
+set +e; sl_wait_pid "$B" 30; rc=$?; set -e
+sl_check "$rc -eq 0" "worker B exit $rc: $(tail -n 3 "$T/b.log")"
+sl_status_json "$BROKER_EP" >"$T/st.json"
+sl_check "$(sl_json_get "$T/st.json" 'd["duplicates"]') -eq 1" \
+    "duplicates: $(sl_json_get "$T/st.json" 'd["duplicates"]')"
+sl_check "$(sl_json_get "$T/st.json" 'd["teachers"][0]["quarantined"]') -eq 0" "a shard was quarantined"
+kill -TERM "$BROKER_PID"
+set +e; sl_wait_pid "$BROKER_PID" 20; rc=$?; set -e
+sl_check "$rc -eq 0" "broker did not stop cleanly on SIGTERM ($rc)"
+"$BIN/softlabel" verify "$T/cache" >"$T/verify" || sl_fail "verify: $(cat "$T/verify")"
+grep -q "$((2 * ROWS)) records in 2/2 done shards checked, 0 problems" "$T/verify" ||
+    sl_fail "verify: $(cat "$T/verify")"
+"$BIN/softlabel" inspect "$T/cache" >"$T/inspect"
+grep -q "hang: .* 2/2 shards done, 0 quarantined" "$T/inspect" ||
+    sl_fail "inspect: $(cat "$T/inspect")"
+echo "A stalled inside one node: its lease expired once, B stored its shard"
