@@ -68,6 +68,56 @@ typedef struct sl_gtensor {
 	int own;                /* data is an own buffer (freed with the graph) */
 } sl_gtensor;
 
+/* An activation fused into the node that produces its input (fold.c):
+ * the producer applies it to each output as it writes it, while the
+ * values are in cache, and the activation node leaves the run. The
+ * expressions are those of op_eltwise.c, so the result is the same
+ * bit for bit. Ops that honour n->act: Conv. */
+enum sl_g_act_kind {
+	SL_G_ACT_NONE = 0,
+	SL_G_ACT_RELU,          /* x > 0 ? x : 0 */
+	SL_G_ACT_CLIP,          /* min(max(x, lo), hi); ReLU6 */
+	SL_G_ACT_HARDSWISH,     /* x * clip(x / 6 + 1/2, 0, 1) */
+};
+
+typedef struct sl_g_act {
+	int kind;               /* enum sl_g_act_kind */
+	float lo, hi;           /* CLIP's bounds */
+} sl_g_act;
+
+static inline float
+sl_g_act_clampf(float x, float lo, float hi)
+{
+	/* As op_eltwise.c's Clip: lo > hi gives hi; NaN stays NaN. */
+	x = x < lo ? lo : x;
+	return x > hi ? hi : x;
+}
+
+/* y[i] = act(y[i]) for i < n. */
+static inline void
+sl_g_act_apply(const sl_g_act *a, float *y, size_t n)
+{
+	const float lo = a->lo, hi = a->hi;
+
+	switch (a->kind) {
+	case SL_G_ACT_RELU:
+		for (size_t i = 0; i < n; i++)
+			y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+		break;
+	case SL_G_ACT_CLIP:
+		for (size_t i = 0; i < n; i++)
+			y[i] = sl_g_act_clampf(y[i], lo, hi);
+		break;
+	case SL_G_ACT_HARDSWISH:
+		for (size_t i = 0; i < n; i++)
+			y[i] = y[i] * sl_g_act_clampf(y[i] * (1.0f / 6.0f) + 0.5f,
+			    0.0f, 1.0f);
+		break;
+	default:
+		break;
+	}
+}
+
 struct sl_gop;
 
 typedef struct sl_gnode {
@@ -79,6 +129,7 @@ typedef struct sl_gnode {
 	void *attr;             /* op-private, from op->init; freed with free() */
 	size_t scratch_bytes;   /* workspace op->forward needs, set by op->infer */
 	int folded;             /* ran at plan time; not in the run order */
+	sl_g_act act;           /* fused activation (fold.c); zero: none */
 } sl_gnode;
 
 /* Attributes as the loader hands them to op->init; valid only during init
