@@ -829,6 +829,12 @@ binary_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	const sl_gtensor *a = sl_g_in(g, n, 0);
 	int out_dt = a->dtype;
 
+	/* A Relu or HardSwish fused into this Add (fold.c, before dtypes are
+	 * known): both take floats only, as they would have on their own. */
+	if (n->act.kind != SL_G_ACT_NONE && a->dtype != SL_G_F32)
+		return sl_errmsg_set(why, SL_EUNSUPPORTED, "input of type %s "
+		    "into the activation fused after it is not supported "
+		    "(FLOAT)", dtype_name(a->dtype));
 	for (int j = 0; j < n->nin; j++) {
 		const sl_gtensor *b = sl_g_in(g, n, j);
 		int ok;
@@ -936,6 +942,38 @@ pair_forward(int kind, const sl_gtensor *ta, const void *a,
 	}
 }
 
+/* Elements per block of Add with a fused activation: the sums are still
+ * in L1 when the activation reads them back. */
+#define ACT_BLOCK 1024
+
+/* Add of two float inputs followed by the activation fold.c fused into it
+ * (a residual block's Relu). Inputs of the output's shape: per block, sum
+ * then activation; broadcasting ones: the sum, then the activation over
+ * y. */
+static void
+add_act_forward(sl_graph *g, const sl_gnode *n)
+{
+	const sl_gtensor *ta = sl_g_in(g, n, 0), *tb = sl_g_in(g, n, 1);
+	sl_gtensor *y = sl_g_out(g, n, 0);
+	const size_t len = sl_g_numel(y);
+
+	if (sl_g_numel(ta) == len && sl_g_numel(tb) == len) {
+		const float *a = ta->data, *b = tb->data;
+		float *o = y->data;
+
+		for (size_t i0 = 0; i0 < len; i0 += ACT_BLOCK) {
+			const size_t m = len - i0 < ACT_BLOCK ? len - i0 : ACT_BLOCK;
+
+			for (size_t i = i0; i < i0 + m; i++)
+				o[i] = a[i] + b[i];
+			sl_g_act_apply(&n->act, o + i0, m);
+		}
+		return;
+	}
+	pair_forward(K_ADD, ta, ta->data, tb, tb->data, y);
+	sl_g_act_apply(&n->act, y->data, len);
+}
+
 static void
 binary_forward(sl_graph *g, sl_gnode *n, void *scratch)
 {
@@ -944,6 +982,10 @@ binary_forward(sl_graph *g, sl_gnode *n, void *scratch)
 	sl_gtensor *y = sl_g_out(g, n, 0);
 
 	(void)scratch;
+	if (n->act.kind != SL_G_ACT_NONE) {
+		add_act_forward(g, n);
+		return;
+	}
 	if (n->nin == 1) {
 		/* Sum, Mean, Max, Min of one input: itself. */
 		memcpy(y->data, a->data, sl_g_numel(a) * sl_g_dtype_size(a->dtype));
