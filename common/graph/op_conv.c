@@ -34,7 +34,7 @@
  *
  * Threads: a call on g->threads > 1 splits its work (chunks, images,
  * planes) over that many short-lived threads, each running its part start
- * to end with one-thread GEMMs (run_parts says why), so no thread waits
+ * to end with one-thread GEMMs (sl_g_parallel says why), so no thread waits
  * for another and none outlives the call. glibc reuses the stacks of
  * joined threads, so after the first call nothing is mapped; one
  * pthread_create per call and thread (about 20 us) is all it costs.
@@ -44,7 +44,6 @@
 
 #include <cblas.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,77 +126,12 @@ threads_for(const sl_conv2d_geom *g)
 	return g->threads < SL_CONV_MAX_THREADS ? g->threads : SL_CONV_MAX_THREADS;
 }
 
-typedef void (*part_fn)(void *arg, int t, int nt);
-
-typedef struct part {
-	part_fn fn;
-	void *arg;
-	int t, nt;
-} part;
-
-static void *
-part_main(void *p)
-{
-	const part *q = p;
-
-	q->fn(q->arg, q->t, q->nt);
-	return NULL;
-}
-
-/* fn(arg, t, nt) for t < nt, part 0 on the calling thread, then join. A
- * thread that cannot start runs its part here instead: forward cannot
- * fail. The threads are short-lived so that nothing outlives the call and
- * nothing spins while OpenBLAS runs. */
-static void
-parallel(int nt, part_fn fn, void *arg)
-{
-	pthread_t th[SL_CONV_MAX_THREADS];
-	part parts[SL_CONV_MAX_THREADS];
-	int started[SL_CONV_MAX_THREADS] = { 0 };
-
-	for (int t = 1; t < nt; t++) {
-		parts[t] = (part){ fn, arg, t, nt };
-		started[t] = pthread_create(&th[t], NULL, part_main,
-		    &parts[t]) == 0;
-	}
-	fn(arg, 0, nt);
-	for (int t = 1; t < nt; t++) {
-		if (started[t])
-			pthread_join(th[t], NULL);
-		else
-			fn(arg, t, nt);
-	}
-}
-
 /* The share [*lo, *hi) of n items for part t of nt. */
 static void
 share(size_t n, int t, int nt, size_t *lo, size_t *hi)
 {
 	*lo = n * (size_t)t / (size_t)nt;
 	*hi = n * (size_t)(t + 1) / (size_t)nt;
-}
-
-/* OpenBLAS's threads are for one big GEMM; the convs of small images make
- * many small ones, and between them OpenBLAS's idle threads spin in
- * sched_yield for a tenth of a second, taking the core our own loops
- * need (at 2 threads the whole model ran 3x slower than at 1). So a call
- * on several threads splits the work itself and runs one-thread GEMMs on
- * each, with OpenBLAS set to one thread meanwhile and put back after.
- * That setting is process-wide: a caller running other BLAS work in
- * parallel on another thread would see it (kernels_conv.h, Caveats). */
-static void
-run_parts(int nt, part_fn fn, void *arg)
-{
-	int prev;
-
-	if (nt <= 1) {
-		fn(arg, 0, 1);
-		return;
-	}
-	prev = openblas_get_num_threads();
-	openblas_set_num_threads(1);
-	parallel(nt, fn, arg);
-	openblas_set_num_threads(prev);
 }
 
 static int
@@ -458,7 +392,7 @@ conv_depthwise(float *out,           /* (B, OC, OH, OW) */
 {
 	dw_job j = { out, x, w, b, g, scratch };
 
-	run_parts(threads_for(g), dw_part, &j);
+	sl_g_parallel(threads_for(g), dw_part, &j);
 }
 
 typedef struct one_job {
@@ -507,7 +441,7 @@ conv_1x1(float *out,                 /* (B, OC, H, W) */
 {
 	one_job j = { out, x, w, b, g };
 
-	run_parts(threads_for(g), one_part, &j);
+	sl_g_parallel(threads_for(g), one_part, &j);
 }
 
 /* dst[i] = src[i * stride] for i < n; rows are short (OW of 7 to 28), so
@@ -776,7 +710,7 @@ conv_im2col(float *out,              /* (B, OC, OH, OW) */
 	im2col_job j = { out, x, w, b, g, scratch, chunk_rows(g),
 	    (size_t)g->OH * (size_t)g->OW >= DIRECT_MIN_OHW };
 
-	run_parts(threads_for(g), im2col_part, &j);
+	sl_g_parallel(threads_for(g), im2col_part, &j);
 }
 
 void
