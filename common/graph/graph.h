@@ -337,9 +337,9 @@ int sl_g_attr_tensor(const sl_gattrs *a, const char *name, int *tensor,
 typedef void (*sl_g_part_fn)(void *arg, int t, int nt);
 
 /* fn(arg, t, nt) for every part t < nt (at most SL_G_MAX_THREADS), on nt
- * threads (part 0 on the caller's), joined before returning; nt <= 1 just
- * calls fn(arg, 0, 1). While the parts run, OpenBLAS is set to one thread
- * so each part's GEMMs run on its own thread (parallel.c says why).
+ * threads (part 0 on the caller's), joined before returning; nt <= 1
+ * calls fn(arg, 0, 1) here. While the parts run, OpenBLAS is set to one
+ * thread so each part's GEMMs run on its own thread (parallel.c says why).
  * Caveats: that setting is process-wide; BLAS calls made meanwhile by
  * other threads of the process run on one thread. */
 void sl_g_parallel(int nt, sl_g_part_fn fn, void *arg);

@@ -42,12 +42,13 @@ sl_g_parallel(int nt, sl_g_part_fn fn, void *arg)
 
 	if (nt > SL_G_MAX_THREADS)
 		nt = SL_G_MAX_THREADS;
-	if (nt <= 1) {
-		fn(arg, 0, 1);
-		return;
-	}
+	if (nt < 1)
+		nt = 1;
+	/* One part too: a call too small to split must not wake OpenBLAS's
+	 * threads either, or they spin through the next ops. */
 	prev = openblas_get_num_threads();
-	openblas_set_num_threads(1);
+	if (prev > 1)
+		openblas_set_num_threads(1);
 	for (int t = 1; t < nt; t++) {
 		parts[t] = (part){ fn, arg, t, nt };
 		started[t] = pthread_create(&th[t], NULL, part_main,
@@ -60,5 +61,6 @@ sl_g_parallel(int nt, sl_g_part_fn fn, void *arg)
 		else
 			fn(arg, t, nt);
 	}
-	openblas_set_num_threads(prev);
+	if (prev > 1)
+		openblas_set_num_threads(prev);
 }
