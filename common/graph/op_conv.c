@@ -458,11 +458,31 @@ copy_strided(float *restrict dst, const float *restrict src, int n, int stride)
 		dst[i] = src[(size_t)i * (size_t)stride];
 }
 
+/* dst[i] = 0 for i < n. Most calls clear the one or two columns a pad
+ * leaves on each side of a row: written as vector stores and a switch so
+ * that GCC does not turn them into memset calls (8% of the ResNet's
+ * samples, mostly call overhead for one or two floats). */
 static inline void
 zero(float *dst, int n)
 {
-	for (int i = 0; i < n; i++)
+	const v4 z = { 0.0f, 0.0f, 0.0f, 0.0f };
+	int i = 0;
+
+	for (; i + 4 <= n; i += 4)
+		v4_store(dst + i, z);
+	switch (n - i) {
+	case 3:
+		dst[i + 2] = 0.0f;
+		/* fall through */
+	case 2:
+		dst[i + 1] = 0.0f;
+		/* fall through */
+	case 1:
 		dst[i] = 0.0f;
+		break;
+	default:
+		break;
+	}
 }
 
 /* Rows k0 .. k1 of col (Cg*KH*KW, nrows*OW): the input patches of output
