@@ -51,7 +51,8 @@
  * output pixels: narrower ones are slower than one wide GEMM per chunk
  * of rows and a scatter (measured on Zen 3, OpenBLAS 0.3.21, one thread:
  * per-image wins on 14x14 and 28x28 planes, loses on 7x7). Every GEMM
- * runs on one thread (sl_g_parallel), so the rule holds at any thread count. */
+ * runs on one thread (sl_g_parallel), so the rule holds at any thread
+ * count. */
 #define DIRECT_MIN_OHW 128
 
 /* Four floats: GCC and clang vector extensions, SSE2 on x86-64 and NEON on
@@ -145,7 +146,8 @@ is_1x1(const sl_conv2d_geom *g)
 {
 	const size_t hw = (size_t)g->H * (size_t)g->W;
 
-	/* Every GEMM runs on one thread (sl_g_parallel): the one-thread rule. */
+	/* Every GEMM runs on one thread (sl_g_parallel): the one-thread
+	 * rule. */
 	return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 &&
 	    g->PT == 0 && g->PL == 0 && g->OH == g->H && g->OW == g->W &&
 	    hw >= DIRECT_MIN_OHW;
