@@ -44,6 +44,7 @@
 
 #include <cblas.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -675,17 +676,21 @@ typedef struct im2col_job {
 	float *scratch;              /* nt x (K + OCg, rows * OW) */
 	size_t rows;                 /* output rows (b, oh) per chunk */
 	int direct;                  /* GEMMs write out: bias first, no tmp */
+	atomic_size_t next;          /* the next unit a thread takes */
 } im2col_job;
 
-/* Part t of the units (chunk u / G, group u % G), each done start to end
- * on this thread with a one-thread sgemm: unfold into col, GEMM, scatter
- * from tmp (or, direct, the GEMM writes out and the activation runs on
- * the rows just written). A unit's col and result stay in this core's
- * cache, and no thread waits for another between the steps. */
+/* The units (chunk u / G, group u % G) thread t takes, each done start
+ * to end on this thread with a one-thread sgemm: unfold into col, GEMM,
+ * scatter from tmp (or, direct, the GEMM writes out and the activation
+ * runs on the rows just written). A unit's col and result stay in this
+ * core's cache, and no thread waits for another between the steps.
+ * Threads take the next unit as they finish one rather than a fixed
+ * share: on a loaded machine one of them may lose its core for a while,
+ * and a fixed share would make the call wait for it. */
 static void
 im2col_part(void *arg, int t, int nt)
 {
-	const im2col_job *j = arg;
+	im2col_job *j = arg;
 	const sl_conv2d_geom *g = j->g;
 	const int Cg = g->C / g->G, OCg = g->OC / g->G;
 	const int K = Cg * g->KH * g->KW;
@@ -694,10 +699,11 @@ im2col_part(void *arg, int t, int nt)
 	const size_t per = ((size_t)K + (size_t)OCg) * j->rows * (size_t)g->OW;
 	float *col = j->scratch + (size_t)t * per;
 	float *tmp = col + (size_t)K * j->rows * (size_t)g->OW;
-	size_t lo, hi;
+	size_t u;
 
-	share(nunits, t, nt, &lo, &hi);
-	for (size_t u = lo; u < hi; u++) {
+	(void)nt;
+	while ((u = atomic_fetch_add_explicit(&j->next, 1,
+	    memory_order_relaxed)) < nunits) {
 		const size_t r0 = u / (size_t)g->G * j->rows;
 		const size_t nr = total - r0 < j->rows ? total - r0 : j->rows;
 		const int gi = (int)(u % (size_t)g->G);
@@ -730,8 +736,9 @@ conv_im2col(float *out,              /* (B, OC, OH, OW) */
     float *scratch)                  /* nt x (K + OCg, chunk_rows * OW) */
 {
 	im2col_job j = { out, x, w, b, g, scratch, chunk_rows(g),
-	    (size_t)g->OH * (size_t)g->OW >= DIRECT_MIN_OHW };
+	    (size_t)g->OH * (size_t)g->OW >= DIRECT_MIN_OHW, 0 };
 
+	atomic_init(&j.next, 0);
 	sl_g_parallel(threads_for(g), im2col_part, &j);
 }
 
