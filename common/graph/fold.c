@@ -1,4 +1,5 @@
-/* fold.c - graph rewrites before constant folding. */
+/* fold.c - graph rewrites before constant folding: BatchNormalization
+ * into Conv, activations into Conv, pass-throughs out of the run. */
 #include "fold.h"
 
 #include <math.h>
@@ -132,6 +133,77 @@ fold_bn(sl_graph *g, sl_gnode *bn, sl_errmsg *why)
 	return 1;
 }
 
+/* The activation node n as an sl_g_act, or kind NONE when it is not one
+ * a producer can apply: Relu, HardSwish, and Clip with constant scalar
+ * bounds given as inputs (opset 11 on; before that they are attributes
+ * op_eltwise.c keeps to itself). */
+static sl_g_act
+act_of(const sl_graph *g, const sl_gnode *n)
+{
+	sl_g_act a = { SL_G_ACT_NONE, -INFINITY, INFINITY };
+	const char *op = n->op->name;
+
+	if (strcmp(op, "Relu") == 0) {
+		a.kind = SL_G_ACT_RELU;
+	} else if (strcmp(op, "HardSwish") == 0) {
+		a.kind = SL_G_ACT_HARDSWISH;
+	} else if (strcmp(op, "Clip") == 0 && !(g->opset > 0 && g->opset < 11)) {
+		for (int k = 1; k < n->nin; k++) {
+			const int t = n->in[k];
+
+			if (t < 0)
+				continue;
+			if (!is_const_f32(g, t, -1) || sl_g_numel(&g->t[t]) != 1)
+				return a;
+			if (k == 1)
+				a.lo = *(const float *)g->t[t].data;
+			else
+				a.hi = *(const float *)g->t[t].data;
+		}
+		a.kind = SL_G_ACT_CLIP;
+	}
+	return a;
+}
+
+/* Conv or Add -> activation, the producer's output read by nothing else
+ * and not a graph output: the producer applies the activation as it
+ * writes each piece of its output (op_conv.c, op_eltwise.c) and produces
+ * the activation's output itself. Saves a pass over one of the largest
+ * tensors of the run per activation. */
+static int
+fuse_act(sl_graph *g, sl_gnode *n)
+{
+	const sl_g_act a = act_of(g, n);
+	const int x = n->in[0];
+	sl_gnode *p;
+
+	/* Runs before shape inference: dtypes are not known yet. Conv's output
+	 * is float whenever the Conv plans. */
+	if (a.kind == SL_G_ACT_NONE || n->nout != 1 || x < 0 ||
+	    g->t[x].producer < 0 || (g->t[x].flags & SL_GT_OUTPUT) ||
+	    consumers(g, x) != 1)
+		return 0;
+	p = &g->n[g->t[x].producer];
+	if (p->folded || p->nout != 1 || p->act.kind != SL_G_ACT_NONE)
+		return 0;
+	/* Add of two inputs (op_eltwise.c's add_act_forward), and only the
+	 * activations that take floats alone: Clip also takes int64 (shape
+	 * arithmetic), Relu and HardSwish refuse it, so the Add's infer
+	 * refuses non-float inputs as they would have. */
+	if (strcmp(p->op->name, "Add") == 0) {
+		if (p->nin != 2 || a.kind == SL_G_ACT_CLIP)
+			return 0;
+	} else if (strcmp(p->op->name, "Conv") != 0) {
+		return 0;
+	}
+	p->act = a;
+	g->t[n->out[0]].producer = (int)(p - g->n);
+	g->t[x].producer = -1;
+	p->out[0] = n->out[0];
+	n->folded = 1;
+	return 1;
+}
+
 /* Identity, and Dropout whose mask nobody reads (inference), pass their
  * input on: consumers read the input instead. */
 static int
@@ -168,7 +240,7 @@ sl_g_fold_rewrites(sl_graph *g, sl_errmsg *why)
 			continue;
 		if (strcmp(n->op->name, "BatchNormalization") == 0)
 			rc = fold_bn(g, n, why);
-		else
+		else if ((rc = fuse_act(g, n)) == 0)
 			rc = skip_passthrough(g, n);
 		if (rc < 0)
 			return rc;

@@ -1,5 +1,7 @@
 /* fold.h - rewrites at plan time, before constant folding: BatchNormalization
- * into the Conv before it, Identity and inference Dropout out of the run. */
+ * into the Conv before it, then Relu, Clip (ReLU6) and HardSwish into the
+ * Conv before them (sl_gnode.act), Identity and inference Dropout out of
+ * the run. */
 #ifndef SL_GRAPH_FOLD_H
 #define SL_GRAPH_FOLD_H
 

@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sl_err.h"
 #include "sl_graph.h"
@@ -68,6 +69,106 @@ typedef struct sl_gtensor {
 	int own;                /* data is an own buffer (freed with the graph) */
 } sl_gtensor;
 
+/* An activation fused into the node that produces its input (fold.c):
+ * the producer applies it to each output as it writes it, while the
+ * values are in cache, and the activation node leaves the run. The
+ * expressions are those of op_eltwise.c, so the result is the same
+ * bit for bit. Ops that honour n->act: Conv, Add. */
+enum sl_g_act_kind {
+	SL_G_ACT_NONE = 0,
+	SL_G_ACT_RELU,          /* x > 0 ? x : 0 */
+	SL_G_ACT_CLIP,          /* min(max(x, lo), hi); ReLU6 */
+	SL_G_ACT_HARDSWISH,     /* x * clip(x / 6 + 1/2, 0, 1) */
+};
+
+typedef struct sl_g_act {
+	int kind;               /* enum sl_g_act_kind */
+	float lo, hi;           /* CLIP's bounds */
+} sl_g_act;
+
+static inline float
+sl_g_act_clampf(float x, float lo, float hi)
+{
+	/* As op_eltwise.c's Clip: lo > hi gives hi; NaN stays NaN. */
+	x = x < lo ? lo : x;
+	return x > hi ? hi : x;
+}
+
+/* Four lanes (GCC and clang vector extensions: SSE2 on x86-64, NEON on
+ * arm64, no -march flags); loads and stores through memcpy. */
+typedef float sl_g_v4f __attribute__((vector_size(16)));
+typedef int32_t sl_g_v4i __attribute__((vector_size(16)));
+
+/* (m ? a : b) per lane, m all ones or all zeros per lane. */
+static inline sl_g_v4f
+sl_g_v4_sel(sl_g_v4i m, sl_g_v4f a, sl_g_v4f b)
+{
+	return (sl_g_v4f)((m & (sl_g_v4i)a) | (~m & (sl_g_v4i)b));
+}
+
+/* sl_g_act_clampf on four lanes: the same comparisons, so the same
+ * results (NaN stays NaN: both compares are false). */
+static inline sl_g_v4f
+sl_g_v4_clamp(sl_g_v4f x, sl_g_v4f lo, sl_g_v4f hi)
+{
+	x = sl_g_v4_sel(x < lo, lo, x);
+	return sl_g_v4_sel(x > hi, hi, x);
+}
+
+/* y[i] = act(y[i]) for i < n; four at a time, then the tail. Exactly the
+ * scalar expressions (no fused multiply-add without -march flags). */
+static inline void
+sl_g_act_apply(const sl_g_act *a, float *y, size_t n)
+{
+	const float lo = a->lo, hi = a->hi;
+	const sl_g_v4f z = { 0.0f, 0.0f, 0.0f, 0.0f };
+	const sl_g_v4f vlo = { lo, lo, lo, lo }, vhi = { hi, hi, hi, hi };
+	const sl_g_v4f one = { 1.0f, 1.0f, 1.0f, 1.0f };
+	const sl_g_v4f sixth = { 1.0f / 6.0f, 1.0f / 6.0f, 1.0f / 6.0f,
+	    1.0f / 6.0f };
+	const sl_g_v4f half = { 0.5f, 0.5f, 0.5f, 0.5f };
+	size_t i = 0;
+
+	switch (a->kind) {
+	case SL_G_ACT_RELU:
+		for (; i + 4 <= n; i += 4) {
+			sl_g_v4f v;
+
+			memcpy(&v, y + i, sizeof v);
+			v = sl_g_v4_sel(v > z, v, z);
+			memcpy(y + i, &v, sizeof v);
+		}
+		for (; i < n; i++)
+			y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+		break;
+	case SL_G_ACT_CLIP:
+		for (; i + 4 <= n; i += 4) {
+			sl_g_v4f v;
+
+			memcpy(&v, y + i, sizeof v);
+			v = sl_g_v4_clamp(v, vlo, vhi);
+			memcpy(y + i, &v, sizeof v);
+		}
+		for (; i < n; i++)
+			y[i] = sl_g_act_clampf(y[i], lo, hi);
+		break;
+	case SL_G_ACT_HARDSWISH:
+		for (; i + 4 <= n; i += 4) {
+			sl_g_v4f v;
+
+			memcpy(&v, y + i, sizeof v);
+			v = v * sl_g_v4_clamp(v * sixth + half, z, one);
+			memcpy(y + i, &v, sizeof v);
+		}
+		for (; i < n; i++)
+			y[i] = y[i] * sl_g_act_clampf(y[i] * (1.0f / 6.0f) + 0.5f,
+			    0.0f, 1.0f);
+		break;
+	default:
+		break;
+	}
+}
+
 struct sl_gop;
 
 typedef struct sl_gnode {
@@ -79,6 +180,7 @@ typedef struct sl_gnode {
 	void *attr;             /* op-private, from op->init; freed with free() */
 	size_t scratch_bytes;   /* workspace op->forward needs, set by op->infer */
 	int folded;             /* ran at plan time; not in the run order */
+	sl_g_act act;           /* fused activation (fold.c); zero: none */
 } sl_gnode;
 
 /* Attributes as the loader hands them to op->init; valid only during init
@@ -227,6 +329,20 @@ int sl_g_attr_tensor(const sl_gattrs *a, const char *name, int *tensor,
 #define SL_G_MAX_ARENA_BYTES ((size_t)16 << 30)   /* planned activations */
 #define SL_G_MAX_NODES 100000
 #define SL_G_MAX_TENSORS 200000
+
+/* --- threads (parallel.c) ------------------------------------------------ */
+
+#define SL_G_MAX_THREADS 16
+
+typedef void (*sl_g_part_fn)(void *arg, int t, int nt);
+
+/* fn(arg, t, nt) for every part t < nt (at most SL_G_MAX_THREADS), on nt
+ * threads (part 0 on the caller's), joined before returning; nt <= 1
+ * calls fn(arg, 0, 1) here. While the parts run, OpenBLAS is set to one
+ * thread so each part's GEMMs run on its own thread (parallel.c says why).
+ * Caveats: that setting is process-wide; BLAS calls made meanwhile by
+ * other threads of the process run on one thread. */
+void sl_g_parallel(int nt, sl_g_part_fn fn, void *arg);
 
 /* --- building (graph.c) -------------------------------------------------- */
 

@@ -6,9 +6,13 @@
  * the geometry was checked when it was built (the ops' infer). A 1-D
  * tensor (B, C, L) is the 2-D case with H = 1. Every kernel is
  * thread-compatible (no shared state). sl_op_conv2d_forward runs its own
- * loops (unfolding, scattering, depthwise filtering) on up to g->threads
- * short-lived threads it joins before returning, and cblas_sgemm on
- * OpenBLAS's threads in between; the two never run at once.
+ * loops and one-thread cblas_sgemm calls on up to g->threads short-lived
+ * threads it joins before returning.
+ *
+ * Caveats: while a call runs on more than one thread it sets OpenBLAS to
+ * one thread (openblas_set_num_threads, process-wide) and restores the
+ * previous count before returning; BLAS calls made meanwhile on other
+ * threads of the process run on one thread.
  */
 #ifndef SL_KERNELS_CONV_H
 #define SL_KERNELS_CONV_H
@@ -29,19 +33,22 @@ typedef struct sl_conv2d_geom {
 	int DH, DW;             /* dilations */
 	int PT, PL;             /* padding before the first row and column */
 	int OH, OW;             /* output */
-	int threads;            /* threads for the kernel's own loops (<= 1:
-	                         * the caller's only); the workspace size
-	                         * depends on it. The ops take OpenBLAS's. */
+	int threads;            /* threads for the kernel (<= 1: the caller's
+	                         * only); the workspace size depends on it.
+	                         * The ops take OpenBLAS's. */
+	sl_g_act act;           /* applied to every output after the bias;
+	                         * zero: none (a Relu fused by fold.c) */
 } sl_conv2d_geom;
 
 #define SL_CONV_MAX_THREADS 16
 
-/* Bytes of workspace sl_op_conv2d_forward needs for g: for im2col the
- * columns (and, on planes too small to write out directly, the GEMM
- * result) of one chunk of output rows, at most about SL_CONV_CHUNK_BYTES
- * (more only when one output row alone is larger); for depthwise one
- * zero-padded input plane per thread; 0 for the 1x1 path. */
-#define SL_CONV_CHUNK_BYTES ((size_t)4 << 20)
+/* Bytes of workspace sl_op_conv2d_forward needs for g: for im2col, per
+ * thread, the columns (and, on planes too small to write out directly,
+ * the GEMM result) of one chunk of output rows, at most about
+ * SL_CONV_CHUNK_BYTES (more only when one output row alone is larger):
+ * small enough to stay in one core's L2; for depthwise one zero-padded
+ * input plane per thread; 0 for the 1x1 path. */
+#define SL_CONV_CHUNK_BYTES ((size_t)256 << 10)
 size_t sl_op_conv2d_scratch_bytes(const sl_conv2d_geom *g);
 
 /* out = conv(x, w) + b, ONNX Conv semantics (cross-correlation, zero

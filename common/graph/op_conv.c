@@ -21,42 +21,40 @@
  *              one sgemm per image and group into out, no workspace;
  *   im2col     everything else: a chunk of output rows (b, oh), possibly
  *              spanning several images, is unfolded into (C/G*KH*KW,
- *              rows*OW) columns. Planes of DIRECT_MIN_OHW pixels per thread
- *              or more: one sgemm per image of the chunk straight into out
- *              (bias written first, beta 1). Smaller planes (7x7): one wide
- *              sgemm per chunk into the workspace, scattered to NCHW with
- *              the bias added in the same pass. A chunk is sized to
- *              SL_CONV_CHUNK_BYTES, small enough to stay in the last-level
- *              cache, so unfolding and GEMM both read and write cache
- *              rather than memory.
+ *              rows*OW) columns. Planes of DIRECT_MIN_OHW pixels or more:
+ *              one sgemm per image of the chunk straight into out (bias
+ *              written first, beta 1). Smaller planes (7x7): one wide sgemm
+ *              per chunk into the workspace, scattered to NCHW with the
+ *              bias added in the same pass. A chunk is sized to
+ *              SL_CONV_CHUNK_BYTES, small enough to stay in one core's L2,
+ *              so unfolding, GEMM and scatter read and write cache rather
+ *              than memory.
+ * Every path applies g->act (a Relu, ReLU6 or HardSwish that fold.c fused
+ * into the Conv) to each piece of output right after writing it.
  *
- * Threads: cblas_sgemm uses OpenBLAS's. Our own loops (unfolding the next
- * chunk while scattering the last, depthwise planes) run on g->threads
- * short-lived threads between the GEMMs, so the two never compete and no
- * thread outlives a call. glibc reuses the stacks of joined threads, so
- * after the first call nothing is mapped; a pool owned by the graph would
- * save the clone calls (about 20 us each, one per chunk) but needs a hook
- * in graph.h.
+ * Threads: a call on g->threads > 1 splits its work (chunks, images,
+ * planes) over that many short-lived threads, each running its part start
+ * to end with one-thread GEMMs (sl_g_parallel says why), so no thread waits
+ * for another and none outlives the call. glibc reuses the stacks of
+ * joined threads, so after the first call nothing is mapped; one
+ * pthread_create per call and thread (about 20 us) is all it costs.
  */
 #include "graph.h"
 #include "kernels_conv.h"
 
 #include <cblas.h>
 #include <limits.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* GEMMs per image, straight into out, need planes of DIRECT_MIN_OHW
- * output pixels per thread: narrower ones are slower than one wide GEMM
- * per chunk of rows and a scatter (measured on Zen 3, OpenBLAS 0.3.21:
- * with one thread per-image wins on 14x14 and 28x28 planes, loses on 7x7).
- * With OpenBLAS threads, a 1x1 conv also needs planes of ONE_BY_ONE_MIN_HW
- * and ONE_BY_ONE_MIN_MACS per GEMM to skip the batching copy: waking the
- * threads costs more than smaller calls take. */
+ * output pixels: narrower ones are slower than one wide GEMM per chunk
+ * of rows and a scatter (measured on Zen 3, OpenBLAS 0.3.21, one thread:
+ * per-image wins on 14x14 and 28x28 planes, loses on 7x7). Every GEMM
+ * runs on one thread (sl_g_parallel), so the rule holds at any thread
+ * count. */
 #define DIRECT_MIN_OHW 128
-#define ONE_BY_ONE_MIN_HW 1024
-#define ONE_BY_ONE_MIN_MACS ((size_t)1 << 22)
 
 /* Four floats: GCC and clang vector extensions, SSE2 on x86-64 and NEON on
  * arm64 without -march flags. Loads and stores go through memcpy (no
@@ -130,48 +128,6 @@ threads_for(const sl_conv2d_geom *g)
 	return g->threads < SL_CONV_MAX_THREADS ? g->threads : SL_CONV_MAX_THREADS;
 }
 
-typedef void (*part_fn)(void *arg, int t, int nt);
-
-typedef struct part {
-	part_fn fn;
-	void *arg;
-	int t, nt;
-} part;
-
-static void *
-part_main(void *p)
-{
-	const part *q = p;
-
-	q->fn(q->arg, q->t, q->nt);
-	return NULL;
-}
-
-/* fn(arg, t, nt) for t < nt, part 0 on the calling thread, then join. A
- * thread that cannot start runs its part here instead: forward cannot
- * fail. The threads are short-lived so that nothing outlives the call and
- * nothing spins while OpenBLAS runs. */
-static void
-parallel(int nt, part_fn fn, void *arg)
-{
-	pthread_t th[SL_CONV_MAX_THREADS];
-	part parts[SL_CONV_MAX_THREADS];
-	int started[SL_CONV_MAX_THREADS] = { 0 };
-
-	for (int t = 1; t < nt; t++) {
-		parts[t] = (part){ fn, arg, t, nt };
-		started[t] = pthread_create(&th[t], NULL, part_main,
-		    &parts[t]) == 0;
-	}
-	fn(arg, 0, nt);
-	for (int t = 1; t < nt; t++) {
-		if (started[t])
-			pthread_join(th[t], NULL);
-		else
-			fn(arg, t, nt);
-	}
-}
-
 /* The share [*lo, *hi) of n items for part t of nt. */
 static void
 share(size_t n, int t, int nt, size_t *lo, size_t *hi)
@@ -191,11 +147,11 @@ is_1x1(const sl_conv2d_geom *g)
 {
 	const size_t hw = (size_t)g->H * (size_t)g->W;
 
+	/* Every GEMM runs on one thread (sl_g_parallel): the one-thread
+	 * rule. */
 	return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 &&
 	    g->PT == 0 && g->PL == 0 && g->OH == g->H && g->OW == g->W &&
-	    (threads_for(g) == 1 ? hw >= DIRECT_MIN_OHW :
-	    hw >= ONE_BY_ONE_MIN_HW && hw * (size_t)(g->C / g->G) *
-	    (size_t)(g->OC / g->G) >= ONE_BY_ONE_MIN_MACS);
+	    hw >= DIRECT_MIN_OHW;
 }
 
 /* The depthwise path reads a zero-padded copy of each input plane, so that
@@ -244,8 +200,8 @@ sl_op_conv2d_scratch_bytes(const sl_conv2d_geom *g)
 		    depthwise_pad_w(g) * sizeof(float);
 	if (is_1x1(g))
 		return 0;
-	return chunk_rows(g) * (size_t)g->OW * (K + (size_t)(g->OC / g->G)) *
-	    sizeof(float);
+	return (size_t)threads_for(g) * chunk_rows(g) * (size_t)g->OW * (K +
+	    (size_t)(g->OC / g->G)) * sizeof(float);
 }
 
 static inline v4
@@ -424,6 +380,7 @@ dw_part(void *arg, int t, int nt)
 				depthwise_plane_3x3(op, pad, wp, bias, g, 2);
 			else
 				depthwise_plane(op, pad, wp, bias, g);
+			sl_g_act_apply(&g->act, op, OHW);
 		}
 	}
 }
@@ -438,20 +395,30 @@ conv_depthwise(float *out,           /* (B, OC, OH, OW) */
 {
 	dw_job j = { out, x, w, b, g, scratch };
 
-	parallel(threads_for(g), dw_part, &j);
+	sl_g_parallel(threads_for(g), dw_part, &j);
 }
 
+typedef struct one_job {
+	float *out;
+	const float *x, *w, *b;
+	const sl_conv2d_geom *g;
+} one_job;
+
+/* Part t of the images: per image and group one sgemm into out, then the
+ * activation on the image just written (still in cache). */
 static void
-conv_1x1(float *out,                 /* (B, OC, H, W) */
-    const float *x,                  /* (B, C, H, W) */
-    const float *w,                  /* (OC, C/G) */
-    const float *b,                  /* (OC) or NULL */
-    const sl_conv2d_geom *g)
+one_part(void *arg, int t, int nt)
 {
+	const one_job *j = arg;
+	const sl_conv2d_geom *g = j->g;
+	float *out = j->out;
+	const float *x = j->x, *w = j->w, *b = j->b;
 	const int Cg = g->C / g->G, OCg = g->OC / g->G;
 	const size_t HW = (size_t)g->H * (size_t)g->W;
+	size_t lo, hi;
 
-	for (size_t bi = 0; bi < (size_t)g->B; bi++) {
+	share((size_t)g->B, t, nt, &lo, &hi);
+	for (size_t bi = lo; bi < hi; bi++) {
 		float *ob = out + bi * (size_t)g->OC * HW;
 
 		if (b != NULL)
@@ -464,7 +431,20 @@ conv_1x1(float *out,                 /* (B, OC, H, W) */
 			    x + (bi * (size_t)g->C + (size_t)gi * (size_t)Cg) * HW,
 			    (int)HW, b != NULL ? 1.0f : 0.0f,
 			    ob + (size_t)gi * (size_t)OCg * HW, (int)HW);
+		sl_g_act_apply(&g->act, ob, (size_t)g->OC * HW);
 	}
+}
+
+static void
+conv_1x1(float *out,                 /* (B, OC, H, W) */
+    const float *x,                  /* (B, C, H, W) */
+    const float *w,                  /* (OC, C/G) */
+    const float *b,                  /* (OC) or NULL */
+    const sl_conv2d_geom *g)
+{
+	one_job j = { out, x, w, b, g };
+
+	sl_g_parallel(threads_for(g), one_part, &j);
 }
 
 /* dst[i] = src[i * stride] for i < n; rows are short (OW of 7 to 28), so
@@ -481,11 +461,31 @@ copy_strided(float *restrict dst, const float *restrict src, int n, int stride)
 		dst[i] = src[(size_t)i * (size_t)stride];
 }
 
+/* dst[i] = 0 for i < n. Most calls clear the one or two columns a pad
+ * leaves on each side of a row: written as vector stores and a switch so
+ * that GCC does not turn them into memset calls (8% of the ResNet's
+ * samples, mostly call overhead for one or two floats). */
 static inline void
 zero(float *dst, int n)
 {
-	for (int i = 0; i < n; i++)
+	const v4 z = { 0.0f, 0.0f, 0.0f, 0.0f };
+	int i = 0;
+
+	for (; i + 4 <= n; i += 4)
+		v4_store(dst + i, z);
+	switch (n - i) {
+	case 3:
+		dst[i + 2] = 0.0f;
+		/* fall through */
+	case 2:
+		dst[i + 1] = 0.0f;
+		/* fall through */
+	case 1:
 		dst[i] = 0.0f;
+		break;
+	default:
+		break;
+	}
 }
 
 /* Rows k0 .. k1 of col (Cg*KH*KW, nrows*OW): the input patches of output
@@ -560,7 +560,8 @@ im2col_rows(float *restrict col, const float *restrict x,
 }
 
 /* Rows o0 .. o1 of tmp (OCg, nrows*OW) -> out's channels oc0 + o for
- * output rows r0 .. r0+nrows, adding the bias; the rows of one image are
+ * output rows r0 .. r0+nrows, adding the bias and applying the
+ * activation on each piece while it is in L1; the rows of one image are
  * contiguous in both. */
 static void
 scatter_rows(float *out, const float *tmp, const float *b,
@@ -581,10 +582,12 @@ scatter_rows(float *out, const float *tmp, const float *b,
 		for (size_t o = o0; o < o1; o++) {
 			const size_t oc = (size_t)oc0 + o;
 
-			copy_bias(out + (bi * (size_t)g->OC + oc) * OHW +
-			    oh * (size_t)g->OW, tmp + o * N + (r - r0) *
-			    (size_t)g->OW, (end - r) * (size_t)g->OW,
-			    b != NULL ? b[oc] : 0.0f);
+			float *dst = out + (bi * (size_t)g->OC + oc) * OHW +
+			    oh * (size_t)g->OW;
+
+			copy_bias(dst, tmp + o * N + (r - r0) * (size_t)g->OW,
+			    (end - r) * (size_t)g->OW, b != NULL ? b[oc] : 0.0f);
+			sl_g_act_apply(&g->act, dst, (end - r) * (size_t)g->OW);
 		}
 		r = end;
 	}
@@ -613,43 +616,28 @@ bias_rows(float *out, const float *b, const sl_conv2d_geom *g, int oc0,
 	}
 }
 
-/* One step of the im2col pipeline, split over threads: scatter the GEMM
- * result of the previous unit (chunk, group) from tmp and unfold the next
- * unit into col; the two never overlap in the workspace. */
-typedef struct im2col_job {
-	const sl_conv2d_geom *g;
-	int direct;                  /* GEMMs write out: bias first, no tmp */
-	float *out;
-	const float *x, *b;
-	float *col;                  /* NULL: nothing to unfold */
-	int c0;
-	size_t r0, nr;
-	const float *tmp;            /* NULL: nothing to scatter */
-	int oc0;
-	size_t sr0, snr;
-} im2col_job;
-
+/* The activation on channels oc0 .. oc0+OCg of output rows r0 .. r0+nr
+ * (the GEMMs just wrote them: they are in cache). */
 static void
-im2col_part(void *arg, int t, int nt)
+act_rows(float *out, const sl_conv2d_geom *g, int oc0, size_t r0, size_t nr)
 {
-	const im2col_job *j = arg;
-	const sl_conv2d_geom *g = j->g;
-	size_t lo, hi;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	size_t r = r0;
 
-	if (j->tmp != NULL) {
-		share((size_t)(g->OC / g->G), t, nt, &lo, &hi);
-		scatter_rows(j->out, j->tmp, j->b, g, j->oc0, j->sr0, j->snr, lo,
-		    hi);
-	}
-	if (j->col != NULL) {
-		if (j->direct && j->b != NULL) {
-			share((size_t)(g->OC / g->G), t, nt, &lo, &hi);
-			bias_rows(j->out, j->b, g, j->c0 / (g->C / g->G) *
-			    (g->OC / g->G), j->r0, j->nr, lo, hi);
-		}
-		share((size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW, t, nt,
-		    &lo, &hi);
-		im2col_rows(j->col, j->x, g, j->c0, j->r0, j->nr, lo, hi);
+	if (g->act.kind == SL_G_ACT_NONE)
+		return;
+	while (r < r0 + nr) {
+		const size_t bi = r / (size_t)g->OH;
+		const size_t oh = r % (size_t)g->OH;
+		size_t end = (bi + 1) * (size_t)g->OH;
+
+		if (end > r0 + nr)
+			end = r0 + nr;
+		for (int o = 0; o < g->OC / g->G; o++)
+			sl_g_act_apply(&g->act, out + (bi * (size_t)g->OC +
+			    (size_t)oc0 + (size_t)o) * OHW + oh * (size_t)g->OW,
+			    (end - r) * (size_t)g->OW);
+		r = end;
 	}
 }
 
@@ -681,62 +669,77 @@ gemm_direct(float *out, const float *wg, const float *col,
 	}
 }
 
+typedef struct im2col_job {
+	float *out;
+	const float *x, *w, *b;
+	const sl_conv2d_geom *g;
+	float *scratch;              /* nt x (K + OCg, rows * OW) */
+	size_t rows;                 /* output rows (b, oh) per chunk */
+	int direct;                  /* GEMMs write out: bias first, no tmp */
+	atomic_size_t next;          /* the next unit a thread takes */
+} im2col_job;
+
+/* The units (chunk u / G, group u % G) thread t takes, each done start
+ * to end on this thread with a one-thread sgemm: unfold into col, GEMM,
+ * scatter from tmp (or, direct, the GEMM writes out and the activation
+ * runs on the rows just written). A unit's col and result stay in this
+ * core's cache, and no thread waits for another between the steps.
+ * Threads take the next unit as they finish one rather than a fixed
+ * share: on a loaded machine one of them may lose its core for a while,
+ * and a fixed share would make the call wait for it. */
+static void
+im2col_part(void *arg, int t, int nt)
+{
+	im2col_job *j = arg;
+	const sl_conv2d_geom *g = j->g;
+	const int Cg = g->C / g->G, OCg = g->OC / g->G;
+	const int K = Cg * g->KH * g->KW;
+	const size_t total = (size_t)g->B * (size_t)g->OH;
+	const size_t nunits = (total + j->rows - 1) / j->rows * (size_t)g->G;
+	const size_t per = ((size_t)K + (size_t)OCg) * j->rows * (size_t)g->OW;
+	float *col = j->scratch + (size_t)t * per;
+	float *tmp = col + (size_t)K * j->rows * (size_t)g->OW;
+	size_t u;
+
+	(void)nt;
+	while ((u = atomic_fetch_add_explicit(&j->next, 1,
+	    memory_order_relaxed)) < nunits) {
+		const size_t r0 = u / (size_t)g->G * j->rows;
+		const size_t nr = total - r0 < j->rows ? total - r0 : j->rows;
+		const int gi = (int)(u % (size_t)g->G);
+		const float *wg = j->w + (size_t)gi * (size_t)OCg * (size_t)K;
+		const int N = (int)(nr * (size_t)g->OW);
+
+		im2col_rows(col, j->x, g, gi * Cg, r0, nr, 0, (size_t)K);
+		if (j->direct) {
+			if (j->b != NULL)
+				bias_rows(j->out, j->b, g, gi * OCg, r0, nr, 0,
+				    (size_t)OCg);
+			gemm_direct(j->out, wg, col, g, gi * OCg, r0, nr, K,
+			    j->b != NULL ? 1.0f : 0.0f);
+			act_rows(j->out, g, gi * OCg, r0, nr);
+		} else {
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+			    OCg, N, K, 1.0f, wg, K, col, N, 0.0f, tmp, N);
+			scatter_rows(j->out, tmp, j->b, g, gi * OCg, r0, nr, 0,
+			    (size_t)OCg);
+		}
+	}
+}
+
 static void
 conv_im2col(float *out,              /* (B, OC, OH, OW) */
     const float *x,                  /* (B, C, H, W) */
     const float *w,                  /* (OC, C/G, KH, KW) */
     const float *b,                  /* (OC) or NULL */
     const sl_conv2d_geom *g,
-    float *scratch)                  /* (K + OCg, chunk_rows * OW) */
+    float *scratch)                  /* nt x (K + OCg, chunk_rows * OW) */
 {
-	const int Cg = g->C / g->G, OCg = g->OC / g->G;
-	const int K = Cg * g->KH * g->KW;
-	const size_t total = (size_t)g->B * (size_t)g->OH;
-	const size_t rows = chunk_rows(g);
-	const size_t nchunks = (total + rows - 1) / rows;
-	const size_t nunits = nchunks * (size_t)g->G;
-	const int nt = threads_for(g);
-	/* col and tmp at fixed places, sized for a full chunk. */
-	float *col = scratch, *tmp = scratch + (size_t)K * rows * (size_t)g->OW;
-	im2col_job j = { .g = g, .out = out, .x = x, .b = b,
-	    .direct = (size_t)g->OH * (size_t)g->OW >= DIRECT_MIN_OHW *
-	    (size_t)threads_for(g) };
+	im2col_job j = { out, x, w, b, g, scratch, chunk_rows(g),
+	    (size_t)g->OH * (size_t)g->OW >= DIRECT_MIN_OHW, 0 };
 
-	/* Unit u = chunk u / G, group u % G. Step u scatters u - 1 and
-	 * unfolds u; the GEMM of u runs between steps u and u + 1. */
-	for (size_t u = 0; u <= nunits; u++) {
-		if (u > 0 && !j.direct) {
-			j.tmp = tmp;
-			j.oc0 = j.c0 / Cg * OCg;
-			j.sr0 = j.r0;
-			j.snr = j.nr;
-		}
-		if (u < nunits) {
-			const size_t r0 = u / (size_t)g->G * rows;
-
-			j.col = col;
-			j.c0 = (int)(u % (size_t)g->G) * Cg;
-			j.r0 = r0;
-			j.nr = total - r0 < rows ? total - r0 : rows;
-		} else {
-			j.col = NULL;
-		}
-		if (nt > 1)
-			parallel(nt, im2col_part, &j);
-		else
-			im2col_part(&j, 0, 1);
-		if (u < nunits && j.direct) {
-			gemm_direct(out, w + (size_t)(j.c0 / Cg) * (size_t)OCg *
-			    (size_t)K, col, g, j.c0 / Cg * OCg, j.r0, j.nr, K,
-			    b != NULL ? 1.0f : 0.0f);
-		} else if (u < nunits) {
-			const int N = (int)(j.nr * (size_t)g->OW);
-
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-			    OCg, N, K, 1.0f, w + (size_t)(j.c0 / Cg) *
-			    (size_t)OCg * (size_t)K, K, col, N, 0.0f, tmp, N);
-		}
-	}
+	atomic_init(&j.next, 0);
+	sl_g_parallel(threads_for(g), im2col_part, &j);
 }
 
 void
@@ -1033,6 +1036,7 @@ conv_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 		.DW = c->win.nd ? (int)c->win.dilations[nsp - 1] : 1,
 		.PT = nsp == 2 ? (int)pb[0] : 0, .PL = (int)pb[nsp - 1],
 		.OH = nsp == 2 ? (int)o[0] : 1, .OW = (int)o[nsp - 1],
+		.act = n->act,
 	};
 	n->scratch_bytes = sl_op_conv2d_scratch_bytes(&c->geom);
 	/* Real layers need SL_CONV_CHUNK_BYTES and a row; only a file that

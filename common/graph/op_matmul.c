@@ -1,5 +1,8 @@
 /* op_matmul.c - MatMul (numpy matmul with batch broadcasting) and Gemm, on
- * cblas_sgemm. */
+ * cblas_sgemm. On several threads a call splits its rows or matrices over
+ * our own threads, each with one-thread GEMMs (sl_g_parallel, parallel.c):
+ * OpenBLAS's own threads, left idle spinning between the transformer's
+ * small GEMMs, took the core the element-wise ops ran on. */
 #include "graph.h"
 
 #include <cblas.h>
@@ -115,6 +118,77 @@ matmul_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	return sl_g_set_shape(sl_g_out(g, n, 0), SL_G_F32, orank, od, why);
 }
 
+/* Below this many multiply-adds a call runs on the caller's thread only:
+ * starting one costs tens of microseconds. */
+#define PARALLEL_MIN_MACS ((int64_t)1 << 21)
+
+/* Threads for a call of macs multiply-adds over items independent pieces
+ * (rows, matrices): OpenBLAS's count, the work split by sl_g_parallel
+ * into one-thread GEMMs. */
+static int
+threads_for(int64_t macs, int64_t items)
+{
+	int nt = openblas_get_num_threads();
+
+	if (nt <= 1 || macs < PARALLEL_MIN_MACS || items < 2)
+		return 1;
+	return (int64_t)nt < items ? nt : (int)items;
+}
+
+/* The share [*lo, *hi) of n items for part t of nt. */
+static void
+share(int64_t n, int t, int nt, int64_t *lo, int64_t *hi)
+{
+	*lo = n * t / nt;
+	*hi = n * (t + 1) / nt;
+}
+
+typedef struct mm_job {
+	float *Y;
+	const float *A, *B;
+	const matmul_attr *m;
+	int flat;
+	size_t rows;           /* flat: rows of A and Y */
+} mm_job;
+
+/* Flat: part t's rows of Y (rows, N) = A (rows, K) B (K, N). */
+static void
+mm_rows_part(void *arg, int t, int nt)
+{
+	const mm_job *j = arg;
+	const matmul_attr *m = j->m;
+	int64_t lo, hi;
+
+	share((int64_t)j->rows, t, nt, &lo, &hi);
+	if (hi > lo)
+		sgemm(j->Y + lo * m->N, j->A + lo * m->K, j->B, (int)(hi - lo),
+		    (int)m->N, (int)m->K, 0, 0, 1.0f, 0.0f);
+}
+
+/* Batched: part t's matrices (attention's B*heads small products). */
+static void
+mm_batch_part(void *arg, int t, int nt)
+{
+	const mm_job *j = arg;
+	const matmul_attr *m = j->m;
+	int64_t lo, hi;
+
+	share(m->batch, t, nt, &lo, &hi);
+	for (int64_t b = lo; b < hi; b++) {
+		int64_t rem = b, ao = 0, bo = 0;
+
+		for (int i = m->nb - 1; i >= 0; i--) {
+			const int64_t k = rem % m->bdims[i];
+
+			rem /= m->bdims[i];
+			ao += k * m->astr[i];
+			bo += k * m->bstr[i];
+		}
+		sgemm(j->Y + b * m->M * m->N, j->A + ao, j->B + bo, (int)m->M,
+		    (int)m->N, (int)m->K, 0, 0, 1.0f, 0.0f);
+	}
+}
+
 static void
 matmul_forward(sl_graph *g, sl_gnode *n, void *scratch)
 {
@@ -130,22 +204,17 @@ matmul_forward(sl_graph *g, sl_gnode *n, void *scratch)
 		return;
 	}
 	if (m->a_flat || m->nb == 0) {
-		sgemm(Y, A, B, (int)(m->batch * m->M), (int)m->N, (int)m->K, 0, 0,
-		    1.0f, 0.0f);
+		mm_job j = { Y, A, B, m, 1, (size_t)(m->batch * m->M) };
+
+		sl_g_parallel(threads_for(m->batch * m->M * m->N * m->K,
+		    m->batch * m->M), mm_rows_part, &j);
 		return;
 	}
-	for (int64_t b = 0; b < m->batch; b++) {
-		int64_t rem = b, ao = 0, bo = 0;
+	{
+		mm_job j = { Y, A, B, m, 0, 0 };
 
-		for (int i = m->nb - 1; i >= 0; i--) {
-			const int64_t k = rem % m->bdims[i];
-
-			rem /= m->bdims[i];
-			ao += k * m->astr[i];
-			bo += k * m->bstr[i];
-		}
-		sgemm(Y + b * m->M * m->N, A + ao, B + bo, (int)m->M, (int)m->N,
-		    (int)m->K, 0, 0, 1.0f, 0.0f);
+		sl_g_parallel(threads_for(m->batch * m->M * m->N * m->K,
+		    m->batch), mm_batch_part, &j);
 	}
 }
 
@@ -223,6 +292,33 @@ gemm_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	return sl_g_set_shape(sl_g_out(g, n, 0), SL_G_F32, 2, od, why);
 }
 
+typedef struct gemm_job {
+	float *Y;
+	const float *A, *B;
+	const gemm_attr *x;
+	float beta;
+} gemm_job;
+
+/* Part t's rows of Y (M, N): A's rows (A not transposed when nt > 1). */
+static void
+gemm_rows_part(void *arg, int t, int nt)
+{
+	const gemm_job *j = arg;
+	const gemm_attr *x = j->x;
+	int64_t lo, hi;
+
+	share(x->M, t, nt, &lo, &hi);
+	if (hi <= lo)
+		return;
+	if (nt == 1) {
+		sgemm(j->Y, j->A, j->B, (int)x->M, (int)x->N, (int)x->K, x->ta,
+		    x->tb, x->alpha, j->beta);
+		return;
+	}
+	sgemm(j->Y + lo * x->N, j->A + lo * x->K, j->B, (int)(hi - lo),
+	    (int)x->N, (int)x->K, 0, x->tb, x->alpha, j->beta);
+}
+
 static void
 gemm_forward(sl_graph *g, sl_gnode *n, void *scratch)
 {
@@ -258,7 +354,12 @@ gemm_forward(sl_graph *g, sl_gnode *n, void *scratch)
 			memset(Y, 0, (size_t)(M * N) * sizeof *Y);
 		return;
 	}
-	sgemm(Y, A, B, (int)M, (int)N, (int)x->K, x->ta, x->tb, x->alpha, beta);
+	{
+		gemm_job j = { Y, A, B, x, beta };
+
+		sl_g_parallel(x->ta ? 1 : threads_for(M * N * x->K, M),
+		    gemm_rows_part, &j);
+	}
 }
 
 const sl_gop sl_g_ops_matmul[] = {

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "graph.h"
 #include "onnx.pb-c.h"
 #include "sl_graph.h"
@@ -352,6 +354,97 @@ test_op_names(void **state)
 	assert_null(sl_g_op_find("NonZero"));
 }
 
+/* MatMul flat (B 2-D: A's batch folds into the rows), MatMul batched (one
+ * product per (b, h), as attention makes) and Gemm (transB, a row of C),
+ * each large enough to be split over two threads, against double loops,
+ * at two threads and at one. (Not the same bits: OpenBLAS's edge kernels
+ * for the rows a part ends on may sum in another order.) */
+static void
+matmul_case(int kind, int threads, float *y_out, size_t ny)
+{
+	enum { BH = 6, M = 70, K = 64, N = 96 };
+	const int64_t da_flat[3] = { BH, M, K }, db_flat[2] = { K, N };
+	const int64_t da_b[4] = { 2, 3, M, K }, db_b[4] = { 2, 3, K, N };
+	const int64_t da_g[2] = { BH * M, K }, db_g[2] = { N, K }, dc[1] = { N };
+	static float a[BH * M * K], b[BH * K * N], c[N];
+	const sl_gattr tb = { .name = "transB", .type = SL_GA_INT, .i = 1 };
+	const sl_gattrs ga = { &tb, 1 };
+	sl_graph *g;
+	sl_errmsg why;
+	int ta, tbi, tc, ty, in[3];
+	const float *y;
+
+	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
+		a[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+	for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+		b[i] = (float)((i * 53) % 89) / 44.0f - 1.0f;
+	for (int i = 0; i < N; i++)
+		c[i] = (float)i / 10.0f;
+	openblas_set_num_threads(threads);
+	assert_int_equal(sl_g_new(&g), 0);
+	ta = input(g, "a", kind == 0 ? 3 : kind == 1 ? 4 : 2,
+	    kind == 0 ? da_flat : kind == 1 ? da_b : da_g);
+	tbi = input(g, "b", kind == 0 ? 2 : kind == 1 ? 4 : 2,
+	    kind == 0 ? db_flat : kind == 1 ? db_b : db_g);
+	tc = input(g, "c", 1, dc);
+	ty = tensor(g, "y");
+	g->t[ty].flags |= SL_GT_OUTPUT;
+	g->outputs[g->noutputs++] = ty;
+	in[0] = ta;
+	in[1] = tbi;
+	in[2] = tc;
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find(kind == 2 ? "Gemm" :
+	    "MatMul"), "mm", in, kind == 2 ? 3 : 2, &ty, 1, kind == 2 ? &ga :
+	    NULL, &why), 0);
+	if (sl_g_plan(g, kind == 2 ? BH * M : kind == 0 ? BH : 2, &why) != 0)
+		fail_msg("plan: %s", why.text);
+	g->t[ta].data = a;
+	g->t[tbi].data = b;
+	g->t[tc].data = c;
+	assert_int_equal(sl_g_run(g, &why), 0);
+	assert_int_equal(sl_g_numel(&g->t[ty]), ny);
+	y = g->t[ty].data;
+	for (int p = 0; p < BH; p++)
+		for (int i = 0; i < M; i++)
+			for (int j = 0; j < N; j++) {
+				double sum = kind == 2 ? (double)c[j] : 0.0;
+				const size_t o = ((size_t)p * M + (size_t)i) * N +
+				    (size_t)j;
+
+				for (int k = 0; k < K; k++) {
+					const size_t ai = ((size_t)p * M + (size_t)i) *
+					    K + (size_t)k;
+					const size_t bi = kind == 0 ? (size_t)k * N +
+					    (size_t)j : kind == 1 ? ((size_t)p * K +
+					    (size_t)k) * N + (size_t)j : (size_t)j * K +
+					    (size_t)k;
+
+					sum += (double)a[ai] * (double)b[bi];
+				}
+				if (!(fabs((double)y[o] - sum) <= 1e-4))
+					fail_msg("kind %d, threads %d, y[%zu] = %.9g, "
+					    "expected %.9g", kind, threads, o,
+					    (double)y[o], sum);
+			}
+	memcpy(y_out, y, ny * sizeof *y);
+	sl_g_free(&g);
+}
+
+static void
+test_matmul_split_over_threads(void **state)
+{
+	enum { NY = 6 * 70 * 96 };
+	static float y[NY];
+	const int prev = openblas_get_num_threads();
+
+	(void)state;
+	for (int kind = 0; kind < 3; kind++) {
+		matmul_case(kind, 2, y, NY);
+		matmul_case(kind, 1, y, NY);
+	}
+	openblas_set_num_threads(prev);
+}
+
 int
 main(void)
 {
@@ -362,6 +455,7 @@ main(void)
 		cmocka_unit_test(test_mlp_graph_equals_mlp),
 		cmocka_unit_test(test_onnx_row_shape),
 		cmocka_unit_test(test_op_names),
+		cmocka_unit_test(test_matmul_split_over_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -208,7 +208,7 @@ test_conv_random_geometries(void **state)
 	(void)state;
 	sl_rng_seed(&r, 42);
 	for (int t = 0; t < 300; t++) {
-		sl_conv2d_geom g;
+		sl_conv2d_geom g = { 0 };
 		int PB, PR, mult;
 
 		g.G = 1 + (int)sl_rng_below(&r, 3);
@@ -728,6 +728,158 @@ test_graph_conv_hostile_workspace(void **state)
 	sl_g_free(&g);
 }
 
+/* The activation fused into each path (im2col per image and scattered,
+ * 1x1 per image and batched, depthwise 3x3 and general, grouped), on one
+ * and three threads: bit for bit the unfused output with the activation
+ * applied after. Inputs reach +-4 so HardSwish sees all three pieces. */
+static void
+test_conv_fused_act_every_path(void **state)
+{
+	const sl_conv2d_geom geoms[] = {
+		GEOM(3, 8, 14, 14, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1),
+		GEOM(40, 16, 7, 7, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1),
+		GEOM(4, 16, 16, 16, 24, 1, 1, 1, 1, 1, 1, 1, 0, 0),
+		GEOM(4, 16, 7, 7, 24, 1, 1, 1, 1, 1, 1, 1, 0, 0),
+		GEOM(16, 32, 14, 14, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1),
+		GEOM(2, 4, 13, 17, 8, 4, 5, 3, 1, 3, 2, 1, 3, 0),
+		GEOM(8, 16, 14, 14, 32, 2, 3, 3, 1, 1, 1, 1, 1, 1),
+	};
+	const sl_g_act acts[] = {
+		{ SL_G_ACT_RELU, 0, 0 }, { SL_G_ACT_CLIP, 0.0f, 6.0f },
+		{ SL_G_ACT_CLIP, -0.5f, 0.25f }, { SL_G_ACT_HARDSWISH, 0, 0 },
+	};
+	sl_rng r;
+
+	(void)state;
+	sl_rng_seed(&r, 77);
+	for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+		sl_conv2d_geom g = geoms[gi];
+		const int PB = g.PT, PR = g.PL;
+		size_t nx, nw, ny;
+		float *x, *w, *b, *y0, *y1;
+
+		g.OH = out_size(g.H, g.KH, g.SH, g.DH, g.PT, PB);
+		g.OW = out_size(g.W, g.KW, g.SW, g.DW, g.PL, PR);
+		nx = (size_t)g.B * (size_t)g.C * (size_t)g.H * (size_t)g.W;
+		nw = (size_t)g.OC * (size_t)(g.C / g.G) * (size_t)g.KH * (size_t)g.KW;
+		ny = (size_t)g.B * (size_t)g.OC * (size_t)g.OH * (size_t)g.OW;
+		x = malloc(nx * sizeof *x);
+		w = malloc(nw * sizeof *w);
+		b = malloc((size_t)g.OC * sizeof *b);
+		y0 = malloc(ny * sizeof *y0);
+		y1 = malloc(ny * sizeof *y1);
+		assert_true(x && w && b && y0 && y1);
+		fill(x, nx, &r);
+		fill(w, nw, &r);
+		fill(b, (size_t)g.OC, &r);
+		for (size_t i = 0; i < nx; i++)
+			x[i] *= 4.0f;
+		for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++)
+			for (int th = 1; th <= 3; th += 2) {
+				float *sc;
+
+				g.threads = th;
+				sc = malloc(sl_op_conv2d_scratch_bytes(&g) + 4);
+				assert_non_null(sc);
+				g.act = (sl_g_act){ SL_G_ACT_NONE, 0, 0 };
+				sl_op_conv2d_forward(y0, x, w, b, &g, sc);
+				sl_g_act_apply(&acts[a], y0, ny);
+				g.act = acts[a];
+				for (size_t i = 0; i < ny; i++)
+					y1[i] = NAN;
+				sl_op_conv2d_forward(y1, x, w, b, &g, sc);
+				free(sc);
+				if (memcmp(y0, y1, ny * sizeof *y0) != 0) {
+					print_error("geometry %zu, act %zu, threads %d: "
+					    "fused differs\n", gi, a, th);
+					fail();
+				}
+			}
+		free(x);
+		free(w);
+		free(b);
+		free(y0);
+		free(y1);
+	}
+}
+
+/* Graph: x -> Conv -> ACT -> y, where ACT is one of Relu, Clip (bounds as
+ * constant inputs, ReLU6) and HardSwish. mode 0: nothing else reads the
+ * conv's output (fused: one node runs); 1: the conv's output is also a
+ * graph output; 2: a Neg reads it too. 1 and 2 must refuse the rewrite
+ * (two or three nodes run), and y must be the same bits in all three. */
+static void
+conv_act_graph(const char *act, int mode, float *y_out /* (2, 4, 6, 6) */)
+{
+	const int64_t xd[4] = { 2, 3, 6, 6 }, wd[4] = { 4, 3, 3, 3 };
+	const int64_t cd[1] = { 4 }, pads[4] = { 1, 1, 1, 1 };
+	const sl_gattr at[] = {
+		{ .name = "pads", .type = SL_GA_INTS, .ints = pads, .n = 4 },
+	};
+	const sl_gattrs a = { at, 1 }, none = { NULL, 0 };
+	const float lo = 0.0f, hi = 6.0f;
+	float x[2 * 3 * 36], w[4 * 27], bias[4];
+	sl_graph *g;
+	sl_errmsg why;
+	sl_rng r;
+	int io[3], ain[3], mid, y, y2;
+
+	sl_rng_seed(&r, 5);
+	fill(x, sizeof x / sizeof x[0], &r);
+	fill(w, sizeof w / sizeof w[0], &r);
+	fill(bias, 4, &r);
+	for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+		x[i] *= 3.0f;
+	assert_int_equal(sl_g_new(&g), 0);
+	io[0] = input(g, "x", 4, xd);
+	io[1] = constant(g, "W", 4, wd, w);
+	io[2] = constant(g, "B", 1, cd, bias);
+	mid = mode == 1 ? output(g, "conv_out") : tensor(g, "conv_out");
+	y = output(g, "y");
+	ain[0] = mid;
+	ain[1] = constant(g, "lo", 0, NULL, &lo);
+	ain[2] = constant(g, "hi", 0, NULL, &hi);
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find("Conv"), "conv", io, 3,
+	    &mid, 1, &a, &why), 0);
+	assert_int_equal(sl_g_node_add(g, sl_g_op_find(act), "act", ain,
+	    strcmp(act, "Clip") == 0 ? 3 : 1, &y, 1, &none, &why), 0);
+	if (mode == 2) {
+		y2 = output(g, "y2");
+		assert_int_equal(sl_g_node_add(g, sl_g_op_find("Neg"), "neg", &mid,
+		    1, &y2, 1, &none, &why), 0);
+	}
+	assert_int_equal(sl_g_plan(g, 2, &why), 0);
+	assert_int_equal(g->norder, mode == 0 ? 1 : mode == 1 ? 2 : 3);
+	g->t[io[0]].data = x;
+	assert_int_equal(sl_g_run(g, &why), 0);
+	memcpy(y_out, g->t[y].data, 2 * 4 * 36 * sizeof(float));
+	sl_g_free(&g);
+}
+
+static void
+test_graph_conv_act_fused(void **state)
+{
+	const char *const acts[] = { "Relu", "Clip", "HardSwish" };
+
+	(void)state;
+	for (size_t k = 0; k < 3; k++) {
+		float y[3][2 * 4 * 36];
+		int neg = 0, zero = 0;
+
+		for (int mode = 0; mode < 3; mode++)
+			conv_act_graph(acts[k], mode, y[mode]);
+		assert_memory_equal(y[0], y[1], sizeof y[0]);
+		assert_memory_equal(y[0], y[2], sizeof y[0]);
+		/* The activation did something: some outputs were clamped. */
+		for (size_t i = 0; i < 2 * 4 * 36; i++) {
+			zero += y[0][i] == 0.0f;
+			neg += y[0][i] < 0.0f;
+		}
+		assert_true(zero > 0 || neg > 0);
+		assert_true(k == 2 || neg == 0);
+	}
+}
+
 int
 main(void)
 {
@@ -742,6 +894,8 @@ main(void)
 		cmocka_unit_test(test_graph_conv_1d),
 		cmocka_unit_test(test_graph_conv_batchnorm_folded),
 		cmocka_unit_test(test_graph_conv_hostile_workspace),
+		cmocka_unit_test(test_conv_fused_act_every_path),
+		cmocka_unit_test(test_graph_conv_act_fused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

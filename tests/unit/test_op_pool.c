@@ -214,6 +214,34 @@ test_pool_random_geometries(void **state)
 	}
 }
 
+/* The 3x3 stride-2 max pool fast path (pads <= 1): every small size, pad
+ * and ceil_mode against the naive loop, and a NaN in each tap position. */
+static void
+test_pool_3x3s2_fast_path(void **state)
+{
+	uint64_t seed = 500;
+
+	(void)state;
+	for (int H = 3; H <= 9; H++)
+		for (int W = 3; W <= 9; W += 3)
+			for (int pads = 0; pads < 16; pads++)
+				for (int cm = 0; cm < 2; cm++)
+					check_pool(geom(2, H, W, 3, 3, 2, 2, 1, 1,
+					    pads & 1, pads >> 1 & 1, pads >> 2 & 1,
+					    pads >> 3 & 1, cm), seed++);
+	for (int k = 0; k < 9; k++) {
+		const sl_pool2d_geom g = geom(1, 3, 3, 3, 3, 2, 2, 1, 1, 0, 0, 0,
+		    0, 0);
+		float x[9], y[1];
+
+		for (int i = 0; i < 9; i++)
+			x[i] = (float)i;
+		x[k] = NAN;
+		sl_op_maxpool2d_forward(y, x, &g);
+		assert_true(isnan(y[0]));
+	}
+}
+
 static void
 test_pool_nan_and_global(void **state)
 {
@@ -529,6 +557,7 @@ main(void)
 		cmocka_unit_test(test_pool_fixed_geometries),
 		cmocka_unit_test(test_pool_random_geometries),
 		cmocka_unit_test(test_pool_nan_and_global),
+		cmocka_unit_test(test_pool_3x3s2_fast_path),
 		cmocka_unit_test(test_pool_ceil_mode_sizes),
 		cmocka_unit_test(test_graph_pool_onnx_examples),
 		cmocka_unit_test(test_graph_global_pools),
