@@ -74,7 +74,7 @@ st() { # out.json
 	"$BIN/softlabel" status "$BROKER_EP" --json --timeout 10 $ADMIN >"$1" ||
 	    sl_fail "status over CURVE failed"
 }
-for mode in plaintext unknown wrongserver; do
+for mode in plaintext greeting unknown wrongserver; do
 	$DPY "$ROOT/tests/lib/curve_client.py" "$BROKER_EP" $mode "$K/broker.pub" 2 ||
 	    sl_fail "$mode client was answered"
 done

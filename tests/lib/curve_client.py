@@ -7,6 +7,11 @@ logic never sees its messages.
     curve_client.py ENDPOINT MODE BROKER_PUB [WAIT_S]
 
 MODE: plaintext    no CURVE at all
+      greeting     a raw ZMTP 3.0 greeting offering NULL over TCP, then
+                   listen WAIT_S: the broker always reads our mechanism
+                   (libzmq's own plaintext client may close on the
+                   mismatch first, its RST racing the server's read, and
+                   the server then logs no reason)
       unknown      CURVE with the right server key, a key not on the list
       wrongserver  CURVE with a key on no list and another server key
 Exit 0 when nothing came back, 1 when the broker answered.
@@ -18,6 +23,33 @@ import zmq
 
 EP, MODE, BROKER_PUB = sys.argv[1], sys.argv[2], sys.argv[3]
 WAIT_S = float(sys.argv[4]) if len(sys.argv) > 4 else 2.0
+if MODE == "greeting":
+    import socket
+    import time
+
+    host, port = EP[len("tcp://"):].rsplit(":", 1)
+    # Signature, version 3.0, mechanism "NULL" (20 bytes), as-server 0,
+    # 31 filler bytes: 64 bytes (ZMTP 3.0, RFC 23).
+    greeting = (b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" +
+                b"NULL".ljust(20, b"\x00") + b"\x00" + b"\x00" * 31)
+    with socket.create_connection((host, int(port)), timeout=WAIT_S) as c:
+        c.sendall(greeting)
+        got, end = b"", time.monotonic() + WAIT_S
+        while time.monotonic() < end:
+            try:
+                chunk = c.recv(4096)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            got += chunk
+    # The server's greeting (64 bytes) names CURVE; nothing after it.
+    if len(got) > 64:
+        print(f"greeting: FAIL: the broker sent {len(got)} bytes")
+        sys.exit(1)
+    print(f"greeting: {len(got)} bytes back (at most the broker's greeting), "
+          "then the connection closed or stayed silent")
+    sys.exit(0)
 ctx = zmq.Context()
 s = ctx.socket(zmq.DEALER)
 s.setsockopt(zmq.LINGER, 0)
