@@ -15,11 +15,14 @@ ROWS=4096
 X=$T/x.npy
 sl_subset "$FMNIST/train-images-idx3-ubyte.gz" $((2 * ROWS)) "$X"
 
-# The Gram node at 4096 rows: 2 * 4096^2 * 8192 = 275 GFLOP, about 8 s on
-# one core of the 2-core test machine and more than 2.7 s even at 100
-# GFLOP/s (no calibration: a loaded machine only makes the stall longer,
-# and B's share of the work is 5 times smaller than A's stall).
-K=8192
+# The Gram node at 4096 rows: 2 * 4096^2 * 65536 = 2.2 TFLOP. The stall A
+# logs ("progressing again after N ms", timed from its last renewal seen
+# stalled) must exceed the lease: at K 8192 a quiet machine (Zen 3, the
+# GEMM split over the engine's threads) left it in about 3 s, before B had
+# stored the re-leased shard, and at 16384 the logged stall was 1.5 s; at
+# 65536 it was 9.5 s. A loaded machine only makes the stall longer, and
+# B's share of the work is many times smaller than A's stall.
+K=65536
 $DPY "$ROOT/tests/lib/slow_model.py" --out "$T/hang.onnx" --width 64 \
     --layers 1 --gram "$K" || sl_fail "slow_model.py failed"
 
@@ -71,7 +74,7 @@ fi
 sl_check "$(sl_count "$T/b.log" 'stop renewing') -eq 0" "B stalled too"
 
 # A comes out of the node, finishes, and is told the shard is stored.
-set +e; sl_wait_pid "$A" 60; rc=$?; set -e
+set +e; sl_wait_pid "$A" 120; rc=$?; set -e
 sl_check "$rc -eq 0" "worker A exit $rc: $(tail -n 3 "$T/a.log")"
 # The premise: A was stuck inside the node for longer than the lease.
 stall_ms=$(sed -n 's/.*progressing again after \([0-9]*\) ms.*/\1/p' "$T/a.log" | head -n 1)
