@@ -377,6 +377,7 @@ cmd_inspect(const char *dir)
 	for (size_t i = 0; i < c.nteachers; i++) {
 		const sl_store_teacher *t = &c.teachers[i];
 		counter k = { 0, 0 };
+		char pre[256];
 
 		sl_store_each_shard(txn, t->index, count_shard, &k);
 		sl_label_format_encoding(&t->fmt, enc, sizeof enc);
@@ -385,9 +386,14 @@ cmd_inspect(const char *dir)
 		    PRIu64 " quarantined\n", t->index, t->name, t->model_sha256,
 		    (double)t->temperature, enc, t->fmt.classes,
 		    sl_label_size(&t->fmt), k.done, c.nshards, k.quarantined);
-		if (t->has_pre)
+		if (t->has_pre && t->pre.channels == 1)
 			printf("            input (x * %.9g - %.9g) / %.9g\n",
-			    (double)t->pre[0], (double)t->pre[1], (double)t->pre[2]);
+			    (double)t->pre.scale, (double)t->pre.mean[0],
+			    (double)t->pre.std[0]);
+		else if (t->has_pre)
+			printf("            input (x * S - mean[c]) / std[c], %u "
+			    "channels: %s\n", t->pre.channels,
+			    sl_preproc_format(&t->pre, pre, sizeof pre));
 	}
 	printf("records     %" PRIu64 " labels, %" PRIu64 " shard entries, %"
 	    PRIu64 " inputs\n", st.labels, st.shards, st.inputs);

@@ -784,6 +784,30 @@ take_over(broker *b, teacher_sched *ts, worker *w, uint32_t token,
 	}
 }
 
+/* The preprocessing a HELLO asks for, as the worker will run it: NaN takes
+ * the default for this dataset's dtype (as the worker does on WELCOME), and
+ * several channels must match the rows' first dimension. Non-zero with the
+ * reason in text. */
+static int
+hello_preproc(const broker *b, const sl_bytes *wire, sl_preproc *out,
+    char *text, size_t cap)
+{
+	const sl_fingerprint *fp = &b->job.dataset;
+	sl_errmsg why = { "" };
+
+	if (sl_preproc_unpack(wire->p, wire->len, out) != 0) {
+		snprintf(text, cap, "preprocessing of %zu bytes: not "
+		    "4 * (1 + 2 * channels)", wire->len);
+		return -1;
+	}
+	sl_preproc_fill(out, fp->dtype);
+	if (sl_preproc_check(out, fp->shape, fp->ndim, &why) != 0) {
+		snprintf(text, cap, "%s", why.text);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
     const char *key)
@@ -805,18 +829,13 @@ on_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	    (const char *)m->u.hello.model_sha256.p);
 	t.temperature = m->u.hello.temperature;
 	t.fmt = m->u.hello.fmt;
-	{
-		/* What the worker will run: NaN takes the default for this
-		 * dataset's dtype, as the worker does on WELCOME. */
-		const sl_preproc def = sl_preproc_default(b->job.dataset.dtype);
-		float p[3];
-
-		memcpy(p, m->u.hello.preproc.p, sizeof p);
-		t.pre[0] = isnan(p[0]) ? def.scale : p[0];
-		t.pre[1] = isnan(p[1]) ? def.mean : p[1];
-		t.pre[2] = isnan(p[2]) ? def.std : p[2];
-		t.has_pre = 1;
+	if (hello_preproc(b, &m->u.hello.preproc, &t.pre, why_text,
+	    sizeof why_text) != 0) {
+		reject(b, REJ_BAD_HELLO, name, "%s", why_text);
+		reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return;
 	}
+	t.has_pre = 1;
 
 	if (m->u.hello.input_dim != dim) {
 		snprintf(why_text, sizeof why_text, "model takes %u inputs, the "

@@ -20,7 +20,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -767,11 +770,234 @@ idx_load(const uint8_t *map, size_t len, const uint8_t **bytes,
 sl_preproc
 sl_preproc_default(enum sl_dtype dtype)
 {
-	sl_preproc p = { 1.0f, 0.0f, 1.0f };
+	sl_preproc p = { .scale = 1.0f, .channels = 1, .std = { 1.0f } };
 
 	if (dtype == SL_DTYPE_U8)
 		p.scale = 1.0f / 255.0f;
 	return p;
+}
+
+void
+sl_preproc_fill(sl_preproc *p, enum sl_dtype dtype)
+{
+	const sl_preproc def = sl_preproc_default(dtype);
+
+	if (isnan(p->scale))
+		p->scale = def.scale;
+	for (uint32_t c = 0; c < p->channels; c++) {
+		if (isnan(p->mean[c]))
+			p->mean[c] = def.mean[0];
+		if (isnan(p->std[c]))
+			p->std[c] = def.std[0];
+	}
+}
+
+int
+sl_preproc_set(sl_preproc *p, const float *mean, uint32_t nmean,
+    const float *std, uint32_t nstd, sl_errmsg *why)
+{
+	uint32_t c = nmean > nstd ? nmean : nstd;
+
+	if (nmean == 0 || nstd == 0 || c > SL_PREPROC_MAX_CHANNELS)
+		return sl_errmsg_set(why, SL_EINVAL, "%u means and %u stds: "
+		    "1 to %d channels", nmean, nstd, SL_PREPROC_MAX_CHANNELS);
+	if (nmean != nstd && nmean != 1 && nstd != 1)
+		return sl_errmsg_set(why, SL_EINVAL, "%u means and %u stds do "
+		    "not pair: give as many of each, or one for every channel",
+		    nmean, nstd);
+	p->channels = c;
+	memset(p->mean, 0, sizeof p->mean); /* unused channels compare equal */
+	memset(p->std, 0, sizeof p->std);
+	for (uint32_t i = 0; i < c; i++) {
+		p->mean[i] = mean[nmean == 1 ? 0 : i];
+		p->std[i] = std[nstd == 1 ? 0 : i];
+	}
+	return 0;
+}
+
+int
+sl_floats_parse(const char *s, float *out, uint32_t cap, uint32_t *n,
+    sl_errmsg *why)
+{
+	const char *p = s;
+	uint32_t k = 0;
+
+	for (;;) {
+		char *end;
+		double v;
+
+		errno = 0;
+		v = strtod(p, &end);
+		if (end == p || errno != 0 || !isfinite(v) || fabs(v) > (double)FLT_MAX ||
+		    (*end != ',' && *end != '\0'))
+			return sl_errmsg_set(why, SL_EINVAL, "'%s' is not a comma-"
+			    "separated list of finite numbers", s);
+		if (k == cap)
+			return sl_errmsg_set(why, SL_EINVAL, "'%s' has more than "
+			    "%u values", s, cap);
+		out[k++] = (float)v;
+		if (*end == '\0')
+			break;
+		p = end + 1;
+	}
+	*n = k;
+	return 0;
+}
+
+int
+sl_preproc_from_options(sl_preproc *out, const sl_preproc *base, float scale,
+    const char *mean, const char *std, sl_errmsg *why)
+{
+	float m[SL_PREPROC_MAX_CHANNELS], sd[SL_PREPROC_MAX_CHANNELS];
+	uint32_t nm, ns;
+	sl_errmsg e = { "" };
+	sl_preproc p = { .scale = NAN, .channels = 1, .mean = { NAN },
+	    .std = { NAN } };
+
+	if (base != NULL)
+		p = *base;
+	if (!isnan(scale))
+		p.scale = scale;
+	nm = ns = p.channels;
+	memcpy(m, p.mean, sizeof m);
+	memcpy(sd, p.std, sizeof sd);
+	if (mean != NULL && sl_floats_parse(mean, m, SL_PREPROC_MAX_CHANNELS,
+	    &nm, &e) != 0)
+		return sl_errmsg_set(why, SL_EINVAL, "--input-mean: %s", e.text);
+	if (std != NULL && sl_floats_parse(std, sd, SL_PREPROC_MAX_CHANNELS,
+	    &ns, &e) != 0)
+		return sl_errmsg_set(why, SL_EINVAL, "--input-std: %s", e.text);
+	for (uint32_t i = 0; i < ns; i++)
+		if (sd[i] == 0.0f)
+			return sl_errmsg_set(why, SL_EINVAL, "--input-std: '%s' "
+			    "divides by 0", std ? std : "0");
+	if (sl_preproc_set(&p, m, nm, sd, ns, &e) != 0)
+		return sl_errmsg_set(why, SL_EINVAL, "--input-mean and "
+		    "--input-std: %s", e.text);
+	*out = p;
+	return 0;
+}
+
+static void
+put_f32le(uint8_t *b, float v)
+{
+	uint32_t u;
+
+	memcpy(&u, &v, 4);
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(u >> (8 * i));
+}
+
+static float
+get_f32le(const uint8_t *b)
+{
+	uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
+	    (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	float v;
+
+	memcpy(&v, &u, 4);
+	return v;
+}
+
+size_t
+sl_preproc_pack(const sl_preproc *p, uint8_t out[SL_PREPROC_MAX_BYTES])
+{
+	uint32_t c = p->channels;
+
+	assert(c >= 1 && c <= SL_PREPROC_MAX_CHANNELS);
+	put_f32le(out, p->scale);
+	for (uint32_t i = 0; i < c; i++) {
+		put_f32le(out + 4 + 4 * i, p->mean[i]);
+		put_f32le(out + 4 + 4 * (c + i), p->std[i]);
+	}
+	return 4 * (1 + 2 * (size_t)c);
+}
+
+int
+sl_preproc_unpack(const void *b, size_t len, sl_preproc *p)
+{
+	const uint8_t *u = b;
+	size_t c;
+
+	if (len < SL_PREPROC_MIN_BYTES || len > SL_PREPROC_MAX_BYTES ||
+	    (len - 4) % 8 != 0)
+		return SL_EINVAL;
+	c = (len - 4) / 8;
+	memset(p, 0, sizeof *p);
+	p->scale = get_f32le(u);
+	p->channels = (uint32_t)c;
+	for (size_t i = 0; i < c; i++) {
+		p->mean[i] = get_f32le(u + 4 + 4 * i);
+		p->std[i] = get_f32le(u + 4 + 4 * (c + i));
+	}
+	return 0;
+}
+
+int
+sl_preproc_check(const sl_preproc *p, const uint64_t *shape, uint32_t ndim,
+    sl_errmsg *why)
+{
+	char text[512];
+
+	if (p->channels < 1 || p->channels > SL_PREPROC_MAX_CHANNELS)
+		return sl_errmsg_set(why, SL_EINVAL, "preprocessing with %u "
+		    "channels: 1 to %d", p->channels, SL_PREPROC_MAX_CHANNELS);
+	for (uint32_t i = 0; i < p->channels; i++)
+		if (!isfinite(p->scale) || p->scale == 0.0f ||
+		    !isfinite(p->mean[i]) || !isfinite(p->std[i]) ||
+		    p->std[i] == 0.0f)
+			return sl_errmsg_set(why, SL_EINVAL, "preprocessing %s: "
+			    "scale and std must be finite and not 0, mean "
+			    "finite", sl_preproc_format(p, text, sizeof text));
+	if (p->channels == 1 || ndim == 0)
+		return 0;
+	if (ndim < 2 || shape[1] != p->channels) {
+		char dims[128];
+		size_t at = 0;
+
+		dims[0] = '\0';
+		for (uint32_t d = 1; d < ndim && at < sizeof dims; d++)
+			at += (size_t)snprintf(dims + at, sizeof dims - at,
+			    "%s%" PRIu64, d > 1 ? ", " : "", shape[d]);
+		return sl_errmsg_set(why, SL_EINVAL, "%u channel means and "
+		    "stds do not fit rows of shape [%s]: the first dimension "
+		    "of a row must be the channel count (NCHW)", p->channels,
+		    dims);
+	}
+	return 0;
+}
+
+size_t
+sl_floats_format(char *buf, size_t cap, const float *v, uint32_t n)
+{
+	size_t at = 0;
+
+	if (cap == 0)
+		return 0;
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < n && at < cap; i++)
+		at += (size_t)snprintf(buf + at, cap - at, "%s%.9g",
+		    i ? "," : "", (double)v[i]);
+	return at < cap ? at : cap - 1;
+}
+
+const char *
+sl_preproc_format(const sl_preproc *p, char *buf, size_t cap)
+{
+	size_t at;
+	uint32_t c = p->channels <= SL_PREPROC_MAX_CHANNELS ? p->channels : 0;
+
+	if (cap == 0)
+		return buf;
+	at = (size_t)snprintf(buf, cap, "scale %.9g mean ", (double)p->scale);
+	if (at < cap)
+		at += sl_floats_format(buf + at, cap - at, p->mean, c);
+	if (at < cap)
+		at += (size_t)snprintf(buf + at, cap - at, " std ");
+	if (at < cap)
+		sl_floats_format(buf + at, cap - at, p->std, c);
+	buf[cap - 1] = '\0';
+	return buf;
 }
 
 enum fmt { FMT_NPY, FMT_GZIP, FMT_IDX };
@@ -961,17 +1187,29 @@ sl_rows_f32(const void *raw, enum sl_dtype dtype, size_t n, size_t d,
     const sl_preproc *p, float *out /* (n, d) */)
 {
 	const uint8_t *src = raw;
+	const size_t plane = d / p->channels; /* values per channel */
+	const size_t runs = n * p->channels;  /* one mean and std each */
+	const size_t esize = dtype == SL_DTYPE_U8 ? 1 : 4;
 
-	if (dtype == SL_DTYPE_U8) {
-		for (size_t j = 0; j < n * d; j++)
-			out[j] = ((float)src[j] * p->scale - p->mean) / p->std;
-		return;
-	}
-	for (size_t j = 0; j < n * d; j++) {
-		float x;
+	assert(p->channels >= 1 && d % p->channels == 0);
+	for (size_t r = 0; r < runs; r++) {
+		const uint8_t *s = src + r * plane * esize;
+		float *o = out + r * plane;
+		const float scale = p->scale;
+		const float mean = p->mean[r % p->channels];
+		const float std = p->std[r % p->channels];
 
-		memcpy(&x, src + 4 * j, 4); /* may be unaligned */
-		out[j] = (x * p->scale - p->mean) / p->std;
+		if (dtype == SL_DTYPE_U8) {
+			for (size_t j = 0; j < plane; j++)
+				o[j] = ((float)s[j] * scale - mean) / std;
+			continue;
+		}
+		for (size_t j = 0; j < plane; j++) {
+			float x;
+
+			memcpy(&x, s + 4 * j, 4); /* may be unaligned */
+			o[j] = (x * scale - mean) / std;
+		}
 	}
 }
 

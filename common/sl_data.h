@@ -38,16 +38,76 @@ enum sl_dtype {
 	SL_DTYPE_F32 = 2,
 };
 
-/* x' = (x * scale - mean) / std, per value. Defaults: scale 1/255 for uint8
- * data and 1 for float32, mean 0, std 1. */
+/* x' = (x * scale - mean[c]) / std[c], per value, where c is the value's
+ * channel: with one channel every value shares mean[0] and std[0]; with C
+ * channels the rows are channel-major, as PyTorch's NCHW ([C, H, W] rows:
+ * the first dimension after the row index is C) and value j of a row of D
+ * values is in channel j / (D / C). Defaults: scale 1/255 for uint8 data
+ * and 1 for float32, one channel of mean 0 and std 1. */
+#define SL_PREPROC_MAX_CHANNELS 16
+/* Its wire and cache form: float32 LE scale, mean[C], std[C]. */
+#define SL_PREPROC_MIN_BYTES 12
+#define SL_PREPROC_MAX_BYTES (4 * (1 + 2 * SL_PREPROC_MAX_CHANNELS))
+
 typedef struct sl_preproc {
 	float scale;
-	float mean;
-	float std;
+	uint32_t channels; /* 1..SL_PREPROC_MAX_CHANNELS */
+	float mean[SL_PREPROC_MAX_CHANNELS];
+	float std[SL_PREPROC_MAX_CHANNELS];
 } sl_preproc;
 
 /* Default preprocessing for data of this dtype. */
 sl_preproc sl_preproc_default(enum sl_dtype dtype);
+
+/* Replace every NaN in p by the default for this dtype (scale, and mean 0
+ * and std 1 per channel): a worker leaves what it was not told as NaN, and
+ * worker and broker both fill it in so. */
+void sl_preproc_fill(sl_preproc *p, enum sl_dtype dtype);
+
+/* Set p's means and stds from lists of nmean and nstd values: equal
+ * lengths, or one of them a single value that then holds for every
+ * channel. SL_EINVAL (why says which) for more than
+ * SL_PREPROC_MAX_CHANNELS values or lengths that cannot pair. */
+int sl_preproc_set(sl_preproc *p, const float *mean, uint32_t nmean,
+    const float *std, uint32_t nstd, sl_errmsg *why);
+
+/* Parse "0.485,0.456,0.406" (or one value) into out[0..cap); *n gets the
+ * count. SL_EINVAL when a value is not a finite decimal or there are more
+ * than cap. */
+int sl_floats_parse(const char *s, float *out, uint32_t cap, uint32_t *n,
+    sl_errmsg *why);
+
+/* v[0..n) as "%.9g" values joined by ',' into buf[0..cap) (cap > 0; always
+ * NUL-terminated, cut short when it does not fit). Returns the length
+ * written. */
+size_t sl_floats_format(char *buf, size_t cap, const float *v, uint32_t n);
+
+/* What a program runs with: base (the model's metadata; NULL: none, all
+ * NaN) with the options over it: scale unless NaN, and the lists mean and
+ * std ("0.485,0.456,0.406"; NULL: not given) paired as sl_preproc_set
+ * pairs them, a list given alone paired with base's. NaN is left for
+ * sl_preproc_fill. SL_EINVAL with why naming the option. */
+int sl_preproc_from_options(sl_preproc *out, const sl_preproc *base,
+    float scale, const char *mean, const char *std, sl_errmsg *why);
+
+/* The wire and cache form of p into out; returns its length (12 for one
+ * channel, 4 * (1 + 2C) bytes). */
+size_t sl_preproc_pack(const sl_preproc *p, uint8_t out[SL_PREPROC_MAX_BYTES]);
+
+/* Read that form: SL_EINVAL for a length that is not 4 * (1 + 2C) with C
+ * in 1..SL_PREPROC_MAX_CHANNELS. Values are not judged (NaN stays NaN). */
+int sl_preproc_unpack(const void *b, size_t len, sl_preproc *p);
+
+/* Whether p can run: scale and every mean and std finite, no std 0; and,
+ * with more than one channel, rows of shape[1..ndim) whose first dimension
+ * is the channel count (shape is the dataset's, shape[0] the rows; ndim 0
+ * skips the shape check). SL_EINVAL with why naming what does not fit. */
+int sl_preproc_check(const sl_preproc *p, const uint64_t *shape,
+    uint32_t ndim, sl_errmsg *why);
+
+/* "scale 0.00392157 mean 0.286 std 0.353", lists for several channels, into
+ * buf (always NUL-terminated). Returns buf. */
+const char *sl_preproc_format(const sl_preproc *p, char *buf, size_t cap);
 
 /* What identifies a dataset for provenance checks: two files with the same
  * fingerprint hold the same samples. */

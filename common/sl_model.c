@@ -267,24 +267,21 @@ parse_tensor(const cJSON *j, const char *name, size_t data_len,
 	return r;
 }
 
-/* A metadata float: the whole string must be a finite decimal. */
+/* Metadata floats: the whole string must be finite decimals, one or
+ * (means and stds, one per channel) a comma-separated list. */
 static int
-meta_float(const cJSON *meta, const char *key, float *out, sl_errmsg *why)
+meta_floats(const cJSON *meta, const char *key, float *out, uint32_t cap,
+    uint32_t *n, sl_errmsg *why)
 {
 	const cJSON *j = cJSON_GetObjectItemCaseSensitive(meta, key);
-	char *end;
-	float v;
+	sl_errmsg e = { "" };
 
 	if (j == NULL)
 		return sl_errmsg_set(why, SL_EFORMAT, "metadata has input "
 		    "preprocessing but no \"%s\"", key);
-	errno = 0;
-	v = strtof(j->valuestring, &end);
-	if (end == j->valuestring || *end != '\0' || errno == ERANGE ||
-	    !isfinite(v))
-		return sl_errmsg_set(why, SL_EFORMAT, "metadata \"%s\": "
-		    "\"%.32s\" is not a finite number", key, j->valuestring);
-	*out = v;
+	if (sl_floats_parse(j->valuestring, out, cap, n, &e) != 0)
+		return sl_errmsg_set(why, SL_EFORMAT, "metadata \"%s\": %s",
+		    key, e.text);
 	return 0;
 }
 
@@ -338,15 +335,25 @@ parse_metadata(const cJSON *meta, const int *sizes, int nlayers,
 	    cJSON_GetObjectItemCaseSensitive(meta, "input_std") != NULL) {
 		/* All three or none: a partial set has no obvious default,
 		 * since the scale depends on the data's dtype. */
-		if ((r = meta_float(meta, "input_scale", &info->pre.scale,
-		    why)) != 0 ||
-		    (r = meta_float(meta, "input_mean", &info->pre.mean,
-		    why)) != 0 ||
-		    (r = meta_float(meta, "input_std", &info->pre.std, why)) != 0)
+		float mean[SL_PREPROC_MAX_CHANNELS], std[SL_PREPROC_MAX_CHANNELS];
+		uint32_t one, nmean, nstd;
+		sl_errmsg e = { "" };
+
+		if ((r = meta_floats(meta, "input_scale", &info->pre.scale, 1,
+		    &one, why)) != 0 ||
+		    (r = meta_floats(meta, "input_mean", mean,
+		    SL_PREPROC_MAX_CHANNELS, &nmean, why)) != 0 ||
+		    (r = meta_floats(meta, "input_std", std,
+		    SL_PREPROC_MAX_CHANNELS, &nstd, why)) != 0)
 			return r;
-		if (info->pre.std == 0.0f)
-			return sl_errmsg_set(why, SL_EFORMAT,
-			    "metadata input_std is 0");
+		for (uint32_t c = 0; c < nstd; c++)
+			if (std[c] == 0.0f)
+				return sl_errmsg_set(why, SL_EFORMAT,
+				    "metadata input_std is 0");
+		if (sl_preproc_set(&info->pre, mean, nmean, std, nstd, &e) != 0 ||
+		    sl_preproc_check(&info->pre, NULL, 0, &e) != 0)
+			return sl_errmsg_set(why, SL_EFORMAT, "metadata input "
+			    "preprocessing: %s", e.text);
 		info->has_preproc = 1;
 	}
 	return 0;
@@ -698,17 +705,20 @@ build_header(const sl_mlp *m, const sl_preproc *pre,
     enum sl_dtype input_dtype, char **out, size_t *out_len)
 {
 	char arch[ARCH_MAX];
+	char mean[16 * SL_PREPROC_MAX_CHANNELS], std[16 * SL_PREPROC_MAX_CHANNELS];
 	size_t len = 0, cap = 1024, off = 0;
 	char *s = malloc(cap);
 
 	if (s == NULL)
 		return -1;
 	sl_mlp_format_arch(m, arch, sizeof arch);
+	sl_floats_format(mean, sizeof mean, pre->mean, pre->channels);
+	sl_floats_format(std, sizeof std, pre->std, pre->channels);
 	if (sappend(&s, &len, &cap, "{\"__metadata__\":{\"format\":"
 	    "\"softlabel-mlp\",\"arch\":\"%s\",\"activation\":\"relu\","
-	    "\"input_scale\":\"%.9g\",\"input_mean\":\"%.9g\","
-	    "\"input_std\":\"%.9g\",\"input_dtype\":\"%s\"}", arch,
-	    (double)pre->scale, (double)pre->mean, (double)pre->std,
+	    "\"input_scale\":\"%.9g\",\"input_mean\":\"%s\","
+	    "\"input_std\":\"%s\",\"input_dtype\":\"%s\"}", arch,
+	    (double)pre->scale, mean, std,
 	    input_dtype == SL_DTYPE_U8 ? "uint8" : "float32") != 0)
 		goto fail;
 	for (int l = 0; l < m->nlayers; l++) {
@@ -763,11 +773,8 @@ sl_model_save(const char *path, const sl_mlp *m, const sl_preproc *pre,
 				    i < nw ? "weight" : "bias");
 		}
 	}
-	if (!isfinite(pre->scale) || !isfinite(pre->mean) ||
-	    !isfinite(pre->std) || pre->std == 0.0f)
-		return sl_errmsg_set(why, SL_EINVAL, "preprocessing scale %g "
-		    "mean %g std %g", (double)pre->scale, (double)pre->mean,
-		    (double)pre->std);
+	if (sl_preproc_check(pre, NULL, 0, why) != 0)
+		return SL_EINVAL;
 	if (build_header(m, pre, input_dtype, &header, &hlen) != 0)
 		return sl_errmsg_set(why, SL_ENOMEM, "no memory for the header");
 

@@ -24,8 +24,9 @@
  *   dim       uint     values per input row the model takes, >= 1
  *   dataset   bin      SHA-256 of the worker's local dataset (32 bytes), or
  *                      empty: the broker ships rows in TASK
- *   pre       bin      input preprocessing, 12 bytes: float32 LE scale, mean,
- *                      std (x * scale - mean) / std; NaN: the default for
+ *   pre       bin      input preprocessing, 4 * (1 + 2C) bytes for C channels
+ *                      (1..16): float32 LE scale, mean[C], std[C], as
+ *                      (x * scale - mean[c]) / std[c]; NaN: the default for
  *                      the dataset's dtype, which the broker fills in
  *   held      array    of uint: shards whose results it still holds, <= 64
  *
@@ -121,7 +122,7 @@ static const struct field hello_fields[] = {
 	U("k", K_U16, hello.fmt.k, 0, UINT16_MAX, 0),
 	U("dim", K_U32, hello.input_dim, 1, UINT32_MAX, 0),
 	U("dataset", K_BIN, hello.dataset_sha256, 0, SIZE_MAX, 0),
-	U("pre", K_BIN, hello.preproc, SL_PROTO_PREPROC_BYTES, SL_PROTO_PREPROC_BYTES, 0),
+	U("pre", K_BIN, hello.preproc, SL_PREPROC_MIN_BYTES, SL_PREPROC_MAX_BYTES, 0),
 	HELD("held", hello),
 };
 static const struct field welcome_fields[] = {

@@ -73,8 +73,6 @@ typedef struct sl_bytes {
 	size_t len;
 } sl_bytes;
 
-#define SL_PROTO_PREPROC_BYTES 12
-
 typedef struct sl_msg {
 	enum sl_msg_type type;
 	union {
@@ -86,9 +84,9 @@ typedef struct sl_msg {
 			sl_label_fmt fmt;     /* encoding, classes, k */
 			uint32_t input_dim;   /* values per row the model takes */
 			sl_bytes dataset_sha256; /* 32 bytes, or len 0: ship rows */
-			sl_bytes preproc;     /* SL_PROTO_PREPROC_BYTES: scale,
-			                       * mean, std as float32 LE; NaN:
-			                       * the dataset dtype's default */
+			sl_bytes preproc;     /* sl_preproc_pack()'s form, 12 to
+			                       * SL_PREPROC_MAX_BYTES; NaN: the
+			                       * dataset dtype's default */
 			uint32_t nheld;
 			uint64_t held[SL_PROTO_MAX_HELD]; /* results it still holds */
 		} hello;

@@ -847,10 +847,10 @@ decode_teacher(const char *key, sl_mp *c, sl_store_teacher *t, sl_errmsg *why)
 			t->fmt.k = (uint16_t)u;
 			have |= 16;
 		} else if (sl_mp_streq(k, klen, "preproc")) {
-			if (sl_mp_bin(c, &val, &vlen) != 0 || vlen != 12)
+			if (sl_mp_bin(c, &val, &vlen) != 0 ||
+			    sl_preproc_unpack(val, vlen, &t->pre) != 0)
 				return bad_meta(why, key, "preproc",
-				    "not 12 bytes of bin");
-			memcpy(t->pre, val, 12);
+				    "not 4 * (1 + 2C) bytes of bin");
 			t->has_pre = 1;
 		} else if (sl_mp_streq(k, klen, "model_sha256")) {
 			if (sl_mp_bin(c, &val, &vlen) != 0 || vlen != 32)
@@ -874,6 +874,16 @@ decode_teacher(const char *key, sl_mp *c, sl_store_teacher *t, sl_errmsg *why)
 }
 
 /* Which field of b differs from the registered a; 0 when none. */
+/* The same preprocessing bit for bit, in its stored form. */
+static int
+preproc_same(const sl_preproc *a, const sl_preproc *b)
+{
+	uint8_t pa[SL_PREPROC_MAX_BYTES], pb[SL_PREPROC_MAX_BYTES];
+	size_t la = sl_preproc_pack(a, pa), lb = sl_preproc_pack(b, pb);
+
+	return la == lb && memcmp(pa, pb, la) == 0;
+}
+
 static int
 teacher_diff(const sl_store_teacher *a, const sl_store_teacher *b,
     sl_errmsg *why)
@@ -893,13 +903,14 @@ teacher_diff(const sl_store_teacher *a, const sl_store_teacher *b,
 		    "teacher '%s' is registered with temperature %.9g, "
 		    "this worker has %.9g", N, (double)a->temperature,
 		    (double)b->temperature);
-	if (a->has_pre && b->has_pre && memcmp(a->pre, b->pre, sizeof a->pre))
+	if (a->has_pre && b->has_pre && !preproc_same(&a->pre, &b->pre)) {
+		char pa[256], pb[256];
+
 		return sl_errmsg_set(why, SL_EMISMATCH,
-		    "teacher '%s' is registered with preprocessing scale %.9g "
-		    "mean %.9g std %.9g, this worker has scale %.9g mean %.9g "
-		    "std %.9g", N, (double)a->pre[0], (double)a->pre[1],
-		    (double)a->pre[2], (double)b->pre[0], (double)b->pre[1],
-		    (double)b->pre[2]);
+		    "teacher '%s' is registered with preprocessing %s, this "
+		    "worker has %s", N, sl_preproc_format(&a->pre, pa, sizeof pa),
+		    sl_preproc_format(&b->pre, pb, sizeof pb));
+	}
 	if (a->fmt.encoding != b->fmt.encoding || a->fmt.k != b->fmt.k) {
 		char ea[32], eb[32];
 
@@ -992,10 +1003,8 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	if (!isfinite(t->temperature) || !(t->temperature > 0))
 		return sl_errmsg_set(why, SL_EINVAL,
 		    "temperature must be positive and finite");
-	if (t->has_pre && (!isfinite(t->pre[0]) || !isfinite(t->pre[1]) ||
-	    !isfinite(t->pre[2]) || t->pre[0] == 0 || t->pre[2] == 0))
-		return sl_errmsg_set(why, SL_EINVAL, "preprocessing must be "
-		    "finite, with scale and std not 0");
+	if (t->has_pre && (rc = sl_preproc_check(&t->pre, NULL, 0, why)) != 0)
+		return rc;
 	if (!fmt_valid(&t->fmt))
 		return sl_errmsg_set(why, SL_EINVAL,
 		    "invalid format (encoding, classes %" PRIu32 ", k %u)",
@@ -1049,9 +1058,12 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	msgpack_pack_bin(&pk, 32);
 	msgpack_pack_bin_body(&pk, sha, 32);
 	if (t->has_pre) {
+		uint8_t pre[SL_PREPROC_MAX_BYTES];
+		size_t plen = sl_preproc_pack(&t->pre, pre);
+
 		pack_key(&pk, "preproc");
-		msgpack_pack_bin(&pk, sizeof t->pre);
-		msgpack_pack_bin_body(&pk, t->pre, sizeof t->pre);
+		msgpack_pack_bin(&pk, plen);
+		msgpack_pack_bin_body(&pk, pre, plen);
 	}
 	if ((rc = meta_put(s, txn, key, &f, why)) != 0)
 		goto out;

@@ -8,8 +8,8 @@
  *             "shard_rows"      uint
  *             "teacher/<name>"  {index, classes, temperature (float32),
  *                                encoding, k, model_sha256 (bin 32)
- *                                [, preproc (bin 12: float32 LE scale,
- *                                mean, std)]}
+ *                                [, preproc (bin 4 * (1 + 2C): float32
+ *                                LE scale, mean[C], std[C])]}
  *   shards  u32 BE teacher, u64 BE shard -> msgpack {state (1 done,
  *                                           2 quarantined), attempts,
  *                                           worker, committed_ms[, reason]}
@@ -106,10 +106,10 @@ typedef struct sl_store_teacher {
 	char model_sha256[65];
 	float temperature;
 	sl_label_fmt fmt;
-	/* Input preprocessing (x * scale - mean) / std as pre[0..2]; a cache
-	 * written before it was recorded has has_pre 0 and takes any. */
+	/* Input preprocessing (x * scale - mean[c]) / std[c]; a cache written
+	 * before it was recorded has has_pre 0 and takes any. */
 	int has_pre;
-	float pre[3];
+	sl_preproc pre;
 } sl_store_teacher;
 
 /* Register t->name, or find it, in one write transaction. A new name gets

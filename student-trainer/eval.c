@@ -106,6 +106,11 @@ eval_run(const eval_cfg *e)
 	pre = info.has_preproc ? info.pre : sl_preproc_default(sl_dataset_dtype(ds));
 	if (e->pre != NULL)
 		pre = *e->pre;
+	if ((rc = sl_preproc_check(&pre, shape, go.row_rank + 1, &why)) != 0) {
+		sl_error("%s", why.text);
+		status = TRAIN_USAGE;
+		goto out;
+	}
 	x = malloc((size_t)B * sl_graph_input_dim(g) * sizeof *x);
 	pred = e->predictions ? malloc((n ? n : 1) * sizeof *pred) : NULL;
 	probs = e->probs ? malloc((n ? n : 1) * (size_t)sl_graph_classes(g) *

@@ -46,8 +46,8 @@ static sl_opt opts[] = {
 	{ "dropout", SL_OPT_FLOAT, &cfg.dropout, "0", 0, 0.95, "P", "dropout after each hidden layer", 0 },
 	{ "seed", SL_OPT_I64, &cfg.seed, "1", 0, 9007199254740991.0, "S", "seed for init, order and dropout", 0 },
 	{ "input-scale", SL_OPT_FLOAT, &cfg.input_scale, NULL, 1e-12, 1e12, "S", "x*S before mean/std (default 1/255 for uint8 data, 1 for float32)", 0 },
-	{ "input-mean", SL_OPT_FLOAT, &cfg.input_mean, "0", -1e12, 1e12, "M", "subtracted after scaling", 0 },
-	{ "input-std", SL_OPT_FLOAT, &cfg.input_std, "1", 1e-12, 1e12, "SD", "divides after the mean", 0 },
+	{ "input-mean", SL_OPT_STR, &cfg.input_mean, "0", 0, 0, "M[,M...]", "subtracted after scaling: one value, or one per channel (rows [C, H, W])", 0 },
+	{ "input-std", SL_OPT_STR, &cfg.input_std, "1", 0, 0, "SD[,SD...]", "divides after the mean: one value, or one per channel", 0 },
 	{ "test-data", SL_OPT_STR, &cfg.test_data, NULL, 0, 0, "FILE", "evaluated after every epoch", 0 },
 	{ "test-labels", SL_OPT_STR, &cfg.test_labels, NULL, 0, 0, "FILE", "labels of --test-data", 0 },
 	{ "out", SL_OPT_STR, &cfg.out, NULL, 0, 0, "FILE", "trained model (.safetensors, PyTorch layout)", 0 },
@@ -166,12 +166,16 @@ main(int argc, char **argv)
 				    cfg.test_data, why.text);
 				return TRAIN_FAILED;
 			}
-			pre = sl_preproc_default(sl_dataset_dtype(ds));
+			/* Mean and std default to 0 and 1 here, not to the
+			 * model's: --input-* replace its preprocessing. */
+			if (sl_preproc_from_options(&pre, NULL, cfg.input_scale,
+			    cfg.input_mean, cfg.input_std, &why) != 0) {
+				sl_dataset_close(&ds);
+				fprintf(stderr, "softlabel-student: %s\n", why.text);
+				return TRAIN_USAGE;
+			}
+			sl_preproc_fill(&pre, sl_dataset_dtype(ds));
 			sl_dataset_close(&ds);
-			if (!isnan(cfg.input_scale))
-				pre.scale = cfg.input_scale;
-			pre.mean = cfg.input_mean;
-			pre.std = cfg.input_std;
 			e.pre = &pre;
 		}
 		return eval_run(&e);

@@ -113,18 +113,22 @@ run_digest(run *r)
 	const train_cfg *c = r->cfg;
 	crypto_hash_sha256_state st;
 	sl_fingerprint fp;
-	char text[512];
+	char text[1024];
+	char mean[16 * SL_PREPROC_MAX_CHANNELS], std[16 * SL_PREPROC_MAX_CHANNELS];
 	int n, rc;
 
 	if ((rc = sl_dataset_fingerprint(r->ds, &fp)) != 0)
 		return rc;
+	/* One channel reads "mean=0 std=1", as before lists existed, so that
+	 * older checkpoints keep resuming. */
+	sl_floats_format(mean, sizeof mean, r->pre.mean, r->pre.channels);
+	sl_floats_format(std, sizeof std, r->pre.std, r->pre.channels);
 	n = snprintf(text, sizeof text,
 	    "arch=%s opt=%s lr=%.9g mom=%.9g wd=%.9g drop=%.9g batch=%d "
-	    "seed=%lld scale=%.9g mean=%.9g std=%.9g",
+	    "seed=%lld scale=%.9g mean=%s std=%s",
 	    c->arch, c->optimizer, (double)c->lr, (double)c->momentum,
 	    (double)c->weight_decay, (double)c->dropout, c->batch,
-	    (long long)c->seed, (double)r->pre.scale, (double)r->pre.mean,
-	    (double)r->pre.std);
+	    (long long)c->seed, (double)r->pre.scale, mean, std);
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const unsigned char *)text, (size_t)n);
 	crypto_hash_sha256_update(&st, fp.sha256, sizeof fp.sha256);
@@ -251,11 +255,23 @@ run_open(run *r, const train_cfg *c)
 			return rc;
 	}
 
-	r->pre = sl_preproc_default(sl_dataset_dtype(r->ds));
-	if (!isnan(c->input_scale))
-		r->pre.scale = c->input_scale;
-	r->pre.mean = c->input_mean;
-	r->pre.std = c->input_std;
+	{
+		sl_errmsg why = { "" };
+		uint64_t shape[SL_DATA_MAX_DIMS];
+		uint32_t ndim = sl_dataset_shape(r->ds, shape);
+
+		if (sl_preproc_from_options(&r->pre, NULL, c->input_scale,
+		    c->input_mean, c->input_std, &why) == 0) {
+			sl_preproc_fill(&r->pre, sl_dataset_dtype(r->ds));
+			rc = sl_preproc_check(&r->pre, shape, ndim, &why);
+		} else {
+			rc = SL_EINVAL;
+		}
+		if (rc != 0) {
+			sl_error("%s", why.text);
+			return SL_EINVAL;
+		}
+	}
 
 	/* The trainable rows are chosen per epoch (select_rows). */
 	r->rows = malloc(sl_dataset_rows(r->ds) * sizeof *r->rows + 1);
@@ -345,8 +361,8 @@ train_batch(run *r, size_t first, int B)
 
 	const int C = r->m->sizes[r->m->nlayers];
 
-	if (sl_dataset_dtype(r->ds) == SL_DTYPE_U8 && r->pre.mean == 0.0f &&
-	    r->pre.std == 1.0f) {
+	if (sl_dataset_dtype(r->ds) == SL_DTYPE_U8 && r->pre.channels == 1 &&
+	    r->pre.mean[0] == 0.0f && r->pre.std[0] == 1.0f) {
 		/* The default preprocessing of uint8 rows is x / 255: then
 		 * (x * s - 0) / 1, as sl_rows_f32 computes it, is x * s exactly,
 		 * and the loop is a vector convert and multiply instead of a

@@ -22,7 +22,8 @@ typedef struct train_cfg {
 	int epochs, batch, threads, resume, checkpoint_every;
 	int64_t seed;
 	float lr, momentum, weight_decay, dropout;
-	float input_scale, input_mean, input_std; /* scale NAN: by dtype */
+	float input_scale;                    /* NAN: by the dtype */
+	const char *input_mean, *input_std;  /* lists: one, or one a channel */
 } train_cfg;
 
 /* Exit status of a run, as main() returns it. */

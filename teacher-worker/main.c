@@ -32,8 +32,8 @@ static sl_opt opts[] = {
 	{ "temperature", SL_OPT_FLOAT, &cfg.temperature, "1", 1e-3, 1e4, "T", "softmax temperature the records are stored at", 0 },
 	{ "encoding", SL_OPT_STR, &cfg.encoding, "f32", 0, 0, "ENC", "soft-label record encoding: f32, f16 or topk:K", 0 },
 	{ "input-scale", SL_OPT_FLOAT, &cfg.input_scale, NULL, 1e-12, 1e12, "S", "x*S before mean/std (default: the model's metadata, else 1/255 for uint8 rows, 1 for float32)", 0 },
-	{ "input-mean", SL_OPT_FLOAT, &cfg.input_mean, NULL, -1e12, 1e12, "M", "subtracted after scaling (default: the model's, else 0)", 0 },
-	{ "input-std", SL_OPT_FLOAT, &cfg.input_std, NULL, 1e-12, 1e12, "SD", "divides after the mean (default: the model's, else 1)", 0 },
+	{ "input-mean", SL_OPT_STR, &cfg.input_mean, NULL, 0, 0, "M[,M...]", "subtracted after scaling: one value, or one per channel (rows [C, H, W]) (default: the model's, else 0)", 0 },
+	{ "input-std", SL_OPT_STR, &cfg.input_std, NULL, 0, 0, "SD[,SD...]", "divides after the mean: one value, or one per channel (default: the model's, else 1)", 0 },
 	{ "batch", SL_OPT_INT, &cfg.batch, "256", 1, 65536, "N", "rows per forward pass", 0 },
 	{ "threads", SL_OPT_INT, &cfg.threads, "0", 0, 1024, "N", "OpenBLAS threads (0: OpenBLAS decides)", 0 },
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "local copy of the dataset (same fingerprint): only row ranges travel", 0 },
@@ -75,7 +75,7 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	cfg.input_scale = cfg.input_mean = cfg.input_std = NAN;
+	cfg.input_scale = NAN;
 	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0 ||
 	    sl_opt_env(opts, "SOFTLABEL_TEACHER", &why) != 0) {
 		fprintf(stderr, "softlabel-teacher: %s\n", why.text);

@@ -80,7 +80,9 @@ typedef struct wstate {
 	sl_graph *g;            /* the teacher, planned for cfg->batch rows */
 	size_t dim;             /* values per row */
 	sl_model_info info;
-	float pre_req[3];       /* scale, mean, std asked for; NaN: default */
+	sl_preproc pre_req;     /* asked for; NaN: the dtype's default */
+	uint8_t pre_wire[SL_PREPROC_MAX_BYTES]; /* pre_req packed for HELLO */
+	size_t pre_wire_len;
 	sl_preproc pre;         /* what runs: pre_req over the dtype's default */
 	char sha[65];
 	sl_label_fmt fmt;
@@ -119,6 +121,29 @@ typedef struct wstate {
 
 /* --- setup ----------------------------------------------------------------- */
 
+/* Preprocessing: the options, else the model's metadata, else (NaN) the
+ * default for the broker's dtype, which HELLO leaves to the broker. */
+static int
+preproc_request(wstate *w, const worker_cfg *c, sl_errmsg *why)
+{
+	int rc = sl_preproc_from_options(&w->pre_req,
+	    w->info.has_preproc ? &w->info.pre : NULL, c->input_scale,
+	    c->input_mean, c->input_std, why);
+
+	if (rc != 0)
+		return rc;
+	if (w->ds != NULL) { /* the broker checks it too: fail before */
+		sl_preproc run = w->pre_req;
+
+		sl_preproc_fill(&run, sl_dataset_dtype(w->ds));
+		if ((rc = sl_preproc_check(&run, w->fp.shape, w->fp.ndim,
+		    why)) != 0)
+			return rc;
+	}
+	w->pre_wire_len = sl_preproc_pack(&w->pre_req, w->pre_wire);
+	return 0;
+}
+
 static int
 load(wstate *w)
 {
@@ -153,17 +178,10 @@ load(wstate *w)
 		return rc == SL_EMISMATCH ? 2 : 1;
 	}
 	w->dim = sl_graph_input_dim(w->g);
-	/* Preprocessing: the options, else the model's metadata, else (NaN)
-	 * the default for the broker's dtype, which HELLO leaves to it. */
-	w->pre_req[0] = w->info.has_preproc ? w->info.pre.scale : NAN;
-	w->pre_req[1] = w->info.has_preproc ? w->info.pre.mean : NAN;
-	w->pre_req[2] = w->info.has_preproc ? w->info.pre.std : NAN;
-	if (!isnan(c->input_scale))
-		w->pre_req[0] = c->input_scale;
-	if (!isnan(c->input_mean))
-		w->pre_req[1] = c->input_mean;
-	if (!isnan(c->input_std))
-		w->pre_req[2] = c->input_std;
+	if ((rc = preproc_request(w, c, &why)) != 0) {
+		sl_error("%s", why.text);
+		return 2;
+	}
 	sl_info("model %s: %s, %d nodes, %zu parameter bytes, %zu activation "
 	    "bytes at batch %d", c->model, sl_graph_format(w->g) == SL_GRAPH_ONNX ?
 	    "ONNX" : "safetensors MLP", sl_graph_nodes(w->g),
@@ -297,8 +315,8 @@ send_hello(wstate *w)
 		m.u.hello.dataset_sha256.len = 32;
 	}
 	/* The host is little-endian (as the record format assumes). */
-	m.u.hello.preproc.p = (const uint8_t *)w->pre_req;
-	m.u.hello.preproc.len = sizeof w->pre_req;
+	m.u.hello.preproc.p = w->pre_wire;
+	m.u.hello.preproc.len = w->pre_wire_len;
 	m.u.hello.nheld = held_shards(w, m.u.hello.held);
 	send_msg(w, &m);
 	w->welcomed = 0;
@@ -388,13 +406,14 @@ on_welcome(wstate *w, const sl_msg *m)
 		w->done = -1;
 		return;
 	}
-	w->pre = sl_preproc_default(w->dtype);
-	if (!isnan(w->pre_req[0]))
-		w->pre.scale = w->pre_req[0];
-	if (!isnan(w->pre_req[1]))
-		w->pre.mean = w->pre_req[1];
-	if (!isnan(w->pre_req[2]))
-		w->pre.std = w->pre_req[2];
+	w->pre = w->pre_req;
+	sl_preproc_fill(&w->pre, w->dtype);
+	if (w->dim % w->pre.channels != 0) {
+		sl_error("%u preprocessing channels do not divide rows of %zu "
+		    "values", w->pre.channels, w->dim);
+		w->done = -1;
+		return;
+	}
 	if ((size_t)w->shard_rows * w->rec_size > w->blob_cap) {
 		/* A batch in flight writes into the old blob: it is freed when
 		 * that batch is collected, and the batch is discarded. */

@@ -44,7 +44,8 @@ typedef struct worker_cfg {
 	float temperature;
 	/* Preprocessing: NAN where not given (the model's metadata, else the
 	 * default for the dataset's dtype, decides). */
-	float input_scale, input_mean, input_std;
+	float input_scale;
+	const char *input_mean, *input_std; /* lists: one, or one a channel */
 	int batch, threads, credit, max_held;
 } worker_cfg;
 

@@ -7,7 +7,8 @@ python3-onnx 1.12, python3-numpy and python3-lmdb; nothing else.
                    [--data IDX.gz|.npy] [--labels IDX.gz|.npy] [--train-steps N]
                    [--input-mean 0] [--input-std 1] [--state EARLIER.pt]
                    [--torch-fold-bn]
-        KIND: mlp, resnet, mobilenet, vit, slow (a deliberately slow chain
+        KIND: mlp, resnet, mobilenet, vit, rgb (a small CNN on three
+        channels, [N, 3, 28, 28]), slow (a deliberately slow chain
         of 2048-wide Gemms, --depth 64 by default), or mlp-safetensors (a Linear/ReLU MLP written
         as a softlabel safetensors model, for checking caches of today's
         teachers). Weights are random (seeded); BatchNorm layers get
@@ -32,8 +33,9 @@ python3-onnx 1.12, python3-numpy and python3-lmdb; nothing else.
                    [--input-scale 1/255] [--input-mean 0] [--input-std 1]
                    [--logits Z.npy] [--batch 500] [--threads 2]
         PyTorch's softmax(z/T) (float32 [N, classes]) for DATA (IDX[.gz] or
-        .npy of uint8 rows [N, 28, 28] or [N, 1, 28, 28]), with the C side's
-        preprocessing x = (pixel * scale - mean) / std in float32. MODEL is
+        .npy of uint8 rows [N, 28, 28] or [N, C, 28, 28]), with the C side's
+        preprocessing x = (pixel * scale - mean[c]) / std[c] in float32
+        (--input-mean and --input-std: one value, or a list, one a channel). MODEL is
         the .onnx or .safetensors `export` wrote (its .pt is read) or the
         .pt itself.
 
@@ -73,7 +75,7 @@ import torch
 from torch import nn
 
 CLASSES = 10
-KINDS = ("mlp", "resnet", "mobilenet", "vit", "slow", "mlp-safetensors")
+KINDS = ("mlp", "resnet", "mobilenet", "vit", "slow", "mlp-safetensors", "rgb")
 
 
 def die(msg, code=1):
@@ -99,15 +101,24 @@ def read_idx(path):
 
 
 def read_rows(path, limit=None):
-    """uint8 images [N, 1, 28, 28] from IDX[.gz] or .npy ([N,28,28] or [N,1,28,28])."""
+    """uint8 images [N, C, 28, 28] from IDX[.gz] or .npy ([N,28,28] or
+    [N,C,28,28], C 1 or 3)."""
     a = np.load(path) if path.endswith(".npy") else read_idx(path)
     if a.dtype != np.uint8:
         die(f"{path}: dtype {a.dtype}, expected uint8 images")
     if a.ndim == 3:
         a = a[:, None]
-    if a.ndim != 4 or a.shape[1:] != (1, 28, 28):
-        die(f"{path}: shape {a.shape}, expected [N, 28, 28] or [N, 1, 28, 28]")
+    if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[2:] != (28, 28):
+        die(f"{path}: shape {a.shape}, expected [N, 28, 28] or [N, C, 28, 28]")
     return a[:limit] if limit else a
+
+
+def floats(text):
+    """'0.485,0.456,0.406' (or one value): a float32 list for argparse."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers")
 
 
 def read_labels(path):
@@ -116,14 +127,27 @@ def read_labels(path):
 
 
 def preprocess(rows, scale, mean, std):
-    """Exactly the C side's float32 arithmetic: ((float)x * scale - mean) / std."""
+    """Exactly the C side's float32 arithmetic: ((float)x * scale - mean[c]) /
+    std[c], c the channel (rows [N, C, H, W]); one mean or std for all."""
+    def per_channel(v):
+        v = np.asarray(v if isinstance(v, (list, tuple)) else [v], dtype=np.float32)
+        return v.reshape(1, -1, 1, 1) if rows.ndim == 4 else v.reshape(-1)[0]
     x = rows.astype(np.float32) * np.float32(scale)
-    x = (x - np.float32(mean)) / np.float32(std)
+    x = (x - per_channel(mean)) / per_channel(std)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
 # ---------------------------------------------------------------------------
 # The models. Small widths (the machine has 2 cores), faithful structure.
+
+class RGB(nn.Sequential):
+    """A small CNN on three channels, [B, 3, 28, 28]: what per-channel
+    preprocessing (ImageNet-style mean and std lists) is for."""
+    def __init__(self):
+        super().__init__(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, CLASSES))
+
 
 class MLP(nn.Module):
     """Flatten, Linear, BatchNorm1d, ReLU, Dropout, ...: the BatchNorm1d MLP
@@ -361,6 +385,8 @@ def build(kind, hparams):
         return ViT()
     if kind == "slow":
         return Slow(hparams.get("width", 2048), hparams.get("depth", 64))
+    if kind == "rgb":
+        return RGB()
     if kind == "mlp-safetensors":
         return PlainMLP(tuple(hparams.get("sizes", (784, 128, 64, 10))))
     die(f"unknown model kind {kind!r} (one of {', '.join(KINDS)})", 2)
@@ -431,8 +457,8 @@ def save_safetensors(path, model, mean, std):
         blobs.append(b)
     header["__metadata__"] = {
         "format": "pt", "arch": "-".join(str(s) for s in model.sizes), "activation": "relu",
-        "input_scale": "%.9g" % (1 / 255), "input_mean": "%.9g" % mean,
-        "input_std": "%.9g" % std, "input_dtype": "uint8"}
+        "input_scale": "%.9g" % (1 / 255), "input_mean": ",".join("%.9g" % v for v in mean),
+        "input_std": ",".join("%.9g" % v for v in std), "input_dtype": "uint8"}
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
     with open(path, "wb") as f:
@@ -449,7 +475,7 @@ def cmd_export(a):
             die(f"{a.state} holds a {state['kind']}, not a {a.kind}", 2)
         model = build(a.kind, state["hparams"])
         model.load_state_dict(state["state_dict"], strict=True)
-        x = torch.zeros(2, 1, 28, 28)
+        x = torch.zeros(2, 3 if a.kind == "rgb" else 1, 28, 28)
     else:
         torch.manual_seed(a.seed)
         hp = {"width": a.width, "depth": a.depth} if a.kind == "slow" else \
@@ -459,7 +485,9 @@ def cmd_export(a):
             x = preprocess(read_rows(a.data, 20000), 1 / 255, a.input_mean, a.input_std)
         else:
             g = torch.Generator().manual_seed(a.seed)
-            x = (torch.rand(1024, 1, 28, 28, generator=g) - a.input_mean) / a.input_std
+            x = preprocess(np.asarray(torch.randint(0, 256, (1024, 3 if a.kind == "rgb" else 1, 28, 28),
+                                                    generator=g, dtype=torch.uint8)),
+                           1 / 255, a.input_mean, a.input_std)
         calibrate_bn(model, x, a.seed)  # before training too: sane statistics at step 0
         if a.train_steps:
             if not (a.data and a.labels):
@@ -523,7 +551,7 @@ def write_onnx(model, dummy, out, opset, torch_fold_bn):
            for i in m.graph.input]
     outs = [(o.name, [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim])
             for o in m.graph.output]
-    if ins != [("input", ["batch", 1, 28, 28])] or outs != [("logits", ["batch", CLASSES])]:
+    if ins != [("input", ["batch", dummy.shape[1], 28, 28])] or outs != [("logits", ["batch", CLASSES])]:
         die(f"{out}: unexpected graph inputs {ins} / outputs {outs}")
     nparams = sum(p.numel() for p in model.parameters())
     print(f"wrote {out} ({type(model).__name__}, opset {opset}, {nparams} parameters, "
@@ -992,8 +1020,8 @@ def main():
     e.add_argument("--data", help="images for BN statistics and training (IDX[.gz] or .npy)")
     e.add_argument("--labels", help="labels for --train-steps")
     e.add_argument("--train-steps", type=int, default=0)
-    e.add_argument("--input-mean", type=float, default=0.0)
-    e.add_argument("--input-std", type=float, default=1.0)
+    e.add_argument("--input-mean", type=floats, default=[0.0])
+    e.add_argument("--input-std", type=floats, default=[1.0])
     e.add_argument("--state", help="weights from an earlier export's .pt instead of new ones")
     e.add_argument("--torch-fold-bn", action="store_true",
                    help="let torch fold BatchNorm into Conv (its default export); "
@@ -1011,8 +1039,8 @@ def main():
     p.add_argument("out")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--input-scale", type=float, default=1 / 255)
-    p.add_argument("--input-mean", type=float, default=0.0)
-    p.add_argument("--input-std", type=float, default=1.0)
+    p.add_argument("--input-mean", type=floats, default=[0.0])
+    p.add_argument("--input-std", type=floats, default=[1.0])
     p.add_argument("--logits", help="also save the raw logits (.npy float32)")
     p.add_argument("--rows", type=int, help="only the first ROWS rows")
     p.add_argument("--batch", type=int, default=500)
@@ -1025,8 +1053,8 @@ def main():
     r.add_argument("out")
     r.add_argument("--temperature", type=float, default=1.0)
     r.add_argument("--input-scale", type=float, default=1 / 255)
-    r.add_argument("--input-mean", type=float, default=0.0)
-    r.add_argument("--input-std", type=float, default=1.0)
+    r.add_argument("--input-mean", type=floats, default=[0.0])
+    r.add_argument("--input-std", type=floats, default=[1.0])
     r.add_argument("--rows", type=int, help="only the first ROWS rows")
     r.add_argument("--batch", type=int, default=500)
     r.add_argument("--threads", type=int, default=2)

@@ -435,6 +435,163 @@ test_idx_f32_roundtrip(void **state)
 	}
 }
 
+/* Per-channel preprocessing: rows [C, H, W] take mean[c] and std[c] on
+ * their c-th plane, for uint8 and float32 rows, as a naive loop does. */
+static void
+test_rows_f32_channels(void **state)
+{
+	enum { N = 2, C = 3, P = 4, D = C * P };
+	const float mean[C] = { 0.485f, 0.456f, 0.406f };
+	const float std[C] = { 0.229f, 0.224f, 0.225f };
+	uint8_t u8[N * D];
+	float f32[N * D], out[N * D];
+	sl_preproc pre = sl_preproc_default(SL_DTYPE_U8);
+	sl_errmsg why = { "" };
+
+	(void)state;
+	for (int j = 0; j < N * D; j++) {
+		u8[j] = (uint8_t)(j * 37 % 256);
+		f32[j] = (float)j * 0.125f - 2.0f;
+	}
+	assert_int_equal(sl_preproc_set(&pre, mean, C, std, C, &why), 0);
+	assert_int_equal(pre.channels, C);
+	sl_rows_f32(u8, SL_DTYPE_U8, N, D, &pre, out);
+	for (int j = 0; j < N * D; j++) {
+		int c = j % D / P;
+		float want = ((float)u8[j] * pre.scale - mean[c]) / std[c];
+
+		assert_true(out[j] == want);
+	}
+	pre.scale = 2.0f;
+	sl_rows_f32(f32, SL_DTYPE_F32, N, D, &pre, out);
+	for (int j = 0; j < N * D; j++) {
+		int c = j % D / P;
+
+		assert_true(out[j] == (f32[j] * 2.0f - mean[c]) / std[c]);
+	}
+	/* One std for every channel. */
+	assert_int_equal(sl_preproc_set(&pre, mean, C, std, 1, &why), 0);
+	assert_true(pre.std[0] == std[0] && pre.std[2] == std[0] &&
+	    pre.mean[2] == mean[2]);
+}
+
+/* The wire and cache form: 4 * (1 + 2C) bytes, little-endian, and nothing
+ * else is read back. */
+static void
+test_preproc_pack(void **state)
+{
+	const float mean[3] = { 0.5f, -1.0f, 3.25f }, std[3] = { 2.0f, 0.5f,
+	    1.0f };
+	uint8_t b[SL_PREPROC_MAX_BYTES];
+	sl_preproc p = sl_preproc_default(SL_DTYPE_F32), q;
+	sl_errmsg why = { "" };
+	static const size_t bad[] = { 0, 4, 8, 13, 16, 20 + 1,
+	    SL_PREPROC_MAX_BYTES + 8 };
+
+	(void)state;
+	assert_int_equal(sl_preproc_pack(&p, b), 12);
+	/* 1.0f little-endian, then 0.0f, then 1.0f: the 12-byte form HELLO
+	 * had before lists, so old caches read the same. */
+	assert_int_equal(b[3], 0x3f);
+	assert_int_equal(b[2], 0x80);
+	assert_int_equal(b[7], 0x00);
+	assert_int_equal(b[11], 0x3f);
+	assert_int_equal(sl_preproc_set(&p, mean, 3, std, 3, &why), 0);
+	assert_int_equal(sl_preproc_pack(&p, b), 28);
+	assert_int_equal(sl_preproc_unpack(b, 28, &q), 0);
+	assert_int_equal(q.channels, 3);
+	for (int c = 0; c < 3; c++)
+		assert_true(q.mean[c] == mean[c] && q.std[c] == std[c]);
+	assert_true(q.scale == p.scale);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(sl_preproc_unpack(b, bad[i], &q), SL_EINVAL);
+	assert_int_equal(sl_preproc_unpack(b, SL_PREPROC_MAX_BYTES, &q), 0);
+	assert_int_equal(q.channels, SL_PREPROC_MAX_CHANNELS);
+}
+
+/* Lists from options: parsing, pairing, and what cannot run. */
+static void
+test_preproc_options(void **state)
+{
+	static const char *bad[] = { "", ",", "1,", ",1", "a", "1,,2", "inf",
+	    "nan", "1e39", "1 2", "0.5;0.5",
+	    "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17" };
+	float v[SL_PREPROC_MAX_CHANNELS];
+	uint32_t n = 0;
+	sl_preproc p, base = sl_preproc_default(SL_DTYPE_U8);
+	sl_errmsg why = { "" };
+	char text[256];
+
+	(void)state;
+	assert_int_equal(sl_floats_parse("0.485,0.456,-1e-3", v, 16, &n, &why), 0);
+	assert_int_equal(n, 3);
+	assert_true(v[0] == 0.485f && v[1] == 0.456f && v[2] == -1e-3f);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		why.text[0] = '\0';
+		assert_int_equal(sl_floats_parse(bad[i], v, 16, &n, &why),
+		    SL_EINVAL);
+		assert_non_null(strstr(why.text, bad[i]));
+	}
+
+	/* A list given alone pairs with the base's single value. */
+	assert_int_equal(sl_preproc_from_options(&p, &base, NAN, NULL,
+	    "0.2,0.3,0.4", &why), 0);
+	assert_int_equal(p.channels, 3);
+	assert_true(p.mean[2] == 0.0f && p.std[1] == 0.3f &&
+	    p.scale == base.scale);
+	/* Nothing given and no base: all NaN, one channel, for the broker. */
+	assert_int_equal(sl_preproc_from_options(&p, NULL, NAN, NULL, NULL,
+	    &why), 0);
+	assert_true(p.channels == 1 && isnan(p.scale) && isnan(p.mean[0]) &&
+	    isnan(p.std[0]));
+	sl_preproc_fill(&p, SL_DTYPE_U8);
+	assert_true(p.scale == 1.0f / 255.0f && p.mean[0] == 0.0f &&
+	    p.std[0] == 1.0f);
+	assert_int_equal(sl_preproc_from_options(&p, NULL, NAN, "1,2",
+	    "1,2,3", &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "2 means and 3 stds"));
+	assert_int_equal(sl_preproc_from_options(&p, NULL, NAN, NULL, "1,0",
+	    &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "--input-std"));
+	assert_int_equal(sl_preproc_from_options(&p, NULL, 2.0f, "x", NULL,
+	    &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "--input-mean"));
+
+	assert_int_equal(sl_preproc_from_options(&p, &base, 0.5f, "1,2,3",
+	    "4,5,6", &why), 0);
+	sl_preproc_format(&p, text, sizeof text);
+	assert_string_equal(text, "scale 0.5 mean 1,2,3 std 4,5,6");
+	/* Always terminated, even cut short. */
+	sl_preproc_format(&p, text, 10);
+	assert_int_equal(strlen(text), 9);
+}
+
+/* Several channels need rows whose first dimension is the channel count. */
+static void
+test_preproc_check(void **state)
+{
+	const uint64_t nchw[4] = { 10, 3, 4, 4 }, nhw[3] = { 10, 4, 4 },
+	    flat[2] = { 10, 48 };
+	const float mean[3] = { 0, 0, 0 }, std[3] = { 1, 1, 1 };
+	sl_preproc p = sl_preproc_default(SL_DTYPE_U8);
+	sl_errmsg why = { "" };
+
+	(void)state;
+	assert_int_equal(sl_preproc_check(&p, nhw, 3, &why), 0);
+	assert_int_equal(sl_preproc_set(&p, mean, 3, std, 3, &why), 0);
+	assert_int_equal(sl_preproc_check(&p, nchw, 4, &why), 0);
+	assert_int_equal(sl_preproc_check(&p, NULL, 0, &why), 0);
+	assert_int_equal(sl_preproc_check(&p, nhw, 3, &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "[4, 4]"));
+	assert_int_equal(sl_preproc_check(&p, flat, 2, &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "[48]"));
+	p.std[1] = 0.0f;
+	assert_int_equal(sl_preproc_check(&p, nchw, 4, &why), SL_EINVAL);
+	p.std[1] = 1.0f;
+	p.mean[2] = NAN;
+	assert_int_equal(sl_preproc_check(&p, nchw, 4, &why), SL_EINVAL);
+}
+
 static void
 test_rows_f32_preproc(void **state)
 {
@@ -442,17 +599,19 @@ test_rows_f32_preproc(void **state)
 	    100, 50, 25 };
 	const uint64_t shape[2] = { 3, 4 };
 	const size_t idx[3] = { 2, 0, 2 };
-	sl_preproc pre = { 1.0f / 255.0f, 0.5f, 0.25f };
+	sl_preproc pre = { .scale = 1.0f / 255.0f, .channels = 1,
+	    .mean = { 0.5f }, .std = { 0.25f } };
 	sl_preproc def = sl_preproc_default(SL_DTYPE_U8);
 	sl_dataset *ds = NULL;
 	sl_errmsg why = { "" };
 	float out[3 * 4], guard = 12345.0f, tail[1];
 
 	(void)state;
-	assert_true(def.scale == 1.0f / 255.0f && def.mean == 0.0f &&
-	    def.std == 1.0f);
+	assert_true(def.scale == 1.0f / 255.0f && def.channels == 1 &&
+	    def.mean[0] == 0.0f && def.std[0] == 1.0f);
 	def = sl_preproc_default(SL_DTYPE_F32);
-	assert_true(def.scale == 1.0f && def.mean == 0.0f && def.std == 1.0f);
+	assert_true(def.scale == 1.0f && def.channels == 1 &&
+	    def.mean[0] == 0.0f && def.std[0] == 1.0f);
 
 	assert_int_equal(sl_npy_write(tpath("pre.npy"), "|u1", shape, 2, v,
 	    &why), 0);
@@ -462,7 +621,7 @@ test_rows_f32_preproc(void **state)
 	for (int k = 0; k < 3; k++)
 		for (int j = 0; j < 4; j++) {
 			float x = (float)v[idx[k] * 4 + (size_t)j];
-			float want = (x * pre.scale - pre.mean) / pre.std;
+			float want = (x * pre.scale - pre.mean[0]) / pre.std[0];
 			assert_true(out[k * 4 + j] == want);
 			/* and against the real-number value */
 			assert_true(fabs((double)out[k * 4 + j] -
@@ -1183,6 +1342,10 @@ main(void)
 		cmocka_unit_test(test_idx_roundtrip),
 		cmocka_unit_test(test_idx_f32_roundtrip),
 		cmocka_unit_test(test_rows_f32_preproc),
+		cmocka_unit_test(test_rows_f32_channels),
+		cmocka_unit_test(test_preproc_pack),
+		cmocka_unit_test(test_preproc_options),
+		cmocka_unit_test(test_preproc_check),
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_fingerprint_known_sha),
 		cmocka_unit_test(test_labels_roundtrip),

@@ -394,7 +394,8 @@ static void
 test_save_round_trip(void **state)
 {
 	const int sizes[] = { 7, 5, 4, 3 };
-	const sl_preproc pre = { 1.0f / 255.0f, 0.1307f, 0.3081f };
+	const sl_preproc pre = { .scale = 1.0f / 255.0f, .channels = 1,
+	    .mean = { 0.1307f }, .std = { 0.3081f } };
 	char path[512];
 	sl_mlp *m = NULL, *back = NULL;
 	sl_model_info info;
@@ -472,8 +473,8 @@ static void
 test_save_failures(void **state)
 {
 	const int sizes[] = { 3, 2 };
-	const sl_preproc pre = { 1.0f, 0.0f, 1.0f };
-	const sl_preproc bad = { 1.0f, 0.0f, 0.0f };
+	const sl_preproc pre = { .scale = 1.0f, .channels = 1, .std = { 1.0f } };
+	const sl_preproc bad = { .scale = 1.0f, .channels = 1, .std = { 0.0f } };
 	char path[512];
 	sl_mlp *m = NULL;
 	sl_errmsg why;
@@ -575,8 +576,16 @@ test_parse_base(void **state)
 	    good_data, sizeof good_data, &info);
 	assert_int_equal(info.has_preproc, 1);
 	assert_float_equal(info.pre.scale, 1.0f / 255.0f, 1e-9f);
-	assert_true(info.pre.mean == -0.5f);
-	assert_true(info.pre.std == 2.0f);
+	assert_true(info.pre.channels == 1 && info.pre.mean[0] == -0.5f);
+	assert_true(info.pre.std[0] == 2.0f);
+	sl_mlp_free(&m);
+
+	/* one mean and std per channel; a single std holds for all three */
+	m = parse_ok("{\"__metadata__\":{\"input_scale\":\"1\","
+	    "\"input_mean\":\"0.1,0.2,0.3\",\"input_std\":\"2\"},"
+	    W0 "," B0 "," W2 "," B2 "}", good_data, sizeof good_data, &info);
+	assert_int_equal(info.pre.channels, 3);
+	assert_true(info.pre.mean[2] == 0.3f && info.pre.std[2] == 2.0f);
 	sl_mlp_free(&m);
 }
 

@@ -28,7 +28,7 @@ static uint8_t rows[64 * 784];    /* TASK data: 64 uint8 rows of 784 */
 static uint8_t blob[64 * 32];     /* RESULT blob: 64 f16 records, 10 classes */
 
 /* scale 1/255, mean 0.286, std 0.353 as float32 little-endian. */
-static const uint8_t PREPROC[SL_PROTO_PREPROC_BYTES] = {
+static const uint8_t PREPROC[SL_PREPROC_MIN_BYTES] = {
 	0x81, 0x80, 0x80, 0x3b, 0x44, 0x6f, 0x92, 0x3e, 0x06, 0x81, 0xb4, 0x3e,
 };
 
@@ -53,7 +53,7 @@ sample(enum sl_msg_type t)
 		m.u.hello.dataset_sha256.p = DATASET_SHA;
 		m.u.hello.dataset_sha256.len = 32;
 		m.u.hello.preproc.p = PREPROC;
-		m.u.hello.preproc.len = SL_PROTO_PREPROC_BYTES;
+		m.u.hello.preproc.len = SL_PREPROC_MIN_BYTES;
 		m.u.hello.nheld = 3;
 		m.u.hello.held[0] = 0;
 		m.u.hello.held[1] = 17;

@@ -286,9 +286,9 @@ test_register_teacher(void **state)
 	big.fmt.encoding = SL_ENC_TOPK;
 	big.fmt.k = 5;
 	big.has_pre = 1;
-	big.pre[0] = 1.0f / 255.0f;
-	big.pre[1] = 0.286f;
-	big.pre[2] = 0.353f;
+	big.pre = sl_preproc_default(SL_DTYPE_U8);
+	big.pre.mean[0] = 0.286f;
+	big.pre.std[0] = 0.353f;
 	assert_int_equal(sl_store_register_teacher(s, &big, &why), 0);
 	assert_int_equal(big.index, 0);
 	small = sample_teacher("small");
@@ -314,15 +314,23 @@ test_register_teacher(void **state)
 	c.temperature = nextafterf(4.0f, 5.0f); /* one ulp: bit-exact compare */
 	expect_mismatch(s, &c, "temperature");
 	c = big;
-	c.pre[1] = 0.0f;
+	c.pre.mean[0] = 0.0f;
 	expect_mismatch(s, &c, "preprocessing scale 0.00392156886 mean 0.286000013 "
 	    "std 0.352999985, this worker has scale 0.00392156886 mean 0 std "
 	    "0.352999985");
+	/* The same values over three channels are another teacher's. */
+	c = big;
+	c.pre.channels = 3;
+	c.pre.mean[1] = c.pre.mean[2] = c.pre.mean[0];
+	c.pre.std[1] = c.pre.std[2] = c.pre.std[0];
+	expect_mismatch(s, &c, "this worker has scale 0.00392156886 mean "
+	    "0.286000013,0.286000013,0.286000013 std "
+	    "0.352999985,0.352999985,0.352999985");
 	/* "small" was registered without preprocessing (a cache from before
 	 * it was recorded): any preprocessing is taken. */
 	c = small;
 	c.has_pre = 1;
-	c.pre[0] = c.pre[2] = 1.0f;
+	c.pre = sl_preproc_default(SL_DTYPE_F32);
 	assert_int_equal(sl_store_register_teacher(s, &c, &why), 0);
 	assert_int_equal(c.index, 1);
 	c = big;
@@ -347,8 +355,9 @@ test_register_teacher(void **state)
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 	assert_true(list[0].temperature == 4.0f);
 	assert_int_equal(list[0].has_pre, 1);
-	assert_true(list[0].pre[0] == 1.0f / 255.0f && list[0].pre[1] == 0.286f &&
-	    list[0].pre[2] == 0.353f);
+	assert_true(list[0].pre.scale == 1.0f / 255.0f &&
+	    list[0].pre.channels == 1 && list[0].pre.mean[0] == 0.286f &&
+	    list[0].pre.std[0] == 0.353f);
 	assert_int_equal(list[1].has_pre, 0);
 	assert_int_equal(list[0].fmt.encoding, SL_ENC_TOPK);
 	assert_int_equal(list[0].fmt.k, 5);
@@ -363,6 +372,42 @@ test_register_teacher(void **state)
 	sl_store_close(&s);
 }
 
+/* Per-channel preprocessing is stored whole and read back the same. */
+static void
+test_teacher_channels(void **state)
+{
+	const float mean[3] = { 0.485f, 0.456f, 0.406f };
+	const float std[3] = { 0.229f, 0.224f, 0.225f };
+	sl_store *s = open_store(dir, 0);
+	sl_store_teacher t = sample_teacher("big"), list[2];
+	sl_errmsg why = { "" };
+	size_t n = 0;
+
+	(void)state;
+	t.has_pre = 1;
+	t.pre = sl_preproc_default(SL_DTYPE_U8);
+	assert_int_equal(sl_preproc_set(&t.pre, mean, 3, std, 3, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &t, &why), 0);
+	sl_store_close(&s);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_teachers(s, list, 2, &n, &why), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].has_pre, 1);
+	assert_int_equal(list[0].pre.channels, 3);
+	for (int c = 0; c < 3; c++)
+		assert_true(list[0].pre.mean[c] == mean[c] &&
+		    list[0].pre.std[c] == std[c]);
+	sl_store_close(&s);
+	s = open_store(dir, 0);
+	list[0].index = 9;
+	assert_int_equal(sl_store_register_teacher(s, &list[0], &why), 0);
+	assert_int_equal(list[0].index, 0);
+	list[0].pre.std[2] = 0.5f;
+	expect_mismatch(s, &list[0], "std 0.229000002,0.224000007,0.224999994, "
+	    "this worker has");
+	sl_store_close(&s);
+}
+
 static void
 test_teacher_invalid(void **state)
 {
@@ -373,11 +418,10 @@ test_teacher_invalid(void **state)
 
 	(void)state;
 	t.has_pre = 1;
-	t.pre[0] = 1.0f;
-	t.pre[1] = 0.0f;
-	t.pre[2] = 0.0f; /* divides by zero */
+	t.pre = sl_preproc_default(SL_DTYPE_F32);
+	t.pre.std[0] = 0.0f; /* divides by zero */
 	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
-	t.pre[2] = NAN;
+	t.pre.std[0] = NAN;
 	assert_int_equal(sl_store_register_teacher(s, &t, &why), SL_EINVAL);
 	t.has_pre = 0;
 	t.name[0] = '\0';
@@ -1059,6 +1103,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_readonly_missing, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_register_teacher, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_teacher_channels, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_teacher_invalid, setup,
 		    teardown),
