@@ -81,7 +81,7 @@ cmd_doctor(void)
 {
 	const sl_blas_info *b = sl_blas_info_get();
 	const sl_blas_choice *c = &b->choice;
-	char feats[160];
+	char feats[160], bf16[256];
 
 	sl_blas_features_format(b->features.bits, feats, sizeof feats);
 	printf("kernel      %s\n", b->corename);
@@ -107,8 +107,8 @@ cmd_doctor(void)
 	printf("best here   %s\n", sl_blas_best_kernel(&b->features));
 	printf("cpu         %s: %s\n", b->features.vendor[0] ?
 	    b->features.vendor : "unknown", feats);
-	printf("bf16        %s\n", sl_blas_has_bf16(&b->features) ?
-	    "yes (AVX512-BF16)" : "no (this CPU or OS lacks AVX512-BF16)");
+	printf("bf16        no: %s\n", sl_blas_bf16_missing(&b->features,
+	    sl_blas_has_sbgemm(), bf16, sizeof bf16));
 	printf("threads     %d (OPENBLAS_NUM_THREADS, or one per CPU; the "
 	    "programs' --threads overrides)\n", b->threads);
 	if (!b->checked)

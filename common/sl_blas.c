@@ -5,6 +5,7 @@
 #include "sl_progress.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -131,6 +132,32 @@ int
 sl_blas_has_bf16(const sl_blas_features *f)
 {
 	return (f->bits & SL_CPU_AVX512_BF16) != 0;
+}
+
+int
+sl_blas_has_sbgemm(void)
+{
+	/* Looked up, not linked: Debian's 0.3.21 is built without
+	 * BUILD_BFLOAT16 and has no such symbol. */
+	return dlsym(RTLD_DEFAULT, "cblas_sbgemm") != NULL;
+}
+
+const char *
+sl_blas_bf16_missing(const sl_blas_features *f, int has_sbgemm, char *buf,
+    size_t cap)
+{
+	const int cpu = sl_blas_has_bf16(f);
+
+	if (cpu && has_sbgemm)
+		snprintf(buf, cap, "this build of softlabel has no bf16 "
+		    "path yet (the CPU has AVX512-BF16 and OpenBLAS "
+		    "cblas_sbgemm)");
+	else
+		snprintf(buf, cap, "%s%s%s", cpu ? "" : "this CPU (or OS) "
+		    "lacks AVX512-BF16", !cpu && !has_sbgemm ? ", and " : "",
+		    has_sbgemm ? "" : "the OpenBLAS loaded has no cblas_sbgemm "
+		    "(Debian 12's 0.3.21 is built without BUILD_BFLOAT16)");
+	return buf;
 }
 
 /* --- kernels ---------------------------------------------------------------- */

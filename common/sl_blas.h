@@ -96,9 +96,18 @@ void sl_blas_features_parse(const sl_blas_cpuid *r, sl_blas_features *out);
  * NUL-terminated. Returns the length it needed, as snprintf. Pure. */
 int sl_blas_features_format(unsigned bits, char *buf, size_t cap);
 
-/* 1 when the CPU can run AVX512-BF16 instructions (for a later
- * --precision bf16 to refuse clearly where it cannot). */
+/* 1 when the CPU can run AVX512-BF16 instructions. */
 int sl_blas_has_bf16(const sl_blas_features *f);
+
+/* 1 when the OpenBLAS loaded exports cblas_sbgemm (bf16 GEMM). */
+int sl_blas_has_sbgemm(void);
+
+/* Why --precision bf16 cannot run, as one clause into buf (always
+ * NUL-terminated): what the CPU lacks, what the library lacks, or, where
+ * both are there, that softlabel has no bf16 path yet. Returns buf. Pure
+ * given has_sbgemm. */
+const char *sl_blas_bf16_missing(const sl_blas_features *f, int has_sbgemm,
+    char *buf, size_t cap);
 
 /* --- kernels and the choice ------------------------------------------------ */
 

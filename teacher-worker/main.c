@@ -23,6 +23,7 @@ on_signal(int sig)
 static worker_cfg cfg;
 static int show_help, show_version;
 static const char *log_level;
+static const char *precision;
 
 static sl_opt opts[] = {
 	{ "connect", SL_OPT_STR, &cfg.connect, "tcp://127.0.0.1:5555", 0, 0, "EP", "the broker's endpoint", 0 },
@@ -34,6 +35,7 @@ static sl_opt opts[] = {
 	{ "input-scale", SL_OPT_FLOAT, &cfg.input_scale, NULL, 1e-12, 1e12, "S", "x*S before mean/std (default: the model's metadata, else 1/255 for uint8 rows, 1 for float32)", 0 },
 	{ "input-mean", SL_OPT_STR, &cfg.input_mean, NULL, 0, 0, "M[,M...]", "subtracted after scaling: one value, or one per channel (rows [C, H, W]) (default: the model's, else 0)", 0 },
 	{ "input-std", SL_OPT_STR, &cfg.input_std, NULL, 0, 0, "SD[,SD...]", "divides after the mean: one value, or one per channel (default: the model's, else 1)", 0 },
+	{ "precision", SL_OPT_STR, &precision, "fp32", 0, 0, "fp32|bf16", "arithmetic of the forward pass; bf16 (cblas_sbgemm) needs AVX512-BF16 and an OpenBLAS built with it, and is refused elsewhere", 0 },
 	{ "batch", SL_OPT_INT, &cfg.batch, "256", 1, 65536, "N", "rows per forward pass", 0 },
 	{ "threads", SL_OPT_INT, &cfg.threads, "0", 0, 1024, "N", "OpenBLAS threads (0: OpenBLAS decides)", 0 },
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "local copy of the dataset (same fingerprint): only row ranges travel", 0 },
@@ -104,6 +106,15 @@ main(int argc, char **argv)
 	if ((cfg.curve_secret == NULL) != (cfg.curve_server == NULL)) {
 		fprintf(stderr, "softlabel-teacher: --curve-secret and "
 		    "--curve-server go together (see --help)\n");
+		return 2;
+	}
+	if (strcmp(precision, "bf16") == 0) {
+		char why_bf16[256];
+
+		fprintf(stderr, "softlabel-teacher: --precision bf16 cannot run "
+		    "here: %s; use --precision fp32 (the default)\n",
+		    sl_blas_bf16_missing(&sl_blas_info_get()->features,
+		    sl_blas_has_sbgemm(), why_bf16, sizeof why_bf16));
 		return 2;
 	}
 	if (cfg.name == NULL) {

@@ -143,4 +143,13 @@ if [ "$class" != avx512 ]; then
 	grep -q "ERROR blas kernel=SkylakeX how=env.*needs avx512f" "$T/doctor.err" ||
 	    sl_fail "no ERROR for an unrunnable user kernel: $(cat "$T/doctor.err")"
 fi
+# 7. --precision bf16 is refused with what is missing, before any work.
+set +e
+"$BIN/softlabel-teacher" --model "$T/none.onnx" --precision bf16 2>"$T/bf16.err"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || sl_fail "--precision bf16: exit $rc, expected 2"
+grep -q "precision bf16 cannot run here: .*\(AVX512-BF16\|cblas_sbgemm\|no bf16 path\)" "$T/bf16.err" ||
+    sl_fail "--precision bf16: no reason: $(cat "$T/bf16.err")"
+cat "$T/bf16.err"
 echo "blas kernel choice: all scenarios as expected"

@@ -438,6 +438,30 @@ test_selfcheck_catches_wrong_sgemm(void **state)
 	assert_true(isinf(r.max_abs_err));
 }
 
+/* Why bf16 cannot run: each missing part named, and with both present the
+ * truth that softlabel has no bf16 path. */
+static void
+test_bf16_missing(void **state)
+{
+	sl_blas_features f;
+	char buf[256];
+
+	(void)state;
+	memset(&f, 0, sizeof f);
+	sl_blas_bf16_missing(&f, 0, buf, sizeof buf);
+	assert_non_null(strstr(buf, "lacks AVX512-BF16, and "));
+	assert_non_null(strstr(buf, "no cblas_sbgemm"));
+	sl_blas_bf16_missing(&f, 1, buf, sizeof buf);
+	assert_string_equal(buf, "this CPU (or OS) lacks AVX512-BF16");
+	f.bits = SL_CPU_AVX512_BF16;
+	sl_blas_bf16_missing(&f, 0, buf, sizeof buf);
+	assert_null(strstr(buf, "lacks AVX512-BF16"));
+	assert_non_null(strstr(buf, "no cblas_sbgemm"));
+	sl_blas_bf16_missing(&f, 1, buf, sizeof buf);
+	assert_non_null(strstr(buf, "no bf16 path yet"));
+	assert_true(sl_blas_has_sbgemm() == 0 || sl_blas_has_sbgemm() == 1);
+}
+
 static void
 test_describe_line(void **state)
 {
@@ -468,6 +492,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_selfcheck_passes_with_running_kernel),
 		cmocka_unit_test(test_selfcheck_catches_wrong_sgemm),
 		cmocka_unit_test(test_describe_line),
+		cmocka_unit_test(test_bf16_missing),
 	};
 
 	(void)argc;
