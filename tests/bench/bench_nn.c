@@ -12,12 +12,19 @@
  *    (the same kernels on the same machine): how close training gets to the
  *    GEMM ceiling.
  *
+ * 4. One Adam step over the teacher's 2.4M parameters, with every
+ *    gradient live, and with a third of them 0 and their moments just
+ *    above FLT_MIN, where they decay through the denormals (what a third
+ *    of the demo teacher's moments did by epoch 20 before sl_optim flushed
+ *    them): the two times should match.
+ *
  * It starts as the programs do (sl_blas_start), so it measures the kernel
  * softlabel runs here; tests/bench/bench_nn.sh runs PyTorch on the same
  * networks under that kernel and prints the ratios. BENCH_THREADS sets the
  * thread count (default 2).
  */
 #include <cblas.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +175,40 @@ bench_train(const int *sizes, int nlayers, int B, float dropout, sl_rng *r)
 	return median(rates, ROUNDS);
 }
 
+/* Milliseconds per Adam step over n parameters; with dead, a third of the
+ * gradients are 0 and their moments start at 2 FLT_MIN: unflushed they
+ * would spend the timed steps as denormals. */
+static double
+adam_ms(size_t n, int dead)
+{
+	enum { STEPS = 200 }; /* unflushed, ~150 of them would be denormal */
+	sl_optim o;
+	float *p = malloc(n * sizeof *p), *g = malloc(n * sizeof *g);
+	double t0, ms;
+
+	if (p == NULL || g == NULL || sl_optim_init(&o, SL_OPTIM_ADAM, n,
+	    1e-3f) != 0) {
+		fprintf(stderr, "bench_nn: out of memory\n");
+		exit(1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const int off = dead && i % 3 == 0;
+
+		p[i] = 0.01f;
+		g[i] = off ? 0.0f : 1e-3f;
+		o.m[i] = off ? 2 * FLT_MIN : 1e-3f;
+		o.v[i] = 1e-6f;
+	}
+	t0 = sl_now_s();
+	for (int k = 0; k < STEPS; k++)
+		sl_optim_step(&o, p, g);
+	ms = (sl_now_s() - t0) * 1e3 / STEPS;
+	sl_optim_fini(&o);
+	free(p);
+	free(g);
+	return ms;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -226,5 +267,19 @@ main(int argc, char **argv)
 	printf("train step 784-1200-1200-10 batch 128 (adam, dropout 0.5): "
 	    "%.0f samples/s, %.1f GFLOP/s = %.3f of the bare forward chain's "
 	    "%.1f GFLOP/s\n", tr, tr_gflops, tr_gflops / fwd_gflops, fwd_gflops);
+
+	double live[3], dead[3];
+	size_t n = 0;
+
+	for (int l = 0; l < 3; l++) /* weights and biases */
+		n += (size_t)sizes[l] * (size_t)sizes[l + 1] + (size_t)sizes[l + 1];
+
+	for (int k = 0; k < 3; k++) {
+		live[k] = adam_ms(n, 0);
+		dead[k] = adam_ms(n, 1);
+	}
+	const double ml = median(live, 3), md = median(dead, 3);
+	printf("adam step %zu parameters: %.2f ms; a third of the moments "
+	    "decaying from FLT_MIN: %.2f ms (ratio %.2f)\n", n, ml, md, md / ml);
 	return 0;
 }
