@@ -359,6 +359,39 @@ parse_metadata(const cJSON *meta, const int *sizes, int nlayers,
 	return 0;
 }
 
+const char *
+sl_model_sniff(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t text = 0;
+
+	if (len >= 6 && memcmp(p, "\x93NUMPY", 6) == 0)
+		return "a NumPy .npy array";
+	if (len >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+		return "gzip data (an IDX.gz dataset?)";
+	if (len >= 4 && p[0] == 0 && p[1] == 0 && p[3] >= 1 && p[3] <= 4 &&
+	    (p[2] == 0x08 || p[2] == 0x09 || (p[2] >= 0x0b && p[2] <= 0x0e)))
+		return "an IDX dataset";
+	if (len >= 6 && memcmp(p, "SLCKPT", 6) == 0)
+		return "a softlabel checkpoint";
+	if (len >= 4 && memcmp(p, "PK\3\4", 4) == 0)
+		return "a zip archive (a PyTorch .pt/.pth checkpoint?)";
+	if (len >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5)
+		return "a Python pickle (a PyTorch .pt file?)";
+	if (len >= 9 && p[8] == '{')
+		return NULL; /* safetensors, maybe damaged */
+	/* ONNX: a ModelProto starts with ir_version (field 1, varint). */
+	if (len >= 2 && p[0] == 0x08 && p[1] < 0x80)
+		return "an ONNX model";
+	for (; text < len && text < 512; text++)
+		if (p[text] < 0x20 && p[text] != '\n' && p[text] != '\r' &&
+		    p[text] != '\t')
+			break;
+	if (len > 0 && (text == len || text == 512))
+		return "text";
+	return NULL;
+}
+
 int
 sl_model_parse(const void *buf, size_t len, const int *expect_sizes,
     int expect_nlayers, sl_mlp **out, sl_model_info *info, sl_errmsg *why)
@@ -383,6 +416,17 @@ sl_model_parse(const void *buf, size_t len, const int *expect_sizes,
 		return sl_errmsg_set(why, SL_EFORMAT, "%zu bytes, shorter than "
 		    "the 8-byte header length", len);
 	hlen = load_u64le(p);
+	if (hlen > len - 8) {
+		const char *what = sl_model_sniff(p, len);
+
+		/* Not safetensors at all: say what it looks like. */
+		if (what != NULL && strcmp(what, "an ONNX model") == 0)
+			return sl_errmsg_set(why, SL_EUNSUPPORTED, "an ONNX "
+			    "model; this takes a safetensors MLP only");
+		if (what != NULL)
+			return sl_errmsg_set(why, SL_EFORMAT, "%s, not a model "
+			    "(%s)", what, SL_MODEL_FORMATS);
+	}
 	if (hlen > SL_MODEL_MAX_HEADER_BYTES)
 		return sl_errmsg_set(why, SL_ELIMIT, "header of %llu bytes, "
 		    "over the limit of %u", (unsigned long long)hlen,

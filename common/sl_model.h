@@ -52,6 +52,17 @@ typedef struct sl_model_info {
 int sl_model_parse(const void *buf, size_t len, const int *expect_sizes,
     int expect_nlayers, sl_mlp **out, sl_model_info *info, sl_errmsg *why);
 
+/* What a file that is not a model looks like, from its first bytes: "a
+ * NumPy .npy array", "gzip data (an IDX.gz dataset?)", "an IDX dataset",
+ * "a softlabel checkpoint", "a zip archive (a PyTorch .pt/.pth
+ * checkpoint?)", "a Python pickle", "text", "an ONNX model", or NULL when
+ * nothing is recognised (and for a safetensors image). The string is
+ * static. Thread-safe. */
+const char *sl_model_sniff(const void *buf, size_t len);
+
+/* The formats model options accept, for error messages. */
+#define SL_MODEL_FORMATS "a safetensors MLP or an ONNX model"
+
 /* Read PATH and parse it as above. Also returns an errno value when the
  * file cannot be opened or read, SL_EFORMAT for something other than a
  * regular file, SL_ELIMIT for a file larger than any valid model. */

@@ -151,6 +151,7 @@ sl_graph_load(const char *path, const sl_graph_opts *opts, sl_graph **out,
     sl_model_info *info, sl_errmsg *why)
 {
 	void *buf = NULL;
+	const char *what;
 	size_t len;
 	int rc;
 
@@ -169,16 +170,18 @@ sl_graph_load(const char *path, const sl_graph_opts *opts, sl_graph **out,
 				*info = mi;
 		}
 		sl_mlp_free(&m);
-	} else if (len >= 6 && memcmp(buf, "\x93NUMPY", 6) == 0) {
-		rc = sl_errmsg_set(why, SL_EFORMAT, "a NumPy .npy file, not a "
-		    "model (safetensors or ONNX)");
+	} else if ((what = sl_model_sniff(buf, len)) != NULL &&
+	    strcmp(what, "an ONNX model") != 0) {
+		rc = sl_errmsg_set(why, SL_EFORMAT, "%s, not a model (%s)", what,
+		    SL_MODEL_FORMATS);
 	} else {
 		rc = sl_graph_load_onnx(buf, len, opts, out, why);
 		if (rc == 0 && info != NULL)
 			memset(info, 0, sizeof *info);
 		if (rc == SL_EFORMAT && len > 0 && ((unsigned char *)buf)[0] != 0x08)
-			(void)sl_errmsg_set(why, SL_EFORMAT, "neither safetensors "
-			    "nor ONNX (protobuf does not parse)");
+			(void)sl_errmsg_set(why, SL_EFORMAT, "not a model: "
+			    "neither safetensors nor ONNX (protobuf does not "
+			    "parse; %s accepted)", SL_MODEL_FORMATS);
 	}
 	free(buf);
 	return rc;
