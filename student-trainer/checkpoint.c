@@ -6,7 +6,8 @@
 #include <string.h>
 #include <zlib.h>
 
-static const char magic[8] = { 'S', 'L', 'C', 'K', 'P', 'T', 0, 1 };
+/* The last byte is the version: 2 is written, 1 and 2 are read. */
+static const char magic[8] = { 'S', 'L', 'C', 'K', 'P', 'T', 0, 2 };
 
 #define CKPT_MAX_BYTES ((size_t)3 * SL_MLP_MAX_PARAMS * 4 + ((size_t)1 << 30))
 
@@ -114,17 +115,103 @@ ckpt_size_fixed(const sl_mlp *m, const sl_optim *o)
 	size_t vecs = o->kind == SL_OPTIM_ADAM ? 3 : 2;
 
 	return 8 + 4 + 4 * (size_t)(m->nlayers + 1) + 4 + 6 * 4 + 8 + 4 * 8 +
-	    4 + 8 + 8 + 32 + 4 + vecs * 4 * m->nparams + 4;
+	    4 + 8 + 8 + 8 + 8 + 32 + 4 + 4 + vecs * 4 * m->nparams + 4;
+}
+
+static void
+put_f64(wbuf *w, double d)
+{
+	uint64_t v;
+
+	memcpy(&v, &d, 8);
+	put_u64(w, v);
+}
+
+static int
+get_f64(rbuf *r, double *d)
+{
+	uint64_t v;
+
+	if (get_u64(r, &v) != 0)
+		return -1;
+	memcpy(d, &v, 8);
+	return 0;
+}
+
+/* The value of line "key=..." in text[0..len), or NULL; *vlen its length. */
+static const char *
+find_setting(const char *text, size_t len, const char *key, size_t klen,
+    size_t *vlen)
+{
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+
+		if ((size_t)(le - p) > klen && memcmp(p, key, klen) == 0 &&
+		    p[klen] == '=') {
+			*vlen = (size_t)(le - p) - klen - 1;
+			return p + klen + 1;
+		}
+		p = le + 1;
+	}
+	return NULL;
+}
+
+/* Why the digests differ: the first setting of now whose value the
+ * checkpoint's text holds otherwise (or lacks). */
+static int
+explain_mismatch(const char *saved, size_t slen, const char *now,
+    sl_errmsg *why)
+{
+	const char *p = now;
+
+	if (saved == NULL || now == NULL)
+		return sl_errmsg_set(why, SL_EMISMATCH, "checkpoint belongs to a "
+		    "run with other settings or data%s", saved == NULL ?
+		    " (a version-1 checkpoint does not say which)" : "");
+	while (*p != '\0') {
+		const char *le = strchr(p, '\n'), *eq, *sv;
+		size_t len, klen, vlen, svlen;
+
+		if (le == NULL)
+			le = p + strlen(p);
+		len = (size_t)(le - p);
+		eq = memchr(p, '=', len);
+		if (eq != NULL) {
+			klen = (size_t)(eq - p);
+			vlen = len - klen - 1;
+			sv = find_setting(saved, slen, p, klen, &svlen);
+			if (sv == NULL || svlen != vlen || memcmp(sv, eq + 1,
+			    vlen) != 0)
+				return sl_errmsg_set(why, SL_EMISMATCH,
+				    "checkpoint belongs to another run: %.*s "
+				    "is %.*s there, %.*s here", (int)klen, p,
+				    sv ? (int)(svlen > 200 ? 200 : svlen) : 6,
+				    sv ? sv : "absent",
+				    (int)(vlen > 200 ? 200 : vlen), eq + 1);
+		}
+		p = *le ? le + 1 : le;
+	}
+	return sl_errmsg_set(why, SL_EMISMATCH, "checkpoint belongs to a run "
+	    "with other settings or data");
 }
 
 int
 ckpt_save(const char *path, const sl_mlp *m, const sl_optim *o,
     const sl_rng *rng, const ckpt_pos *pos, const uint8_t digest[32],
-    const uint8_t *mask, uint32_t mask_len, sl_errmsg *why)
+    const char *settings, const uint8_t *mask, uint32_t mask_len,
+    sl_errmsg *why)
 {
 	sl_atomic_file f;
-	wbuf w = { NULL, 0, ckpt_size_fixed(m, o) + mask_len };
+	size_t slen = settings ? strlen(settings) : 0;
+	wbuf w = { NULL, 0, 0 };
 	int rc;
+
+	if (slen > CKPT_MAX_SETTINGS)
+		slen = CKPT_MAX_SETTINGS;
+	w.cap = ckpt_size_fixed(m, o) + mask_len + slen;
 
 	/* One buffer for the whole file: checkpoints happen every few hundred
 	 * steps, not per batch, and a single write keeps the code simple. */
@@ -148,7 +235,12 @@ ckpt_save(const char *path, const sl_mlp *m, const sl_optim *o,
 	put_u32(&w, pos->epoch);
 	put_u64(&w, pos->batch);
 	put_u64(&w, pos->step);
+	put_f64(&w, pos->loss_sum);
+	put_u64(&w, pos->loss_rows);
 	put(&w, digest, 32);
+	put_u32(&w, (uint32_t)slen);
+	if (slen > 0)
+		put(&w, settings, slen);
 	put_u32(&w, mask_len);
 	if (mask_len > 0)
 		put(&w, mask, mask_len);
@@ -178,13 +270,15 @@ get_f32s(rbuf *r, float *x, size_t n)
 
 int
 ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
-    ckpt_pos *pos, const uint8_t digest[32], uint8_t *mask,
-    uint32_t mask_len, sl_errmsg *why)
+    ckpt_pos *pos, const uint8_t digest[32], const char *settings,
+    uint8_t *mask, uint32_t mask_len, sl_errmsg *why)
 {
 	rbuf r = { buf, len, 0 };
 	char head[8];
-	uint32_t nl, v32, kind, crc, mlen;
+	uint32_t nl, v32, kind, crc, mlen, slen = 0;
 	const uint8_t *mask_src;
+	const char *saved = NULL;
+	int version;
 	float hyper[6];
 	uint64_t t, s[4];
 	uint8_t dg[32];
@@ -195,8 +289,9 @@ ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
 	int rc = SL_EFORMAT;
 
 	if (len < sizeof magic + 4 || get(&r, head, 8) != 0 ||
-	    memcmp(head, magic, 8) != 0)
+	    memcmp(head, magic, 7) != 0 || (head[7] != 1 && head[7] != 2))
 		return sl_errmsg_set(why, SL_EFORMAT, "not a softlabel checkpoint");
+	version = head[7];
 	/* The CRC covers everything, so check it before trusting any field. */
 	r.len = len - 4;
 	{
@@ -233,12 +328,32 @@ ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
 	for (int i = 0; i < 4; i++)
 		if (get_u64(&r, &s[i]) != 0)
 			goto trunc;
+	memset(&p, 0, sizeof p);
 	if (get_u32(&r, &p.epoch) != 0 || get_u64(&r, &p.batch) != 0 ||
-	    get_u64(&r, &p.step) != 0 || get(&r, dg, 32) != 0)
+	    get_u64(&r, &p.step) != 0)
 		goto trunc;
+	if (version >= 2 && (get_f64(&r, &p.loss_sum) != 0 ||
+	    get_u64(&r, &p.loss_rows) != 0))
+		goto trunc;
+	if (!isfinite(p.loss_sum) || p.loss_sum < 0)
+		return sl_errmsg_set(why, SL_EFORMAT, "checkpoint loss sum %g "
+		    "is not a finite sum of losses", p.loss_sum);
+	if (get(&r, dg, 32) != 0)
+		goto trunc;
+	if (version >= 2) {
+		if (get_u32(&r, &slen) != 0)
+			goto trunc;
+		if (slen > CKPT_MAX_SETTINGS)
+			return sl_errmsg_set(why, SL_EFORMAT, "checkpoint "
+			    "settings of %u bytes, over %d", slen,
+			    CKPT_MAX_SETTINGS);
+		if (r.len - r.off < slen)
+			goto trunc;
+		saved = (const char *)r.p + r.off;
+		r.off += slen;
+	}
 	if (memcmp(dg, digest, 32) != 0)
-		return sl_errmsg_set(why, SL_EMISMATCH,
-		    "checkpoint belongs to a run with other settings or data");
+		return explain_mismatch(saved, slen, settings, why);
 	if (get_u32(&r, &mlen) != 0)
 		goto trunc;
 	if (mlen != mask_len)
@@ -289,8 +404,8 @@ fail:
 
 int
 ckpt_load(const char *path, sl_mlp *m, sl_optim *o, sl_rng *rng,
-    ckpt_pos *pos, const uint8_t digest[32], uint8_t *mask,
-    uint32_t mask_len, sl_errmsg *why)
+    ckpt_pos *pos, const uint8_t digest[32], const char *settings,
+    uint8_t *mask, uint32_t mask_len, sl_errmsg *why)
 {
 	void *buf;
 	size_t len;
@@ -298,7 +413,8 @@ ckpt_load(const char *path, sl_mlp *m, sl_optim *o, sl_rng *rng,
 
 	if ((rc = sl_file_read(path, CKPT_MAX_BYTES, &buf, &len, why)) != 0)
 		return rc;
-	rc = ckpt_decode(buf, len, m, o, rng, pos, digest, mask, mask_len, why);
+	rc = ckpt_decode(buf, len, m, o, rng, pos, digest, settings, mask,
+	    mask_len, why);
 	free(buf);
 	return rc;
 }

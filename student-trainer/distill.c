@@ -193,6 +193,23 @@ distill_take_done(distill *d)
 	return rc;
 }
 
+uint64_t
+distill_covered_rows(const distill *d)
+{
+	const uint64_t rows = d->job.dataset.rows, sr = d->job.shard_rows;
+	uint64_t covered = 0;
+
+	for (uint64_t s = 0; s < d->nshards; s++) {
+		int all = d->nteachers > 0;
+
+		for (int t = 0; t < d->nteachers && all; t++)
+			all = d->mask[(uint64_t)t * d->nshards + s] != 0;
+		if (all)
+			covered += (s + 1) * sr <= rows ? sr : rows - s * sr;
+	}
+	return covered;
+}
+
 int
 distill_build(distill *d, const int32_t *labels, size_t nlabels)
 {

@@ -53,6 +53,10 @@ void distill_describe(const distill *d, char *buf, size_t len);
 /* Set the mask to the shards done now (fresh snapshot). */
 int distill_take_done(distill *d);
 
+/* Rows the current mask covers for every teacher of the committee (the
+ * rows that can have a target), out of the dataset's rows. */
+uint64_t distill_covered_rows(const distill *d);
+
 /* Build targets from the current mask and run the selection query over
  * labels. */
 int distill_build(distill *d, const int32_t *labels, size_t nlabels);

@@ -103,6 +103,12 @@ eval_run(const eval_cfg *e)
 		goto out;
 	}
 	n = sl_dataset_rows(ds);
+	if (e->test_labels != NULL && nlabels != n) {
+		sl_error("%s: %zu labels for the %zu rows of %s (test labels: one "
+		    "per row)", e->test_labels, nlabels, n, e->test_data);
+		status = TRAIN_USAGE;
+		goto out;
+	}
 	pre = info.has_preproc ? info.pre : sl_preproc_default(sl_dataset_dtype(ds));
 	if (e->pre != NULL)
 		pre = *e->pre;

@@ -35,7 +35,9 @@ static sl_opt opts[] = {
 	{ "min-confidence", SL_OPT_FLOAT, &cfg.dc.min_confidence, "0", 0, 1, "P", "keep unlabeled rows whose teacher max-probability at T=1 is >= P", 0 },
 	{ "balance", SL_OPT_I64, &cfg.dc.balance, "0", 0, 1e15, "N", "at most N unlabeled rows per teacher class, most confident first (0: no limit)", 0 },
 	{ "on-corrupt", SL_OPT_STR, &cfg.dc.on_corrupt, "fail", 0, 0, "fail|skip", "a cache record that fails its CRC stops training, or is skipped", 0 },
-	{ "teacher-model", SL_OPT_STR, &cfg.teacher_model, NULL, 0, 0, "FILE", "teacher model: report fidelity (agreement) on the test set", 0 },
+	{ "wait-coverage", SL_OPT_FLOAT, &cfg.wait_coverage, "0", 0, 1, "F", "before the first epoch, wait until the cache covers fraction F of the rows for every teacher (0: train on what is there)", 0 },
+	{ "wait-timeout", SL_OPT_INT, &cfg.wait_timeout_s, "3600", 0, 100000000, "S", "give up --wait-coverage after S seconds, exit 1 (0: wait forever)", 0 },
+	{ "teacher-model", SL_OPT_STR, &cfg.teacher_model, NULL, 0, 0, "FILE", "teacher model: report fidelity (agreement) on the test set; with --store, the model of one of the teachers", 0 },
 	{ "arch", SL_OPT_STR, &cfg.arch, NULL, 0, 0, "A-B-..-C", "layer sizes, e.g. 784-128-10 (ReLU between)", 0 },
 	{ "epochs", SL_OPT_INT, &cfg.epochs, "10", 1, 100000, "E", "passes over the training rows", 0 },
 	{ "batch", SL_OPT_INT, &cfg.batch, "128", 1, 65536, "B", "rows per step (--evaluate: per forward pass, at most 256)", 0 },
@@ -49,7 +51,7 @@ static sl_opt opts[] = {
 	{ "input-mean", SL_OPT_STR, &cfg.input_mean, "0", 0, 0, "M[,M...]", "subtracted after scaling: one value, or one per channel (rows [C, H, W])", 0 },
 	{ "input-std", SL_OPT_STR, &cfg.input_std, "1", 0, 0, "SD[,SD...]", "divides after the mean: one value, or one per channel", 0 },
 	{ "test-data", SL_OPT_STR, &cfg.test_data, NULL, 0, 0, "FILE", "evaluated after every epoch", 0 },
-	{ "test-labels", SL_OPT_STR, &cfg.test_labels, NULL, 0, 0, "FILE", "labels of --test-data", 0 },
+	{ "test-labels", SL_OPT_STR, &cfg.test_labels, NULL, 0, 0, "FILE", "labels of --test-data, one per row", 0 },
 	{ "out", SL_OPT_STR, &cfg.out, NULL, 0, 0, "FILE", "trained model (.safetensors, PyTorch layout)", 0 },
 	{ "checkpoint", SL_OPT_STR, &cfg.checkpoint, NULL, 0, 0, "FILE", "resumable state, written atomically", 0 },
 	{ "checkpoint-every", SL_OPT_INT, &cfg.checkpoint_every, "200", 0, 1000000000, "STEPS", "also checkpoint every STEPS steps (0: epoch ends only)", 0 },
@@ -95,6 +97,25 @@ need(const char *what, const char *v)
 	return 1;
 }
 
+/* The first distillation option on the command line, or NULL. --alpha 0
+ * is plain supervised training (the way the demo trains its teacher). */
+static const char *
+distill_option_given(void)
+{
+	static const char *const names[] = { "teacher", "teacher-weights",
+		"alpha", "temperature", "min-confidence", "balance", "on-corrupt",
+		"wait-coverage", "wait-timeout" };
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (!sl_opt_find(opts, names[i])->given)
+			continue;
+		if (strcmp(names[i], "alpha") == 0 && cfg.alpha == 0.0f)
+			continue;
+		return names[i];
+	}
+	return NULL;
+}
+
 /* --version's second line: the kernel this binary runs here. */
 static void
 print_blas_line(int threads)
@@ -122,8 +143,14 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 
 	cfg.input_scale = NAN;
-	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0 ||
-	    sl_opt_env(opts, "SOFTLABEL_STUDENT", &why) != 0) {
+	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
+		fprintf(stderr, "softlabel-student: %s\n", why.text);
+		return TRAIN_USAGE;
+	}
+	/* Before the environment: one env file serves both modes, so only
+	 * the command line counts for distill_only_without_store(). */
+	const char *distill_opt = distill_option_given();
+	if (sl_opt_env(opts, "SOFTLABEL_STUDENT", &why) != 0) {
 		fprintf(stderr, "softlabel-student: %s\n", why.text);
 		return TRAIN_USAGE;
 	}
@@ -146,6 +173,13 @@ main(int argc, char **argv)
 	if (evaluate) {
 		if (need("--model", model_path) || need("--test-data", cfg.test_data))
 			return TRAIN_USAGE;
+		if (cfg.test_labels == NULL && predictions == NULL &&
+		    probs_path == NULL) {
+			fprintf(stderr, "softlabel-student: --evaluate has nothing "
+			    "to report: give --test-labels (accuracy), "
+			    "--predictions FILE or --probs FILE\n");
+			return TRAIN_USAGE;
+		}
 		eval_cfg e = {
 			.model = model_path, .arch = cfg.arch,
 			.test_data = cfg.test_data, .test_labels = cfg.test_labels,
@@ -184,6 +218,13 @@ main(int argc, char **argv)
 	    need("--out", cfg.out) ||
 	    (cfg.dc.store == NULL && need("--labels (or --store)", cfg.labels)))
 		return TRAIN_USAGE;
+	if (cfg.dc.store == NULL && distill_opt != NULL) {
+		fprintf(stderr, "softlabel-student: --%s is a distillation "
+		    "option and needs --store (without --store training is "
+		    "supervised%s)\n", distill_opt, strcmp(distill_opt, "alpha") ?
+		    "" : "; --alpha 0 says so");
+		return TRAIN_USAGE;
+	}
 	if ((cfg.test_data == NULL) != (cfg.test_labels == NULL)) {
 		fprintf(stderr, "softlabel-student: --test-data and --test-labels "
 		    "go together\n");

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Everything a run holds, sized once before the first batch so that the loop
  * itself never allocates. */
@@ -41,6 +42,7 @@ typedef struct run {
 	float *dz;           /* (B, C) */
 	float *grads;        /* (nparams) */
 	uint8_t digest[32];  /* identifies the run for --resume */
+	char *settings;      /* what the digest covers, as "--option=value" lines */
 	FILE *metrics;
 } run;
 
@@ -65,6 +67,7 @@ run_fini(run *r)
 	free(r->teacher_pred);
 	free(r->dz);
 	free(r->grads);
+	free(r->settings);
 	if (r->metrics != NULL)
 		fclose(r->metrics);
 }
@@ -80,8 +83,12 @@ open_data(const char *path, sl_dataset **ds)
 	return rc;
 }
 
+/* Training labels may be fewer than the rows (the rest are unlabeled);
+ * test labels (exact) must be one per test row, or accuracy is scored
+ * against the wrong rows. */
 static int
-open_labels(const char *path, int32_t **y, size_t *n, size_t rows, int classes)
+open_labels(const char *path, int32_t **y, size_t *n, size_t rows, int classes,
+    int exact, const char *rows_path)
 {
 	sl_errmsg why = { "" };
 	int rc = sl_labels_load(path, y, n, &why);
@@ -90,8 +97,9 @@ open_labels(const char *path, int32_t **y, size_t *n, size_t rows, int classes)
 		sl_error("%s: %s", path, why.text[0] ? why.text : sl_strerror(rc));
 		return rc;
 	}
-	if (*n > rows) {
-		sl_error("%s: %zu labels for %zu rows", path, *n, rows);
+	if (*n > rows || (exact && *n != rows)) {
+		sl_error("%s: %zu labels for the %zu rows of %s%s", path, *n, rows,
+		    rows_path, exact ? " (test labels: one per row)" : "");
 		return SL_EMISMATCH;
 	}
 	for (size_t i = 0; i < *n; i++) {
@@ -100,6 +108,89 @@ open_labels(const char *path, int32_t **y, size_t *n, size_t rows, int classes)
 			    "classes", path, (*y)[i], i, classes);
 			return SL_EMISMATCH;
 		}
+	}
+	return 0;
+}
+
+static void
+hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* The shortest text that reads back as f (settings lines for people). */
+static const char *
+fl(float f, char buf[32])
+{
+	for (int prec = 6; prec <= 9; prec++) {
+		snprintf(buf, 32, "%.*g", prec, (double)f);
+		if (strtof(buf, NULL) == f)
+			break;
+	}
+	return buf;
+}
+
+/* The settings the digest covers, one "--option=value" line each, saved in
+ * checkpoints so that a refusal names the one that differs. */
+static int
+run_settings(run *r, const sl_fingerprint *fp)
+{
+	const train_cfg *c = r->cfg;
+	char fph[65], lh[65] = "none", f[6][32];
+	uint8_t ld[32];
+	size_t cap = 4096 + 64 * SL_PREPROC_MAX_CHANNELS +
+	    (r->cached ? (size_t)r->d.nteachers * 400 : 0);
+	int n;
+
+	hex(fp->sha256, 32, fph);
+	if (r->labels != NULL) {
+		crypto_hash_sha256(ld, (const unsigned char *)r->labels,
+		    r->nlabels * sizeof *r->labels);
+		memcpy(lh, "sha256:", 7);
+		hex(ld, 8, lh + 7);
+	}
+	if ((r->settings = malloc(cap)) == NULL)
+		return SL_ENOMEM;
+	n = snprintf(r->settings, cap, "--arch=%s\n--optimizer=%s\n--lr=%s\n"
+	    "--momentum=%s\n--weight-decay=%s\n--dropout=%s\n--batch=%d\n"
+	    "--seed=%lld\n", c->arch, c->optimizer, fl(c->lr, f[0]),
+	    fl(c->momentum, f[1]), fl(c->weight_decay, f[2]),
+	    fl(c->dropout, f[3]), c->batch, (long long)c->seed);
+	n += snprintf(r->settings + n, cap - (size_t)n, "--input-scale=%s",
+	    fl(r->pre.scale, f[0]));
+	for (int k = 0; k < 2; k++) {
+		const float *v = k == 0 ? r->pre.mean : r->pre.std;
+
+		n += snprintf(r->settings + n, cap - (size_t)n, "\n--input-%s=",
+		    k == 0 ? "mean" : "std");
+		for (uint32_t ch = 0; ch < r->pre.channels; ch++)
+			n += snprintf(r->settings + n, cap - (size_t)n, "%s%s",
+			    ch ? "," : "", fl(v[ch], f[1]));
+	}
+	n += snprintf(r->settings + n, cap - (size_t)n, "\n--dataset=sha256:"
+	    "%.16s\n--labels=%s", fph, lh);
+	if (r->cached) {
+		const distill *d = &r->d;
+
+		n += snprintf(r->settings + n, cap - (size_t)n, "\n--alpha=%s"
+		    "\n--temperature=%s\n--min-confidence=%s\n--balance=%lld"
+		    "\n--teacher=", fl(c->alpha, f[0]),
+		    fl(c->dc.temperature, f[1]), fl(c->dc.min_confidence, f[2]),
+		    (long long)c->dc.balance);
+		for (int i = 0; i < d->nteachers; i++)
+			n += snprintf(r->settings + n, cap - (size_t)n, "%s%s",
+			    i ? "," : "", d->teachers[i].name);
+		n += snprintf(r->settings + n, cap - (size_t)n,
+		    "\n--teacher-weights=");
+		for (int i = 0; i < d->nteachers; i++)
+			n += snprintf(r->settings + n, cap - (size_t)n, "%s%s",
+			    i ? "," : "", fl(d->weights[i], f[0]));
+		n += snprintf(r->settings + n, cap - (size_t)n,
+		    "\nteacher models=");
+		for (int i = 0; i < d->nteachers; i++)
+			n += snprintf(r->settings + n, cap - (size_t)n, "%s%.12s",
+			    i ? "," : "", d->teachers[i].model_sha256);
 	}
 	return 0;
 }
@@ -143,7 +234,7 @@ run_digest(run *r)
 		crypto_hash_sha256_update(&st, (const unsigned char *)d, strlen(d));
 	}
 	crypto_hash_sha256_final(&st, r->digest);
-	return 0;
+	return run_settings(r, &fp);
 }
 
 static int
@@ -183,6 +274,28 @@ teacher_predictions(run *r)
 	if (r->test_ds == NULL) {
 		sl_error("--teacher-model needs --test-data");
 		return SL_EINVAL;
+	}
+	if (r->cached) {
+		/* Fidelity is agreement with the teacher the targets came
+		 * from: the cache names each teacher's model by its SHA-256. */
+		char sha[65];
+		int i;
+
+		if ((rc = sl_model_sha256(c->teacher_model, sha, &why)) != 0) {
+			sl_error("%s: %s", c->teacher_model, why.text);
+			return rc;
+		}
+		for (i = 0; i < r->d.nteachers; i++)
+			if (strcmp(sha, r->d.teachers[i].model_sha256) == 0)
+				break;
+		if (i == r->d.nteachers) {
+			sl_error("--teacher-model %s (sha256 %.16s...) is not the "
+			    "model of %s %s in %s (sha256 %.16s...)",
+			    c->teacher_model, sha, r->d.nteachers > 1 ?
+			    "any teacher, e.g." : "teacher", r->d.teachers[0].name,
+			    c->dc.store, r->d.teachers[0].model_sha256);
+			return SL_EMISMATCH;
+		}
 	}
 	if ((rc = sl_model_load(c->teacher_model, NULL, 0, &t, &info, &why)) != 0) {
 		sl_error("%s: %s", c->teacher_model, why.text);
@@ -233,7 +346,7 @@ run_open(run *r, const train_cfg *c)
 		return SL_EMISMATCH;
 	}
 	if (c->labels != NULL && (rc = open_labels(c->labels, &r->labels,
-	    &r->nlabels, sl_dataset_rows(r->ds), C)) != 0)
+	    &r->nlabels, sl_dataset_rows(r->ds), C, 0, c->dataset)) != 0)
 		return rc;
 	if (c->dc.store != NULL) {
 		if ((rc = distill_open(&r->d, &c->dc, r->ds, (uint32_t)C)) != 0) {
@@ -251,7 +364,8 @@ run_open(run *r, const train_cfg *c)
 			return SL_EMISMATCH;
 		}
 		if ((rc = open_labels(c->test_labels, &r->test_labels,
-		    &r->test_nlabels, sl_dataset_rows(r->test_ds), C)) != 0)
+		    &r->test_nlabels, sl_dataset_rows(r->test_ds), C, 1,
+		    c->test_data)) != 0)
 			return rc;
 	}
 
@@ -344,8 +458,8 @@ save_checkpoint(run *r, const ckpt_pos *pos)
 	if (r->cfg->checkpoint == NULL)
 		return 0;
 	rc = ckpt_save(r->cfg->checkpoint, r->m, &r->opt, &r->rng, pos,
-	    r->digest, r->cached ? r->d.mask : NULL, r->cached ? r->d.mask_len : 0,
-	    &why);
+	    r->digest, r->settings, r->cached ? r->d.mask : NULL,
+	    r->cached ? r->d.mask_len : 0, &why);
 	if (rc != 0)
 		sl_error("checkpoint %s: %s", r->cfg->checkpoint, why.text);
 	return rc;
@@ -499,11 +613,87 @@ prepare_epoch(run *r, uint32_t epoch, int from_checkpoint)
 		    "targets selected)", epoch + 1);
 		return 1;
 	}
-	if (r->cached)
+	if (r->cached) {
+		const uint64_t rows = sl_dataset_rows(r->ds);
+		const uint64_t covered = distill_covered_rows(&r->d);
+
 		sl_info("epoch %u: %zu rows (%llu with teacher targets, %llu "
 		    "selected unlabeled or labeled)", epoch + 1, r->n_rows,
 		    (unsigned long long)r->d.targets.nhas,
 		    (unsigned long long)r->d.nkeep);
+		if (covered < rows)
+			sl_warn("epoch %u: the cache covers %llu of %llu rows "
+			    "(%.1f%%): labeling is not finished; later epochs "
+			    "take the shards done by then (--wait-coverage F "
+			    "waits for a fraction first)", epoch + 1,
+			    (unsigned long long)covered, (unsigned long long)rows,
+			    100.0 * (double)covered / (double)rows);
+	}
+	return 0;
+}
+
+/* --wait-coverage: before the first epoch, wait until the shards done for
+ * every teacher cover that fraction of the rows, looking again every
+ * 500 ms, at most --wait-timeout seconds (0: no bound). */
+static int
+wait_coverage(run *r, volatile sig_atomic_t *stop)
+{
+	const train_cfg *c = r->cfg;
+	const uint64_t rows = sl_dataset_rows(r->ds);
+	const uint64_t want = (uint64_t)ceil((double)c->wait_coverage *
+	    (double)rows);
+	const double t0 = sl_now_s();
+	double logged = t0;
+	uint64_t covered;
+
+	if (c->wait_coverage <= 0.0f)
+		return 0;
+	if (distill_take_done(&r->d) != 0)
+		return 1;
+	covered = distill_covered_rows(&r->d);
+	if (covered >= want)
+		return 0;
+	char bound[48] = "no time limit";
+
+	if (c->wait_timeout_s > 0)
+		snprintf(bound, sizeof bound, "at most %d s", c->wait_timeout_s);
+	sl_info("waiting until the cache covers %.4g of %llu rows (%llu rows; "
+	    "now %llu, %.1f%%), %s", (double)c->wait_coverage,
+	    (unsigned long long)rows, (unsigned long long)want,
+	    (unsigned long long)covered, 100.0 * (double)covered / (double)rows,
+	    bound);
+	while (covered < want) {
+		const struct timespec half = { 0, 500000000L };
+		const double now = sl_now_s();
+
+		if (*stop) {
+			sl_info("interrupted while waiting for coverage");
+			return 1;
+		}
+		if (c->wait_timeout_s > 0 && now - t0 >= c->wait_timeout_s) {
+			sl_error("--wait-coverage %.4g: the cache covers %llu of "
+			    "%llu rows (%.1f%%) after --wait-timeout %d s",
+			    (double)c->wait_coverage, (unsigned long long)covered,
+			    (unsigned long long)rows,
+			    100.0 * (double)covered / (double)rows,
+			    c->wait_timeout_s);
+			return 1;
+		}
+		if (now - logged >= 30) {
+			sl_info("waiting: the cache covers %llu of %llu rows "
+			    "(%.1f%%)", (unsigned long long)covered,
+			    (unsigned long long)rows,
+			    100.0 * (double)covered / (double)rows);
+			logged = now;
+		}
+		nanosleep(&half, NULL);
+		if (distill_take_done(&r->d) != 0)
+			return 1;
+		covered = distill_covered_rows(&r->d);
+	}
+	sl_info("the cache covers %llu of %llu rows (%.1f%%) after %.1f s: "
+	    "training", (unsigned long long)covered, (unsigned long long)rows,
+	    100.0 * (double)covered / (double)rows, sl_now_s() - t0);
 	return 0;
 }
 
@@ -523,7 +713,7 @@ int
 train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 {
 	run r;
-	ckpt_pos pos = { 0, 0, 0 };
+	ckpt_pos pos = { 0, 0, 0, 0.0, 0 };
 	sl_progress bar;
 	const double t0 = sl_now_s();
 	int rc, status = TRAIN_FAILED;
@@ -542,13 +732,17 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 		sl_errmsg why = { "" };
 
 		rc = ckpt_load(c->checkpoint, r.m, &r.opt, &r.rng, &pos,
-		    r.digest, r.cached ? r.d.mask : NULL,
+		    r.digest, r.settings, r.cached ? r.d.mask : NULL,
 		    r.cached ? r.d.mask_len : 0, &why);
 		if (rc == ENOENT) {
 			sl_info("resume: no checkpoint at %s yet, starting fresh",
 			    c->checkpoint);
 		} else if (rc != 0) {
 			sl_error("--resume %s: %s", c->checkpoint, why.text);
+			/* Another run's checkpoint is an option that differs:
+			 * usage, like an --arch that does not fit. */
+			if (rc == SL_EMISMATCH)
+				status = TRAIN_USAGE;
 			goto out;
 		} else {
 			resumed_mid_epoch = pos.batch > 0;
@@ -559,13 +753,20 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 	}
 	sl_blas_log_startup(c->threads, SL_LOG_INFO);
 	sl_info("training %s from %s%s, %zu parameters, %s lr %g, batch %d, "
-	    "%d epochs, openblas %s", c->arch, c->dataset,
+	    "%d epoch%s, openblas %s", c->arch, c->dataset,
 	    r.cached ? " and its logit cache" : "", r.m->nparams, c->optimizer,
-	    (double)c->lr, c->batch, c->epochs, openblas_get_corename());
+	    (double)c->lr, c->batch, c->epochs, c->epochs == 1 ? "" : "s",
+	    openblas_get_corename());
+	if (r.cached && !resumed_mid_epoch && wait_coverage(&r, stop) != 0)
+		goto out;
 
 	for (; pos.epoch < (uint32_t)c->epochs; pos.epoch++, pos.batch = 0) {
-		double loss_sum = 0, t_epoch = sl_now_s();
-		uint64_t seen = 0;
+		/* The loss covers the whole epoch, also when it resumed mid-way
+		 * (the checkpoint carries the sums); the rate only what this
+		 * process trained. */
+		double loss_sum = resumed_mid_epoch ? pos.loss_sum : 0.0;
+		double t_epoch = sl_now_s();
+		uint64_t seen = resumed_mid_epoch ? pos.loss_rows : 0, here = 0;
 		char label[32];
 
 		if (prepare_epoch(&r, pos.epoch, resumed_mid_epoch) != 0)
@@ -583,8 +784,11 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 
 			loss_sum += (double)train_batch(&r, first, B) * B;
 			seen += (uint64_t)B;
+			here += (uint64_t)B;
 			pos.batch++;
 			pos.step++;
+			pos.loss_sum = loss_sum;
+			pos.loss_rows = seen;
 			sl_progress_update(&bar, first + (size_t)B);
 			if (*stop) {
 				sl_progress_clear(&bar);
@@ -603,9 +807,9 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 		sl_progress_clear(&bar);
 
 		epoch_stats e = { 0 };
-		ckpt_pos next = { pos.epoch + 1, 0, pos.step };
+		ckpt_pos next = { pos.epoch + 1, 0, pos.step, 0.0, 0 };
 
-		e.rate = (double)seen / (sl_now_s() - t_epoch + 1e-9);
+		e.rate = (double)here / (sl_now_s() - t_epoch + 1e-9);
 		e.loss = seen ? loss_sum / (double)seen : 0.0;
 		if (save_checkpoint(&r, &next) != 0)
 			goto out;

@@ -20,6 +20,8 @@ typedef struct train_cfg {
 	distill_cfg dc;                      /* dc.store NULL: no cache */
 	float alpha;
 	int epochs, batch, threads, resume, checkpoint_every;
+	float wait_coverage;                 /* 0: train on what is there */
+	int wait_timeout_s;                  /* bound of that wait; 0: none */
 	int64_t seed;
 	float lr, momentum, weight_decay, dropout;
 	float input_scale;                    /* NAN: by the dtype */

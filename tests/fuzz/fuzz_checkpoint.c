@@ -22,13 +22,14 @@ decode(const uint8_t *buf, size_t len, enum sl_optim_kind kind)
 	sl_mlp *m = NULL;
 	sl_optim o;
 	sl_rng rng = { { 0 } };
-	ckpt_pos pos = { 0, 0, 0 };
+	ckpt_pos pos = { 0, 0, 0, 0.0, 0 };
 	sl_errmsg why;
 	int rc;
 
 	FUZZ_CHECK(sl_mlp_new(sizes, 2, &m) == 0);
 	FUZZ_CHECK(sl_optim_init(&o, kind, m->nparams, 0.5f) == 0);
-	rc = ckpt_decode(buf, len, m, &o, &rng, &pos, digest, NULL, 0, &why);
+	rc = ckpt_decode(buf, len, m, &o, &rng, &pos, digest, "--lr=1", NULL, 0,
+	    &why);
 	if (rc == 0) {
 		for (size_t i = 0; i < m->nparams; i++) {
 			FUZZ_CHECK(isfinite(m->params[i]));

@@ -193,15 +193,20 @@ def idxs():
 # The fuzz target decodes into a 4-3-2 MLP (23 parameters) with SGD or Adam,
 # an all-zero digest and no cache mask: these seeds match it.
 
-def checkpoint(kind):
+def checkpoint(kind, version=1):
     sizes = [4, 3, 2]
     n = sum(sizes[i] * sizes[i + 1] + sizes[i + 1] for i in range(2))
-    b = b"SLCKPT\x00\x01" + struct.pack("<I", 2)
+    b = b"SLCKPT\x00" + bytes([version]) + struct.pack("<I", 2)
     b += b"".join(struct.pack("<I", s) for s in sizes)
     b += struct.pack("<I6fQ", kind, 0.01, 0.9, 0.9, 0.999, 1e-8, 0.0, 17)
     b += struct.pack("<4Q", 1, 2, 3, 0x9E3779B97F4A7C15)
     b += struct.pack("<IQQ", 1, 5, 17)
-    b += bytes(32) + struct.pack("<I", 0)
+    if version >= 2:  # the epoch's partial loss sums, then the settings
+        b += struct.pack("<dQ", 12.5, 40)
+        b += bytes(32) + struct.pack("<I", 6) + b"--lr=1"
+    else:
+        b += bytes(32)
+    b += struct.pack("<I", 0)
     vecs = 3 if kind == 2 else 2
     b += b"".join(struct.pack("<f", (i % 7) * 0.125 - 0.25)
                   for i in range(vecs * n))
@@ -367,7 +372,9 @@ def main():
         "fuzz_model": models,
         "fuzz_npy": npys(),
         "fuzz_idx": idxs(),
-        "fuzz_checkpoint": {"sgd": checkpoint(1), "adam": checkpoint(2)},
+        "fuzz_checkpoint": {"sgd": checkpoint(1), "adam": checkpoint(2),
+                            "sgd_v2": checkpoint(1, 2),
+                            "adam_v2": checkpoint(2, 2)},
         "fuzz_msgpack": dict(msgpack_values(), **messages()),
         "fuzz_onnx": onnx_models(),
     }

@@ -73,7 +73,7 @@ static void
 test_round_trip_is_exact(void **state)
 {
 	fixture *f = *state;
-	const ckpt_pos pos = { 3, 17, 1234 };
+	const ckpt_pos pos = { 3, 17, 1234, 0.1 + 0.2, 1088 };
 	ckpt_pos got;
 	sl_mlp *m;
 	sl_optim o;
@@ -84,10 +84,10 @@ test_round_trip_is_exact(void **state)
 	uint8_t got_mask[5] = { 9, 9, 9, 9, 9 };
 
 	assert_int_equal(ckpt_save(f->path, f->m, &f->o, &f->rng, &pos,
-	    f->digest, mask, 5, &why), 0);
+	    f->digest, "--lr=0.001", mask, 5, &why), 0);
 	blank(f, &m, &o);
-	assert_int_equal(ckpt_load(f->path, m, &o, &r, &got, f->digest, got_mask,
-	    5, &why), 0);
+	assert_int_equal(ckpt_load(f->path, m, &o, &r, &got, f->digest, NULL,
+	    got_mask, 5, &why), 0);
 	assert_memory_equal(got_mask, mask, 5);
 	assert_memory_equal(m->params, f->m->params, m->nparams * sizeof(float));
 	assert_memory_equal(o.m, f->o.m, o.n * sizeof(float));
@@ -97,6 +97,9 @@ test_round_trip_is_exact(void **state)
 	assert_memory_equal(r.s, f->rng.s, sizeof r.s);
 	assert_int_equal(got.epoch, 3);
 	assert_true(got.batch == 17 && got.step == 1234);
+	/* the epoch's partial sums, bit for bit */
+	assert_memory_equal(&got.loss_sum, &pos.loss_sum, sizeof got.loss_sum);
+	assert_true(got.loss_rows == 1088);
 	sl_mlp_free(&m);
 	sl_optim_fini(&o);
 }
@@ -108,12 +111,12 @@ expect_refused(fixture *f, const void *buf, size_t len, const uint8_t *digest,
 	sl_mlp *m;
 	sl_optim o;
 	sl_rng r = { { 1, 2, 3, 4 } };
-	ckpt_pos pos = { 9, 9, 9 };
+	ckpt_pos pos = { 9, 9, 9, 0, 0 };
 	sl_errmsg why = { "" };
 
 	blank(f, &m, &o);
-	assert_int_equal(ckpt_decode(buf, len, m, &o, &r, &pos, digest, NULL, 0,
-	    &why), want);
+	assert_int_equal(ckpt_decode(buf, len, m, &o, &r, &pos, digest, NULL,
+	    NULL, 0, &why), want);
 	assert_true(why.text[0] != '\0');
 	/* untouched */
 	for (size_t i = 0; i < m->nparams; i++)
@@ -127,14 +130,14 @@ static void
 test_corruption_truncation_and_mismatch(void **state)
 {
 	fixture *f = *state;
-	const ckpt_pos pos = { 1, 2, 3 };
+	const ckpt_pos pos = { 1, 2, 3, 0, 0 };
 	sl_errmsg why;
 	unsigned char *buf;
 	size_t len;
 	uint8_t other[32];
 
 	assert_int_equal(ckpt_save(f->path, f->m, &f->o, &f->rng, &pos,
-	    f->digest, NULL, 0, &why), 0);
+	    f->digest, NULL, NULL, 0, &why), 0);
 	assert_int_equal(sl_file_read(f->path, 1 << 20, (void **)&buf, &len,
 	    &why), 0);
 
@@ -164,7 +167,7 @@ test_corruption_truncation_and_mismatch(void **state)
 		assert_int_equal(sl_mlp_new(sizes, 2, &m), 0);
 		assert_int_equal(sl_optim_init(&o, SL_OPTIM_ADAM, m->nparams, 1), 0);
 		assert_int_equal(ckpt_load(f->path, m, &o, &r, &p, f->digest,
-		    NULL, 0, &why), SL_EMISMATCH);
+		    NULL, NULL, 0, &why), SL_EMISMATCH);
 		sl_mlp_free(&m);
 		sl_optim_fini(&o);
 	}
@@ -180,7 +183,30 @@ test_missing_file_is_enoent(void **state)
 
 	unlink(f->path);
 	assert_int_equal(ckpt_load(f->path, f->m, &f->o, &r, &p, f->digest,
-	    NULL, 0, &why), ENOENT);
+	    NULL, NULL, 0, &why), ENOENT);
+}
+
+/* Another run's checkpoint: the refusal names the setting and both values. */
+static void
+test_mismatch_names_the_setting(void **state)
+{
+	fixture *f = *state;
+	const ckpt_pos pos = { 0, 5, 5, 0, 0 };
+	uint8_t other[32];
+	ckpt_pos p;
+	sl_rng r;
+	sl_errmsg why = { "" };
+
+	memset(other, 0xcd, sizeof other);
+	assert_int_equal(ckpt_save(f->path, f->m, &f->o, &f->rng, &pos,
+	    f->digest, "--arch=5-4-3\n--lr=0.01\n--seed=1", NULL, 0, &why), 0);
+	assert_int_equal(ckpt_load(f->path, f->m, &f->o, &r, &p, other,
+	    "--arch=5-4-3\n--lr=0.001\n--seed=1", NULL, 0, &why), SL_EMISMATCH);
+	assert_non_null(strstr(why.text, "--lr is 0.01 there, 0.001 here"));
+	assert_int_equal(ckpt_load(f->path, f->m, &f->o, &r, &p, other,
+	    "--arch=5-4-3\n--lr=0.01\n--seed=1\n--alpha=0.5", NULL, 0, &why),
+	    SL_EMISMATCH);
+	assert_non_null(strstr(why.text, "--alpha is absent there, 0.5 here"));
 }
 
 int
@@ -190,6 +216,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip_is_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corruption_truncation_and_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file_is_enoent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mismatch_names_the_setting, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
