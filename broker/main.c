@@ -7,9 +7,14 @@
 #include "sl_net.h"
 #include "sl_opt.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
@@ -45,6 +50,95 @@ static sl_opt opts[] = {
 	{ "version", SL_OPT_FLAG, &show_version, NULL, 0, 0, NULL, "print the version", 0 },
 	SL_OPT_END
 };
+
+/* A cache directory this start creates is removed again when the start
+ * fails (a --bind that is taken, a bad key...): a failed start leaves
+ * nothing behind. What the directory held before is never touched. */
+typedef struct fresh_store {
+	int created_dir;     /* the directory did not exist */
+	char **before;       /* names it held, NULL-terminated */
+	size_t nbefore;
+} fresh_store;
+
+static int
+names_before(const char *dir, fresh_store *f)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t cap = 0;
+
+	memset(f, 0, sizeof *f);
+	if (d == NULL) {
+		f->created_dir = errno == ENOENT;
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (f->nbefore + 1 >= cap) {
+			size_t ncap = cap ? 2 * cap : 16;
+			char **nb = realloc(f->before, ncap * sizeof *nb);
+
+			if (nb == NULL)
+				break;
+			f->before = nb;
+			cap = ncap;
+		}
+		if ((f->before[f->nbefore] = strdup(e->d_name)) == NULL)
+			break;
+		f->nbefore++;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int
+was_there(const fresh_store *f, const char *name)
+{
+	for (size_t i = 0; i < f->nbefore; i++)
+		if (strcmp(f->before[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Remove the regular files this start added to dir, and dir if it made it. */
+static void
+undo_store(const char *dir, const fresh_store *f)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+	struct stat st;
+	int removed = 0, left = 0;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    was_there(f, e->d_name))
+			continue;
+		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >=
+		    (int)sizeof path || lstat(path, &st) != 0 ||
+		    !S_ISREG(st.st_mode) || unlink(path) != 0)
+			left++;
+		else
+			removed++;
+	}
+	closedir(d);
+	if (f->created_dir && rmdir(dir) != 0)
+		left++;
+	if (left)
+		sl_warn("the failed start left %s behind (it holds files "
+		    "softlabel did not create)", dir);
+	else if (removed || f->created_dir)
+		sl_info("removed the cache %s this failed start created", dir);
+}
+
+static void
+fresh_store_fini(fresh_store *f)
+{
+	for (size_t i = 0; i < f->nbefore; i++)
+		free(f->before[i]);
+	free(f->before);
+}
 
 /* --version's second line: the kernel this binary runs here. */
 static void
@@ -107,9 +201,27 @@ main(int argc, char **argv)
 		    "--allow-keys go together (see --help)\n");
 		return 2;
 	}
+	if (sl_net_check_endpoint(cfg.bind, 1, &why) != 0 ||
+	    (cfg.status_bind != NULL &&
+	    sl_net_check_endpoint(cfg.status_bind, 1, &why) != 0)) {
+		fprintf(stderr, "softlabel-broker: --%s: %s\n",
+		    sl_net_check_endpoint(cfg.bind, 1, NULL) ? "bind" :
+		    "status-bind", why.text);
+		return 2;
+	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-broker", level);
 	sl_blas_log_startup(0, SL_LOG_INFO);
+	/* A cache is new when its data file is not there yet. */
+	char data_path[4096];
+	fresh_store fresh = { 0, NULL, 0 };
+	struct stat st;
+	int is_new;
+
+	snprintf(data_path, sizeof data_path, "%s/data.mdb", cfg.store);
+	is_new = stat(data_path, &st) != 0 && errno == ENOENT;
+	if (is_new)
+		(void)names_before(cfg.store, &fresh);
 	if ((rc = broker_open(&b, &cfg, &stop_requested)) == 0) {
 		b.reload = &reload_requested;
 		if (cfg.curve_secret == NULL)
@@ -120,7 +232,11 @@ main(int argc, char **argv)
 			    "from %s", cfg.bind, b.pub.z85,
 			    sl_curve_allow_count(b.allow), cfg.allow_keys);
 		rc = broker_run(&b);
+		is_new = 0; /* it started: the cache is the job's now */
 	}
 	broker_close(&b);
+	if (is_new && rc != 0)
+		undo_store(cfg.store, &fresh);
+	fresh_store_fini(&fresh);
 	return rc;
 }

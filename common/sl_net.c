@@ -1,6 +1,8 @@
 #include "sl_net.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
@@ -122,4 +124,41 @@ sl_net_unix_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+sl_net_check_endpoint(const char *ep, int bind, sl_errmsg *why)
+{
+	const char *host, *colon, *port;
+	char *end;
+	long n;
+
+	if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0) {
+		if (strchr(ep, '/')[2] != '\0')
+			return 0;
+		goto bad;
+	}
+	if (strncmp(ep, "tcp://", 6) != 0)
+		goto bad;
+	host = ep + 6;
+	colon = strrchr(host, ':');
+	if (colon == NULL || colon == host)
+		goto bad;
+	if (host[0] == '[' && colon[-1] != ']')
+		goto bad;
+	port = colon + 1;
+	if (bind && strcmp(port, "*") == 0)
+		return 0;
+	errno = 0;
+	n = strtol(port, &end, 10);
+	if (end == port || *end != '\0' || errno != 0 || n < 1 || n > 65535 ||
+	    !isdigit((unsigned char)port[0]))
+		goto bad;
+	if (!bind && colon - host == 1 && host[0] == '*')
+		goto bad;
+	return 0;
+bad:
+	return sl_errmsg_set(why, SL_EINVAL, "'%s' is not an endpoint: "
+	    "expected tcp://HOST:PORT or ipc://PATH%s", ep,
+	    bind ? " (HOST may be *)" : "");
 }

@@ -48,6 +48,13 @@ int sl_net_send_raw(void *sock, const void *buf, size_t len);
  * holds the state (0 to start). */
 uint32_t sl_net_backoff_ms(uint32_t *cur_ms, uint64_t *rng_state);
 
+/* Check that ep has the form of a ZeroMQ endpoint we can use before libzmq
+ * sees it (zmq_connect says only "Invalid argument"): tcp://HOST:PORT with
+ * PORT 1..65535 (HOST may be [IPv6]; for a bind HOST and PORT may be '*'),
+ * ipc://PATH or inproc://NAME. Returns 0, or SL_EINVAL with why saying what
+ * was given and what is expected. Thread-safe. */
+int sl_net_check_endpoint(const char *ep, int bind, sl_errmsg *why);
+
 /* Milliseconds on the monotonic clock, and Unix time in ms. */
 uint64_t sl_net_now_ms(void);
 uint64_t sl_net_unix_ms(void);

@@ -3,6 +3,7 @@
 #include "worker.h"
 #include "sl_blas.h"
 #include "sl_log.h"
+#include "sl_net.h"
 #include "sl_opt.h"
 
 #include <math.h>
@@ -26,7 +27,8 @@ static const char *log_level;
 static const char *precision;
 
 static sl_opt opts[] = {
-	{ "connect", SL_OPT_STR, &cfg.connect, "tcp://127.0.0.1:5555", 0, 0, "EP", "the broker's endpoint", 0 },
+	{ "connect", SL_OPT_STR, &cfg.connect, "tcp://127.0.0.1:5555", 0, 0, "EP", "the broker's endpoint, tcp://HOST:PORT (or ipc://PATH)", 0 },
+	{ "connect-timeout", SL_OPT_INT, &cfg.connect_timeout_s, "300", 0, 100000000, "S", "exit 1 if no broker answers within S seconds of the start (0: wait forever); once connected, a lost broker is waited for without limit", 0 },
 	{ "model", SL_OPT_STR, &cfg.model, NULL, 0, 0, "FILE", "teacher model: ONNX (.onnx) or a safetensors MLP, told apart by content", 0 },
 	{ "name", SL_OPT_STR, &cfg.name, NULL, 0, 0, "NAME", "teacher name in the cache (default: the model file's name)", 0 },
 	{ "worker-name", SL_OPT_STR, &cfg.worker_name, NULL, 0, 0, "NAME", "this worker in status and logs (default: host-pid)", 0 },
@@ -101,6 +103,10 @@ main(int argc, char **argv)
 	}
 	if (cfg.model == NULL) {
 		fprintf(stderr, "softlabel-teacher: --model is required (see --help)\n");
+		return 2;
+	}
+	if (sl_net_check_endpoint(cfg.connect, 0, &why) != 0) {
+		fprintf(stderr, "softlabel-teacher: --connect: %s\n", why.text);
 		return 2;
 	}
 	if ((cfg.curve_secret == NULL) != (cfg.curve_server == NULL)) {

@@ -95,6 +95,7 @@ typedef struct wstate {
 	sl_curve_key secret, pub, server;
 	sl_proto_buf out;
 	int welcomed, done;
+	int ever_welcomed;      /* a broker has answered since the start */
 	uint32_t teacher_index, heartbeat_ms, row_bytes, shard_rows;
 	enum sl_dtype dtype;
 	uint64_t last_heard_ms, last_hb_ms;
@@ -437,6 +438,7 @@ on_welcome(wstate *w, const sl_msg *m)
 		}
 	}
 	w->welcomed = 1;
+	w->ever_welcomed = 1;
 	w->backoff_ms = 0;
 	/* Results the broker has not acknowledged go out again. */
 	int resent = 0;
@@ -894,6 +896,15 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 	}
 	if (compute_start(&w) != 0)
 		goto out;
+	if (cfg->connect_timeout_s > 0)
+		sl_info("connecting to %s as %s (teacher %s); giving up if no "
+		    "broker answers within %d s (--connect-timeout)", cfg->connect,
+		    cfg->worker_name, cfg->name, cfg->connect_timeout_s);
+	else
+		sl_info("connecting to %s as %s (teacher %s); waiting for a "
+		    "broker without limit (--connect-timeout 0)", cfg->connect,
+		    cfg->worker_name, cfg->name);
+	const uint64_t connect_ms = sl_net_now_ms();
 	if ((rc = connect_broker(&w)) != 0) {
 		status = rc;
 		goto out;
@@ -947,6 +958,14 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 		/* A broker silent for the liveness period is presumed gone:
 		 * new socket, HELLO, resend what is held (Paranoid Pirate).
 		 * The back-off wait does not block computing. */
+		if (!w.ever_welcomed && cfg->connect_timeout_s > 0 &&
+		    now - connect_ms >= (uint64_t)cfg->connect_timeout_s * 1000u) {
+			sl_error("no broker answered at %s within %d s "
+			    "(--connect-timeout; 0 waits forever): is it running, "
+			    "and is this its endpoint?", cfg->connect,
+			    cfg->connect_timeout_s);
+			goto out;
+		}
 		if (now - w.last_heard_ms <= (uint64_t)hb * SL_NET_LIVENESS) {
 			reconnect_at = 0;
 		} else if (reconnect_at == 0) {

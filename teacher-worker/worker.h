@@ -47,10 +47,14 @@ typedef struct worker_cfg {
 	float input_scale;
 	const char *input_mean, *input_std; /* lists: one, or one a channel */
 	int batch, threads, credit, max_held;
+	int connect_timeout_s;   /* no broker ever answered: give up; 0: never */
 } worker_cfg;
 
 /* Run until the broker says every shard is done (exit 0), a fatal refusal
- * or error (1), or *stop and the held results are acknowledged (0).
+ * or error (1), no broker answering within cfg->connect_timeout_s of the
+ * start (1; once welcomed, a lost broker is waited for without limit: the
+ * held results must reach it), or *stop and the held results are
+ * acknowledged (0).
  * Returns the exit status; logs its own errors. */
 int worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop);
 
