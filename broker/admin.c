@@ -21,6 +21,7 @@
 #include "sl_store.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <math.h>
@@ -30,16 +31,19 @@
 #include <zmq.h>
 
 static const char *teacher_name, *out_path, *curve_secret, *curve_server;
-static int64_t sample = -1;
+static const char *sample_arg;
 static float temperature;
-static int as_json, timeout_s, show_help, show_version, max_report;
+static int as_json, timeout_s, show_help, show_version, max_report, digits;
+static int as_logits;
 
 static sl_opt opts[] = {
-	{ "teacher", SL_OPT_STR, &teacher_name, NULL, 0, 0, "NAME", "teacher (get, export; verify: only this one)", 0 },
-	{ "sample", SL_OPT_I64, &sample, NULL, 0, 1e18, "I", "sample index (get)", 0 },
+	{ "teacher", SL_OPT_STR, &teacher_name, NULL, 0, 0, "NAME", "teacher (get, export: optional when the cache has one; verify: only this one)", 0 },
+	{ "sample", SL_OPT_STR, &sample_arg, NULL, 0, 0, "A[:B]", "get: sample A, or samples A..B-1 (A: or :B open-ended)", 0 },
+	{ "digits", SL_OPT_INT, &digits, "6", 0, 9, "N", "get: decimals printed (0: full float precision, %.9g)", 0 },
+	{ "logits", SL_OPT_FLAG, &as_logits, NULL, 0, 0, NULL, "get: the teacher's raw logits (T_stored * values) instead of probabilities; top-k: nan (JSON null) for classes not kept", 0 },
 	{ "temperature", SL_OPT_FLOAT, &temperature, "0", 0, 1e4, "T", "distribution at T (get, export; 0: the stored T)", 0 },
 	{ "out", SL_OPT_STR, &out_path, NULL, 0, 0, "FILE", "output .npy (export): float32 (rows, classes), NaN rows where absent", 0 },
-	{ "json", SL_OPT_FLAG, &as_json, NULL, 0, 0, NULL, "status: print the broker's JSON as is", 0 },
+	{ "json", SL_OPT_FLAG, &as_json, NULL, 0, 0, NULL, "status: print the broker's JSON as is; get: one JSON object per sample and line, floats in full", 0 },
 	{ "timeout", SL_OPT_INT, &timeout_s, "5", 1, 3600, "S", "status: seconds to wait for the broker", 0 },
 	{ "curve-secret", SL_OPT_STR, &curve_secret, NULL, 0, 0, "FILE", "status: this client's secret key (with --curve-server; the .pub beside it must be on the broker's allow-list)", 0 },
 	{ "curve-server", SL_OPT_STR, &curve_server, NULL, 0, 0, "FILE", "status: the broker's public key (with --curve-secret)", 0 },
@@ -58,8 +62,9 @@ usage(FILE *out)
 	    "       softlabel keygen NAME   (writes NAME.key, mode 0600, and NAME.pub)\n"
 	    "       softlabel inspect STORE\n"
 	    "       softlabel verify STORE [--teacher NAME]\n"
-	    "       softlabel get STORE --teacher NAME --sample I [--temperature T]\n"
-	    "       softlabel export STORE --teacher NAME --out FILE.npy [--temperature T]\n"
+	    "       softlabel get STORE [--teacher NAME] --sample A[:B] [--temperature T]\n"
+	    "                     [--digits N] [--logits] [--json]\n"
+	    "       softlabel export STORE [--teacher NAME] --out FILE.npy [--temperature T]\n"
 	    "       softlabel doctor   (the OpenBLAS kernel this machine runs, how it\n"
 	    "                           was chosen, CPU features, threads, self-check)\n"
 	    "\n"
@@ -206,6 +211,11 @@ cmd_status(const char *ep)
 	int rc = 1;
 
 	zmq_msg_init(&frame);
+	if (sl_net_check_endpoint(ep, 0, &why) != 0) {
+		fprintf(stderr, "softlabel: status: %s\n", why.text);
+		rc = 2;
+		goto out;
+	}
 	if (sl_net_socket(ctx, ZMQ_DEALER, 64 << 20, &s, &why) != 0) {
 		fprintf(stderr, "softlabel: %s\n", why.text);
 		goto out;
@@ -531,6 +541,223 @@ cmd_verify(const char *dir)
 	return total_problems ? 1 : 0;
 }
 
+/* s as a JSON string (escaped); free with cJSON_free. */
+static char *
+json_quote(const char *s)
+{
+	cJSON *j = cJSON_CreateString(s);
+	char *out = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
+
+	cJSON_Delete(j);
+	return out;
+}
+
+/* 60000 -> "60,000", for messages people read. */
+static const char *
+grouped(uint64_t v, char buf[32])
+{
+	char tmp[24];
+	int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v), o = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* The teacher get and export read: --teacher, or the cache's only one.
+ * NULL with *rc the exit status when there is none to take. */
+static const sl_store_teacher *
+pick_teacher(const cache *c, const char *cmd, int *rc)
+{
+	*rc = 1;
+	if (teacher_name != NULL)
+		return find_teacher(c, teacher_name);
+	if (c->nteachers == 1)
+		return &c->teachers[0];
+	if (c->nteachers == 0) {
+		fprintf(stderr, "softlabel: %s: no teacher is registered in the "
+		    "cache yet\n", cmd);
+		return NULL;
+	}
+	fprintf(stderr, "softlabel: %s: the cache has %zu teachers (", cmd,
+	    c->nteachers);
+	for (size_t i = 0; i < c->nteachers; i++)
+		fprintf(stderr, "%s%s", i ? ", " : "", c->teachers[i].name);
+	fprintf(stderr, "): name one with --teacher\n");
+	*rc = 2;
+	return NULL;
+}
+
+/* --sample I, A:B (A..B-1), A: or :B, within [0, rows). Returns 0, or the
+ * exit status after a one-line message. */
+static int
+parse_samples(const char *arg, uint64_t rows, uint64_t *first, uint64_t *end)
+{
+	const char *colon = strchr(arg, ':');
+	char rbuf[32];
+	uint64_t v[2] = { 0, rows };
+	int given[2] = { 0, 0 };
+
+	for (int k = 0; k < (colon ? 2 : 1); k++) {
+		const char *p = k == 0 ? arg : colon + 1;
+		const char *stop = k == 0 && colon ? colon : p + strlen(p);
+		char *e;
+
+		if (p == stop && colon != NULL)
+			continue; /* open-ended */
+		errno = 0;
+		unsigned long long n = strtoull(p, &e, 10);
+		if (p == stop || e != stop || errno != 0 || *p == '-' || *p == '+' ||
+		    *p == ' ') {
+			fprintf(stderr, "softlabel: --sample: '%s' is not a sample "
+			    "index I or a range A:B\n", arg);
+			return 2;
+		}
+		v[k] = n;
+		given[k] = 1;
+	}
+	if (!colon)
+		v[1] = v[0] + 1;
+	if (!given[0] && colon)
+		v[0] = 0;
+	if (v[0] >= rows || v[1] > rows || (!colon && v[0] == UINT64_MAX)) {
+		const uint64_t bad = v[0] >= rows ? v[0] : v[1] - 1;
+
+		if (rows == 0)
+			fprintf(stderr, "softlabel: sample %" PRIu64 " is out of "
+			    "range (the dataset has no rows)\n", bad);
+		else
+			fprintf(stderr, "softlabel: sample %" PRIu64 " is out of "
+			    "range (dataset has %s rows: 0..%" PRIu64 ")\n", bad,
+			    grouped(rows, rbuf), rows - 1);
+		return 2;
+	}
+	if (v[1] <= v[0]) {
+		fprintf(stderr, "softlabel: --sample %s: an empty range (A:B "
+		    "means A..B-1)\n", arg);
+		return 2;
+	}
+	*first = v[0];
+	*end = v[1];
+	return 0;
+}
+
+static void
+print_float(float f, int json)
+{
+	if (!isfinite(f)) {
+		fputs(json ? "null" : "nan", stdout);
+		return;
+	}
+	if (json || digits == 0)
+		printf("%.9g", (double)f);
+	else
+		printf("%.*f", digits, (double)f);
+}
+
+/* One sample: 0 printed, 1 absent or corrupt (said on stderr, or in the
+ * JSON line). */
+static int
+get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
+    uint64_t s, float T, float *v)
+{
+	sl_errmsg why = { "" };
+	const uint32_t C = t->fmt.classes;
+	const void *rec;
+	size_t len;
+
+	if (sl_store_get_label(txn, t->index, s, &rec, &len) != 0) {
+		const uint64_t shard = s / c->job.shard_rows;
+		sl_shard_info info;
+		const char *state = "pending";
+		int rc = sl_store_get_shard(txn, t->index, shard, &info, &why);
+
+		if (rc == 0)
+			state = info.state == SL_SHARD_QUARANTINED ? "quarantined" :
+			    info.state == SL_SHARD_DONE ? "done, yet without this "
+			    "record (run softlabel verify)" : "unknown";
+		if (as_json) {
+			char *name = json_quote(t->name);
+
+			printf("{\"teacher\":%s,\"sample\":%" PRIu64 ",\"shard\":%"
+			    PRIu64 ",\"state\":\"%s\",\"%s\":null}\n",
+			    name ? name : "null", s,
+			    shard, rc == 0 && info.state == SL_SHARD_QUARANTINED ?
+			    "quarantined" : rc == 0 ? "missing" : "pending",
+			    as_logits ? "logits" : "probs");
+			cJSON_free(name);
+		} else {
+			fprintf(stderr, "softlabel: teacher %s has no record for "
+			    "sample %" PRIu64 " yet (shard %" PRIu64 " is %s)\n",
+			    t->name, s, shard, state);
+		}
+		return 1;
+	}
+	if (sl_label_check(rec, len, &t->fmt, NULL, &why) != 0) {
+		fprintf(stderr, "softlabel: teacher %s sample %" PRIu64 ": %s\n",
+		    t->name, s, why.text);
+		return 1;
+	}
+	if (as_logits) {
+		if (sl_label_values(rec, v) != 0) {
+			/* Top-k: the kept classes' values, after the header. */
+			const uint8_t *r = rec;
+			const uint16_t k = (uint16_t)(r[2] | r[3] << 8);
+			const uint8_t *idx = r + 12 + 4, *val = idx + 4 * (size_t)k;
+
+			for (uint32_t j = 0; j < C; j++)
+				v[j] = NAN;
+			for (uint16_t j = 0; j < k; j++) {
+				uint32_t cl = (uint32_t)idx[4 * j] |
+				    (uint32_t)idx[4 * j + 1] << 8 |
+				    (uint32_t)idx[4 * j + 2] << 16 |
+				    (uint32_t)idx[4 * j + 3] << 24;
+				uint16_t h = (uint16_t)(val[2 * j] | val[2 * j + 1] << 8);
+
+				if (cl < C)
+					v[cl] = sl_f16_to_f32(h);
+			}
+		}
+		for (uint32_t j = 0; j < C; j++)
+			v[j] *= t->temperature;
+	} else {
+		sl_label_probs(rec, t->temperature, T, v);
+	}
+	if (as_json) {
+		char *name = json_quote(t->name);
+
+		printf("{\"teacher\":%s,\"sample\":%" PRIu64 ",",
+		    name ? name : "null", s);
+		cJSON_free(name);
+		if (as_logits)
+			printf("\"logits\":[");
+		else
+			printf("\"T\":%.9g,\"probs\":[", (double)T);
+		for (uint32_t j = 0; j < C; j++) {
+			if (j)
+				putchar(',');
+			print_float(v[j], 1);
+		}
+		printf("]}\n");
+	} else {
+		if (as_logits)
+			printf("teacher %s sample %" PRIu64 " logits:", t->name, s);
+		else
+			printf("teacher %s sample %" PRIu64 " at T=%g:", t->name, s,
+			    (double)T);
+		for (uint32_t j = 0; j < C; j++) {
+			putchar(' ');
+			print_float(v[j], 0);
+		}
+		putchar('\n');
+	}
+	return 0;
+}
+
 static int
 cmd_get(const char *dir)
 {
@@ -538,43 +765,44 @@ cmd_get(const char *dir)
 	sl_store_txn *txn = NULL;
 	sl_errmsg why = { "" };
 	const sl_store_teacher *t;
-	const void *rec;
-	size_t len;
-	float *p;
+	uint64_t first, end, absent = 0;
+	float *v = NULL;
 	int rc = 1;
 
-	if (teacher_name == NULL || sample < 0) {
-		fprintf(stderr, "softlabel: get needs --teacher and --sample\n");
+	if (sample_arg == NULL) {
+		fprintf(stderr, "softlabel: get needs --sample I (or a range A:B)\n");
+		return 2;
+	}
+	if (as_logits && temperature > 0) {
+		fprintf(stderr, "softlabel: get: --logits and --temperature do not "
+		    "go together (logits have no temperature)\n");
 		return 2;
 	}
 	if (cache_open(dir, &c) != 0)
 		return 1;
-	if ((t = find_teacher(&c, teacher_name)) == NULL ||
-	    sl_store_read_begin(c.store, &txn, &why) != 0)
+	if ((t = pick_teacher(&c, "get", &rc)) == NULL)
 		goto out;
-	if (sl_store_get_label(txn, t->index, (uint64_t)sample, &rec, &len) != 0) {
-		fprintf(stderr, "softlabel: teacher %s has no record for sample "
-		    "%" PRId64 " (yet)\n", t->name, sample);
+	if ((rc = parse_samples(sample_arg, c.job.dataset.rows, &first,
+	    &end)) != 0)
 		goto out;
-	}
-	if (sl_label_check(rec, len, &t->fmt, NULL, &why) != 0) {
-		fprintf(stderr, "softlabel: teacher %s sample %" PRId64 ": %s\n",
-		    t->name, sample, why.text);
+	rc = 1;
+	if (sl_store_read_begin(c.store, &txn, &why) != 0) {
+		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
 		goto out;
 	}
-	p = malloc(t->fmt.classes * sizeof *p);
-	if (p == NULL)
+	if ((v = malloc(t->fmt.classes * sizeof *v)) == NULL) {
+		fprintf(stderr, "softlabel: out of memory\n");
 		goto out;
+	}
 	const float T = temperature > 0 ? temperature : t->temperature;
-	sl_label_probs(rec, t->temperature, T, p);
-	printf("teacher %s sample %" PRId64 " at T=%g:", t->name, sample,
-	    (double)T);
-	for (uint32_t k = 0; k < t->fmt.classes; k++)
-		printf(" %.6f", (double)p[k]);
-	printf("\n");
-	free(p);
-	rc = 0;
+	for (uint64_t s = first; s < end; s++)
+		absent += (uint64_t)get_one(txn, &c, t, s, T, v);
+	if (absent > 0 && end - first > 1)
+		fprintf(stderr, "softlabel: %" PRIu64 " of %" PRIu64 " samples "
+		    "have no (valid) record\n", absent, end - first);
+	rc = absent ? 1 : 0;
 out:
+	free(v);
 	sl_store_read_end(&txn);
 	sl_store_close(&c.store);
 	return rc;
@@ -612,14 +840,16 @@ cmd_export(const char *dir)
 	ectx e = { 0 };
 	int rc = 1;
 
-	if (teacher_name == NULL || out_path == NULL) {
-		fprintf(stderr, "softlabel: export needs --teacher and --out\n");
+	if (out_path == NULL) {
+		fprintf(stderr, "softlabel: export needs --out\n");
 		return 2;
 	}
 	if (cache_open(dir, &c) != 0)
 		return 1;
-	if ((e.t = find_teacher(&c, teacher_name)) == NULL ||
-	    sl_store_read_begin(c.store, &txn, &why) != 0)
+	if ((e.t = pick_teacher(&c, "export", &rc)) == NULL)
+		goto out;
+	rc = 1;
+	if (sl_store_read_begin(c.store, &txn, &why) != 0)
 		goto out;
 	e.rows = c.job.dataset.rows;
 	e.T = temperature > 0 ? temperature : e.t->temperature;
