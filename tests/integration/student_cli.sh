@@ -145,7 +145,7 @@ sl_subset "$X" 6000 "$T/x6k.npy"
 sl_subset "$Y" 6000 "$T/y6k.npy"
 run6k() { # out metrics extra...
 	o=$1 m=$2; shift 2
-	exec "$S" --dataset "$T/x6k.npy" --labels "$T/y6k.npy" --arch 784-64-10 --epochs 3 \
+	exec "$S" --dataset "$T/x6k.npy" --labels "$T/y6k.npy" --arch 784-256-10 --epochs 6 \
 	    --batch 20 --seed 4 --threads 1 --checkpoint-every 0 --metrics "$m" --out "$o" "$@"
 }
 (run6k "$T/ref6k.safetensors" "$T/ref6k.jsonl") 2>"$T/ref6k.log" ||
@@ -161,7 +161,7 @@ sl_check "$rc -eq 1" "SIGTERM: exit $rc, want 1 (interrupted; if 0 the run ended
 grep -qE "resume: epoch [0-9]+ batch [1-9][0-9]* " "$T/res6k.log" ||
     sl_fail "not resumed mid-epoch: $(grep resume "$T/res6k.log")"
 cmp "$T/ref6k.safetensors" "$T/res6k.safetensors" || sl_fail "resumed model differs"
-for e in 1 2 3; do
+for e in 1 2 3 4 5 6; do
 	a=$(grep "\"epoch\":$e," "$T/ref6k.jsonl" | sed -n 's/.*"loss":\([^,]*\),.*/\1/p')
 	b=$(grep "\"epoch\":$e," "$T/res6k.jsonl" | sed -n 's/.*"loss":\([^,]*\),.*/\1/p')
 	[ -n "$a" ] && [ "$a" = "$b" ] ||
