@@ -117,6 +117,10 @@ for p, z, f, p4 in zip(P, Z, F, P4):
 print("get: JSON, full floats, logits and ranges agree (softmax(logits/T) = probs at T 1 and 4)")
 PY
 
+# export needs no --teacher either with one teacher.
+"$G" export "$T/cache" --out "$T/e.npy" >"$T/out" 2>"$T/err" || sl_fail "export without --teacher: $(cat "$T/err")"
+grep -q "^wrote $T/e.npy: 60000 x 10 at T=1;" "$T/out" || sl_fail "export: $(cat "$T/out")"
+
 # --- --wait-coverage: waits, then trains once half the rows are labeled -------------------
 sl_bg P "$S" --dataset "$X" --store "$T/cache" --arch 784-10 --epochs 1 --batch 256 \
     --metrics "$T/s4.jsonl" --out "$T/s4.safetensors" --wait-coverage 0.5 \
@@ -137,5 +141,9 @@ sl_bg W2 "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/small.safet
 sl_wait_log "$BROKER_LOG" "teacher small registered" 60
 expect_get 2 "softlabel: get: the cache has 2 teachers (big, small): name one with --teacher" --sample 0
 expect_get 0 "" --sample 0 --teacher big
+set +e; "$G" export "$T/cache" --out "$T/e2.npy" >/dev/null 2>"$T/err"; rc=$?; set -e
+sl_check "$rc -eq 2" "export with two teachers and no --teacher: exit $rc, want 2"
+grep -qF "softlabel: export: the cache has 2 teachers (big, small): name one with --teacher" "$T/err" ||
+    sl_fail "export: $(cat "$T/err")"
 grep -q "^teacher big sample 0 at T=1:" "$T/out" || sl_fail "get --teacher big: $(cat "$T/out")"
 echo "distill CLI: all checks passed"

@@ -21,6 +21,14 @@ for t in half top3; do
 	cut -d: -f2 "$T/get" | awk -v t=$t '{ s = 0; for (i = 1; i <= NF; i++) s += $i;
 	    if (s < 0.999 || s > 1.001) { print t ": sums to " s; exit 1 } }' || sl_fail "not a distribution"
 done
+# --logits of a top-k record: the 3 kept classes' logits, nan (JSON null) for the 7 others.
+"$BIN/softlabel" get "$T/cache" --teacher top3 --sample 1234 --logits >"$T/get" || sl_fail "get --logits top3"
+cut -d: -f2 "$T/get" | awk '{ n = 0; f = 0; for (i = 1; i <= NF; i++) if ($i == "nan") n++; else f++;
+    if (n != 7 || f != 3) { print "top3 logits: " n " nan, " f " values"; exit 1 } }' || sl_fail "top-k logits: $(cat "$T/get")"
+"$BIN/softlabel" get "$T/cache" --teacher top3 --sample 1234 --logits --json >"$T/get.json" ||
+    sl_fail "get --logits --json top3"
+$DPY -c 'import json,sys; z = json.load(open(sys.argv[1]))["logits"]; assert sum(v is None for v in z) == 7 and len(z) == 10, z' \
+    "$T/get.json" || sl_fail "top-k logits as JSON: $(cat "$T/get.json")"
 "$BIN/softlabel-student" --dataset "$T/x.npy" --store "$T/cache" --teacher half,top3 \
     --teacher-weights 1,2 --arch 784-32-10 --epochs 2 --metrics "$T/m.jsonl" \
     --out "$T/s.safetensors" 2>"$T/s.log" || sl_fail "committee student: $(tail -2 "$T/s.log")"
