@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <errno.h>
+#include <zlib.h>
 
 #include "../../student-trainer/checkpoint.h"
 #include "sl_file.h"
@@ -186,6 +187,65 @@ test_missing_file_is_enoent(void **state)
 	    NULL, NULL, 0, &why), ENOENT);
 }
 
+/* A version-1 file (no partial sums, no settings) still loads, with the
+ * sums 0: made here from a version-2 one by cutting those fields out. */
+static void
+test_version_1_still_loads(void **state)
+{
+	fixture *f = *state;
+	const ckpt_pos pos = { 2, 4, 40, 7.5, 256 };
+	const char *settings = "--lr=0.001";
+	/* magic, nlayers + 3 sizes, kind + 6 hyper + t, rng, epoch batch step */
+	const size_t sums_at = 8 + 4 + 3 * 4 + 4 + 6 * 4 + 8 + 4 * 8 + 4 + 8 + 8;
+	unsigned char *buf, *v1;
+	size_t len, n = 0, slen = strlen(settings);
+	sl_mlp *m;
+	sl_optim o;
+	sl_rng r;
+	ckpt_pos got;
+	sl_errmsg why = { "" };
+	uint32_t crc;
+
+	assert_int_equal(ckpt_save(f->path, f->m, &f->o, &f->rng, &pos,
+	    f->digest, settings, NULL, 0, &why), 0);
+	assert_int_equal(sl_file_read(f->path, 1 << 20, (void **)&buf, &len,
+	    &why), 0);
+	v1 = malloc(len);
+	assert_non_null(v1);
+	/* up to the sums; the digest; the rest after the settings; new CRC */
+	memcpy(v1, buf, sums_at);
+	n = sums_at;
+	memcpy(v1 + n, buf + sums_at + 16, 32);
+	n += 32;
+	memcpy(v1 + n, buf + sums_at + 16 + 32 + 4 + slen,
+	    len - 4 - (sums_at + 16 + 32 + 4 + slen));
+	n += len - 4 - (sums_at + 16 + 32 + 4 + slen);
+	v1[7] = 1;
+	crc = (uint32_t)crc32(0L, v1, (uInt)n);
+	for (int i = 0; i < 4; i++)
+		v1[n++] = (unsigned char)(crc >> (8 * i));
+	blank(f, &m, &o);
+	assert_int_equal(ckpt_decode(v1, n, m, &o, &r, &got, f->digest, settings,
+	    NULL, 0, &why), 0);
+	assert_int_equal(got.epoch, 2);
+	assert_true(got.batch == 4 && got.step == 40);
+	assert_true(got.loss_sum == 0.0 && got.loss_rows == 0);
+	assert_memory_equal(m->params, f->m->params, m->nparams * sizeof(float));
+	/* another run's version-1 file: refused, saying it cannot name why */
+	{
+		uint8_t other[32];
+
+		memset(other, 0xcd, sizeof other);
+		assert_int_equal(ckpt_decode(v1, n, m, &o, &r, &got, other,
+		    settings, NULL, 0, &why), SL_EMISMATCH);
+		assert_non_null(strstr(why.text, "version-1"));
+	}
+	sl_mlp_free(&m);
+	sl_optim_fini(&o);
+	free(v1);
+	free(buf);
+}
+
 /* Another run's checkpoint: the refusal names the setting and both values. */
 static void
 test_mismatch_names_the_setting(void **state)
@@ -217,6 +277,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_corruption_truncation_and_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file_is_enoent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mismatch_names_the_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_1_still_loads, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
