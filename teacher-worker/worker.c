@@ -971,8 +971,13 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 		} else if (reconnect_at == 0) {
 			uint32_t d = sl_net_backoff_ms(&w.backoff_ms, &w.rng);
 
-			sl_warn("broker silent for %" PRIu64 " ms; reconnecting in "
-			    "%u ms", now - w.last_heard_ms, d);
+			if (w.ever_welcomed)
+				sl_warn("broker silent for %" PRIu64 " ms; "
+				    "reconnecting in %u ms", now - w.last_heard_ms, d);
+			else
+				sl_info("no broker answers at %s yet (%" PRIu64
+				    " s); trying again in %u ms", cfg->connect,
+				    (now - connect_ms) / 1000, d);
 			reconnect_at = now + d;
 		} else if (now >= reconnect_at) {
 			reconnect_at = 0;

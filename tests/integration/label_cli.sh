@@ -35,6 +35,9 @@ expect 2 "softlabel-broker: --status-bind: '5556' is not an endpoint" \
     softlabel-broker --store "$T/never" --dataset "$T/x.npy" --status-bind 5556
 [ ! -e "$T/never" ] || sl_fail "a broker refused for its --status-bind created $T/never"
 
+expect 2 "softlabel: status: 'localhost:5555' is not an endpoint: expected tcp://HOST:PORT or ipc://PATH" \
+    softlabel status localhost:5555
+
 # --- a worker with no broker: logs the attempt, gives up after --connect-timeout ------
 PORT=$(sl_free_port)
 sl_bg W "$BIN/softlabel-teacher" --connect "tcp://127.0.0.1:$PORT" \
