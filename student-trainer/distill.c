@@ -149,6 +149,60 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 	return 0;
 }
 
+int
+distill_ready(const distill_cfg *cfg, char *what, size_t what_len)
+{
+	sl_store_opts so = { 1, 0, 0 };
+	sl_store_teacher all[SL_STORE_MAX_TEACHERS];
+	sl_errmsg why = { "" };
+	sl_store *st = NULL;
+	sl_store_job job;
+	size_t nall = 0;
+	int rc, ready = 1;
+
+	if (sl_store_open(cfg->store, &so, &st, &why) != 0) {
+		/* No cache yet: the broker has not started. */
+		snprintf(what, what_len, "no cache at %s yet", cfg->store);
+		return 0;
+	}
+	rc = sl_store_get_job(st, &job, &why);
+	if (rc == 0)
+		rc = sl_store_teachers(st, all, SL_STORE_MAX_TEACHERS, &nall, &why);
+	sl_store_close(&st);
+	if (rc == SL_ENOTFOUND) {
+		snprintf(what, what_len, "no job in %s yet", cfg->store);
+		return 0;
+	}
+	if (rc != 0) {
+		sl_error("--store %s: %s", cfg->store, why.text);
+		return -1;
+	}
+	if (cfg->teachers == NULL) {
+		if (nall == 0)
+			snprintf(what, what_len, "no teacher registered in %s yet",
+			    cfg->store);
+		return nall > 0;
+	}
+	char list[2048], *names[SL_TARGET_MAX_TEACHERS + 1];
+	int n;
+
+	snprintf(list, sizeof list, "%s", cfg->teachers);
+	if ((n = split(list, names, SL_TARGET_MAX_TEACHERS)) <= 0)
+		return 1; /* distill_open says what is wrong with the list */
+	for (int i = 0; i < n && ready; i++) {
+		size_t j;
+
+		for (j = 0; j < nall && strcmp(all[j].name, names[i]) != 0; j++)
+			;
+		if (j == nall) {
+			snprintf(what, what_len, "teacher '%s' is not registered "
+			    "in %s yet", names[i], cfg->store);
+			ready = 0;
+		}
+	}
+	return ready;
+}
+
 void
 distill_close(distill *d)
 {

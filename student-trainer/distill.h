@@ -47,6 +47,12 @@ int distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
     uint32_t classes);
 void distill_close(distill *d);
 
+/* For --wait-coverage: 1 when cfg->store holds a job and the teachers
+ * cfg->teachers names (or at least one, when it names none) are
+ * registered, 0 when not yet (*what says what is missing), -1 on another
+ * error (logged). Opens and closes the cache read-only. */
+int distill_ready(const distill_cfg *cfg, char *what, size_t what_len);
+
 /* Text that identifies the teachers and settings, for the run digest. */
 void distill_describe(const distill *d, char *buf, size_t len);
 

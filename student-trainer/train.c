@@ -41,6 +41,8 @@ typedef struct run {
 	int32_t *teacher_pred; /* (test rows) --teacher-model predictions */
 	float *dz;           /* (B, C) */
 	float *grads;        /* (nparams) */
+	double wait_t0;      /* --wait-coverage started waiting */
+	int waited;          /* it waited for the cache or a teacher */
 	uint8_t digest[32];  /* identifies the run for --resume */
 	char *settings;      /* what the digest covers, as "--option=value" lines */
 	FILE *metrics;
@@ -323,8 +325,47 @@ teacher_predictions(run *r)
 	return rc;
 }
 
+/* --wait-coverage from before the labeling starts: wait (within the same
+ * --wait-timeout) for the cache and its teachers to exist. */
 static int
-run_open(run *r, const train_cfg *c)
+wait_for_teachers(run *r, volatile sig_atomic_t *stop)
+{
+	const train_cfg *c = r->cfg;
+	char what[512] = "";
+	int ready, logged = 0;
+
+	r->wait_t0 = sl_now_s();
+	if (c->wait_coverage <= 0.0f)
+		return 0;
+	while ((ready = distill_ready(&c->dc, what, sizeof what)) == 0) {
+		const struct timespec half = { 0, 500000000L };
+
+		if (!logged) {
+			char bound[48] = "no time limit";
+
+			if (c->wait_timeout_s > 0)
+				snprintf(bound, sizeof bound, "at most %d s",
+				    c->wait_timeout_s);
+			sl_info("--wait-coverage: %s; waiting, %s", what, bound);
+			logged = r->waited = 1;
+		}
+		if (*stop) {
+			sl_info("interrupted while waiting for the cache");
+			return EINTR;
+		}
+		if (c->wait_timeout_s > 0 &&
+		    sl_now_s() - r->wait_t0 >= c->wait_timeout_s) {
+			sl_error("--wait-coverage: %s after --wait-timeout %d s",
+			    what, c->wait_timeout_s);
+			return ETIMEDOUT;
+		}
+		nanosleep(&half, NULL);
+	}
+	return ready < 0 ? EIO : 0;
+}
+
+static int
+run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 {
 	int sizes[SL_MLP_MAX_LAYERS + 1], nl, C, B = c->batch;
 	size_t D;
@@ -349,6 +390,8 @@ run_open(run *r, const train_cfg *c)
 	    &r->nlabels, sl_dataset_rows(r->ds), C, 0, c->dataset)) != 0)
 		return rc;
 	if (c->dc.store != NULL) {
+		if ((rc = wait_for_teachers(r, stop)) != 0)
+			return rc;
 		if ((rc = distill_open(&r->d, &c->dc, r->ds, (uint32_t)C)) != 0) {
 			distill_close(&r->d);
 			return rc;
@@ -642,8 +685,8 @@ wait_coverage(run *r, volatile sig_atomic_t *stop)
 	const uint64_t rows = sl_dataset_rows(r->ds);
 	const uint64_t want = (uint64_t)ceil((double)c->wait_coverage *
 	    (double)rows);
-	const double t0 = sl_now_s();
-	double logged = t0;
+	const double t0 = r->wait_t0; /* the wait for teachers counts too */
+	double logged = sl_now_s();
 	uint64_t covered;
 
 	if (c->wait_coverage <= 0.0f)
@@ -651,17 +694,18 @@ wait_coverage(run *r, volatile sig_atomic_t *stop)
 	if (distill_take_done(&r->d) != 0)
 		return 1;
 	covered = distill_covered_rows(&r->d);
-	if (covered >= want)
+	if (covered >= want && !r->waited)
 		return 0;
 	char bound[48] = "no time limit";
 
 	if (c->wait_timeout_s > 0)
 		snprintf(bound, sizeof bound, "at most %d s", c->wait_timeout_s);
-	sl_info("waiting until the cache covers %.4g of %llu rows (%llu rows; "
-	    "now %llu, %.1f%%), %s", (double)c->wait_coverage,
-	    (unsigned long long)rows, (unsigned long long)want,
-	    (unsigned long long)covered, 100.0 * (double)covered / (double)rows,
-	    bound);
+	if (covered < want)
+		sl_info("waiting until the cache covers %.4g of %llu rows (%llu "
+		    "rows; now %llu, %.1f%%), %s", (double)c->wait_coverage,
+		    (unsigned long long)rows, (unsigned long long)want,
+		    (unsigned long long)covered,
+		    100.0 * (double)covered / (double)rows, bound);
 	while (covered < want) {
 		const struct timespec half = { 0, 500000000L };
 		const double now = sl_now_s();
@@ -721,7 +765,7 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 	memset(&r, 0, sizeof r);
 	if (c->threads > 0)
 		openblas_set_num_threads(c->threads);
-	if ((rc = run_open(&r, c)) != 0) {
+	if ((rc = run_open(&r, c, stop)) != 0) {
 		status = rc == SL_EINVAL || rc == SL_EMISMATCH ? TRAIN_USAGE :
 		    TRAIN_FAILED;
 		goto out;

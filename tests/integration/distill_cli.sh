@@ -1,5 +1,7 @@
 #!/bin/sh
-# The cache as a new user meets it while labeling runs. A worker labels
+# The cache as a new user meets it while labeling runs. A student started
+# before the broker with --wait-coverage 0.01 waits for the cache (then
+# its teacher) and 1% of the rows, then trains. A worker labels
 # Fashion-MNIST's 60,000 training rows slowly; once a few shards are done it
 # is frozen (SIGSTOP), so the cache's coverage stands still below 100%:
 #  - a student started now says how much of the dataset the cache covers;
@@ -18,6 +20,12 @@ G=$BIN/softlabel
 
 sl_make_big_teacher "$T/big.safetensors"
 sl_make_teacher "$T/small.safetensors"
+# A student started before the broker, with --wait-coverage: it waits for
+# the cache, then for a teacher, then for 1% of the rows, and trains.
+sl_bg P0 "$S" --dataset "$X" --store "$T/cache" --arch 784-10 --epochs 1 --batch 256 \
+    --metrics "$T/s0.jsonl" --out "$T/s0.safetensors" --wait-coverage 0.01 \
+    --wait-timeout 600 2>"$T/s0.log"
+sl_wait_log "$T/s0.log" "INFO --wait-coverage: no cache at $T/cache yet; waiting, at most 600 s" 60
 sl_start_broker "$T/cache" "$X" "$T/broker.log" --shard-rows 1000
 sl_bg W "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/big.safetensors" \
     --name big --threads 1 --batch 16 --credit 1 2>"$T/w.log"
@@ -34,6 +42,13 @@ kill -STOP "$W"
 d=$(sed -n 's/.*big: .* \([0-9]*\)\/60 shards done.*/\1/p' "$T/i")
 sl_check "$d -lt 54" "the worker labeled $d of 60 shards before it was stopped"
 echo "worker stopped with $d of 60 shards done"
+set +e; sl_wait_pid "$P0" 600; rc=$?; set -e
+sl_check "$rc -eq 0" "the student started before the broker: exit $rc: $(tail -2 "$T/s0.log")"
+grep -qE "INFO the cache covers [0-9]+ of 60000 rows \([0-9.]+%\) after [0-9.]+ s: training" "$T/s0.log" ||
+    sl_fail "the early student did not wait for coverage: $(cat "$T/s0.log")"
+n=$(sl_metric "$T/s0.jsonl" rows_with_target)
+sl_check "$n -ge 600" "the early student trained with $n rows with targets, want >= 600"
+echo "a student started before the broker waited for the cache and 1% of the rows, then trained with $n rows"
 
 # --- the student says how much the cache covers ------------------------------------
 "$S" --dataset "$X" --store "$T/cache" --arch 784-10 --epochs 1 --batch 256 \
