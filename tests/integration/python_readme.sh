@@ -36,4 +36,42 @@ tacc=$(sed -n 's/^accuracy \([0-9.]*\).*/\1/p' "$T/teval")
 echo "PyTorch student accuracy $acc, its teacher $tacc"
 $DPY -c "import sys; sys.exit(0 if float('$acc') > float('$tacc') - 0.1 else 1)" ||
     sl_fail "the README's PyTorch student reaches only $acc (teacher $tacc)"
+# The README's GPU teacher script labels a cache through a real broker
+# (on the CPU here), with a teacher.pt saved by PyTorch.
+mkdir "$T/gpu"
+$DPY - "$T/gpu/teacher.pt" <<'PY'
+import sys, torch
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1200), torch.nn.ReLU(),
+                            torch.nn.Linear(1200, 1200), torch.nn.ReLU(), torch.nn.Linear(1200, 10))
+torch.save(model.state_dict(), sys.argv[1])
+PY
+BROKER_PORT=$(sl_free_port)
+sl_start_broker "$T/gpu/cache" "$T/work/train.npy" "$T/gpu/broker.log" --exit-when-done --shard-rows 500
+$DPY "$ROOT/tests/python/test_readme.py" "$ROOT/README.md" --worker-block "$T/gpu/gpu_teacher.py" \
+    "$BROKER_EP" || sl_fail "the README's GPU teacher script"
+(cd "$T/gpu" && PYTHONPATH="$ROOT/common/python" exec $DPY gpu_teacher.py 2>"$T/gpu/worker.log") &
+GPU_PID=$!
+SL_PIDS="$SL_PIDS $GPU_PID"
+set +e; sl_wait_pid "$GPU_PID" 120; rc=$?; set -e
+sl_check "$rc -eq 0" "the README's GPU teacher script exited $rc: $(tail -3 "$T/gpu/worker.log")"
+sl_wait_pid "$BROKER_PID" 30 || sl_fail "the broker did not finish: $(tail -3 "$T/gpu/broker.log")"
+PYTHONPATH="$ROOT/common/python" $DPY - "$T/gpu" "$T/work/train.npy" <<'PY' || sl_fail "the GPU teacher's cache"
+import os, sys, numpy as np, torch, softlabel
+c = softlabel.Cache(os.path.join(sys.argv[1], "cache"))
+model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1200), torch.nn.ReLU(),
+                            torch.nn.Linear(1200, 1200), torch.nn.ReLU(), torch.nn.Linear(1200, 10))
+model.load_state_dict(torch.load(os.path.join(sys.argv[1], "teacher.pt")))
+x = np.load(sys.argv[2]).astype(np.float32) / np.float32(255)
+with torch.no_grad():
+    ref = torch.softmax(model(torch.from_numpy(x).reshape(-1, 1, 28, 28)) / 4, 1).numpy()
+t = c.teacher("big")
+got = c.export("big")
+err = float(np.abs(got - ref).max())
+import hashlib
+sha = hashlib.sha256(open(os.path.join(sys.argv[1], "teacher.pt"), "rb").read()).hexdigest()
+print(f"README GPU teacher: {c.coverage('big')['records']} records, max abs error {err:.3g}")
+assert t.model_sha256 == sha and t.temperature == 4.0 and t.encoding == "f32"
+assert not np.isnan(got).any() and err <= 1e-5
+PY
 echo "the README's Python code runs as written"

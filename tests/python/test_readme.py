@@ -2,6 +2,7 @@
 """Run the README's Python code as written (tests/integration/python_readme.sh).
 
     test_readme.py README.md WORKDIR MODELDIR
+    test_readme.py README.md --worker-block OUT.py ENDPOINT
 
 WORKDIR holds cache/ (teacher "big", f32, T=4, every row), train.npy,
 labels.npy and export.npy (softlabel export of the cache); MODELDIR holds
@@ -10,6 +11,8 @@ probs.npy (softlabel-student --evaluate --probs at T=1). The code blocks of
 the section "Python: the softlabel package" run in WORKDIR, in order, in
 one namespace; the model-loading lines of "Files users bring" run in
 MODELDIR. Their results are compared with what the C programs wrote.
+With --worker-block, the GPU teacher script of that section is written to
+OUT.py with its endpoint replaced by ENDPOINT, for the caller to run.
 """
 import os
 import sys
@@ -17,7 +20,7 @@ import textwrap
 
 import numpy as np
 
-readme, work, modeldir = sys.argv[1:4]
+readme = sys.argv[1]
 text = open(readme).read().split("\n")
 
 
@@ -42,6 +45,18 @@ def section(title):
     return text[start:end]
 
 
+if sys.argv[2] == "--worker-block":
+    # The GPU teacher script, with the README's endpoint replaced by the
+    # test broker's (the only change), written to a file to run.
+    out, ep = sys.argv[3:5]
+    gpu = [b for b in blocks(section("Python: the softlabel package"))
+           if b.startswith("# gpu_teacher.py")]
+    if len(gpu) != 1 or "tcp://broker:5555" not in gpu[0]:
+        sys.exit("FAIL: no GPU teacher block with tcp://broker:5555 in the README")
+    open(out, "w").write(gpu[0].replace("tcp://broker:5555", ep) + "\n")
+    sys.exit(0)
+
+work, modeldir = sys.argv[2:4]
 py = [b for b in blocks(section("Python: the softlabel package")) if b.startswith("import")]
 if len(py) != 2:
     sys.exit(f"FAIL: want 2 code blocks in the Python section, found {len(py)}")
