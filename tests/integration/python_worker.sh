@@ -11,6 +11,8 @@
 #      broker's checks and equal the C worker's within their rounding.
 #   D. CURVE: the Python worker with an allow-listed key labels a CURVE
 #      broker.
+#   E. a Python teacher stuck inside f keeps heartbeating without renewing
+#      its leases, which go to the C worker; another T is refused (exit 1).
 # After each: one record per sample (verify, coverage), each equal to
 # PyTorch's softmax(z/T) within 1e-5 (f32), and shards from both kinds of
 # worker.
@@ -127,4 +129,26 @@ sl_start_broker "$T/curve" "$T/small.npy" "$T/broker-curve.log" --shard-rows 500
 pyw P "$T/py-curve.log" cur 2 f32 py-curve "$T/keys/py.key" "$T/keys/broker.pub"
 finish "D"
 $DPY "$ROOT/tests/lib/torch_reference.py" "$T/curve" cur "$M" "$T/small.npy" 2 1e-5 || sl_fail "D: cache not exact"
+# --- E: a Python teacher stuck inside f, and a refused one --------------------------
+# Its heartbeats go on (f runs on its own thread) but no longer renew its
+# leases: the broker sees it alive but stalled and re-leases its shards to
+# the C worker. A worker claiming the teacher with another T is refused.
+BROKER_PORT=$(sl_free_port)
+sl_start_broker "$T/stall" "$T/small.npy" "$T/broker-stall.log" --shard-rows 500 \
+    --lease-timeout 2 --exit-when-done
+SL_TEST_STALL_S=8 pyw P "$T/py-stuck.log" stall 2 f32 py-stuck
+sl_wait_log "$T/py-stuck.log" "INFO ready .*teacher=stall" 60
+pyw PB "$T/py-bad.log" stall 5 f32 py-bad
+set +e; sl_wait_pid "$PB" 60; rc=$?; set -e
+sl_check "$rc -eq 1" "E: a worker with another temperature exited $rc, not 1"
+grep -q "ERROR broker refused this worker: teacher 'stall' is registered with temperature 2" \
+    "$T/py-bad.log" || sl_fail "E: no clear refusal: $(tail -2 "$T/py-bad.log")"
+cw C "$T/c-stall.log" stall 2 c-stall
+finish "E"
+grep -q "worker py-stuck is heard from but did not renew its lease" "$T/broker-stall.log" ||
+    sl_fail "E: the broker did not see py-stuck as alive and stalled: $(grep -E 'expired|stalled' "$T/broker-stall.log" | head -3)"
+grep -q "WARN the teacher has finished no batch" "$T/py-stuck.log" ||
+    sl_fail "E: py-stuck did not say its teacher is stalled"
+$DPY "$ROOT/tests/lib/torch_reference.py" "$T/stall" stall "$M" "$T/small.npy" 2 1e-5 || sl_fail "E: cache not exact"
+echo "E: the stuck Python teacher's leases went to the C worker; the refused one exited 1"
 echo "softlabel.worker labels beside C workers through kills of workers and the broker, exactly"

@@ -9,8 +9,11 @@ shapes, loads it with softlabel.torch.load_file and labels with
 softlabel.worker.Worker: the same teacher (model SHA-256, preprocessing from
 the file's metadata, T, encoding) as `softlabel-teacher --model` of that
 file, so both kinds of worker serve one teacher name. Exit: Worker.run's.
+SL_TEST_STALL_S=S makes the first batch hang S seconds inside the teacher.
 """
+import os
 import sys
+import time
 
 import torch
 
@@ -35,7 +38,18 @@ model.load_state_dict({f"{2 * j}.{p}": sd[f"{i}.{p}"].float() for j, i in enumer
 meta = metadata(path)
 pre = tuple(float(meta[k]) if k in meta else None
             for k in ("input_scale", "input_mean", "input_std"))
-w = Worker(ep, teacher=name, fn=torch_teacher(model), model_file=path,
+fn = torch_teacher(model)
+stall = float(os.environ.get("SL_TEST_STALL_S", "0"))
+if stall > 0:
+    # Tests of the lease rule: the first batch hangs in the teacher.
+    inner, first = fn, [True]
+
+    def fn(x):
+        if first[0]:
+            first[0] = False
+            time.sleep(stall)
+        return inner(x)
+w = Worker(ep, teacher=name, fn=fn, model_file=path,
            classes=model[-1].out_features, input_shape=(model[0].in_features,),
            temperature=float(T), encoding=enc, preproc=pre, name=wname, batch=250,
            curve_secret=curve[0], curve_server=curve[1])

@@ -378,8 +378,9 @@ class Worker:
                     self.done = True
                 elif t != HEARTBEAT:
                     self.log.warning("unexpected message type %s from the broker", t)
-            except KeyError as e:
-                self.log.warning("malformed message from the broker: missing key %s", e)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                self.log.warning("malformed message of type %s from the broker: %s: %s",
+                                 t, type(e).__name__, e)
 
     # --- computing -----------------------------------------------------------
 
