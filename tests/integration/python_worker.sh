@@ -126,7 +126,7 @@ cp "$T/keys/py.pub" "$T/allow/"
 BROKER_PORT=$(sl_free_port)
 sl_start_broker "$T/curve" "$T/small.npy" "$T/broker-curve.log" --shard-rows 500 --exit-when-done \
     --curve-secret "$T/keys/broker.key" --allow-keys "$T/allow"
-pyw P "$T/py-curve.log" cur 2 f32 py-curve "$T/keys/py.key" "$T/keys/broker.pub"
+pyw P "$T/py-curve.log" cur 2 f32 py-curve --curve-secret "$T/keys/py.key" --curve-server "$T/keys/broker.pub"
 finish "D"
 $DPY "$ROOT/tests/lib/torch_reference.py" "$T/curve" cur "$M" "$T/small.npy" 2 1e-5 || sl_fail "D: cache not exact"
 # --- E: a Python teacher stuck inside f, and a refused one --------------------------

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Wait until WORKER has stored at least N shards of TEACHER in a cache that
-a broker is filling (read through softlabel.Cache's snapshots).
+"""Wait until WORKER (or any worker, for "*") has stored at least N shards of
+TEACHER in a cache that a broker is filling (read through softlabel.Cache's
+snapshots).
 
     cache_wait.py CACHE TEACHER WORKER N SECS
 
@@ -19,11 +20,11 @@ end = time.monotonic() + secs
 for _ in range(int(secs * 50) + 1):
     if teacher in c.teachers:
         sh = c.shards(teacher)
-        mine = sum(1 for v in sh.values() if v.get("worker") == worker and v.get("state") == 1)
+        mine = sum(1 for v in sh.values() if worker in ("*", v.get("worker")) and v.get("state") == 1)
         if mine >= n:
             print(f"{worker}: {mine} shards of {teacher} stored, {len(sh)}/{c.nshards} done")
             sys.exit(0)
-        if len(sh) == c.nshards:
+        if len(sh) == c.nshards and worker != "*":
             print(f"every shard of {teacher} is done; {worker} stored {mine}")
             sys.exit(1)
     if time.monotonic() > end:

@@ -34,8 +34,8 @@ model = torch.nn.Sequential(*layers).eval()
 model.load_state_dict({f"{2 * j}.{p}": sd[f"{i}.{p}"].float() for j, i in enumerate(idx)
                        for p in ("weight", "bias")})
 meta = metadata(model_path)
-pre = [float(np.float32(meta[k])) if k in meta else d for k, d in
-       zip(("input_scale", "input_mean", "input_std"), sldata.preproc_default(np.uint8))]
+pre = sldata.preproc_fill(float(meta["input_scale"]) if "input_scale" in meta else None,
+                         meta.get("input_mean"), meta.get("input_std"), np.uint8)
 x = sldata.load(x_path)
 xf = sldata.to_f32(x.reshape(len(x), -1), *pre)
 with torch.no_grad():

@@ -48,7 +48,8 @@ for name, enc, nbytes in (("full", "f32", 52), ("half", "f16", 32), ("top3", "to
     ok(t.encoding == ienc == enc and t.classes == int(icls) == 10, f"{name}: format")
     ok(t.record_bytes == int(ibytes) == nbytes, f"{name}: record bytes {t.record_bytes}")
     ok(t.preproc is not None and abs(t.preproc["scale"] - 1 / 255) < 1e-9
-       and t.preproc["mean"] == 0 and t.preproc["std"] == 1, f"{name}: preproc {t.preproc}")
+       and t.preproc["mean"] == [0.0] and t.preproc["std"] == [1.0] and t.preproc["channels"] == 1,
+       f"{name}: preproc {t.preproc}")
     cov = c.coverage(name)
     ok(cov["done"] == int(done) == 3 and cov["shards"] == int(total) == 3, f"{name}: {cov}")
     ok(cov["records"] == 3000 and cov["fraction"] == 1.0 and cov["pending"] == 0, f"{cov}")

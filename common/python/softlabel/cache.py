@@ -21,6 +21,7 @@ import lmdb
 import msgpack
 import numpy as np
 
+from . import data as _data
 from . import record as _rec
 from .record import Format, RecordError
 
@@ -56,8 +57,9 @@ class Teacher:
 
     name, index, classes, temperature (the stored T, a float32 value),
     encoding ("f32", "f16", "topk:K"), k, format (a record.Format),
-    model_sha256 (hex), preproc (the registered input preprocessing as a
-    dict, or None when the cache predates it), record_bytes, meta (the raw
+    model_sha256 (hex), preproc (the registered input preprocessing,
+    {scale, mean: [C], std: [C], channels}, or None when the cache predates
+    it), record_bytes, meta (the raw
     msgpack map, every key, so fields added later are visible)."""
 
     def __init__(self, name, meta):
@@ -83,16 +85,18 @@ class Teacher:
 
 
 def _decode_preproc(raw):
-    """The registered preprocessing: {scale, mean, std} from 12 bytes of
-    float32 (today's format). Any other shape of value is returned under
-    "raw" untouched, so a newer cache still opens."""
+    """The registered preprocessing as {scale, mean: [C], std: [C],
+    channels}, from its 4 * (1 + 2C) bytes of float32 (12 for one channel).
+    A value of another shape is returned under "raw" untouched, so a newer
+    cache still opens."""
     if raw is None:
         return None
-    if isinstance(raw, (bytes, bytearray)) and len(raw) == 12:
-        s, m, d = struct.unpack("<3f", raw)
-        return {"scale": s, "mean": m, "std": d}
-    if isinstance(raw, dict):
-        return dict(raw)
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            s, m, d = _data.preproc_unpack(bytes(raw))
+            return {"scale": s, "mean": m, "std": d, "channels": len(m)}
+        except ValueError:
+            pass
     return {"raw": raw}
 
 

@@ -127,7 +127,8 @@ class CacheDataset(torch.utils.data.Dataset):
     its end unlabeled); teacher: a name, a list of names (a committee,
     averaged with weights like softlabel-student --teacher-weights) or None
     for the only one; temperature: the targets' T (None: the teacher's);
-    preproc: (scale, mean, std) applied as (x * scale - mean) / std (None:
+    preproc: (scale, mean, std) applied as (x * scale - mean[c]) / std[c],
+    mean and std one value or one per channel of [C, H, W] rows (None:
     1/255, 0, 1 for uint8 rows, 1, 0, 1 for float32); transform: optional
     callable on the float32 input tensor.
 

@@ -41,11 +41,9 @@ import queue
 import random
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
-import warnings
 
 import msgpack
 import numpy as np
@@ -146,9 +144,13 @@ class Worker:
     input_shape   the shape of one row as fn takes it (its product must be
                   the dataset's values per row)
     temperature   T (default 1); encoding "f32", "f16" or "topk:K"
-    preproc       (scale, mean, std) applied to the rows; None entries (or
-                  None) take the dataset dtype's default (1/255, 0, 1 for
-                  uint8; 1, 0, 1 for float32), as the C worker does
+    preproc       (scale, mean, std) applied to the rows as
+                  (x * scale - mean[c]) / std[c]: mean and std one value, or
+                  one per channel (up to 16) for channel-major rows [C, ...]
+                  (PyTorch's NCHW; one value pairs with every channel of the
+                  other list); None entries (or None) take the dataset
+                  dtype's default (1/255, 0, 1 for uint8; 1, 0, 1 for
+                  float32), as the C worker does
     dataset       optional local copy of the dataset (.npy / IDX path or
                   array): then only row ranges travel
     name          this worker in status and logs (default host-pid)
@@ -185,7 +187,12 @@ class Worker:
         pre = (None, None, None) if preproc is None else tuple(preproc)
         if len(pre) != 3:
             raise ValueError("preproc is (scale, mean, std)")
-        self.pre_req = tuple(math.nan if v is None else float(np.float32(v)) for v in pre)
+        self.pre_req = pre
+        self.pre_wire = _data.preproc_pack(*pre)  # checks the pairing too
+        channels = len(_data.preproc_channels(pre[1], pre[2])[0])
+        if self.dim % channels:
+            raise ValueError(f"{channels} preprocessing channels do not divide rows of "
+                             f"{self.dim} values")
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         if not 1 <= len(self.name.encode()) <= 128:
             raise ValueError("worker name must be 1 to 128 bytes")
@@ -232,7 +239,7 @@ class Worker:
         self._send(_pack(HELLO, worker=self.name, teacher=self.teacher, model=self.sha,
                          temp=self.temperature, enc=self.fmt.encoding,
                          classes=self.fmt.classes, k=self.fmt.k, dim=self.dim,
-                         dataset=self.ds_sha, pre=struct.pack("<3f", *self.pre_req),
+                         dataset=self.ds_sha, pre=self.pre_wire,
                          held=self._held_list()))
         self.welcomed = False
 
@@ -299,9 +306,8 @@ class Worker:
         if self.row_bytes != self.dim * elem:
             raise WorkerError(f"broker rows have {self.row_bytes} bytes; the teacher takes "
                               f"{self.dim} values")
-        default = _data.preproc_default(np.uint8 if self.dtype == DTYPE_U8 else np.float32)
-        self.pre = tuple(np.float32(d) if math.isnan(r) else np.float32(r)
-                         for r, d in zip(self.pre_req, default))
+        self.pre = _data.preproc_fill(*self.pre_req,
+                                      np.uint8 if self.dtype == DTYPE_U8 else np.float32)
         self.welcomed = True
         self.backoff_ms = 0
         for frame in self.held.values():
