@@ -7,7 +7,8 @@
 #   make demo       the whole system end to end on Fashion-MNIST
 #   make deps       install missing Debian packages (deploy/deps.sh)
 #   make fuzz       libFuzzer targets, each run FUZZ_SECONDS (60) seconds
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (programs, Python package)
+#   make uninstall  the same variables: removes what install put there
 
 .DEFAULT_GOAL := all
 
@@ -82,7 +83,7 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS:= $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all test unit integration check bench demo deps install clean fuzz fuzz-build
+.PHONY: all test unit integration check bench demo deps install uninstall clean fuzz fuzz-build
 all: $(LIB) $(BINS) $(UNIT_BINS) $(BENCH_BINS)
 
 $(BUILD)/obj/%.o: %.c | $(GEN_ONNX)
@@ -213,9 +214,26 @@ fuzz: deps
 	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) \
 		sh tests/fuzz/run.sh $(notdir $(FUZZ_BINS))
 
+# The Python package (common/python/softlabel) goes where Debian's python3
+# looks: /usr/lib/python3/dist-packages for PREFIX=/usr (the packages' own
+# place), $(PREFIX)/lib/python3.X/dist-packages otherwise (/usr/local's is
+# on sys.path; python3 without a Debian python3 to ask). PYTHON_DIR overrides.
+PY_VER     := $(or $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null),3)
+PYTHON_DIR ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/python$(PY_VER)/dist-packages)
+PY_SRC     := $(wildcard common/python/softlabel/*.py)
+
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PYTHON_DIR)/softlabel
+	install -m 0644 $(PY_SRC) $(DESTDIR)$(PYTHON_DIR)/softlabel/
+
+# Removes what install put there, and nothing else.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(BINS)))
+	rm -f $(addprefix $(DESTDIR)$(PYTHON_DIR)/softlabel/,$(notdir $(PY_SRC)))
+	rm -rf $(DESTDIR)$(PYTHON_DIR)/softlabel/__pycache__
+	-rmdir $(DESTDIR)$(PYTHON_DIR)/softlabel 2>/dev/null
 
 clean:
 	rm -rf build

@@ -14,7 +14,9 @@ BUILD_PKGS="build-essential pkg-config libzmq3-dev libmsgpack-dev liblmdb-dev
 libopenblas-dev libcmocka-dev zlib1g-dev libcjson-dev libsodium-dev
 libprotobuf-c-dev protobuf-c-compiler libonnx-dev"
 # Tests, demo and fuzzing (libonnx-testdata: ONNX's backend test cases;
-# python3-onnx, python3-lmdb: the PyTorch export and cache checks); systemd (systemd-analyze), iproute2 and nftables
+# python3-onnx, python3-lmdb: the PyTorch export and cache checks; python3-lmdb,
+# python3-numpy, python3-msgpack, python3-zmq and python3-torch: the Python
+# package common/python/softlabel and its tests); systemd (systemd-analyze), iproute2 and nftables
 # (network namespaces), python3-yaml (manifests) for the deployment tests.
 TEST_PKGS="dataset-fashion-mnist python3 clang libclang-rt-14-dev
 python3-torch python3-numpy python3-zmq python3-msgpack python3-yaml
