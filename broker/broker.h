@@ -3,13 +3,14 @@
  *
  * One thread runs everything (broker_run): messages are drained from the
  * socket in bursts, every valid result of a burst is committed in one LMDB
- * write transaction, and only then acknowledged. A shard moves
+ * write transaction, and only then acknowledged. The files:
  *
- *   PENDING -> LEASED -> COMMITTING -> DONE
- *                |  ^        |
- *                v  |        +-> PENDING (commit failed)
- *             (lease expired, result rejected) -> QUARANTINED after
- *                                                 max_attempts leases
+ *   lease.c    a teacher's shards and leases, a pure state machine
+ *   session.c  the workers: sessions, HELLO, handover after a reconnect
+ *   auth.c     CURVE: keys, the ZAP handler, the socket monitor, SIGHUP
+ *   commit.c   a group of results and quarantines in one transaction
+ *   broker.c   the job, scheduling, the other messages, the loop
+ *   status.c   status as JSON
  *
  * Leases live in memory only: after a restart every shard that is not DONE
  * or QUARANTINED in the cache is PENDING again, and workers re-claim the
@@ -22,6 +23,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "lease.h"
 #include "sl_curve.h"
 #include "sl_data.h"
 #include "sl_proto.h"
@@ -39,27 +41,10 @@ typedef struct broker_cfg {
 	int64_t max_msg_bytes;
 } broker_cfg;
 
-enum shard_state {
-	SHARD_PENDING,
-	SHARD_LEASED,
-	SHARD_COMMITTING,
-	SHARD_DONE,
-	SHARD_QUARANTINED,
-};
-
-typedef struct shard_slot {
-	uint8_t state;
-	uint8_t attempts;     /* leases handed out, saturating */
-	uint32_t owner;       /* token of the worker holding the lease */
-	uint64_t deadline_ms; /* lease expiry, monotonic */
-} shard_slot;
-
 typedef struct teacher_sched {
 	sl_store_teacher info;
 	size_t rec_size;
-	shard_slot *slots;    /* (nshards) */
-	uint64_t scan;        /* where the search for a pending shard resumes */
-	uint64_t ndone, nleased, nquarantined;
+	lease_table lease;    /* its shards; lease.slots NULL until loaded */
 	uint64_t done_at_start;
 	double rate;          /* committed samples/s, smoothed */
 	uint64_t rate_t_ms, rate_samples;
@@ -182,5 +167,28 @@ void broker_close(broker *b);
 
 /* Status as a JSON text, malloc'd (caller frees); NULL on no memory. */
 char *broker_status_json(const broker *b);
+
+/* Between the broker's own files (broker.c), all on the broker's thread. */
+
+/* Send m to a peer; a peer gone away is not an error (it resends). */
+void broker_reply(broker *b, void *sock, const void *id, size_t idlen,
+    const sl_msg *m);
+/* A REFUSE, RESET or DONE with reason (cut to SL_PROTO_MAX_REASON). */
+void broker_reply_reason(broker *b, void *sock, const void *id, size_t idlen,
+    enum sl_msg_type type, const char *reason);
+/* An ACK of shard with status (and reason, NULL for none). */
+void broker_ack(broker *b, const void *id, size_t idlen, uint64_t shard,
+    enum sl_ack_status status, const char *reason);
+/* Count a refused message under r and log it. */
+void broker_reject(broker *b, enum reject_reason r, const char *who,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A leased shard goes back to the queue, or to quarantine (logged, and
+ * recorded for the next commit) after max_attempts leases. */
+void broker_return_shard(broker *b, teacher_sched *ts, uint64_t s,
+    const char *why_back);
+/* Lease to every worker with credit left. */
+void broker_dispatch_all(broker *b);
+/* Load a teacher's shard states from the cache into its scheduler. */
+int broker_load_teacher(broker *b, const sl_store_teacher *t);
 
 #endif

@@ -1,0 +1,252 @@
+#include "session.h"
+#include "sl_label.h"
+#include "sl_log.h"
+#include "sl_net.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+worker *
+session_find(broker *b, const void *id, size_t idlen)
+{
+	for (int i = 0; i < b->nslots; i++) {
+		worker *w = &b->workers[i];
+
+		if (w->used && w->idlen == idlen && memcmp(w->id, id, idlen) == 0)
+			return w;
+	}
+	return NULL;
+}
+
+worker *
+session_by_token(broker *b, uint32_t token)
+{
+	for (int i = 0; i < b->nslots; i++)
+		if (b->workers[i].used && b->workers[i].token == token)
+			return &b->workers[i];
+	return NULL;
+}
+
+void
+session_grant(worker *w, uint64_t shard)
+{
+	w->granted[w->ngranted++ % BROKER_GRANTS] = shard;
+}
+
+int
+session_was_granted(const worker *w, uint64_t shard)
+{
+	const uint32_t n = w->ngranted < BROKER_GRANTS ? w->ngranted : BROKER_GRANTS;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (w->granted[i] == shard)
+			return 1;
+	return 0;
+}
+
+/* Every lease of w goes back to the queue. */
+void
+session_drop_leases(broker *b, worker *w, const char *why_back)
+{
+	teacher_sched *ts = &b->teachers[w->teacher];
+	int64_t s = 0;
+
+	while (ts->lease.slots != NULL && w->nleases > 0 &&
+	    (s = lease_next_owned(&ts->lease, (uint64_t)s, w->token)) >= 0)
+		broker_return_shard(b, ts, (uint64_t)s, why_back);
+	w->nleases = 0;
+	w->ngranted = 0;
+}
+
+typedef struct handover {
+	uint32_t resumed, returned;
+} handover;
+
+/* A worker's new session w takes over the leases of its previous one
+ * (token): those the worker lists in its HELLO move to w, so its
+ * heartbeats renew them; the others it never received (a TASK lost in a
+ * network cut) go back to the queue now instead of at their expiry. */
+static void
+take_over(broker *b, teacher_sched *ts, worker *w, uint32_t token,
+    const uint64_t *held, uint32_t nheld, handover *h)
+{
+	const uint64_t deadline = sl_net_now_ms() +
+	    (uint64_t)b->cfg->lease_timeout_s * 1000;
+	worker *prev = session_by_token(b, token);
+	int64_t s = 0;
+
+	while ((s = lease_next_owned(&ts->lease, (uint64_t)s, token)) >= 0) {
+		uint32_t i = 0;
+
+		while (i < nheld && held[i] != (uint64_t)s)
+			i++;
+		if (i == nheld) {
+			broker_return_shard(b, ts, (uint64_t)s,
+			    "its worker reconnected without it");
+			h->returned++;
+			continue;
+		}
+		if (prev != NULL && prev->nleases > 0)
+			prev->nleases--;
+		w->nleases++;
+		lease_move(&ts->lease, (uint64_t)s, token, w->token, deadline);
+		h->resumed++;
+	}
+}
+
+void
+session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
+    const char *key)
+{
+	char name[SL_PROTO_MAX_NAME + 1], why_text[SL_ERRMSG_MAX + 64];
+	sl_store_teacher t;
+	sl_errmsg why = { "" };
+	worker *w;
+	const size_t dim = sl_dataset_dim(b->ds);
+	int rc;
+
+	snprintf(name, sizeof name, "%.*s", (int)m->u.hello.worker.len,
+	    (const char *)m->u.hello.worker.p);
+	memset(&t, 0, sizeof t);
+	snprintf(t.name, sizeof t.name, "%.*s", (int)m->u.hello.teacher.len,
+	    (const char *)m->u.hello.teacher.p);
+	snprintf(t.model_sha256, sizeof t.model_sha256, "%.*s",
+	    (int)m->u.hello.model_sha256.len,
+	    (const char *)m->u.hello.model_sha256.p);
+	t.temperature = m->u.hello.temperature;
+	t.fmt = m->u.hello.fmt;
+	{
+		/* What the worker will run: NaN takes the default for this
+		 * dataset's dtype, as the worker does on WELCOME. */
+		const sl_preproc def = sl_preproc_default(b->job.dataset.dtype);
+		float p[3];
+
+		memcpy(p, m->u.hello.preproc.p, sizeof p);
+		t.pre[0] = isnan(p[0]) ? def.scale : p[0];
+		t.pre[1] = isnan(p[1]) ? def.mean : p[1];
+		t.pre[2] = isnan(p[2]) ? def.std : p[2];
+		t.has_pre = 1;
+	}
+
+	if (m->u.hello.input_dim != dim) {
+		snprintf(why_text, sizeof why_text, "model takes %u inputs, the "
+		    "dataset's rows have %zu values", m->u.hello.input_dim, dim);
+		broker_reject(b, REJ_BAD_HELLO, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return;
+	}
+	if (m->u.hello.dataset_sha256.len == 32 &&
+	    memcmp(m->u.hello.dataset_sha256.p, b->job.dataset.sha256, 32) != 0) {
+		snprintf(why_text, sizeof why_text, "the worker's --dataset has "
+		    "another fingerprint than the job's %.200s", b->job.dataset_path);
+		broker_reject(b, REJ_DATASET, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return;
+	}
+	if ((uint64_t)sl_label_size(&t.fmt) * b->job.shard_rows + 4096 >
+	    (uint64_t)b->cfg->max_msg_bytes) {
+		snprintf(why_text, sizeof why_text, "a shard of %u records of "
+		    "%zu bytes exceeds the message limit of %" PRId64 " bytes",
+		    b->job.shard_rows, sl_label_size(&t.fmt),
+		    b->cfg->max_msg_bytes);
+		broker_reject(b, REJ_BAD_HELLO, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return;
+	}
+	rc = sl_store_register_teacher(b->store, &t, &why);
+	if (rc == SL_EMISMATCH) {
+		broker_reject(b, REJ_PROVENANCE, name, "%s", why.text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why.text);
+		return;
+	}
+	if (rc != 0) {
+		sl_error("register teacher %s: %s", t.name, why.text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why.text);
+		return;
+	}
+	if (b->teachers[t.index].lease.slots == NULL) {
+		if (broker_load_teacher(b, &t) != 0) {
+			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
+			    "broker could not load the teacher's shards");
+			return;
+		}
+		sl_info("teacher %s registered as index %u: model %.12s..., "
+		    "T=%g, %u classes", t.name, t.index, t.model_sha256,
+		    (double)t.temperature, t.fmt.classes);
+	}
+
+	if ((w = session_find(b, id, idlen)) == NULL) {
+		/* Reuse a forgotten slot before growing the scanned range. */
+		for (int i = 0; i < b->nslots && w == NULL; i++)
+			if (!b->workers[i].used)
+				w = &b->workers[i];
+		if (w == NULL && b->nslots < BROKER_MAX_WORKERS)
+			w = &b->workers[b->nslots++];
+		if (w == NULL) {
+			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
+			    "broker has too many workers");
+			return;
+		}
+	}
+	/* A repeated HELLO on the same connection starts a new session too. */
+	const uint32_t old_token = w->used ? w->token : 0;
+	memset(w, 0, sizeof *w);
+	w->used = 1;
+	memcpy(w->id, id, idlen);
+	w->idlen = idlen;
+	w->token = b->next_token++;
+	snprintf(w->name, sizeof w->name, "%s", name);
+	w->teacher = t.index;
+	w->ship_rows = m->u.hello.dataset_sha256.len == 0;
+	w->last_seen_ms = w->hello_ms = sl_net_now_ms();
+	if (key != NULL)
+		memcpy(w->key.z85, key, SL_CURVE_Z85_LEN);
+
+	/* Results and tasks the worker still holds from before a reconnect or
+	 * a broker restart: it may answer for them. */
+	teacher_sched *ts = &b->teachers[t.index];
+	for (uint32_t i = 0; i < m->u.hello.nheld; i++)
+		if (m->u.hello.held[i] < b->nshards)
+			session_grant(w, m->u.hello.held[i]);
+	/* Its previous session, if the broker still has it (the same slot
+	 * after a repeated HELLO, or the same name and key on an earlier
+	 * connection), ends here: see take_over. */
+	handover h = { 0, 0 };
+	if (old_token != 0)
+		take_over(b, ts, w, old_token, m->u.hello.held,
+		    m->u.hello.nheld, &h);
+	for (int i = 0; i < b->nslots; i++) {
+		worker *prev = &b->workers[i];
+
+		if (prev->used && prev != w && prev->teacher == w->teacher &&
+		    strcmp(prev->name, w->name) == 0 &&
+		    strcmp(prev->key.z85, w->key.z85) == 0) {
+			take_over(b, ts, w, prev->token, m->u.hello.held,
+			    m->u.hello.nheld, &h);
+			prev->used = 0;
+		}
+	}
+
+	sl_msg r;
+	memset(&r, 0, sizeof r);
+	r.type = SL_MSG_WELCOME;
+	r.u.welcome.teacher_index = t.index;
+	r.u.welcome.heartbeat_ms = SL_NET_HEARTBEAT_MS;
+	r.u.welcome.lease_timeout_ms = (uint32_t)b->cfg->lease_timeout_s * 1000;
+	r.u.welcome.rows = sl_dataset_rows(b->ds);
+	r.u.welcome.shard_rows = b->job.shard_rows;
+	r.u.welcome.row_bytes = (uint32_t)b->row_bytes;
+	r.u.welcome.dtype = sl_dataset_dtype(b->ds);
+	r.u.welcome.max_msg_bytes = (uint64_t)b->cfg->max_msg_bytes;
+	broker_reply(b, b->sock, id, idlen, &r);
+	b->hellos++;
+	sl_info("worker %s joined for teacher %s (%s, %u held shards; from its "
+	    "previous session %u leases resumed, %u returned)", w->name, t.name,
+	    w->ship_rows ? "rows shipped" : "local dataset", m->u.hello.nheld,
+	    h.resumed, h.returned);
+	if (h.returned > 0)
+		broker_dispatch_all(b);
+	(void)ts;
+}
