@@ -125,6 +125,19 @@ cmd_doctor(void)
 	return b->checked && b->check.ok ? 0 : 1;
 }
 
+/* Text from elsewhere (a broker's status, names in a cache a worker
+ * registered) printed to a terminal: control bytes as \xNN. The result
+ * lives until 8 more calls (one printf's arguments). */
+static const char *
+esc(const char *s)
+{
+	static char bufs[8][512];
+	static unsigned next;
+	char *b = bufs[next++ % 8];
+
+	return sl_log_escape(b, sizeof bufs[0], s, strlen(s));
+}
+
 /* --- status ------------------------------------------------------------------ */
 
 static double
@@ -140,7 +153,7 @@ str(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 
-	return cJSON_IsString(v) ? v->valuestring : "?";
+	return cJSON_IsString(v) ? esc(v->valuestring) : "?";
 }
 
 static void
@@ -149,7 +162,7 @@ print_status(const char *text)
 	cJSON *root = cJSON_Parse(text), *t, *w, *r;
 
 	if (root == NULL) {
-		printf("%s\n", text);
+		printf("%s\n", esc(text));
 		return;
 	}
 	printf("dataset %s: %.0f rows in %.0f shards of %.0f; up %.0f s, %.0f "
@@ -325,9 +338,9 @@ find_teacher(const cache *c, const char *name)
 	for (size_t i = 0; i < c->nteachers; i++)
 		if (strcmp(c->teachers[i].name, name) == 0)
 			return &c->teachers[i];
-	fprintf(stderr, "softlabel: no teacher '%s' in the cache (", name);
+	fprintf(stderr, "softlabel: no teacher '%s' in the cache (", esc(name));
 	for (size_t i = 0; i < c->nteachers; i++)
-		fprintf(stderr, "%s%s", i ? ", " : "", c->teachers[i].name);
+		fprintf(stderr, "%s%s", i ? ", " : "", esc(c->teachers[i].name));
 	fprintf(stderr, "%s)\n", c->nteachers ? "" : "none registered");
 	return NULL;
 }
@@ -367,7 +380,7 @@ cmd_inspect(const char *dir)
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", c.job.dataset.sha256[i]);
 	printf("cache       %s (schema %d)\n", dir, SL_STORE_SCHEMA);
-	printf("dataset     %s\n", c.job.dataset_path);
+	printf("dataset     %s\n", esc(c.job.dataset_path));
 	printf("            %" PRIu64 " rows, shape (", c.job.dataset.rows);
 	for (uint32_t d = 0; d < c.job.dataset.ndim; d++)
 		printf("%s%" PRIu64, d ? ", " : "", c.job.dataset.shape[d]);
@@ -382,7 +395,8 @@ cmd_inspect(const char *dir)
 		sl_label_format_encoding(&t->fmt, enc, sizeof enc);
 		printf("teacher %u   %s: model sha256 %s, T=%g, %s, %u classes, "
 		    "%zu bytes/record; %" PRIu64 "/%" PRIu64 " shards done, %"
-		    PRIu64 " quarantined\n", t->index, t->name, t->model_sha256,
+		    PRIu64 " quarantined\n", t->index, esc(t->name),
+		    esc(t->model_sha256),
 		    (double)t->temperature, enc, t->fmt.classes,
 		    sl_label_size(&t->fmt), k.done, c.nshards, k.quarantined);
 		if (t->has_pre)
@@ -421,7 +435,7 @@ problem(vctx *v, const char *fmt, ...)
 
 	if (v->problems++ < (uint64_t)max_report) {
 		va_start(ap, fmt);
-		printf("PROBLEM teacher %s: ", v->t->name);
+		printf("PROBLEM teacher %s: ", esc(v->t->name));
 		vprintf(fmt, ap);
 		printf("\n");
 		va_end(ap);
@@ -511,7 +525,7 @@ cmd_verify(const char *dir)
 				    "records of %" PRIu64, s, v.count[s], want);
 		}
 		printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%" PRIu64
-		    " done shards checked, %" PRIu64 " problems\n", v.t->name,
+		    " done shards checked, %" PRIu64 " problems\n", esc(v.t->name),
 		    v.records, done, c.nshards, v.problems);
 		total_problems += v.problems;
 		total_records += v.records;
@@ -548,12 +562,12 @@ cmd_get(const char *dir)
 		goto out;
 	if (sl_store_get_label(txn, t->index, (uint64_t)sample, &rec, &len) != 0) {
 		fprintf(stderr, "softlabel: teacher %s has no record for sample "
-		    "%" PRId64 " (yet)\n", t->name, sample);
+		    "%" PRId64 " (yet)\n", esc(t->name), sample);
 		goto out;
 	}
 	if (sl_label_check(rec, len, &t->fmt, NULL, &why) != 0) {
 		fprintf(stderr, "softlabel: teacher %s sample %" PRId64 ": %s\n",
-		    t->name, sample, why.text);
+		    esc(t->name), sample, why.text);
 		goto out;
 	}
 	p = malloc(t->fmt.classes * sizeof *p);
@@ -561,7 +575,7 @@ cmd_get(const char *dir)
 		goto out;
 	const float T = temperature > 0 ? temperature : t->temperature;
 	sl_label_probs(rec, t->temperature, T, p);
-	printf("teacher %s sample %" PRId64 " at T=%g:", t->name, sample,
+	printf("teacher %s sample %" PRId64 " at T=%g:", esc(t->name), sample,
 	    (double)T);
 	for (uint32_t k = 0; k < t->fmt.classes; k++)
 		printf(" %.6f", (double)p[k]);

@@ -19,6 +19,7 @@ const char *const broker_reject_names[REJ_COUNT_] = {
 	[REJ_MALFORMED] = "malformed",
 	[REJ_OVERSIZE] = "oversize",
 	[REJ_BAD_HELLO] = "bad_hello",
+	[REJ_BAD_NAME] = "bad_name",
 	[REJ_PROVENANCE] = "provenance",
 	[REJ_DATASET] = "dataset_mismatch",
 	[REJ_WRONG_TEACHER] = "wrong_teacher",

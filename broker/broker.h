@@ -91,6 +91,7 @@ enum reject_reason {
 	REJ_MALFORMED,
 	REJ_OVERSIZE,
 	REJ_BAD_HELLO,
+	REJ_BAD_NAME,         /* a name outside SL_PROTO_NAME_CHARS */
 	REJ_PROVENANCE,
 	REJ_DATASET,
 	REJ_WRONG_TEACHER,

@@ -96,6 +96,39 @@ take_over(broker *b, teacher_sched *ts, worker *w, uint32_t token,
 	}
 }
 
+/* Names reach logs, status, the cache and terminals: the HELLO of a name
+ * outside SL_PROTO_NAME_CHARS is refused, saying which byte. Returns 1 if
+ * both names are valid. */
+static int
+hello_names_valid(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m)
+{
+	const sl_bytes names[2] = { m->u.hello.worker, m->u.hello.teacher };
+	const char *const what[2] = { "worker", "teacher" };
+	char why_text[SL_PROTO_MAX_REASON], shown[64];
+	size_t bad;
+
+	for (int i = 0; i < 2; i++) {
+		if (sl_proto_name_valid(names[i].p, names[i].len, &bad))
+			continue;
+		sl_log_escape(shown, sizeof shown, names[i].p,
+		    names[i].len < 32 ? names[i].len : 32);
+		if (bad == names[i].len)
+			snprintf(why_text, sizeof why_text, "%s name of %zu bytes: "
+			    "names are 1 to %d characters from %s", what[i],
+			    names[i].len, SL_PROTO_MAX_NAME, SL_PROTO_NAME_CHARS);
+		else
+			snprintf(why_text, sizeof why_text, "%s name '%s': byte %zu "
+			    "(0x%02x) is not allowed; names are 1 to %d characters "
+			    "from %s", what[i], shown, bad,
+			    (unsigned)((const uint8_t *)names[i].p)[bad],
+			    SL_PROTO_MAX_NAME, SL_PROTO_NAME_CHARS);
+		broker_reject(b, REJ_BAD_NAME, "peer", "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return 0;
+	}
+	return 1;
+}
+
 void
 session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
     const char *key)
@@ -107,6 +140,8 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	const size_t dim = sl_dataset_dim(b->ds);
 	int rc;
 
+	if (!hello_names_valid(b, id, idlen, m))
+		return;
 	snprintf(name, sizeof name, "%.*s", (int)m->u.hello.worker.len,
 	    (const char *)m->u.hello.worker.p);
 	memset(&t, 0, sizeof t);

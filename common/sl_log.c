@@ -36,14 +36,42 @@ sl_log_parse_level(const char *s, enum sl_log_level *out)
 	return SL_EINVAL;
 }
 
+char *
+sl_log_escape(char *out, size_t outsz, const void *p, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *in = p;
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		const unsigned char c = in[i];
+
+		if (c >= 0x20 && c != 0x7f) {
+			if (n + 1 >= outsz)
+				break;
+			out[n++] = (char)c;
+			continue;
+		}
+		if (n + 4 >= outsz)
+			break;
+		out[n++] = '\\';
+		out[n++] = 'x';
+		out[n++] = hex[c >> 4];
+		out[n++] = hex[c & 15];
+	}
+	out[n] = '\0';
+	return out;
+}
+
 void
 sl_log_write(enum sl_log_level level, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], msg[1024];
 	struct timeval tv;
 	struct tm tm;
 	size_t n;
 	va_list ap;
+	int m;
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
@@ -51,15 +79,15 @@ sl_log_write(enum sl_log_level level, const char *fmt, ...)
 	n += (size_t)snprintf(line + n, sizeof line - n, ".%03dZ %d %s %s ",
 	    (int)(tv.tv_usec / 1000), (int)getpid(), log_prog,
 	    level_names[level]);
-	if (n < sizeof line) {
-		va_start(ap, fmt);
-		int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
-		va_end(ap);
-		if (m > 0)
-			n += (size_t)m;
+	va_start(ap, fmt);
+	m = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (m > 0 && n < sizeof line - 1) {
+		size_t len = (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+
+		sl_log_escape(line + n, sizeof line - 1 - n, msg, len);
+		n += strlen(line + n);
 	}
-	if (n > sizeof line - 2)
-		n = sizeof line - 2;
 	line[n++] = '\n';
 	/* One write so concurrent lines never interleave; a short write to
 	 * stderr is not worth a retry loop. */

@@ -5,7 +5,13 @@
  * SL_LOG skips formatting entirely when the level is below the threshold, so
  * debug lines cost one comparison on hot paths. Thread-safe: each line goes
  * out in a single write(2).
+ *
+ * A line is always one line: control bytes in the message (0x00-0x1f and
+ * 0x7f: a newline, ESC, BEL) are written as \xNN, whatever code path let
+ * remote text into it, so no peer can forge a line or drive a terminal.
  */
+#include <stddef.h>
+
 #ifndef SL_LOG_H
 #define SL_LOG_H
 
@@ -19,6 +25,12 @@ void sl_log_init(const char *prog, enum sl_log_level threshold);
 
 /* Parse "debug|info|warn|error"; returns 0 or SL_EINVAL. */
 int sl_log_parse_level(const char *s, enum sl_log_level *out);
+
+/* Copy len bytes of p into out (outsz > 0) as one printable line: control
+ * bytes (0x00-0x1f, 0x7f) become \xNN, everything else stays; cut, never
+ * mid-escape, to fit. out is always NUL-terminated. For remote text that
+ * goes anywhere but the log (status, inspect). Returns out. */
+char *sl_log_escape(char *out, size_t outsz, const void *p, size_t len);
 
 void sl_log_write(enum sl_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -660,3 +660,25 @@ sl_proto_decode(const void *buf, size_t len, sl_msg *m, sl_errmsg *why)
 	*m = out;
 	return 0;
 }
+
+int
+sl_proto_name_valid(const void *p, size_t len, size_t *bad)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < len && i < SL_PROTO_MAX_NAME; i++) {
+		if ((c[i] >= 'a' && c[i] <= 'z') || (c[i] >= 'A' && c[i] <= 'Z') ||
+		    (c[i] >= '0' && c[i] <= '9') ||
+		    (c[i] != '\0' && strchr("._-+:@", c[i]) != NULL))
+			continue;
+		if (bad != NULL)
+			*bad = i;
+		return 0;
+	}
+	if (len == 0 || len > SL_PROTO_MAX_NAME) {
+		if (bad != NULL)
+			*bad = len;
+		return 0;
+	}
+	return 1;
+}

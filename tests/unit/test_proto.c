@@ -14,6 +14,7 @@
 
 #include "sl_data.h"
 #include "sl_err.h"
+#include "sl_log.h"
 #include "sl_msgpack.h"
 #include "sl_proto.h"
 #include "sl_rng.h"
@@ -901,6 +902,38 @@ test_random_bytes_never_crash(void **state)
 	sl_proto_buf_fini(&re);
 }
 
+/* Names: the documented set only, the first bad byte named; and remote
+ * text escaped into one printable line. */
+static void
+test_names_and_escaping(void **state)
+{
+	char big[SL_PROTO_MAX_NAME + 1], out[32];
+	size_t bad = 99;
+
+	(void)state;
+	assert_true(sl_proto_name_valid("host-01.a_b:c@d+e", 17, NULL));
+	assert_false(sl_proto_name_valid("ab\ncd", 5, &bad));
+	assert_int_equal(bad, 2);
+	assert_false(sl_proto_name_valid("t\x1b]0;x\x07", 7, &bad));
+	assert_int_equal(bad, 1);
+	assert_false(sl_proto_name_valid("a\0b", 3, &bad));
+	assert_int_equal(bad, 1);
+	for (const char *c = " /,=\\\"'\x7f\x80"; *c; c++)
+		assert_false(sl_proto_name_valid(c, 1, NULL));
+	assert_false(sl_proto_name_valid("", 0, &bad));
+	assert_int_equal(bad, 0);
+	memset(big, 'a', sizeof big);
+	assert_true(sl_proto_name_valid(big, SL_PROTO_MAX_NAME, NULL));
+	assert_false(sl_proto_name_valid(big, SL_PROTO_MAX_NAME + 1, &bad));
+	assert_int_equal(bad, SL_PROTO_MAX_NAME + 1);
+
+	assert_string_equal(sl_log_escape(out, sizeof out, "a\nb\x1b]\x07\x7f", 7),
+	    "a\\x0ab\\x1b]\\x07\\x7f");
+	/* Cut to fit, never in the middle of an escape. */
+	assert_string_equal(sl_log_escape(out, 8, "abcde\n", 6), "abcde");
+	assert_string_equal(sl_log_escape(out, 1, "abc", 3), "");
+}
+
 int
 main(void)
 {
@@ -918,6 +951,7 @@ main(void)
 		cmocka_unit_test(test_every_truncation_of_result),
 		cmocka_unit_test(test_json_limit),
 		cmocka_unit_test(test_random_bytes_never_crash),
+		cmocka_unit_test(test_names_and_escaping),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
