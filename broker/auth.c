@@ -188,7 +188,8 @@ auth_reload(broker *b)
 	sl_errmsg why = { "" };
 
 	if (b->allow == NULL) {
-		sl_info("SIGHUP ignored: no --allow-keys");
+		if (broker_log_allow(b, EV_SIGHUP))
+			sl_info("SIGHUP ignored: no --allow-keys");
 		return;
 	}
 	if (sl_curve_allow_load(b->cfg->allow_keys, &a, &why) != 0) {

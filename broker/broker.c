@@ -32,6 +32,34 @@ const char *const broker_reject_names[REJ_COUNT_] = {
 	[REJ_STORE] = "store_error",
 };
 
+/* What the log's "suppressed N more '...' lines" summaries call them. */
+static const char *const reject_lines[REJ_COUNT_] = {
+	[REJ_MALFORMED] = "rejected (malformed)",
+	[REJ_OVERSIZE] = "rejected (oversize)",
+	[REJ_BAD_HELLO] = "rejected (bad_hello)",
+	[REJ_BAD_NAME] = "rejected (bad_name)",
+	[REJ_PROVENANCE] = "rejected (provenance)",
+	[REJ_DATASET] = "rejected (dataset_mismatch)",
+	[REJ_WRONG_TEACHER] = "rejected (wrong_teacher)",
+	[REJ_UNKNOWN_SHARD] = "rejected (unknown_shard)",
+	[REJ_NOT_LEASED] = "rejected (not_leased)",
+	[REJ_QUARANTINED] = "rejected (quarantined)",
+	[REJ_WRONG_ROWS] = "rejected (wrong_rows)",
+	[REJ_WRONG_SIZE] = "rejected (wrong_size)",
+	[REJ_BAD_RECORD] = "rejected (bad_record)",
+	[REJ_STORE] = "rejected (store_error)",
+};
+
+static const char *const event_lines[EV_COUNT_] = {
+	[EV_DUPLICATE] = "duplicate result",
+	[EV_JOINED] = "worker joined",
+	[EV_FORGOTTEN] = "worker forgotten",
+	[EV_REVOKED] = "refused (revoked)",
+	[EV_SEND_FAILED] = "send failed",
+	[EV_REGISTER_FAILED] = "register teacher failed",
+	[EV_SIGHUP] = "SIGHUP",
+};
+
 const char *const broker_auth_names[AUTH_COUNT_] = {
 	[AUTH_PLAINTEXT] = "plaintext",
 	[AUTH_UNKNOWN_KEY] = "unknown_key",
@@ -157,6 +185,10 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 	b->stop = stop;
 	b->start_ms = sl_net_now_ms();
 	b->next_token = 1;
+	for (int r = 0; r < REJ_COUNT_; r++)
+		b->reject_log[r].what = reject_lines[r];
+	for (int e = 0; e < EV_COUNT_; e++)
+		b->event_log[e].what = event_lines[e];
 	if (cfg->curve_secret != NULL && (rc = auth_load(b)) != 0)
 		return rc;
 	if ((rc = open_job(b)) != 0)
@@ -249,7 +281,8 @@ broker_reply(broker *b, void *sock, const void *id, size_t idlen, const sl_msg *
 
 	/* EHOSTUNREACH: the peer went away; its results, if any, are kept
 	 * by the worker and come back after its reconnect. */
-	if (rc != 0 && rc != EHOSTUNREACH && rc != EAGAIN)
+	if (rc != 0 && rc != EHOSTUNREACH && rc != EAGAIN &&
+	    broker_log_allow(b, EV_SEND_FAILED))
 		sl_warn("send %s: %s", sl_proto_type_name(m->type),
 		    zmq_strerror(rc));
 }
@@ -420,8 +453,9 @@ expire(broker *b)
 		if (w->used && now - w->last_seen_ms >
 		    (uint64_t)b->cfg->lease_timeout_s * 1000 + 1000 &&
 		    w->nleases == 0) {
-			sl_info("worker %s silent for %" PRIu64 " ms: forgotten",
-			    w->name, now - w->last_seen_ms);
+			if (broker_log_allow(b, EV_FORGOTTEN))
+				sl_info("worker %s silent for %" PRIu64 " ms: "
+				    "forgotten", w->name, now - w->last_seen_ms);
 			w->used = 0;
 		}
 	}
@@ -431,16 +465,36 @@ expire(broker *b)
 
 /* --- messages ---------------------------------------------------------------- */
 
+int
+broker_log_allow(broker *b, enum remote_event e)
+{
+	return sl_log_limit_allow(&b->event_log[e], sl_net_now_ms());
+}
+
+/* The "suppressed N" line of each limit whose window is over. */
+static void
+flush_log_limits(broker *b)
+{
+	const uint64_t now = sl_net_now_ms();
+
+	for (int r = 0; r < REJ_COUNT_; r++)
+		sl_log_limit_flush(&b->reject_log[r], now);
+	for (int e = 0; e < EV_COUNT_; e++)
+		sl_log_limit_flush(&b->event_log[e], now);
+}
+
 void
 broker_reject(broker *b, enum reject_reason r, const char *who, const char *fmt, ...)
 {
 	char text[512];
 	va_list ap;
 
+	b->rejected[r]++;
+	if (!sl_log_limit_allow(&b->reject_log[r], sl_net_now_ms()))
+		return;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	b->rejected[r]++;
 	sl_warn("rejected (%s) from %s: %s", broker_reject_names[r], who, text);
 }
 
@@ -498,8 +552,10 @@ on_result(broker *b, worker *w, zmq_msg_t *frame, const sl_msg *m)
 		/* At-least-once delivery: a late or resent result for a
 		 * shard already stored is acknowledged and dropped. */
 		b->duplicates++;
-		sl_info("duplicate result for teacher %s shard %" PRIu64 " from "
-		    "%s: acknowledged and dropped", ts->info.name, s, w->name);
+		if (broker_log_allow(b, EV_DUPLICATE))
+			sl_info("duplicate result for teacher %s shard %"
+			    PRIu64 " from %s: acknowledged and dropped",
+			    ts->info.name, s, w->name);
 		broker_ack(b, w->id, w->idlen, s, SL_ACK_DUPLICATE,
 		    ts->lease.slots[s].state == SHARD_DONE ? NULL :
 		    "being committed");
@@ -604,9 +660,10 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 		if (key == NULL || strlen(key) != SL_CURVE_Z85_LEN ||
 		    !sl_curve_allow_has(b->allow, key) || (w && w->revoked)) {
 			b->auth_refused[AUTH_REVOKED]++;
-			sl_warn("refused (revoked) message from %s, key %.8s...: "
-			    "no longer on the allow-list", w ? w->name : "peer",
-			    key ? key : "(none)");
+			if (broker_log_allow(b, EV_REVOKED))
+				sl_warn("refused (revoked) message from %s, key "
+				    "%.8s...: no longer on the allow-list",
+				    w ? w->name : "peer", key ? key : "(none)");
 			if (w != NULL) {
 				session_drop_leases(b, w, "key revoked");
 				w->used = 0;
@@ -771,6 +828,7 @@ broker_run(broker *b)
 		if (sl_net_now_ms() - last_expire >= 100) {
 			expire(b);
 			commit_group(b); /* quarantines */
+			flush_log_limits(b);
 			last_expire = sl_net_now_ms();
 		}
 		if (b->cfg->exit_when_done && all_finished(b)) {

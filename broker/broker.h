@@ -26,6 +26,7 @@
 #include "lease.h"
 #include "sl_curve.h"
 #include "sl_data.h"
+#include "sl_log.h"
 #include "sl_proto.h"
 #include "sl_store.h"
 
@@ -107,6 +108,19 @@ enum reject_reason {
 
 extern const char *const broker_reject_names[REJ_COUNT_];
 
+/* Other lines a remote peer can cause, one a event: each kind, like each
+ * reject reason, is rate-limited in the log (sl_log_limit). */
+enum remote_event {
+	EV_DUPLICATE,         /* a duplicate result dropped */
+	EV_JOINED,            /* a worker's HELLO welcomed */
+	EV_FORGOTTEN,         /* a silent worker forgotten */
+	EV_REVOKED,           /* a message of a revoked key */
+	EV_SEND_FAILED,       /* a reply that could not be sent */
+	EV_REGISTER_FAILED,   /* a teacher the cache could not register */
+	EV_SIGHUP,            /* an allow-list reload (or a SIGHUP ignored) */
+	EV_COUNT_
+};
+
 typedef struct pending_result {
 	zmq_msg_t frame;      /* owns the blob until the commit */
 	uint8_t id[256];
@@ -153,6 +167,8 @@ typedef struct broker {
 	uint32_t nquarantine;
 
 	uint64_t rejected[REJ_COUNT_];
+	sl_log_limit reject_log[REJ_COUNT_]; /* lines per reject reason */
+	sl_log_limit event_log[EV_COUNT_];   /* lines per remote_event */
 	uint64_t duplicates, resets, commits, committed_results;
 	uint64_t hellos;      /* workers welcomed in this run */
 	uint64_t start_ms;
@@ -187,6 +203,9 @@ void broker_reject(broker *b, enum reject_reason r, const char *who,
  * recorded for the next commit) after max_attempts leases. */
 void broker_return_shard(broker *b, teacher_sched *ts, uint64_t s,
     const char *why_back);
+/* 1 if the line of a remote-caused event may be written now (each kind
+ * rate-limited; broker_run writes the "suppressed N" summaries). */
+int broker_log_allow(broker *b, enum remote_event e);
 /* Lease to every worker with credit left. */
 void broker_dispatch_all(broker *b);
 /* Load a teacher's shard states from the cache into its scheduler. */

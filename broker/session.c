@@ -197,7 +197,8 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		return;
 	}
 	if (rc != 0) {
-		sl_error("register teacher %s: %s", t.name, why.text);
+		if (broker_log_allow(b, EV_REGISTER_FAILED))
+			sl_error("register teacher %s: %s", t.name, why.text);
 		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why.text);
 		return;
 	}
@@ -277,10 +278,11 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	r.u.welcome.max_msg_bytes = (uint64_t)b->cfg->max_msg_bytes;
 	broker_reply(b, b->sock, id, idlen, &r);
 	b->hellos++;
-	sl_info("worker %s joined for teacher %s (%s, %u held shards; from its "
-	    "previous session %u leases resumed, %u returned)", w->name, t.name,
-	    w->ship_rows ? "rows shipped" : "local dataset", m->u.hello.nheld,
-	    h.resumed, h.returned);
+	if (broker_log_allow(b, EV_JOINED))
+		sl_info("worker %s joined for teacher %s (%s, %u held shards; "
+		    "from its previous session %u leases resumed, %u returned)",
+		    w->name, t.name, w->ship_rows ? "rows shipped" :
+		    "local dataset", m->u.hello.nheld, h.resumed, h.returned);
 	if (h.returned > 0)
 		broker_dispatch_all(b);
 	(void)ts;

@@ -1,6 +1,7 @@
 #include "sl_log.h"
 #include "sl_err.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,4 +94,32 @@ sl_log_write(enum sl_log_level level, const char *fmt, ...)
 	 * stderr is not worth a retry loop. */
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
+}
+
+void
+sl_log_limit_flush(sl_log_limit *l, uint64_t now_ms)
+{
+	if (now_ms - l->start_ms < SL_LOG_LIMIT_WINDOW_MS)
+		return;
+	if (l->suppressed > 0)
+		sl_warn("suppressed %" PRIu64 " more '%s' lines in the last %"
+		    PRIu64 " s (at most %d per %d s are written; the counters in "
+		    "status count every one)", l->suppressed,
+		    l->what ? l->what : "?", (now_ms - l->start_ms) / 1000,
+		    SL_LOG_LIMIT_BURST, SL_LOG_LIMIT_WINDOW_MS / 1000);
+	l->start_ms = now_ms;
+	l->logged = 0;
+	l->suppressed = 0;
+}
+
+int
+sl_log_limit_allow(sl_log_limit *l, uint64_t now_ms)
+{
+	sl_log_limit_flush(l, now_ms);
+	if (l->logged < SL_LOG_LIMIT_BURST) {
+		l->logged++;
+		return 1;
+	}
+	l->suppressed++;
+	return 0;
 }
