@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MONITOR_ENDPOINT "inproc://softlabel-broker-monitor"
-
 /* Keys and allow-list, before anything else is opened: a bad key file is a
  * usage error (exit 2) naming the file. */
 int
@@ -87,24 +85,6 @@ auth_curve_server(broker *b, void *sock)
 	return 0;
 }
 
-/* Handshake failures never reach ZAP (a wrong server key fails in the
- * crypto box, plaintext at the mechanism check): the socket monitor sees
- * them. */
-int
-auth_monitor_open(broker *b)
-{
-	const int events = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-	    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
-
-	if (zmq_socket_monitor(b->sock, MONITOR_ENDPOINT, events) != 0 ||
-	    (b->monitor = zmq_socket(b->zctx, ZMQ_PAIR)) == NULL ||
-	    zmq_connect(b->monitor, MONITOR_ENDPOINT) != 0) {
-		sl_error("socket monitor: %s", zmq_strerror(zmq_errno()));
-		return 1;
-	}
-	return 0;
-}
-
 /* Count a refused connection. A refused client reconnects every few
  * hundred ms, so the log gets the first of a reason and then one line per
  * 10 s with the total; status has every count. */
@@ -145,37 +125,17 @@ auth_zap_poll(broker *b)
 }
 
 void
-auth_monitor_poll(broker *b)
+auth_handshake_failed(broker *b, uint16_t event, uint32_t value)
 {
-	for (;;) {
-		zmq_msg_t ev, addr;
-		uint16_t event;
-		uint32_t value;
-
-		zmq_msg_init(&ev);
-		if (zmq_msg_recv(&ev, b->monitor, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&ev);
-			return;
-		}
-		zmq_msg_init(&addr);
-		zmq_msg_recv(&addr, b->monitor, 0);
-		if (zmq_msg_size(&ev) >= 6) {
-			memcpy(&event, zmq_msg_data(&ev), 2);
-			memcpy(&value, (const uint8_t *)zmq_msg_data(&ev) + 2, 4);
-			/* A ZAP refusal also shows here as FAILED_AUTH: counted
-			 * once, by the handler, which knows why. */
-			if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
-			    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
-				auth_refuse(b, AUTH_PLAINTEXT, "CURVE required");
-			else if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-				auth_refuse(b, AUTH_HANDSHAKE, "event 0x%x, value "
-				    "0x%x (0x%x: the client has another server "
-				    "key)", event, value,
-				    ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC);
-		}
-		zmq_msg_close(&ev);
-		zmq_msg_close(&addr);
-	}
+	/* A ZAP refusal also shows here as FAILED_AUTH: counted once, by the
+	 * handler, which knows why. */
+	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+	    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+		auth_refuse(b, AUTH_PLAINTEXT, "CURVE required");
+	else if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+		auth_refuse(b, AUTH_HANDSHAKE, "event 0x%x, value 0x%x (0x%x: "
+		    "the client has another server key)", event, value,
+		    ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC);
 }
 
 /* SIGHUP: a new list replaces the old one whole, or not at all. Sessions

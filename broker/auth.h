@@ -1,6 +1,7 @@
 /* auth.h - CURVE for the broker: its key pair and allow-list, the ZAP
- * handler that admits listed keys only, the socket monitor that sees the
- * handshakes ZAP never does, and the allow-list's reload on SIGHUP. Every
+ * handler that admits listed keys only, the failed handshakes ZAP never
+ * sees (from conn.c's socket monitor), and the allow-list's reload on
+ * SIGHUP. Every
  * refusal is counted in b->auth_refused. All on the broker's thread. */
 #ifndef AUTH_H
 #define AUTH_H
@@ -15,12 +16,11 @@ int auth_load(broker *b);
 int auth_zap_open(broker *b);
 /* Make sock a CURVE server under our ZAP domain; before its bind. */
 int auth_curve_server(broker *b, void *sock);
-/* Watch b->sock's failed handshakes. Exit status: 0 or 1 (logged). */
-int auth_monitor_open(broker *b);
-
-/* Answer pending ZAP requests; read pending monitor events. */
+/* Answer pending ZAP requests. */
 void auth_zap_poll(broker *b);
-void auth_monitor_poll(broker *b);
+/* A failed handshake the socket monitor saw (conn.c): handshakes that
+ * never reach ZAP (plaintext, a wrong server key) are counted here. */
+void auth_handshake_failed(broker *b, uint16_t event, uint32_t value);
 
 /* SIGHUP: re-read --allow-keys; sessions whose key left it are revoked. */
 void auth_reload(broker *b);

@@ -1,6 +1,7 @@
 #include "broker.h"
 #include "auth.h"
 #include "commit.h"
+#include "conn.h"
 #include "repair.h"
 #include "session.h"
 #include "sl_label.h"
@@ -58,6 +59,8 @@ static const char *const event_lines[EV_COUNT_] = {
 	[EV_SEND_FAILED] = "send failed",
 	[EV_REGISTER_FAILED] = "register teacher failed",
 	[EV_SIGHUP] = "SIGHUP",
+	[EV_CONN_CLOSED] = "closed connections",
+	[EV_BUSY] = "refused (busy)",
 };
 
 const char *const broker_auth_names[AUTH_COUNT_] = {
@@ -223,8 +226,8 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 		sl_error("%s", why.text);
 		return 1;
 	}
-	if (b->allow != NULL && ((rc = auth_curve_server(b, b->sock)) != 0 ||
-	    (rc = auth_monitor_open(b)) != 0))
+	if ((b->allow != NULL && (rc = auth_curve_server(b, b->sock)) != 0) ||
+	    (rc = conn_open(b)) != 0)
 		return rc;
 	if (zmq_bind(b->sock, cfg->bind) != 0) {
 		sl_error("--bind %s: %s", cfg->bind, zmq_strerror(zmq_errno()));
@@ -256,11 +259,9 @@ broker_close(broker *b)
 		zmq_msg_close(&b->group[i].frame);
 	for (uint32_t t = 0; t < b->nteachers; t++)
 		lease_fini(&b->teachers[t].lease);
-	if (b->sock != NULL && b->monitor != NULL)
-		zmq_socket_monitor(b->sock, NULL, 0);
+	conn_close(b);
 	sl_net_close(&b->sock);
 	sl_net_close(&b->status_sock);
-	sl_net_close(&b->monitor);
 	sl_net_close(&b->zap);
 	sl_curve_allow_free(&b->allow);
 	memset(&b->secret, 0, sizeof b->secret);
@@ -683,6 +684,8 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 		broker_reject(b, REJ_MALFORMED, w ? w->name : "peer", "%s", why.text);
 		return;
 	}
+	if (sock == b->sock)
+		conn_heard(b, frame, NULL);
 	if (m.type == SL_MSG_STATUS) {
 		on_status(b, sock, id, idlen);
 		return;
@@ -691,6 +694,8 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 		return; /* the status endpoint answers STATUS only */
 	if (m.type == SL_MSG_HELLO) {
 		session_hello(b, id, idlen, &m, key);
+		if ((w = session_find(b, id, idlen)) != NULL)
+			conn_heard(b, frame, w);
 		return;
 	}
 	if ((w = session_find(b, id, idlen)) == NULL) {
@@ -822,13 +827,14 @@ broker_run(broker *b)
 			else if (live[i].socket == b->zap)
 				auth_zap_poll(b);
 			else if (live[i].socket == b->monitor)
-				auth_monitor_poll(b);
+				conn_poll(b);
 		}
 		commit_group(b);
 		if (sl_net_now_ms() - last_expire >= 100) {
 			expire(b);
 			commit_group(b); /* quarantines */
 			flush_log_limits(b);
+			conn_tick(b);
 			last_expire = sl_net_now_ms();
 		}
 		if (b->cfg->exit_when_done && all_finished(b)) {

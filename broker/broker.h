@@ -39,6 +39,8 @@ typedef struct broker_cfg {
 	const char *curve_secret, *allow_keys; /* both or neither */
 	int shard_rows, lease_timeout_s, max_attempts, exit_when_done, nosync;
 	int recompute_corrupt;
+	int hello_timeout_s;  /* a connection silent this long is closed */
+	int max_workers;      /* sessions at once, <= BROKER_MAX_WORKERS */
 	int64_t max_msg_bytes;
 } broker_cfg;
 
@@ -64,6 +66,7 @@ typedef struct worker {
 	uint64_t results, samples;
 	uint64_t granted[BROKER_GRANTS]; /* ring of shards it may answer for */
 	uint32_t ngranted;
+	int fd;               /* its connection's socket (libzmq's), -1 unknown */
 	sl_curve_key key;     /* CURVE public key of its session ("" without) */
 	int revoked;          /* its key left the allow-list: no leases, and
 	                         its next message is refused */
@@ -118,6 +121,8 @@ enum remote_event {
 	EV_SEND_FAILED,       /* a reply that could not be sent */
 	EV_REGISTER_FAILED,   /* a teacher the cache could not register */
 	EV_SIGHUP,            /* an allow-list reload (or a SIGHUP ignored) */
+	EV_CONN_CLOSED,       /* connections closed: silent, or over the limit */
+	EV_BUSY,              /* a HELLO refused for now: every slot taken */
 	EV_COUNT_
 };
 
@@ -139,6 +144,14 @@ typedef struct quarantine {
 	char reason[128];
 } quarantine;
 
+/* A TCP connection behind the ROUTER (conn.c), indexed by its fd. */
+typedef struct conn {
+	uint64_t accepted_ms;
+	uint8_t open;
+	uint8_t heard;        /* a valid message came on it */
+	uint8_t session;      /* a HELLO on it was welcomed */
+} conn;
+
 typedef struct broker {
 	const broker_cfg *cfg;
 	sl_store *store;
@@ -147,7 +160,12 @@ typedef struct broker {
 	uint64_t nshards;
 	size_t row_bytes;
 	void *zctx, *sock, *status_sock;
-	void *zap, *monitor;  /* CURVE only: ZAP REP socket, ROUTER events */
+	void *zap;            /* CURVE only: the ZAP handler's REP socket */
+	void *monitor;        /* the ROUTER's events (conn.c) */
+	conn *conns;          /* (nconn_fds) by fd */
+	int nconn_fds;
+	uint32_t nopen, max_conns;
+	uint64_t idle_closed, excess_closed, sessions_closed, busy;
 	sl_curve_allow *allow;
 	sl_curve_key secret, pub;
 	uint64_t auth_refused[AUTH_COUNT_];

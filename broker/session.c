@@ -218,11 +218,19 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		for (int i = 0; i < b->nslots && w == NULL; i++)
 			if (!b->workers[i].used)
 				w = &b->workers[i];
-		if (w == NULL && b->nslots < BROKER_MAX_WORKERS)
+		if (w == NULL && b->nslots < b->cfg->max_workers)
 			w = &b->workers[b->nslots++];
 		if (w == NULL) {
-			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
-			    "broker has too many workers");
+			/* Not the worker's fault: BUSY, and it says HELLO again
+			 * after a back-off (sessions of closed connections
+			 * free their slots at once, silent ones after a lease
+			 * period). */
+			b->busy++;
+			if (broker_log_allow(b, EV_BUSY))
+				sl_warn("refused (busy) HELLO of %s: all %d worker "
+				    "slots taken", name, b->cfg->max_workers);
+			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_BUSY,
+			    "every worker slot of the broker is taken");
 			return;
 		}
 	}
@@ -233,6 +241,7 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	memcpy(w->id, id, idlen);
 	w->idlen = idlen;
 	w->token = b->next_token++;
+	w->fd = -1;
 	snprintf(w->name, sizeof w->name, "%s", name);
 	w->teacher = t.index;
 	w->ship_rows = m->u.hello.dataset_sha256.len == 0;

@@ -5,7 +5,9 @@
  *    "quarantined", "samples_per_s", "eta_s", "quarantined_shards": [..]}],
  *    "workers": [{"name", "teacher", "leases", "results", "samples",
  *    "samples_per_s", "last_heartbeat_ms"}],
- *    "rejected": {"reason": count, ...}, "curve": bool,
+ *    "rejected": {"reason": count, ...}, "connections": {"open", "max",
+ *    "idle_closed", "excess_closed", "sessions_closed", "busy"},
+ *    "curve": bool,
  *    "auth_refused": {"plaintext", "unknown_key", "handshake_failed",
  *    "revoked"}}
  */
@@ -103,6 +105,17 @@ broker_status_json(const broker *b)
 		cJSON_AddNumberToObject(rej, broker_reject_names[r],
 		    (double)b->rejected[r]);
 	cJSON_AddItemToObject(root, "rejected", rej);
+	cJSON *conns = cJSON_AddObjectToObject(root, "connections");
+	if (conns != NULL) {
+		cJSON_AddNumberToObject(conns, "open", b->nopen);
+		cJSON_AddNumberToObject(conns, "max", b->max_conns);
+		cJSON_AddNumberToObject(conns, "idle_closed", (double)b->idle_closed);
+		cJSON_AddNumberToObject(conns, "excess_closed",
+		    (double)b->excess_closed);
+		cJSON_AddNumberToObject(conns, "sessions_closed",
+		    (double)b->sessions_closed);
+		cJSON_AddNumberToObject(conns, "busy", (double)b->busy);
+	}
 	cJSON_AddBoolToObject(root, "curve", b->allow != NULL);
 	cJSON *auth = cJSON_AddObjectToObject(root, "auth_refused");
 	for (int r = 0; auth != NULL && r < AUTH_COUNT_; r++)

@@ -61,7 +61,8 @@
  *   status    uint     1 stored, 2 duplicate, 3 rejected
  *   reason    str      0..256 bytes, no NUL (empty unless rejected)
  *
- *   RESET (9), DONE (12) broker -> worker   reason  str  0..256, no NUL
+ *   RESET (9), DONE (12), BUSY (13) broker -> worker
+ *                                           reason  str  0..256, no NUL
  *   STATUS (10) client -> broker            (no keys)
  *   STATUS_REPLY (11) broker -> client      json  str  0..1 MiB
  *
@@ -187,6 +188,7 @@ static const struct mtype types[] = {
 	[SL_MSG_STATUS] = { "STATUS", NULL, 0 },
 	[SL_MSG_STATUS_REPLY] = T("STATUS_REPLY", status_reply_fields),
 	[SL_MSG_DONE] = T("DONE", reset_fields),
+	[SL_MSG_BUSY] = T("BUSY", reset_fields),
 };
 #define NTYPES (sizeof types / sizeof types[0])
 

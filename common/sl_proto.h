@@ -12,6 +12,7 @@
  *   worker                         broker
  *   HELLO {teacher, model, T, enc} ->        register; provenance checked
  *                                  <- WELCOME {teacher index, timings} | REFUSE {reason}
+ *                                     | BUSY {reason}: HELLO again after a back-off
  *   READY {credit}                 ->        ask for up to `credit` shards
  *                                  <- TASK {shard, rows, [data]}  (0..credit of them)
  *   HEARTBEAT {shards held}        ->        every heartbeat_ms: renews leases
@@ -63,6 +64,8 @@ enum sl_msg_type {
 	SL_MSG_STATUS = 10,
 	SL_MSG_STATUS_REPLY = 11,
 	SL_MSG_DONE = 12, /* broker -> worker: every shard of your teacher is done */
+	SL_MSG_BUSY = 13, /* broker -> worker: HELLO refused for now; say it
+	                     again after a back-off (every worker slot taken) */
 };
 
 enum sl_ack_status {
@@ -136,7 +139,7 @@ typedef struct sl_msg {
 		struct { /* STATUS_REPLY */
 			sl_bytes json;
 		} status;
-		struct { /* RESET, DONE */
+		struct { /* RESET, DONE, BUSY */
 			sl_bytes reason;
 		} reset;
 	} u;

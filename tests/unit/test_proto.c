@@ -103,6 +103,7 @@ sample(enum sl_msg_type t)
 		break;
 	case SL_MSG_RESET:
 	case SL_MSG_DONE:
+	case SL_MSG_BUSY:
 		m.u.reset.reason = sl_bytes_str("unknown worker");
 		break;
 	case SL_MSG_STATUS:
@@ -207,6 +208,7 @@ assert_msg_equal(const sl_msg *a, const sl_msg *b, const uint8_t *f,
 		break;
 	case SL_MSG_RESET:
 	case SL_MSG_DONE:
+	case SL_MSG_BUSY:
 		assert_bytes(a->u.reset.reason, b->u.reset.reason, f, len);
 		break;
 	case SL_MSG_STATUS:
@@ -223,7 +225,7 @@ test_round_trip_every_type(void **state)
 	sl_proto_buf b = { 0 };
 
 	(void)state;
-	for (int t = SL_MSG_HELLO; t <= SL_MSG_DONE; t++) {
+	for (int t = SL_MSG_HELLO; t <= SL_MSG_BUSY; t++) {
 		const sl_msg m = sample((enum sl_msg_type)t);
 		sl_errmsg why = { "" };
 		sl_msg d;
@@ -361,7 +363,7 @@ test_encode_refuses_bad_input(void **state)
 	m = sample(SL_MSG_READY);
 	m.type = (enum sl_msg_type)0;
 	assert_int_equal(sl_proto_encode(&m, &b), SL_EINVAL);
-	m.type = (enum sl_msg_type)13;
+	m.type = (enum sl_msg_type)14; /* the first unused type */
 	assert_int_equal(sl_proto_encode(&m, &b), SL_EINVAL);
 	m = sample(SL_MSG_RESULT);
 	m.u.result.blob.p = NULL;
@@ -555,8 +557,8 @@ static const struct bad bads[] = {
 	{ SL_MSG_READY, "v", OP_DROP, VNONE, SL_EFORMAT, "'v' and 't'" },
 	{ SL_MSG_READY, "t", OP_DROP, VNONE, SL_EFORMAT, "'v' and 't'" },
 	{ SL_MSG_STATUS, "t", OP_DROP, VNONE, SL_EFORMAT, "at least" },
-	{ SL_MSG_READY, "t", OP_SET, VU(13), SL_EFORMAT,
-	    "unknown message type 13" },
+	{ SL_MSG_READY, "t", OP_SET, VU(14), SL_EFORMAT,
+	    "unknown message type 14" },
 	{ SL_MSG_READY, "t", OP_SET, VU(0), SL_EFORMAT,
 	    "unknown message type 0" },
 	{ SL_MSG_READY, "t", OP_SET, VI(-4), SL_EFORMAT,
@@ -879,7 +881,7 @@ test_random_bytes_never_crash(void **state)
 
 	for (int i = 0; i < 10000; i++) {
 		const sl_msg m = sample((enum sl_msg_type)
-		    (1 + sl_rng_below(&r, SL_MSG_DONE)));
+		    (1 + sl_rng_below(&r, SL_MSG_BUSY)));
 		uint8_t *p;
 		size_t nflip;
 
