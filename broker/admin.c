@@ -130,6 +130,19 @@ cmd_doctor(void)
 	return b->checked && b->check.ok ? 0 : 1;
 }
 
+/* Text from elsewhere (a broker's status, names in a cache a worker
+ * registered) printed to a terminal: control bytes as \xNN. The result
+ * lives until 8 more calls (one printf's arguments). */
+static const char *
+esc(const char *s)
+{
+	static char bufs[8][512];
+	static unsigned next;
+	char *b = bufs[next++ % 8];
+
+	return sl_log_escape(b, sizeof bufs[0], s, strlen(s));
+}
+
 /* --- status ------------------------------------------------------------------ */
 
 static double
@@ -145,7 +158,7 @@ str(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 
-	return cJSON_IsString(v) ? v->valuestring : "?";
+	return cJSON_IsString(v) ? esc(v->valuestring) : "?";
 }
 
 static void
@@ -154,7 +167,7 @@ print_status(const char *text)
 	cJSON *root = cJSON_Parse(text), *t, *w, *r;
 
 	if (root == NULL) {
-		printf("%s\n", text);
+		printf("%s\n", esc(text));
 		return;
 	}
 	printf("dataset %s: %.0f rows in %.0f shards of %.0f; up %.0f s, %.0f "
@@ -335,9 +348,9 @@ find_teacher(const cache *c, const char *name)
 	for (size_t i = 0; i < c->nteachers; i++)
 		if (strcmp(c->teachers[i].name, name) == 0)
 			return &c->teachers[i];
-	fprintf(stderr, "softlabel: no teacher '%s' in the cache (", name);
+	fprintf(stderr, "softlabel: no teacher '%s' in the cache (", esc(name));
 	for (size_t i = 0; i < c->nteachers; i++)
-		fprintf(stderr, "%s%s", i ? ", " : "", c->teachers[i].name);
+		fprintf(stderr, "%s%s", i ? ", " : "", esc(c->teachers[i].name));
 	fprintf(stderr, "%s)\n", c->nteachers ? "" : "none registered");
 	return NULL;
 }
@@ -377,7 +390,7 @@ cmd_inspect(const char *dir)
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", c.job.dataset.sha256[i]);
 	printf("cache       %s (schema %d)\n", dir, SL_STORE_SCHEMA);
-	printf("dataset     %s\n", c.job.dataset_path);
+	printf("dataset     %s\n", esc(c.job.dataset_path));
 	printf("            %" PRIu64 " rows, shape (", c.job.dataset.rows);
 	for (uint32_t d = 0; d < c.job.dataset.ndim; d++)
 		printf("%s%" PRIu64, d ? ", " : "", c.job.dataset.shape[d]);
@@ -393,7 +406,8 @@ cmd_inspect(const char *dir)
 		sl_label_format_encoding(&t->fmt, enc, sizeof enc);
 		printf("teacher %u   %s: model sha256 %s, T=%g, %s, %u classes, "
 		    "%zu bytes/record; %" PRIu64 "/%" PRIu64 " shards done, %"
-		    PRIu64 " quarantined\n", t->index, t->name, t->model_sha256,
+		    PRIu64 " quarantined\n", t->index, esc(t->name),
+		    esc(t->model_sha256),
 		    (double)t->temperature, enc, t->fmt.classes,
 		    sl_label_size(&t->fmt), k.done, c.nshards, k.quarantined);
 		if (t->has_pre && t->pre.channels == 1)
@@ -437,7 +451,7 @@ problem(vctx *v, const char *fmt, ...)
 
 	if (v->problems++ < (uint64_t)max_report) {
 		va_start(ap, fmt);
-		printf("PROBLEM teacher %s: ", v->t->name);
+		printf("PROBLEM teacher %s: ", esc(v->t->name));
 		vprintf(fmt, ap);
 		printf("\n");
 		va_end(ap);
@@ -527,7 +541,7 @@ cmd_verify(const char *dir)
 				    "records of %" PRIu64, s, v.count[s], want);
 		}
 		printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%" PRIu64
-		    " done shards checked, %" PRIu64 " problems\n", v.t->name,
+		    " done shards checked, %" PRIu64 " problems\n", esc(v.t->name),
 		    v.records, done, c.nshards, v.problems);
 		total_problems += v.problems;
 		total_records += v.records;
@@ -586,7 +600,7 @@ pick_teacher(const cache *c, const char *cmd, int *rc)
 	fprintf(stderr, "softlabel: %s: the cache has %zu teachers (", cmd,
 	    c->nteachers);
 	for (size_t i = 0; i < c->nteachers; i++)
-		fprintf(stderr, "%s%s", i ? ", " : "", c->teachers[i].name);
+		fprintf(stderr, "%s%s", i ? ", " : "", esc(c->teachers[i].name));
 	fprintf(stderr, "): name one with --teacher\n");
 	*rc = 2;
 	return NULL;
@@ -693,13 +707,13 @@ get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
 		} else {
 			fprintf(stderr, "softlabel: teacher %s has no record for "
 			    "sample %" PRIu64 " yet (shard %" PRIu64 " is %s)\n",
-			    t->name, s, shard, state);
+			    esc(t->name), s, shard, state);
 		}
 		return 1;
 	}
 	if (sl_label_check(rec, len, &t->fmt, NULL, &why) != 0) {
 		fprintf(stderr, "softlabel: teacher %s sample %" PRIu64 ": %s\n",
-		    t->name, s, why.text);
+		    esc(t->name), s, why.text);
 		return 1;
 	}
 	if (as_logits) {
@@ -745,9 +759,9 @@ get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
 		printf("]}\n");
 	} else {
 		if (as_logits)
-			printf("teacher %s sample %" PRIu64 " logits:", t->name, s);
+			printf("teacher %s sample %" PRIu64 " logits:", esc(t->name), s);
 		else
-			printf("teacher %s sample %" PRIu64 " at T=%g:", t->name, s,
+			printf("teacher %s sample %" PRIu64 " at T=%g:", esc(t->name), s,
 			    (double)T);
 		for (uint32_t j = 0; j < C; j++) {
 			putchar(' ');

@@ -3,13 +3,14 @@
  *
  * One thread runs everything (broker_run): messages are drained from the
  * socket in bursts, every valid result of a burst is committed in one LMDB
- * write transaction, and only then acknowledged. A shard moves
+ * write transaction, and only then acknowledged. The files:
  *
- *   PENDING -> LEASED -> COMMITTING -> DONE
- *                |  ^        |
- *                v  |        +-> PENDING (commit failed)
- *             (lease expired, result rejected) -> QUARANTINED after
- *                                                 max_attempts leases
+ *   lease.c    a teacher's shards and leases, a pure state machine
+ *   session.c  the workers: sessions, HELLO, handover after a reconnect
+ *   auth.c     CURVE: keys, the ZAP handler, the socket monitor, SIGHUP
+ *   commit.c   a group of results and quarantines in one transaction
+ *   broker.c   the job, scheduling, the other messages, the loop
+ *   status.c   status as JSON
  *
  * Leases live in memory only: after a restart every shard that is not DONE
  * or QUARANTINED in the cache is PENDING again, and workers re-claim the
@@ -22,8 +23,10 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "lease.h"
 #include "sl_curve.h"
 #include "sl_data.h"
+#include "sl_log.h"
 #include "sl_proto.h"
 #include "sl_store.h"
 
@@ -36,30 +39,15 @@ typedef struct broker_cfg {
 	const char *curve_secret, *allow_keys; /* both or neither */
 	int shard_rows, lease_timeout_s, max_attempts, exit_when_done, nosync;
 	int recompute_corrupt;
+	int hello_timeout_s;  /* a connection silent this long is closed */
+	int max_workers;      /* sessions at once, <= BROKER_MAX_WORKERS */
 	int64_t max_msg_bytes;
 } broker_cfg;
-
-enum shard_state {
-	SHARD_PENDING,
-	SHARD_LEASED,
-	SHARD_COMMITTING,
-	SHARD_DONE,
-	SHARD_QUARANTINED,
-};
-
-typedef struct shard_slot {
-	uint8_t state;
-	uint8_t attempts;     /* leases handed out, saturating */
-	uint32_t owner;       /* token of the worker holding the lease */
-	uint64_t deadline_ms; /* lease expiry, monotonic */
-} shard_slot;
 
 typedef struct teacher_sched {
 	sl_store_teacher info;
 	size_t rec_size;
-	shard_slot *slots;    /* (nshards) */
-	uint64_t scan;        /* where the search for a pending shard resumes */
-	uint64_t ndone, nleased, nquarantined;
+	lease_table lease;    /* its shards; lease.slots NULL until loaded */
 	uint64_t done_at_start;
 	double rate;          /* committed samples/s, smoothed */
 	uint64_t rate_t_ms, rate_samples;
@@ -78,6 +66,7 @@ typedef struct worker {
 	uint64_t results, samples;
 	uint64_t granted[BROKER_GRANTS]; /* ring of shards it may answer for */
 	uint32_t ngranted;
+	int fd;               /* its connection's socket (libzmq's), -1 unknown */
 	sl_curve_key key;     /* CURVE public key of its session ("" without) */
 	int revoked;          /* its key left the allow-list: no leases, and
 	                         its next message is refused */
@@ -106,6 +95,7 @@ enum reject_reason {
 	REJ_MALFORMED,
 	REJ_OVERSIZE,
 	REJ_BAD_HELLO,
+	REJ_BAD_NAME,         /* a name outside SL_PROTO_NAME_CHARS */
 	REJ_PROVENANCE,
 	REJ_DATASET,
 	REJ_WRONG_TEACHER,
@@ -120,6 +110,21 @@ enum reject_reason {
 };
 
 extern const char *const broker_reject_names[REJ_COUNT_];
+
+/* Other lines a remote peer can cause, one a event: each kind, like each
+ * reject reason, is rate-limited in the log (sl_log_limit). */
+enum remote_event {
+	EV_DUPLICATE,         /* a duplicate result dropped */
+	EV_JOINED,            /* a worker's HELLO welcomed */
+	EV_FORGOTTEN,         /* a silent worker forgotten */
+	EV_REVOKED,           /* a message of a revoked key */
+	EV_SEND_FAILED,       /* a reply that could not be sent */
+	EV_REGISTER_FAILED,   /* a teacher the cache could not register */
+	EV_SIGHUP,            /* an allow-list reload (or a SIGHUP ignored) */
+	EV_CONN_CLOSED,       /* connections closed: silent, or over the limit */
+	EV_BUSY,              /* a HELLO refused for now: every slot taken */
+	EV_COUNT_
+};
 
 typedef struct pending_result {
 	zmq_msg_t frame;      /* owns the blob until the commit */
@@ -139,6 +144,14 @@ typedef struct quarantine {
 	char reason[128];
 } quarantine;
 
+/* A TCP connection behind the ROUTER (conn.c), indexed by its fd. */
+typedef struct conn {
+	uint64_t accepted_ms;
+	uint8_t open;
+	uint8_t heard;        /* a valid message came on it */
+	uint8_t session;      /* a HELLO on it was welcomed */
+} conn;
+
 typedef struct broker {
 	const broker_cfg *cfg;
 	sl_store *store;
@@ -147,7 +160,12 @@ typedef struct broker {
 	uint64_t nshards;
 	size_t row_bytes;
 	void *zctx, *sock, *status_sock;
-	void *zap, *monitor;  /* CURVE only: ZAP REP socket, ROUTER events */
+	void *zap;            /* CURVE only: the ZAP handler's REP socket */
+	void *monitor;        /* the ROUTER's events (conn.c) */
+	conn *conns;          /* (nconn_fds) by fd */
+	int nconn_fds;
+	uint32_t nopen, max_conns;
+	uint64_t idle_closed, excess_closed, sessions_closed, busy;
 	sl_curve_allow *allow;
 	sl_curve_key secret, pub;
 	uint64_t auth_refused[AUTH_COUNT_];
@@ -167,6 +185,8 @@ typedef struct broker {
 	uint32_t nquarantine;
 
 	uint64_t rejected[REJ_COUNT_];
+	sl_log_limit reject_log[REJ_COUNT_]; /* lines per reject reason */
+	sl_log_limit event_log[EV_COUNT_];   /* lines per remote_event */
 	uint64_t duplicates, resets, commits, committed_results;
 	uint64_t hellos;      /* workers welcomed in this run */
 	uint64_t start_ms;
@@ -182,5 +202,31 @@ void broker_close(broker *b);
 
 /* Status as a JSON text, malloc'd (caller frees); NULL on no memory. */
 char *broker_status_json(const broker *b);
+
+/* Between the broker's own files (broker.c), all on the broker's thread. */
+
+/* Send m to a peer; a peer gone away is not an error (it resends). */
+void broker_reply(broker *b, void *sock, const void *id, size_t idlen,
+    const sl_msg *m);
+/* A REFUSE, RESET or DONE with reason (cut to SL_PROTO_MAX_REASON). */
+void broker_reply_reason(broker *b, void *sock, const void *id, size_t idlen,
+    enum sl_msg_type type, const char *reason);
+/* An ACK of shard with status (and reason, NULL for none). */
+void broker_ack(broker *b, const void *id, size_t idlen, uint64_t shard,
+    enum sl_ack_status status, const char *reason);
+/* Count a refused message under r and log it. */
+void broker_reject(broker *b, enum reject_reason r, const char *who,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A leased shard goes back to the queue, or to quarantine (logged, and
+ * recorded for the next commit) after max_attempts leases. */
+void broker_return_shard(broker *b, teacher_sched *ts, uint64_t s,
+    const char *why_back);
+/* 1 if the line of a remote-caused event may be written now (each kind
+ * rate-limited; broker_run writes the "suppressed N" summaries). */
+int broker_log_allow(broker *b, enum remote_event e);
+/* Lease to every worker with credit left. */
+void broker_dispatch_all(broker *b);
+/* Load a teacher's shard states from the cache into its scheduler. */
+int broker_load_teacher(broker *b, const sl_store_teacher *t);
 
 #endif

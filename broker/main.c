@@ -41,6 +41,8 @@ static sl_opt opts[] = {
 	{ "shard-rows", SL_OPT_INT, &cfg.shard_rows, "1024", 1, 65536, "N", "rows per shard (fixed when the job is created)", 0 },
 	{ "lease-timeout", SL_OPT_INT, &cfg.lease_timeout_s, "30", 1, 86400, "S", "seconds a lease lives without renewal", 0 },
 	{ "max-attempts", SL_OPT_INT, &cfg.max_attempts, "5", 1, 255, "N", "leases of one shard before it is quarantined", 0 },
+	{ "max-workers", SL_OPT_INT, &cfg.max_workers, "4096", 1, BROKER_MAX_WORKERS, "N", "worker sessions at once; a HELLO past them gets BUSY and retries after a back-off", 0 },
+	{ "hello-timeout", SL_OPT_INT, &cfg.hello_timeout_s, "10", 1, 3600, "S", "close a connection that sends no valid message within S seconds (the ZMTP handshake itself must end within 10 s)", 0 },
 	{ "max-msg-bytes", SL_OPT_I64, &cfg.max_msg_bytes, "67108864", 65536, 1073741824, "B", "largest message accepted", 0 },
 	{ "exit-when-done", SL_OPT_FLAG, &cfg.exit_when_done, NULL, 0, 0, NULL, "exit once every shard of every registered teacher is done", 0 },
 	{ "recompute-corrupt", SL_OPT_FLAG, &cfg.recompute_corrupt, NULL, 0, 0, NULL, "at start, check every record's CRC and put shards holding a bad one back to pending", 0 },

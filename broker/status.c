@@ -5,7 +5,9 @@
  *    "quarantined", "samples_per_s", "eta_s", "quarantined_shards": [..]}],
  *    "workers": [{"name", "teacher", "leases", "results", "samples",
  *    "samples_per_s", "last_heartbeat_ms"}],
- *    "rejected": {"reason": count, ...}, "curve": bool,
+ *    "rejected": {"reason": count, ...}, "connections": {"open", "max",
+ *    "idle_closed", "excess_closed", "sessions_closed", "busy"},
+ *    "curve": bool,
  *    "auth_refused": {"plaintext", "unknown_key", "handshake_failed",
  *    "revoked"}}
  */
@@ -19,9 +21,10 @@ static cJSON *
 teacher_json(const broker *b, const teacher_sched *ts)
 {
 	cJSON *o = cJSON_CreateObject(), *q = cJSON_CreateArray();
-	const uint64_t pending = b->nshards - ts->ndone - ts->nleased -
-	    ts->nquarantined;
-	const double left = (double)(b->nshards - ts->ndone - ts->nquarantined) *
+	const uint64_t pending = b->nshards - ts->lease.ndone -
+	    ts->lease.nleased - ts->lease.nquarantined;
+	const double left = (double)(b->nshards - ts->lease.ndone -
+	    ts->lease.nquarantined) *
 	    b->job.shard_rows;
 
 	cJSON_AddStringToObject(o, "name", ts->info.name);
@@ -29,17 +32,17 @@ teacher_json(const broker *b, const teacher_sched *ts)
 	cJSON_AddStringToObject(o, "model_sha256", ts->info.model_sha256);
 	cJSON_AddNumberToObject(o, "temperature", (double)ts->info.temperature);
 	cJSON_AddNumberToObject(o, "classes", ts->info.fmt.classes);
-	cJSON_AddNumberToObject(o, "done", (double)ts->ndone);
-	cJSON_AddNumberToObject(o, "leased", (double)ts->nleased);
+	cJSON_AddNumberToObject(o, "done", (double)ts->lease.ndone);
+	cJSON_AddNumberToObject(o, "leased", (double)ts->lease.nleased);
 	cJSON_AddNumberToObject(o, "pending", (double)pending);
-	cJSON_AddNumberToObject(o, "quarantined", (double)ts->nquarantined);
+	cJSON_AddNumberToObject(o, "quarantined", (double)ts->lease.nquarantined);
 	cJSON_AddNumberToObject(o, "samples_per_s", ts->rate);
 	if (ts->rate > 0)
 		cJSON_AddNumberToObject(o, "eta_s", left / ts->rate);
 	else
 		cJSON_AddNullToObject(o, "eta_s");
 	for (uint64_t s = 0; s < b->nshards && cJSON_GetArraySize(q) < 1000; s++)
-		if (ts->slots[s].state == SHARD_QUARANTINED)
+		if (ts->lease.slots[s].state == SHARD_QUARANTINED)
 			cJSON_AddItemToArray(q, cJSON_CreateNumber((double)s));
 	cJSON_AddItemToObject(o, "quarantined_shards", q);
 	return o;
@@ -70,7 +73,7 @@ broker_status_json(const broker *b)
 	cJSON_AddNumberToObject(root, "duplicates", (double)b->duplicates);
 	cJSON_AddNumberToObject(root, "resets", (double)b->resets);
 	for (uint32_t t = 0; t < b->nteachers; t++)
-		if (b->teachers[t].slots != NULL)
+		if (b->teachers[t].lease.slots != NULL)
 			cJSON_AddItemToArray(ts, teacher_json(b, &b->teachers[t]));
 	cJSON_AddItemToObject(root, "teachers", ts);
 	for (int i = 0; i < b->nslots; i++) {
@@ -102,6 +105,17 @@ broker_status_json(const broker *b)
 		cJSON_AddNumberToObject(rej, broker_reject_names[r],
 		    (double)b->rejected[r]);
 	cJSON_AddItemToObject(root, "rejected", rej);
+	cJSON *conns = cJSON_AddObjectToObject(root, "connections");
+	if (conns != NULL) {
+		cJSON_AddNumberToObject(conns, "open", b->nopen);
+		cJSON_AddNumberToObject(conns, "max", b->max_conns);
+		cJSON_AddNumberToObject(conns, "idle_closed", (double)b->idle_closed);
+		cJSON_AddNumberToObject(conns, "excess_closed",
+		    (double)b->excess_closed);
+		cJSON_AddNumberToObject(conns, "sessions_closed",
+		    (double)b->sessions_closed);
+		cJSON_AddNumberToObject(conns, "busy", (double)b->busy);
+	}
 	cJSON_AddBoolToObject(root, "curve", b->allow != NULL);
 	cJSON *auth = cJSON_AddObjectToObject(root, "auth_refused");
 	for (int r = 0; auth != NULL && r < AUTH_COUNT_; r++)

@@ -1,5 +1,7 @@
 #include "sl_err.h"
 
+#include <lmdb.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +26,9 @@ sl_strerror(int err)
 		return strerror(err);
 	if (err >= SL_EFORMAT && err < SL_ELAST_)
 		return texts[err - SL_EFORMAT];
+	/* An LMDB code that reached a caller untranslated: LMDB's words. */
+	if (err >= MDB_KEYEXIST && err <= MDB_LAST_ERRCODE)
+		return mdb_strerror(err);
 	return "unknown error";
 }
 

@@ -13,8 +13,13 @@
 
 #include <stddef.h>
 
+/* The SL_E* codes live in a range of their own: below every LMDB code
+ * (MDB_KEYEXIST -30799 up to MDB_LAST_ERRCODE -30780, and LMDB adds new
+ * ones upward), and negative where errno values are positive, so a code
+ * that was not translated at a boundary can never pass for another
+ * (tests/unit/test_err.c checks it against every MDB_* code). */
 enum {
-	SL_EFORMAT = -30800, /* malformed file or message */
+	SL_EFORMAT = -32000, /* malformed file or message */
 	SL_ELIMIT,           /* a documented size limit exceeded */
 	SL_EMISMATCH,        /* shape, architecture or fingerprint differs */
 	SL_ECORRUPT,         /* checksum does not hold */
@@ -25,8 +30,8 @@ enum {
 	SL_ELAST_
 };
 
-/* Text for any return code: SL_E* codes, errno values, 0. Never NULL;
- * the string is static. Thread-safe. */
+/* Text for any return code: SL_E* codes, errno values, LMDB's MDB_*
+ * codes, 0. Never NULL; the string is static. Thread-safe. */
 const char *sl_strerror(int err);
 
 #define SL_ERRMSG_MAX 256

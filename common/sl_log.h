@@ -5,7 +5,14 @@
  * SL_LOG skips formatting entirely when the level is below the threshold, so
  * debug lines cost one comparison on hot paths. Thread-safe: each line goes
  * out in a single write(2).
+ *
+ * A line is always one line: control bytes in the message (0x00-0x1f and
+ * 0x7f: a newline, ESC, BEL) are written as \xNN, whatever code path let
+ * remote text into it, so no peer can forge a line or drive a terminal.
  */
+#include <stddef.h>
+#include <stdint.h>
+
 #ifndef SL_LOG_H
 #define SL_LOG_H
 
@@ -20,8 +27,36 @@ void sl_log_init(const char *prog, enum sl_log_level threshold);
 /* Parse "debug|info|warn|error"; returns 0 or SL_EINVAL. */
 int sl_log_parse_level(const char *s, enum sl_log_level *out);
 
+/* Copy len bytes of p into out (outsz > 0) as one printable line: control
+ * bytes (0x00-0x1f, 0x7f) become \xNN, everything else stays; cut, never
+ * mid-escape, to fit. out is always NUL-terminated. For remote text that
+ * goes anywhere but the log (status, inspect). Returns out. */
+char *sl_log_escape(char *out, size_t outsz, const void *p, size_t len);
+
 void sl_log_write(enum sl_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Rate limit for lines a remote peer can cause (one per refused message,
+ * per HELLO...): at most SL_LOG_LIMIT_BURST lines per window of
+ * SL_LOG_LIMIT_WINDOW_MS, then one WARN summary "suppressed N ..." when
+ * the window ends. Counters elsewhere (status) stay exact; only the log is
+ * bounded. Caller's storage, zero-initialized; what names the lines in the
+ * summary (borrowed, a literal). Time is the caller's monotonic ms. Not
+ * thread-safe: one limiter per thread. */
+#define SL_LOG_LIMIT_BURST 20
+#define SL_LOG_LIMIT_WINDOW_MS 10000
+typedef struct sl_log_limit {
+	const char *what;
+	uint64_t start_ms;    /* the current window began */
+	uint32_t logged;      /* lines written in it */
+	uint64_t suppressed;  /* lines not written in it */
+} sl_log_limit;
+
+/* 1: write the line now; 0: suppressed (counted for the summary). */
+int sl_log_limit_allow(sl_log_limit *l, uint64_t now_ms);
+/* Call periodically: a window over with lines suppressed gets its summary
+ * line, and a new window starts. */
+void sl_log_limit_flush(sl_log_limit *l, uint64_t now_ms);
 
 #define SL_LOG(level, ...)                                                     \
 	do {                                                                   \

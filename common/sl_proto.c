@@ -62,7 +62,8 @@
  *   status    uint     1 stored, 2 duplicate, 3 rejected
  *   reason    str      0..256 bytes, no NUL (empty unless rejected)
  *
- *   RESET (9), DONE (12) broker -> worker   reason  str  0..256, no NUL
+ *   RESET (9), DONE (12), BUSY (13) broker -> worker
+ *                                           reason  str  0..256, no NUL
  *   STATUS (10) client -> broker            (no keys)
  *   STATUS_REPLY (11) broker -> client      json  str  0..1 MiB
  *
@@ -188,6 +189,7 @@ static const struct mtype types[] = {
 	[SL_MSG_STATUS] = { "STATUS", NULL, 0 },
 	[SL_MSG_STATUS_REPLY] = T("STATUS_REPLY", status_reply_fields),
 	[SL_MSG_DONE] = T("DONE", reset_fields),
+	[SL_MSG_BUSY] = T("BUSY", reset_fields),
 };
 #define NTYPES (sizeof types / sizeof types[0])
 
@@ -660,4 +662,26 @@ sl_proto_decode(const void *buf, size_t len, sl_msg *m, sl_errmsg *why)
 		return rc;
 	*m = out;
 	return 0;
+}
+
+int
+sl_proto_name_valid(const void *p, size_t len, size_t *bad)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < len && i < SL_PROTO_MAX_NAME; i++) {
+		if ((c[i] >= 'a' && c[i] <= 'z') || (c[i] >= 'A' && c[i] <= 'Z') ||
+		    (c[i] >= '0' && c[i] <= '9') ||
+		    (c[i] != '\0' && strchr("._-+:@", c[i]) != NULL))
+			continue;
+		if (bad != NULL)
+			*bad = i;
+		return 0;
+	}
+	if (len == 0 || len > SL_PROTO_MAX_NAME) {
+		if (bad != NULL)
+			*bad = len;
+		return 0;
+	}
+	return 1;
 }

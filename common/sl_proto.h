@@ -12,6 +12,7 @@
  *   worker                         broker
  *   HELLO {teacher, model, T, enc} ->        register; provenance checked
  *                                  <- WELCOME {teacher index, timings} | REFUSE {reason}
+ *                                     | BUSY {reason}: HELLO again after a back-off
  *   READY {credit}                 ->        ask for up to `credit` shards
  *                                  <- TASK {shard, rows, [data]}  (0..credit of them)
  *   HEARTBEAT {shards held}        ->        every heartbeat_ms: renews leases
@@ -41,6 +42,10 @@
 
 #define SL_PROTO_VERSION 1
 #define SL_PROTO_MAX_NAME 128        /* teacher and worker names, bytes */
+/* The characters a teacher or worker name may have (a documented set:
+ * README "Wire protocol"): no space, no control byte, no '/', ',' or '='
+ * (file names, lists and NAME=VALUE options use them). */
+#define SL_PROTO_NAME_CHARS "A-Z a-z 0-9 . _ - + : @"
 #define SL_PROTO_MAX_HELD 64         /* shards listed in HELLO / HEARTBEAT */
 #define SL_PROTO_MAX_REASON 256      /* REFUSE / ACK / RESET / DONE reason, bytes */
 #define SL_PROTO_MAX_ROWS (1u << 20) /* TASK / RESULT n and WELCOME shard_rows */
@@ -59,6 +64,8 @@ enum sl_msg_type {
 	SL_MSG_STATUS = 10,
 	SL_MSG_STATUS_REPLY = 11,
 	SL_MSG_DONE = 12, /* broker -> worker: every shard of your teacher is done */
+	SL_MSG_BUSY = 13, /* broker -> worker: HELLO refused for now; say it
+	                     again after a back-off (every worker slot taken) */
 };
 
 enum sl_ack_status {
@@ -130,7 +137,7 @@ typedef struct sl_msg {
 		struct { /* STATUS_REPLY */
 			sl_bytes json;
 		} status;
-		struct { /* RESET, DONE */
+		struct { /* RESET, DONE, BUSY */
 			sl_bytes reason;
 		} reset;
 	} u;
@@ -171,5 +178,10 @@ const char *sl_proto_type_name(enum sl_msg_type t);
 
 /* Build sl_bytes from a C string (borrowed; NULL gives an empty one). */
 sl_bytes sl_bytes_str(const char *s);
+
+/* 1 if p[0..len) is a valid name: 1 to SL_PROTO_MAX_NAME characters from
+ * SL_PROTO_NAME_CHARS; else 0, and *bad (if not NULL) gets the offset of
+ * the first bad byte (len for a bad length). */
+int sl_proto_name_valid(const void *p, size_t len, size_t *bad);
 
 #endif

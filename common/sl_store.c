@@ -12,6 +12,7 @@
  * fixbuf), so no write path allocates, per record or per shard.
  */
 #include "sl_store.h"
+#include "sl_proto.h"
 
 #include "sl_msgpack.h"
 
@@ -993,10 +994,11 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 
 	if (s->readonly)
 		return sl_errmsg_set(why, SL_EINVAL, "cache opened read-only");
-	if (!name_valid(t->name))
-		return sl_errmsg_set(why, SL_EINVAL,
-		    "teacher name must be 1 to %d bytes without '/'",
-		    SL_STORE_MAX_NAME);
+	if (!name_valid(t->name) ||
+	    !sl_proto_name_valid(t->name, strlen(t->name), NULL))
+		return sl_errmsg_set(why, SL_EINVAL, "teacher name must be 1 to "
+		    "%d characters from %s", SL_STORE_MAX_NAME,
+		    SL_PROTO_NAME_CHARS);
 	if (hex_to_bin(t->model_sha256, sha) != 0)
 		return sl_errmsg_set(why, SL_EINVAL,
 		    "model_sha256 is not 64 hex digits");

@@ -5,6 +5,7 @@
 #include "sl_log.h"
 #include "sl_net.h"
 #include "sl_opt.h"
+#include "sl_proto.h"
 
 #include <math.h>
 #include <signal.h>
@@ -59,6 +60,24 @@ print_blas_line(int threads)
 
 	sl_blas_describe(sl_blas_info_get(), threads, line, sizeof line);
 	printf("%s\n", line);
+}
+
+/* The broker refuses a HELLO whose names are outside SL_PROTO_NAME_CHARS:
+ * say so at start, naming the byte, rather than after connecting. */
+static int
+name_ok(const char *opt, const char *name)
+{
+	char shown[160];
+	size_t bad;
+
+	if (sl_proto_name_valid(name, strlen(name), &bad))
+		return 1;
+	sl_log_escape(shown, sizeof shown, name, strlen(name));
+	fprintf(stderr, "softlabel-teacher: %s '%s': names are 1 to %d "
+	    "characters from %s%s\n", opt, shown, SL_PROTO_MAX_NAME,
+	    SL_PROTO_NAME_CHARS, strcmp(opt, "--name") == 0 ? " (the default "
+	    "is the model file's name: give --name)" : "");
+	return 0;
 }
 
 int
@@ -132,17 +151,14 @@ main(int argc, char **argv)
 			*dot = '\0';
 		cfg.name = teacher;
 	}
-	if (strlen(cfg.name) == 0 || strlen(cfg.name) > 128 ||
-	    strchr(cfg.name, '/') != NULL) {
-		fprintf(stderr, "softlabel-teacher: --name '%s': 1 to 128 bytes, "
-		    "no '/'\n", cfg.name);
-		return 2;
-	}
 	if (cfg.worker_name == NULL) {
 		gethostname(host, sizeof host - 1);
 		snprintf(self, sizeof self, "%s-%d", host, (int)getpid());
 		cfg.worker_name = self;
 	}
+	if (!name_ok("--name", cfg.name) ||
+	    !name_ok("--worker-name", cfg.worker_name))
+		return 2;
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-teacher", level);
 	sl_blas_log_startup(cfg.threads, SL_LOG_INFO);

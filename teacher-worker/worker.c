@@ -100,6 +100,7 @@ typedef struct wstate {
 	enum sl_dtype dtype;
 	uint64_t last_heard_ms, last_hb_ms;
 	uint32_t backoff_ms;
+	uint64_t hello_at_ms;   /* BUSY: say HELLO again then (0: no) */
 	uint64_t rng;
 
 	task tasks[MAX_TASKS];
@@ -575,6 +576,17 @@ receive(wstate *w)
 		case SL_MSG_DONE:
 			w->done = 1;
 			break;
+		case SL_MSG_BUSY: {
+			/* Not a refusal of this worker: the broker is full
+			 * for now (a flood of sessions, say). Back off. */
+			const uint32_t d = sl_net_backoff_ms(&w->backoff_ms, &w->rng);
+
+			sl_warn("broker busy: %.*s; saying HELLO again in %u ms",
+			    (int)m.u.reset.reason.len,
+			    (const char *)m.u.reset.reason.p, d);
+			w->hello_at_ms = sl_net_now_ms() + d;
+			break;
+		}
 		case SL_MSG_HEARTBEAT:
 			break;
 		default:
@@ -986,6 +998,10 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 				goto out;
 			}
 			continue;
+		}
+		if (w.hello_at_ms != 0 && now >= w.hello_at_ms && !w.welcomed) {
+			w.hello_at_ms = 0;
+			send_hello(&w);
 		}
 		if (now - w.last_hb_ms >= hb && w.welcomed) {
 			send_heartbeat(&w);

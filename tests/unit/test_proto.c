@@ -14,6 +14,7 @@
 
 #include "sl_data.h"
 #include "sl_err.h"
+#include "sl_log.h"
 #include "sl_msgpack.h"
 #include "sl_proto.h"
 #include "sl_rng.h"
@@ -102,6 +103,7 @@ sample(enum sl_msg_type t)
 		break;
 	case SL_MSG_RESET:
 	case SL_MSG_DONE:
+	case SL_MSG_BUSY:
 		m.u.reset.reason = sl_bytes_str("unknown worker");
 		break;
 	case SL_MSG_STATUS:
@@ -206,6 +208,7 @@ assert_msg_equal(const sl_msg *a, const sl_msg *b, const uint8_t *f,
 		break;
 	case SL_MSG_RESET:
 	case SL_MSG_DONE:
+	case SL_MSG_BUSY:
 		assert_bytes(a->u.reset.reason, b->u.reset.reason, f, len);
 		break;
 	case SL_MSG_STATUS:
@@ -222,7 +225,7 @@ test_round_trip_every_type(void **state)
 	sl_proto_buf b = { 0 };
 
 	(void)state;
-	for (int t = SL_MSG_HELLO; t <= SL_MSG_DONE; t++) {
+	for (int t = SL_MSG_HELLO; t <= SL_MSG_BUSY; t++) {
 		const sl_msg m = sample((enum sl_msg_type)t);
 		sl_errmsg why = { "" };
 		sl_msg d;
@@ -360,7 +363,7 @@ test_encode_refuses_bad_input(void **state)
 	m = sample(SL_MSG_READY);
 	m.type = (enum sl_msg_type)0;
 	assert_int_equal(sl_proto_encode(&m, &b), SL_EINVAL);
-	m.type = (enum sl_msg_type)13;
+	m.type = (enum sl_msg_type)14; /* the first unused type */
 	assert_int_equal(sl_proto_encode(&m, &b), SL_EINVAL);
 	m = sample(SL_MSG_RESULT);
 	m.u.result.blob.p = NULL;
@@ -554,8 +557,8 @@ static const struct bad bads[] = {
 	{ SL_MSG_READY, "v", OP_DROP, VNONE, SL_EFORMAT, "'v' and 't'" },
 	{ SL_MSG_READY, "t", OP_DROP, VNONE, SL_EFORMAT, "'v' and 't'" },
 	{ SL_MSG_STATUS, "t", OP_DROP, VNONE, SL_EFORMAT, "at least" },
-	{ SL_MSG_READY, "t", OP_SET, VU(13), SL_EFORMAT,
-	    "unknown message type 13" },
+	{ SL_MSG_READY, "t", OP_SET, VU(14), SL_EFORMAT,
+	    "unknown message type 14" },
 	{ SL_MSG_READY, "t", OP_SET, VU(0), SL_EFORMAT,
 	    "unknown message type 0" },
 	{ SL_MSG_READY, "t", OP_SET, VI(-4), SL_EFORMAT,
@@ -878,7 +881,7 @@ test_random_bytes_never_crash(void **state)
 
 	for (int i = 0; i < 10000; i++) {
 		const sl_msg m = sample((enum sl_msg_type)
-		    (1 + sl_rng_below(&r, SL_MSG_DONE)));
+		    (1 + sl_rng_below(&r, SL_MSG_BUSY)));
 		uint8_t *p;
 		size_t nflip;
 
@@ -901,6 +904,38 @@ test_random_bytes_never_crash(void **state)
 	sl_proto_buf_fini(&re);
 }
 
+/* Names: the documented set only, the first bad byte named; and remote
+ * text escaped into one printable line. */
+static void
+test_names_and_escaping(void **state)
+{
+	char big[SL_PROTO_MAX_NAME + 1], out[32];
+	size_t bad = 99;
+
+	(void)state;
+	assert_true(sl_proto_name_valid("host-01.a_b:c@d+e", 17, NULL));
+	assert_false(sl_proto_name_valid("ab\ncd", 5, &bad));
+	assert_int_equal(bad, 2);
+	assert_false(sl_proto_name_valid("t\x1b]0;x\x07", 7, &bad));
+	assert_int_equal(bad, 1);
+	assert_false(sl_proto_name_valid("a\0b", 3, &bad));
+	assert_int_equal(bad, 1);
+	for (const char *c = " /,=\\\"'\x7f\x80"; *c; c++)
+		assert_false(sl_proto_name_valid(c, 1, NULL));
+	assert_false(sl_proto_name_valid("", 0, &bad));
+	assert_int_equal(bad, 0);
+	memset(big, 'a', sizeof big);
+	assert_true(sl_proto_name_valid(big, SL_PROTO_MAX_NAME, NULL));
+	assert_false(sl_proto_name_valid(big, SL_PROTO_MAX_NAME + 1, &bad));
+	assert_int_equal(bad, SL_PROTO_MAX_NAME + 1);
+
+	assert_string_equal(sl_log_escape(out, sizeof out, "a\nb\x1b]\x07\x7f", 7),
+	    "a\\x0ab\\x1b]\\x07\\x7f");
+	/* Cut to fit, never in the middle of an escape. */
+	assert_string_equal(sl_log_escape(out, 8, "abcde\n", 6), "abcde");
+	assert_string_equal(sl_log_escape(out, 1, "abc", 3), "");
+}
+
 int
 main(void)
 {
@@ -918,6 +953,7 @@ main(void)
 		cmocka_unit_test(test_every_truncation_of_result),
 		cmocka_unit_test(test_json_limit),
 		cmocka_unit_test(test_random_bytes_never_crash),
+		cmocka_unit_test(test_names_and_escaping),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

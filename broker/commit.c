@@ -1,0 +1,83 @@
+#include "commit.h"
+#include "session.h"
+#include "sl_log.h"
+#include "sl_net.h"
+
+static void
+update_rate(teacher_sched *ts, uint64_t samples)
+{
+	const uint64_t now = sl_net_now_ms();
+
+	ts->rate_samples += samples;
+	if (now - ts->rate_t_ms >= 1000) {
+		const double r = (double)ts->rate_samples * 1000.0 /
+		    (double)(now - ts->rate_t_ms);
+
+		ts->rate = ts->rate == 0 ? r : 0.7 * ts->rate + 0.3 * r;
+		ts->rate_t_ms = now;
+		ts->rate_samples = 0;
+	}
+}
+
+/* Commit the group and the quarantines in one transaction, then ACK. */
+void
+commit_group(broker *b)
+{
+	sl_store_txn *txn = NULL;
+	sl_errmsg why = { "" };
+	int rc;
+
+	if (b->ngroup == 0 && b->nquarantine == 0)
+		return;
+	rc = sl_store_write_begin(b->store, &txn, &why);
+	for (uint32_t i = 0; rc == 0 && i < b->ngroup; i++) {
+		pending_result *p = &b->group[i];
+		teacher_sched *ts = &b->teachers[p->teacher];
+		worker *w = session_by_token(b, p->token);
+
+		rc = sl_store_put_shard(txn, p->teacher, p->shard,
+		    p->shard * b->job.shard_rows, p->nrows, p->blob, ts->rec_size,
+		    w ? w->name : "", ts->lease.slots[p->shard].attempts, &why);
+	}
+	for (uint32_t i = 0; rc == 0 && i < b->nquarantine; i++) {
+		quarantine *q = &b->quarantined[i];
+
+		rc = sl_store_put_quarantine(txn, q->teacher, q->shard,
+		    q->attempts, q->reason, &why);
+	}
+	if (rc == 0)
+		rc = sl_store_write_commit(&txn, &why);
+	else
+		sl_store_write_abort(&txn);
+
+	if (rc != 0) {
+		sl_error("commit of %u results failed: %s", b->ngroup, why.text);
+		b->rejected[REJ_STORE] += b->ngroup;
+	} else {
+		b->commits++;
+		b->committed_results += b->ngroup;
+	}
+	for (uint32_t i = 0; i < b->ngroup; i++) {
+		pending_result *p = &b->group[i];
+		teacher_sched *ts = &b->teachers[p->teacher];
+		worker *w = session_by_token(b, p->token);
+
+		lease_committed(&ts->lease, p->shard, rc == 0);
+		if (rc == 0) {
+			update_rate(ts, p->nrows);
+			if (w != NULL) {
+				w->results++;
+				w->samples += p->nrows;
+			}
+			broker_ack(b, p->id, p->idlen, p->shard, SL_ACK_STORED, NULL);
+		} else {
+			broker_ack(b, p->id, p->idlen, p->shard, SL_ACK_REJECTED,
+			    "the broker could not store it");
+		}
+		zmq_msg_close(&p->frame);
+	}
+	b->ngroup = 0;
+	b->nquarantine = 0;
+	if (rc == 0)
+		broker_dispatch_all(b);
+}

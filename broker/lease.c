@@ -1,0 +1,188 @@
+#include "lease.h"
+#include "sl_err.h"
+
+#include <stdlib.h>
+
+int
+lease_init(lease_table *t, uint64_t nshards, uint32_t max_attempts)
+{
+	shard_slot *slots = calloc(nshards ? nshards : 1, sizeof *slots);
+
+	if (slots == NULL)
+		return SL_ENOMEM;
+	*t = (lease_table){ .slots = slots, .nshards = nshards,
+	    .max_attempts = max_attempts };
+	return 0;
+}
+
+void
+lease_fini(lease_table *t)
+{
+	free(t->slots);
+	t->slots = NULL;
+}
+
+void
+lease_restore(lease_table *t, uint64_t s, enum shard_state state)
+{
+	if (s >= t->nshards || t->slots[s].state != SHARD_PENDING)
+		return;
+	if (state == SHARD_DONE) {
+		t->slots[s].state = SHARD_DONE;
+		t->ndone++;
+	} else if (state == SHARD_QUARANTINED) {
+		t->slots[s].state = SHARD_QUARANTINED;
+		t->nquarantined++;
+	}
+}
+
+int64_t
+lease_take(lease_table *t, uint32_t owner, uint64_t deadline_ms)
+{
+	for (uint64_t i = 0; i < t->nshards; i++) {
+		const uint64_t s = (t->scan + i) % t->nshards;
+		shard_slot *slot = &t->slots[s];
+
+		if (slot->state != SHARD_PENDING)
+			continue;
+		t->scan = s + 1;
+		slot->state = SHARD_LEASED;
+		slot->owner = owner;
+		slot->deadline_ms = deadline_ms;
+		if (slot->attempts < 255)
+			slot->attempts++;
+		t->nleased++;
+		return (int64_t)s;
+	}
+	return -1;
+}
+
+/* s is back in the queue: the next search starts no later than s, so a
+ * returned shard is leased again before those never leased. */
+static void
+requeue(lease_table *t, uint64_t s)
+{
+	t->slots[s].state = SHARD_PENDING;
+	if (s < t->scan)
+		t->scan = s;
+}
+
+int
+lease_return(lease_table *t, uint64_t s, int may_quarantine,
+    uint32_t *prev_owner)
+{
+	shard_slot *slot;
+
+	if (s >= t->nshards || t->slots[s].state != SHARD_LEASED)
+		return -1;
+	slot = &t->slots[s];
+	*prev_owner = slot->owner;
+	slot->owner = 0;
+	t->nleased--;
+	if (slot->attempts >= t->max_attempts && may_quarantine) {
+		slot->state = SHARD_QUARANTINED;
+		t->nquarantined++;
+		return SHARD_QUARANTINED;
+	}
+	requeue(t, s);
+	return SHARD_PENDING;
+}
+
+int
+lease_renew(lease_table *t, uint64_t s, uint32_t owner, uint64_t deadline_ms)
+{
+	if (s >= t->nshards || t->slots[s].state != SHARD_LEASED ||
+	    t->slots[s].owner != owner)
+		return 0;
+	t->slots[s].deadline_ms = deadline_ms;
+	return 1;
+}
+
+int
+lease_move(lease_table *t, uint64_t s, uint32_t from, uint32_t to,
+    uint64_t deadline_ms)
+{
+	if (!lease_renew(t, s, from, deadline_ms))
+		return 0;
+	t->slots[s].owner = to;
+	return 1;
+}
+
+uint32_t
+lease_holder(const lease_table *t, uint64_t s)
+{
+	if (s >= t->nshards || t->slots[s].state != SHARD_LEASED)
+		return 0;
+	return t->slots[s].owner;
+}
+
+int64_t
+lease_next_owned(const lease_table *t, uint64_t from, uint32_t owner)
+{
+	for (uint64_t s = from; t->nleased > 0 && s < t->nshards; s++)
+		if (t->slots[s].state == SHARD_LEASED && t->slots[s].owner == owner)
+			return (int64_t)s;
+	return -1;
+}
+
+int64_t
+lease_next_expired(const lease_table *t, uint64_t from, uint64_t now_ms)
+{
+	for (uint64_t s = from; t->nleased > 0 && s < t->nshards; s++)
+		if (t->slots[s].state == SHARD_LEASED &&
+		    t->slots[s].deadline_ms <= now_ms)
+			return (int64_t)s;
+	return -1;
+}
+
+enum lease_verdict
+lease_check(const lease_table *t, uint64_t s, uint32_t owner, int granted)
+{
+	const shard_slot *slot;
+
+	if (s >= t->nshards)
+		return LEASE_UNKNOWN_SHARD;
+	slot = &t->slots[s];
+	if (slot->state == SHARD_DONE)
+		return LEASE_DUP_DONE;
+	if (slot->state == SHARD_COMMITTING)
+		return LEASE_DUP_COMMITTING;
+	if (slot->state == SHARD_QUARANTINED)
+		return LEASE_IS_QUARANTINED;
+	if ((slot->state == SHARD_LEASED && slot->owner == owner) || granted)
+		return LEASE_ACCEPT;
+	return LEASE_NOT_LEASED;
+}
+
+void
+lease_begin_commit(lease_table *t, uint64_t s, uint32_t *prev_owner)
+{
+	shard_slot *slot = &t->slots[s];
+
+	*prev_owner = 0;
+	if (slot->state == SHARD_LEASED) {
+		*prev_owner = slot->owner;
+		t->nleased--;
+	}
+	slot->owner = 0;
+	slot->state = SHARD_COMMITTING;
+}
+
+void
+lease_committed(lease_table *t, uint64_t s, int stored)
+{
+	if (s >= t->nshards || t->slots[s].state != SHARD_COMMITTING)
+		return;
+	if (stored) {
+		t->slots[s].state = SHARD_DONE;
+		t->ndone++;
+	} else {
+		requeue(t, s);
+	}
+}
+
+int
+lease_finished(const lease_table *t)
+{
+	return t->ndone + t->nquarantined == t->nshards;
+}

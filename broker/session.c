@@ -1,0 +1,317 @@
+#include "session.h"
+#include "sl_label.h"
+#include "sl_log.h"
+#include "sl_net.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+worker *
+session_find(broker *b, const void *id, size_t idlen)
+{
+	for (int i = 0; i < b->nslots; i++) {
+		worker *w = &b->workers[i];
+
+		if (w->used && w->idlen == idlen && memcmp(w->id, id, idlen) == 0)
+			return w;
+	}
+	return NULL;
+}
+
+worker *
+session_by_token(broker *b, uint32_t token)
+{
+	for (int i = 0; i < b->nslots; i++)
+		if (b->workers[i].used && b->workers[i].token == token)
+			return &b->workers[i];
+	return NULL;
+}
+
+void
+session_grant(worker *w, uint64_t shard)
+{
+	w->granted[w->ngranted++ % BROKER_GRANTS] = shard;
+}
+
+int
+session_was_granted(const worker *w, uint64_t shard)
+{
+	const uint32_t n = w->ngranted < BROKER_GRANTS ? w->ngranted : BROKER_GRANTS;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (w->granted[i] == shard)
+			return 1;
+	return 0;
+}
+
+/* Every lease of w goes back to the queue. */
+void
+session_drop_leases(broker *b, worker *w, const char *why_back)
+{
+	teacher_sched *ts = &b->teachers[w->teacher];
+	int64_t s = 0;
+
+	while (ts->lease.slots != NULL && w->nleases > 0 &&
+	    (s = lease_next_owned(&ts->lease, (uint64_t)s, w->token)) >= 0)
+		broker_return_shard(b, ts, (uint64_t)s, why_back);
+	w->nleases = 0;
+	w->ngranted = 0;
+}
+
+typedef struct handover {
+	uint32_t resumed, returned;
+} handover;
+
+/* A worker's new session w takes over the leases of its previous one
+ * (token): those the worker lists in its HELLO move to w, so its
+ * heartbeats renew them; the others it never received (a TASK lost in a
+ * network cut) go back to the queue now instead of at their expiry. */
+static void
+take_over(broker *b, teacher_sched *ts, worker *w, uint32_t token,
+    const uint64_t *held, uint32_t nheld, handover *h)
+{
+	const uint64_t deadline = sl_net_now_ms() +
+	    (uint64_t)b->cfg->lease_timeout_s * 1000;
+	worker *prev = session_by_token(b, token);
+	int64_t s = 0;
+
+	while ((s = lease_next_owned(&ts->lease, (uint64_t)s, token)) >= 0) {
+		uint32_t i = 0;
+
+		while (i < nheld && held[i] != (uint64_t)s)
+			i++;
+		if (i == nheld) {
+			broker_return_shard(b, ts, (uint64_t)s,
+			    "its worker reconnected without it");
+			h->returned++;
+			continue;
+		}
+		if (prev != NULL && prev->nleases > 0)
+			prev->nleases--;
+		w->nleases++;
+		lease_move(&ts->lease, (uint64_t)s, token, w->token, deadline);
+		h->resumed++;
+	}
+}
+
+/* Names reach logs, status, the cache and terminals: the HELLO of a name
+ * outside SL_PROTO_NAME_CHARS is refused, saying which byte. Returns 1 if
+ * both names are valid. */
+static int
+hello_names_valid(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m)
+{
+	const sl_bytes names[2] = { m->u.hello.worker, m->u.hello.teacher };
+	const char *const what[2] = { "worker", "teacher" };
+	char why_text[SL_PROTO_MAX_REASON], shown[64];
+	size_t bad;
+
+	for (int i = 0; i < 2; i++) {
+		if (sl_proto_name_valid(names[i].p, names[i].len, &bad))
+			continue;
+		sl_log_escape(shown, sizeof shown, names[i].p,
+		    names[i].len < 32 ? names[i].len : 32);
+		if (bad == names[i].len)
+			snprintf(why_text, sizeof why_text, "%s name of %zu bytes: "
+			    "names are 1 to %d characters from %s", what[i],
+			    names[i].len, SL_PROTO_MAX_NAME, SL_PROTO_NAME_CHARS);
+		else
+			snprintf(why_text, sizeof why_text, "%s name '%s': byte %zu "
+			    "(0x%02x) is not allowed; names are 1 to %d characters "
+			    "from %s", what[i], shown, bad,
+			    (unsigned)((const uint8_t *)names[i].p)[bad],
+			    SL_PROTO_MAX_NAME, SL_PROTO_NAME_CHARS);
+		broker_reject(b, REJ_BAD_NAME, "peer", "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return 0;
+	}
+	return 1;
+}
+
+/* The preprocessing a HELLO asks for, as the worker will run it: NaN takes
+ * the default for this dataset's dtype (as the worker does on WELCOME), and
+ * several channels must match the rows' first dimension. Non-zero with the
+ * reason in text. */
+static int
+hello_preproc(const broker *b, const sl_bytes *wire, sl_preproc *out,
+    char *text, size_t cap)
+{
+	const sl_fingerprint *fp = &b->job.dataset;
+	sl_errmsg why = { "" };
+
+	if (sl_preproc_unpack(wire->p, wire->len, out) != 0) {
+		snprintf(text, cap, "preprocessing of %zu bytes: not "
+		    "4 * (1 + 2 * channels)", wire->len);
+		return -1;
+	}
+	sl_preproc_fill(out, fp->dtype);
+	if (sl_preproc_check(out, fp->shape, fp->ndim, &why) != 0) {
+		snprintf(text, cap, "%s", why.text);
+		return -1;
+	}
+	return 0;
+}
+
+void
+session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
+    const char *key)
+{
+	char name[SL_PROTO_MAX_NAME + 1], why_text[SL_ERRMSG_MAX + 64];
+	sl_store_teacher t;
+	sl_errmsg why = { "" };
+	worker *w;
+	const size_t dim = sl_dataset_dim(b->ds);
+	int rc;
+
+	if (!hello_names_valid(b, id, idlen, m))
+		return;
+	snprintf(name, sizeof name, "%.*s", (int)m->u.hello.worker.len,
+	    (const char *)m->u.hello.worker.p);
+	memset(&t, 0, sizeof t);
+	snprintf(t.name, sizeof t.name, "%.*s", (int)m->u.hello.teacher.len,
+	    (const char *)m->u.hello.teacher.p);
+	snprintf(t.model_sha256, sizeof t.model_sha256, "%.*s",
+	    (int)m->u.hello.model_sha256.len,
+	    (const char *)m->u.hello.model_sha256.p);
+	t.temperature = m->u.hello.temperature;
+	t.fmt = m->u.hello.fmt;
+	if (hello_preproc(b, &m->u.hello.preproc, &t.pre, why_text,
+	    sizeof why_text) != 0) {
+		broker_reject(b, REJ_BAD_HELLO, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return;
+	}
+	t.has_pre = 1;
+
+	if (m->u.hello.input_dim != dim) {
+		snprintf(why_text, sizeof why_text, "model takes %u inputs, the "
+		    "dataset's rows have %zu values", m->u.hello.input_dim, dim);
+		broker_reject(b, REJ_BAD_HELLO, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return;
+	}
+	if (m->u.hello.dataset_sha256.len == 32 &&
+	    memcmp(m->u.hello.dataset_sha256.p, b->job.dataset.sha256, 32) != 0) {
+		snprintf(why_text, sizeof why_text, "the worker's --dataset has "
+		    "another fingerprint than the job's %.200s", b->job.dataset_path);
+		broker_reject(b, REJ_DATASET, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return;
+	}
+	if ((uint64_t)sl_label_size(&t.fmt) * b->job.shard_rows + 4096 >
+	    (uint64_t)b->cfg->max_msg_bytes) {
+		snprintf(why_text, sizeof why_text, "a shard of %u records of "
+		    "%zu bytes exceeds the message limit of %" PRId64 " bytes",
+		    b->job.shard_rows, sl_label_size(&t.fmt),
+		    b->cfg->max_msg_bytes);
+		broker_reject(b, REJ_BAD_HELLO, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return;
+	}
+	rc = sl_store_register_teacher(b->store, &t, &why);
+	if (rc == SL_EMISMATCH) {
+		broker_reject(b, REJ_PROVENANCE, name, "%s", why.text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why.text);
+		return;
+	}
+	if (rc != 0) {
+		if (broker_log_allow(b, EV_REGISTER_FAILED))
+			sl_error("register teacher %s: %s", t.name, why.text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why.text);
+		return;
+	}
+	if (b->teachers[t.index].lease.slots == NULL) {
+		if (broker_load_teacher(b, &t) != 0) {
+			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
+			    "broker could not load the teacher's shards");
+			return;
+		}
+		sl_info("teacher %s registered as index %u: model %.12s..., "
+		    "T=%g, %u classes", t.name, t.index, t.model_sha256,
+		    (double)t.temperature, t.fmt.classes);
+	}
+
+	if ((w = session_find(b, id, idlen)) == NULL) {
+		/* Reuse a forgotten slot before growing the scanned range. */
+		for (int i = 0; i < b->nslots && w == NULL; i++)
+			if (!b->workers[i].used)
+				w = &b->workers[i];
+		if (w == NULL && b->nslots < b->cfg->max_workers)
+			w = &b->workers[b->nslots++];
+		if (w == NULL) {
+			/* Not the worker's fault: BUSY, and it says HELLO again
+			 * after a back-off (sessions of closed connections
+			 * free their slots at once, silent ones after a lease
+			 * period). */
+			b->busy++;
+			if (broker_log_allow(b, EV_BUSY))
+				sl_warn("refused (busy) HELLO of %s: all %d worker "
+				    "slots taken", name, b->cfg->max_workers);
+			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_BUSY,
+			    "every worker slot of the broker is taken");
+			return;
+		}
+	}
+	/* A repeated HELLO on the same connection starts a new session too. */
+	const uint32_t old_token = w->used ? w->token : 0;
+	memset(w, 0, sizeof *w);
+	w->used = 1;
+	memcpy(w->id, id, idlen);
+	w->idlen = idlen;
+	w->token = b->next_token++;
+	w->fd = -1;
+	snprintf(w->name, sizeof w->name, "%s", name);
+	w->teacher = t.index;
+	w->ship_rows = m->u.hello.dataset_sha256.len == 0;
+	w->last_seen_ms = w->hello_ms = sl_net_now_ms();
+	if (key != NULL)
+		memcpy(w->key.z85, key, SL_CURVE_Z85_LEN);
+
+	/* Results and tasks the worker still holds from before a reconnect or
+	 * a broker restart: it may answer for them. */
+	teacher_sched *ts = &b->teachers[t.index];
+	for (uint32_t i = 0; i < m->u.hello.nheld; i++)
+		if (m->u.hello.held[i] < b->nshards)
+			session_grant(w, m->u.hello.held[i]);
+	/* Its previous session, if the broker still has it (the same slot
+	 * after a repeated HELLO, or the same name and key on an earlier
+	 * connection), ends here: see take_over. */
+	handover h = { 0, 0 };
+	if (old_token != 0)
+		take_over(b, ts, w, old_token, m->u.hello.held,
+		    m->u.hello.nheld, &h);
+	for (int i = 0; i < b->nslots; i++) {
+		worker *prev = &b->workers[i];
+
+		if (prev->used && prev != w && prev->teacher == w->teacher &&
+		    strcmp(prev->name, w->name) == 0 &&
+		    strcmp(prev->key.z85, w->key.z85) == 0) {
+			take_over(b, ts, w, prev->token, m->u.hello.held,
+			    m->u.hello.nheld, &h);
+			prev->used = 0;
+		}
+	}
+
+	sl_msg r;
+	memset(&r, 0, sizeof r);
+	r.type = SL_MSG_WELCOME;
+	r.u.welcome.teacher_index = t.index;
+	r.u.welcome.heartbeat_ms = SL_NET_HEARTBEAT_MS;
+	r.u.welcome.lease_timeout_ms = (uint32_t)b->cfg->lease_timeout_s * 1000;
+	r.u.welcome.rows = sl_dataset_rows(b->ds);
+	r.u.welcome.shard_rows = b->job.shard_rows;
+	r.u.welcome.row_bytes = (uint32_t)b->row_bytes;
+	r.u.welcome.dtype = sl_dataset_dtype(b->ds);
+	r.u.welcome.max_msg_bytes = (uint64_t)b->cfg->max_msg_bytes;
+	broker_reply(b, b->sock, id, idlen, &r);
+	b->hellos++;
+	if (broker_log_allow(b, EV_JOINED))
+		sl_info("worker %s joined for teacher %s (%s, %u held shards; "
+		    "from its previous session %u leases resumed, %u returned)",
+		    w->name, t.name, w->ship_rows ? "rows shipped" :
+		    "local dataset", m->u.hello.nheld, h.resumed, h.returned);
+	if (h.returned > 0)
+		broker_dispatch_all(b);
+	(void)ts;
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""Peers that take connections and sessions and then do nothing (findings
+4 and 5 of issue 15). Every wait is bounded.
+
+    idle_client.py zmtp EP N STOPFILE MAX_S
+        N DEALER sockets connect (ZMTP handshake done, libzmq reconnects
+        them if the broker closes them) and never send; held until
+        STOPFILE exists or MAX_S seconds pass.
+    idle_client.py greeting HOST PORT N
+        N raw TCP connections send a ZMTP 3.0 NULL greeting and READY, then
+        nothing; exits 0 once the broker has closed every one (EOF), 1 if
+        one is still open after 60 s.
+    idle_client.py hello EP N STOPFILE MAX_S
+        N DEALER sockets each say HELLO (teacher "squat") and wait for
+        WELCOME; held, silent, until STOPFILE exists or MAX_S seconds.
+"""
+import os
+import socket
+import struct
+import sys
+import time
+
+MODE = sys.argv[1]
+
+
+def hold(stopfile, max_s):
+    end = time.monotonic() + max_s
+    while not os.path.exists(stopfile) and time.monotonic() < end:
+        time.sleep(0.1)
+
+
+if MODE == "greeting":
+    host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    greeting = (b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" +
+                b"NULL".ljust(20, b"\x00") + b"\x00" + b"\x00" * 31)
+    prop = b"\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
+    ready = b"\x05READY" + prop
+    ready = b"\x04" + bytes([len(ready)]) + ready
+    conns = []
+    for _ in range(n):
+        c = socket.create_connection((host, port), timeout=10)
+        c.sendall(greeting + ready)
+        conns.append(c)
+    end = time.monotonic() + 60
+    closed = 0
+    for c in conns:
+        got = b""
+        while time.monotonic() < end:
+            c.settimeout(max(0.1, end - time.monotonic()))
+            try:
+                chunk = c.recv(4096)
+            except socket.timeout:
+                break
+            except OSError:  # reset: closed too
+                chunk = b""
+            if not chunk:
+                closed += 1
+                break
+            got += chunk
+        c.close()
+    print(f"greeting: {closed} of {n} connections closed by the broker")
+    sys.exit(0 if closed == n else 1)
+
+import msgpack  # noqa: E402
+import zmq  # noqa: E402
+
+ep, n, stopfile, max_s = sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+ctx = zmq.Context()
+ctx.setsockopt(zmq.MAX_SOCKETS, n + 16)
+socks = []
+for i in range(n):
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(ep)
+    socks.append(s)
+if MODE == "zmtp":
+    print(f"zmtp: {n} idle connections", flush=True)
+    hold(stopfile, max_s)
+elif MODE == "hello":
+    for i, s in enumerate(socks):
+        s.send(msgpack.packb({"v": 1, "t": 1, "worker": f"squat{i}", "teacher": "squat",
+                              "model": "a" * 64, "temp": 2.0, "enc": 1, "classes": 10,
+                              "k": 0, "dim": 784, "dataset": b"",
+                              "pre": b"\x00\x00\xc0\x7f" * 3, "held": []},
+                             use_bin_type=True))
+        if not s.poll(10000):
+            sys.exit(f"FAIL: no answer to HELLO {i}")
+        m = msgpack.unpackb(s.recv(), raw=False)
+        if m["t"] != 2:
+            sys.exit(f"FAIL: HELLO {i} not welcomed: {m}")
+    print(f"hello: {n} sessions welcomed", flush=True)
+    hold(stopfile, max_s)
+for s in socks:
+    s.close()
+ctx.term()
