@@ -8,10 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Logits of every row, B at a time, through the graph: argmax into pred
- * (may be NULL), accuracy against labels (may be NULL), softmax(z / T)
- * into probs (n, C) (may be NULL). */
-static int
+int
 eval_graph(sl_graph *g, int B, float *x, const sl_dataset *ds,
     const sl_preproc *pre, const int32_t *labels, size_t nlabels,
     int32_t *pred, float T, float *probs, uint64_t *correct,

@@ -266,8 +266,9 @@ teacher_predictions(run *r)
 	const train_cfg *c = r->cfg;
 	sl_errmsg why = { "" };
 	sl_model_info info;
-	sl_mlp *t = NULL;
-	sl_mlp_ws *ws = NULL;
+	sl_graph *g = NULL;
+	sl_graph_opts go = { .max_batch = 256 };
+	uint64_t shape[SL_DATA_MAX_DIMS];
 	float *x = NULL;
 	uint64_t ok, cnt;
 	sl_preproc pre;
@@ -299,29 +300,33 @@ teacher_predictions(run *r)
 			return SL_EMISMATCH;
 		}
 	}
-	if ((rc = sl_model_load(c->teacher_model, NULL, 0, &t, &info, &why)) != 0) {
-		sl_error("%s: %s", c->teacher_model, why.text);
+	/* Any teacher the engine runs (an ONNX CNN, a safetensors MLP),
+	 * planned for the test rows' shape. */
+	go.row_rank = (int)sl_dataset_shape(r->test_ds, shape) - 1;
+	go.row_dims = shape + 1;
+	if ((rc = sl_graph_load(c->teacher_model, &go, &g, &info, &why)) != 0) {
+		sl_error("%s: %s", c->teacher_model, why.text[0] ? why.text :
+		    sl_strerror(rc));
 		return rc;
 	}
-	if ((size_t)t->sizes[0] != sl_dataset_dim(r->test_ds) ||
-	    t->sizes[t->nlayers] != r->m->sizes[r->m->nlayers]) {
-		sl_error("%s does not fit the test data and the student's classes",
-		    c->teacher_model);
-		sl_mlp_free(&t);
+	if (sl_graph_classes(g) != r->m->sizes[r->m->nlayers]) {
+		sl_error("--teacher-model %s has %d classes, the student %d",
+		    c->teacher_model, sl_graph_classes(g),
+		    r->m->sizes[r->m->nlayers]);
+		sl_graph_free(&g);
 		return SL_EINVAL;
 	}
 	pre = info.has_preproc ? info.pre :
 	    sl_preproc_default(sl_dataset_dtype(r->test_ds));
 	r->teacher_pred = malloc(sl_dataset_rows(r->test_ds) * sizeof(int32_t) + 4);
-	x = malloc(256 * (size_t)t->sizes[0] * sizeof *x);
-	if (r->teacher_pred == NULL || x == NULL || sl_mlp_ws_new(t, 256, &ws) != 0)
+	x = malloc((size_t)go.max_batch * sl_graph_input_dim(g) * sizeof *x);
+	if (r->teacher_pred == NULL || x == NULL)
 		rc = SL_ENOMEM;
-	else
-		eval_accuracy(t, ws, 256, x, r->test_ds, &pre, NULL, 0,
-		    r->teacher_pred, &ok, &cnt);
+	else if ((rc = eval_graph(g, go.max_batch, x, r->test_ds, &pre, NULL,
+	    0, r->teacher_pred, 1.0f, NULL, &ok, &cnt, &why)) != 0)
+		sl_error("%s: %s", c->teacher_model, why.text);
 	free(x);
-	sl_mlp_ws_free(&ws);
-	sl_mlp_free(&t);
+	sl_graph_free(&g);
 	return rc;
 }
 

@@ -9,6 +9,7 @@
 
 #include "distill.h"
 #include "sl_data.h"
+#include "sl_graph.h"
 #include "sl_nn.h"
 
 typedef struct train_cfg {
@@ -42,6 +43,16 @@ int train_run(const train_cfg *cfg, volatile sig_atomic_t *stop);
 void eval_accuracy(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
     const sl_dataset *ds, const sl_preproc *pre, const int32_t *labels,
     size_t nlabels, int32_t *pred, uint64_t *correct, uint64_t *counted);
+
+/* The same over any model of the graph engine (safetensors MLP or ONNX):
+ * logits of every row of ds, B at a time (B <= 256, the graph planned for
+ * B rows, x of (B, input_dim) floats); argmax into pred (may be NULL),
+ * accuracy against labels (may be NULL), softmax(z / T) into probs (n, C)
+ * (may be NULL). Returns 0 or the graph's error with why. */
+int eval_graph(sl_graph *g, int B, float *x, const sl_dataset *ds,
+    const sl_preproc *pre, const int32_t *labels, size_t nlabels,
+    int32_t *pred, float T, float *probs, uint64_t *correct,
+    uint64_t *counted, sl_errmsg *why);
 
 /* --evaluate: load a model (safetensors MLP or ONNX, by content), score it on test data, optionally write the
  * predictions as .npy (int32) and softmax(z / T) as .npy (float32), in
