@@ -52,8 +52,20 @@ while :; do
 	sleep 0.2
 done
 cp "$T/st.json" "$T/st_done.json"
-fast=$(sl_json_get "$T/st_done.json" '[w["results"] for w in d["workers"] if w["name"] == "fast"][0]')
-stuck=$(sl_json_get "$T/st_done.json" '[w["results"] for w in d["workers"] if w["name"] == "stuck"][0]')
+# Who stored each shard: the cache's shards db names the worker (status
+# forgets a worker once it has left, and B leaves when the job is done).
+stored_by() { # worker name
+	$DPY - "$T/cache" "$1" <<'EOF'
+import sys, lmdb, msgpack
+env = lmdb.open(sys.argv[1], readonly=True, max_dbs=8)
+db = env.open_db(b"shards", create=False)
+with env.begin() as txn:
+    print(sum(1 for _, v in txn.cursor(db)
+              if msgpack.unpackb(v, raw=False).get("worker") == sys.argv[2]))
+EOF
+}
+fast=$(stored_by fast)
+stuck=$(stored_by stuck)
 echo "K=$K; both shards done: fast stored $fast, stuck stored $stuck"
 sl_check "$fast -eq 2" "B did not store both shards: $(cat "$T/st_done.json")"
 sl_check "$stuck -eq 0" "A stored a shard: $(cat "$T/st_done.json")"
