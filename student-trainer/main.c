@@ -148,7 +148,7 @@ main(int argc, char **argv)
 		return TRAIN_USAGE;
 	}
 	/* Before the environment: one env file serves both modes, so only
-	 * the command line counts for distill_only_without_store(). */
+	 * the command line counts for distill_option_given(). */
 	const char *distill_opt = distill_option_given();
 	if (sl_opt_env(opts, "SOFTLABEL_STUDENT", &why) != 0) {
 		fprintf(stderr, "softlabel-student: %s\n", why.text);

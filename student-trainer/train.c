@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Everything a run holds, sized once before the first batch so that the loop
  * itself never allocates. */
@@ -330,6 +331,29 @@ teacher_predictions(run *r)
 	return rc;
 }
 
+/* Whether path can be written (it, or its directory when it does not
+ * exist yet), without creating it; errno says why not. */
+static int
+writable(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+
+	if (access(path, W_OK) == 0)
+		return 1;
+	if (errno != ENOENT)
+		return 0;
+	if (slash == NULL)
+		return access(".", W_OK) == 0;
+	if ((size_t)(slash - path) >= sizeof dir) {
+		errno = ENAMETOOLONG;
+		return 0;
+	}
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	return access(slash == path ? "/" : dir, W_OK) == 0;
+}
+
 /* --wait-coverage from before the labeling starts: wait (within the same
  * --wait-timeout) for the cache and its teachers to exist. */
 static int
@@ -475,12 +499,10 @@ run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 	sl_mlp_init_params(r->m, &r->rng);
 	if ((rc = run_digest(r)) != 0)
 		return rc;
-	if (c->metrics != NULL) {
-		r->metrics = fopen(c->metrics, c->resume ? "a" : "w");
-		if (r->metrics == NULL) {
-			sl_error("--metrics %s: cannot open", c->metrics);
-			return SL_EINVAL;
-		}
+	if (c->metrics != NULL && !writable(c->metrics)) {
+		sl_error("--metrics %s: cannot write there: %s", c->metrics,
+		    strerror(errno));
+		return SL_EINVAL;
 	}
 	return 0;
 }
@@ -808,6 +830,14 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 	    openblas_get_corename());
 	if (r.cached && !resumed_mid_epoch && wait_coverage(&r, stop) != 0)
 		goto out;
+	/* Opened only now: a start refused above (another run's checkpoint, a
+	 * coverage that never came) leaves no metrics file behind. */
+	if (c->metrics != NULL &&
+	    (r.metrics = fopen(c->metrics, c->resume ? "a" : "w")) == NULL) {
+		sl_error("--metrics %s: cannot open: %s", c->metrics,
+		    strerror(errno));
+		goto out;
+	}
 
 	for (; pos.epoch < (uint32_t)c->epochs; pos.epoch++, pos.batch = 0) {
 		/* The loss covers the whole epoch, also when it resumed mid-way

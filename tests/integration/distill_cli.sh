@@ -60,13 +60,14 @@ grep "WARN epoch 1" "$T/s1.log" | sed 's/.*WARN //'
 # --wait-coverage that cannot be met while the worker is stopped: exit 1.
 set +e
 "$S" --dataset "$X" --store "$T/cache" --arch 784-10 --epochs 1 --out "$T/s2.safetensors" \
-    --wait-coverage 0.9 --wait-timeout 2 2>"$T/s2.log"
+    --metrics "$T/s2.jsonl" --wait-coverage 0.9 --wait-timeout 2 2>"$T/s2.log"
 rc=$?
 set -e
 sl_check "$rc -eq 1" "--wait-coverage timeout: exit $rc, want 1: $(tail -2 "$T/s2.log")"
 grep -qE "ERROR --wait-coverage 0.9: the cache covers [0-9]+ of 60000 rows \([0-9.]+%\) after --wait-timeout 2 s" \
     "$T/s2.log" || sl_fail "timeout message: $(cat "$T/s2.log")"
 [ ! -e "$T/s2.safetensors" ] || sl_fail "a student that gave up wrote --out"
+[ ! -e "$T/s2.jsonl" ] || sl_fail "a student that gave up created its --metrics file"
 
 # --teacher-model of another model than the cache's teacher: exit 2, both hashes.
 sl_subset "$FMNIST/t10k-images-idx3-ubyte.gz" 1000 "$T/tx.npy"

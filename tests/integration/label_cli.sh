@@ -38,6 +38,10 @@ expect 2 "softlabel-broker: --status-bind: '5556' is not an endpoint" \
 expect 2 "softlabel: status: 'localhost:5555' is not an endpoint: expected tcp://HOST:PORT or ipc://PATH" \
     softlabel status localhost:5555
 
+# A dataset passed as the worker's --model: named for what it is.
+expect 1 "$T/x.npy: a NumPy .npy array, not a model (a safetensors MLP or an ONNX model)" \
+    softlabel-teacher --model "$T/x.npy" --connect tcp://127.0.0.1:1
+
 # --- a worker with no broker: logs the attempt, gives up after --connect-timeout ------
 PORT=$(sl_free_port)
 sl_bg W "$BIN/softlabel-teacher" --connect "tcp://127.0.0.1:$PORT" \

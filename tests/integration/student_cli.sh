@@ -120,6 +120,12 @@ cp "$Y" "$T/labels.gz"
 expect 1 "gzip data (an IDX.gz dataset?), not a model" --evaluate --model "$T/labels.gz" \
     --test-data "$T/x.npy" --test-labels "$T/y.npy"
 
+# A --metrics file that cannot be written is found before training.
+expect 2 "--metrics $T/nodir/m.jsonl: cannot write there: No such file or directory" \
+    --dataset "$T/x.npy" --labels "$T/y.npy" --arch 784-10 --metrics "$T/nodir/m.jsonl" \
+    --out "$T/f.safetensors"
+no_files "an unwritable --metrics"
+
 # A refused checkpoint names the setting that differs and both values (exit 2,
 # like any option that does not fit), and leaves the checkpoint alone.
 "$S" --dataset "$T/x.npy" --labels "$T/y.npy" --arch 784-16-10 --epochs 1 --lr 0.001 \
@@ -128,7 +134,8 @@ expect 1 "gzip data (an IDX.gz dataset?), not a model" --evaluate --model "$T/la
 cp "$T/c.ckpt" "$T/c.ckpt.orig"
 expect 2 "--resume $T/c.ckpt: checkpoint belongs to another run: --lr is 0.001 there, 0.01 here" \
     --dataset "$T/x.npy" --labels "$T/y.npy" --arch 784-16-10 --epochs 2 --lr 0.01 \
-    --checkpoint "$T/c.ckpt" --resume --out "$T/c2.safetensors"
+    --checkpoint "$T/c.ckpt" --resume --out "$T/c2.safetensors" --metrics "$T/c2.jsonl"
+[ ! -e "$T/c2.jsonl" ] || sl_fail "a refused resume created its --metrics file"
 expect 2 "--seed is 1 there, 5 here" --dataset "$T/x.npy" --labels "$T/y.npy" \
     --arch 784-16-10 --epochs 2 --seed 5 --checkpoint "$T/c.ckpt" --resume --out "$T/c2.safetensors"
 expect 2 "--labels is sha256:" --dataset "$T/x.npy" --labels "$T/y400.npy" \
