@@ -217,7 +217,8 @@ fuzz: deps
 # The Python package (common/python/softlabel) goes where Debian's python3
 # looks: /usr/lib/python3/dist-packages for PREFIX=/usr (the packages' own
 # place), $(PREFIX)/lib/python3.X/dist-packages otherwise (/usr/local's is
-# on sys.path; python3 without a Debian python3 to ask). PYTHON_DIR overrides.
+# on sys.path), X from /usr/bin/python3, or lib/python3/dist-packages where
+# there is none to ask (the Docker build stage). PYTHON_DIR overrides.
 PY_VER     := $(or $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null),3)
 PYTHON_DIR ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/python$(PY_VER)/dist-packages)
 PY_SRC     := $(wildcard common/python/softlabel/*.py)
