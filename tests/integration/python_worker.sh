@@ -10,9 +10,12 @@
 #   C. top-k and f16 records written by the Python encoder pass the
 #      broker's checks and equal the C worker's within their rounding.
 #   D. CURVE: the Python worker with an allow-listed key labels a CURVE
-#      broker.
+#      broker, reading rows from its local copy of the dataset.
 #   E. a Python teacher stuck inside f keeps heartbeating without renewing
 #      its leases, which go to the C worker; another T is refused (exit 1).
+#   F. SIGTERM mid-job: the Python worker finishes the shards it had, waits
+#      for their acknowledgements and exits 0 (tasks leased after the signal
+#      are declined); a local dataset with other samples is refused.
 # After each: one record per sample (verify, coverage), each equal to
 # PyTorch's softmax(z/T) within 1e-5 (f32), and shards from both kinds of
 # worker.
@@ -126,8 +129,11 @@ cp "$T/keys/py.pub" "$T/allow/"
 BROKER_PORT=$(sl_free_port)
 sl_start_broker "$T/curve" "$T/small.npy" "$T/broker-curve.log" --shard-rows 500 --exit-when-done \
     --curve-secret "$T/keys/broker.key" --allow-keys "$T/allow"
-pyw P "$T/py-curve.log" cur 2 f32 py-curve --curve-secret "$T/keys/py.key" --curve-server "$T/keys/broker.pub"
+pyw P "$T/py-curve.log" cur 2 f32 py-curve --curve-secret "$T/keys/py.key" \
+    --curve-server "$T/keys/broker.pub" --dataset "$T/small.npy"
 finish "D"
+grep -q "worker py-curve joined for teacher cur (local dataset" "$T/broker-curve.log" ||
+    sl_fail "D: the Python worker's local dataset was not used"
 $DPY "$ROOT/tests/lib/torch_reference.py" "$T/curve" cur "$M" "$T/small.npy" 2 1e-5 || sl_fail "D: cache not exact"
 # --- E: a Python teacher stuck inside f, and a refused one --------------------------
 # Its heartbeats go on (f runs on its own thread) but no longer renew its
@@ -151,4 +157,28 @@ grep -q "WARN the teacher has finished no batch" "$T/py-stuck.log" ||
     sl_fail "E: py-stuck did not say its teacher is stalled"
 $DPY "$ROOT/tests/lib/torch_reference.py" "$T/stall" stall "$M" "$T/small.npy" 2 1e-5 || sl_fail "E: cache not exact"
 echo "E: the stuck Python teacher's leases went to the C worker; the refused one exited 1"
+# --- F: SIGTERM, and a local dataset that is not the job's ------------------------
+BROKER_PORT=$(sl_free_port)
+sl_start_broker "$T/term" "$T/x.npy" "$T/broker-term.log" --shard-rows 250 --lease-timeout 2
+pyw PT "$T/py-term.log" term 2 f32 py-term
+$DPY "$ROOT/tests/lib/cache_wait.py" "$T/term" term py-term 2 120 ||
+    sl_fail "F: py-term did not store 2 shards"
+kill -TERM "$PT"
+set +e; sl_wait_pid "$PT" 30; rc=$?; set -e
+sl_check "$rc -eq 0" "F: after SIGTERM the Python worker exited $rc (0: every result it computed acknowledged): $(tail -2 "$T/py-term.log")"
+grep -q "INFO stopping: finishing" "$T/py-term.log" || sl_fail "F: no orderly stop logged"
+$DPY -c 'import sys, softlabel
+c = softlabel.Cache(sys.argv[1])
+sh = c.shards("term")
+print(f"F: py-term stopped after {len(sh)} of {c.nshards} shards, all stored")
+assert 2 <= len(sh) < c.nshards and {v["worker"] for v in sh.values()} == {"py-term"}' "$T/term" ||
+    sl_fail "F: the stop was not mid-job"
+$DPY -c 'import sys, numpy as np
+x = np.load(sys.argv[1]); x[0, 0, 0] ^= 1; np.save(sys.argv[2], x)' "$T/x.npy" "$T/other.npy"
+pyw PO "$T/py-other.log" term 2 f32 py-other --dataset "$T/other.npy"
+set +e; sl_wait_pid "$PO" 60; rc=$?; set -e
+sl_check "$rc -eq 1" "F: a worker with another dataset exited $rc, not 1"
+grep -q "refused this worker: the worker's --dataset has another fingerprint" "$T/py-other.log" ||
+    sl_fail "F: no clear refusal: $(tail -1 "$T/py-other.log")"
+echo "F: SIGTERM stopped the Python worker cleanly; another local dataset was refused"
 echo "softlabel.worker labels beside C workers through kills of workers and the broker, exactly"

@@ -4,6 +4,7 @@ an example of the README's GPU teacher):
 
     torch_teacher.py CONNECT MODEL NAME T ENCODING WORKER_NAME
         [--curve-secret F --curve-server F] [--input-mean M[,M..]] [--input-std S[,S..]]
+        [--dataset LOCAL_COPY]
 
 MODEL.safetensors: nn.Sequential(Linear, ReLU, ..., Linear) built from the
 file's tensor shapes and loaded with softlabel.torch.load_file, the
@@ -33,6 +34,7 @@ ap.add_argument("--curve-secret")
 ap.add_argument("--curve-server")
 ap.add_argument("--input-mean")
 ap.add_argument("--input-std")
+ap.add_argument("--dataset")
 a = ap.parse_args()
 torch.set_num_threads(1)
 if a.model.endswith(".onnx"):
@@ -72,5 +74,5 @@ if stall > 0:
 w = Worker(a.connect, teacher=a.name, fn=fn, model_file=a.model, classes=classes,
            input_shape=shape, temperature=float(a.T), encoding=a.encoding, preproc=pre,
            name=a.worker_name, batch=250, curve_secret=a.curve_secret,
-           curve_server=a.curve_server)
+           curve_server=a.curve_server, dataset=a.dataset)
 sys.exit(w.run())

@@ -320,6 +320,13 @@ class Worker:
 
     def _on_task(self, m):
         shard, first, n, data = m["shard"], m["first"], m["n"], m["data"]
+        if self.stop_requested:
+            # The broker leases on every heartbeat while credit is free and
+            # the protocol has no way to say "no more": a stopping worker
+            # declines, and the lease goes back when it times out.
+            self.log.info("task for shard %d declined: stopping (the broker re-leases it "
+                          "after its lease timeout)", shard)
+            return
         if any(t.shard == shard for t in self.tasks):
             self.log.info("task for shard %d is already here", shard)
             return
@@ -465,7 +472,9 @@ class Worker:
 
     def request_stop(self, *_):
         """Finish the queued shards, wait (at most 10 s) for their
-        acknowledgements, then return from run(). Safe from a signal handler."""
+        acknowledgements, then return from run(). Tasks that arrive after
+        the request are declined (their leases expire at the broker). Safe
+        from a signal handler."""
         self.stop_requested = True
 
     def run(self, install_signals=True):
