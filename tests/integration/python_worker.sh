@@ -16,6 +16,10 @@
 #   F. SIGTERM mid-job: the Python worker finishes the shards it had, waits
 #      for their acknowledgements and exits 0 (tasks leased after the signal
 #      are declined); a local dataset with other samples is refused.
+#   G. every worker slot taken: the Python worker is told BUSY, retries
+#      with back-off, and labels once the squatters leave; no broker at all:
+#      it gives up after its connect timeout (exit 1); a bad name is
+#      refused before connecting.
 # After each: one record per sample (verify, coverage), each equal to
 # PyTorch's softmax(z/T) within 1e-5 (f32), and shards from both kinds of
 # worker.
@@ -41,7 +45,7 @@ waitfor() { # teacher worker n
 }
 finish() { # what
 	set +e; sl_wait_pid "$BROKER_PID" 300; _rc=$?; set -e
-	[ "$_rc" -eq 0 ] || sl_fail "$1: broker ended with $_rc: $(tail -3 "$T/broker.log")"
+	[ "$_rc" -eq 0 ] || sl_fail "$1: broker ended with $_rc: $(tail -3 "$BROKER_LOG")"
 }
 workers_of() { # teacher
 	$DPY -c 'import softlabel, sys; c = softlabel.Cache(sys.argv[1])
@@ -181,4 +185,40 @@ sl_check "$rc -eq 1" "F: a worker with another dataset exited $rc, not 1"
 grep -q "refused this worker: the worker's --dataset has another fingerprint" "$T/py-other.log" ||
     sl_fail "F: no clear refusal: $(tail -1 "$T/py-other.log")"
 echo "F: SIGTERM stopped the Python worker cleanly; another local dataset was refused"
+# --- G: BUSY, no broker, bad names --------------------------------------------------
+BROKER_PORT=$(sl_free_port)
+# (No --exit-when-done: the squatters' teacher never finishes.)
+sl_start_broker "$T/busy" "$T/small.npy" "$T/broker-busy.log" --shard-rows 500 --max-workers 2
+sl_bg SQ $DPY "$ROOT/tests/lib/idle_client.py" hello "$BROKER_EP" 2 "$T/stop-squat" 120 \
+    >"$T/squat.out" 2>&1
+sl_wait_log "$T/squat.out" "2 sessions welcomed" 30
+pyw PBZ "$T/py-busy.log" busy 2 f32 py-busy
+sl_wait_log "$T/py-busy.log" "WARN broker busy: every worker slot of the broker is taken; saying HELLO again in" 60
+i=0
+while [ "$(sl_count "$T/py-busy.log" "broker busy")" -lt 2 ] && [ "$i" -lt 100 ]; do
+	i=$((i + 1)); sleep 0.1
+done
+sl_check "$(sl_count "$T/py-busy.log" "broker busy") -ge 2" "G: the Python worker did not retry after BUSY"
+kill -0 "$PBZ" 2>/dev/null || sl_fail "G: the Python worker exited on BUSY: $(tail -2 "$T/py-busy.log")"
+touch "$T/stop-squat"
+set +e; sl_wait_pid "$PBZ" 120; rc=$?; set -e
+sl_check "$rc -eq 0" "G: the Python worker after BUSY exited $rc: $(tail -2 "$T/py-busy.log")"
+kill -TERM "$BROKER_PID"
+finish "G"
+$DPY "$ROOT/tests/lib/torch_reference.py" "$T/busy" busy "$M" "$T/small.npy" 2 1e-5 || sl_fail "G: cache not exact"
+NOBODY=tcp://127.0.0.1:$(sl_free_port)
+set +e
+$DPY "$ROOT/tests/lib/torch_teacher.py" "$NOBODY" "$M" t 2 f32 py-alone --connect-timeout 5 2>"$T/alone.log"
+rc=$?
+$DPY "$ROOT/tests/lib/torch_teacher.py" "$NOBODY" "$M" "bad name" 2 f32 w 2>"$T/name.log"
+rc2=$?
+set -e
+sl_check "$rc -eq 1" "G: without a broker the Python worker exited $rc, not 1"
+grep -q "INFO no broker answers at $NOBODY yet" "$T/alone.log" || sl_fail "G: no 'no broker yet' line"
+grep -q "ERROR no broker answered at $NOBODY within 5 s" "$T/alone.log" ||
+    sl_fail "G: no clear give-up: $(tail -1 "$T/alone.log")"
+sl_check "$rc2 -ne 0" "G: a teacher name with a space was accepted"
+grep -q "teacher name 'bad name' has ' ' at 3: names take A-Z a-z 0-9" "$T/name.log" ||
+    sl_fail "G: no clear name error: $(tail -1 "$T/name.log")"
+echo "G: BUSY retried, no broker given up on, a bad name refused"
 echo "softlabel.worker labels beside C workers through kills of workers and the broker, exactly"

@@ -4,7 +4,7 @@ an example of the README's GPU teacher):
 
     torch_teacher.py CONNECT MODEL NAME T ENCODING WORKER_NAME
         [--curve-secret F --curve-server F] [--input-mean M[,M..]] [--input-std S[,S..]]
-        [--dataset LOCAL_COPY]
+        [--dataset LOCAL_COPY] [--connect-timeout S]
 
 MODEL.safetensors: nn.Sequential(Linear, ReLU, ..., Linear) built from the
 file's tensor shapes and loaded with softlabel.torch.load_file, the
@@ -35,6 +35,7 @@ ap.add_argument("--curve-server")
 ap.add_argument("--input-mean")
 ap.add_argument("--input-std")
 ap.add_argument("--dataset")
+ap.add_argument("--connect-timeout", type=float, default=300)
 a = ap.parse_args()
 torch.set_num_threads(1)
 if a.model.endswith(".onnx"):
@@ -74,5 +75,6 @@ if stall > 0:
 w = Worker(a.connect, teacher=a.name, fn=fn, model_file=a.model, classes=classes,
            input_shape=shape, temperature=float(a.T), encoding=a.encoding, preproc=pre,
            name=a.worker_name, batch=250, curve_secret=a.curve_secret,
-           curve_server=a.curve_server, dataset=a.dataset)
+           curve_server=a.curve_server, dataset=a.dataset,
+           connect_timeout_s=a.connect_timeout)
 sys.exit(w.run())

@@ -28,8 +28,11 @@ fingerprint or none, preprocessing, the shards whose results it holds);
 READY with its credit after WELCOME and with each heartbeat while idle;
 HEARTBEAT every ``hb_ms`` listing the shards in progress; RESULT per shard,
 kept and sent again after every reconnect until its ACK; RESET answered
-with HELLO; a broker silent for 6 heartbeats is presumed gone (new socket,
-back-off 100 ms doubling to 5 s with jitter). CURVE when
+with HELLO; BUSY (every worker slot of the broker taken) answered with
+HELLO after a back-off; a broker silent for 6 heartbeats is presumed gone
+(new socket, back-off 100 ms doubling to 5 s with jitter); no broker
+answering within ``connect_timeout_s`` (300) of the start ends run() with
+1. Teacher and worker names take A-Z a-z 0-9 . _ - + : @. CURVE when
 ``curve_secret``/``curve_server`` (the files ``softlabel keygen`` writes)
 are given.
 """
@@ -53,7 +56,8 @@ from . import data as _data
 from .record import Format, encode
 
 PROTO_VERSION = 1
-HELLO, WELCOME, REFUSE, READY, TASK, HEARTBEAT, RESULT, ACK, RESET, STATUS, STATUS_REPLY, DONE = range(1, 13)
+(HELLO, WELCOME, REFUSE, READY, TASK, HEARTBEAT, RESULT, ACK, RESET, STATUS, STATUS_REPLY, DONE,
+ BUSY) = range(1, 14)
 ACK_STORED, ACK_DUPLICATE, ACK_REJECTED = 1, 2, 3
 HEARTBEAT_MS = 500        # SL_NET_HEARTBEAT_MS
 LIVENESS = 6              # SL_NET_LIVENESS
@@ -64,6 +68,19 @@ MAX_TASKS = 8
 DEFAULT_MAX_MSG = 64 << 20
 STOP_WAIT_S = 10.0
 DTYPE_U8, DTYPE_F32 = 1, 2
+NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-+:@")
+DEFAULT_CONNECT_TIMEOUT_S = 300  # softlabel-teacher --connect-timeout
+
+
+def name_error(what, name):
+    """Why name is no valid teacher or worker name (sl_proto_name_valid:
+    1 to 128 characters of A-Z a-z 0-9 . _ - + : @), or None."""
+    if not 1 <= len(name.encode()) <= 128:
+        return f"{what} must be 1 to 128 characters, not {len(name.encode())} bytes"
+    for i, ch in enumerate(name):
+        if ch not in NAME_CHARS:
+            return (f"{what} {name!r} has {ch!r} at {i}: names take A-Z a-z 0-9 . _ - + : @")
+    return None
 
 
 class WorkerError(Exception):
@@ -159,12 +176,16 @@ class Worker:
                   pauses (8)
     curve_secret, curve_server   key files for a CURVE broker (together)
     max_msg_bytes largest message accepted from the broker
+    connect_timeout_s  give up (run() returns 1) when no broker has answered
+                  within this many seconds of the start (0: wait forever);
+                  once connected, a lost broker is waited for without limit
     """
 
     def __init__(self, connect, teacher, fn, classes, input_shape, model_sha256=None,
                  model_file=None, temperature=1.0, encoding="f32", preproc=None,
                  dataset=None, name=None, batch=256, credit=2, max_held=8,
-                 curve_secret=None, curve_server=None, max_msg_bytes=DEFAULT_MAX_MSG):
+                 curve_secret=None, curve_server=None, max_msg_bytes=DEFAULT_MAX_MSG,
+                 connect_timeout_s=DEFAULT_CONNECT_TIMEOUT_S):
         if not callable(fn):
             raise TypeError("fn must be callable: logits = fn(rows)")
         if (model_sha256 is None) == (model_file is None):
@@ -172,8 +193,8 @@ class Worker:
         sha = sha256_file(model_file) if model_file is not None else str(model_sha256).lower()
         if len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
             raise ValueError("model_sha256 must be 64 hex digits")
-        if not 1 <= len(teacher.encode()) <= 128 or "\0" in teacher:
-            raise ValueError("teacher name must be 1 to 128 bytes without NUL")
+        if name_error("teacher name", teacher):
+            raise ValueError(name_error("teacher name", teacher))
         self.connect_ep, self.teacher, self.fn, self.sha = connect, teacher, fn, sha
         self.fmt = Format.parse(encoding, int(classes))
         self.encoding = encoding
@@ -194,8 +215,9 @@ class Worker:
             raise ValueError(f"{channels} preprocessing channels do not divide rows of "
                              f"{self.dim} values")
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
-        if not 1 <= len(self.name.encode()) <= 128:
-            raise ValueError("worker name must be 1 to 128 bytes")
+        if name_error("worker name", self.name):
+            raise ValueError(name_error("worker name", self.name))
+        self.connect_timeout_s = float(connect_timeout_s)
         self.batch, self.credit, self.max_held = int(batch), int(credit), int(max_held)
         if not (1 <= self.credit <= 64 and self.batch >= 1 and 1 <= self.max_held <= 64):
             raise ValueError("batch >= 1, credit 1..64, max_held 1..64")
@@ -271,6 +293,13 @@ class Worker:
     def _ready(self):
         self._send(_pack(READY, credit=self.credit))
 
+    def _backoff(self):
+        # sl_net_backoff_ms: 100 ms doubling to 5 s, plus up to a quarter
+        # of jitter so that workers cut off together come back apart.
+        d = RECONNECT_MIN_MS if self.backoff_ms == 0 else self.backoff_ms * 2
+        self.backoff_ms = d = min(d, RECONNECT_MAX_MS)
+        return d + self.rng.randint(0, d // 4)
+
     def _connect(self):
         if getattr(self, "sock", None) is not None:
             self.poller.unregister(self.sock)
@@ -308,7 +337,7 @@ class Worker:
                               f"{self.dim} values")
         self.pre = _data.preproc_fill(*self.pre_req,
                                       np.uint8 if self.dtype == DTYPE_U8 else np.float32)
-        self.welcomed = True
+        self.welcomed = self.ever_welcomed = True
         self.backoff_ms = 0
         for frame in self.held.values():
             self._send(frame)
@@ -389,6 +418,13 @@ class Worker:
                     self._hello()
                 elif t == DONE:
                     self.done = True
+                elif t == BUSY:
+                    # Not a refusal of this worker: the broker is full for
+                    # now. HELLO again after a back-off.
+                    d = self._backoff()
+                    self.log.warning("broker busy: %s; saying HELLO again in %d ms",
+                                     m["reason"], d)
+                    self.hello_at = _now_ms() + d
                 elif t != HEARTBEAT:
                     self.log.warning("unexpected message type %s from the broker", t)
             except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -500,8 +536,17 @@ class Worker:
         self.last_hb = self.backoff_ms = self.stalled_since = 0
         self.batches = self.renew_batches = 0
         self.stall_logged = False
-        rng = random.Random(os.getpid())
+        self.rng = random.Random(os.getpid())
+        self.ever_welcomed = False
+        self.hello_at = 0
         t0 = _now_ms()
+        if self.connect_timeout_s > 0:
+            self.log.info("connecting to %s as %s (teacher %s); giving up if no broker "
+                          "answers within %g s", self.connect_ep, self.name, self.teacher,
+                          self.connect_timeout_s)
+        else:
+            self.log.info("connecting to %s as %s (teacher %s); waiting for a broker "
+                          "without limit", self.connect_ep, self.name, self.teacher)
         status, stop_at, reconnect_at = 1, 0, 0
         try:
             self._connect()
@@ -533,19 +578,29 @@ class Worker:
                                   self.shards_done, self.samples_done)
                     status = 0
                     break
+                if (not self.ever_welcomed and self.connect_timeout_s > 0
+                        and now - t0 >= self.connect_timeout_s * 1000):
+                    raise WorkerError(f"no broker answered at {self.connect_ep} within "
+                                      f"{self.connect_timeout_s:g} s (connect_timeout_s; 0 "
+                                      f"waits forever): is it running, and is this its endpoint?")
                 if now - self.last_heard <= hb * LIVENESS:
                     reconnect_at = 0
                 elif reconnect_at == 0:
-                    d = RECONNECT_MIN_MS if self.backoff_ms == 0 else self.backoff_ms * 2
-                    self.backoff_ms = d = min(d, RECONNECT_MAX_MS)
-                    d += rng.randint(0, d // 4)
-                    self.log.warning("broker silent for %d ms; reconnecting in %d ms",
-                                     now - self.last_heard, d)
+                    d = self._backoff()
+                    if self.ever_welcomed:
+                        self.log.warning("broker silent for %d ms; reconnecting in %d ms",
+                                         now - self.last_heard, d)
+                    else:
+                        self.log.info("no broker answers at %s yet (%d s); trying again in "
+                                      "%d ms", self.connect_ep, (now - t0) // 1000, d)
                     reconnect_at = now + d
                 elif now >= reconnect_at:
                     reconnect_at = 0
                     self._connect()
                     continue
+                if self.hello_at and now >= self.hello_at and not self.welcomed:
+                    self.hello_at = 0
+                    self._hello()
                 if self.welcomed and now - self.last_hb >= hb:
                     self._heartbeat(now)
                     if not self.tasks and not self.stop_requested:
