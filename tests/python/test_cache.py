@@ -125,6 +125,23 @@ for bad in (-1, 3000):
         ok("3000 rows" in str(e), str(e))
 ok(c.record(5, "half") is not None and len(c.record(5, "half")) == 32, "record bytes")
 ok(c.present([0, 1, 2999], "top3").all(), "present")
+# A child of fork() that closes (or drops) the parent's Cache must leave the
+# parent's reader slot alone: LMDB's lock file is shared.
+before = c._env.readers()
+ok(str(os.getpid()) in before, f"no reader slot of ours: {before}")
+pid = os.fork()
+if pid == 0:
+    try:
+        c.close()
+        del c
+        import gc
+        gc.collect()
+    finally:
+        os._exit(0)
+os.waitpid(pid, 0)
+after = c._env.readers()
+ok(after == before, f"a child's close changed the parent's reader slot:\n{before}\n{after}")
+ok(np.array_equal(c.probs([1, 2], "full"), c.export("full")[[1, 2]]), "reads after the fork")
 c.close()
 
 # --- a damaged and a missing record, in a copy of the cache -----------------

@@ -30,6 +30,11 @@ _DTYPES = {1: "uint8", 2: "float32"}
 _KEY = struct.Struct(">IQ")
 
 
+# Handles of caches opened before a fork(), held by the child so that
+# their destructors never run there (see Cache.close).
+_FORKED = []
+
+
 class CacheError(Exception):
     """The directory is not a softlabel cache this package can read."""
 
@@ -104,11 +109,14 @@ class Cache:
     """A logit cache opened read-only.
 
     path: the cache directory. Opening takes a reader slot until close()
-    (also a context manager). Not to be shared across fork(): a child
-    process opens its own Cache (LMDB's rule)."""
+    (also a context manager). Not to be used across fork(): a child
+    process opens its own Cache (LMDB's rule); one inherited from the
+    parent is left alone by close() and its destructor, so the parent's
+    snapshot stays protected."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
+        self._pid = os.getpid()
         if not os.path.isfile(os.path.join(self.path, "data.mdb")):
             raise CacheError(f"no cache at {self.path} (no data.mdb)")
         try:
@@ -127,12 +135,18 @@ class Cache:
             raise CacheError(f"{self.path}: not a softlabel cache "
                              f"(missing one of meta, shards, labels, inputs)") from None
         self._txn = self._env.begin(buffers=False)
-        self._pid = os.getpid()
         self._load_meta()
 
     # -- lifecycle --------------------------------------------------------
 
     def close(self):
+        if getattr(self, "_pid", None) not in (None, os.getpid()):
+            # Inherited across fork(): aborting the read transaction here
+            # would free the parent's reader slot in the shared lock file
+            # (LMDB's caveat), so the handles are kept, never touched.
+            _FORKED.append((getattr(self, "_txn", None), getattr(self, "_env", None)))
+            self._txn = self._env = None
+            return
         if getattr(self, "_txn", None) is not None:
             self._txn.abort()
             self._txn = None
