@@ -192,6 +192,11 @@ print_status(const char *text)
 		    "%8.0f samples/s  last heartbeat %.0f ms ago\n", str(w, "name"),
 		    str(w, "teacher"), num(w, "leases"), num(w, "results"),
 		    num(w, "samples_per_s"), num(w, "last_heartbeat_ms"));
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "truncated")))
+		printf("  (%.0f of %.0f workers listed, at most %.0f quarantined "
+		    "shards per teacher: the status was cut to fit its 1 MiB "
+		    "limit; the counts are exact)\n", num(root, "workers_listed"),
+		    num(root, "workers_total"), num(root, "quarantined_listed_max"));
 	printf("rejected:");
 	int any = 0;
 	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(root, "rejected"))

@@ -67,6 +67,7 @@ typedef struct worker {
 	uint64_t granted[BROKER_GRANTS]; /* ring of shards it may answer for */
 	uint32_t ngranted;
 	int fd;               /* its connection's socket (libzmq's), -1 unknown */
+	int disconnected;     /* that connection closed (conn.c) */
 	sl_curve_key key;     /* CURVE public key of its session ("" without) */
 	int revoked;          /* its key left the allow-list: no leases, and
 	                         its next message is refused */

@@ -232,18 +232,26 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		    (double)t.temperature, t.fmt.classes);
 	}
 
+	int same_connection = 1;
+
 	if ((w = session_find(b, id, idlen)) == NULL) {
+		same_connection = 0;
 		/* Reuse a forgotten slot before growing the scanned range. */
 		for (int i = 0; i < b->nslots && w == NULL; i++)
 			if (!b->workers[i].used)
 				w = &b->workers[i];
 		if (w == NULL && b->nslots < b->cfg->max_workers)
 			w = &b->workers[b->nslots++];
+		/* Then one whose connection is gone and that holds nothing. */
+		for (int i = 0; i < b->nslots && w == NULL; i++)
+			if (b->workers[i].disconnected &&
+			    b->workers[i].nleases == 0)
+				w = &b->workers[i];
 		if (w == NULL) {
 			/* Not the worker's fault: BUSY, and it says HELLO again
-			 * after a back-off (sessions of closed connections
-			 * free their slots at once, silent ones after a lease
-			 * period). */
+			 * after a back-off (a session whose connection closed
+			 * gives up its slot, a silent one is forgotten after a
+			 * lease period). */
 			b->busy++;
 			if (broker_log_allow(b, EV_BUSY))
 				sl_warn("refused (busy) HELLO of %s: all %d worker "
@@ -254,7 +262,7 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		}
 	}
 	/* A repeated HELLO on the same connection starts a new session too. */
-	const uint32_t old_token = w->used ? w->token : 0;
+	const uint32_t old_token = same_connection && w->used ? w->token : 0;
 	memset(w, 0, sizeof *w);
 	w->used = 1;
 	memcpy(w->id, id, idlen);
