@@ -86,7 +86,7 @@ static int
 open_job(broker *b)
 {
 	const broker_cfg *c = b->cfg;
-	sl_store_opts so = { 0, c->nosync, 0 };
+	sl_store_opts so = { 0, c->nosync, (uint64_t)c->map_size_bytes };
 	sl_fingerprint fp;
 	sl_errmsg why = { "" };
 	int rc;
@@ -100,7 +100,8 @@ open_job(broker *b)
 		return 1;
 	}
 	if ((rc = sl_store_open(c->store, &so, &b->store, &why)) != 0) {
-		sl_error("%s: %s", c->store, why.text);
+		sl_error("%s: %s%s", c->store, why.text, rc == ENOMEM ?
+		    " (--map-size sets it)" : "");
 		return 1;
 	}
 	rc = sl_store_get_job(b->store, &b->job, &why);

@@ -42,6 +42,7 @@ typedef struct broker_cfg {
 	int hello_timeout_s;  /* a connection silent this long is closed */
 	int max_workers;      /* sessions at once, <= BROKER_MAX_WORKERS */
 	int64_t max_msg_bytes;
+	int64_t map_size_bytes; /* the cache's LMDB map (address space) */
 } broker_cfg;
 
 typedef struct teacher_sched {

@@ -58,6 +58,14 @@ int sl_log_limit_allow(sl_log_limit *l, uint64_t now_ms);
  * line, and a new window starts. */
 void sl_log_limit_flush(sl_log_limit *l, uint64_t now_ms);
 
+/* A file mapped into memory (a .npy dataset, the LMDB cache) that is
+ * truncated while in use makes the next read of the lost pages raise
+ * SIGBUS, which kills silently. After this call SIGBUS writes one ERROR
+ * line naming what (borrowed; copied, up to 200 bytes: "the dataset
+ * x.npy") and the faulting address, then _exit(1). Async-signal-safe; call
+ * once from main() after sl_log_init. */
+void sl_log_catch_sigbus(const char *what);
+
 #define SL_LOG(level, ...)                                                     \
 	do {                                                                   \
 		if ((level) >= sl_log_threshold)                               \

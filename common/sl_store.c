@@ -354,6 +354,14 @@ sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
 		char what[64];
 
 		snprintf(what, sizeof what, "open cache %.40s", dir);
+		if (rc == ENOMEM) {
+			/* mmap of the whole map, under ulimit -v say: name it. */
+			rc = sl_errmsg_set(why, ENOMEM, "%s: %s: the map reserves "
+			    "%" PRIu64 " bytes of address space (a smaller map "
+			    "size, or a higher ulimit -v)", what, strerror(ENOMEM),
+			    s->map_size_bytes);
+			goto fail;
+		}
 		rc = lmdb_err(why, rc, s, what);
 		goto fail;
 	}

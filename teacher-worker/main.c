@@ -161,6 +161,13 @@ main(int argc, char **argv)
 		return 2;
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-teacher", level);
+	{
+		char what[256];
+
+		snprintf(what, sizeof what, "the dataset %s", cfg.dataset ?
+		    cfg.dataset : "(none: rows come from the broker)");
+		sl_log_catch_sigbus(what);
+	}
 	sl_blas_log_startup(cfg.threads, SL_LOG_INFO);
 	return worker_run(&cfg, &stop_requested);
 }
