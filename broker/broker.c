@@ -193,6 +193,8 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 		b->reject_log[r].what = reject_lines[r];
 	for (int e = 0; e < EV_COUNT_; e++)
 		b->event_log[e].what = event_lines[e];
+	b->store_log.what = "commit failed";
+	b->store_log.burst = 1;
 	if (cfg->curve_secret != NULL && (rc = auth_load(b)) != 0)
 		return rc;
 	if ((rc = open_job(b)) != 0)
@@ -483,6 +485,7 @@ flush_log_limits(broker *b)
 		sl_log_limit_flush(&b->reject_log[r], now);
 	for (int e = 0; e < EV_COUNT_; e++)
 		sl_log_limit_flush(&b->event_log[e], now);
+	sl_log_limit_flush(&b->store_log, now);
 }
 
 void

@@ -189,6 +189,7 @@ typedef struct broker {
 	uint64_t rejected[REJ_COUNT_];
 	sl_log_limit reject_log[REJ_COUNT_]; /* lines per reject reason */
 	sl_log_limit event_log[EV_COUNT_];   /* lines per remote_event */
+	sl_log_limit store_log;              /* failed commits: 1 per 10 s */
 	uint64_t duplicates, resets, commits, committed_results;
 	uint64_t hellos;      /* workers welcomed in this run */
 	uint64_t start_ms;

@@ -104,10 +104,11 @@ sl_log_limit_flush(sl_log_limit *l, uint64_t now_ms)
 		return;
 	if (l->suppressed > 0)
 		sl_warn("suppressed %" PRIu64 " more '%s' lines in the last %"
-		    PRIu64 " s (at most %d per %d s are written; the counters in "
+		    PRIu64 " s (at most %u per %d s are written; the counters in "
 		    "status count every one)", l->suppressed,
 		    l->what ? l->what : "?", (now_ms - l->start_ms) / 1000,
-		    SL_LOG_LIMIT_BURST, SL_LOG_LIMIT_WINDOW_MS / 1000);
+		    l->burst ? l->burst : SL_LOG_LIMIT_BURST,
+		    SL_LOG_LIMIT_WINDOW_MS / 1000);
 	l->start_ms = now_ms;
 	l->logged = 0;
 	l->suppressed = 0;
@@ -117,7 +118,7 @@ int
 sl_log_limit_allow(sl_log_limit *l, uint64_t now_ms)
 {
 	sl_log_limit_flush(l, now_ms);
-	if (l->logged < SL_LOG_LIMIT_BURST) {
+	if (l->logged < (l->burst ? l->burst : SL_LOG_LIMIT_BURST)) {
 		l->logged++;
 		return 1;
 	}

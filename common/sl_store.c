@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #define DEFAULT_MAP_BYTES (1ULL << 40) /* address space, not disk */
@@ -448,6 +449,20 @@ sl_store_read_begin(sl_store *s, sl_store_txn **txn, sl_errmsg *why)
 	return txn_begin(s, 0, txn, why);
 }
 
+/* LMDB reports a short write as EIO (mdb_page_flush), which is what a full
+ * disk gives: under DISK_FULL_BYTES free on the cache's file system, say
+ * so. */
+#define DISK_FULL_BYTES ((uint64_t)64 << 20)
+
+static int
+disk_full(const sl_store *s)
+{
+	struct statvfs v;
+
+	return statvfs(s->data_path, &v) == 0 &&
+	    (uint64_t)v.f_bavail * v.f_frsize < DISK_FULL_BYTES;
+}
+
 int
 sl_store_write_commit(sl_store_txn **tp, sl_errmsg *why)
 {
@@ -465,6 +480,8 @@ sl_store_write_commit(sl_store_txn **tp, sl_errmsg *why)
 		    "commit of a read transaction");
 	}
 	rc = mdb_txn_commit(t->txn); /* frees the MDB_txn, success or not */
+	if (rc == EIO && disk_full(t->s))
+		rc = ENOSPC;
 	rc = lmdb_err(why, rc, t->s, "commit");
 	free(t);
 	return rc;
