@@ -44,8 +44,19 @@ BROKER_PORT=
 sl_start_broker "$T/c2" "$T/x.npy" "$T/b2a.log" --shard-rows 100
 $DPY "$ROOT/tests/lib/stray_teachers.py" "$BROKER_EP" 1 >"$T/s2.out"
 grep -q "welcomed 1 refused 0" "$T/s2.out" || sl_fail "open broker did not register the stray"
+# One writer per cache: neither a second broker nor teacher remove while
+# this one runs.
+set +e
+"$BIN/softlabel-broker" --store "$T/c2" --dataset "$T/x.npy" \
+    --bind "tcp://127.0.0.1:$(sl_free_port)" 2>"$T/second.err"; rc=$?
+"$BIN/softlabel" teacher remove "$T/c2" stray-0 2>"$T/rm0.err"; rc0=$?
+set -e
+sl_check "$rc -eq 1" "a second broker on the store: exit $rc, not 1"
+grep -q "one writer per cache" "$T/second.err" || sl_fail "second broker: $(cat "$T/second.err")"
+sl_check "$rc0 -eq 1" "teacher remove under a running broker: exit $rc0, not 1"
 kill "$BROKER_PID"; sl_wait_pid "$BROKER_PID" 30 || true
 BROKER_PORT=
+cp -r "$T/c2" "$T/c2-stray"  # for the removal below
 sl_start_broker "$T/c2" "$T/x.npy" "$T/b2.log" --shard-rows 100 --exit-when-done \
     --teacher real
 sl_bg W2 "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/teacher.safetensors" \
@@ -54,6 +65,16 @@ set +e; sl_wait_pid "$BROKER_PID" 120; rc=$?; set -e
 sl_check "$rc -eq 0" "broker with a stray teacher in the cache: exit $rc (did it wait for stray-0?): $(tail -3 "$T/b2.log")"
 grep -q "teacher stray-0 (index 0): 0/5 shards done" "$T/b2.log" || sl_fail "the cache did not hold the stray"
 BROKER_PORT=
+# teacher remove: the stray goes; a teacher with records stays.
+"$BIN/softlabel" teacher remove "$T/c2-stray" stray-0 >"$T/rm.out" || sl_fail "teacher remove failed"
+"$BIN/softlabel" inspect "$T/c2-stray" >"$T/i2.txt"
+sl_check "$(grep -c '^teacher ' "$T/i2.txt") -eq 0" "stray-0 still registered: $(grep '^teacher' "$T/i2.txt")"
+set +e
+"$BIN/softlabel" teacher remove "$T/c1" real 2>"$T/rm1.err"; rc=$?
+set -e
+sl_check "$rc -eq 1" "removing a teacher with records: exit $rc, not 1"
+grep -q "has records in the cache" "$T/rm1.err" || sl_fail "no reason: $(cat "$T/rm1.err")"
+"$BIN/softlabel" verify "$T/c1" >/dev/null || sl_fail "c1 no longer verifies"
 
 # --- 3 --------------------------------------------------------------------------
 sl_start_broker "$T/c3" "$T/x.npy" "$T/b3.log" --shard-rows 100 --max-teachers 3
