@@ -13,6 +13,7 @@
  */
 #include "sl_blas.h"
 #include "sl_curve.h"
+#include "sl_file.h"
 #include "sl_label.h"
 #include "sl_log.h"
 #include "sl_net.h"
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 static const char *teacher_name, *out_path, *curve_secret, *curve_server;
@@ -65,6 +67,8 @@ usage(FILE *out)
 	    "       softlabel get STORE [--teacher NAME] --sample A[:B] [--temperature T]\n"
 	    "                     [--digits N] [--logits] [--json]\n"
 	    "       softlabel export STORE [--teacher NAME] --out FILE.npy [--temperature T]\n"
+	    "       softlabel teacher remove STORE NAME   (a registration that never\n"
+	    "                           produced a record; not while a broker runs)\n"
 	    "       softlabel doctor   (the OpenBLAS kernel this machine runs, how it\n"
 	    "                           was chosen, CPU features, threads, self-check)\n"
 	    "\n"
@@ -192,6 +196,11 @@ print_status(const char *text)
 		    "%8.0f samples/s  last heartbeat %.0f ms ago\n", str(w, "name"),
 		    str(w, "teacher"), num(w, "leases"), num(w, "results"),
 		    num(w, "samples_per_s"), num(w, "last_heartbeat_ms"));
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "truncated")))
+		printf("  (%.0f of %.0f workers listed, at most %.0f quarantined "
+		    "shards per teacher: the status was cut to fit its 1 MiB "
+		    "limit; the counts are exact)\n", num(root, "workers_listed"),
+		    num(root, "workers_total"), num(root, "quarantined_listed_max"));
 	printf("rejected:");
 	int any = 0;
 	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(root, "rejected"))
@@ -211,6 +220,37 @@ print_status(const char *text)
 		printf("traffic: unauthenticated (no CURVE)\n");
 	}
 	cJSON_Delete(root);
+}
+
+/* softlabel teacher remove STORE NAME: a registration that never produced
+ * a record (a typo in a worker's --name, a stray HELLO). Exit 0 removed,
+ * 1 refused or failed (the reason on stderr). */
+static int
+cmd_teacher_remove(const char *dir, const char *name)
+{
+	sl_store_opts o = { 0, 0, 0 };
+	sl_store *s = NULL;
+	sl_errmsg why = { "" };
+	char data[SL_FILE_PATH_MAX];
+	struct stat st;
+	int rc;
+
+	/* A writable open would create a cache: there must be one. */
+	snprintf(data, sizeof data, "%s/data.mdb", dir);
+	if (stat(data, &st) != 0) {
+		fprintf(stderr, "softlabel: no cache at %s\n", dir);
+		return 1;
+	}
+	if ((rc = sl_store_open(dir, &o, &s, &why)) == 0)
+		rc = sl_store_remove_teacher(s, name, &why);
+	sl_store_close(&s);
+	if (rc != 0) {
+		fprintf(stderr, "softlabel: teacher remove %s: %s\n", esc(name),
+		    why.text);
+		return 1;
+	}
+	printf("removed teacher %s from %s\n", esc(name), dir);
+	return 0;
 }
 
 static int
@@ -897,12 +937,12 @@ int
 main(int argc, char **argv)
 {
 	sl_errmsg why = { "" };
-	int pos[2], npos;
+	int pos[4], npos;
 
 	/* Before anything else: this may re-execute the program with a better
 	 * OpenBLAS kernel (sl_blas.h). */
 	sl_blas_start(argv);
-	if (sl_opt_parse(opts, argc, argv, pos, 2, &npos, &why) != 0) {
+	if (sl_opt_parse(opts, argc, argv, pos, 4, &npos, &why) != 0) {
 		fprintf(stderr, "softlabel: %s\n", why.text);
 		return 2;
 	}
@@ -925,6 +965,9 @@ main(int argc, char **argv)
 	sl_blas_log_startup(0, SL_LOG_WARN);
 	if (npos == 1 && strcmp(argv[pos[0]], "doctor") == 0)
 		return cmd_doctor();
+	if (npos == 4 && strcmp(argv[pos[0]], "teacher") == 0 &&
+	    strcmp(argv[pos[1]], "remove") == 0)
+		return cmd_teacher_remove(argv[pos[2]], argv[pos[3]]);
 	if (npos != 2) {
 		usage(stderr);
 		return 2;

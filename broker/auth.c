@@ -153,13 +153,15 @@ auth_reload(broker *b)
 		return;
 	}
 	if (sl_curve_allow_load(b->cfg->allow_keys, &a, &why) != 0) {
-		sl_error("allow-list not reloaded, the old one stays: %s",
-		    why.text);
+		if (broker_log_allow(b, EV_SIGHUP))
+			sl_error("allow-list not reloaded, the old one stays: %s",
+			    why.text);
 		return;
 	}
 	sl_curve_allow_free(&b->allow);
 	b->allow = a;
-	sl_info("allow-list reloaded: %zu keys", sl_curve_allow_count(a));
+	if (broker_log_allow(b, EV_SIGHUP))
+		sl_info("allow-list reloaded: %zu keys", sl_curve_allow_count(a));
 	for (int i = 0; i < b->nslots; i++) {
 		worker *w = &b->workers[i];
 

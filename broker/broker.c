@@ -21,6 +21,7 @@ const char *const broker_reject_names[REJ_COUNT_] = {
 	[REJ_OVERSIZE] = "oversize",
 	[REJ_BAD_HELLO] = "bad_hello",
 	[REJ_BAD_NAME] = "bad_name",
+	[REJ_UNREGISTERED] = "unregistered_teacher",
 	[REJ_PROVENANCE] = "provenance",
 	[REJ_DATASET] = "dataset_mismatch",
 	[REJ_WRONG_TEACHER] = "wrong_teacher",
@@ -39,6 +40,7 @@ static const char *const reject_lines[REJ_COUNT_] = {
 	[REJ_OVERSIZE] = "rejected (oversize)",
 	[REJ_BAD_HELLO] = "rejected (bad_hello)",
 	[REJ_BAD_NAME] = "rejected (bad_name)",
+	[REJ_UNREGISTERED] = "rejected (unregistered_teacher)",
 	[REJ_PROVENANCE] = "rejected (provenance)",
 	[REJ_DATASET] = "rejected (dataset_mismatch)",
 	[REJ_WRONG_TEACHER] = "rejected (wrong_teacher)",
@@ -86,7 +88,7 @@ static int
 open_job(broker *b)
 {
 	const broker_cfg *c = b->cfg;
-	sl_store_opts so = { 0, c->nosync, 0 };
+	sl_store_opts so = { 0, c->nosync, (uint64_t)c->map_size_bytes };
 	sl_fingerprint fp;
 	sl_errmsg why = { "" };
 	int rc;
@@ -100,7 +102,8 @@ open_job(broker *b)
 		return 1;
 	}
 	if ((rc = sl_store_open(c->store, &so, &b->store, &why)) != 0) {
-		sl_error("%s: %s", c->store, why.text);
+		sl_error("%s: %s%s", c->store, why.text, rc == ENOMEM ?
+		    " (--map-size sets it)" : "");
 		return 1;
 	}
 	rc = sl_store_get_job(b->store, &b->job, &why);
@@ -175,6 +178,60 @@ broker_load_teacher(broker *b, const sl_store_teacher *t)
 	return 0;
 }
 
+/* --teacher NAME[=SHA256][,NAME[=SHA256]...]: usage errors (exit 2)
+ * name the bad entry. */
+static int
+parse_operator_teachers(broker *b, const char *list)
+{
+	char buf[BROKER_MAX_OPERATOR_TEACHERS * 200], *save = NULL, *item;
+
+	if (strlen(list) >= sizeof buf) {
+		sl_error("--teacher: list too long");
+		return 2;
+	}
+	snprintf(buf, sizeof buf, "%s", list);
+	for (item = strtok_r(buf, ",", &save); item != NULL;
+	    item = strtok_r(NULL, ",", &save)) {
+		operator_teacher *o = &b->op[b->nop];
+		char *eq = strchr(item, '=');
+		const char *sha = eq ? eq + 1 : "";
+
+		if (eq != NULL)
+			*eq = '\0';
+		if (b->nop == BROKER_MAX_OPERATOR_TEACHERS) {
+			sl_error("--teacher: more than %d teachers",
+			    BROKER_MAX_OPERATOR_TEACHERS);
+			return 2;
+		}
+		if (!sl_proto_name_valid(item, strlen(item), NULL)) {
+			sl_error("--teacher: '%s' is not a name (1 to %d characters "
+			    "from %s)", item, SL_PROTO_MAX_NAME, SL_PROTO_NAME_CHARS);
+			return 2;
+		}
+		if (*sha != '\0' && (strlen(sha) != 64 ||
+		    strspn(sha, "0123456789abcdefABCDEF") != 64)) {
+			sl_error("--teacher %s=%s: the model's SHA-256 is 64 hex "
+			    "digits (sha256sum MODEL)", item, sha);
+			return 2;
+		}
+		for (uint32_t i = 0; i < b->nop; i++)
+			if (strcmp(b->op[i].name, item) == 0) {
+				sl_error("--teacher: '%s' named twice", item);
+				return 2;
+			}
+		snprintf(o->name, sizeof o->name, "%s", item);
+		for (int i = 0; sha[i] != '\0'; i++)
+			o->sha256[i] = (char)(sha[i] >= 'A' && sha[i] <= 'F' ?
+			    sha[i] - 'A' + 'a' : sha[i]);
+		b->nop++;
+	}
+	if (b->nop == 0) {
+		sl_error("--teacher: no teacher named");
+		return 2;
+	}
+	return 0;
+}
+
 int
 broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 {
@@ -192,7 +249,12 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 		b->reject_log[r].what = reject_lines[r];
 	for (int e = 0; e < EV_COUNT_; e++)
 		b->event_log[e].what = event_lines[e];
+	b->store_log.what = "commit failed";
+	b->store_log.burst = 1;
 	if (cfg->curve_secret != NULL && (rc = auth_load(b)) != 0)
+		return rc;
+	if (cfg->teachers != NULL &&
+	    (rc = parse_operator_teachers(b, cfg->teachers)) != 0)
 		return rc;
 	if ((rc = open_job(b)) != 0)
 		return rc;
@@ -482,6 +544,7 @@ flush_log_limits(broker *b)
 		sl_log_limit_flush(&b->reject_log[r], now);
 	for (int e = 0; e < EV_COUNT_; e++)
 		sl_log_limit_flush(&b->event_log[e], now);
+	sl_log_limit_flush(&b->store_log, now);
 }
 
 void
@@ -728,14 +791,35 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 	}
 }
 
+/* The scheduler of the teacher called name, or NULL (not registered). */
+static const teacher_sched *
+teacher_named(const broker *b, const char *name)
+{
+	for (uint32_t t = 0; t < b->nteachers; t++)
+		if (b->teachers[t].lease.slots != NULL &&
+		    strcmp(b->teachers[t].info.name, name) == 0)
+			return &b->teachers[t];
+	return NULL;
+}
+
 /* Every registered teacher finished, and some worker joined in this run:
  * a broker restarted on a finished cache waits for the teacher it was
- * started for instead of leaving before it can register. */
+ * started for instead of leaving before it can register. With --teacher,
+ * only the operator's teachers count: a stray registration (a typo in a
+ * worker's --name, an old experiment) cannot keep the broker running. */
 static int
 all_finished(const broker *b)
 {
 	if (b->nteachers == 0 || b->hellos == 0)
 		return 0;
+	for (uint32_t i = 0; i < b->nop; i++) {
+		const teacher_sched *ts = teacher_named(b, b->op[i].name);
+
+		if (ts == NULL || !lease_finished(&ts->lease))
+			return 0;
+	}
+	if (b->nop > 0)
+		return 1;
 	for (uint32_t t = 0; t < b->nteachers; t++)
 		if (b->teachers[t].lease.slots == NULL ||
 		    !lease_finished(&b->teachers[t].lease))

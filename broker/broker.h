@@ -40,8 +40,12 @@ typedef struct broker_cfg {
 	int shard_rows, lease_timeout_s, max_attempts, exit_when_done, nosync;
 	int recompute_corrupt;
 	int hello_timeout_s;  /* a connection silent this long is closed */
+	const char *teachers; /* --teacher NAME[=SHA256][,...]: the operator's
+	                         teachers, the only ones HELLO may name */
+	int max_teachers;     /* without --teacher: teachers the cache may hold */
 	int max_workers;      /* sessions at once, <= BROKER_MAX_WORKERS */
 	int64_t max_msg_bytes;
+	int64_t map_size_bytes; /* the cache's LMDB map (address space) */
 } broker_cfg;
 
 typedef struct teacher_sched {
@@ -67,6 +71,7 @@ typedef struct worker {
 	uint64_t granted[BROKER_GRANTS]; /* ring of shards it may answer for */
 	uint32_t ngranted;
 	int fd;               /* its connection's socket (libzmq's), -1 unknown */
+	int disconnected;     /* that connection closed (conn.c) */
 	sl_curve_key key;     /* CURVE public key of its session ("" without) */
 	int revoked;          /* its key left the allow-list: no leases, and
 	                         its next message is refused */
@@ -96,6 +101,8 @@ enum reject_reason {
 	REJ_OVERSIZE,
 	REJ_BAD_HELLO,
 	REJ_BAD_NAME,         /* a name outside SL_PROTO_NAME_CHARS */
+	REJ_UNREGISTERED,     /* a teacher the operator did not register, or
+	                         one past --max-teachers */
 	REJ_PROVENANCE,
 	REJ_DATASET,
 	REJ_WRONG_TEACHER,
@@ -137,6 +144,14 @@ typedef struct pending_result {
 	uint32_t nrows;
 } pending_result;
 
+/* A teacher the operator registered (--teacher): its name, and the model's
+ * SHA-256 that workers must run ("" for any; the first HELLO's is kept). */
+#define BROKER_MAX_OPERATOR_TEACHERS 64
+typedef struct operator_teacher {
+	char name[SL_PROTO_MAX_NAME + 1];
+	char sha256[65];
+} operator_teacher;
+
 typedef struct quarantine {
 	uint32_t teacher;
 	uint64_t shard;
@@ -173,6 +188,8 @@ typedef struct broker {
 	volatile sig_atomic_t *reload; /* SIGHUP: re-read --allow-keys */
 	sl_proto_buf out;
 
+	operator_teacher op[BROKER_MAX_OPERATOR_TEACHERS];
+	uint32_t nop;         /* 0: open registration (up to max_teachers) */
 	teacher_sched teachers[SL_STORE_MAX_TEACHERS];
 	uint32_t nteachers;
 	worker *workers;      /* (BROKER_MAX_WORKERS) */
@@ -187,6 +204,7 @@ typedef struct broker {
 	uint64_t rejected[REJ_COUNT_];
 	sl_log_limit reject_log[REJ_COUNT_]; /* lines per reject reason */
 	sl_log_limit event_log[EV_COUNT_];   /* lines per remote_event */
+	sl_log_limit store_log;              /* failed commits: 1 per 10 s */
 	uint64_t duplicates, resets, commits, committed_results;
 	uint64_t hellos;      /* workers welcomed in this run */
 	uint64_t start_ms;

@@ -51,7 +51,11 @@ commit_group(broker *b)
 		sl_store_write_abort(&txn);
 
 	if (rc != 0) {
-		sl_error("commit of %u results failed: %s", b->ngroup, why.text);
+		/* A full disk fails every commit until space is freed: one
+		 * line per 10 s, the count in status. */
+		if (sl_log_limit_allow(&b->store_log, sl_net_now_ms()))
+			sl_error("commit of %u results failed: %s; the workers keep "
+			    "them and resend", b->ngroup, why.text);
 		b->rejected[REJ_STORE] += b->ngroup;
 	} else {
 		b->commits++;
@@ -62,8 +66,8 @@ commit_group(broker *b)
 		teacher_sched *ts = &b->teachers[p->teacher];
 		worker *w = session_by_token(b, p->token);
 
-		lease_committed(&ts->lease, p->shard, rc == 0);
 		if (rc == 0) {
+			lease_committed(&ts->lease, p->shard, 1);
 			update_rate(ts, p->nrows);
 			if (w != NULL) {
 				w->results++;
@@ -71,8 +75,16 @@ commit_group(broker *b)
 			}
 			broker_ack(b, p->id, p->idlen, p->shard, SL_ACK_STORED, NULL);
 		} else {
-			broker_ack(b, p->id, p->idlen, p->shard, SL_ACK_REJECTED,
-			    "the broker could not store it");
+			/* The result is good, the store is not: its worker
+			 * keeps it and resends after a back-off, under a lease
+			 * again (no one computes the shard twice). */
+			lease_commit_retry(&ts->lease, p->shard, w ? w->token : 0,
+			    sl_net_now_ms() + (uint64_t)b->cfg->lease_timeout_s *
+			    1000);
+			if (w != NULL)
+				w->nleases++;
+			broker_ack(b, p->id, p->idlen, p->shard, SL_ACK_RETRY,
+			    why.text);
 		}
 		zmq_msg_close(&p->frame);
 	}

@@ -69,9 +69,9 @@ conn_close(broker *b)
 	b->conns = NULL;
 }
 
-/* Its connection is gone: a session without leases goes too (one with
- * leases stays until they expire, or its worker's new session takes them
- * over). */
+/* Its connection is gone: the session's slot may be taken by a new
+ * HELLO (session.c), though status shows it until then or until it is
+ * forgotten for its silence. */
 static void
 closed(broker *b, int fd)
 {
@@ -84,8 +84,8 @@ closed(broker *b, int fd)
 	for (int i = 0; i < b->nslots; i++) {
 		worker *w = &b->workers[i];
 
-		if (w->used && w->fd == fd && w->nleases == 0) {
-			w->used = 0;
+		if (w->used && w->fd == fd && !w->disconnected) {
+			w->disconnected = 1;
 			b->sessions_closed++;
 		}
 	}

@@ -8,8 +8,8 @@
  *   - past max_conns open connections (the fd limit less a reserve for
  *     the store, the dataset and libzmq), the oldest that never sent a
  *     valid message are closed first, then the oldest without a session;
- *   - a session whose connection closed and that holds no lease is
- *     forgotten at once (its slot is free for a real worker);
+ *   - a session whose connection closed gives its slot to the next HELLO
+ *     that finds no free one, once it holds no lease;
  *   - the ZMTP handshake itself is bounded by ZMQ_HANDSHAKE_IVL.
  *
  * The fd in an event may be closed and reused before the broker reads

@@ -181,6 +181,22 @@ lease_committed(lease_table *t, uint64_t s, int stored)
 	}
 }
 
+void
+lease_commit_retry(lease_table *t, uint64_t s, uint32_t owner,
+    uint64_t deadline_ms)
+{
+	if (s >= t->nshards || t->slots[s].state != SHARD_COMMITTING)
+		return;
+	if (owner == 0) {
+		requeue(t, s);
+		return;
+	}
+	t->slots[s].state = SHARD_LEASED;
+	t->slots[s].owner = owner;
+	t->slots[s].deadline_ms = deadline_ms;
+	t->nleased++;
+}
+
 int
 lease_finished(const lease_table *t)
 {

@@ -108,6 +108,11 @@ enum lease_verdict lease_check(const lease_table *t, uint64_t s,
 void lease_begin_commit(lease_table *t, uint64_t s, uint32_t *prev_owner);
 /* The commit of s ended: DONE when stored, else PENDING again. */
 void lease_committed(lease_table *t, uint64_t s, int stored);
+/* The commit of s failed (the store, not the result): s is LEASED again
+ * to owner until deadline_ms, who keeps the result and resends it, so it
+ * is not computed again; PENDING when owner is 0 (its session is gone). */
+void lease_commit_retry(lease_table *t, uint64_t s, uint32_t owner,
+    uint64_t deadline_ms);
 
 /* Every shard DONE or QUARANTINED. */
 int lease_finished(const lease_table *t);

@@ -38,13 +38,16 @@ static sl_opt opts[] = {
 	{ "status-bind", SL_OPT_STR, &cfg.status_bind, NULL, 0, 0, "EP", "extra endpoint answering STATUS only (probes)", 0 },
 	{ "curve-secret", SL_OPT_STR, &cfg.curve_secret, NULL, 0, 0, "FILE", "speak CURVE with this secret key (softlabel keygen; owned by us: mode 0600 at most, by root: 0640 at most); needs --allow-keys", 0 },
 	{ "allow-keys", SL_OPT_STR, &cfg.allow_keys, NULL, 0, 0, "DIR", "admit only clients whose public key is a *.pub file here; SIGHUP re-reads it", 0 },
+	{ "teacher", SL_OPT_STR, &cfg.teachers, NULL, 0, 0, "NAME[=SHA256],...", "the operator's teachers: HELLO may name only these (with that model's sha256sum, when given); --exit-when-done waits for these alone (default: open registration)", 0 },
+	{ "max-teachers", SL_OPT_INT, &cfg.max_teachers, "16", 1, 256, "N", "without --teacher: teachers the cache may hold; a HELLO for one more is refused", 0 },
 	{ "shard-rows", SL_OPT_INT, &cfg.shard_rows, "1024", 1, 65536, "N", "rows per shard (fixed when the job is created)", 0 },
 	{ "lease-timeout", SL_OPT_INT, &cfg.lease_timeout_s, "30", 1, 86400, "S", "seconds a lease lives without renewal", 0 },
 	{ "max-attempts", SL_OPT_INT, &cfg.max_attempts, "5", 1, 255, "N", "leases of one shard before it is quarantined", 0 },
 	{ "max-workers", SL_OPT_INT, &cfg.max_workers, "4096", 1, BROKER_MAX_WORKERS, "N", "worker sessions at once; a HELLO past them gets BUSY and retries after a back-off", 0 },
 	{ "hello-timeout", SL_OPT_INT, &cfg.hello_timeout_s, "10", 1, 3600, "S", "close a connection that sends no valid message within S seconds (the ZMTP handshake itself must end within 10 s)", 0 },
+	{ "map-size", SL_OPT_I64, &cfg.map_size_bytes, "1099511627776", 1048576, INT64_C(70368744177664), "B", "the cache's LMDB map: address space reserved, not disk (1 TiB); the cache cannot grow past it; raised to the file's size", 0 },
 	{ "max-msg-bytes", SL_OPT_I64, &cfg.max_msg_bytes, "67108864", 65536, 1073741824, "B", "largest message accepted", 0 },
-	{ "exit-when-done", SL_OPT_FLAG, &cfg.exit_when_done, NULL, 0, 0, NULL, "exit once every shard of every registered teacher is done", 0 },
+	{ "exit-when-done", SL_OPT_FLAG, &cfg.exit_when_done, NULL, 0, 0, NULL, "exit once every shard of every registered teacher is done (with --teacher: of those teachers)", 0 },
 	{ "recompute-corrupt", SL_OPT_FLAG, &cfg.recompute_corrupt, NULL, 0, 0, NULL, "at start, check every record's CRC and put shards holding a bad one back to pending", 0 },
 	{ "nosync", SL_OPT_FLAG, &cfg.nosync, NULL, 0, 0, NULL, "do not fsync commits (fast; a crash can lose acknowledged results)", 0 },
 	{ "log-level", SL_OPT_STR, &log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
@@ -213,6 +216,12 @@ main(int argc, char **argv)
 	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-broker", level);
+	{
+		char what[256];
+
+		snprintf(what, sizeof what, "the dataset %s", cfg.dataset);
+		sl_log_catch_sigbus(what);
+	}
 	sl_blas_log_startup(0, SL_LOG_INFO);
 	/* A cache is new when its data file is not there yet. */
 	char data_path[4096];

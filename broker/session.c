@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 worker *
 session_find(broker *b, const void *id, size_t idlen)
@@ -153,6 +154,58 @@ hello_preproc(const broker *b, const sl_bytes *wire, sl_preproc *out,
 	return 0;
 }
 
+/* Who may register a teacher: with --teacher, the operator's names only
+ * (and their model, when pinned); without, new names while the cache holds
+ * fewer than --max-teachers. Returns 1 if t may go on to registration,
+ * else refuses (REFUSE with the reason) and returns 0. */
+static int
+teacher_admitted(broker *b, const uint8_t *id, size_t idlen,
+    const sl_store_teacher *t, const char *who)
+{
+	char why_text[SL_PROTO_MAX_REASON];
+	uint32_t n = 0;
+
+	if (b->nop > 0) {
+		for (uint32_t i = 0; i < b->nop; i++) {
+			const operator_teacher *o = &b->op[i];
+
+			if (strcmp(o->name, t->name) != 0)
+				continue;
+			if (o->sha256[0] == '\0' ||
+			    strcasecmp(o->sha256, t->model_sha256) == 0)
+				return 1;
+			snprintf(why_text, sizeof why_text, "teacher '%s' is "
+			    "registered by the operator with model %.12s...; this "
+			    "worker's model is %.12s...", t->name, o->sha256,
+			    t->model_sha256);
+			broker_reject(b, REJ_PROVENANCE, who, "%s", why_text);
+			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
+			    why_text);
+			return 0;
+		}
+		snprintf(why_text, sizeof why_text, "teacher '%s' is not one the "
+		    "operator registered (softlabel-broker --teacher)", t->name);
+		broker_reject(b, REJ_UNREGISTERED, who, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return 0;
+	}
+	for (uint32_t i = 0; i < b->nteachers; i++) {
+		if (b->teachers[i].lease.slots == NULL)
+			continue;
+		if (strcmp(b->teachers[i].info.name, t->name) == 0)
+			return 1; /* registered: provenance is checked next */
+		n++;
+	}
+	if (n < (uint32_t)b->cfg->max_teachers)
+		return 1;
+	snprintf(why_text, sizeof why_text, "the cache holds %u teachers "
+	    "(--max-teachers %d): no new teacher '%s'; the operator names "
+	    "teachers with --teacher", n, b->cfg->max_teachers, t->name);
+	broker_reject(b, REJ_UNREGISTERED, who, "%s", why_text);
+	broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+	return 0;
+}
+
 void
 session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
     const char *key)
@@ -209,6 +262,8 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
 		return;
 	}
+	if (!teacher_admitted(b, id, idlen, &t, name))
+		return;
 	rc = sl_store_register_teacher(b->store, &t, &why);
 	if (rc == SL_EMISMATCH) {
 		broker_reject(b, REJ_PROVENANCE, name, "%s", why.text);
@@ -232,18 +287,26 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		    (double)t.temperature, t.fmt.classes);
 	}
 
+	int same_connection = 1;
+
 	if ((w = session_find(b, id, idlen)) == NULL) {
+		same_connection = 0;
 		/* Reuse a forgotten slot before growing the scanned range. */
 		for (int i = 0; i < b->nslots && w == NULL; i++)
 			if (!b->workers[i].used)
 				w = &b->workers[i];
 		if (w == NULL && b->nslots < b->cfg->max_workers)
 			w = &b->workers[b->nslots++];
+		/* Then one whose connection is gone and that holds nothing. */
+		for (int i = 0; i < b->nslots && w == NULL; i++)
+			if (b->workers[i].disconnected &&
+			    b->workers[i].nleases == 0)
+				w = &b->workers[i];
 		if (w == NULL) {
 			/* Not the worker's fault: BUSY, and it says HELLO again
-			 * after a back-off (sessions of closed connections
-			 * free their slots at once, silent ones after a lease
-			 * period). */
+			 * after a back-off (a session whose connection closed
+			 * gives up its slot, a silent one is forgotten after a
+			 * lease period). */
 			b->busy++;
 			if (broker_log_allow(b, EV_BUSY))
 				sl_warn("refused (busy) HELLO of %s: all %d worker "
@@ -254,7 +317,7 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		}
 	}
 	/* A repeated HELLO on the same connection starts a new session too. */
-	const uint32_t old_token = w->used ? w->token : 0;
+	const uint32_t old_token = same_connection && w->used ? w->token : 0;
 	memset(w, 0, sizeof *w);
 	w->used = 1;
 	memcpy(w->id, id, idlen);

@@ -9,16 +9,28 @@
  *    "idle_closed", "excess_closed", "sessions_closed", "busy"},
  *    "curve": bool,
  *    "auth_refused": {"plaintext", "unknown_key", "handshake_failed",
- *    "revoked"}}
+ *    "revoked"}, "workers_total", "workers_listed",
+ *    "quarantined_listed_max", "truncated": bool}
+ *
+ * It always fits SL_PROTO_MAX_JSON (1 MiB), whatever the peers did: when
+ * the whole text would not (4,096 workers with 128-byte names, hundreds of
+ * teachers with many quarantined shards), it is made again with half as
+ * many workers listed and half as many quarantined shards per teacher,
+ * until it fits; "truncated" says so, the totals stay exact.
  */
 #include "broker.h"
 #include "sl_net.h"
 
 #include <cJSON.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* Room left under SL_PROTO_MAX_JSON for the message's own keys. */
+#define STATUS_MAX_BYTES (SL_PROTO_MAX_JSON - 1024)
+#define STATUS_MAX_QUARANTINED 1000 /* listed per teacher at most */
 
 static cJSON *
-teacher_json(const broker *b, const teacher_sched *ts)
+teacher_json(const broker *b, const teacher_sched *ts, int max_listed)
 {
 	cJSON *o = cJSON_CreateObject(), *q = cJSON_CreateArray();
 	const uint64_t pending = b->nshards - ts->lease.ndone -
@@ -41,19 +53,22 @@ teacher_json(const broker *b, const teacher_sched *ts)
 		cJSON_AddNumberToObject(o, "eta_s", left / ts->rate);
 	else
 		cJSON_AddNullToObject(o, "eta_s");
-	for (uint64_t s = 0; s < b->nshards && cJSON_GetArraySize(q) < 1000; s++)
+	for (uint64_t s = 0; s < b->nshards && cJSON_GetArraySize(q) < max_listed; s++)
 		if (ts->lease.slots[s].state == SHARD_QUARANTINED)
 			cJSON_AddItemToArray(q, cJSON_CreateNumber((double)s));
 	cJSON_AddItemToObject(o, "quarantined_shards", q);
 	return o;
 }
 
-char *
-broker_status_json(const broker *b)
+/* The status with at most max_workers workers and max_q quarantined
+ * shards per teacher listed; NULL on no memory. */
+static char *
+status_text(const broker *b, int max_workers, int max_q)
 {
 	cJSON *root = cJSON_CreateObject(), *ts = cJSON_CreateArray();
 	cJSON *ws = cJSON_CreateArray(), *rej = cJSON_CreateObject();
 	const uint64_t now = sl_net_now_ms();
+	int total = 0, listed = 0;
 	char *text;
 
 	if (root == NULL || ts == NULL || ws == NULL || rej == NULL) {
@@ -74,7 +89,8 @@ broker_status_json(const broker *b)
 	cJSON_AddNumberToObject(root, "resets", (double)b->resets);
 	for (uint32_t t = 0; t < b->nteachers; t++)
 		if (b->teachers[t].lease.slots != NULL)
-			cJSON_AddItemToArray(ts, teacher_json(b, &b->teachers[t]));
+			cJSON_AddItemToArray(ts, teacher_json(b, &b->teachers[t],
+			    max_q));
 	cJSON_AddItemToObject(root, "teachers", ts);
 	for (int i = 0; i < b->nslots; i++) {
 		const worker *w = &b->workers[i];
@@ -83,6 +99,9 @@ broker_status_json(const broker *b)
 
 		if (!w->used)
 			continue;
+		if (total++ >= max_workers)
+			continue;
+		listed++;
 		o = cJSON_CreateObject();
 		secs = (double)(now - w->hello_ms) / 1000;
 		cJSON_AddStringToObject(o, "name", w->name);
@@ -98,9 +117,15 @@ broker_status_json(const broker *b)
 		if (w->key.z85[0] != '\0')
 			cJSON_AddStringToObject(o, "key", w->key.z85);
 		cJSON_AddBoolToObject(o, "revoked", w->revoked);
+		cJSON_AddBoolToObject(o, "connected", !w->disconnected);
 		cJSON_AddItemToArray(ws, o);
 	}
 	cJSON_AddItemToObject(root, "workers", ws);
+	cJSON_AddNumberToObject(root, "workers_total", total);
+	cJSON_AddNumberToObject(root, "workers_listed", listed);
+	cJSON_AddNumberToObject(root, "quarantined_listed_max", max_q);
+	cJSON_AddBoolToObject(root, "truncated", listed < total ||
+	    max_q < STATUS_MAX_QUARANTINED);
 	for (int r = 0; r < REJ_COUNT_; r++)
 		cJSON_AddNumberToObject(rej, broker_reject_names[r],
 		    (double)b->rejected[r]);
@@ -124,4 +149,23 @@ broker_status_json(const broker *b)
 	text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return text;
+}
+
+char *
+broker_status_json(const broker *b)
+{
+	int max_workers = BROKER_MAX_WORKERS, max_q = STATUS_MAX_QUARANTINED;
+	char *text;
+
+	/* Each round halves both lists; at zero the text is the teachers'
+	 * and the counters' alone, which fits (<= 256 teachers of < 1 KiB). */
+	for (;;) {
+		text = status_text(b, max_workers, max_q);
+		if (text == NULL || strlen(text) <= STATUS_MAX_BYTES ||
+		    (max_workers == 0 && max_q == 0))
+			return text;
+		free(text);
+		max_workers /= 2;
+		max_q /= 2;
+	}
 }

@@ -1,5 +1,9 @@
 /* sl_file.c - whole-file reads and atomic writes (see sl_file.h). */
 #include "sl_file.h"
+#include "sl_log.h"
+
+#include <dirent.h>
+#include <signal.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +17,51 @@
 
 /* Largest single write(): some systems refuse counts above INT_MAX. */
 #define WRITE_CHUNK ((size_t)1 << 30)
+
+/* Temp files "<base>.tmp.<pid>" beside path whose writer is gone (no
+ * process <pid>: killed before its rename) are removed, so kill -9 during
+ * an export or a checkpoint leaves no litter past the next write. */
+static void
+remove_stale_tmp(const char *path)
+{
+	char dir[SL_FILE_PATH_MAX], base[SL_FILE_PATH_MAX], stale[SL_FILE_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t blen;
+	struct dirent *e;
+	DIR *d;
+
+	if (slash == NULL) {
+		snprintf(dir, sizeof dir, ".");
+		snprintf(base, sizeof base, "%s", path);
+	} else {
+		snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 :
+		    (int)(slash - path), path);
+		snprintf(base, sizeof base, "%s", slash + 1);
+	}
+	blen = strlen(base);
+	if (blen == 0 || (d = opendir(dir)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		const char *p = e->d_name;
+		char *end;
+		long pid;
+
+		if (strncmp(p, base, blen) != 0 || strncmp(p + blen, ".tmp.", 5) != 0)
+			continue;
+		errno = 0;
+		pid = strtol(p + blen + 5, &end, 10);
+		if (errno != 0 || *end != '\0' || end == p + blen + 5 || pid <= 0 ||
+		    pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* its writer may still be at work */
+		if (snprintf(stale, sizeof stale, "%s/%s", dir, p) <
+		    (int)sizeof stale && unlink(stale) == 0)
+			sl_info("removed %s, left by a writer that died (pid %ld)",
+			    stale, pid);
+	}
+	closedir(d);
+}
 
 int
 sl_atomic_open(sl_atomic_file *f, const char *path, sl_errmsg *why)
@@ -31,6 +80,7 @@ sl_atomic_open(sl_atomic_file *f, const char *path, sl_errmsg *why)
 		return sl_errmsg_set(why, ENAMETOOLONG, "path too long");
 	}
 	strcpy(f->path, path);
+	remove_stale_tmp(path);
 	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (f->fd < 0) {
 		int err = errno;

@@ -7,7 +7,8 @@
  * Return codes (sl_err.h): 0, a positive errno value from the operating
  * system, or a negative SL_E* code. Each failure also writes one line of
  * detail into why when why is not NULL. Out-parameters are written only on
- * success. Nothing here prints, logs or exits.
+ * success. Nothing here prints or exits; sl_atomic_open logs (INFO) each
+ * stale temp file it removes.
  *
  * Thread-safety: every function is reentrant; an sl_atomic_file belongs to
  * one thread at a time.
@@ -16,6 +17,8 @@
  *   - The temp name depends only on path and the process id: two threads of
  *     one process must not write the same path at the same time.
  *   - The temp file is created with mode 0644 (less the umask).
+ *   - A stale temp file is judged by its pid on this host: do not write
+ *     one path from several hosts over a shared file system.
  *   - Paths, and path plus ".tmp.<pid>", must be shorter than
  *     SL_FILE_PATH_MAX bytes (ENAMETOOLONG otherwise).
  */
@@ -36,7 +39,9 @@ typedef struct sl_atomic_file {
 	char path[SL_FILE_PATH_MAX];
 } sl_atomic_file;
 
-/* Create the temp file for an atomic write of path.
+/* Create the temp file for an atomic write of path. First removes the
+ * temp files of earlier writers of path that are gone ("<path>.tmp.<pid>"
+ * with no process <pid> on this host: killed before their rename).
  * Returns 0, ENAMETOOLONG, or the errno of open() ("cannot create ...").
  * Whatever it returns, f is afterwards safe to pass to sl_atomic_abort(),
  * so a caller can unwind through one fail: label. */

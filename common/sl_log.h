@@ -37,7 +37,7 @@ void sl_log_write(enum sl_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Rate limit for lines a remote peer can cause (one per refused message,
- * per HELLO...): at most SL_LOG_LIMIT_BURST lines per window of
+ * per HELLO...): at most burst (SL_LOG_LIMIT_BURST if 0) lines per window of
  * SL_LOG_LIMIT_WINDOW_MS, then one WARN summary "suppressed N ..." when
  * the window ends. Counters elsewhere (status) stay exact; only the log is
  * bounded. Caller's storage, zero-initialized; what names the lines in the
@@ -47,6 +47,7 @@ void sl_log_write(enum sl_log_level level, const char *fmt, ...)
 #define SL_LOG_LIMIT_WINDOW_MS 10000
 typedef struct sl_log_limit {
 	const char *what;
+	uint32_t burst;       /* lines per window; 0: SL_LOG_LIMIT_BURST */
 	uint64_t start_ms;    /* the current window began */
 	uint32_t logged;      /* lines written in it */
 	uint64_t suppressed;  /* lines not written in it */
@@ -57,6 +58,14 @@ int sl_log_limit_allow(sl_log_limit *l, uint64_t now_ms);
 /* Call periodically: a window over with lines suppressed gets its summary
  * line, and a new window starts. */
 void sl_log_limit_flush(sl_log_limit *l, uint64_t now_ms);
+
+/* A file mapped into memory (a .npy dataset, the LMDB cache) that is
+ * truncated while in use makes the next read of the lost pages raise
+ * SIGBUS, which kills silently. After this call SIGBUS writes one ERROR
+ * line naming what (borrowed; copied, up to 200 bytes: "the dataset
+ * x.npy") and the faulting address, then _exit(1). Async-signal-safe; call
+ * once from main() after sl_log_init. */
+void sl_log_catch_sigbus(const char *what);
 
 #define SL_LOG(level, ...)                                                     \
 	do {                                                                   \

@@ -59,7 +59,8 @@
  *
  *   ACK (8) broker -> worker
  *   shard     uint     shard number (uint64)
- *   status    uint     1 stored, 2 duplicate, 3 rejected
+ *   status    uint     1 stored, 2 duplicate, 3 rejected, 4 retry (keep it,
+ *                      resend after a back-off: the broker could not store)
  *   reason    str      0..256 bytes, no NUL (empty unless rejected)
  *
  *   RESET (9), DONE (12), BUSY (13) broker -> worker
@@ -159,7 +160,7 @@ static const struct field result_fields[] = {
 };
 static const struct field ack_fields[] = {
 	U("shard", K_U64, ack.shard, 0, UINT64_MAX, 0),
-	U("status", K_U32, ack.status, SL_ACK_STORED, SL_ACK_REJECTED, F_ENUM),
+	U("status", K_U32, ack.status, SL_ACK_STORED, SL_ACK_RETRY, F_ENUM),
 	U("reason", K_STR, ack.reason, 0, SL_PROTO_MAX_REASON, F_NONUL),
 };
 static const struct field reset_fields[] = {

@@ -72,6 +72,8 @@ enum sl_ack_status {
 	SL_ACK_STORED = 1,    /* committed now */
 	SL_ACK_DUPLICATE = 2, /* already done: dropped */
 	SL_ACK_REJECTED = 3,  /* invalid: see reason; the shard goes back to the queue */
+	SL_ACK_RETRY = 4,     /* valid, but the broker could not store it (a full
+	                         disk): keep it, resend it after a back-off */
 };
 
 /* A borrowed byte range inside the frame being decoded. */

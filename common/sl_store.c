@@ -28,6 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/file.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <time.h>
 
 #define DEFAULT_MAP_BYTES (1ULL << 40) /* address space, not disk */
@@ -43,6 +47,7 @@ struct sl_store {
 	int readonly;
 	uint64_t map_size_bytes;
 	char *data_path; /* dir/data.mdb, for stat() */
+	int lock_fd;     /* dir/writer.lock, held (flock) by a writer; -1 */
 };
 
 struct sl_store_txn {
@@ -325,10 +330,31 @@ sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
 		return sl_errmsg_set(why, ENOTDIR, "%s is not a directory", dir);
 
 	s = calloc(1, sizeof *s);
-	plen = strlen(dir) + sizeof "/data.mdb";
+	plen = strlen(dir) + sizeof "/writer.lock";
 	if (s == NULL || (s->data_path = malloc(plen)) == NULL) {
-		rc = sl_errmsg_set(why, SL_ENOMEM, "out of memory");
-		goto fail;
+		free(s);
+		return sl_errmsg_set(why, SL_ENOMEM, "out of memory");
+	}
+	s->lock_fd = -1;
+	if (!o->readonly) {
+		/* One writer per cache: two brokers on one store would lease
+		 * the same shards twice, and teacher remove must not run under
+		 * a broker that holds the teacher in memory. */
+		snprintf(s->data_path, plen, "%s/writer.lock", dir);
+		s->lock_fd = open(s->data_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (s->lock_fd < 0) {
+			rc = sl_errmsg_set(why, errno, "%s: %s", s->data_path,
+			    strerror(errno));
+			goto fail;
+		}
+		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+			rc = errno == EWOULDBLOCK ? sl_errmsg_set(why, EBUSY,
+			    "another program writes the cache %s (a broker "
+			    "runs on it): one writer per cache", dir) :
+			    sl_errmsg_set(why, errno, "lock %s: %s", s->data_path,
+			    strerror(errno));
+			goto fail;
+		}
 	}
 	snprintf(s->data_path, plen, "%s/data.mdb", dir);
 	if (o->readonly && stat(s->data_path, &st) != 0) {
@@ -354,6 +380,14 @@ sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
 		char what[64];
 
 		snprintf(what, sizeof what, "open cache %.40s", dir);
+		if (rc == ENOMEM) {
+			/* mmap of the whole map, under ulimit -v say: name it. */
+			rc = sl_errmsg_set(why, ENOMEM, "%s: %s: the map reserves "
+			    "%" PRIu64 " bytes of address space (a smaller map "
+			    "size, or a higher ulimit -v)", what, strerror(ENOMEM),
+			    s->map_size_bytes);
+			goto fail;
+		}
 		rc = lmdb_err(why, rc, s, what);
 		goto fail;
 	}
@@ -398,6 +432,8 @@ sl_store_close(sl_store **sp)
 		return;
 	if (s->env != NULL)
 		mdb_env_close(s->env);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the flock */
 	free(s->data_path);
 	free(s);
 	*sp = NULL;
@@ -440,6 +476,20 @@ sl_store_read_begin(sl_store *s, sl_store_txn **txn, sl_errmsg *why)
 	return txn_begin(s, 0, txn, why);
 }
 
+/* LMDB reports a short write as EIO (mdb_page_flush), which is what a full
+ * disk gives: under DISK_FULL_BYTES free on the cache's file system, say
+ * so. */
+#define DISK_FULL_BYTES ((uint64_t)64 << 20)
+
+static int
+disk_full(const sl_store *s)
+{
+	struct statvfs v;
+
+	return statvfs(s->data_path, &v) == 0 &&
+	    (uint64_t)v.f_bavail * v.f_frsize < DISK_FULL_BYTES;
+}
+
 int
 sl_store_write_commit(sl_store_txn **tp, sl_errmsg *why)
 {
@@ -457,6 +507,8 @@ sl_store_write_commit(sl_store_txn **tp, sl_errmsg *why)
 		    "commit of a read transaction");
 	}
 	rc = mdb_txn_commit(t->txn); /* frees the MDB_txn, success or not */
+	if (rc == EIO && disk_full(t->s))
+		rc = ENOSPC;
 	rc = lmdb_err(why, rc, t->s, "commit");
 	free(t);
 	return rc;
@@ -978,6 +1030,23 @@ out:
 	return rc;
 }
 
+/* each_teacher_key callback: mark the index each teacher holds. */
+static int
+mark_index(void *arg, const char *key, const MDB_val *v, sl_errmsg *why)
+{
+	uint8_t *used = arg; /* (SL_STORE_MAX_TEACHERS) */
+	sl_store_teacher t;
+	sl_mp c;
+	int rc;
+
+	memset(&t, 0, sizeof t);
+	sl_mp_init(&c, v->mv_data, v->mv_size);
+	if ((rc = decode_teacher(key, &c, &t, why)) != 0)
+		return rc;
+	used[t.index] = 1;
+	return 0;
+}
+
 int
 sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 {
@@ -988,6 +1057,8 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	msgpack_packer pk;
 	fixbuf f;
 	MDB_txn *txn = NULL;
+	uint8_t used[SL_STORE_MAX_TEACHERS] = { 0 };
+	uint32_t index = 0;
 	size_t count;
 	sl_mp c;
 	int rc;
@@ -1034,9 +1105,13 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	if (rc != SL_ENOTFOUND)
 		goto out;
 
-	if ((rc = each_teacher_key(s, txn, NULL, NULL, &count, why)) != 0)
+	/* The lowest free index: one freed by sl_store_remove_teacher holds
+	 * no record and no shard state, so it can be given again. */
+	if ((rc = each_teacher_key(s, txn, mark_index, used, &count, why)) != 0)
 		goto out;
-	if (count >= SL_STORE_MAX_TEACHERS) {
+	while (index < SL_STORE_MAX_TEACHERS && used[index])
+		index++;
+	if (index >= SL_STORE_MAX_TEACHERS) {
 		rc = sl_errmsg_set(why, SL_ELIMIT,
 		    "cache already holds %d teachers", SL_STORE_MAX_TEACHERS);
 		goto out;
@@ -1047,7 +1122,7 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	msgpack_packer_init(&pk, &f, fixbuf_write);
 	msgpack_pack_map(&pk, t->has_pre ? 7 : 6);
 	pack_key(&pk, "index");
-	msgpack_pack_uint32(&pk, (uint32_t)count);
+	msgpack_pack_uint32(&pk, index);
 	pack_key(&pk, "classes");
 	msgpack_pack_uint32(&pk, t->fmt.classes);
 	pack_key(&pk, "temperature");
@@ -1072,7 +1147,79 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if ((rc = lmdb_err(why, rc, s, "commit teacher")) == 0)
-		t->index = (uint32_t)count;
+		t->index = index;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
+/* 1 if db holds a key that starts with the 4 bytes of prefix. */
+static int
+has_prefix(MDB_txn *txn, MDB_dbi db, const uint8_t prefix[4], int *yes)
+{
+	MDB_cursor *cur;
+	MDB_val k = { 4, (void *)prefix }, v;
+	int rc = mdb_cursor_open(txn, db, &cur);
+
+	if (rc != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	*yes = rc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, prefix, 4) == 0;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+sl_store_remove_teacher(sl_store *s, const char *name, sl_errmsg *why)
+{
+	char key[TEACHER_PREFIX_LEN + SL_STORE_MAX_NAME + 1];
+	sl_store_teacher t;
+	uint8_t prefix[4];
+	MDB_txn *txn = NULL;
+	MDB_val k;
+	sl_mp c;
+	int rc, shards = 0, labels = 0;
+
+	if (s->readonly)
+		return sl_errmsg_set(why, SL_EINVAL, "cache opened read-only");
+	if (!name_valid(name))
+		return sl_errmsg_set(why, SL_EINVAL, "not a teacher name");
+	snprintf(key, sizeof key, TEACHER_PREFIX "%s", name);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(why, rc, s, "begin write transaction");
+	if ((rc = meta_get(s, txn, key, &c, why)) == SL_ENOTFOUND)
+		rc = sl_errmsg_set(why, SL_ENOTFOUND, "no teacher '%s' in the "
+		    "cache", name);
+	if (rc != 0)
+		goto out;
+	memset(&t, 0, sizeof t);
+	if ((rc = decode_teacher(key, &c, &t, why)) != 0)
+		goto out;
+	prefix[0] = (uint8_t)(t.index >> 24);
+	prefix[1] = (uint8_t)(t.index >> 16);
+	prefix[2] = (uint8_t)(t.index >> 8);
+	prefix[3] = (uint8_t)t.index;
+	if ((rc = has_prefix(txn, s->shards, prefix, &shards)) != 0 ||
+	    (rc = has_prefix(txn, s->labels, prefix, &labels)) != 0) {
+		rc = lmdb_err(why, rc, s, "look for the teacher's records");
+		goto out;
+	}
+	if (shards || labels) {
+		rc = sl_errmsg_set(why, SL_EINVAL, "teacher '%s' has %s in the "
+		    "cache: only a registration that never produced a record "
+		    "can be removed", name, labels ? "records" : "shard states");
+		goto out;
+	}
+	k.mv_size = strlen(key);
+	k.mv_data = key;
+	if ((rc = mdb_del(txn, s->meta, &k, NULL)) != 0) {
+		rc = lmdb_err(why, rc, s, "remove teacher");
+		goto out;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	rc = lmdb_err(why, rc, s, "commit");
 out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);

@@ -74,7 +74,9 @@ typedef struct sl_store_opts {
 
 /* Open (and, unless readonly, create) the environment in dir, creating the
  * directory (0755) and the four databases if missing; clears stale reader
- * slots. o may be NULL (defaults). A read-only open of a directory without
+ * slots. A writable open takes dir/writer.lock (flock, released when the
+ * store is closed or the process dies): one writer per cache, a second
+ * writable open, in another process or this one, is EBUSY. o may be NULL (defaults). A read-only open of a directory without
  * a cache is ENOENT; an LMDB environment without our databases SL_EFORMAT.
  * *out is owned by the caller (sl_store_close). */
 int sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
@@ -113,16 +115,21 @@ typedef struct sl_store_teacher {
 } sl_store_teacher;
 
 /* Register t->name, or find it, in one write transaction. A new name gets
- * the next index (the number of teachers so far; SL_ELIMIT past
- * SL_STORE_MAX_TEACHERS); an existing name must match model_sha256,
+ * the lowest free index (SL_ELIMIT past SL_STORE_MAX_TEACHERS teachers); an existing name must match model_sha256,
  * temperature and preprocessing (bit for bit; preprocessing only where
  * both have it) and fmt exactly, else SL_EMISMATCH with why
  * naming the field ("teacher 'big' is registered with model 3fa4...,
- * this worker has 9c1e..."). SL_EINVAL: name not 1..SL_STORE_MAX_NAME bytes
- * or containing '/', model_sha256 not 64 hex digits (either case), a
+ * this worker has 9c1e..."). SL_EINVAL: name not 1..SL_STORE_MAX_NAME
+ * characters from SL_PROTO_NAME_CHARS, model_sha256 not 64 hex digits (either case), a
  * temperature that is not positive and finite, a format sl_label_fmt_check
  * would refuse. On success t->index is set; nothing else is written. */
 int sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why);
+
+/* Remove the registration of teacher name, which must hold no record and
+ * no shard state (it never produced anything): SL_EINVAL otherwise,
+ * SL_ENOTFOUND for no such teacher. Its index is free again; the next
+ * registration takes the lowest free index. One transaction. */
+int sl_store_remove_teacher(sl_store *s, const char *name, sl_errmsg *why);
 /* All registered teachers, in index order (model_sha256 in lowercase).
  * SL_ELIMIT when more than cap exist (cap SL_STORE_MAX_TEACHERS always
  * suffices); out[] is scratch on failure, *n is written only on success. */

@@ -47,6 +47,12 @@ resolve_teachers(distill *d, const sl_store_teacher *all, size_t nall)
 	for (int i = 0; i < n; i++) {
 		size_t j;
 
+		/* Twice the same teacher would double its weight silently. */
+		for (int k = 0; k < i; k++)
+			if (strcmp(names[k], names[i]) == 0) {
+				sl_error("--teacher: '%s' named twice", names[i]);
+				return SL_EINVAL;
+			}
 		for (j = 0; j < nall; j++)
 			if (strcmp(all[j].name, names[i]) == 0)
 				break;
@@ -65,6 +71,7 @@ static int
 parse_weights(distill *d)
 {
 	char list[1024], *items[SL_TARGET_MAX_TEACHERS + 1];
+	double sum = 0;
 	int n;
 
 	for (int i = 0; i < d->nteachers; i++)
@@ -89,6 +96,12 @@ parse_weights(distill *d)
 			    items[i]);
 			return SL_EINVAL;
 		}
+		sum += (double)d->weights[i];
+	}
+	if (!(sum > 0)) {
+		sl_error("--teacher-weights: '%s': the weights sum to 0; at least "
+		    "one must be above 0", d->cfg->weights);
+		return SL_EINVAL;
 	}
 	return 0;
 }

@@ -28,8 +28,8 @@ static sl_opt opts[] = {
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "training rows (.npy, IDX, IDX.gz)", 0 },
 	{ "labels", SL_OPT_STR, &cfg.labels, NULL, 0, 0, "FILE", "labels (.npy, IDX); -1 or rows past the end are unlabeled", 0 },
 	{ "store", SL_OPT_STR, &cfg.dc.store, NULL, 0, 0, "DIR", "logit cache to distill from (read while the broker writes)", 0 },
-	{ "teacher", SL_OPT_STR, &cfg.dc.teachers, NULL, 0, 0, "A[,B..]", "teachers in the cache (default: all); several make a committee", 0 },
-	{ "teacher-weights", SL_OPT_STR, &cfg.dc.weights, NULL, 0, 0, "W[,W..]", "committee weights (default: equal)", 0 },
+	{ "teacher", SL_OPT_STR, &cfg.dc.teachers, NULL, 0, 0, "A[,B..]", "teachers in the cache (default: all); several (each once) make a committee", 0 },
+	{ "teacher-weights", SL_OPT_STR, &cfg.dc.weights, NULL, 0, 0, "W[,W..]", "committee weights >= 0, not all 0 (default: equal)", 0 },
 	{ "alpha", SL_OPT_FLOAT, &cfg.alpha, "0.9", 0, 1, "A", "weight of the distillation term where a row has a target", 0 },
 	{ "temperature", SL_OPT_FLOAT, &cfg.dc.temperature, "4", 1e-3, 1e4, "T", "distillation temperature (--evaluate --probs: softmax temperature, default 1 there)", 0 },
 	{ "min-confidence", SL_OPT_FLOAT, &cfg.dc.min_confidence, "0", 0, 1, "P", "keep unlabeled rows whose teacher max-probability at T=1 is >= P", 0 },
@@ -165,6 +165,13 @@ main(int argc, char **argv)
 	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-student", level);
+	{
+		char what[256];
+
+		snprintf(what, sizeof what, "the dataset %s", cfg.dataset ?
+		    cfg.dataset : "(none)");
+		sl_log_catch_sigbus(what);
+	}
 	/* Now only when the kernel is off: the INFO line waits until training
 	 * has its inputs (train_run), so that a bad file stays a one-line
 	 * error; --evaluate, a one-shot command, shows it only when off. */

@@ -108,7 +108,11 @@ main(int argc, char **argv)
 		printf("usage: softlabel-teacher --connect EP --model FILE [options]\n\n"
 		    "Leases shards from softlabel-broker, runs the teacher over them\n"
 		    "and sends back soft labels, keeping each result until the broker\n"
-		    "acknowledges it. With --curve-secret and --curve-server the\n"
+		    "acknowledges it (a result the broker could not store, its disk\n"
+		    "full, is kept and resent after a back-off; a broker whose\n"
+		    "worker slots are all taken is asked again after one). Names\n"
+		    "are 1 to 128 characters from " SL_PROTO_NAME_CHARS ".\n"
+		    "With --curve-secret and --curve-server the\n"
 		    "connection is CurveZMQ; the broker must list this key's .pub.\n"
 		    "\noptions:\n");
 		sl_opt_help(opts, stdout);
@@ -161,6 +165,13 @@ main(int argc, char **argv)
 		return 2;
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-teacher", level);
+	{
+		char what[256];
+
+		snprintf(what, sizeof what, "the dataset %s", cfg.dataset ?
+		    cfg.dataset : "(none: rows come from the broker)");
+		sl_log_catch_sigbus(what);
+	}
 	sl_blas_log_startup(cfg.threads, SL_LOG_INFO);
 	return worker_run(&cfg, &stop_requested);
 }

@@ -38,6 +38,7 @@ typedef struct held {
 	int used;
 	uint64_t shard;
 	sl_proto_buf msg;     /* the encoded RESULT, resent until acknowledged */
+	uint64_t resend_at_ms; /* ACK "retry": resend then (0: not due) */
 } held;
 
 /* One batch handed to the compute thread. Main fills it while the thread
@@ -101,6 +102,7 @@ typedef struct wstate {
 	uint64_t last_heard_ms, last_hb_ms;
 	uint32_t backoff_ms;
 	uint64_t hello_at_ms;   /* BUSY: say HELLO again then (0: no) */
+	uint32_t store_backoff_ms; /* ACK "retry" (the broker's disk full) */
 	uint64_t rng;
 
 	task tasks[MAX_TASKS];
@@ -519,7 +521,23 @@ on_ack(wstate *w, const sl_msg *m)
 
 		if (!h->used || h->shard != m->u.ack.shard)
 			continue;
+		if (m->u.ack.status == SL_ACK_RETRY) {
+			/* The broker could not store it (a full disk): keep
+			 * it, resend later; never compute it again. */
+			const uint32_t d = sl_net_backoff_ms(&w->store_backoff_ms,
+			    &w->rng);
+
+			h->resend_at_ms = sl_net_now_ms() + d;
+			sl_warn("broker could not store shard %" PRIu64 " (%.*s): "
+			    "kept, resent in %u ms", h->shard,
+			    (int)m->u.ack.reason.len,
+			    (const char *)m->u.ack.reason.p, d);
+			return;
+		}
 		h->used = 0;
+		h->resend_at_ms = 0;
+		if (m->u.ack.status == SL_ACK_STORED)
+			w->store_backoff_ms = 0;
 		if (m->u.ack.status == SL_ACK_REJECTED)
 			sl_error("broker rejected shard %" PRIu64 ": %.*s",
 			    h->shard, (int)m->u.ack.reason.len,
@@ -849,6 +867,7 @@ collect_batch(wstate *w)
 	}
 	h->used = 1;
 	h->shard = t->shard;
+	h->resend_at_ms = 0;
 	/* Reconnecting: it goes out with the others on WELCOME. */
 	if (w->welcomed)
 		sl_net_send_raw(w->sock, h->msg.p, h->msg.len);
@@ -998,6 +1017,14 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 				goto out;
 			}
 			continue;
+		}
+		for (int i = 0; w.welcomed && i < MAX_HELD; i++) {
+			held *h = &w.helds[i];
+
+			if (h->used && h->resend_at_ms != 0 && now >= h->resend_at_ms) {
+				h->resend_at_ms = 0;
+				sl_net_send_raw(w.sock, h->msg.p, h->msg.len);
+			}
 		}
 		if (w.hello_at_ms != 0 && now >= w.hello_at_ms && !w.welcomed) {
 			w.hello_at_ms = 0;

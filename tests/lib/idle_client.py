@@ -10,9 +10,10 @@
         N raw TCP connections send a ZMTP 3.0 NULL greeting and READY, then
         nothing; exits 0 once the broker has closed every one (EOF), 1 if
         one is still open after 60 s.
-    idle_client.py hello EP N STOPFILE MAX_S
+    idle_client.py hello EP N STOPFILE MAX_S [long]
         N DEALER sockets each say HELLO (teacher "squat") and wait for
         WELCOME; held, silent, until STOPFILE exists or MAX_S seconds.
+        With "long", every name (worker and teacher) is 128 bytes.
 """
 import os
 import socket
@@ -65,20 +66,36 @@ import msgpack  # noqa: E402
 import zmq  # noqa: E402
 
 ep, n, stopfile, max_s = sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+LONG = len(sys.argv) > 6 and sys.argv[6] == "long"
+
+
+def name(base):
+    return base.ljust(128, "x") if LONG else base
 ctx = zmq.Context()
-ctx.setsockopt(zmq.MAX_SOCKETS, n + 16)
+ctx.set(zmq.MAX_SOCKETS, n + 16)
 socks = []
-for i in range(n):
+
+
+def connect():
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     s.connect(ep)
     socks.append(s)
+    return s
+
+
 if MODE == "zmtp":
+    for _ in range(n):
+        connect()
     print(f"zmtp: {n} idle connections", flush=True)
     hold(stopfile, max_s)
 elif MODE == "hello":
-    for i, s in enumerate(socks):
-        s.send(msgpack.packb({"v": 1, "t": 1, "worker": f"squat{i}", "teacher": "squat",
+    # Each says HELLO as soon as it is connected: a connection silent for
+    # --hello-timeout is closed by the broker.
+    for i in range(n):
+        s = connect()
+        s.send(msgpack.packb({"v": 1, "t": 1, "worker": name(f"squat{i}-"),
+                              "teacher": name("squat"),
                               "model": "a" * 64, "temp": 2.0, "enc": 1, "classes": 10,
                               "k": 0, "dim": 784, "dataset": b"",
                               "pre": b"\x00\x00\xc0\x7f" * 3, "held": []},

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sl_err.h"
@@ -177,12 +178,53 @@ test_progress_off_without_terminal(void **state)
 	assert_true(sl_now_s() >= t0);
 }
 
+/* A writer killed before its rename leaves "<path>.tmp.<pid>": the next
+ * atomic write of path removes it, and leaves a live writer's alone. */
+static void
+touch(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fclose(f);
+}
+
+static void
+test_stale_tmp_removed(void **state)
+{
+	char out[128], dead_tmp[160], live_tmp[160], other[160];
+	sl_atomic_file f;
+	sl_errmsg why = { "" };
+	pid_t dead = fork();
+
+	(void)state;
+	assert_true(dead >= 0);
+	if (dead == 0)
+		_exit(0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead); /* no process now */
+	snprintf(out, sizeof out, "%s/probs.npy", dir);
+	snprintf(dead_tmp, sizeof dead_tmp, "%s.tmp.%ld", out, (long)dead);
+	snprintf(live_tmp, sizeof live_tmp, "%s.tmp.%ld", out, (long)getppid());
+	snprintf(other, sizeof other, "%s/other.npy.tmp.%ld", dir, (long)dead);
+	touch(dead_tmp);
+	touch(live_tmp);
+	touch(other);
+	assert_int_equal(sl_atomic_open(&f, out, &why), 0);
+	assert_int_equal(access(dead_tmp, F_OK), -1);
+	assert_int_equal(access(live_tmp, F_OK), 0);
+	assert_int_equal(access(other, F_OK), 0); /* another path's */
+	assert_int_equal(sl_atomic_write(&f, "x", 1, &why), 0);
+	assert_int_equal(sl_atomic_commit(&f, &why), 0);
+	assert_int_equal(access(out, F_OK), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_atomic_write_commit_and_abort, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_limits_and_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_tmp_removed, setup, teardown),
 		cmocka_unit_test(test_strerror_names_every_code),
 		cmocka_unit_test(test_log_levels_and_line_format),
 		cmocka_unit_test(test_progress_off_without_terminal),

@@ -93,6 +93,18 @@ test_failed_commit_and_granted_result(void **state)
 	assert_int_equal(prev, 0);
 	lease_committed(&t, 2, 0);            /* the transaction failed */
 	assert_int_equal(t.slots[2].state, SHARD_PENDING);
+	/* A failed store gives the shard back to its sender, leased. */
+	assert_int_equal(lease_check(&t, 2, 9, 1), LEASE_ACCEPT);
+	lease_begin_commit(&t, 2, &prev);
+	lease_commit_retry(&t, 2, 9, 700);
+	assert_int_equal(lease_holder(&t, 2), 9);
+	assert_int_equal(t.nleased, 1);
+	assert_int_equal(lease_next_expired(&t, 0, 700), 2);
+	lease_begin_commit(&t, 2, &prev);
+	assert_int_equal(prev, 9);
+	lease_commit_retry(&t, 2, 0, 700);    /* its session is gone */
+	assert_int_equal(t.slots[2].state, SHARD_PENDING);
+	assert_int_equal(t.nleased, 0);
 	assert_int_equal(t.ndone, 0);
 	lease_committed(&t, 2, 1);            /* not committing: no-op */
 	assert_int_equal(t.ndone, 0);
@@ -360,9 +372,10 @@ op_result(run *r, lease_table *t, model *m, uint32_t owner, int s,
 }
 
 /* One transaction: the group and the quarantines decided since the last
- * one, all or nothing (commit.c). */
+ * one, all or nothing (commit.c). A failed one gives each shard back to
+ * the worker that sent it (it resends; owner 0: its session is gone). */
 static void
-op_commit(run *r, lease_table *t, model *m, int ok)
+op_commit(run *r, lease_table *t, model *m, int ok, sl_rng *rng)
 {
 	r->op = "commit";
 	for (int s = 0; s < NSHARDS; s++) {
@@ -371,12 +384,20 @@ op_commit(run *r, lease_table *t, model *m, int ok)
 		m->quarantine_pending[s] = 0;
 		if (!m->in_group[s])
 			continue;
-		lease_committed(t, (uint64_t)s, ok);
 		m->in_group[s] = 0;
-		m->state[s] = ok ? SHARD_DONE : SHARD_PENDING;
 		if (ok) {
+			lease_committed(t, (uint64_t)s, 1);
+			m->state[s] = SHARD_DONE;
 			m->durable[s] = SHARD_DONE;
 			m->stored[s]++;
+		} else {
+			const uint32_t owner = (uint32_t)sl_rng_below(rng,
+			    NOWNERS + 1);
+
+			lease_commit_retry(t, (uint64_t)s, owner, m->now + 50);
+			m->state[s] = owner ? SHARD_LEASED : SHARD_PENDING;
+			m->owner[s] = owner;
+			m->deadline[s] = m->now + 50;
 		}
 	}
 }
@@ -413,7 +434,7 @@ drive_to_end(run *r, lease_table *t, model *m, sl_rng *rng)
 		op_take(r, t, m, owner);
 		while ((s = lease_next_owned(t, 0, owner)) >= 0)
 			op_result(r, t, m, owner, (int)s, 0, 0);
-		op_commit(r, t, m, 1);
+		op_commit(r, t, m, 1, rng);
 		check_equal(r, t, m);
 	}
 	r->op = "end";
@@ -452,14 +473,14 @@ random_run(uint64_t seed)
 			op_result(&r, &t, &m, owner, s,
 			    sl_rng_below(&rng, 8) == 0, sl_rng_below(&rng, 10) == 0);
 		} else if (op < 97) {
-			op_commit(&r, &t, &m, sl_rng_below(&rng, 6) != 0);
+			op_commit(&r, &t, &m, sl_rng_below(&rng, 6) != 0, &rng);
 		} else {
 			op_restart(&r, &t, &m);
 		}
 		check_equal(&r, &t, &m);
 	}
 	/* What is still committing goes in (or the broker restarts). */
-	op_commit(&r, &t, &m, 1);
+	op_commit(&r, &t, &m, 1, &rng);
 	drive_to_end(&r, &t, &m, &rng);
 	lease_fini(&t);
 }

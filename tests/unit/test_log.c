@@ -48,7 +48,7 @@ count(const char *text, const char *needle)
 static void
 limited_lines(void)
 {
-	sl_log_limit l = { "flood", 0, 0, 0 };
+	sl_log_limit l = { "flood", 0, 0, 0, 0 };
 	const uint64_t t0 = 1000000;
 
 	for (int i = 0; i < 500; i++)

@@ -1095,11 +1095,47 @@ test_failed_txn_refuses_commit(void **state)
 	sl_store_close(&s);
 }
 
+/* A registration that never produced a record can be removed, and its
+ * index is given again; one with records cannot. One writer per cache. */
+static void
+test_remove_teacher_and_one_writer(void **state)
+{
+	sl_store *s = open_store(dir, 0), *second = NULL;
+	sl_store_job job = sample_job();
+	sl_store_teacher a = sample_teacher("a"), b = sample_teacher("b");
+	sl_store_teacher c = sample_teacher("c"), d = sample_teacher("d");
+	sl_store_opts o = { 0, 0, 0 };
+	sl_errmsg why = { "" };
+
+	(void)state;
+	assert_int_equal(sl_store_init_job(s, &job, &why), 0);
+	assert_int_equal(sl_store_open(dir, &o, &second, &why), EBUSY);
+	assert_non_null(strstr(why.text, "one writer per cache"));
+	assert_int_equal(sl_store_register_teacher(s, &a, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &b, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &c, &why), 0);
+	assert_int_equal(b.index, 1);
+	assert_int_equal(commit_shard(s, a.index, 0, 0, 1024, 1, &why), 0);
+	assert_int_equal(sl_store_remove_teacher(s, "a", &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "has records"));
+	assert_int_equal(sl_store_remove_teacher(s, "zz", &why), SL_ENOTFOUND);
+	assert_int_equal(sl_store_remove_teacher(s, "b", &why), 0);
+	assert_int_equal(sl_store_remove_teacher(s, "b", &why), SL_ENOTFOUND);
+	assert_int_equal(sl_store_register_teacher(s, &d, &why), 0);
+	assert_int_equal(d.index, 1); /* the freed index */
+	sl_store_close(&s);
+	/* Closed: the lock is free for the next writer. */
+	assert_int_equal(sl_store_open(dir, &o, &second, &why), 0);
+	sl_store_close(&second);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_teacher_and_one_writer,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_missing, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_register_teacher, setup,
