@@ -1072,5 +1072,12 @@ out:
 			close(w.c.wake[i]);
 	sl_proto_buf_fini(&w.out);
 	memset(&w.secret, 0, sizeof w.secret);
+	if (orphaned) {
+		/* The compute thread is still inside the graph (and OpenBLAS):
+		 * exit() would run the libraries' destructors under it, and the
+		 * leak checker would count what it still uses. */
+		sl_warn("exiting with the batch thread still running");
+		_exit(status);
+	}
 	return status;
 }
