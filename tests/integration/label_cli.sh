@@ -71,8 +71,10 @@ grep -q "teacher early: 2000 records in 4/4 done shards checked, 0 problems" "$T
 echo "a worker started before its broker waited, then labeled all 2000 rows"
 
 # --- a broker that cannot bind leaves no new cache behind ------------------------------------
+# The port is held by a broker on another store: a second one on the same
+# store would be refused by the writer lock before it tried to bind.
 BROKER_PORT=$(sl_free_port)
-sl_start_broker "$T/cache" "$T/x.npy" "$T/broker2.log"
+sl_start_broker "$T/holder" "$T/x.npy" "$T/broker2.log"
 expect 1 "Address already in use" softlabel-broker --store "$T/new" --dataset "$T/x.npy" \
     --bind "$BROKER_EP"
 [ ! -e "$T/new" ] || sl_fail "a broker that could not bind left $T/new: $(ls -la "$T/new")"
