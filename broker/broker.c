@@ -775,6 +775,10 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 		/* An idle worker repeats READY: one flagged stalled because a
 		 * TASK never reached it gets work again. */
 		w->stalled = 0;
+		/* Credit 0: the worker is stopping and finishes what it holds. */
+		if (m.u.ready.credit == 0 && w->credit != 0)
+			sl_info("worker %s is stopping: leasing it nothing more "
+			    "(%u shard(s) still leased to it)", w->name, w->nleases);
 		w->credit = m.u.ready.credit;
 		dispatch(b, w);
 		break;

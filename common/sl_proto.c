@@ -41,7 +41,8 @@
  *   max_msg   uint     largest frame the broker accepts, bytes (uint64), >= 1
  *
  *   REFUSE (3) broker -> worker     reason  str  0..256 bytes, no NUL
- *   READY (4) worker -> broker      credit  uint 1..64
+ *   READY (4) worker -> broker      credit  uint 0..64 (0: a stopping worker,
+ *                                           lease it nothing more)
  *
  *   TASK (5) broker -> worker
  *   shard     uint     shard number (uint64)
@@ -141,7 +142,7 @@ static const struct field refuse_fields[] = {
 	U("reason", K_STR, refuse.reason, 0, SL_PROTO_MAX_REASON, F_NONUL),
 };
 static const struct field ready_fields[] = {
-	U("credit", K_U32, ready.credit, 1, SL_PROTO_MAX_HELD, 0),
+	U("credit", K_U32, ready.credit, 0, SL_PROTO_MAX_HELD, 0),
 };
 static const struct field task_fields[] = {
 	U("shard", K_U64, task.shard, 0, UINT64_MAX, 0),

@@ -14,6 +14,7 @@
  *                                  <- WELCOME {teacher index, timings} | REFUSE {reason}
  *                                     | BUSY {reason}: HELLO again after a back-off
  *   READY {credit}                 ->        ask for up to `credit` shards
+ *                                            (0: stopping, lease nothing more)
  *                                  <- TASK {shard, rows, [data]}  (0..credit of them)
  *   HEARTBEAT {shards held}        ->        every heartbeat_ms: renews leases
  *                                  <- HEARTBEAT {}
@@ -113,7 +114,7 @@ typedef struct sl_msg {
 			sl_bytes reason;
 		} refuse;
 		struct { /* READY */
-			uint32_t credit;      /* 1..SL_PROTO_MAX_HELD */
+			uint32_t credit;      /* 0..SL_PROTO_MAX_HELD; 0: stopping */
 		} ready;
 		struct { /* TASK */
 			uint64_t shard;

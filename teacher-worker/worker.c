@@ -344,15 +344,22 @@ send_heartbeat(wstate *w)
 	send_msg(w, &m);
 }
 
+/* Ask for up to credit shards at once; 0 says we are stopping. */
 static void
-send_ready(wstate *w)
+send_ready_credit(wstate *w, uint32_t credit)
 {
 	sl_msg m;
 
 	memset(&m, 0, sizeof m);
 	m.type = SL_MSG_READY;
-	m.u.ready.credit = (uint32_t)w->cfg->credit;
+	m.u.ready.credit = credit;
 	send_msg(w, &m);
+}
+
+static void
+send_ready(wstate *w)
+{
+	send_ready_credit(w, (uint32_t)w->cfg->credit);
 }
 
 static int
@@ -972,7 +979,12 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 		if (*stop && stop_at == 0) {
 			stop_at = now;
 			sl_info("stopping: finishing %d queued shard(s), waiting "
-			    "for %d acknowledgement(s)", ntasks(&w), nheld(&w));
+			    "for %d acknowledgement(s); %" PRIu64 " shards done",
+			    ntasks(&w), nheld(&w), w.shards_done);
+			/* READY with no credit: the broker leases us nothing more
+			 * (a broker that has not welcomed us leases nothing). */
+			if (w.welcomed)
+				send_ready_credit(&w, 0);
 		}
 		if (stop_at != 0 && ((ntasks(&w) == 0 && nheld(&w) == 0) ||
 		    now - stop_at > 10000)) {

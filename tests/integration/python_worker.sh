@@ -87,7 +87,7 @@ sl_start_broker "$T/cache" "$T/x.npy" "$T/broker.log" --lease-timeout 2 --exit-w
 finish "B"
 set +e; sl_wait_pid "$PY3" 60; rc=$?; set -e
 sl_check "$rc -eq 0" "B: the Python worker ended with $rc: $(tail -3 "$T/py3.log")"
-sl_check "$(sl_count "$T/py3.log" 'INFO ready ')" -ge 2 "B: py-3 did not reconnect to the new broker"
+sl_check "$(sl_count "$T/py3.log" 'INFO ready ') -ge 2" "B: py-3 did not reconnect to the new broker"
 grep "INFO ready " "$T/py3.log" | sed 's/.* ready /B: py-3 ready /'
 "$BIN/softlabel" verify "$T/cache" --teacher big-t2 >"$T/verify" || sl_fail "B: verify: $(cat "$T/verify")"
 $DPY "$ROOT/tests/lib/torch_reference.py" "$T/cache" big-t2 "$M" "$T/x.npy" 2 1e-5 || sl_fail "B: cache not exact"
@@ -111,7 +111,7 @@ for e in topk:3 f16; do
 	done
 	kill -TERM "$BROKER_PID"
 	finish "C ($e)"
-	sl_check "$(sl_count "$T/broker-$n.log" 'rejected')" -eq 0 "C: the broker rejected records: $(grep rejected "$T/broker-$n.log" | head -2)"
+	sl_check "$(sl_count "$T/broker-$n.log" 'rejected') -eq 0" "C: the broker rejected records: $(grep rejected "$T/broker-$n.log" | head -2)"
 	"$BIN/softlabel" verify "$T/enc-$n" >"$T/verify" || sl_fail "C: verify: $(cat "$T/verify")"
 	$DPY - "$T/enc-$n" "$n" <<'PY' || sl_fail "C: Python and C records differ ($e)"
 import sys, numpy as np, softlabel

@@ -50,6 +50,9 @@ sl_fail() {
 }
 
 sl_check() { # "test expression" message
+	# Two arguments exactly: sl_check "$n" -eq 0 "msg" would test "[ $n ]"
+	# and could never fail.
+	[ $# -eq 2 ] || sl_fail "sl_check takes one quoted expression and a message, got $# arguments: $*"
 	eval "[ $1 ]" || sl_fail "$2 (check: $1)"
 }
 

@@ -659,8 +659,6 @@ static const struct bad bads[] = {
 	    "'held' lists 65 shards, limit 64" },
 	{ SL_MSG_HEARTBEAT, "held", OP_SET, VA(SL_PROTO_MAX_HELD + 1),
 	    SL_ELIMIT, "HEARTBEAT: key 'held' lists 65" },
-	{ SL_MSG_READY, "credit", OP_SET, VU(0), SL_EFORMAT,
-	    "READY: key 'credit' = 0, want 1..64" },
 	{ SL_MSG_READY, "credit", OP_SET, VU(65), SL_ELIMIT,
 	    "READY: key 'credit' = 65, limit 64" },
 	{ SL_MSG_TASK, "n", OP_SET, VU(0), SL_EFORMAT, "TASK: key 'n' = 0" },
@@ -721,7 +719,7 @@ test_every_malformed_key(void **state)
 static void
 test_remix_control(void **state)
 {
-	static const struct val credit7 = VU(7);
+	static const struct val credit7 = VU(7), credit0 = VU(0);
 	msgpack_sbuffer out;
 	sl_proto_buf b = { 0 };
 	sl_msg m = sample(SL_MSG_READY), d;
@@ -732,6 +730,10 @@ test_remix_control(void **state)
 	remix(&b, "credit", OP_SET, &credit7, &out);
 	assert_int_equal(sl_proto_decode(out.data, out.size, &d, NULL), 0);
 	assert_int_equal(d.u.ready.credit, 7);
+	/* Credit 0 is a stopping worker's "no more", not a malformed READY. */
+	remix(&b, "credit", OP_SET, &credit0, &out);
+	assert_int_equal(sl_proto_decode(out.data, out.size, &d, NULL), 0);
+	assert_int_equal(d.u.ready.credit, 0);
 	m = sample(SL_MSG_HELLO);
 	assert_int_equal(sl_proto_encode(&m, &b), 0);
 	remix(&b, "nothing", OP_SET, &credit7, &out); /* identity */

@@ -25,7 +25,8 @@ The wire protocol is the one ``common/sl_proto.c`` defines (version 1) and
 ``teacher-worker/worker.c`` speaks: one HELLO per socket (name, teacher,
 model SHA-256, T, encoding, classes, k, input size, local dataset's
 fingerprint or none, preprocessing, the shards whose results it holds);
-READY with its credit after WELCOME and with each heartbeat while idle;
+READY with its credit after WELCOME and with each heartbeat while idle,
+READY with credit 0 when it stops (the broker then leases it nothing more);
 HEARTBEAT every ``hb_ms`` listing the shards in progress; RESULT per shard,
 kept and sent again after every reconnect until its ACK; RESET answered
 with HELLO; BUSY (every worker slot of the broker taken) answered with
@@ -290,8 +291,8 @@ class Worker:
         held = [t.shard for t in self.tasks][:MAX_HELD_LIST] if self._may_renew(now) else []
         self._send(_pack(HEARTBEAT, held=held))
 
-    def _ready(self):
-        self._send(_pack(READY, credit=self.credit))
+    def _ready(self, credit=None):
+        self._send(_pack(READY, credit=self.credit if credit is None else credit))
 
     def _backoff(self):
         # sl_net_backoff_ms: 100 ms doubling to 5 s, plus up to a quarter
@@ -350,9 +351,8 @@ class Worker:
     def _on_task(self, m):
         shard, first, n, data = m["shard"], m["first"], m["n"], m["data"]
         if self.stop_requested:
-            # The broker leases on every heartbeat while credit is free and
-            # the protocol has no way to say "no more": a stopping worker
-            # declines, and the lease goes back when it times out.
+            # Only a task already on its way when READY with credit 0 went
+            # out gets here: declined, its lease goes back when it times out.
             self.log.info("task for shard %d declined: stopping (the broker re-leases it "
                           "after its lease timeout)", shard)
             return
@@ -569,6 +569,8 @@ class Worker:
                     stop_at = now
                     self.log.info("stopping: finishing %d queued shard(s), waiting for %d "
                                   "acknowledgement(s)", len(self.tasks), len(self.held))
+                    if self.welcomed:
+                        self._ready(0)  # lease me nothing more
                 left = len(self.tasks) + len(self.held)
                 if stop_at and (left == 0 or now - stop_at > STOP_WAIT_S * 1000):
                     status = 0 if left == 0 else 1
