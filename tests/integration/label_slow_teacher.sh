@@ -38,25 +38,11 @@ sl_bg A "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/slow.onnx" \
     --name slow --threads 1 --batch 256 --worker-name slow 2>>"$T/a.log"
 sl_wait_log "$T/a.log" "INFO ready" 30
 # B joins once A holds both leases; it would get them if they expired.
-i=0
-while :; do
-	sl_status_json "$BROKER_EP" >"$T/st.json" 2>/dev/null || true
-	leased=$(sl_json_get "$T/st.json" 'd["teachers"][0]["leased"]' 2>/dev/null || echo 0)
-	[ "$leased" = 2 ] && break
-	i=$((i + 1)); [ "$i" -gt 100 ] && sl_fail "A did not lease both shards: $(cat "$T/st.json")"
-	sleep 0.1
-done
+sl_wait_status leased 2 10 "A did not lease both shards"
 sl_bg B "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/slow.onnx" \
     --name slow --threads 1 --batch 256 --worker-name idle 2>>"$T/b.log"
 start=$(date +%s)
-i=0
-while :; do
-	sl_status_json "$BROKER_EP" >"$T/st.json" 2>/dev/null || true
-	done=$(sl_json_get "$T/st.json" 'd["teachers"][0]["done"]' 2>/dev/null || echo 0)
-	[ "$done" = 2 ] && break
-	i=$((i + 1)); [ "$i" -gt 300 ] && sl_fail "job did not finish in 60 s: $(cat "$T/st.json")"
-	sleep 0.2
-done
+sl_wait_status done 2 60 "job did not finish"
 echo "2 shards done $(($(date +%s) - start)) s after B joined"
 for p in "$A" "$B"; do
 	set +e; sl_wait_pid "$p" 30; rc=$?; set -e

@@ -32,25 +32,11 @@ sl_bg A "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/hang.onnx" \
     --name hang --threads 1 --batch $ROWS --credit 1 --worker-name stuck \
     2>>"$T/a.log"
 sl_wait_log "$T/a.log" "INFO ready" 30
-i=0
-while :; do
-	sl_status_json "$BROKER_EP" >"$T/st.json" 2>/dev/null || true
-	leased=$(sl_json_get "$T/st.json" 'd["teachers"][0]["leased"]' 2>/dev/null || echo 0)
-	[ "$leased" = 1 ] && break
-	i=$((i + 1)); [ "$i" -gt 100 ] && sl_fail "A leased nothing: $(cat "$T/st.json")"
-	sleep 0.1
-done
+sl_wait_status leased 1 10 "A leased nothing"
 sl_bg B "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/hang.onnx" \
     --name hang --threads 1 --batch 64 --credit 1 --worker-name fast \
     2>>"$T/b.log"
-i=0
-while :; do
-	sl_status_json "$BROKER_EP" >"$T/st.json" 2>/dev/null || true
-	done=$(sl_json_get "$T/st.json" 'd["teachers"][0]["done"]' 2>/dev/null || echo 0)
-	[ "$done" = 2 ] && break
-	i=$((i + 1)); [ "$i" -gt 300 ] && sl_fail "job did not finish in 60 s: $(cat "$T/st.json")"
-	sleep 0.2
-done
+sl_wait_status done 2 60 "job did not finish"
 cp "$T/st.json" "$T/st_done.json"
 # Who stored each shard: the cache's shards db names the worker (status
 # forgets a worker once it has left, and B leaves when the job is done).

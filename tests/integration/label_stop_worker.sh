@@ -17,14 +17,7 @@ echo "worker A stopped while holding its leases"
 sl_bg B "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/teacher.safetensors" \
     --name big --threads 1 --worker-name fast 2>>"$T/b.log"
 # B finishes everything, A's shards included once their leases expire.
-i=0
-while :; do
-	sl_status_json "$BROKER_EP" >"$T/st.json" 2>/dev/null || true
-	done=$(sl_json_get "$T/st.json" 'd["teachers"][0]["done"]' 2>/dev/null || echo 0)
-	[ "$done" = 10 ] && break
-	i=$((i + 1)); [ "$i" -gt 300 ] && sl_fail "job did not finish without A: $(cat "$T/st.json")"
-	sleep 0.2
-done
+sl_wait_status done 10 60 "job did not finish without A"
 sl_check "$(sl_count "$T/broker.log" 'lease expired.*worker slow') -ge 1" \
     "A's lease did not expire: $(grep -i lease "$T/broker.log" | tail -3)"
 kill -CONT "$A"

@@ -145,6 +145,21 @@ sl_status_json() { # ep
 sl_json_get() { # json-file python-expression-on-d
 	$DPY -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
 }
+# Poll the broker at $BROKER_EP every 0.2 s, for at most SECS seconds, until
+# teacher 0's FIELD ("leased", "done", ...) in its status equals VALUE. The
+# last status is left in $SL_TMP/st.json; on timeout the test fails with
+# WHAT and that status.
+sl_wait_status() { # field value secs what
+	_i=0
+	while :; do
+		sl_status_json "$BROKER_EP" >"$SL_TMP/st.json" 2>/dev/null || true
+		_v=$(sl_json_get "$SL_TMP/st.json" "d['teachers'][0]['$1']" 2>/dev/null || echo)
+		[ "$_v" = "$2" ] && return 0
+		_i=$((_i + 1))
+		[ "$_i" -gt $(($3 * 5)) ] && sl_fail "$4 (teacher 0 $1=${_v:-?}, want $2 within $3 s): $(cat "$SL_TMP/st.json")"
+		sleep 0.2
+	done
+}
 
 # Check that the cache holds exactly what the teacher computes: export from
 # the cache, compute directly, compare (max abs error 1e-6 for f32). The
