@@ -36,12 +36,12 @@ OPT     ?= -O2 -g
 # float reductions stay in order (no -fassociative-math, unlike -ffast-math).
 VEC     := -fno-math-errno -fvect-cost-model=cheap
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(VEC) $(WARN) \
-           -DSL_VERSION='"$(VERSION)"' -Icommon -Icommon/graph -I$(BUILD)/gen \
+           -DSL_VERSION='"$(VERSION)"' -Icommon -Icommon/graph -Icommon/nn -I$(BUILD)/gen \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 LDFLAGS := $(SAN)
 
-LIB_SRC := $(wildcard common/*.c common/graph/*.c)
+LIB_SRC := $(wildcard common/*.c common/graph/*.c common/nn/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 
 # ONNX's protobuf schema as Debian's libonnx-dev ships it; protoc-c turns it

@@ -18,10 +18,10 @@ sl_nn_dense_forward(float *out, const float *inp, const float *W,
     const float *b, int B, int C, int OC)
 {
 	/* Broadcast the bias into out, then out += inp W^T in one sgemm. */
-	for (int r = 0; r < B; r++)
+	for (int r = 0; b != NULL && r < B; r++)
 		memcpy(out + (size_t)r * OC, b, (size_t)OC * sizeof *b);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C,
-	    1.0f, inp, C, W, C, 1.0f, out, OC);
+	    1.0f, inp, C, W, C, b != NULL ? 1.0f : 0.0f, out, OC);
 }
 
 void
@@ -31,7 +31,7 @@ sl_nn_dense_backward(float *dinp, float *dW, float *db, const float *dout,
 	/* dW (OC, C) += dout^T (OC, B) inp (B, C) */
 	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B,
 	    1.0f, dout, OC, inp, C, 1.0f, dW, C);
-	for (int r = 0; r < B; r++) {
+	for (int r = 0; db != NULL && r < B; r++) {
 		const float *d = dout + (size_t)r * OC;
 
 		for (int o = 0; o < OC; o++)

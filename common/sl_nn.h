@@ -26,14 +26,15 @@
 
 /* --- layers ------------------------------------------------------------- */
 
-/* out = inp W^T + b */
+/* out = inp W^T + b; b NULL: no bias (nn.Linear(bias=False)). */
 void sl_nn_dense_forward(float *out,       /* (B, OC) */
     const float *inp,                       /* (B, C) */
     const float *W,                         /* (OC, C) */
     const float *b,                         /* (OC) */
     int B, int C, int OC);
 
-/* Accumulates into dW and db; writes dinp when it is not NULL. */
+/* Accumulates into dW and db (db may be NULL: no bias); writes dinp when
+ * it is not NULL. */
 void sl_nn_dense_backward(float *dinp,    /* (B, C) or NULL */
     float *dW,                              /* (OC, C) += */
     float *db,                              /* (OC) += */

@@ -9,6 +9,7 @@
  * Reductions keep one double per output element in the node's scratch.
  */
 #include "graph.h"
+#include "kernels_norm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -131,9 +132,8 @@ bn_infer(sl_graph *g, sl_gnode *n, sl_errmsg *why)
 	    why);
 }
 
-/* y = (x - mean) / sqrt(var + eps) * scale + B, per channel. */
-static void
-batchnorm_forward(float *y, /* (N, C, S) */ const float *x, /* (N, C, S) */
+void
+sl_op_batchnorm_forward(float *y, /* (N, C, S) */ const float *x, /* (N, C, S) */
     const float *scale, const float *bias, const float *mean,
     const float *var, /* each (C) */ int64_t N, int64_t C, int64_t S,
     float eps)
@@ -158,7 +158,7 @@ bn_forward(sl_graph *g, sl_gnode *n, void *scratch)
 	const sl_gtensor *x = sl_g_in(g, n, 0);
 
 	(void)scratch;
-	batchnorm_forward(sl_g_out(g, n, 0)->data, x->data,
+	sl_op_batchnorm_forward(sl_g_out(g, n, 0)->data, x->data,
 	    sl_g_in(g, n, 1)->data, sl_g_in(g, n, 2)->data,
 	    sl_g_in(g, n, 3)->data, sl_g_in(g, n, 4)->data, x->dims[0],
 	    x->dims[1], prod(x->dims, 2, x->rank), at->bn.epsilon);

@@ -1,0 +1,455 @@
+/* cnn.c - sl_cnn: building, initialising and running a convolutional
+ * student, forward and backward, on the layers of sl_layers.h. */
+#include "cnn_impl.h"
+#include "sl_nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+sl_cnn_new(const char *arch, int C, int H, int W, int flat, sl_cnn **out,
+    sl_errmsg *why)
+{
+	sl_cnn *n;
+	int rc;
+
+	if (C < 1 || H < 1 || W < 1 || (flat && (H != 1 || W != 1)) ||
+	    (size_t)C * (size_t)H * (size_t)W > SL_CNN_MAX_ACT)
+		return sl_errmsg_set(why, SL_EINVAL, "input shape %dx%dx%d out "
+		    "of range", C, H, W);
+	n = calloc(1, sizeof *n);
+	if (n == NULL)
+		return sl_errmsg_set(why, SL_ENOMEM, "out of memory");
+	n->in = (cnn_shape){ C, H, W, flat };
+	if ((rc = cnn_parse(n, arch, why)) != 0)
+		goto fail;
+	n->params = calloc(n->nparams, sizeof *n->params);
+	n->bufs = calloc(n->nbufs + 1, sizeof *n->bufs);
+	if (n->params == NULL || n->bufs == NULL) {
+		rc = sl_errmsg_set(why, SL_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < n->nl; i++) {
+		const cnn_layer *l = &n->L[i];
+
+		if (l->kind == CNN_BN)
+			for (int c = 0; c < l->in.C; c++)
+				n->bufs[l->rm_off + (size_t)l->in.C + (size_t)c] = 1.0f;
+	}
+	*out = n;
+	return 0;
+fail:
+	sl_cnn_free(&n);
+	return rc;
+}
+
+void
+sl_cnn_free(sl_cnn **n)
+{
+	if (n == NULL || *n == NULL)
+		return;
+	free((*n)->params);
+	free((*n)->bufs);
+	free(*n);
+	*n = NULL;
+}
+
+void
+sl_cnn_init_params(sl_cnn *n, sl_rng *rng)
+{
+	for (int i = 0; i < n->nl; i++) {
+		const cnn_layer *l = &n->L[i];
+		float *w = n->params + l->w_off, *b = n->params + l->b_off;
+
+		if (l->kind == CNN_CONV || l->kind == CNN_LINEAR) {
+			const size_t fan_in = l->nw / (size_t)l->oc;
+			const float bound = 1.0f / sqrtf((float)fan_in);
+
+			for (size_t j = 0; j < l->nw; j++)
+				w[j] = (2.0f * sl_rng_float(rng) - 1.0f) * bound;
+			for (size_t j = 0; j < l->nb; j++)
+				b[j] = (2.0f * sl_rng_float(rng) - 1.0f) * bound;
+		} else if (l->kind == CNN_BN) {
+			for (size_t j = 0; j < l->nw; j++) {
+				w[j] = 1.0f;
+				b[j] = 0.0f;
+				n->bufs[l->rm_off + j] = 0.0f;
+				n->bufs[l->rm_off + l->nw + j] = 1.0f;
+			}
+			n->nbt[l->bn] = 0;
+		}
+	}
+}
+
+const char *sl_cnn_arch(const sl_cnn *n) { return n->arch; }
+int sl_cnn_classes(const sl_cnn *n) { return n->classes; }
+size_t sl_cnn_input_dim(const sl_cnn *n) { return cnn_shape_size(&n->in); }
+size_t sl_cnn_nparams(const sl_cnn *n) { return n->nparams; }
+float *sl_cnn_params(sl_cnn *n) { return n->params; }
+size_t sl_cnn_nbufs(const sl_cnn *n) { return n->nbufs; }
+float *sl_cnn_bufs(sl_cnn *n) { return n->bufs; }
+int sl_cnn_nbn(const sl_cnn *n) { return n->nbn; }
+int64_t *sl_cnn_batches_tracked(sl_cnn *n) { return n->nbt; }
+int sl_cnn_nlayers(const sl_cnn *n) { return n->nl; }
+
+size_t
+sl_cnn_layer_size(const sl_cnn *n, int l)
+{
+	return l < 0 ? cnn_shape_size(&n->in) : cnn_shape_size(&n->L[l].out);
+}
+
+/* --- the state_dict ------------------------------------------------------------ */
+
+int
+sl_cnn_ntensors(const sl_cnn *n)
+{
+	int t = 0;
+
+	for (int i = 0; i < n->nl; i++) {
+		const cnn_layer *l = &n->L[i];
+
+		if (l->kind == CNN_BN)
+			t += 5;
+		else if (l->kind == CNN_CONV || l->kind == CNN_LINEAR)
+			t += l->bias ? 2 : 1;
+	}
+	return t;
+}
+
+void
+sl_cnn_tensor_at(sl_cnn *n, int idx, sl_cnn_tensor *t)
+{
+	static const char *const bn_names[5] = { "weight", "bias",
+		"running_mean", "running_var", "num_batches_tracked" };
+
+	memset(t, 0, sizeof *t);
+	for (int i = 0; i < n->nl; i++) {
+		const cnn_layer *l = &n->L[i];
+		int count = l->kind == CNN_BN ? 5 : (l->kind == CNN_CONV ||
+		    l->kind == CNN_LINEAR) ? (l->bias ? 2 : 1) : 0;
+
+		if (idx >= count) {
+			idx -= count;
+			continue;
+		}
+		if (l->kind == CNN_BN) {
+			snprintf(t->name, sizeof t->name, "%s.%s", l->name,
+			    bn_names[idx]);
+			if (idx == 4) {
+				t->rank = 0;
+				t->i64 = &n->nbt[l->bn];
+				return;
+			}
+			t->rank = 1;
+			t->dims[0] = l->in.C;
+			t->f32 = idx == 0 ? n->params + l->w_off : idx == 1 ?
+			    n->params + l->b_off : n->bufs + l->rm_off +
+			    (size_t)(idx - 2) * (size_t)l->in.C;
+			return;
+		}
+		snprintf(t->name, sizeof t->name, "%s.%s", l->name, idx == 0 ?
+		    "weight" : "bias");
+		if (idx == 1) {
+			t->rank = 1;
+			t->dims[0] = l->oc;
+			t->f32 = n->params + l->b_off;
+		} else if (l->kind == CNN_CONV) {
+			t->rank = 4;
+			t->dims[0] = l->oc;
+			t->dims[1] = l->in.C / l->g;
+			t->dims[2] = t->dims[3] = l->k;
+			t->f32 = n->params + l->w_off;
+		} else {
+			t->rank = 2;
+			t->dims[0] = l->oc;
+			t->dims[1] = l->in.C;
+			t->f32 = n->params + l->w_off;
+		}
+		return;
+	}
+}
+
+/* --- workspace ------------------------------------------------------------------ */
+
+/* Per layer l: its output act[l] (B, out size), owned (own[l]) or the
+ * input itself (flatten, res begin, dropout when evaluating); what
+ * backward needs (dropout masks, bn batch statistics, the gradient a
+ * residual's skip carries). Input gradients ping-pong between g[0] and
+ * g[1], each as large as the largest layer input. */
+struct sl_cnn_ws {
+	int max_batch;
+	int train;
+	const float *x;
+	const float *act[SL_CNN_MAX_LAYERS];
+	float *own[SL_CNN_MAX_LAYERS];
+	float *mask[SL_CNN_MAX_LAYERS];
+	float *mean[SL_CNN_MAX_LAYERS], *invstd[SL_CNN_MAX_LAYERS];
+	float *skip[SL_CNN_MAX_LAYERS];
+	float *scratch;         /* conv forward (engine kernel) */
+	float *col;             /* conv backward */
+	float *g[2];
+};
+
+static int
+owns_output(int kind)
+{
+	return kind != CNN_FLATTEN && kind != CNN_RES_BEGIN;
+}
+
+int
+sl_cnn_ws_new(const sl_cnn *n, int max_batch, sl_cnn_ws **out)
+{
+	sl_cnn_ws *ws;
+	size_t scratch = 0, col = 0, widest = 0;
+	const size_t B = (size_t)max_batch;
+
+	if (max_batch < 1)
+		return SL_EINVAL;
+	ws = calloc(1, sizeof *ws);
+	if (ws == NULL)
+		return SL_ENOMEM;
+	ws->max_batch = max_batch;
+	for (int i = 0; i < n->nl; i++) {
+		const cnn_layer *l = &n->L[i];
+		const size_t no = B * cnn_shape_size(&l->out);
+		const size_t ni = B * cnn_shape_size(&l->in);
+
+		if (ni > widest)
+			widest = ni;
+		if (owns_output(l->kind) &&
+		    (ws->own[i] = malloc(no * sizeof(float))) == NULL)
+			goto fail;
+		if (l->kind == CNN_DROPOUT &&
+		    (ws->mask[i] = malloc(no * sizeof(float))) == NULL)
+			goto fail;
+		if (l->kind == CNN_RES_END &&
+		    (ws->skip[i] = malloc(no * sizeof(float))) == NULL)
+			goto fail;
+		if (l->kind == CNN_BN &&
+		    ((ws->mean[i] = malloc((size_t)l->in.C * sizeof(float))) ==
+		    NULL || (ws->invstd[i] = malloc((size_t)l->in.C *
+		    sizeof(float))) == NULL))
+			goto fail;
+		if (l->kind == CNN_CONV) {
+			sl_conv2d_geom g = l->cg;
+			size_t s, c;
+
+			g.B = max_batch;
+			s = sl_op_conv2d_scratch_bytes(&g);
+			c = sl_nn_conv2d_col_floats(&g);
+			scratch = s > scratch ? s : scratch;
+			col = c > col ? c : col;
+		}
+	}
+	ws->scratch = malloc(scratch + sizeof(float));
+	ws->col = malloc((col + 1) * sizeof(float));
+	ws->g[0] = malloc((widest + 1) * sizeof(float));
+	ws->g[1] = malloc((widest + 1) * sizeof(float));
+	if (!ws->scratch || !ws->col || !ws->g[0] || !ws->g[1])
+		goto fail;
+	*out = ws;
+	return 0;
+fail:
+	sl_cnn_ws_free(&ws);
+	return SL_ENOMEM;
+}
+
+void
+sl_cnn_ws_free(sl_cnn_ws **ws)
+{
+	if (ws == NULL || *ws == NULL)
+		return;
+	for (int i = 0; i < SL_CNN_MAX_LAYERS; i++) {
+		free((*ws)->own[i]);
+		free((*ws)->mask[i]);
+		free((*ws)->mean[i]);
+		free((*ws)->invstd[i]);
+		free((*ws)->skip[i]);
+	}
+	free((*ws)->scratch);
+	free((*ws)->col);
+	free((*ws)->g[0]);
+	free((*ws)->g[1]);
+	free(*ws);
+	*ws = NULL;
+}
+
+/* --- forward and backward ---------------------------------------------------------- */
+
+static const float *
+input_of(const sl_cnn_ws *ws, int i)
+{
+	return i == 0 ? ws->x : ws->act[i - 1];
+}
+
+const float *
+sl_cnn_forward(sl_cnn *n, sl_cnn_ws *ws, const float *x, int B, int train,
+    sl_rng *rng)
+{
+	ws->x = x;
+	ws->train = train;
+	for (int i = 0; i < n->nl; i++) {
+		cnn_layer *l = &n->L[i];
+		const float *in = input_of(ws, i);
+		float *o = ws->own[i];
+		const size_t no = (size_t)B * cnn_shape_size(&l->out);
+		const int S = l->in.H * l->in.W;
+
+		switch (l->kind) {
+		case CNN_CONV: {
+			sl_conv2d_geom g = l->cg;
+
+			g.B = B;
+			sl_nn_conv2d_forward(o, in, n->params + l->w_off, l->bias ?
+			    n->params + l->b_off : NULL, &g, ws->scratch);
+			break;
+		}
+		case CNN_BN:
+			if (train) {
+				sl_nn_bn2d_forward_train(o, ws->mean[i], ws->invstd[i],
+				    n->bufs + l->rm_off, n->bufs + l->rm_off +
+				    (size_t)l->in.C, in, n->params + l->w_off,
+				    n->params + l->b_off, B, l->in.C, S, l->eps,
+				    l->momentum);
+				n->nbt[l->bn]++;
+			} else {
+				sl_nn_bn2d_forward_eval(o, in, n->params + l->w_off,
+				    n->params + l->b_off, n->bufs + l->rm_off,
+				    n->bufs + l->rm_off + (size_t)l->in.C, B, l->in.C,
+				    S, l->eps);
+			}
+			break;
+		case CNN_RELU:
+			sl_nn_relu_forward(o, in, no);
+			break;
+		case CNN_MAXPOOL:
+		case CNN_AVGPOOL: {
+			sl_pool2d_geom g = l->pg;
+
+			g.N = (size_t)B * (size_t)l->in.C;
+			if (l->kind == CNN_MAXPOOL)
+				sl_nn_maxpool2d_forward(o, in, &g);
+			else
+				sl_nn_avgpool2d_forward(o, in, &g);
+			break;
+		}
+		case CNN_GAP:
+			sl_nn_gap_forward(o, in, (size_t)B * (size_t)l->in.C,
+			    (size_t)S);
+			break;
+		case CNN_LINEAR:
+			sl_nn_dense_forward(o, in, n->params + l->w_off, l->bias ?
+			    n->params + l->b_off : NULL, B, l->in.C, l->oc);
+			break;
+		case CNN_DROPOUT:
+			if (!train || l->drop <= 0.0f || rng == NULL) {
+				o = NULL;
+				break;
+			}
+			memcpy(o, in, no * sizeof *o);
+			sl_nn_dropout_forward(o, ws->mask[i], no, l->drop, rng);
+			break;
+		case CNN_RES_END:
+			sl_nn_add_forward(o, in, input_of(ws, l->partner), no);
+			break;
+		default: /* flatten, res begin: the input itself */
+			o = NULL;
+			break;
+		}
+		ws->act[i] = o != NULL ? o : in;
+	}
+	return ws->act[n->nl - 1];
+}
+
+void
+sl_cnn_backward(const sl_cnn *n, sl_cnn_ws *ws, const float *dlogits, int B,
+    float *grads)
+{
+	const float *d = dlogits;
+	int first = n->nl;
+
+	memset(grads, 0, n->nparams * sizeof *grads);
+	/* Below the first layer with parameters no gradient is needed. */
+	for (int i = 0; i < n->nl; i++)
+		if (n->L[i].nw > 0) {
+			first = i;
+			break;
+		}
+	for (int i = n->nl - 1; i >= first; i--) {
+		const cnn_layer *l = &n->L[i];
+		const float *in = input_of(ws, i);
+		const size_t ni = (size_t)B * cnn_shape_size(&l->in);
+		const int S = l->in.H * l->in.W;
+		float *dst = d == ws->g[0] ? ws->g[1] : ws->g[0];
+		float *dx = i > first ? dst : NULL;
+
+		switch (l->kind) {
+		case CNN_CONV: {
+			sl_conv2d_geom g = l->cg;
+
+			g.B = B;
+			sl_nn_conv2d_backward(dx, grads + l->w_off, l->bias ?
+			    grads + l->b_off : NULL, d, in, n->params + l->w_off, &g,
+			    ws->col);
+			break;
+		}
+		case CNN_BN:
+			sl_nn_bn2d_backward(dx, grads + l->w_off, grads + l->b_off, d,
+			    in, n->params + l->w_off, ws->mean[i], ws->invstd[i], B,
+			    l->in.C, S);
+			break;
+		case CNN_LINEAR:
+			sl_nn_dense_backward(dx, grads + l->w_off, l->bias ?
+			    grads + l->b_off : NULL, d, in, n->params + l->w_off, B,
+			    l->in.C, l->oc);
+			break;
+		case CNN_RELU:
+			if (dx != NULL)
+				sl_nn_relu_backward(dx, d, ws->act[i], ni);
+			break;
+		case CNN_MAXPOOL:
+		case CNN_AVGPOOL: {
+			sl_pool2d_geom g = l->pg;
+
+			g.N = (size_t)B * (size_t)l->in.C;
+			if (dx == NULL)
+				break;
+			if (l->kind == CNN_MAXPOOL)
+				sl_nn_maxpool2d_backward(dx, d, in, &g);
+			else
+				sl_nn_avgpool2d_backward(dx, d, &g);
+			break;
+		}
+		case CNN_GAP:
+			if (dx != NULL)
+				sl_nn_gap_backward(dx, d, (size_t)B * (size_t)l->in.C,
+				    (size_t)S);
+			break;
+		case CNN_DROPOUT:
+			if (ws->act[i] == in) { /* not applied */
+				dx = NULL;
+				break;
+			}
+			if (dx != NULL) {
+				memcpy(dx, d, ni * sizeof *dx);
+				sl_nn_dropout_backward(dx, ws->mask[i], ni);
+			}
+			break;
+		case CNN_RES_END:
+			/* The skip's share waits for the block's start. */
+			memcpy(ws->skip[i], d, ni * sizeof *d);
+			dx = NULL;
+			break;
+		case CNN_RES_BEGIN:
+			if (dx != NULL)
+				sl_nn_add_forward(dx, d, ws->skip[l->partner], ni);
+			break;
+		default: /* flatten: the same values */
+			dx = NULL;
+			break;
+		}
+		if (dx != NULL)
+			d = dx;
+	}
+}

@@ -1,0 +1,421 @@
+/* layers.c - backward passes (and thin forward wrappers over the engine's
+ * kernels) of the trainable layers; sl_layers.h states the contracts. */
+#include "sl_layers.h"
+#include "kernels_norm.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* --- Conv2d ---------------------------------------------------------------- */
+
+static int
+is_depthwise(const sl_conv2d_geom *g)
+{
+	return g->G == g->C && g->OC == g->C;
+}
+
+size_t
+sl_nn_conv2d_col_floats(const sl_conv2d_geom *g)
+{
+	if (is_depthwise(g))
+		return 0;
+	return (size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW *
+	    (size_t)g->OH * (size_t)g->OW;
+}
+
+void
+sl_nn_conv2d_forward(float *out, const float *x, const float *w,
+    const float *b, const sl_conv2d_geom *g, float *scratch)
+{
+	sl_op_conv2d_forward(out, x, w, b, g, scratch);
+}
+
+/* col (Cg*KH*KW, OH*OW) = the windows of one image's group of Cg planes. */
+static void
+im2col(float *col, const float *x, /* (Cg, H, W) */ int Cg,
+    const sl_conv2d_geom *g)
+{
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+
+	for (int c = 0; c < Cg; c++)
+		for (int kh = 0; kh < g->KH; kh++)
+			for (int kw = 0; kw < g->KW; kw++) {
+				float *dst = col + ((size_t)(c * g->KH + kh) *
+				    (size_t)g->KW + (size_t)kw) * OHW;
+				const float *plane = x + (size_t)c * (size_t)g->H *
+				    (size_t)g->W;
+
+				for (int oh = 0; oh < g->OH; oh++) {
+					const int ih = oh * g->SH - g->PT + kh * g->DH;
+					float *d = dst + (size_t)oh * (size_t)g->OW;
+
+					if (ih < 0 || ih >= g->H) {
+						memset(d, 0, (size_t)g->OW * sizeof *d);
+						continue;
+					}
+					const float *row = plane + (size_t)ih *
+					    (size_t)g->W;
+
+					for (int ow = 0; ow < g->OW; ow++) {
+						const int iw = ow * g->SW - g->PL +
+						    kw * g->DW;
+
+						d[ow] = iw >= 0 && iw < g->W ? row[iw] : 0.0f;
+					}
+				}
+			}
+}
+
+/* dx (Cg, H, W) += the columns folded back onto the image. */
+static void
+col2im(float *dx, const float *col, int Cg, const sl_conv2d_geom *g)
+{
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+
+	for (int c = 0; c < Cg; c++)
+		for (int kh = 0; kh < g->KH; kh++)
+			for (int kw = 0; kw < g->KW; kw++) {
+				const float *src = col + ((size_t)(c * g->KH + kh) *
+				    (size_t)g->KW + (size_t)kw) * OHW;
+				float *plane = dx + (size_t)c * (size_t)g->H *
+				    (size_t)g->W;
+
+				for (int oh = 0; oh < g->OH; oh++) {
+					const int ih = oh * g->SH - g->PT + kh * g->DH;
+					const float *s = src + (size_t)oh * (size_t)g->OW;
+
+					if (ih < 0 || ih >= g->H)
+						continue;
+					float *row = plane + (size_t)ih * (size_t)g->W;
+
+					for (int ow = 0; ow < g->OW; ow++) {
+						const int iw = ow * g->SW - g->PL +
+						    kw * g->DW;
+
+						if (iw >= 0 && iw < g->W)
+							row[iw] += s[ow];
+					}
+				}
+			}
+}
+
+/* One input plane per output plane: direct loops, no GEMM of one row. */
+static void
+conv_depthwise_backward(float *dx, float *dw, const float *dout,
+    const float *x, const float *w, const sl_conv2d_geom *g)
+{
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	const size_t KK = (size_t)g->KH * (size_t)g->KW;
+
+	if (dx != NULL)
+		memset(dx, 0, (size_t)g->B * (size_t)g->C * HW * sizeof *dx);
+	for (int b = 0; b < g->B; b++)
+		for (int c = 0; c < g->C; c++) {
+			const size_t p = (size_t)b * (size_t)g->C + (size_t)c;
+			const float *xp = x + p * HW, *dp = dout + p * OHW;
+			const float *wc = w + (size_t)c * KK;
+			float *dwc = dw + (size_t)c * KK;
+			float *dxp = dx != NULL ? dx + p * HW : NULL;
+
+			for (int kh = 0; kh < g->KH; kh++)
+				for (int kw = 0; kw < g->KW; kw++) {
+					const float wk = wc[kh * g->KW + kw];
+					float acc = 0.0f;
+
+					for (int oh = 0; oh < g->OH; oh++) {
+						const int ih = oh * g->SH - g->PT + kh * g->DH;
+
+						if (ih < 0 || ih >= g->H)
+							continue;
+						for (int ow = 0; ow < g->OW; ow++) {
+							const int iw = ow * g->SW - g->PL +
+							    kw * g->DW;
+							const float d = dp[oh * g->OW + ow];
+
+							if (iw < 0 || iw >= g->W)
+								continue;
+							acc += d * xp[ih * g->W + iw];
+							if (dxp != NULL)
+								dxp[ih * g->W + iw] += d * wk;
+						}
+					}
+					dwc[kh * g->KW + kw] += acc;
+				}
+		}
+}
+
+void
+sl_nn_conv2d_backward(float *dx, float *dw, float *db, const float *dout,
+    const float *x, const float *w, const sl_conv2d_geom *g, float *col)
+{
+	const int Cg = g->C / g->G, OCg = g->OC / g->G;
+	const int K = Cg * g->KH * g->KW;
+	const int OHW = g->OH * g->OW;
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+
+	if (db != NULL)
+		for (int b = 0; b < g->B; b++)
+			for (int oc = 0; oc < g->OC; oc++) {
+				const float *d = dout + ((size_t)b * (size_t)g->OC +
+				    (size_t)oc) * (size_t)OHW;
+				float s = 0.0f;
+
+				for (int i = 0; i < OHW; i++)
+					s += d[i];
+				db[oc] += s;
+			}
+	if (is_depthwise(g)) {
+		conv_depthwise_backward(dx, dw, dout, x, w, g);
+		return;
+	}
+	if (dx != NULL)
+		memset(dx, 0, (size_t)g->B * (size_t)g->C * HW * sizeof *dx);
+	for (int b = 0; b < g->B; b++)
+		for (int gr = 0; gr < g->G; gr++) {
+			const float *xg = x + ((size_t)b * (size_t)g->C +
+			    (size_t)gr * (size_t)Cg) * HW;
+			const float *dg = dout + ((size_t)b * (size_t)g->OC +
+			    (size_t)gr * (size_t)OCg) * (size_t)OHW;
+			const float *wg = w + (size_t)gr * (size_t)OCg * (size_t)K;
+			float *dwg = dw + (size_t)gr * (size_t)OCg * (size_t)K;
+
+			/* dW_g (OCg, K) += dout_g (OCg, OHW) col^T (OHW, K) */
+			im2col(col, xg, Cg, g);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, K,
+			    OHW, 1.0f, dg, OHW, col, OHW, 1.0f, dwg, K);
+			if (dx == NULL)
+				continue;
+			/* dcol (K, OHW) = W_g^T (K, OCg) dout_g (OCg, OHW) */
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, OHW,
+			    OCg, 1.0f, wg, K, dg, OHW, 0.0f, col, OHW);
+			col2im(dx + ((size_t)b * (size_t)g->C + (size_t)gr *
+			    (size_t)Cg) * HW, col, Cg, g);
+		}
+}
+
+/* --- BatchNorm2d ----------------------------------------------------------- */
+
+void
+sl_nn_bn2d_forward_train(float *y, float *mean, float *invstd,
+    float *run_mean, float *run_var, const float *x, const float *gamma,
+    const float *beta, int B, int C, int S, float eps, float momentum)
+{
+	const size_t n = (size_t)B * (size_t)S;
+
+	for (int c = 0; c < C; c++) {
+		double s = 0.0, ss = 0.0;
+
+		for (int b = 0; b < B; b++) {
+			const float *px = x + ((size_t)b * (size_t)C + (size_t)c) *
+			    (size_t)S;
+
+			for (int i = 0; i < S; i++)
+				s += (double)px[i];
+		}
+		const double m = s / (double)n;
+
+		for (int b = 0; b < B; b++) {
+			const float *px = x + ((size_t)b * (size_t)C + (size_t)c) *
+			    (size_t)S;
+
+			for (int i = 0; i < S; i++) {
+				const double d = (double)px[i] - m;
+
+				ss += d * d;
+			}
+		}
+		const double var = ss / (double)n;
+		const float is = (float)(1.0 / sqrt(var + (double)eps));
+		const float fm = (float)m, sc = gamma[c] * is, t = beta[c];
+		const double unbiased = n > 1 ? ss / (double)(n - 1) : var;
+
+		mean[c] = fm;
+		invstd[c] = is;
+		run_mean[c] = (1.0f - momentum) * run_mean[c] + momentum * fm;
+		run_var[c] = (1.0f - momentum) * run_var[c] + momentum *
+		    (float)unbiased;
+		for (int b = 0; b < B; b++) {
+			const size_t o = ((size_t)b * (size_t)C + (size_t)c) *
+			    (size_t)S;
+
+			for (int i = 0; i < S; i++)
+				y[o + (size_t)i] = (x[o + (size_t)i] - fm) * sc + t;
+		}
+	}
+}
+
+void
+sl_nn_bn2d_forward_eval(float *y, const float *x, const float *gamma,
+    const float *beta, const float *run_mean, const float *run_var, int B,
+    int C, int S, float eps)
+{
+	sl_op_batchnorm_forward(y, x, gamma, beta, run_mean, run_var, B, C, S,
+	    eps);
+}
+
+void
+sl_nn_bn2d_backward(float *dx, float *dgamma, float *dbeta,
+    const float *dout, const float *x, const float *gamma, const float *mean,
+    const float *invstd, int B, int C, int S)
+{
+	const double n = (double)B * (double)S;
+
+	for (int c = 0; c < C; c++) {
+		double sd = 0.0, sdx = 0.0;
+		const float m = mean[c], is = invstd[c];
+
+		for (int b = 0; b < B; b++) {
+			const size_t o = ((size_t)b * (size_t)C + (size_t)c) *
+			    (size_t)S;
+
+			for (int i = 0; i < S; i++) {
+				const float xh = (x[o + (size_t)i] - m) * is;
+
+				sd += (double)dout[o + (size_t)i];
+				sdx += (double)dout[o + (size_t)i] * (double)xh;
+			}
+		}
+		dgamma[c] += (float)sdx;
+		dbeta[c] += (float)sd;
+		if (dx == NULL)
+			continue;
+		/* dx = gamma * invstd / n * (n * dy - sum dy - xhat * sum dy xhat) */
+		const float k = gamma[c] * is;
+		const float a = (float)(sd / n), bb = (float)(sdx / n);
+
+		for (int b = 0; b < B; b++) {
+			const size_t o = ((size_t)b * (size_t)C + (size_t)c) *
+			    (size_t)S;
+
+			for (int i = 0; i < S; i++) {
+				const float xh = (x[o + (size_t)i] - m) * is;
+
+				dx[o + (size_t)i] = k * (dout[o + (size_t)i] - a -
+				    xh * bb);
+			}
+		}
+	}
+}
+
+/* --- pools ------------------------------------------------------------------ */
+
+void
+sl_nn_maxpool2d_forward(float *out, const float *x, const sl_pool2d_geom *g)
+{
+	sl_op_maxpool2d_forward(out, x, g);
+}
+
+void
+sl_nn_maxpool2d_backward(float *dx, const float *dout, const float *x,
+    const sl_pool2d_geom *g)
+{
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+
+	memset(dx, 0, g->N * HW * sizeof *dx);
+	for (size_t p = 0; p < g->N; p++) {
+		const float *xp = x + p * HW;
+		float *dxp = dx + p * HW;
+
+		for (int oh = 0; oh < g->OH; oh++)
+			for (int ow = 0; ow < g->OW; ow++) {
+				float best = -INFINITY;
+				long at = -1;
+
+				/* PyTorch's rule: the first strict maximum, or
+				 * any NaN, in row-major order. */
+				for (int kh = 0; kh < g->KH; kh++) {
+					const int ih = oh * g->SH - g->PT + kh * g->DH;
+
+					if (ih < 0 || ih >= g->H)
+						continue;
+					for (int kw = 0; kw < g->KW; kw++) {
+						const int iw = ow * g->SW - g->PL +
+						    kw * g->DW;
+
+						if (iw < 0 || iw >= g->W)
+							continue;
+						const float v = xp[ih * g->W + iw];
+
+						if (at < 0 || v > best || isnan(v)) {
+							best = v;
+							at = ih * g->W + iw;
+						}
+					}
+				}
+				if (at >= 0)
+					dxp[at] += dout[p * OHW + (size_t)(oh * g->OW +
+					    ow)];
+			}
+	}
+}
+
+void
+sl_nn_avgpool2d_forward(float *out, const float *x, const sl_pool2d_geom *g)
+{
+	sl_op_avgpool2d_forward(out, x, g, 1);
+}
+
+void
+sl_nn_avgpool2d_backward(float *dx, const float *dout,
+    const sl_pool2d_geom *g)
+{
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+
+	memset(dx, 0, g->N * HW * sizeof *dx);
+	for (int oh = 0; oh < g->OH; oh++) {
+		const int h0 = oh * g->SH - g->PT;
+		const int h1 = h0 + g->KH < g->H + g->PB ? h0 + g->KH :
+		    g->H + g->PB;
+
+		for (int ow = 0; ow < g->OW; ow++) {
+			const int w0 = ow * g->SW - g->PL;
+			const int w1 = w0 + g->KW < g->W + g->PR ? w0 + g->KW :
+			    g->W + g->PR;
+			/* The divisor counts the pads (count_include_pad). */
+			const float inv = 1.0f / (float)((h1 - h0) * (w1 - w0));
+			const int hs = h0 < 0 ? 0 : h0, ws = w0 < 0 ? 0 : w0;
+			const int he = h1 > g->H ? g->H : h1;
+			const int we = w1 > g->W ? g->W : w1;
+
+			for (size_t p = 0; p < g->N; p++) {
+				const float d = dout[p * OHW + (size_t)(oh * g->OW +
+				    ow)] * inv;
+				float *dxp = dx + p * HW;
+
+				for (int ih = hs; ih < he; ih++)
+					for (int iw = ws; iw < we; iw++)
+						dxp[ih * g->W + iw] += d;
+			}
+		}
+	}
+}
+
+void
+sl_nn_gap_forward(float *out, const float *x, size_t N, size_t S)
+{
+	sl_op_globalavgpool_forward(out, x, N, S);
+}
+
+void
+sl_nn_gap_backward(float *dx, const float *dout, size_t N, size_t S)
+{
+	const float inv = 1.0f / (float)S;
+
+	for (size_t p = 0; p < N; p++) {
+		const float d = dout[p] * inv;
+
+		for (size_t i = 0; i < S; i++)
+			dx[p * S + i] = d;
+	}
+}
+
+void
+sl_nn_add_forward(float *out, const float *a, const float *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = a[i] + b[i];
+}

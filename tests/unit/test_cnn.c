@@ -1,0 +1,310 @@
+/* Convolutional students (common/nn/sl_cnn.h): the architecture grammar
+ * (shapes, parameter counts, PyTorch state_dict names, one-line refusals
+ * naming the element), the whole network's backward against central
+ * finite differences (conv, groups, bn, relu, pools, a residual block,
+ * gap, flatten, dropout, linear), BatchNorm's running statistics and
+ * evaluation mode, and the printed torch.nn module.
+ *
+ * Tolerance of the finite differences: h = 1e-4 on a float forward,
+ * within 3e-2 * (1 + |g|) (the seed is fixed, so a ReLU or max kink
+ * crossed by a step would fail every run, not at random). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_cnn.h"
+
+static sl_cnn *
+build(const char *arch, int C, int H, int W)
+{
+	sl_errmsg why = { "" };
+	sl_cnn *n = NULL;
+	int rc = sl_cnn_new(arch, C, H, W, 0, &n, &why);
+
+	if (rc != 0)
+		print_error("%s: %s\n", arch, why.text);
+	assert_int_equal(rc, 0);
+	return n;
+}
+
+static void
+test_shapes_and_names(void **state)
+{
+	sl_cnn *n = build("conv:8:3:p=1,bn,relu,maxpool:2,"
+	    "res(conv:8:3:p=1,bn,relu,conv:8:3:p=1:g=2:bias=0,bn),relu,"
+	    "conv:8:3:p=1:g=8,avgpool:2,gap,flatten,dropout:0.25,linear:10", 1,
+	    28, 28);
+	sl_cnn_tensor t;
+	const char *want[] = { "0.weight", "0.bias", "1.weight", "1.bias",
+		"1.running_mean", "1.running_var", "1.num_batches_tracked",
+		"4.body.0.weight", "4.body.0.bias", "4.body.1.weight" };
+
+	(void)state;
+	assert_int_equal(sl_cnn_classes(n), 10);
+	assert_int_equal(sl_cnn_input_dim(n), 784);
+	/* conv 8*9+8, bn 16, res: conv 8*8*9+8, bn 16, conv 8*4*9 (no bias),
+	 * bn 16; depthwise 8*9+8; linear 8*10+10 */
+	assert_int_equal(sl_cnn_nparams(n), 80 + 16 + 584 + 16 + 288 + 16 + 80 +
+	    90);
+	assert_int_equal(sl_cnn_nbn(n), 3);
+	assert_int_equal(sl_cnn_nbufs(n), 6 * 8);
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		sl_cnn_tensor_at(n, (int)i, &t);
+		assert_string_equal(t.name, want[i]);
+	}
+	sl_cnn_tensor_at(n, 0, &t);
+	assert_int_equal(t.rank, 4);
+	assert_true(t.dims[0] == 8 && t.dims[1] == 1 && t.dims[2] == 3 &&
+	    t.dims[3] == 3);
+	sl_cnn_tensor_at(n, 6, &t);
+	assert_int_equal(t.rank, 0);
+	assert_non_null(t.i64);
+	/* the grouped conv without bias: weight (8, 4, 3, 3), then bn */
+	int found = 0;
+
+	for (int i = 0; i < sl_cnn_ntensors(n); i++) {
+		sl_cnn_tensor_at(n, i, &t);
+		if (strcmp(t.name, "4.body.3.weight") == 0) {
+			assert_true(t.dims[1] == 4);
+			found++;
+		}
+		assert_true(strcmp(t.name, "4.body.3.bias") != 0);
+		if (strcmp(t.name, "6.weight") == 0) {
+			assert_true(t.dims[0] == 8 && t.dims[1] == 1);
+			found++;
+		}
+		if (strcmp(t.name, "11.weight") == 0) {
+			assert_true(t.rank == 2 && t.dims[0] == 10 && t.dims[1] == 8);
+			found++;
+		}
+	}
+	assert_int_equal(found, 3);
+	/* 28 -> maxpool 14 -> avgpool 7 */
+	assert_int_equal(sl_cnn_layer_size(n, 3), 8 * 14 * 14);
+	sl_cnn_free(&n);
+	assert_null(n);
+}
+
+static void
+refused(const char *arch, int C, int H, int W, const char *needle)
+{
+	sl_errmsg why = { "" };
+	sl_cnn *n = NULL;
+
+	assert_int_equal(sl_cnn_new(arch, C, H, W, 0, &n, &why), SL_EINVAL);
+	assert_null(n);
+	if (strstr(why.text, needle) == NULL) {
+		print_error("%s: '%s' lacks '%s'\n", arch, why.text, needle);
+		fail();
+	}
+	assert_null(strchr(why.text, '\n'));
+}
+
+static void
+test_bad_descriptions(void **state)
+{
+	(void)state;
+	refused("conv:8:5,flatten,linear:10", 1, 4, 4,
+	    "element 0 'conv:8:5': kernel 5 larger than its padded input 4x4");
+	refused("conv:8:3,linear:10", 1, 8, 8,
+	    "element 1 'linear:10': linear (nn.Linear) needs a flat input, "
+	    "it gets 8x6x6: put flatten before it");
+	refused("conv:8:3,flatten,lineer:10", 1, 8, 8,
+	    "element 2 'lineer:10': unknown element 'lineer'");
+	refused("conv:6:3:g=4,flatten,linear:2", 2, 8, 8, "groups 4 must "
+	    "divide the 2 input and 6 output channels");
+	refused("conv:4:3,res(conv:8:3:p=1),flatten,linear:2", 1, 8, 8,
+	    "element 1 'res(...)': its body gives 8x6x6 from 4x6x6");
+	refused("conv:4:3,res(conv:4:3:p=1,flatten,linear:2", 1, 8, 8,
+	    "not closed");
+	refused("conv:4:3", 1, 8, 8, "the last element gives 4x6x6");
+	refused("conv:4:3,,flatten,linear:2", 1, 8, 8, "element 1: empty");
+	refused("conv:4:x,flatten,linear:2", 1, 8, 8,
+	    "kernel 'x' is not an integer");
+	refused("conv:4:3:q=1,flatten,linear:2", 1, 8, 8,
+	    "unknown argument 'q'");
+	refused("maxpool:2:p=2,flatten,linear:2", 1, 8, 8, "padding 2 over "
+	    "half the kernel 2");
+	refused("flatten,bn,linear:2", 1, 8, 8, "bn (nn.BatchNorm2d) needs an "
+	    "image");
+	refused("dropout:1.5,flatten,linear:2", 1, 8, 8, "'1.5' is not in");
+	refused("relu,flatten", 1, 8, 8, "no element with parameters");
+	refused("conv:4:3,res(),flatten,linear:2", 1, 8, 8, "empty body");
+	refused("conv:4:3),flatten,linear:2", 1, 8, 8, "unbalanced ')'");
+	refused("res(res(res(res(res(res(res(res(res(conv:1:1))))))))),flatten,"
+	    "linear:2", 1, 4, 4, "nested deeper than 8");
+	assert_true(sl_cnn_is_arch("conv:8:3,flatten,linear:10"));
+	assert_false(sl_cnn_is_arch("784-128-10"));
+}
+
+/* --- finite differences over the whole network --------------------------------- */
+
+typedef struct fd_net {
+	sl_cnn *n;
+	sl_cnn_ws *ws;
+	const float *x, *r;
+	int B, C;
+	uint64_t seed;
+} fd_net;
+
+static double
+net_loss(fd_net *f)
+{
+	sl_rng rng;
+	const float *z;
+	double s = 0;
+
+	sl_rng_seed(&rng, f->seed); /* the same dropout mask every time */
+	z = sl_cnn_forward(f->n, f->ws, f->x, f->B, 1, &rng);
+	for (int i = 0; i < f->B * f->C; i++)
+		s += (double)z[i] * (double)f->r[i];
+	return s;
+}
+
+static void
+check_net_fd(const char *arch, int C, int H, int W, int B, uint64_t seed)
+{
+	sl_cnn *n = build(arch, C, H, W);
+	sl_cnn_ws *ws = NULL;
+	const size_t D = sl_cnn_input_dim(n), P = sl_cnn_nparams(n);
+	const int K = sl_cnn_classes(n);
+	float *x = malloc((size_t)B * D * sizeof(float));
+	float *r = malloc((size_t)B * (size_t)K * sizeof(float));
+	float *grads = malloc(P * sizeof(float));
+	float *params = sl_cnn_params(n);
+	sl_rng rng;
+
+	assert_true(x && r && grads);
+	assert_int_equal(sl_cnn_ws_new(n, B, &ws), 0);
+	sl_rng_seed(&rng, seed);
+	sl_cnn_init_params(n, &rng);
+	/* BatchNorm weights and biases away from 1 and 0 */
+	for (size_t i = 0; i < P; i++)
+		params[i] += 0.1f * (2.0f * sl_rng_float(&rng) - 1.0f);
+	for (size_t i = 0; i < (size_t)B * D; i++)
+		x[i] = 2.0f * sl_rng_float(&rng) - 1.0f;
+	for (int i = 0; i < B * K; i++)
+		r[i] = 2.0f * sl_rng_float(&rng) - 1.0f;
+
+	fd_net f = { n, ws, x, r, B, K, seed + 7 };
+
+	(void)net_loss(&f);
+	sl_cnn_backward(n, ws, r, B, grads);
+	const size_t step = P > 80 ? P / 80 : 1;
+
+	for (size_t i = 0; i < P; i += step) {
+		const float keep = params[i], h = 1e-4f;
+		double lp, lm, num;
+
+		params[i] = keep + h;
+		lp = net_loss(&f);
+		params[i] = keep - h;
+		lm = net_loss(&f);
+		params[i] = keep;
+		num = (lp - lm) / (2.0 * (double)h);
+		if (fabs((double)grads[i] - num) > 3e-2 * (1.0 + fabs(num))) {
+			print_error("%s: param %zu: %.7g, finite differences %.7g\n",
+			    arch, i, (double)grads[i], num);
+			fail();
+		}
+	}
+	sl_cnn_ws_free(&ws);
+	sl_cnn_free(&n);
+	free(x);
+	free(r);
+	free(grads);
+}
+
+static void
+test_backward_finite_differences(void **state)
+{
+	(void)state;
+	check_net_fd("conv:4:3:p=1,bn,relu,maxpool:2,flatten,linear:3", 1, 6, 6,
+	    3, 1);
+	check_net_fd("conv:4:3:s=2:p=1,res(conv:4:3:p=1,bn,relu,conv:4:1:g=2),"
+	    "relu,avgpool:2:s=1,gap,flatten,dropout:0.3,linear:5", 2, 8, 7, 4,
+	    2);
+	check_net_fd("conv:6:3:g=3,bn,relu,conv:6:3:p=1:g=6:bias=0,bn,relu,"
+	    "flatten,linear:8,relu,linear:2:bias=0", 3, 6, 6, 2, 3);
+}
+
+static void
+test_running_statistics_and_eval(void **state)
+{
+	sl_cnn *n = build("conv:2:1,bn:momentum=0.5,flatten,linear:2", 1, 3, 3);
+	sl_cnn_ws *ws = NULL;
+	float x[2 * 9], *p = sl_cnn_params(n), *bufs = sl_cnn_bufs(n);
+	const float *z;
+	float first[4];
+	sl_rng rng;
+
+	(void)state;
+	assert_int_equal(sl_cnn_ws_new(n, 2, &ws), 0);
+	sl_rng_seed(&rng, 5);
+	sl_cnn_init_params(n, &rng);
+	/* conv weight 1, bias 0: the bn sees x itself */
+	p[0] = p[1] = 1.0f;
+	p[2] = p[3] = 0.0f;
+	for (int i = 0; i < 18; i++)
+		x[i] = (float)i;
+	assert_true(bufs[0] == 0.0f && bufs[2] == 1.0f);
+	z = sl_cnn_forward(n, ws, x, 2, 1, NULL);
+	memcpy(first, z, sizeof first);
+	/* mean 8.5; unbiased variance of 0..17 = 28.5 */
+	assert_true(fabs((double)bufs[0] - 4.25) < 1e-6);
+	assert_true(fabs((double)bufs[2] - (0.5 + 0.5 * 28.5)) < 1e-5);
+	assert_int_equal(sl_cnn_batches_tracked(n)[0], 1);
+	/* evaluation uses the running statistics: other logits, no update */
+	z = sl_cnn_forward(n, ws, x, 2, 0, NULL);
+	assert_true(fabsf(z[0] - first[0]) > 1e-3f);
+	assert_int_equal(sl_cnn_batches_tracked(n)[0], 1);
+	assert_true(fabs((double)bufs[0] - 4.25) < 1e-6);
+	sl_cnn_ws_free(&ws);
+	sl_cnn_free(&n);
+}
+
+static void
+test_torch_module_text(void **state)
+{
+	sl_cnn *n = build("conv:8:3:p=1,bn,relu,res(conv:8:3:p=1,bn),gap,"
+	    "flatten,linear:10", 1, 28, 28);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	(void)state;
+	assert_non_null(f);
+	sl_cnn_format_torch(n, f);
+	fclose(f);
+	assert_non_null(strstr(buf, "class Residual(nn.Module):"));
+	assert_non_null(strstr(buf, "self.body = nn.Sequential(*body)"));
+	assert_non_null(strstr(buf, "    nn.Conv2d(1, 8, 3, stride=1, "
+	    "padding=1, groups=1, bias=True),\n"));
+	assert_non_null(strstr(buf, "    nn.BatchNorm2d(8, eps=9.99999975e-06,"
+	    " momentum=0.100000001),\n"));
+	assert_non_null(strstr(buf, "    Residual(\n        nn.Conv2d(8, 8, 3"));
+	assert_non_null(strstr(buf, "    nn.AdaptiveAvgPool2d(1),\n"
+	    "    nn.Flatten(),\n    nn.Linear(8, 10, bias=True),\n)\n"));
+	free(buf);
+	sl_cnn_free(&n);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_shapes_and_names),
+		cmocka_unit_test(test_bad_descriptions),
+		cmocka_unit_test(test_backward_finite_differences),
+		cmocka_unit_test(test_running_statistics_and_eval),
+		cmocka_unit_test(test_torch_module_text),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
