@@ -539,6 +539,91 @@ sl_label_values(const void *rec, float *v)
 	}
 }
 
+/* ---- agreement (audits) ------------------------------------------------ */
+
+/* Value i of a dense record, or of a top-k record's kept values. */
+static double
+value_at(const unsigned char *r, const sl_label_fmt *f, uint32_t i)
+{
+	const unsigned char *p = r + SL_LABEL_HEADER_BYTES;
+
+	if (f->encoding == SL_ENC_F32)
+		return (double)rdf32(p + 4 * (size_t)i);
+	if (f->encoding == SL_ENC_F16)
+		return (double)sl_f16_to_f32(rd16(p + 2 * (size_t)i));
+	return (double)sl_f16_to_f32(rd16(p + 4 + 4 * (size_t)f->k +
+	    2 * (size_t)i));
+}
+
+/* Position of class c among top-k record r's kept classes, or -1. */
+static int
+topk_find(const unsigned char *r, uint16_t k, uint32_t c)
+{
+	for (uint16_t j = 0; j < k; j++)
+		if (rd32(r + SL_LABEL_HEADER_BYTES + 4 + 4 * (size_t)j) == c)
+			return j;
+	return -1;
+}
+
+/* Every class a keeps is kept by b with a close value, or sits at b's
+ * boundary. d: the running worst difference (absolute). */
+static void
+topk_classes(const unsigned char *a, const unsigned char *b,
+    const sl_label_fmt *f, double *d)
+{
+	const double b_last = value_at(b, f, (uint32_t)f->k - 1);
+
+	for (uint16_t i = 0; i < f->k; i++) {
+		const uint32_t c = rd32(a + SL_LABEL_HEADER_BYTES + 4 + 4 * (size_t)i);
+		const int j = topk_find(b, f->k, c);
+		const double va = value_at(a, f, i);
+		const double diff = j >= 0 ? fabs(va - value_at(b, f, (uint32_t)j)) :
+		    va - b_last; /* unkept by b: at most b's smallest */
+
+		if (diff > *d)
+			*d = diff;
+	}
+}
+
+int
+sl_label_agree(const void *a, const void *b, const sl_label_fmt *fmt,
+    double *worst)
+{
+	const unsigned char *ra = a, *rb = b;
+	const int topk = fmt->encoding == SL_ENC_TOPK;
+	const uint32_t n = topk ? fmt->k : fmt->classes;
+	const double tol = fmt->encoding == SL_ENC_F32 ? SL_LABEL_AGREE_F32 :
+	    SL_LABEL_AGREE_F16;
+	double scale = 1.0, d = 0.0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const double va = value_at(ra, fmt, i), vb = value_at(rb, fmt, i);
+
+		if (fabs(va) > scale)
+			scale = fabs(va);
+		if (fabs(vb) > scale)
+			scale = fabs(vb);
+		if (fabs(va - vb) > d)
+			d = fabs(va - vb);
+	}
+	if (topk) {
+		const double la = (double)rdf32(ra + SL_LABEL_HEADER_BYTES);
+		const double lb = (double)rdf32(rb + SL_LABEL_HEADER_BYTES);
+
+		if (fabs(la) > scale)
+			scale = fabs(la);
+		if (fabs(lb) > scale)
+			scale = fabs(lb);
+		if (fabs(la - lb) > d)
+			d = fabs(la - lb);
+		topk_classes(ra, rb, fmt, &d);
+		topk_classes(rb, ra, fmt, &d);
+	}
+	if (worst != NULL)
+		*worst = d / scale;
+	return d <= tol * scale;
+}
+
 /* Top-k at temperature T. The record keeps z / T_stored for k classes and
  * lse, the log-sum-exp over all of them; the other classes are gone, only
  * their total mass at T_stored survives: r = 1 - sum_j exp(v_j - lse).

@@ -112,6 +112,27 @@ void sl_label_probs(const void *rec, float T_stored, float T,
  * Returns 0, or SL_EUNSUPPORTED for a top-k record. */
 int sl_label_values(const void *rec, float *v /* (classes) */);
 
+/* Audits: how far two computations of one row by the same teacher may
+ * differ, relative to the row's scale max(1, max |z / T|). Two workers sum
+ * in other orders (another batch size, thread count or BLAS tiling), which
+ * moves float32 logits of the networks we run by ~1e-6 of the scale; the
+ * f32 tolerance leaves 1,000x room for that. A half value is rounded once
+ * more, by at most 2^-11 of the scale, on each side: f16 (and the values of
+ * top-k) add 2 * 2^-11. Confident garbage differs by the scale itself. */
+#define SL_LABEL_AGREE_F32 1e-3
+#define SL_LABEL_AGREE_F16 (1e-3 + 2.0 / 2048.0)
+
+/* 1 if records a and b (both passed sl_label_check with fmt) hold the same
+ * teacher output within the tolerances above, else 0. Dense: every value.
+ * Top-k: lse, and the k values position by position; a class kept by one
+ * record and not the other is allowed only at the boundary (its value
+ * within tolerance of the other record's smallest kept value: a near tie
+ * swapped by rounding), and a class kept by both must have close values.
+ * *worst (may be NULL) gets the largest difference seen over the scale.
+ * Pure; no allocation. */
+int sl_label_agree(const void *a, const void *b, const sl_label_fmt *fmt,
+    double *worst);
+
 /* IEEE half <-> float, round to nearest even; exported for tests. */
 uint16_t sl_f32_to_f16(float f);
 float sl_f16_to_f32(uint16_t h);

@@ -1098,6 +1098,89 @@ test_largest_records(void **state)
 	free(rec);
 }
 
+/* ---- agreement (audits) ------------------------------------------------ */
+
+/* Encode z at T into rec under f; asserts success. */
+static void
+enc(const sl_label_fmt *f, const float *z, float T, unsigned char *rec)
+{
+	float scratch[2 * MAXC];
+
+	assert_int_equal(sl_label_encode(f, z, T, scratch, rec), 0);
+	assert_int_equal(sl_label_check(rec, sl_label_size(f), f, NULL, NULL), 0);
+}
+
+/* Re-summing in another order moves logits by ~1e-6 of their scale: every
+ * encoding agrees; a shift of 1% of the scale, or another argmax, does not. */
+static void
+test_agree_tolerance(void **state)
+{
+	const sl_label_fmt fmts[3] = { mkfmt(SL_ENC_F32, 100, 0),
+	    mkfmt(SL_ENC_F16, 100, 0), mkfmt(SL_ENC_TOPK, 100, 5) };
+	static unsigned char ra[8192], rb[8192];
+	float z[MAXC], y[MAXC];
+	sl_rng r;
+	double worst;
+
+	(void)state;
+	sl_rng_seed(&r, 15);
+	for (int f = 0; f < 3; f++) {
+		for (int trial = 0; trial < 50; trial++) {
+			random_logits(&r, z, 100, 8.0f);
+			enc(&fmts[f], z, 2.0f, ra);
+			enc(&fmts[f], z, 2.0f, rb);
+			assert_true(sl_label_agree(ra, rb, &fmts[f], &worst));
+			assert_true(worst == 0.0);
+			for (int i = 0; i < 100; i++)
+				y[i] = z[i] * (1.0f + 2e-6f * (sl_rng_float(&r) - 0.5f));
+			enc(&fmts[f], y, 2.0f, rb);
+			assert_true(sl_label_agree(ra, rb, &fmts[f], &worst));
+			/* f32: the perturbation itself (1e-6 of the scale);
+			 * a half may round to its neighbour: one ulp, 2^-10 */
+			assert_true(worst <= (fmts[f].encoding == SL_ENC_F32 ?
+			    1e-5 : 1.0 / 1024 + 1e-5));
+			/* 1% of the scale on one class */
+			memcpy(y, z, sizeof y);
+			y[trial] += 0.08f;
+			enc(&fmts[f], y, 2.0f, rb);
+			if (fmts[f].encoding != SL_ENC_TOPK)
+				assert_false(sl_label_agree(ra, rb, &fmts[f], NULL));
+			/* confident garbage: another class far on top */
+			memcpy(y, z, sizeof y);
+			y[(trial * 7) % 100] = 40.0f;
+			enc(&fmts[f], y, 2.0f, rb);
+			assert_false(sl_label_agree(ra, rb, &fmts[f], &worst));
+			assert_true(worst > 0.1);
+			assert_false(sl_label_agree(rb, ra, &fmts[f], NULL));
+		}
+	}
+}
+
+/* Top-k: a near tie at the boundary may swap (the records keep different
+ * last classes), a class only one record keeps above the other's smallest
+ * kept value may not. */
+static void
+test_agree_topk_boundary(void **state)
+{
+	const sl_label_fmt f = mkfmt(SL_ENC_TOPK, 10, 3);
+	unsigned char ra[256], rb[256];
+	float z[10] = { 9, 8, 5, 4.999999f, 1, 0, 0, 0, 0, 0 };
+	float y[10];
+
+	(void)state;
+	enc(&f, z, 1.0f, ra);
+	memcpy(y, z, sizeof y);
+	y[2] = 4.999998f; /* classes 2 and 3 swap at the boundary */
+	enc(&f, y, 1.0f, rb);
+	assert_true(sl_label_agree(ra, rb, &f, NULL));
+	assert_true(sl_label_agree(rb, ra, &f, NULL));
+	memcpy(y, z, sizeof y);
+	y[4] = 8.5f; /* class 4 enters in second place */
+	enc(&f, y, 1.0f, rb);
+	assert_false(sl_label_agree(ra, rb, &f, NULL));
+	assert_false(sl_label_agree(rb, ra, &f, NULL));
+}
+
 int
 main(void)
 {
@@ -1121,6 +1204,8 @@ main(void)
 		cmocka_unit_test(test_encode_rejects),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_largest_records),
+		cmocka_unit_test(test_agree_tolerance),
+		cmocka_unit_test(test_agree_topk_boundary),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
