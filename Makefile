@@ -21,7 +21,7 @@ BUILD   ?= build
 SAN     ?=
 
 PKGS    := libzmq msgpack lmdb openblas cmocka zlib libcjson libsodium \
-           libprotobuf-c
+           libprotobuf-c libmicrohttpd
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wdouble-promotion -Wformat=2 -Wvla
 ifeq ($(CI),true)

@@ -22,6 +22,9 @@
 #include "sl_store.h"
 
 #include <cJSON.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -36,7 +39,7 @@ static const char *teacher_name, *out_path, *curve_secret, *curve_server;
 static const char *sample_arg;
 static float temperature;
 static int as_json, timeout_s, show_help, show_version, max_report, digits;
-static int as_logits;
+static int as_logits, watch;
 
 static sl_opt opts[] = {
 	{ "teacher", SL_OPT_STR, &teacher_name, NULL, 0, 0, "NAME", "teacher (get, export: optional when the cache has one; verify: only this one)", 0 },
@@ -47,6 +50,7 @@ static sl_opt opts[] = {
 	{ "out", SL_OPT_STR, &out_path, NULL, 0, 0, "FILE", "output .npy (export): float32 (rows, classes), NaN rows where absent", 0 },
 	{ "json", SL_OPT_FLAG, &as_json, NULL, 0, 0, NULL, "status: print the broker's JSON as is; get: one JSON object per sample and line, floats in full", 0 },
 	{ "timeout", SL_OPT_INT, &timeout_s, "5", 1, 3600, "S", "status: seconds to wait for the broker", 0 },
+	{ "watch", SL_OPT_FLAG, &watch, NULL, 0, 0, "[S]", "status: --watch [S] asks again every S seconds (default 2, 0.1-3600) until Ctrl-C or the broker stops answering (exit 0; 1 if it never answered); a terminal is redrawn, a pipe gets one line per refresh", 0 },
 	{ "curve-secret", SL_OPT_STR, &curve_secret, NULL, 0, 0, "FILE", "status: this client's secret key (with --curve-server; the .pub beside it must be on the broker's allow-list)", 0 },
 	{ "curve-server", SL_OPT_STR, &curve_server, NULL, 0, 0, "FILE", "status: the broker's public key (with --curve-secret)", 0 },
 	{ "max-report", SL_OPT_INT, &max_report, "20", 0, 1000000, "N", "verify: problems printed in full", 0 },
@@ -59,7 +63,7 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: softlabel status EP [--json] [--timeout S]\n"
+	    "usage: softlabel status EP [--json] [--timeout S] [--watch [S]]\n"
 	    "                        [--curve-secret FILE --curve-server FILE]\n"
 	    "       softlabel keygen NAME   (writes NAME.key, mode 0600, and NAME.pub)\n"
 	    "       softlabel inspect STORE\n"
@@ -253,25 +257,21 @@ cmd_teacher_remove(const char *dir, const char *name)
 	return 0;
 }
 
+/* Connect a DEALER to ep (CURVE when --curve-secret is given). 0, 1
+ * (runtime) or 2 (usage), the error on stderr. */
 static int
-cmd_status(const char *ep)
+status_connect(const char *ep, void *ctx, void **s)
 {
-	void *ctx = zmq_ctx_new(), *s = NULL;
-	sl_proto_buf buf = { 0 };
 	sl_errmsg why = { "" };
-	sl_msg m;
-	zmq_msg_t frame;
-	int rc = 1;
+	int rc;
 
-	zmq_msg_init(&frame);
 	if (sl_net_check_endpoint(ep, 0, &why) != 0) {
 		fprintf(stderr, "softlabel: status: %s\n", why.text);
-		rc = 2;
-		goto out;
+		return 2;
 	}
-	if (sl_net_socket(ctx, ZMQ_DEALER, 64 << 20, &s, &why) != 0) {
+	if (sl_net_socket(ctx, ZMQ_DEALER, 64 << 20, s, &why) != 0) {
 		fprintf(stderr, "softlabel: %s\n", why.text);
-		goto out;
+		return 1;
 	}
 	if (curve_secret != NULL) {
 		sl_curve_key sec, pub, srv;
@@ -279,29 +279,53 @@ cmd_status(const char *ep)
 		if (sl_curve_load_pair(curve_secret, &sec, &pub, &why) != 0 ||
 		    sl_curve_load_key(curve_server, 0, &srv, &why) != 0) {
 			fprintf(stderr, "softlabel: %s\n", why.text);
-			rc = 2;
-			goto out;
+			return 2;
 		}
-		rc = sl_curve_client_setup(s, &sec, &pub, &srv);
+		rc = sl_curve_client_setup(*s, &sec, &pub, &srv);
 		memset(&sec, 0, sizeof sec);
 		if (rc != 0) {
 			fprintf(stderr, "softlabel: CURVE: %s\n", zmq_strerror(rc));
-			rc = 1;
-			goto out;
+			return 1;
 		}
-		rc = 1;
 	}
-	if (zmq_connect(s, ep) != 0) {
+	if (zmq_connect(*s, ep) != 0) {
 		fprintf(stderr, "softlabel: %s: %s\n", ep, zmq_strerror(zmq_errno()));
-		rc = 2;
-		goto out;
+		return 2;
 	}
+	return 0;
+}
+
+static volatile sig_atomic_t watch_stop;
+
+static void
+on_watch_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+/* One STATUS round trip: the JSON text, malloc'd, in *text. 0; 1 with the
+ * error on stderr (no answer in --timeout, a bad answer); -1 when a signal
+ * of --watch stopped the wait. */
+static int
+status_query(void *s, const char *ep, sl_proto_buf *buf, char **text)
+{
+	sl_errmsg why = { "" };
+	zmq_msg_t frame;
+	sl_msg m;
+	int rc = 1, n;
+
 	memset(&m, 0, sizeof m);
 	m.type = SL_MSG_STATUS;
-	sl_net_send(s, &m, &buf);
+	sl_net_send(s, &m, buf);
+	zmq_msg_init(&frame);
 	zmq_pollitem_t item = { s, 0, ZMQ_POLLIN, 0 };
-	if (zmq_poll(&item, 1, (long)timeout_s * 1000) <= 0 ||
-	    zmq_msg_recv(&frame, s, 0) < 0) {
+	n = zmq_poll(&item, 1, (long)timeout_s * 1000);
+	if (n < 0 && zmq_errno() == EINTR && watch_stop) {
+		rc = -1;
+		goto out;
+	}
+	if (n <= 0 || zmq_msg_recv(&frame, s, 0) < 0) {
 		fprintf(stderr, "softlabel: no answer from %s in %d s\n", ep,
 		    timeout_s);
 		goto out;
@@ -312,19 +336,156 @@ cmd_status(const char *ep)
 		    why.text[0] ? why.text : sl_proto_type_name(m.type));
 		goto out;
 	}
-	char *text = malloc(m.u.status.json.len + 1);
-	if (text == NULL)
+	if ((*text = malloc(m.u.status.json.len + 1)) == NULL)
 		goto out;
-	memcpy(text, m.u.status.json.p, m.u.status.json.len);
-	text[m.u.status.json.len] = '\0';
-	if (as_json)
-		printf("%s\n", text);
-	else
-		print_status(text);
-	free(text);
+	memcpy(*text, m.u.status.json.p, m.u.status.json.len);
+	(*text)[m.u.status.json.len] = '\0';
 	rc = 0;
 out:
 	zmq_msg_close(&frame);
+	return rc;
+}
+
+/* --watch on a pipe or a file: one line per refresh, UTC time first:
+ *   2026-12-01T15:40:02Z big 5/10 shards 50.0% 1234 samples/s ETA 0:04;
+ *   workers 2; rejected 0
+ * Returns 1 when every teacher listed is done (and there is one). */
+static int
+print_status_line(const char *text)
+{
+	cJSON *root = cJSON_Parse(text), *t, *r;
+	const double shards = root ? num(root, "shards") : 0;
+	double rejected = 0;
+	int all_done = 1, nt = 0;
+	char when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (root == NULL) {
+		printf("%s %s\n", when, esc(text));
+		return 0;
+	}
+	printf("%s", when);
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
+		const double done = num(t, "done"), eta = num(t, "eta_s");
+
+		printf("%s %s %.0f/%.0f shards %.1f%% %.0f samples/s", nt++ ? ";" :
+		    "", str(t, "name"), done, shards, shards > 0 ?
+		    100 * done / shards : 0, num(t, "samples_per_s"));
+		if (!isnan(eta))
+			printf(" ETA %d:%02d", (int)eta / 60, (int)eta % 60);
+		if (done + num(t, "quarantined") < shards)
+			all_done = 0;
+	}
+	if (nt == 0)
+		printf(" no teacher yet");
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(root, "rejected"))
+		if (cJSON_IsNumber(r))
+			rejected += r->valuedouble;
+	printf("; workers %d; rejected %.0f\n", cJSON_GetArraySize(
+	    cJSON_GetObjectItemCaseSensitive(root, "workers")), rejected);
+	cJSON_Delete(root);
+	return nt > 0 && all_done;
+}
+
+/* Is every teacher of this status done (quarantined counts as finished)? */
+static int
+status_all_done(const char *text)
+{
+	cJSON *root = cJSON_Parse(text), *t;
+	int nt = 0, done = 1;
+
+	if (root == NULL)
+		return 0;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
+		nt++;
+		if (num(t, "done") + num(t, "quarantined") < num(root, "shards"))
+			done = 0;
+	}
+	cJSON_Delete(root);
+	return nt > 0 && done;
+}
+
+/* Sleep ms, or less when a signal of --watch comes. */
+static void
+watch_sleep(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (!watch_stop && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* softlabel status EP [--watch [S]]: once, or every S seconds until
+ * Ctrl-C or the broker stops answering after it has answered once (both
+ * exit 0, the second saying so on stderr); 1 when it never answered. */
+static int
+cmd_status(const char *ep, double watch_s)
+{
+	void *ctx = zmq_ctx_new(), *s = NULL;
+	sl_proto_buf buf = { 0 };
+	const int tty = isatty(STDOUT_FILENO);
+	char *text = NULL;
+	int rc, n = 0, last_done = 0;
+
+	if ((rc = status_connect(ep, ctx, &s)) != 0)
+		goto out;
+	if (watch_s > 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_watch_signal; /* no SA_RESTART: waits end */
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
+	for (;;) {
+		rc = status_query(s, ep, &buf, &text);
+		if (rc < 0 || watch_stop) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0) {
+			if (n > 0) {
+				fprintf(stderr, "softlabel: status: %s stopped "
+				    "answering after %d refreshes; %s\n", ep, n,
+				    last_done ? "its job was done" : "the last "
+				    "status had shards left (a broker that exits "
+				    "when done may go between two refreshes)");
+				rc = 0;
+			}
+			break;
+		}
+		n++;
+		if (watch_s <= 0) {
+			if (as_json)
+				printf("%s\n", text);
+			else
+				print_status(text);
+			free(text);
+			break;
+		}
+		if (as_json) {
+			printf("%s\n", text);
+			last_done = status_all_done(text);
+		} else if (tty) {
+			printf("\033[H\033[2J");
+			print_status(text);
+			printf("\nsoftlabel status %s, every %g s (Ctrl-C to "
+			    "stop)\n", esc(ep), watch_s);
+			last_done = status_all_done(text);
+		} else {
+			last_done = print_status_line(text);
+		}
+		fflush(stdout);
+		free(text);
+		text = NULL;
+		watch_sleep((long)(watch_s * 1000));
+		if (watch_stop)
+			break;
+	}
+out:
 	sl_net_close(&s);
 	zmq_ctx_term(ctx);
 	sl_proto_buf_fini(&buf);
@@ -968,6 +1129,29 @@ main(int argc, char **argv)
 	if (npos == 4 && strcmp(argv[pos[0]], "teacher") == 0 &&
 	    strcmp(argv[pos[1]], "remove") == 0)
 		return cmd_teacher_remove(argv[pos[2]], argv[pos[3]]);
+	/* status EP --watch S: S is a positional argument to sl_opt (the
+	 * flag takes no value); it must be a number, EP never is one. */
+	double watch_s = 2;
+	if (watch && npos == 3 && strcmp(argv[pos[0]], "status") == 0) {
+		int wi = sl_net_check_endpoint(argv[pos[1]], 0, NULL) == 0 ? 2 : 1;
+		char *end;
+
+		errno = 0;
+		watch_s = strtod(argv[pos[wi]], &end);
+		if (*argv[pos[wi]] == '\0' || *end != '\0' || errno != 0 ||
+		    !(watch_s >= 0.1 && watch_s <= 3600)) {
+			fprintf(stderr, "softlabel: --watch '%s': want seconds "
+			    "between refreshes, 0.1 to 3600\n", esc(argv[pos[wi]]));
+			return 2;
+		}
+		pos[wi] = pos[2];
+		npos = 2;
+	}
+	if (watch && (npos != 2 || strcmp(argv[pos[0]], "status") != 0)) {
+		fprintf(stderr, "softlabel: --watch goes with status only: "
+		    "softlabel status EP --watch [SECONDS]\n");
+		return 2;
+	}
 	if (npos != 2) {
 		usage(stderr);
 		return 2;
@@ -981,7 +1165,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "keygen") == 0)
 		return cmd_keygen(arg);
 	if (strcmp(cmd, "status") == 0)
-		return cmd_status(arg);
+		return cmd_status(arg, watch ? watch_s : 0);
 	if (strcmp(cmd, "inspect") == 0)
 		return cmd_inspect(arg);
 	if (strcmp(cmd, "verify") == 0)

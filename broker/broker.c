@@ -1,6 +1,7 @@
 #include "broker.h"
 #include "auth.h"
 #include "commit.h"
+#include "metrics.h"
 #include "conn.h"
 #include "repair.h"
 #include "session.h"
@@ -331,6 +332,7 @@ broker_close(broker *b)
 		zmq_ctx_term(b->zctx);
 	free(b->workers);
 	sl_proto_buf_fini(&b->out);
+	sl_metrics_text_fini(&b->mtext);
 	sl_store_close(&b->store);
 	sl_dataset_close(&b->ds);
 }
@@ -878,18 +880,19 @@ broker_run(broker *b)
 	/* The ZAP handler and the monitor share this thread with the
 	 * protocol: the allow-list needs no lock. A NULL socket is never
 	 * readable: zmq_poll skips items with neither socket nor fd. */
-	zmq_pollitem_t items[4] = {
+	zmq_pollitem_t items[5] = {
 		{ b->sock, 0, ZMQ_POLLIN, 0 },
 		{ b->status_sock, -1, ZMQ_POLLIN, 0 },
 		{ b->zap, -1, ZMQ_POLLIN, 0 },
 		{ b->monitor, -1, ZMQ_POLLIN, 0 },
+		{ NULL, b->metrics ? sl_metrics_fd(b->metrics) : -1, ZMQ_POLLIN, 0 },
 	};
 	int nitems = 0;
-	zmq_pollitem_t live[4];
+	zmq_pollitem_t live[5];
 	uint64_t last_expire = sl_net_now_ms();
 
-	for (int i = 0; i < 4; i++)
-		if (items[i].socket != NULL)
+	for (int i = 0; i < 5; i++)
+		if (items[i].socket != NULL || items[i].fd >= 0)
 			live[nitems++] = items[i];
 
 	sl_info("ready bind=%s store=%s rows=%" PRIu64 " shards=%" PRIu64
@@ -908,7 +911,9 @@ broker_run(broker *b)
 		for (int i = 0; i < nitems; i++) {
 			if (!(live[i].revents & ZMQ_POLLIN))
 				continue;
-			if (live[i].socket == b->sock)
+			if (live[i].socket == NULL) /* the only fd item */
+				metrics_serve(b);
+			else if (live[i].socket == b->sock)
 				drain(b, b->sock, 1024);
 			else if (live[i].socket == b->status_sock)
 				drain(b, b->status_sock, 64);

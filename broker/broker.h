@@ -11,6 +11,7 @@
  *   commit.c   a group of results and quarantines in one transaction
  *   broker.c   the job, scheduling, the other messages, the loop
  *   status.c   status as JSON
+ *   metrics.c  the same numbers in Prometheus text format (--metrics-bind)
  *
  * Leases live in memory only: after a restart every shard that is not DONE
  * or QUARANTINED in the cache is PENDING again, and workers re-claim the
@@ -27,12 +28,14 @@
 #include "sl_curve.h"
 #include "sl_data.h"
 #include "sl_log.h"
+#include "sl_metrics.h"
 #include "sl_proto.h"
 #include "sl_store.h"
 
 #define BROKER_MAX_WORKERS 4096
 #define BROKER_MAX_GROUP 256  /* results per commit transaction */
 #define BROKER_GRANTS 64      /* shards a worker may answer for */
+#define METRICS_COMMIT_BUCKETS 14 /* commit histogram (metrics.c) */
 
 typedef struct broker_cfg {
 	const char *store, *dataset, *bind, *status_bind;
@@ -55,6 +58,7 @@ typedef struct teacher_sched {
 	uint64_t done_at_start;
 	double rate;          /* committed samples/s, smoothed */
 	uint64_t rate_t_ms, rate_samples;
+	uint64_t committed_samples; /* this run */
 } teacher_sched;
 
 typedef struct worker {
@@ -209,6 +213,11 @@ typedef struct broker {
 	uint64_t hellos;      /* workers welcomed in this run */
 	uint64_t start_ms;
 	volatile sig_atomic_t *stop;
+
+	sl_metrics *metrics;  /* --metrics-bind (main owns it), or NULL */
+	sl_metrics_text mtext; /* its text, rendered on this thread */
+	uint64_t commit_hist[METRICS_COMMIT_BUCKETS + 1]; /* last: +Inf */
+	double commit_seconds_sum;
 } broker;
 
 /* Open the store and dataset, create or resume the job, bind. Logs its own

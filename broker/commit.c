@@ -1,7 +1,9 @@
 #include "commit.h"
+#include "metrics.h"
 #include "session.h"
 #include "sl_log.h"
 #include "sl_net.h"
+#include "sl_progress.h"
 
 static void
 update_rate(teacher_sched *ts, uint64_t samples)
@@ -25,10 +27,12 @@ commit_group(broker *b)
 {
 	sl_store_txn *txn = NULL;
 	sl_errmsg why = { "" };
+	double t0;
 	int rc;
 
 	if (b->ngroup == 0 && b->nquarantine == 0)
 		return;
+	t0 = sl_now_s();
 	rc = sl_store_write_begin(b->store, &txn, &why);
 	for (uint32_t i = 0; rc == 0 && i < b->ngroup; i++) {
 		pending_result *p = &b->group[i];
@@ -49,6 +53,7 @@ commit_group(broker *b)
 		rc = sl_store_write_commit(&txn, &why);
 	else
 		sl_store_write_abort(&txn);
+	metrics_observe_commit(b, sl_now_s() - t0);
 
 	if (rc != 0) {
 		/* A full disk fails every commit until space is freed: one
@@ -69,6 +74,7 @@ commit_group(broker *b)
 		if (rc == 0) {
 			lease_committed(&ts->lease, p->shard, 1);
 			update_rate(ts, p->nrows);
+			ts->committed_samples += p->nrows;
 			if (w != NULL) {
 				w->results++;
 				w->samples += p->nrows;

@@ -29,13 +29,14 @@ on_signal(int sig)
 
 static broker_cfg cfg;
 static int show_help, show_version;
-static const char *log_level;
+static const char *log_level, *metrics_bind;
 
 static sl_opt opts[] = {
 	{ "store", SL_OPT_STR, &cfg.store, NULL, 0, 0, "DIR", "logit cache (LMDB directory); created on first start", 0 },
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "rows to label (.npy, IDX, IDX.gz)", 0 },
 	{ "bind", SL_OPT_STR, &cfg.bind, "tcp://127.0.0.1:5555", 0, 0, "EP", "ZeroMQ endpoint for workers", 0 },
 	{ "status-bind", SL_OPT_STR, &cfg.status_bind, NULL, 0, 0, "EP", "extra endpoint answering STATUS only (probes)", 0 },
+	{ "metrics-bind", SL_OPT_STR, &metrics_bind, NULL, 0, 0, "HOST:PORT", "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (e.g. 127.0.0.1:9100; 0 as PORT: any free one, logged); off by default", 0 },
 	{ "curve-secret", SL_OPT_STR, &cfg.curve_secret, NULL, 0, 0, "FILE", "speak CURVE with this secret key (softlabel keygen; owned by us: mode 0600 at most, by root: 0640 at most); needs --allow-keys", 0 },
 	{ "allow-keys", SL_OPT_STR, &cfg.allow_keys, NULL, 0, 0, "DIR", "admit only clients whose public key is a *.pub file here; SIGHUP re-reads it", 0 },
 	{ "teacher", SL_OPT_STR, &cfg.teachers, NULL, 0, 0, "NAME[=SHA256],...", "the operator's teachers: HELLO may name only these (with that model's sha256sum, when given); --exit-when-done waits for these alone (default: open registration)", 0 },
@@ -214,6 +215,11 @@ main(int argc, char **argv)
 		    "status-bind", why.text);
 		return 2;
 	}
+	if (metrics_bind != NULL &&
+	    sl_metrics_check_addr(metrics_bind, &why) != 0) {
+		fprintf(stderr, "softlabel-broker: --metrics-bind: %s\n", why.text);
+		return 2;
+	}
 	(void)sl_log_parse_level(log_level, &level);
 	sl_log_init("softlabel-broker", level);
 	{
@@ -229,12 +235,25 @@ main(int argc, char **argv)
 	struct stat st;
 	int is_new;
 
+	/* Bound before the cache is touched: a port that is taken stops the
+	 * start with nothing created. */
+	sl_metrics *metrics = NULL;
+
+	if (metrics_bind != NULL) {
+		if ((rc = sl_metrics_open(metrics_bind, &metrics, &why)) != 0) {
+			sl_error("--metrics-bind %s", why.text);
+			return rc == SL_EINVAL || rc == EADDRNOTAVAIL ? 2 : 1;
+		}
+		sl_info("metrics on http://%s/metrics (port %d)", metrics_bind,
+		    sl_metrics_port(metrics));
+	}
 	snprintf(data_path, sizeof data_path, "%s/data.mdb", cfg.store);
 	is_new = stat(data_path, &st) != 0 && errno == ENOENT;
 	if (is_new)
 		(void)names_before(cfg.store, &fresh);
 	if ((rc = broker_open(&b, &cfg, &stop_requested)) == 0) {
 		b.reload = &reload_requested;
+		b.metrics = metrics;
 		if (cfg.curve_secret == NULL)
 			sl_warn("traffic on %s is unauthenticated and unencrypted: "
 			    "bind only where you trust the network", cfg.bind);
@@ -246,6 +265,7 @@ main(int argc, char **argv)
 		is_new = 0; /* it started: the cache is the job's now */
 	}
 	broker_close(&b);
+	sl_metrics_close(&metrics);
 	if (is_new && rc != 0)
 		undo_store(cfg.store, &fresh);
 	fresh_store_fini(&fresh);

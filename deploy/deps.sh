@@ -12,7 +12,7 @@ set -eu
 # these (tests/integration/deploy_docker.sh checks it).
 BUILD_PKGS="build-essential pkg-config libzmq3-dev libmsgpack-dev liblmdb-dev
 libopenblas-dev libcmocka-dev zlib1g-dev libcjson-dev libsodium-dev
-libprotobuf-c-dev protobuf-c-compiler libonnx-dev"
+libprotobuf-c-dev protobuf-c-compiler libonnx-dev libmicrohttpd-dev"
 # Tests, demo and fuzzing (libonnx-testdata: ONNX's backend test cases;
 # python3-onnx, python3-lmdb: the PyTorch export and cache checks; python3-lmdb,
 # python3-numpy, python3-msgpack, python3-zmq and python3-torch: the Python

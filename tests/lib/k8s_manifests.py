@@ -190,6 +190,18 @@ def check(d, bindir):
     need(sorted(sports.items()) == sorted({bport: bport, sport: sport}.items()),
          f"Service ports {sports} do not match --bind :{bport} and "
          f"--status-bind :{sport}")
+    if benv.get("SOFTLABEL_BROKER_METRICS_BIND"):
+        mhost, _, mport = benv["SOFTLABEL_BROKER_METRICS_BIND"].rpartition(":")
+        ann = sts["spec"]["template"]["metadata"].get("annotations", {})
+        need(mhost == "0.0.0.0" and cports.get("metrics") == int(mport),
+             f"--metrics-bind {mhost}:{mport} is not 0.0.0.0 and the "
+             f"container port 'metrics' ({cports.get('metrics')})")
+        need(ann.get("prometheus.io/scrape") == "true" and
+             ann.get("prometheus.io/port") == mport and
+             ann.get("prometheus.io/path") == "/metrics",
+             f"the broker pod's prometheus.io annotations {ann} do not say "
+             f"scrape port {mport} path /metrics")
+        print(f"metrics on container port {mport}, annotated for Prometheus")
     sel = svc["spec"]["selector"]
     labels = sts["spec"]["template"]["metadata"]["labels"]
     need(all(labels.get(k) == v for k, v in sel.items()),
@@ -337,7 +349,9 @@ def pod(d, which, outdir, root, bind_port, status_port):
         with open(os.path.join(outdir, name), "w") as fh:
             fh.writelines(line + "\n" for line in lines)
 
-    envl = [f"{k}={remap(v)}" for k, v in env.items()]
+    # The metrics port (HOST:PORT, no tcp://): any free one on loopback.
+    envl = [f"{k}={'127.0.0.1:0' if k == 'SOFTLABEL_BROKER_METRICS_BIND' else remap(v)}"
+            for k, v in env.items()]
     write("env", envl)
 
     def script(name, argv):
