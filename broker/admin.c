@@ -228,7 +228,7 @@ print_status(const char *text)
 static int
 cmd_teacher_remove(const char *dir, const char *name)
 {
-	sl_store_opts o = { 0, 0, 0 };
+	sl_store_opts o = { 0, 0, 0, "softlabel teacher remove" };
 	sl_store *s = NULL;
 	sl_errmsg why = { "" };
 	char data[SL_FILE_PATH_MAX];
@@ -365,7 +365,7 @@ typedef struct cache {
 static int
 cache_open(const char *dir, cache *c)
 {
-	sl_store_opts o = { 1, 0, 0 };
+	sl_store_opts o = { 1, 0, 0, NULL };
 	sl_errmsg why = { "" };
 
 	memset(c, 0, sizeof *c);

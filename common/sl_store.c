@@ -300,6 +300,37 @@ open_dbi(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi,
 	return 0;
 }
 
+/* Who holds the lock, as its holder wrote it ("pid 1234 softlabel-broker
+ * on tcp://..."), printable bytes only: the file is anyone's to write. */
+static void
+lock_owner(int fd, char *out, size_t cap)
+{
+	char buf[SL_STORE_MAX_OWNER + 32];
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	size_t j = 0;
+
+	for (ssize_t i = 0; i < n && buf[i] != '\n' && j + 1 < cap; i++)
+		out[j++] = buf[i] >= 0x20 && buf[i] < 0x7f ? buf[i] : '?';
+	out[j] = '\0';
+	if (j == 0) /* between its flock and its write, or an old build */
+		snprintf(out, cap, "another program (its pid not written yet)");
+}
+
+/* Write "pid N OWNER\n" into the held lock file, for the refusal above. A
+ * failure is harmless (the lock holds; only the message is poorer). */
+static void
+lock_claim(int fd, const char *owner)
+{
+	char buf[SL_STORE_MAX_OWNER + 32];
+	int n = snprintf(buf, sizeof buf, "pid %ld%s%.*s\n", (long)getpid(),
+	    owner != NULL && *owner ? " " : "", SL_STORE_MAX_OWNER,
+	    owner != NULL ? owner : "");
+
+	if (n > 0 && ftruncate(fd, 0) == 0 &&
+	    pwrite(fd, buf, (size_t)n, 0) != (ssize_t)n)
+		(void)ftruncate(fd, 0);
+}
+
 int
 sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
     sl_errmsg *why)
@@ -348,13 +379,19 @@ sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
 			goto fail;
 		}
 		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-			rc = errno == EWOULDBLOCK ? sl_errmsg_set(why, EBUSY,
-			    "another program writes the cache %s (a broker "
-			    "runs on it): one writer per cache", dir) :
-			    sl_errmsg_set(why, errno, "lock %s: %s", s->data_path,
-			    strerror(errno));
+			if (errno == EWOULDBLOCK) {
+				char who[SL_STORE_MAX_OWNER + 32];
+
+				lock_owner(s->lock_fd, who, sizeof who);
+				rc = sl_errmsg_set(why, EBUSY, "the cache %s is "
+				    "written by %s: one writer per cache", dir, who);
+			} else {
+				rc = sl_errmsg_set(why, errno, "lock %s: %s",
+				    s->data_path, strerror(errno));
+			}
 			goto fail;
 		}
+		lock_claim(s->lock_fd, o->owner);
 	}
 	snprintf(s->data_path, plen, "%s/data.mdb", dir);
 	if (o->readonly && stat(s->data_path, &st) != 0) {

@@ -80,7 +80,7 @@ teardown(void **state)
 static sl_store *
 open_store(const char *path, int readonly)
 {
-	sl_store_opts o = { readonly, 0, 0 };
+	sl_store_opts o = { readonly, 0, 0, NULL };
 	sl_store *s = NULL;
 	sl_errmsg why = { "" };
 	int rc = sl_store_open(path, &o, &s, &why);
@@ -234,7 +234,7 @@ test_job_roundtrip(void **state)
 static void
 test_readonly_missing(void **state)
 {
-	sl_store_opts ro = { 1, 0, 0 };
+	sl_store_opts ro = { 1, 0, 0, NULL };
 	sl_store *s = NULL;
 	sl_errmsg why = { "" };
 
@@ -465,7 +465,7 @@ test_teacher_invalid(void **state)
 static void
 test_teacher_limit(void **state)
 {
-	sl_store_opts o = { 0, 1, 0 }; /* nosync: 257 commits */
+	sl_store_opts o = { 0, 1, 0, NULL }; /* nosync: 257 commits */
 	sl_store *s = NULL;
 	sl_store_teacher t;
 	sl_errmsg why = { "" };
@@ -962,7 +962,7 @@ child_reader(int fd, int kill_me)
 {
 	sl_store *s = NULL;
 	sl_store_txn *t = NULL;
-	sl_store_opts o = { 1, 0, 0 };
+	sl_store_opts o = { 1, 0, 0, NULL };
 	char c = 'r';
 
 	if (sl_store_open(dir, &o, &s, NULL) != 0 ||
@@ -1031,7 +1031,7 @@ test_stale_readers(void **state)
 static void
 test_map_full(void **state)
 {
-	sl_store_opts o = { 0, 1, 1u << 20 }; /* 1 MiB map */
+	sl_store_opts o = { 0, 1, 1u << 20, NULL }; /* 1 MiB map */
 	sl_store *s = NULL;
 	sl_store_stat st;
 	sl_store_txn *t = NULL;
@@ -1073,7 +1073,7 @@ test_map_full(void **state)
 static void
 test_failed_txn_refuses_commit(void **state)
 {
-	sl_store_opts o = { 0, 1, 1u << 20 };
+	sl_store_opts o = { 0, 1, 1u << 20, NULL };
 	static uint8_t recs[1024 * REC];
 	sl_store *s = NULL;
 	sl_store_txn *t = NULL;
@@ -1104,7 +1104,7 @@ test_remove_teacher_and_one_writer(void **state)
 	sl_store_job job = sample_job();
 	sl_store_teacher a = sample_teacher("a"), b = sample_teacher("b");
 	sl_store_teacher c = sample_teacher("c"), d = sample_teacher("d");
-	sl_store_opts o = { 0, 0, 0 };
+	sl_store_opts o = { 0, 0, 0, NULL };
 	sl_errmsg why = { "" };
 
 	(void)state;
@@ -1129,12 +1129,43 @@ test_remove_teacher_and_one_writer(void **state)
 	sl_store_close(&second);
 }
 
+/* The refusal names the holder: its pid and what it said it is, with bytes
+ * that are not printable replaced (the file is anyone's to write). */
+static void
+test_writer_lock_names_owner(void **state)
+{
+	sl_store_opts o = { 0, 0, 0, "unit test on tcp://127.0.0.1:9\x1b[2J" };
+	sl_store_opts plain = { 0, 0, 0, NULL };
+	sl_store *s = NULL, *second = NULL;
+	sl_errmsg why = { "" };
+	char want[128];
+
+	(void)state;
+	assert_int_equal(sl_store_open(dir, &o, &s, &why), 0);
+	assert_int_equal(sl_store_open(dir, &plain, &second, &why), EBUSY);
+	snprintf(want, sizeof want, "is written by pid %ld unit test on "
+	    "tcp://127.0.0.1:9?[2J: one writer per cache", (long)getpid());
+	if (strstr(why.text, want) == NULL)
+		fail_msg("refusal '%s' lacks '%s'", why.text, want);
+	sl_store_close(&s);
+	/* The next writer's own line replaces the old one. */
+	assert_int_equal(sl_store_open(dir, &plain, &s, &why), 0);
+	assert_int_equal(sl_store_open(dir, &o, &second, &why), EBUSY);
+	snprintf(want, sizeof want, "is written by pid %ld: one writer",
+	    (long)getpid());
+	if (strstr(why.text, want) == NULL)
+		fail_msg("refusal '%s' lacks '%s'", why.text, want);
+	sl_store_close(&s);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_teacher_and_one_writer,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_lock_names_owner,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_missing, setup,
 		    teardown),
