@@ -93,6 +93,15 @@ int sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
 /* Close; every transaction must have ended. Accepts NULL, NULLs *s. */
 void sl_store_close(sl_store **s);
 
+/* Write a compacted copy of the cache, as one read snapshot sees it (the
+ * writer keeps writing; every shard in the copy is complete, since a shard
+ * and its records commit together), to the new directory dest: dest must
+ * not exist (EEXIST), the copy is built in dest.copy-PID.tmp beside it,
+ * synced, then renamed to dest, so dest is either absent or complete and
+ * a failure leaves nothing. writer.lock is not copied (the copy has no
+ * writer). Any open mode; safe while other threads use s. */
+int sl_store_copy(sl_store *s, const char *dest, sl_errmsg *why);
+
 /* The job a store holds. */
 typedef struct sl_store_job {
 	char dataset_path[1024];
