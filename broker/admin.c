@@ -4,6 +4,7 @@
  *   softlabel keygen NAME                       CURVE key pair NAME.key, NAME.pub
  *   softlabel inspect STORE                     meta, counts, bytes per sample
  *   softlabel verify STORE                      every record and shard checked
+ *   softlabel copy STORE DEST                   compacted snapshot of a live cache
  *   softlabel get STORE --teacher T --sample I  one distribution
  *   softlabel export STORE --teacher T --out probs.npy
  *   softlabel doctor                            BLAS kernel, CPU, threads, self-check
@@ -68,6 +69,9 @@ usage(FILE *out)
 	    "       softlabel keygen NAME   (writes NAME.key, mode 0600, and NAME.pub)\n"
 	    "       softlabel inspect STORE\n"
 	    "       softlabel verify STORE [--teacher NAME]\n"
+	    "       softlabel copy STORE DEST   (a compacted, consistent snapshot,\n"
+	    "                           also of a cache a broker writes, into the new\n"
+	    "                           directory DEST; nothing left there on failure)\n"
 	    "       softlabel get STORE [--teacher NAME] --sample A[:B] [--temperature T]\n"
 	    "                     [--digits N] [--logits] [--json]\n"
 	    "       softlabel export STORE [--teacher NAME] --out FILE.npy [--temperature T]\n"
@@ -232,7 +236,7 @@ print_status(const char *text)
 static int
 cmd_teacher_remove(const char *dir, const char *name)
 {
-	sl_store_opts o = { 0, 0, 0 };
+	sl_store_opts o = { 0, 0, 0, "softlabel teacher remove" };
 	sl_store *s = NULL;
 	sl_errmsg why = { "" };
 	char data[SL_FILE_PATH_MAX];
@@ -526,7 +530,7 @@ typedef struct cache {
 static int
 cache_open(const char *dir, cache *c)
 {
-	sl_store_opts o = { 1, 0, 0 };
+	sl_store_opts o = { 1, 0, 0, NULL };
 	sl_errmsg why = { "" };
 
 	memset(c, 0, sizeof *c);
@@ -629,6 +633,43 @@ cmd_inspect(const char *dir)
 	    st.readers_max);
 	sl_store_read_end(&txn);
 	sl_store_close(&c.store);
+	return 0;
+}
+
+/* softlabel copy STORE DEST: a compacted snapshot of a cache, live or not,
+ * into the new directory DEST (sl_store_copy). Exit 0 copied, 1 failed
+ * (nothing left at DEST). */
+static int
+cmd_copy(const char *dir, const char *dest)
+{
+	cache c;
+	sl_store_stat src, dst;
+	sl_store *copy = NULL;
+	sl_store_opts ro = { 1, 0, 0, NULL };
+	sl_errmsg why = { "" };
+
+	if (cache_open(dir, &c) != 0)
+		return 1;
+	if (sl_store_stat_get(c.store, &src, &why) != 0 ||
+	    sl_store_copy(c.store, dest, &why) != 0) {
+		fprintf(stderr, "softlabel: copy %s to %s: %s\n", dir, dest,
+		    why.text);
+		sl_store_close(&c.store);
+		return 1;
+	}
+	sl_store_close(&c.store);
+	if (sl_store_open(dest, &ro, &copy, &why) != 0 ||
+	    sl_store_stat_get(copy, &dst, &why) != 0) {
+		fprintf(stderr, "softlabel: the copy %s does not open: %s\n", dest,
+		    why.text);
+		sl_store_close(&copy);
+		return 1;
+	}
+	sl_store_close(&copy);
+	printf("copied %s to %s: %" PRIu64 " labels, %" PRIu64 " shard entries, %"
+	    PRIu64 " inputs; %" PRIu64 " bytes (the source's file: %" PRIu64
+	    ")\n", dir, dest, dst.labels, dst.shards, dst.inputs, dst.file_bytes,
+	    src.file_bytes);
 	return 0;
 }
 
@@ -1126,9 +1167,16 @@ main(int argc, char **argv)
 	sl_blas_log_startup(0, SL_LOG_WARN);
 	if (npos == 1 && strcmp(argv[pos[0]], "doctor") == 0)
 		return cmd_doctor();
+	if (npos == 3 && strcmp(argv[pos[0]], "copy") == 0)
+		return cmd_copy(argv[pos[1]], argv[pos[2]]);
 	if (npos == 4 && strcmp(argv[pos[0]], "teacher") == 0 &&
 	    strcmp(argv[pos[1]], "remove") == 0)
 		return cmd_teacher_remove(argv[pos[2]], argv[pos[3]]);
+	if (npos >= 1 && strcmp(argv[pos[0]], "copy") == 0) {
+		fprintf(stderr, "softlabel: copy takes STORE and DEST (a new "
+		    "directory)\n");
+		return 2;
+	}
 	/* status EP --watch S: S is a positional argument to sl_opt (the
 	 * flag takes no value); it must be a number, EP never is one. */
 	double watch_s = 2;

@@ -89,7 +89,8 @@ static int
 open_job(broker *b)
 {
 	const broker_cfg *c = b->cfg;
-	sl_store_opts so = { 0, c->nosync, (uint64_t)c->map_size_bytes };
+	char owner[SL_STORE_MAX_OWNER];
+	sl_store_opts so = { 0, c->nosync, (uint64_t)c->map_size_bytes, owner };
 	sl_fingerprint fp;
 	sl_errmsg why = { "" };
 	int rc;
@@ -102,6 +103,7 @@ open_job(broker *b)
 		sl_error("%s: fingerprint: %s", c->dataset, sl_strerror(rc));
 		return 1;
 	}
+	snprintf(owner, sizeof owner, "softlabel-broker on %s", c->bind);
 	if ((rc = sl_store_open(c->store, &so, &b->store, &why)) != 0) {
 		sl_error("%s: %s%s", c->store, why.text, rc == ENOMEM ?
 		    " (--map-size sets it)" : "");

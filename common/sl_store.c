@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <time.h>
@@ -300,6 +301,37 @@ open_dbi(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi,
 	return 0;
 }
 
+/* Who holds the lock, as its holder wrote it ("pid 1234 softlabel-broker
+ * on tcp://..."), printable bytes only: the file is anyone's to write. */
+static void
+lock_owner(int fd, char *out, size_t cap)
+{
+	char buf[SL_STORE_MAX_OWNER + 32];
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	size_t j = 0;
+
+	for (ssize_t i = 0; i < n && buf[i] != '\n' && j + 1 < cap; i++)
+		out[j++] = buf[i] >= 0x20 && buf[i] < 0x7f ? buf[i] : '?';
+	out[j] = '\0';
+	if (j == 0) /* between its flock and its write, or an old build */
+		snprintf(out, cap, "another program (its pid not written yet)");
+}
+
+/* Write "pid N OWNER\n" into the held lock file, for the refusal above. A
+ * failure is harmless (the lock holds; only the message is poorer). */
+static void
+lock_claim(int fd, const char *owner)
+{
+	char buf[SL_STORE_MAX_OWNER + 32];
+	int n = snprintf(buf, sizeof buf, "pid %ld%s%.*s\n", (long)getpid(),
+	    owner != NULL && *owner ? " " : "", SL_STORE_MAX_OWNER,
+	    owner != NULL ? owner : "");
+
+	if (n > 0 && ftruncate(fd, 0) == 0 &&
+	    pwrite(fd, buf, (size_t)n, 0) != (ssize_t)n)
+		(void)ftruncate(fd, 0);
+}
+
 int
 sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
     sl_errmsg *why)
@@ -348,13 +380,19 @@ sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
 			goto fail;
 		}
 		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-			rc = errno == EWOULDBLOCK ? sl_errmsg_set(why, EBUSY,
-			    "another program writes the cache %s (a broker "
-			    "runs on it): one writer per cache", dir) :
-			    sl_errmsg_set(why, errno, "lock %s: %s", s->data_path,
-			    strerror(errno));
+			if (errno == EWOULDBLOCK) {
+				char who[SL_STORE_MAX_OWNER + 32];
+
+				lock_owner(s->lock_fd, who, sizeof who);
+				rc = sl_errmsg_set(why, EBUSY, "the cache %s is "
+				    "written by %s: one writer per cache", dir, who);
+			} else {
+				rc = sl_errmsg_set(why, errno, "lock %s: %s",
+				    s->data_path, strerror(errno));
+			}
 			goto fail;
 		}
+		lock_claim(s->lock_fd, o->owner);
 	}
 	snprintf(s->data_path, plen, "%s/data.mdb", dir);
 	if (o->readonly && stat(s->data_path, &st) != 0) {
@@ -437,6 +475,120 @@ sl_store_close(sl_store **sp)
 	free(s->data_path);
 	free(s);
 	*sp = NULL;
+}
+
+/* --- consistent copies ----------------------------------------------------- */
+
+#define SL_STORE_PATH_MAX 4096
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1u << 0) /* <linux/fs.h> */
+#endif
+
+/* Rename the directory from to to, failing with EEXIST when to exists
+ * (rename(2) alone would replace an empty directory). Filesystems without
+ * renameat2 fall back to a check then rename: a race with a directory made
+ * at to in between is the one gap left. */
+static int
+rename_noreplace(const char *from, const char *to)
+{
+#ifdef SYS_renameat2
+	struct stat st;
+
+	if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to,
+	    RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return errno;
+	if (lstat(to, &st) == 0)
+		return EEXIST;
+#endif
+	return rename(from, to) == 0 ? 0 : errno;
+}
+
+/* fsync path (a file or a directory); 0 or errno. */
+static int
+sync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return errno;
+	if (fsync(fd) != 0)
+		rc = errno;
+	close(fd);
+	return rc;
+}
+
+/* Remove the temporary directory of a failed copy and what LMDB put in it. */
+static void
+remove_tmp(const char *tmp)
+{
+	char p[SL_STORE_PATH_MAX + 16];
+
+	snprintf(p, sizeof p, "%s/data.mdb", tmp);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/lock.mdb", tmp);
+	unlink(p);
+	rmdir(tmp);
+}
+
+int
+sl_store_copy(sl_store *s, const char *dest, sl_errmsg *why)
+{
+	char tmp[SL_STORE_PATH_MAX], data[SL_STORE_PATH_MAX + 16];
+	char parent[SL_STORE_PATH_MAX], *slash;
+	struct stat st;
+	int rc;
+
+	if (dest == NULL || *dest == '\0')
+		return sl_errmsg_set(why, SL_EINVAL, "empty destination");
+	if (strlen(dest) + 32 >= sizeof tmp)
+		return sl_errmsg_set(why, SL_EINVAL, "destination path too long");
+	if (lstat(dest, &st) == 0)
+		return sl_errmsg_set(why, EEXIST, "%s exists: a copy goes to a "
+		    "new directory, never over anything", dest);
+	/* Beside dest, so the final rename stays inside one filesystem. */
+	snprintf(tmp, sizeof tmp, "%s.copy-%ld.tmp", dest, (long)getpid());
+	if (mkdir(tmp, 0755) != 0)
+		return sl_errmsg_set(why, errno, "create %s: %s", tmp,
+		    strerror(errno));
+	/* One read transaction: the copy is the snapshot of one commit, the
+	 * writer is not blocked, freed pages are left out (compact). */
+	if ((rc = mdb_env_copy2(s->env, tmp, MDB_CP_COMPACT)) != 0) {
+		rc = lmdb_err(why, rc, s, "copy");
+		goto fail;
+	}
+	snprintf(data, sizeof data, "%s/data.mdb", tmp);
+	if ((rc = sync_path(data)) != 0 || (rc = sync_path(tmp)) != 0) {
+		rc = sl_errmsg_set(why, rc, "sync %s: %s", tmp, strerror(rc));
+		goto fail;
+	}
+	if ((rc = rename_noreplace(tmp, dest)) != 0) {
+		rc = rc == EEXIST || rc == ENOTEMPTY ? sl_errmsg_set(why, EEXIST,
+		    "%s appeared during the copy: left alone", dest) :
+		    sl_errmsg_set(why, rc, "rename %s to %s: %s", tmp, dest,
+		    strerror(rc));
+		goto fail;
+	}
+	snprintf(parent, sizeof parent, "%s", dest);
+	slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	else
+		snprintf(parent, sizeof parent, ".");
+	/* The rename made durable; it happened, so a failure here is only
+	 * reported in the log's way: the copy is complete either way. */
+	if ((rc = sync_path(parent)) != 0)
+		return sl_errmsg_set(why, rc, "sync %s (the copy %s is complete, "
+		    "its name may not survive a crash): %s", parent, dest,
+		    strerror(rc));
+	return 0;
+fail:
+	remove_tmp(tmp);
+	return rc;
 }
 
 /* --- transactions --------------------------------------------------------- */

@@ -70,19 +70,37 @@ typedef struct sl_store_opts {
 	int readonly;
 	int nosync;              /* MDB_NOSYNC: fast, not durable across a crash */
 	uint64_t map_size_bytes; /* 0: default (1 TiB of address space) */
+	/* A writer's description, written after its pid into writer.lock and
+	 * named to a second writer that is refused ("softlabel-broker on
+	 * tcp://127.0.0.1:5555"); at most SL_STORE_MAX_OWNER bytes kept. NULL:
+	 * the pid alone. Ignored when readonly. */
+	const char *owner;
 } sl_store_opts;
+
+#define SL_STORE_MAX_OWNER 256
 
 /* Open (and, unless readonly, create) the environment in dir, creating the
  * directory (0755) and the four databases if missing; clears stale reader
  * slots. A writable open takes dir/writer.lock (flock, released when the
- * store is closed or the process dies): one writer per cache, a second
- * writable open, in another process or this one, is EBUSY. o may be NULL (defaults). A read-only open of a directory without
+ * store is closed or the process dies) and writes "pid N OWNER" into it:
+ * one writer per cache, a second writable open, in another process or this
+ * one, is EBUSY with a message naming the holder's pid and owner text. o
+ * may be NULL (defaults). A read-only open of a directory without
  * a cache is ENOENT; an LMDB environment without our databases SL_EFORMAT.
  * *out is owned by the caller (sl_store_close). */
 int sl_store_open(const char *dir, const sl_store_opts *o, sl_store **out,
     sl_errmsg *why);
 /* Close; every transaction must have ended. Accepts NULL, NULLs *s. */
 void sl_store_close(sl_store **s);
+
+/* Write a compacted copy of the cache, as one read snapshot sees it (the
+ * writer keeps writing; every shard in the copy is complete, since a shard
+ * and its records commit together), to the new directory dest: dest must
+ * not exist (EEXIST), the copy is built in dest.copy-PID.tmp beside it,
+ * synced, then renamed to dest, so dest is either absent or complete and
+ * a failure leaves nothing. writer.lock is not copied (the copy has no
+ * writer). Any open mode; safe while other threads use s. */
+int sl_store_copy(sl_store *s, const char *dest, sl_errmsg *why);
 
 /* The job a store holds. */
 typedef struct sl_store_job {

@@ -110,7 +110,7 @@ int
 distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
     uint32_t classes)
 {
-	sl_store_opts so = { 1, 0, 0 };
+	sl_store_opts so = { 1, 0, 0, NULL };
 	sl_store_teacher all[SL_STORE_MAX_TEACHERS];
 	sl_fingerprint fp;
 	sl_errmsg why = { "" };
@@ -165,7 +165,7 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 int
 distill_ready(const distill_cfg *cfg, char *what, size_t what_len)
 {
-	sl_store_opts so = { 1, 0, 0 };
+	sl_store_opts so = { 1, 0, 0, NULL };
 	sl_store_teacher all[SL_STORE_MAX_TEACHERS];
 	sl_errmsg why = { "" };
 	sl_store *st = NULL;

@@ -52,7 +52,8 @@ set +e
 "$BIN/softlabel" teacher remove "$T/c2" stray-0 2>"$T/rm0.err"; rc0=$?
 set -e
 sl_check "$rc -eq 1" "a second broker on the store: exit $rc, not 1"
-grep -q "one writer per cache" "$T/second.err" || sl_fail "second broker: $(cat "$T/second.err")"
+grep -q "is written by pid $BROKER_PID softlabel-broker on $BROKER_EP: one writer per cache" \
+    "$T/second.err" || sl_fail "second broker: $(cat "$T/second.err")"
 sl_check "$rc0 -eq 1" "teacher remove under a running broker: exit $rc0, not 1"
 kill "$BROKER_PID"; sl_wait_pid "$BROKER_PID" 30 || true
 BROKER_PORT=

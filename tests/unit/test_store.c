@@ -80,7 +80,7 @@ teardown(void **state)
 static sl_store *
 open_store(const char *path, int readonly)
 {
-	sl_store_opts o = { readonly, 0, 0 };
+	sl_store_opts o = { readonly, 0, 0, NULL };
 	sl_store *s = NULL;
 	sl_errmsg why = { "" };
 	int rc = sl_store_open(path, &o, &s, &why);
@@ -234,7 +234,7 @@ test_job_roundtrip(void **state)
 static void
 test_readonly_missing(void **state)
 {
-	sl_store_opts ro = { 1, 0, 0 };
+	sl_store_opts ro = { 1, 0, 0, NULL };
 	sl_store *s = NULL;
 	sl_errmsg why = { "" };
 
@@ -465,7 +465,7 @@ test_teacher_invalid(void **state)
 static void
 test_teacher_limit(void **state)
 {
-	sl_store_opts o = { 0, 1, 0 }; /* nosync: 257 commits */
+	sl_store_opts o = { 0, 1, 0, NULL }; /* nosync: 257 commits */
 	sl_store *s = NULL;
 	sl_store_teacher t;
 	sl_errmsg why = { "" };
@@ -962,7 +962,7 @@ child_reader(int fd, int kill_me)
 {
 	sl_store *s = NULL;
 	sl_store_txn *t = NULL;
-	sl_store_opts o = { 1, 0, 0 };
+	sl_store_opts o = { 1, 0, 0, NULL };
 	char c = 'r';
 
 	if (sl_store_open(dir, &o, &s, NULL) != 0 ||
@@ -1031,7 +1031,7 @@ test_stale_readers(void **state)
 static void
 test_map_full(void **state)
 {
-	sl_store_opts o = { 0, 1, 1u << 20 }; /* 1 MiB map */
+	sl_store_opts o = { 0, 1, 1u << 20, NULL }; /* 1 MiB map */
 	sl_store *s = NULL;
 	sl_store_stat st;
 	sl_store_txn *t = NULL;
@@ -1073,7 +1073,7 @@ test_map_full(void **state)
 static void
 test_failed_txn_refuses_commit(void **state)
 {
-	sl_store_opts o = { 0, 1, 1u << 20 };
+	sl_store_opts o = { 0, 1, 1u << 20, NULL };
 	static uint8_t recs[1024 * REC];
 	sl_store *s = NULL;
 	sl_store_txn *t = NULL;
@@ -1104,7 +1104,7 @@ test_remove_teacher_and_one_writer(void **state)
 	sl_store_job job = sample_job();
 	sl_store_teacher a = sample_teacher("a"), b = sample_teacher("b");
 	sl_store_teacher c = sample_teacher("c"), d = sample_teacher("d");
-	sl_store_opts o = { 0, 0, 0 };
+	sl_store_opts o = { 0, 0, 0, NULL };
 	sl_errmsg why = { "" };
 
 	(void)state;
@@ -1129,6 +1129,125 @@ test_remove_teacher_and_one_writer(void **state)
 	sl_store_close(&second);
 }
 
+/* The refusal names the holder: its pid and what it said it is, with bytes
+ * that are not printable replaced (the file is anyone's to write). */
+static void
+test_writer_lock_names_owner(void **state)
+{
+	sl_store_opts o = { 0, 0, 0, "unit test on tcp://127.0.0.1:9\x1b[2J" };
+	sl_store_opts plain = { 0, 0, 0, NULL };
+	sl_store *s = NULL, *second = NULL;
+	sl_errmsg why = { "" };
+	char want[128];
+
+	(void)state;
+	assert_int_equal(sl_store_open(dir, &o, &s, &why), 0);
+	assert_int_equal(sl_store_open(dir, &plain, &second, &why), EBUSY);
+	snprintf(want, sizeof want, "is written by pid %ld unit test on "
+	    "tcp://127.0.0.1:9?[2J: one writer per cache", (long)getpid());
+	if (strstr(why.text, want) == NULL)
+		fail_msg("refusal '%s' lacks '%s'", why.text, want);
+	sl_store_close(&s);
+	/* The next writer's own line replaces the old one. */
+	assert_int_equal(sl_store_open(dir, &plain, &s, &why), 0);
+	assert_int_equal(sl_store_open(dir, &o, &second, &why), EBUSY);
+	snprintf(want, sizeof want, "is written by pid %ld: one writer",
+	    (long)getpid());
+	if (strstr(why.text, want) == NULL)
+		fail_msg("refusal '%s' lacks '%s'", why.text, want);
+	sl_store_close(&s);
+}
+
+/* Entries of directory path, "." and ".." left out. */
+static int
+count_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+/* sl_store_copy: the copy is the last commit's snapshot (a write under way
+ * is not in it), equal record for record, refuses an existing destination
+ * and leaves nothing behind when it fails. */
+static void
+test_copy_snapshot(void **state)
+{
+	char src[128], dst1[128], dst2[128], bad[160];
+	sl_store *s, *c;
+	sl_store_job job = sample_job(), got;
+	sl_store_teacher a = sample_teacher("a");
+	sl_store_txn *w = NULL, *r = NULL;
+	static uint8_t recs[1024 * REC];
+	const void *rec;
+	size_t len;
+	sl_shard_info info;
+	sl_errmsg why = { "" };
+
+	(void)state;
+	snprintf(src, sizeof src, "%s/src", dir);
+	snprintf(dst1, sizeof dst1, "%s/copy1", dir);
+	snprintf(dst2, sizeof dst2, "%s/copy2", dir);
+	s = open_store(src, 0);
+	assert_int_equal(sl_store_init_job(s, &job, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &a, &why), 0);
+	assert_int_equal(commit_shard(s, a.index, 0, 0, 1024, 3, &why), 0);
+	/* Shard 1 written but not committed while the copy is taken. */
+	make_records(recs, 1024, 1024, 3);
+	assert_int_equal(sl_store_write_begin(s, &w, &why), 0);
+	assert_int_equal(sl_store_put_shard(w, a.index, 1, 1024, 1024, recs, REC,
+	    "w1", 1, &why), 0);
+	assert_int_equal(sl_store_copy(s, dst1, &why), 0);
+	assert_int_equal(sl_store_write_commit(&w, &why), 0);
+	assert_int_equal(sl_store_copy(s, dst2, &why), 0);
+	/* An existing destination, a file or a directory, is refused and
+	 * kept as it was; no temporary directory is left. */
+	assert_int_equal(sl_store_copy(s, dst1, &why), EEXIST);
+	assert_non_null(strstr(why.text, "exists"));
+	assert_int_equal(count_entries(dir), 3);
+	snprintf(bad, sizeof bad, "%s/no/such/dir", dir);
+	assert_int_not_equal(sl_store_copy(s, bad, &why), 0);
+	assert_int_equal(count_entries(dir), 3);
+	sl_store_close(&s);
+
+	c = open_store(dst1, 1);
+	assert_int_equal(sl_store_get_job(c, &got, &why), 0);
+	assert_memory_equal(got.dataset.sha256, job.dataset.sha256, 32);
+	assert_int_equal(sl_store_read_begin(c, &r, &why), 0);
+	assert_int_equal(sl_store_get_shard(r, a.index, 0, &info, &why), 0);
+	assert_int_equal(info.state, SL_SHARD_DONE);
+	assert_int_equal(sl_store_get_shard(r, a.index, 1, &info, &why),
+	    SL_ENOTFOUND);
+	assert_int_equal(sl_store_get_label(r, a.index, 1024, &rec, &len),
+	    SL_ENOTFOUND);
+	make_records(recs, 0, 1024, 3);
+	for (uint64_t i = 0; i < 1024; i++) {
+		assert_int_equal(sl_store_get_label(r, a.index, i, &rec, &len), 0);
+		assert_int_equal(len, REC);
+		assert_memory_equal(rec, recs + i * REC, REC);
+	}
+	sl_store_read_end(&r);
+	sl_store_close(&c);
+
+	c = open_store(dst2, 1);
+	assert_int_equal(sl_store_read_begin(c, &r, &why), 0);
+	assert_int_equal(sl_store_get_shard(r, a.index, 1, &info, &why), 0);
+	make_records(recs, 1024, 1024, 3);
+	for (uint64_t i = 0; i < 1024; i++) {
+		assert_int_equal(sl_store_get_label(r, a.index, 1024 + i, &rec,
+		    &len), 0);
+		assert_memory_equal(rec, recs + i * REC, REC);
+	}
+	sl_store_read_end(&r);
+	sl_store_close(&c);
+}
+
 int
 main(void)
 {
@@ -1136,6 +1255,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_teacher_and_one_writer,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_lock_names_owner,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_snapshot, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_missing, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_register_teacher, setup,

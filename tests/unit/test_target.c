@@ -81,7 +81,7 @@ teardown(void **state)
 static sl_store *
 make_store(uint64_t rows, uint32_t shard_rows)
 {
-	sl_store_opts o = { 0, 1, 0 };
+	sl_store_opts o = { 0, 1, 0, NULL };
 	sl_store *s = NULL;
 	sl_store_job j;
 	sl_errmsg why = { "" };
