@@ -128,6 +128,14 @@ $(CONF_BIN): $(BUILD)/obj/tests/conformance/onnx_backend.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# view_dump: sl_view's views of raw rows, for python_views.sh to compare
+# softlabel.views with.
+VIEW_DUMP := $(BUILD)/bin-test/view_dump
+all: $(VIEW_DUMP)
+$(VIEW_DUMP): $(BUILD)/obj/tests/conformance/view_dump.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # `make test` installs what is missing first, then builds and runs everything.
