@@ -177,6 +177,47 @@ open_cnn(run *r, const char *arch)
 	return 0;
 }
 
+static int open_data(const char *path, sl_dataset **ds);
+
+int
+train_print_torch(const train_cfg *c)
+{
+	run r;
+	int rc, sizes[SL_MLP_MAX_LAYERS + 1], nl;
+
+	memset(&r, 0, sizeof r);
+	r.cfg = c;
+	if (!sl_cnn_is_arch(c->arch)) {
+		if (sl_mlp_parse_arch(c->arch, sizes, &nl) != 0) {
+			sl_error("--arch: '%s' is not a layer list like 784-128-10",
+			    c->arch);
+			return TRAIN_USAGE;
+		}
+		printf("import torch.nn as nn\n\n# input (N, %d), %d classes\n"
+		    "model = nn.Sequential(\n", sizes[0], sizes[nl]);
+		for (int l = 0; l < nl; l++)
+			printf("    nn.Linear(%d, %d),\n%s", sizes[l], sizes[l + 1],
+			    l + 1 < nl ? "    nn.ReLU(),\n" : "");
+		printf(")\n");
+		return TRAIN_OK;
+	}
+	if (c->dataset == NULL) {
+		sl_error("--print-torch with a convolutional --arch needs "
+		    "--dataset: the input shape comes from its rows");
+		return TRAIN_USAGE;
+	}
+	if ((rc = open_data(c->dataset, &r.ds)) != 0 ||
+	    (rc = open_cnn(&r, c->arch)) != 0) {
+		rc = rc == SL_EINVAL ? TRAIN_USAGE : TRAIN_FAILED;
+	} else {
+		sl_cnn_format_torch(r.cnn, stdout);
+		rc = fflush(stdout) == 0 ? TRAIN_OK : TRAIN_FAILED;
+	}
+	sl_cnn_free(&r.cnn);
+	sl_dataset_close(&r.ds);
+	return rc;
+}
+
 static int
 open_data(const char *path, sl_dataset **ds)
 {

@@ -37,6 +37,12 @@ enum { TRAIN_OK = 0, TRAIN_FAILED = 1, TRAIN_USAGE = 2 };
  * when *stop becomes non-zero (SIGINT/SIGTERM). Logs its own errors. */
 int train_run(const train_cfg *cfg, volatile sig_atomic_t *stop);
 
+/* --print-torch: write to stdout the Python (torch.nn) module a model of
+ * cfg->arch loads into; a convolutional arch takes its input shape from
+ * cfg->dataset. Returns TRAIN_OK, TRAIN_USAGE (bad arch, logged) or
+ * TRAIN_FAILED (the dataset cannot be read). */
+int train_print_torch(const train_cfg *cfg);
+
 /* Count correct argmax predictions of m over rows [0, n) of ds whose label
  * is known; labels beyond nlabels count as unknown. pred (n), when not NULL,
  * receives every row's predicted class. ws must hold batches of B rows and

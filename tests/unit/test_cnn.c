@@ -286,8 +286,8 @@ test_torch_module_text(void **state)
 	assert_non_null(strstr(buf, "self.body = nn.Sequential(*body)"));
 	assert_non_null(strstr(buf, "    nn.Conv2d(1, 8, 3, stride=1, "
 	    "padding=1, groups=1, bias=True),\n"));
-	assert_non_null(strstr(buf, "    nn.BatchNorm2d(8, eps=9.99999975e-06,"
-	    " momentum=0.100000001),\n"));
+	assert_non_null(strstr(buf, "    nn.BatchNorm2d(8, eps=1e-05, momentum=0.1),"
+	    "\n"));
 	assert_non_null(strstr(buf, "    Residual(\n        nn.Conv2d(8, 8, 3"));
 	assert_non_null(strstr(buf, "    nn.AdaptiveAvgPool2d(1),\n"
 	    "    nn.Flatten(),\n    nn.Linear(8, 10, bias=True),\n)\n"));
