@@ -504,10 +504,7 @@ cnn_parse(sl_cnn *n, const char *arch, sl_errmsg *why)
 int
 sl_cnn_is_arch(const char *s)
 {
-	for (; *s != '\0'; s++)
-		if (isalpha((unsigned char)*s))
-			return 1;
-	return 0;
+	return isalpha((unsigned char)s[0]);
 }
 
 /* --- the PyTorch module ------------------------------------------------------ */

@@ -55,7 +55,7 @@
 typedef struct sl_cnn sl_cnn;
 
 /* Does s look like an architecture of this grammar (rather than an MLP
- * "784-128-10")? True when it holds a letter. */
+ * "784-128-10")? True when it starts with a letter. */
 int sl_cnn_is_arch(const char *s);
 
 /* Build the network arch describes for rows of shape (C, H, W) (a flat

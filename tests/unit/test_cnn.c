@@ -141,6 +141,7 @@ test_bad_descriptions(void **state)
 	    "linear:2", 1, 4, 4, "nested deeper than 8");
 	assert_true(sl_cnn_is_arch("conv:8:3,flatten,linear:10"));
 	assert_false(sl_cnn_is_arch("784-128-10"));
+	assert_false(sl_cnn_is_arch("784-x")); /* a bad MLP, said so as such */
 }
 
 /* --- finite differences over the whole network --------------------------------- */
