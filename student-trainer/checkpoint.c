@@ -6,7 +6,8 @@
 #include <string.h>
 #include <zlib.h>
 
-/* The last byte is the version: 2 is written, 1 and 2 are read. */
+/* The last byte is the version: 2 is written for MLPs, 3 for networks
+ * with running statistics (convolutional students); 1 to 3 are read. */
 static const char magic[8] = { 'S', 'L', 'C', 'K', 'P', 'T', 0, 2 };
 
 #define CKPT_MAX_BYTES ((size_t)3 * SL_MLP_MAX_PARAMS * 4 + ((size_t)1 << 30))
@@ -110,12 +111,28 @@ get_f32(rbuf *r, float *f)
 }
 
 static size_t
-ckpt_size_fixed(const sl_mlp *m, const sl_optim *o)
+ckpt_size_fixed(const ckpt_net *m, const sl_optim *o)
 {
 	size_t vecs = o->kind == SL_OPTIM_ADAM ? 3 : 2;
 
 	return 8 + 4 + 4 * (size_t)(m->nlayers + 1) + 4 + 6 * 4 + 8 + 4 * 8 +
-	    4 + 8 + 8 + 8 + 8 + 32 + 4 + 4 + vecs * 4 * m->nparams + 4;
+	    4 + 8 + 8 + 8 + 8 + 32 + 4 + 4 + vecs * 4 * m->nparams + 4 +
+	    4 + 4 * m->nbufs + 4 + 8 * m->ncounts;
+}
+
+static int
+has_state(const ckpt_net *m)
+{
+	return m->nbufs > 0 || m->ncounts > 0;
+}
+
+ckpt_net
+ckpt_net_of_mlp(sl_mlp *m)
+{
+	ckpt_net n = { m->nlayers, m->sizes, m->params, m->nparams, NULL, 0,
+		NULL, 0 };
+
+	return n;
 }
 
 static void
@@ -199,7 +216,7 @@ explain_mismatch(const char *saved, size_t slen, const char *now,
 }
 
 int
-ckpt_save(const char *path, const sl_mlp *m, const sl_optim *o,
+ckpt_save_net(const char *path, const ckpt_net *m, const sl_optim *o,
     const sl_rng *rng, const ckpt_pos *pos, const uint8_t digest[32],
     const char *settings, const uint8_t *mask, uint32_t mask_len,
     sl_errmsg *why)
@@ -218,7 +235,8 @@ ckpt_save(const char *path, const sl_mlp *m, const sl_optim *o,
 	w.p = malloc(w.cap);
 	if (w.p == NULL)
 		return sl_errmsg_set(why, SL_ENOMEM, "out of memory");
-	put(&w, magic, sizeof magic);
+	put(&w, magic, 7);
+	put(&w, has_state(m) ? "\3" : "\2", 1);
 	put_u32(&w, (uint32_t)m->nlayers);
 	for (int l = 0; l <= m->nlayers; l++)
 		put_u32(&w, (uint32_t)m->sizes[l]);
@@ -244,6 +262,13 @@ ckpt_save(const char *path, const sl_mlp *m, const sl_optim *o,
 	put_u32(&w, mask_len);
 	if (mask_len > 0)
 		put(&w, mask, mask_len);
+	if (has_state(m)) {
+		put_u32(&w, (uint32_t)m->nbufs);
+		put_f32s(&w, m->bufs, m->nbufs);
+		put_u32(&w, (uint32_t)m->ncounts);
+		for (size_t i = 0; i < m->ncounts; i++)
+			put_u64(&w, (uint64_t)m->counts[i]);
+	}
 	put_f32s(&w, m->params, m->nparams);
 	put_f32s(&w, o->m, o->n);
 	if (o->kind == SL_OPTIM_ADAM)
@@ -269,7 +294,8 @@ get_f32s(rbuf *r, float *x, size_t n)
 }
 
 int
-ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
+ckpt_decode_net(const void *buf, size_t len, const ckpt_net *m, sl_optim *o,
+    sl_rng *rng,
     ckpt_pos *pos, const uint8_t digest[32], const char *settings,
     uint8_t *mask, uint32_t mask_len, sl_errmsg *why)
 {
@@ -289,7 +315,7 @@ ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
 	int rc = SL_EFORMAT;
 
 	if (len < sizeof magic + 4 || get(&r, head, 8) != 0 ||
-	    memcmp(head, magic, 7) != 0 || (head[7] != 1 && head[7] != 2))
+	    memcmp(head, magic, 7) != 0 || head[7] < 1 || head[7] > 3)
 		return sl_errmsg_set(why, SL_EFORMAT, "not a softlabel checkpoint");
 	version = head[7];
 	/* The CRC covers everything, so check it before trusting any field. */
@@ -363,6 +389,31 @@ ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
 		goto trunc;
 	mask_src = r.p + r.off;
 	r.off += mlen;
+	/* Version 3: the running statistics and their counts. */
+	const unsigned char *bufs_src = NULL, *counts_src = NULL;
+
+	if (version >= 3) {
+		uint32_t nb, nc;
+
+		if (get_u32(&r, &nb) != 0)
+			goto trunc;
+		if (nb != m->nbufs || r.len - r.off < 4 * (size_t)nb)
+			return sl_errmsg_set(why, SL_EMISMATCH, "checkpoint holds "
+			    "%u running statistics, this run has %zu", nb,
+			    m->nbufs);
+		bufs_src = r.p + r.off;
+		r.off += 4 * (size_t)nb;
+		if (get_u32(&r, &nc) != 0)
+			goto trunc;
+		if (nc != m->ncounts || r.len - r.off < 8 * (size_t)nc)
+			return sl_errmsg_set(why, SL_EMISMATCH, "checkpoint holds "
+			    "%u batch counts, this run has %zu", nc, m->ncounts);
+		counts_src = r.p + r.off;
+		r.off += 8 * (size_t)nc;
+	} else if (has_state(m)) {
+		return sl_errmsg_set(why, SL_EMISMATCH, "checkpoint of version %d "
+		    "has no running statistics", version);
+	}
 	vecs = kind == SL_OPTIM_ADAM ? 3 : 2;
 	if (r.len - r.off != vecs * 4 * n)
 		return sl_errmsg_set(why, SL_EFORMAT,
@@ -377,6 +428,31 @@ ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
 	if (get_f32s(&r, tmp, vecs * n) != 0) {
 		rc = sl_errmsg_set(why, SL_EFORMAT, "non-finite value in state");
 		goto fail;
+	}
+	if (bufs_src != NULL) {
+		rbuf rb = { bufs_src, 4 * m->nbufs, 0 };
+		float *b = malloc(m->nbufs * sizeof *b + 1);
+
+		if (b == NULL) {
+			rc = sl_errmsg_set(why, SL_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if (get_f32s(&rb, b, m->nbufs) != 0) {
+			free(b);
+			rc = sl_errmsg_set(why, SL_EFORMAT, "non-finite running "
+			    "statistic");
+			goto fail;
+		}
+		memcpy(m->bufs, b, m->nbufs * sizeof *b);
+		free(b);
+		rbuf rc8 = { counts_src, 8 * m->ncounts, 0 };
+
+		for (size_t i = 0; i < m->ncounts; i++) {
+			uint64_t v;
+
+			(void)get_u64(&rc8, &v);
+			m->counts[i] = (int64_t)v;
+		}
 	}
 	memcpy(m->params, tmp, n * sizeof *tmp);
 	memcpy(o->m, tmp + n, n * sizeof *tmp);
@@ -403,7 +479,7 @@ fail:
 }
 
 int
-ckpt_load(const char *path, sl_mlp *m, sl_optim *o, sl_rng *rng,
+ckpt_load_net(const char *path, const ckpt_net *m, sl_optim *o, sl_rng *rng,
     ckpt_pos *pos, const uint8_t digest[32], const char *settings,
     uint8_t *mask, uint32_t mask_len, sl_errmsg *why)
 {
@@ -413,8 +489,42 @@ ckpt_load(const char *path, sl_mlp *m, sl_optim *o, sl_rng *rng,
 
 	if ((rc = sl_file_read(path, CKPT_MAX_BYTES, &buf, &len, why)) != 0)
 		return rc;
-	rc = ckpt_decode(buf, len, m, o, rng, pos, digest, settings, mask,
+	rc = ckpt_decode_net(buf, len, m, o, rng, pos, digest, settings, mask,
 	    mask_len, why);
 	free(buf);
 	return rc;
+}
+
+int
+ckpt_save(const char *path, const sl_mlp *m, const sl_optim *o,
+    const sl_rng *rng, const ckpt_pos *pos, const uint8_t digest[32],
+    const char *settings, const uint8_t *mask, uint32_t mask_len,
+    sl_errmsg *why)
+{
+	const ckpt_net n = ckpt_net_of_mlp((sl_mlp *)m);
+
+	return ckpt_save_net(path, &n, o, rng, pos, digest, settings, mask,
+	    mask_len, why);
+}
+
+int
+ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o, sl_rng *rng,
+    ckpt_pos *pos, const uint8_t digest[32], const char *settings,
+    uint8_t *mask, uint32_t mask_len, sl_errmsg *why)
+{
+	const ckpt_net n = ckpt_net_of_mlp(m);
+
+	return ckpt_decode_net(buf, len, &n, o, rng, pos, digest, settings, mask,
+	    mask_len, why);
+}
+
+int
+ckpt_load(const char *path, sl_mlp *m, sl_optim *o, sl_rng *rng,
+    ckpt_pos *pos, const uint8_t digest[32], const char *settings,
+    uint8_t *mask, uint32_t mask_len, sl_errmsg *why)
+{
+	const ckpt_net n = ckpt_net_of_mlp(m);
+
+	return ckpt_load_net(path, &n, o, rng, pos, digest, settings, mask,
+	    mask_len, why);
 }

@@ -19,6 +19,10 @@
  *   u32 mask_len, u8 mask[mask_len]   shards of the cache this epoch uses
  *                                     (teachers x shards; 0 bytes without
  *                                     a cache): the cache position
+ *   u32 nbufs, f32 bufs[nbufs],   (v3) running statistics (BatchNorm
+ *   u32 ncounts, u64 counts[]     running_mean, running_var) and their
+ *                                 num_batches_tracked; version 3 is
+ *                                 written only for networks that have them
  *   f32 params[n], f32 m[n], f32 v[n] (v only for Adam)
  *   u32 crc32 of all the bytes before it
  */
@@ -43,6 +47,23 @@ typedef struct ckpt_pos {
 	double loss_sum;
 	uint64_t loss_rows;
 } ckpt_pos;
+
+/* The network as a checkpoint sees it: a shape to check (nlayers + 1
+ * sizes: an MLP's layer widths, or a CNN's values per row before and after
+ * each layer), the parameter block, and the running statistics and counts
+ * (none for an MLP). Pointers are the caller's; decode writes into them. */
+typedef struct ckpt_net {
+	int nlayers;
+	const int *sizes;
+	float *params;
+	size_t nparams;
+	float *bufs;
+	size_t nbufs;
+	int64_t *counts;
+	size_t ncounts;
+} ckpt_net;
+
+ckpt_net ckpt_net_of_mlp(sl_mlp *m);
 
 /* Longest settings text a checkpoint carries. */
 #define CKPT_MAX_SETTINGS 16384
@@ -71,5 +92,18 @@ int ckpt_decode(const void *buf, size_t len, sl_mlp *m, sl_optim *o,
 int ckpt_load(const char *path, sl_mlp *m, sl_optim *o, sl_rng *rng,
     ckpt_pos *pos, const uint8_t digest[32], const char *settings,
     uint8_t *mask, uint32_t mask_len, sl_errmsg *why);
+
+/* The same for any network (ckpt_net): ckpt_save and friends are these
+ * on ckpt_net_of_mlp(m). */
+int ckpt_save_net(const char *path, const ckpt_net *n, const sl_optim *o,
+    const sl_rng *rng, const ckpt_pos *pos, const uint8_t digest[32],
+    const char *settings, const uint8_t *mask, uint32_t mask_len,
+    sl_errmsg *why);
+int ckpt_decode_net(const void *buf, size_t len, const ckpt_net *n,
+    sl_optim *o, sl_rng *rng, ckpt_pos *pos, const uint8_t digest[32],
+    const char *settings, uint8_t *mask, uint32_t mask_len, sl_errmsg *why);
+int ckpt_load_net(const char *path, const ckpt_net *n, sl_optim *o,
+    sl_rng *rng, ckpt_pos *pos, const uint8_t digest[32],
+    const char *settings, uint8_t *mask, uint32_t mask_len, sl_errmsg *why);
 
 #endif

@@ -3,6 +3,7 @@
 #include "sl_loss.h"
 #include "sl_graph.h"
 #include "sl_model.h"
+#include "sl_file.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -46,6 +47,23 @@ eval_graph(sl_graph *g, int B, float *x, const sl_dataset *ds,
 	return 0;
 }
 
+/* Whether path holds a softlabel-cnn safetensors file (read errors: no,
+ * and the graph engine's load reports them). */
+static int
+is_cnn_file(const char *path)
+{
+	void *buf;
+	size_t len;
+	int yes;
+
+	if (sl_file_read(path, (size_t)SL_MODEL_MAX_HEADER_BYTES + 8 +
+	    SL_CNN_MAX_PARAMS * 8, &buf, &len, NULL) != 0)
+		return 0;
+	yes = sl_cnn_sniff(buf, len);
+	free(buf);
+	return yes;
+}
+
 int
 eval_run(const eval_cfg *e)
 {
@@ -53,6 +71,10 @@ eval_run(const eval_cfg *e)
 	sl_errmsg why = { "" };
 	sl_model_info info;
 	sl_graph *g = NULL;
+	sl_cnn *cnn = NULL;
+	sl_cnn_ws *cws = NULL;
+	int classes;
+	size_t dim;
 	sl_dataset *ds = NULL;
 	int32_t *labels = NULL, *pred = NULL;
 	size_t nlabels = 0, n;
@@ -65,6 +87,11 @@ eval_run(const eval_cfg *e)
 
 	if (e->threads > 0)
 		openblas_set_num_threads(e->threads);
+	if (e->arch != NULL && sl_cnn_is_arch(e->arch)) {
+		sl_error("--arch with --evaluate names an MLP to expect; a "
+		    "convolutional model file carries its own architecture");
+		return TRAIN_USAGE;
+	}
 	if (e->arch != NULL) {
 		sl_mlp *m = NULL;
 
@@ -89,10 +116,32 @@ eval_run(const eval_cfg *e)
 	}
 	go.row_rank = (int)sl_dataset_shape(ds, shape) - 1;
 	go.row_dims = shape + 1;
-	if ((rc = sl_graph_load(e->model, &go, &g, &info, &why)) != 0) {
+	if (is_cnn_file(e->model)) {
+		if ((rc = sl_cnn_load(e->model, &cnn, &info, &why)) != 0) {
+			sl_error("%s: %s", e->model, why.text[0] ? why.text :
+			    sl_strerror(rc));
+			goto out;
+		}
+		if (sl_cnn_input_dim(cnn) != sl_dataset_dim(ds)) {
+			sl_error("%s: rows of %zu values, the model %s takes %zu",
+			    e->test_data, sl_dataset_dim(ds), e->model,
+			    sl_cnn_input_dim(cnn));
+			status = TRAIN_USAGE;
+			goto out;
+		}
+		if (sl_cnn_ws_new(cnn, B, &cws) != 0) {
+			sl_error("out of memory");
+			goto out;
+		}
+		classes = sl_cnn_classes(cnn);
+		dim = sl_cnn_input_dim(cnn);
+	} else if ((rc = sl_graph_load(e->model, &go, &g, &info, &why)) != 0) {
 		sl_error("%s: %s", e->model, why.text[0] ? why.text :
 		    sl_strerror(rc));
 		goto out;
+	} else {
+		classes = sl_graph_classes(g);
+		dim = sl_graph_input_dim(g);
 	}
 	if (e->test_labels != NULL &&
 	    (rc = sl_labels_load(e->test_labels, &labels, &nlabels, &why)) != 0) {
@@ -114,16 +163,19 @@ eval_run(const eval_cfg *e)
 		status = TRAIN_USAGE;
 		goto out;
 	}
-	x = malloc((size_t)B * sl_graph_input_dim(g) * sizeof *x);
+	x = malloc((size_t)B * dim * sizeof *x);
 	pred = e->predictions ? malloc((n ? n : 1) * sizeof *pred) : NULL;
-	probs = e->probs ? malloc((n ? n : 1) * (size_t)sl_graph_classes(g) *
+	probs = e->probs ? malloc((n ? n : 1) * (size_t)classes *
 	    sizeof *probs) : NULL;
 	if (x == NULL || (e->predictions && pred == NULL) ||
 	    (e->probs && probs == NULL)) {
 		sl_error("out of memory");
 		goto out;
 	}
-	if ((rc = eval_graph(g, B, x, ds, &pre, labels, nlabels, pred, e->T,
+	if (cnn != NULL)
+		eval_cnn(cnn, cws, B, x, ds, &pre, labels, nlabels, pred, probs,
+		    e->T, &ok, &cnt);
+	else if ((rc = eval_graph(g, B, x, ds, &pre, labels, nlabels, pred, e->T,
 	    probs, &ok, &cnt, &why)) != 0) {
 		sl_error("%s: %s", e->model, why.text);
 		goto out;
@@ -143,7 +195,7 @@ eval_run(const eval_cfg *e)
 		sl_info("wrote %zu predictions to %s", n, e->predictions);
 	}
 	if (e->probs != NULL) {
-		uint64_t s2[2] = { n, (uint64_t)sl_graph_classes(g) };
+		uint64_t s2[2] = { n, (uint64_t)classes };
 
 		if ((rc = sl_npy_write(e->probs, "<f4", s2, 2, probs,
 		    &why)) != 0) {
@@ -160,6 +212,8 @@ out:
 	free(pred);
 	free(labels);
 	sl_graph_free(&g);
+	sl_cnn_ws_free(&cws);
+	sl_cnn_free(&cnn);
 	sl_dataset_close(&ds);
 	return status;
 }

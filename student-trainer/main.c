@@ -21,7 +21,7 @@ on_signal(int sig)
 }
 
 static train_cfg cfg;
-static int evaluate, show_help, show_version;
+static int evaluate, print_torch, show_help, show_version;
 static const char *model_path, *predictions, *probs_path, *log_level;
 
 static sl_opt opts[] = {
@@ -38,7 +38,8 @@ static sl_opt opts[] = {
 	{ "wait-coverage", SL_OPT_FLOAT, &cfg.wait_coverage, "0", 0, 1, "F", "before the first epoch, wait until the cache covers fraction F of the rows for every teacher (0: train on what is there)", 0 },
 	{ "wait-timeout", SL_OPT_INT, &cfg.wait_timeout_s, "3600", 0, 100000000, "S", "give up --wait-coverage after S seconds, exit 1 (0: wait forever)", 0 },
 	{ "teacher-model", SL_OPT_STR, &cfg.teacher_model, NULL, 0, 0, "FILE", "teacher model: report fidelity (agreement) on the test set; with --store, the model of one of the teachers", 0 },
-	{ "arch", SL_OPT_STR, &cfg.arch, NULL, 0, 0, "A-B-..-C", "layer sizes, e.g. 784-128-10 (ReLU between)", 0 },
+	{ "arch", SL_OPT_STR, &cfg.arch, NULL, 0, 0, "ARCH", "an MLP's layer sizes, e.g. 784-128-10 (ReLU between), or a network of torch.nn modules, e.g. conv:16:3:p=1,bn,relu,maxpool:2,flatten,linear:10 (see below)", 0 },
+	{ "print-torch", SL_OPT_FLAG, &print_torch, NULL, 0, 0, NULL, "print the torch.nn module --arch stands for (a model file loads into it) and exit; a network takes its input shape from --dataset", 0 },
 	{ "epochs", SL_OPT_INT, &cfg.epochs, "10", 1, 100000, "E", "passes over the training rows", 0 },
 	{ "batch", SL_OPT_INT, &cfg.batch, "128", 1, 65536, "B", "rows per step (--evaluate: per forward pass, at most 256)", 0 },
 	{ "lr", SL_OPT_FLOAT, &cfg.lr, "0.001", 1e-9, 10, "LR", "learning rate", 0 },
@@ -83,6 +84,20 @@ usage(FILE *out)
 	    "With --store: per row alpha*T^2*KL(teacher_T || student_T) where the\n"
 	    "cache has a target, plus (1-alpha)*CE where the label is known\n"
 	    "(CE alone for labeled rows the teachers have not reached yet).\n"
+	    "\n"
+	    "--arch networks: elements separated by ',', each one torch.nn module\n"
+	    "in an nn.Sequential (--print-torch prints it); input (C, H, W) from\n"
+	    "the dataset's rows ([H, W] rows: C = 1):\n"
+	    "  conv:OC:K[:s=S][:p=P][:g=G][:bias=0]  nn.Conv2d(C, OC, K, S, P, groups=G)\n"
+	    "  bn[:eps=E][:momentum=M]               nn.BatchNorm2d(C, E, M)\n"
+	    "  relu | gap | flatten                  nn.ReLU | nn.AdaptiveAvgPool2d(1) | nn.Flatten\n"
+	    "  maxpool:K[:s=S][:p=P]                 nn.MaxPool2d(K, S (default K), P)\n"
+	    "  avgpool:K[:s=S][:p=P]                 nn.AvgPool2d(K, S (default K), P)\n"
+	    "  linear:N[:bias=0]                     nn.Linear(IN, N)\n"
+	    "  dropout:P                             nn.Dropout(P)\n"
+	    "  res(E,...)                            Residual(E, ...): x + body(x)\n"
+	    "e.g. 'conv:16:3:p=1,bn,relu,maxpool:2,res(conv:16:3:p=1,bn,relu,conv:16:3:p=1,bn),\n"
+	    "relu,gap,flatten,linear:10' (quote it: the shell reads parentheses).\n"
 	    "\noptions:\n");
 	sl_opt_help(opts, out);
 	sl_opt_env_help(opts, "SOFTLABEL_STUDENT", out);
@@ -220,6 +235,11 @@ main(int argc, char **argv)
 			e.pre = &pre;
 		}
 		return eval_run(&e);
+	}
+	if (print_torch) {
+		if (need("--arch", cfg.arch))
+			return TRAIN_USAGE;
+		return train_print_torch(&cfg);
 	}
 	if (need("--dataset", cfg.dataset) || need("--arch", cfg.arch) ||
 	    need("--out", cfg.out) ||

@@ -1,6 +1,7 @@
 #include "train.h"
 #include "checkpoint.h"
 #include "sl_blas.h"
+#include "sl_cnn.h"
 #include "sl_log.h"
 #include "sl_loss.h"
 #include "sl_model.h"
@@ -26,8 +27,11 @@ typedef struct run {
 	int32_t *labels, *test_labels;
 	size_t nlabels, test_nlabels;
 	sl_preproc pre;
-	sl_mlp *m;
+	sl_mlp *m;           /* an MLP (--arch 784-128-10), or */
 	sl_mlp_ws *ws;
+	sl_cnn *cnn;         /* a network of the sl_cnn grammar */
+	sl_cnn_ws *cws;
+	int csizes[SL_CNN_MAX_LAYERS + 1]; /* its shape, for checkpoints */
 	sl_optim opt;
 	sl_rng rng;          /* dropout; saved in checkpoints */
 	int cached;          /* training from the logit cache */
@@ -58,6 +62,8 @@ run_fini(run *r)
 	free(r->test_labels);
 	sl_mlp_free(&r->m);
 	sl_mlp_ws_free(&r->ws);
+	sl_cnn_free(&r->cnn);
+	sl_cnn_ws_free(&r->cws);
 	sl_optim_fini(&r->opt);
 	if (r->cached)
 		distill_close(&r->d);
@@ -73,6 +79,143 @@ run_fini(run *r)
 	free(r->settings);
 	if (r->metrics != NULL)
 		fclose(r->metrics);
+}
+
+/* --- the network, MLP or CNN ------------------------------------------- */
+
+static int
+net_classes(const run *r)
+{
+	return r->cnn != NULL ? sl_cnn_classes(r->cnn) :
+	    r->m->sizes[r->m->nlayers];
+}
+
+static size_t
+net_nparams(const run *r)
+{
+	return r->cnn != NULL ? sl_cnn_nparams(r->cnn) : r->m->nparams;
+}
+
+static float *
+net_params(run *r)
+{
+	return r->cnn != NULL ? sl_cnn_params(r->cnn) : r->m->params;
+}
+
+static size_t
+net_dim(const run *r)
+{
+	return r->cnn != NULL ? sl_cnn_input_dim(r->cnn) :
+	    (size_t)r->m->sizes[0];
+}
+
+/* Logits of B rows of x; train: dropout (and BatchNorm's batch
+ * statistics) on. Valid until the next forward. */
+static const float *
+net_forward(run *r, const float *x, int B, int train)
+{
+	if (r->cnn != NULL)
+		return sl_cnn_forward(r->cnn, r->cws, x, B, train, &r->rng);
+	return sl_mlp_forward(r->m, r->ws, x, B, train ? r->cfg->dropout : 0.0f,
+	    train ? &r->rng : NULL);
+}
+
+static void
+net_backward(run *r, const float *dz, int B)
+{
+	if (r->cnn != NULL)
+		sl_cnn_backward(r->cnn, r->cws, dz, B, r->grads);
+	else
+		sl_mlp_backward(r->m, r->ws, dz, B, r->grads);
+}
+
+static ckpt_net
+net_ckpt(run *r)
+{
+	ckpt_net n;
+
+	if (r->cnn == NULL)
+		return ckpt_net_of_mlp(r->m);
+	n.nlayers = sl_cnn_nlayers(r->cnn);
+	n.sizes = r->csizes;
+	n.params = sl_cnn_params(r->cnn);
+	n.nparams = sl_cnn_nparams(r->cnn);
+	n.bufs = sl_cnn_bufs(r->cnn);
+	n.nbufs = sl_cnn_nbufs(r->cnn);
+	n.counts = sl_cnn_batches_tracked(r->cnn);
+	n.ncounts = (size_t)sl_cnn_nbn(r->cnn);
+	return n;
+}
+
+/* The CNN --arch describes for the rows of ds: [H, W] rows are one
+ * channel, [C, H, W] rows C channels, [D] rows D flat values. */
+static int
+open_cnn(run *r, const char *arch)
+{
+	uint64_t shape[SL_DATA_MAX_DIMS];
+	const uint32_t nd = sl_dataset_shape(r->ds, shape);
+	sl_errmsg why = { "" };
+	int C, H = 1, W = 1, flat = 0, rc;
+
+	if (nd == 3) {
+		C = 1, H = (int)shape[1], W = (int)shape[2];
+	} else if (nd == 4) {
+		C = (int)shape[1], H = (int)shape[2], W = (int)shape[3];
+	} else if (nd == 2) {
+		C = (int)shape[1], flat = 1;
+	} else {
+		sl_error("%s: rows of rank %u: a convolutional --arch takes [H, W], "
+		    "[C, H, W] or flat rows", r->cfg->dataset, nd - 1);
+		return SL_EINVAL;
+	}
+	if ((rc = sl_cnn_new(arch, C, H, W, flat, &r->cnn, &why)) != 0) {
+		sl_error("--arch: %s", why.text);
+		return rc;
+	}
+	for (int l = -1; l < sl_cnn_nlayers(r->cnn); l++)
+		r->csizes[l + 1] = (int)sl_cnn_layer_size(r->cnn, l);
+	return 0;
+}
+
+static int open_data(const char *path, sl_dataset **ds);
+
+int
+train_print_torch(const train_cfg *c)
+{
+	run r;
+	int rc, sizes[SL_MLP_MAX_LAYERS + 1], nl;
+
+	memset(&r, 0, sizeof r);
+	r.cfg = c;
+	if (!sl_cnn_is_arch(c->arch)) {
+		if (sl_mlp_parse_arch(c->arch, sizes, &nl) != 0) {
+			sl_error("--arch: '%s' is not a layer list like 784-128-10",
+			    c->arch);
+			return TRAIN_USAGE;
+		}
+		printf("import torch.nn as nn\n\n# input (N, %d), %d classes\n"
+		    "model = nn.Sequential(\n", sizes[0], sizes[nl]);
+		for (int l = 0; l < nl; l++)
+			printf("    nn.Linear(%d, %d),\n%s", sizes[l], sizes[l + 1],
+			    l + 1 < nl ? "    nn.ReLU(),\n" : "");
+		printf(")\n");
+		return TRAIN_OK;
+	}
+	if (c->dataset == NULL) {
+		sl_error("--print-torch with a convolutional --arch needs "
+		    "--dataset: the input shape comes from its rows");
+		return TRAIN_USAGE;
+	}
+	if ((rc = open_data(c->dataset, &r.ds)) != 0 ||
+	    (rc = open_cnn(&r, c->arch)) != 0) {
+		rc = rc == SL_EINVAL ? TRAIN_USAGE : TRAIN_FAILED;
+	} else {
+		sl_cnn_format_torch(r.cnn, stdout);
+		rc = fflush(stdout) == 0 ? TRAIN_OK : TRAIN_FAILED;
+	}
+	sl_cnn_free(&r.cnn);
+	sl_dataset_close(&r.ds);
+	return rc;
 }
 
 static int
@@ -310,10 +453,9 @@ teacher_predictions(run *r)
 		    sl_strerror(rc));
 		return rc;
 	}
-	if (sl_graph_classes(g) != r->m->sizes[r->m->nlayers]) {
+	if (sl_graph_classes(g) != net_classes(r)) {
 		sl_error("--teacher-model %s has %d classes, the student %d",
-		    c->teacher_model, sl_graph_classes(g),
-		    r->m->sizes[r->m->nlayers]);
+		    c->teacher_model, sl_graph_classes(g), net_classes(r));
 		sl_graph_free(&g);
 		return SL_EINVAL;
 	}
@@ -402,13 +544,28 @@ run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 	int rc;
 
 	r->cfg = c;
-	if (sl_mlp_parse_arch(c->arch, sizes, &nl) != 0) {
-		sl_error("--arch: '%s' is not a layer list like 784-128-10", c->arch);
+	if (sl_cnn_is_arch(c->arch)) {
+		if (c->dropout > 0.0f) {
+			sl_error("--dropout: a convolutional --arch places its own "
+			    "dropout:P elements");
+			return SL_EINVAL;
+		}
+		if ((rc = open_data(c->dataset, &r->ds)) != 0 ||
+		    (rc = open_cnn(r, c->arch)) != 0)
+			return rc;
+		sizes[0] = (int)sl_dataset_dim(r->ds);
+		nl = 0;
+		C = sl_cnn_classes(r->cnn);
+	} else if (sl_mlp_parse_arch(c->arch, sizes, &nl) != 0) {
+		sl_error("--arch: '%s' is not a layer list like 784-128-10 nor a "
+		    "network like conv:16:3:p=1,relu,flatten,linear:10 (see "
+		    "--help)", c->arch);
 		return SL_EINVAL;
+	} else {
+		C = sizes[nl];
+		if ((rc = open_data(c->dataset, &r->ds)) != 0)
+			return rc;
 	}
-	C = sizes[nl];
-	if ((rc = open_data(c->dataset, &r->ds)) != 0)
-		return rc;
 	D = sl_dataset_dim(r->ds);
 	if (D != (size_t)sizes[0]) {
 		sl_error("%s: rows have %zu values, --arch %s expects %d",
@@ -471,18 +628,21 @@ run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 		}
 	}
 
-	if ((rc = sl_mlp_new(sizes, nl, &r->m)) != 0 ||
-	    (rc = sl_mlp_ws_new(r->m, B, &r->ws)) != 0)
+	if (r->cnn != NULL)
+		rc = sl_cnn_ws_new(r->cnn, B, &r->cws);
+	else if ((rc = sl_mlp_new(sizes, nl, &r->m)) == 0)
+		rc = sl_mlp_ws_new(r->m, B, &r->ws);
+	if (rc != 0)
 		return rc;
 	(void)sl_optim_parse_kind(c->optimizer, &kind); /* checked by sl_opt */
-	if ((rc = sl_optim_init(&r->opt, kind, r->m->nparams, c->lr)) != 0)
+	if ((rc = sl_optim_init(&r->opt, kind, net_nparams(r), c->lr)) != 0)
 		return rc;
 	r->opt.momentum = c->momentum;
 	r->opt.weight_decay = c->weight_decay;
 	r->x = malloc((size_t)B * D * sizeof *r->x);
 	r->y = malloc((size_t)B * sizeof *r->y);
 	r->dz = malloc((size_t)B * C * sizeof *r->dz);
-	r->grads = malloc(r->m->nparams * sizeof *r->grads);
+	r->grads = malloc(net_nparams(r) * sizeof *r->grads);
 	r->pt = malloc((size_t)B * C * sizeof *r->pt);
 	r->has_t = malloc((size_t)B);
 	if (!r->x || !r->y || !r->dz || !r->grads || !r->pt || !r->has_t)
@@ -496,7 +656,10 @@ run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 		return rc;
 
 	sl_rng_seed(&r->rng, (uint64_t)c->seed);
-	sl_mlp_init_params(r->m, &r->rng);
+	if (r->cnn != NULL)
+		sl_cnn_init_params(r->cnn, &r->rng);
+	else
+		sl_mlp_init_params(r->m, &r->rng);
 	if ((rc = run_digest(r)) != 0)
 		return rc;
 	if (c->metrics != NULL && !writable(c->metrics)) {
@@ -527,7 +690,9 @@ save_checkpoint(run *r, const ckpt_pos *pos)
 
 	if (r->cfg->checkpoint == NULL)
 		return 0;
-	rc = ckpt_save(r->cfg->checkpoint, r->m, &r->opt, &r->rng, pos,
+	const ckpt_net net = net_ckpt(r);
+
+	rc = ckpt_save_net(r->cfg->checkpoint, &net, &r->opt, &r->rng, pos,
 	    r->digest, r->settings, r->cached ? r->d.mask : NULL,
 	    r->cached ? r->d.mask_len : 0, &why);
 	if (rc != 0)
@@ -543,7 +708,7 @@ train_batch(run *r, size_t first, int B)
 	const float *z;
 	float loss;
 
-	const int C = r->m->sizes[r->m->nlayers];
+	const int C = net_classes(r);
 
 	if (sl_dataset_dtype(r->ds) == SL_DTYPE_U8 && r->pre.channels == 1 &&
 	    r->pre.mean[0] == 0.0f && r->pre.std[0] == 1.0f) {
@@ -552,7 +717,7 @@ train_batch(run *r, size_t first, int B)
 		 * and the loop is a vector convert and multiply instead of a
 		 * convert, multiply, subtract and divide (the divide was most of
 		 * the 8-11% the batch gather took of a 784-128-10 epoch). */
-		const size_t D = (size_t)r->m->sizes[0];
+		const size_t D = net_dim(r);
 		const float scale = r->pre.scale;
 
 		for (int i = 0; i < B; i++) {
@@ -585,12 +750,12 @@ train_batch(run *r, size_t first, int B)
 			memcpy(r->pt + (size_t)i * C,
 			    r->d.targets.p + row * (size_t)C, (size_t)C * sizeof(float));
 	}
-	z = sl_mlp_forward(r->m, r->ws, r->x, B, c->dropout, &r->rng);
+	z = net_forward(r, r->x, B, 1);
 	loss = sl_loss_kd(z, r->cached ? r->pt : NULL, r->has_t, r->y, B, C,
 	    r->cached ? c->dc.temperature : 1.0f, r->cached ? c->alpha : 0.0f,
 	    r->dz, NULL);
-	sl_mlp_backward(r->m, r->ws, r->dz, B, r->grads);
-	sl_optim_step(&r->opt, r->m->params, r->grads);
+	net_backward(r, r->dz, B);
+	sl_optim_step(&r->opt, net_params(r), r->grads);
 	return loss;
 }
 
@@ -624,6 +789,43 @@ eval_accuracy(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
 				ok += top[i] == labels[row];
 			}
 		}
+	}
+	*correct = ok;
+	*counted = cnt;
+}
+
+void
+eval_cnn(sl_cnn *n, sl_cnn_ws *ws, int B, float *x, const sl_dataset *ds,
+    const sl_preproc *pre, const int32_t *labels, size_t nlabels,
+    int32_t *pred, float *probs, float T, uint64_t *correct,
+    uint64_t *counted)
+{
+	const size_t rows = sl_dataset_rows(ds);
+	const int C = sl_cnn_classes(n);
+	int32_t top[256];
+	uint64_t ok = 0, cnt = 0;
+
+	if (B > 256)
+		B = 256;
+	for (size_t first = 0; first < rows; first += (size_t)B) {
+		const int b = rows - first < (size_t)B ? (int)(rows - first) : B;
+		const float *z;
+
+		sl_dataset_rows_f32(ds, NULL, first, (size_t)b, pre, x);
+		z = sl_cnn_forward(n, ws, x, b, 0, NULL);
+		sl_loss_argmax(top, z, b, C);
+		for (int i = 0; i < b; i++) {
+			const size_t row = first + (size_t)i;
+
+			if (pred != NULL)
+				pred[row] = top[i];
+			if (labels != NULL && row < nlabels && labels[row] >= 0) {
+				cnt++;
+				ok += top[i] == labels[row];
+			}
+		}
+		if (probs != NULL)
+			sl_loss_softmax(probs + first * (size_t)C, z, b, C, T);
 	}
 	*correct = ok;
 	*counted = cnt;
@@ -772,8 +974,9 @@ static int
 save_model(run *r)
 {
 	sl_errmsg why = { "" };
-	int rc = sl_model_save(r->cfg->out, r->m, &r->pre,
-	    sl_dataset_dtype(r->ds), &why);
+	int rc = r->cnn != NULL ? sl_cnn_save(r->cfg->out, r->cnn, &r->pre,
+	    sl_dataset_dtype(r->ds), &why) : sl_model_save(r->cfg->out, r->m,
+	    &r->pre, sl_dataset_dtype(r->ds), &why);
 
 	if (rc != 0)
 		sl_error("%s: %s", r->cfg->out, why.text);
@@ -802,7 +1005,9 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 	if (c->resume && c->checkpoint != NULL) {
 		sl_errmsg why = { "" };
 
-		rc = ckpt_load(c->checkpoint, r.m, &r.opt, &r.rng, &pos,
+		const ckpt_net net = net_ckpt(&r);
+
+		rc = ckpt_load_net(c->checkpoint, &net, &r.opt, &r.rng, &pos,
 		    r.digest, r.settings, r.cached ? r.d.mask : NULL,
 		    r.cached ? r.d.mask_len : 0, &why);
 		if (rc == ENOENT) {
@@ -825,7 +1030,7 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 	sl_blas_log_startup(c->threads, SL_LOG_INFO);
 	sl_info("training %s from %s%s, %zu parameters, %s lr %g, batch %d, "
 	    "%d epoch%s, openblas %s", c->arch, c->dataset,
-	    r.cached ? " and its logit cache" : "", r.m->nparams, c->optimizer,
+	    r.cached ? " and its logit cache" : "", net_nparams(&r), c->optimizer,
 	    (double)c->lr, c->batch, c->epochs, c->epochs == 1 ? "" : "s",
 	    openblas_get_corename());
 	if (r.cached && !resumed_mid_epoch && wait_coverage(&r, stop) != 0)
@@ -893,9 +1098,14 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 		if (save_checkpoint(&r, &next) != 0)
 			goto out;
 		if (r.test_ds != NULL) {
-			eval_accuracy(r.m, r.ws, c->batch, r.x, r.test_ds, &r.pre,
-			    r.test_labels, r.test_nlabels, r.test_pred, &e.test_ok,
-			    &e.test_n);
+			if (r.cnn != NULL)
+				eval_cnn(r.cnn, r.cws, c->batch, r.x, r.test_ds, &r.pre,
+				    r.test_labels, r.test_nlabels, r.test_pred, NULL,
+				    1.0f, &e.test_ok, &e.test_n);
+			else
+				eval_accuracy(r.m, r.ws, c->batch, r.x, r.test_ds,
+				    &r.pre, r.test_labels, r.test_nlabels, r.test_pred,
+				    &e.test_ok, &e.test_n);
 			for (size_t i = 0; r.teacher_pred != NULL &&
 			    i < sl_dataset_rows(r.test_ds); i++)
 				e.agree += r.test_pred[i] == r.teacher_pred[i];

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "distill.h"
+#include "sl_cnn.h"
 #include "sl_data.h"
 #include "sl_graph.h"
 #include "sl_nn.h"
@@ -36,6 +37,12 @@ enum { TRAIN_OK = 0, TRAIN_FAILED = 1, TRAIN_USAGE = 2 };
  * when *stop becomes non-zero (SIGINT/SIGTERM). Logs its own errors. */
 int train_run(const train_cfg *cfg, volatile sig_atomic_t *stop);
 
+/* --print-torch: write to stdout the Python (torch.nn) module a model of
+ * cfg->arch loads into; a convolutional arch takes its input shape from
+ * cfg->dataset. Returns TRAIN_OK, TRAIN_USAGE (bad arch, logged) or
+ * TRAIN_FAILED (the dataset cannot be read). */
+int train_print_torch(const train_cfg *cfg);
+
 /* Count correct argmax predictions of m over rows [0, n) of ds whose label
  * is known; labels beyond nlabels count as unknown. pred (n), when not NULL,
  * receives every row's predicted class. ws must hold batches of B rows and
@@ -43,6 +50,15 @@ int train_run(const train_cfg *cfg, volatile sig_atomic_t *stop);
 void eval_accuracy(const sl_mlp *m, sl_mlp_ws *ws, int B, float *x,
     const sl_dataset *ds, const sl_preproc *pre, const int32_t *labels,
     size_t nlabels, int32_t *pred, uint64_t *correct, uint64_t *counted);
+
+/* The same for a convolutional student in evaluation mode (running
+ * statistics, no dropout), B <= 256 rows at a time (ws sized for them);
+ * probs (n, classes) gets softmax(z / T) when not NULL, pred may be NULL,
+ * labels may be NULL. */
+void eval_cnn(sl_cnn *n, sl_cnn_ws *ws, int B, float *x,
+    const sl_dataset *ds, const sl_preproc *pre, const int32_t *labels,
+    size_t nlabels, int32_t *pred, float *probs, float T, uint64_t *correct,
+    uint64_t *counted);
 
 /* The same over any model of the graph engine (safetensors MLP or ONNX):
  * logits of every row of ds, B at a time (B <= 256, the graph planned for

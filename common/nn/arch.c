@@ -504,10 +504,7 @@ cnn_parse(sl_cnn *n, const char *arch, sl_errmsg *why)
 int
 sl_cnn_is_arch(const char *s)
 {
-	for (; *s != '\0'; s++)
-		if (isalpha((unsigned char)*s))
-			return 1;
-	return 0;
+	return isalpha((unsigned char)s[0]);
 }
 
 /* --- the PyTorch module ------------------------------------------------------ */
@@ -519,9 +516,23 @@ indent(FILE *out, int depth)
 		fputs("    ", out);
 }
 
+/* The shortest decimal that reads back as f: 1e-05, not 9.99999975e-06. */
+static const char *
+shortest(float f, char buf[32])
+{
+	for (int prec = 1; prec <= 9; prec++) {
+		snprintf(buf, 32, "%.*g", prec, (double)f);
+		if (strtof(buf, NULL) == f)
+			break;
+	}
+	return buf;
+}
+
 static void
 module(const cnn_layer *l, FILE *out)
 {
+	char a[32], b[32];
+
 	switch (l->kind) {
 	case CNN_CONV:
 		fprintf(out, "nn.Conv2d(%d, %d, %d, stride=%d, padding=%d, "
@@ -529,8 +540,8 @@ module(const cnn_layer *l, FILE *out)
 		    l->bias ? "True" : "False");
 		break;
 	case CNN_BN:
-		fprintf(out, "nn.BatchNorm2d(%d, eps=%.9g, momentum=%.9g)",
-		    l->in.C, (double)l->eps, (double)l->momentum);
+		fprintf(out, "nn.BatchNorm2d(%d, eps=%s, momentum=%s)", l->in.C,
+		    shortest(l->eps, a), shortest(l->momentum, b));
 		break;
 	case CNN_RELU:
 		fputs("nn.ReLU()", out);
@@ -551,7 +562,7 @@ module(const cnn_layer *l, FILE *out)
 		    l->bias ? "True" : "False");
 		break;
 	case CNN_DROPOUT:
-		fprintf(out, "nn.Dropout(%.9g)", (double)l->drop);
+		fprintf(out, "nn.Dropout(%s)", shortest(l->drop, a));
 		break;
 	default:
 		break;

@@ -55,7 +55,7 @@
 typedef struct sl_cnn sl_cnn;
 
 /* Does s look like an architecture of this grammar (rather than an MLP
- * "784-128-10")? True when it holds a letter. */
+ * "784-128-10")? True when it starts with a letter. */
 int sl_cnn_is_arch(const char *s);
 
 /* Build the network arch describes for rows of shape (C, H, W) (a flat
@@ -129,4 +129,35 @@ const float *sl_cnn_forward(sl_cnn *n, sl_cnn_ws *ws,
 void sl_cnn_backward(const sl_cnn *n, sl_cnn_ws *ws,
     const float *dlogits /* (B, classes) */, int B, float *grads);
 
+
+
+/* --- files (cnn_io.c) ------------------------------------------------------- */
+
+#include "sl_data.h"
+#include "sl_model.h"
+
+/* Write n as safetensors, atomically (sl_atomic_*): the state_dict of the
+ * module sl_cnn_format_torch prints, with exactly PyTorch's names and
+ * shapes (float32; num_batches_tracked int64, shape []), so that
+ * model.load_state_dict(safetensors.torch.load_file(F)) succeeds with
+ * strict=True. "__metadata__": "format": "softlabel-cnn", "arch", the
+ * input shape "input_shape": "C,H,W", and the preprocessing as an MLP
+ * file has it (sl_model.h). Returns 0, an errno value, SL_EINVAL for a
+ * non-finite value (such a file would not load back) or SL_ENOMEM. */
+int sl_cnn_save(const char *path, sl_cnn *n, const sl_preproc *pre,
+    enum sl_dtype input_dtype, sl_errmsg *why);
+
+/* Whether buf[0..len) is a safetensors image whose metadata says
+ * "format": "softlabel-cnn". Thread-safe (cJSON aside, as sl_model.h). */
+int sl_cnn_sniff(const void *buf, size_t len);
+
+/* Build the network a softlabel-cnn file describes and fill its tensors
+ * (each present once, with its shape; no other tensor; finite values).
+ * *info gets the preprocessing. *out is written only on success. Returns
+ * 0, SL_EFORMAT (what is wrong named in why), SL_EINVAL (its arch does not
+ * build), SL_ENOMEM. */
+int sl_cnn_parse_file(const void *buf, size_t len, sl_cnn **out,
+    sl_model_info *info, sl_errmsg *why);
+int sl_cnn_load(const char *path, sl_cnn **out, sl_model_info *info,
+    sl_errmsg *why);
 #endif

@@ -269,6 +269,74 @@ test_mismatch_names_the_setting(void **state)
 	assert_non_null(strstr(why.text, "--alpha is absent there, 0.5 here"));
 }
 
+/* Version 3: a network with running statistics (a CNN's BatchNorm) round
+ * trips them and their counts exactly; a run whose network has them refuses
+ * an MLP's version-2 file, and one with other counts refuses the file;
+ * a flipped statistic fails the CRC. */
+static void
+test_running_statistics_round_trip(void **state)
+{
+	fixture *f = *state;
+	const ckpt_pos pos = { 1, 2, 3, 0.0, 0 };
+	const int sizes[] = { 5, 4, 3 };
+	float bufs[6] = { 0.5f, -1.25f, 3.0f, 1.0f, 2.0f, 0.125f };
+	int64_t counts[2] = { 41, 1234567890123LL };
+	float got_bufs[6] = { 0 };
+	int64_t got_counts[2] = { 0 };
+	ckpt_net net = { 2, sizes, f->m->params, f->m->nparams, bufs, 6,
+		counts, 2 };
+	ckpt_net back = { 2, sizes, NULL, f->m->nparams, got_bufs, 6,
+		got_counts, 2 };
+	sl_mlp *m;
+	sl_optim o;
+	sl_rng r;
+	ckpt_pos p;
+	sl_errmsg why = { "" };
+
+	(void)state;
+	blank(f, &m, &o);
+	back.params = m->params;
+	assert_int_equal(ckpt_save_net(f->path, &net, &f->o, &f->rng, &pos,
+	    f->digest, NULL, NULL, 0, &why), 0);
+	assert_int_equal(ckpt_load_net(f->path, &back, &o, &r, &p, f->digest,
+	    NULL, NULL, 0, &why), 0);
+	assert_memory_equal(got_bufs, bufs, sizeof bufs);
+	assert_true(got_counts[0] == 41 && got_counts[1] == 1234567890123LL);
+	assert_memory_equal(m->params, f->m->params, m->nparams * sizeof(float));
+	/* another number of counts: refused, nothing written */
+	back.ncounts = 1;
+	got_counts[0] = 0;
+	assert_int_equal(ckpt_load_net(f->path, &back, &o, &r, &p, f->digest,
+	    NULL, NULL, 0, &why), SL_EMISMATCH);
+	assert_non_null(strstr(why.text, "batch counts"));
+	assert_true(got_counts[0] == 0);
+	back.ncounts = 2;
+	/* an MLP's checkpoint (version 2) has none */
+	assert_int_equal(ckpt_save(f->path, f->m, &f->o, &f->rng, &pos,
+	    f->digest, NULL, NULL, 0, &why), 0);
+	assert_int_equal(ckpt_load_net(f->path, &back, &o, &r, &p, f->digest,
+	    NULL, NULL, 0, &why), SL_EMISMATCH);
+	assert_non_null(strstr(why.text, "no running statistics"));
+	/* a flipped byte in the statistics */
+	{
+		void *buf;
+		size_t len;
+
+		assert_int_equal(ckpt_save_net(f->path, &net, &f->o, &f->rng, &pos,
+		    f->digest, NULL, NULL, 0, &why), 0);
+		assert_int_equal(sl_file_read(f->path, 1 << 20, &buf, &len, &why),
+		    0);
+		/* the statistics follow the (empty) mask and its length */
+		((unsigned char *)buf)[len - 4 - 3 * 4 * f->m->nparams - 16 - 4 -
+		    20] ^= 0x10;
+		assert_int_equal(ckpt_decode_net(buf, len, &back, &o, &r, &p,
+		    f->digest, NULL, NULL, 0, &why), SL_ECORRUPT);
+		free(buf);
+	}
+	sl_mlp_free(&m);
+	sl_optim_fini(&o);
+}
+
 int
 main(void)
 {
@@ -278,6 +346,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file_is_enoent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mismatch_names_the_setting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_version_1_still_loads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_running_statistics_round_trip, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -141,6 +141,7 @@ test_bad_descriptions(void **state)
 	    "linear:2", 1, 4, 4, "nested deeper than 8");
 	assert_true(sl_cnn_is_arch("conv:8:3,flatten,linear:10"));
 	assert_false(sl_cnn_is_arch("784-128-10"));
+	assert_false(sl_cnn_is_arch("784-x")); /* a bad MLP, said so as such */
 }
 
 /* --- finite differences over the whole network --------------------------------- */
@@ -286,8 +287,8 @@ test_torch_module_text(void **state)
 	assert_non_null(strstr(buf, "self.body = nn.Sequential(*body)"));
 	assert_non_null(strstr(buf, "    nn.Conv2d(1, 8, 3, stride=1, "
 	    "padding=1, groups=1, bias=True),\n"));
-	assert_non_null(strstr(buf, "    nn.BatchNorm2d(8, eps=9.99999975e-06,"
-	    " momentum=0.100000001),\n"));
+	assert_non_null(strstr(buf, "    nn.BatchNorm2d(8, eps=1e-05, momentum=0.1),"
+	    "\n"));
 	assert_non_null(strstr(buf, "    Residual(\n        nn.Conv2d(8, 8, 3"));
 	assert_non_null(strstr(buf, "    nn.AdaptiveAvgPool2d(1),\n"
 	    "    nn.Flatten(),\n    nn.Linear(8, 10, bias=True),\n)\n"));
