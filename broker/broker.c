@@ -1,4 +1,5 @@
 #include "broker.h"
+#include "audit.h"
 #include "auth.h"
 #include "commit.h"
 #include "metrics.h"
@@ -33,6 +34,7 @@ const char *const broker_reject_names[REJ_COUNT_] = {
 	[REJ_WRONG_SIZE] = "wrong_size",
 	[REJ_BAD_RECORD] = "bad_record",
 	[REJ_STORE] = "store_error",
+	[REJ_REFUSED] = "audit_refused",
 };
 
 /* What the log's "suppressed N more '...' lines" summaries call them. */
@@ -52,6 +54,7 @@ static const char *const reject_lines[REJ_COUNT_] = {
 	[REJ_WRONG_SIZE] = "rejected (wrong_size)",
 	[REJ_BAD_RECORD] = "rejected (bad_record)",
 	[REJ_STORE] = "rejected (store_error)",
+	[REJ_REFUSED] = "rejected (audit_refused)",
 };
 
 static const char *const event_lines[EV_COUNT_] = {
@@ -75,8 +78,8 @@ const char *const broker_auth_names[AUTH_COUNT_] = {
 
 /* --- job ------------------------------------------------------------------ */
 
-static uint32_t
-shard_nrows(const broker *b, uint64_t shard)
+uint32_t
+broker_shard_nrows(const broker *b, uint64_t shard)
 {
 	const uint64_t rows = sl_dataset_rows(b->ds);
 	const uint64_t first = shard * b->job.shard_rows;
@@ -259,6 +262,8 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 	if (cfg->teachers != NULL &&
 	    (rc = parse_operator_teachers(b, cfg->teachers)) != 0)
 		return rc;
+	if ((rc = audit_open(b)) != 0)
+		return rc;
 	if ((rc = open_job(b)) != 0)
 		return rc;
 	if (cfg->recompute_corrupt &&
@@ -324,6 +329,7 @@ broker_close(broker *b)
 		zmq_msg_close(&b->group[i].frame);
 	for (uint32_t t = 0; t < b->nteachers; t++)
 		lease_fini(&b->teachers[t].lease);
+	audit_close(b);
 	conn_close(b);
 	sl_net_close(&b->sock);
 	sl_net_close(&b->status_sock);
@@ -419,11 +425,11 @@ broker_return_shard(broker *b, teacher_sched *ts, uint64_t s,
 	}
 }
 
-static void
-send_task(broker *b, worker *w, uint64_t s)
+void
+broker_send_task(broker *b, worker *w, uint64_t s)
 {
 	sl_msg m;
-	const uint32_t n = shard_nrows(b, s);
+	const uint32_t n = broker_shard_nrows(b, s);
 
 	memset(&m, 0, sizeof m);
 	m.type = SL_MSG_TASK;
@@ -455,13 +461,16 @@ dispatch(broker *b, worker *w)
 		return;
 	/* Nor to a stalled one: its heartbeats would let them expire too,
 	 * attempt after attempt, until the shards are quarantined. */
+	if (!w->stalled)
+		audit_dispatch(b, w, deadline);
 	while (!w->stalled && w->nleases < w->credit &&
 	    (s = lease_take(&ts->lease, w->token, deadline)) >= 0) {
 		w->nleases++;
 		session_grant(w, (uint64_t)s);
-		send_task(b, w, (uint64_t)s);
+		broker_send_task(b, w, (uint64_t)s);
 	}
-	if (w->nleases == 0 && lease_finished(&ts->lease))
+	if (w->nleases == 0 && lease_finished(&ts->lease) &&
+	    !audit_waiting(b, w->teacher))
 		broker_reply_reason(b, b->sock, w->id, w->idlen, SL_MSG_DONE,
 		    "every shard of this teacher is done");
 }
@@ -514,6 +523,8 @@ expire(broker *b)
 			returned = 1;
 		}
 	}
+	if (audit_expire(b, now) > 0)
+		returned = 1;
 	for (int i = 0; i < b->nslots; i++) {
 		worker *w = &b->workers[i];
 
@@ -590,12 +601,35 @@ on_heartbeat(broker *b, worker *w, const sl_msg *m)
 		dispatch(b, w);
 }
 
+void
+broker_group_add(broker *b, const worker *w, zmq_msg_t *frame,
+    const sl_msg *m, uint64_t s)
+{
+	pending_result *p = &b->group[b->ngroup++];
+	const size_t blob_off = (size_t)(m->u.result.blob.p -
+	    (const uint8_t *)zmq_msg_data(frame));
+
+	zmq_msg_init(&p->frame);
+	zmq_msg_move(&p->frame, frame);
+	memcpy(p->id, w->id, w->idlen);
+	p->idlen = w->idlen;
+	p->token = w->token;
+	p->ident = w->ident;
+	p->teacher = w->teacher;
+	p->shard = s;
+	p->nrows = m->u.result.nrows;
+	/* The frame moved without copying its payload, but libzmq keeps small
+	 * messages inside zmq_msg_t itself: rebase on the moved message. */
+	p->blob = (const uint8_t *)zmq_msg_data(&p->frame) + blob_off;
+}
+
 static void
 on_result(broker *b, worker *w, zmq_msg_t *frame, const sl_msg *m)
 {
 	teacher_sched *ts = &b->teachers[w->teacher];
 	const uint64_t s = m->u.result.shard;
 	char why_text[SL_ERRMSG_MAX + 64];
+	enum lease_verdict v = LEASE_NOT_LEASED;
 	enum reject_reason rr;
 	uint32_t prev = 0;
 	worker *owner;
@@ -607,8 +641,12 @@ on_result(broker *b, worker *w, zmq_msg_t *frame, const sl_msg *m)
 		    w->teacher);
 		goto refuse;
 	}
-	switch (lease_check(&ts->lease, s, w->token, session_was_granted(w, s))) {
+	v = lease_check(&ts->lease, s, w->token, session_was_granted(w, s));
+
+	switch (v) {
 	case LEASE_ACCEPT:
+	case LEASE_AUDIT:
+	case LEASE_THIRD:
 		break;
 	case LEASE_UNKNOWN_SHARD:
 		rr = REJ_UNKNOWN_SHARD;
@@ -640,7 +678,7 @@ on_result(broker *b, worker *w, zmq_msg_t *frame, const sl_msg *m)
 		    "leased to this worker", s);
 		goto refuse;
 	}
-	const uint32_t want = shard_nrows(b, s);
+	const uint32_t want = broker_shard_nrows(b, s);
 	if (m->u.result.nrows != want) {
 		rr = REJ_WRONG_ROWS;
 		snprintf(why_text, sizeof why_text, "shard %" PRIu64 " has %u "
@@ -666,31 +704,24 @@ on_result(broker *b, worker *w, zmq_msg_t *frame, const sl_msg *m)
 		}
 	}
 
+	if (v != LEASE_ACCEPT) {
+		audit_opinion(b, w, ts, s, v, frame, m);
+		return;
+	}
 	/* Valid: it joins the commit group and is acknowledged after the
 	 * transaction that stores it. */
 	lease_begin_commit(&ts->lease, s, &prev);
 	if ((owner = session_by_token(b, prev)) != NULL && owner->nleases > 0)
 		owner->nleases--;
-	pending_result *p = &b->group[b->ngroup++];
-	const size_t blob_off = (size_t)(m->u.result.blob.p -
-	    (const uint8_t *)zmq_msg_data(frame));
-	zmq_msg_init(&p->frame);
-	zmq_msg_move(&p->frame, frame);
-	memcpy(p->id, w->id, w->idlen);
-	p->idlen = w->idlen;
-	p->token = w->token;
-	p->teacher = w->teacher;
-	p->shard = s;
-	p->nrows = want;
-	/* The frame moved without copying its payload, but libzmq keeps small
-	 * messages inside zmq_msg_t itself: rebase on the moved message. */
-	p->blob = (const uint8_t *)zmq_msg_data(&p->frame) + blob_off;
+	broker_group_add(b, w, frame, m, s);
 	return;
 
 refuse:
 	broker_reject(b, rr, w->name, "%s", why_text);
 	if (lease_holder(&ts->lease, s) == w->token)
 		broker_return_shard(b, ts, s, why_text);
+	else if (v == LEASE_AUDIT || v == LEASE_THIRD)
+		audit_return(b, ts, s);
 	broker_ack(b, w->id, w->idlen, s, SL_ACK_REJECTED, why_text);
 }
 
@@ -820,6 +851,9 @@ all_finished(const broker *b)
 {
 	if (b->nteachers == 0 || b->hellos == 0)
 		return 0;
+	for (uint32_t t = 0; t < b->nteachers; t++)
+		if (audit_waiting(b, t))
+			return 0;
 	for (uint32_t i = 0; i < b->nop; i++) {
 		const teacher_sched *ts = teacher_named(b, b->op[i].name);
 
@@ -925,6 +959,7 @@ broker_run(broker *b)
 				conn_poll(b);
 		}
 		commit_group(b);
+		audit_purge(b);
 		if (sl_net_now_ms() - last_expire >= 100) {
 			expire(b);
 			commit_group(b); /* quarantines */
@@ -939,6 +974,13 @@ broker_run(broker *b)
 				q += b->teachers[t].lease.nquarantined;
 			sl_info("all shards of %u teacher(s) finished%s", b->nteachers,
 			    q ? " (some quarantined)" : "");
+			for (uint32_t t = 0; t < b->nteachers; t++)
+				if (b->teachers[t].lease.naudits > 0)
+					sl_warn("teacher %s: %" PRIu64 " audits not done: "
+					    "no worker of another identity connected to "
+					    "give a second opinion",
+					    b->teachers[t].info.name,
+					    b->teachers[t].lease.naudits);
 			/* Workers between two heartbeats would only hear it on
 			 * the next one, from a broker already gone: tell every
 			 * one now (closing lingers to deliver it). */

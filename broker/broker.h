@@ -9,6 +9,7 @@
  *   session.c  the workers: sessions, HELLO, handover after a reconnect
  *   auth.c     CURVE: keys, the ZAP handler, the socket monitor, SIGHUP
  *   commit.c   a group of results and quarantines in one transaction
+ *   audit.c    --audit: identities, second and third opinions, refusals
  *   broker.c   the job, scheduling, the other messages, the loop
  *   status.c   status as JSON
  *   metrics.c  the same numbers in Prometheus text format (--metrics-bind)
@@ -49,6 +50,9 @@ typedef struct broker_cfg {
 	int max_workers;      /* sessions at once, <= BROKER_MAX_WORKERS */
 	int64_t max_msg_bytes;
 	int64_t map_size_bytes; /* the cache's LMDB map (address space) */
+	float audit_rate;     /* --audit: share of shards given a second opinion */
+	int64_t audit_seed;   /* --audit-seed: which shards; -1 random */
+	const char *trusted_keys; /* --trusted-keys DIR: keys never audited */
 } broker_cfg;
 
 typedef struct teacher_sched {
@@ -77,6 +81,8 @@ typedef struct worker {
 	int fd;               /* its connection's socket (libzmq's), -1 unknown */
 	int disconnected;     /* that connection closed (conn.c) */
 	sl_curve_key key;     /* CURVE public key of its session ("" without) */
+	uint32_t ident;       /* its identity (audit.c): key, or name without
+	                         CURVE; never 0 */
 	int revoked;          /* its key left the allow-list: no leases, and
 	                         its next message is refused */
 	int stalled;          /* heard from, yet let a lease expire: its teacher
@@ -117,6 +123,7 @@ enum reject_reason {
 	REJ_WRONG_SIZE,
 	REJ_BAD_RECORD,
 	REJ_STORE,
+	REJ_REFUSED,          /* a HELLO of an identity an audit proved wrong */
 	REJ_COUNT_
 };
 
@@ -142,11 +149,38 @@ typedef struct pending_result {
 	uint8_t id[256];
 	size_t idlen;
 	uint32_t token;
+	uint32_t ident;       /* whose result (audit.c) */
 	uint32_t teacher;
 	uint64_t shard;
 	const uint8_t *blob;
 	uint32_t nrows;
 } pending_result;
+
+/* Who computed a result, as audits see it: "key Z85" under CURVE (the
+ * session's public key), "name NAME" in plaintext (the worker's name,
+ * which any client can claim). Numbered from 1 in the broker's table. */
+#define BROKER_MAX_IDENTS 65536
+#define BROKER_IDENT_BYTES (8 + SL_PROTO_MAX_NAME)
+typedef struct identity {
+	char id[BROKER_IDENT_BYTES + 1];
+	char name[SL_PROTO_MAX_NAME + 1]; /* the last worker name it used */
+	uint8_t trusted;      /* --trusted-keys: never audited */
+	uint8_t refused;      /* proven wrong: no HELLO, its shards purged */
+	uint8_t purge;        /* refused, shards not purged yet */
+	uint64_t results;     /* results of it stored in this run */
+	uint64_t passed, failed; /* audits of its results */
+} identity;
+
+/* Two results of one shard that disagree, held out of the cache until a
+ * third opinion settles them (audit.c). */
+#define BROKER_MAX_DISPUTES 64
+typedef struct dispute {
+	int used;
+	uint32_t teacher;
+	uint64_t shard;
+	uint32_t nrows;
+	uint8_t *first, *second; /* (nrows * rec_size) each, malloc'd */
+} dispute;
 
 /* A teacher the operator registered (--teacher): its name, and the model's
  * SHA-256 that workers must run ("" for any; the first HELLO's is kept). */
@@ -211,6 +245,16 @@ typedef struct broker {
 	sl_log_limit store_log;              /* failed commits: 1 per 10 s */
 	uint64_t duplicates, resets, commits, committed_results;
 	uint64_t hellos;      /* workers welcomed in this run */
+
+	identity *idents;     /* (nidents), identity i + 1 at [i] */
+	uint32_t nidents, cap_idents;
+	sl_curve_allow *trusted; /* --trusted-keys */
+	uint64_t audit_seed;
+	dispute disputes[BROKER_MAX_DISPUTES];
+	uint64_t audits_passed, audits_disputed, audits_settled;
+	uint64_t audits_unsettled; /* third opinions that agreed with neither */
+	uint64_t idents_refused, purged_shards;
+	int purge_pending;
 	uint64_t start_ms;
 	volatile sig_atomic_t *stop;
 
@@ -253,6 +297,14 @@ void broker_return_shard(broker *b, teacher_sched *ts, uint64_t s,
 int broker_log_allow(broker *b, enum remote_event e);
 /* Lease to every worker with credit left. */
 void broker_dispatch_all(broker *b);
+/* Rows of shard s (the last one may be short). */
+uint32_t broker_shard_nrows(const broker *b, uint64_t shard);
+/* Send w the TASK of shard s. */
+void broker_send_task(broker *b, worker *w, uint64_t s);
+/* A valid result of w for shard s (already COMMITTING) joins the commit
+ * group; frame (holding m) is moved into it. */
+void broker_group_add(broker *b, const worker *w, zmq_msg_t *frame,
+    const sl_msg *m, uint64_t s);
 /* Load a teacher's shard states from the cache into its scheduler. */
 int broker_load_teacher(broker *b, const sl_store_teacher *t);
 

@@ -1,4 +1,5 @@
 #include "commit.h"
+#include "audit.h"
 #include "metrics.h"
 #include "session.h"
 #include "sl_log.h"
@@ -73,6 +74,10 @@ commit_group(broker *b)
 
 		if (rc == 0) {
 			lease_committed(&ts->lease, p->shard, 1);
+			lease_done_by(&ts->lease, p->shard, p->ident,
+			    audit_wanted(b, p->ident, p->teacher, p->shard));
+			if (p->ident != 0 && p->ident <= b->nidents)
+				b->idents[p->ident - 1].results++;
 			update_rate(ts, p->nrows);
 			ts->committed_samples += p->nrows;
 			if (w != NULL) {
@@ -96,6 +101,10 @@ commit_group(broker *b)
 	}
 	b->ngroup = 0;
 	b->nquarantine = 0;
-	if (rc == 0)
+	if (rc == 0) {
+		/* Before anyone is told DONE: a refused worker's shards go
+		 * back to the queue first. */
+		audit_purge(b);
 		broker_dispatch_all(b);
+	}
 }

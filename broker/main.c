@@ -48,6 +48,9 @@ static sl_opt opts[] = {
 	{ "hello-timeout", SL_OPT_INT, &cfg.hello_timeout_s, "10", 1, 3600, "S", "close a connection that sends no valid message within S seconds (the ZMTP handshake itself must end within 10 s)", 0 },
 	{ "map-size", SL_OPT_I64, &cfg.map_size_bytes, "1099511627776", 1048576, INT64_C(70368744177664), "B", "the cache's LMDB map: address space reserved, not disk (1 TiB); the cache cannot grow past it; raised to the file's size", 0 },
 	{ "max-msg-bytes", SL_OPT_I64, &cfg.max_msg_bytes, "67108864", 65536, 1073741824, "B", "largest message accepted", 0 },
+	{ "audit", SL_OPT_FLOAT, &cfg.audit_rate, "0.02", 0, 1, "RATE", "share of shards computed again by a worker of another identity (CURVE key, or name in plaintext) and compared; plus each identity's first result; a worker proven wrong is refused and its shards recomputed (0: no audits)", 0 },
+	{ "audit-seed", SL_OPT_I64, &cfg.audit_seed, "-1", -1, INT64_MAX, "N", "which shards are audited (-1: random at each start, so workers cannot know)", 0 },
+	{ "trusted-keys", SL_OPT_STR, &cfg.trusted_keys, NULL, 0, 0, "DIR", "CURVE only: workers whose public key is a *.pub file here are never audited (they still audit others)", 0 },
 	{ "exit-when-done", SL_OPT_FLAG, &cfg.exit_when_done, NULL, 0, 0, NULL, "exit once every shard of every registered teacher is done (with --teacher: of those teachers)", 0 },
 	{ "recompute-corrupt", SL_OPT_FLAG, &cfg.recompute_corrupt, NULL, 0, 0, NULL, "at start, check every record's CRC and put shards holding a bad one back to pending", 0 },
 	{ "nosync", SL_OPT_FLAG, &cfg.nosync, NULL, 0, 0, NULL, "do not fsync commits (fast; a crash can lose acknowledged results)", 0 },
@@ -205,6 +208,12 @@ main(int argc, char **argv)
 	if ((cfg.curve_secret == NULL) != (cfg.allow_keys == NULL)) {
 		fprintf(stderr, "softlabel-broker: --curve-secret and "
 		    "--allow-keys go together (see --help)\n");
+		return 2;
+	}
+	if (cfg.trusted_keys != NULL && cfg.curve_secret == NULL) {
+		fprintf(stderr, "softlabel-broker: --trusted-keys needs CURVE "
+		    "(--curve-secret, --allow-keys): in plaintext no worker can "
+		    "prove who it is\n");
 		return 2;
 	}
 	if (sl_net_check_endpoint(cfg.bind, 1, &why) != 0 ||

@@ -1,4 +1,5 @@
 #include "session.h"
+#include "audit.h"
 #include "sl_label.h"
 #include "sl_log.h"
 #include "sl_net.h"
@@ -57,6 +58,7 @@ session_drop_leases(broker *b, worker *w, const char *why_back)
 	while (ts->lease.slots != NULL && w->nleases > 0 &&
 	    (s = lease_next_owned(&ts->lease, (uint64_t)s, w->token)) >= 0)
 		broker_return_shard(b, ts, (uint64_t)s, why_back);
+	audit_drop(b, w);
 	w->nleases = 0;
 	w->ngranted = 0;
 }
@@ -217,10 +219,14 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	const size_t dim = sl_dataset_dim(b->ds);
 	int rc;
 
+	uint32_t ident;
+
 	if (!hello_names_valid(b, id, idlen, m))
 		return;
 	snprintf(name, sizeof name, "%.*s", (int)m->u.hello.worker.len,
 	    (const char *)m->u.hello.worker.p);
+	if ((ident = audit_identify(b, id, idlen, name, key)) == 0)
+		return;
 	memset(&t, 0, sizeof t);
 	snprintf(t.name, sizeof t.name, "%.*s", (int)m->u.hello.teacher.len,
 	    (const char *)m->u.hello.teacher.p);
@@ -324,6 +330,7 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	w->idlen = idlen;
 	w->token = b->next_token++;
 	w->fd = -1;
+	w->ident = ident;
 	snprintf(w->name, sizeof w->name, "%s", name);
 	w->teacher = t.index;
 	w->ship_rows = m->u.hello.dataset_sha256.len == 0;

@@ -9,7 +9,9 @@
  *    "idle_closed", "excess_closed", "sessions_closed", "busy"},
  *    "curve": bool,
  *    "auth_refused": {"plaintext", "unknown_key", "handshake_failed",
- *    "revoked"}, "workers_total", "workers_listed",
+ *    "revoked"}, "audit": {"rate", "passed", "disputed", "settled",
+ *    "unsettled", "open", "disputes_held", "refused", "purged_shards",
+ *    "refused_workers": [identity, ..]}, "workers_total", "workers_listed",
  *    "quarantined_listed_max", "truncated": bool}
  *
  * It always fits SL_PROTO_MAX_JSON (1 MiB), whatever the peers did: when
@@ -48,6 +50,8 @@ teacher_json(const broker *b, const teacher_sched *ts, int max_listed)
 	cJSON_AddNumberToObject(o, "leased", (double)ts->lease.nleased);
 	cJSON_AddNumberToObject(o, "pending", (double)pending);
 	cJSON_AddNumberToObject(o, "quarantined", (double)ts->lease.nquarantined);
+	cJSON_AddNumberToObject(o, "disputed", (double)ts->lease.ndisputed);
+	cJSON_AddNumberToObject(o, "audits_open", (double)ts->lease.naudits);
 	cJSON_AddNumberToObject(o, "samples_per_s", ts->rate);
 	if (ts->rate > 0)
 		cJSON_AddNumberToObject(o, "eta_s", left / ts->rate);
@@ -117,6 +121,8 @@ status_text(const broker *b, int max_workers, int max_q)
 		if (w->key.z85[0] != '\0')
 			cJSON_AddStringToObject(o, "key", w->key.z85);
 		cJSON_AddBoolToObject(o, "revoked", w->revoked);
+		cJSON_AddBoolToObject(o, "trusted", w->ident > 0 &&
+		    w->ident <= b->nidents && b->idents[w->ident - 1].trusted);
 		cJSON_AddBoolToObject(o, "connected", !w->disconnected);
 		cJSON_AddItemToArray(ws, o);
 	}
@@ -140,6 +146,34 @@ status_text(const broker *b, int max_workers, int max_q)
 		cJSON_AddNumberToObject(conns, "sessions_closed",
 		    (double)b->sessions_closed);
 		cJSON_AddNumberToObject(conns, "busy", (double)b->busy);
+	}
+	cJSON *audit = cJSON_AddObjectToObject(root, "audit");
+	if (audit != NULL) {
+		uint64_t open = 0, held = 0;
+		cJSON *refused = cJSON_AddArrayToObject(audit, "refused_workers");
+
+		for (uint32_t t = 0; t < b->nteachers; t++) {
+			open += b->teachers[t].lease.naudits;
+			held += b->teachers[t].lease.ndisputed;
+		}
+		cJSON_AddNumberToObject(audit, "rate", (double)b->cfg->audit_rate);
+		cJSON_AddNumberToObject(audit, "passed", (double)b->audits_passed);
+		cJSON_AddNumberToObject(audit, "disputed",
+		    (double)b->audits_disputed);
+		cJSON_AddNumberToObject(audit, "settled", (double)b->audits_settled);
+		cJSON_AddNumberToObject(audit, "unsettled",
+		    (double)b->audits_unsettled);
+		cJSON_AddNumberToObject(audit, "open", (double)open);
+		cJSON_AddNumberToObject(audit, "disputes_held", (double)held);
+		cJSON_AddNumberToObject(audit, "refused", (double)b->idents_refused);
+		cJSON_AddNumberToObject(audit, "purged_shards",
+		    (double)b->purged_shards);
+		/* Listed like quarantined shards: halved when status is too big. */
+		for (uint32_t i = 0; refused != NULL && i < b->nidents &&
+		    cJSON_GetArraySize(refused) < max_q; i++)
+			if (b->idents[i].refused)
+				cJSON_AddItemToArray(refused,
+				    cJSON_CreateString(b->idents[i].id));
 	}
 	cJSON_AddBoolToObject(root, "curve", b->allow != NULL);
 	cJSON *auth = cJSON_AddObjectToObject(root, "auth_refused");

@@ -14,7 +14,10 @@ as the module takes them ([3, 28, 28] for "rgb", [1, 28, 28] otherwise).
 Either way the worker sends MODEL's SHA-256, so it serves the same teacher
 as `softlabel-teacher --model MODEL` with the same T, encoding and
 preprocessing. SL_TEST_STALL_S=S makes the first batch hang S seconds inside
-the teacher. Exit: Worker.run's.
+the teacher; SL_TEST_LIE=1 makes it a lying worker: confident garbage (a
+one-hot logit of 20 on the class after the teacher's choice) under the real
+teacher's name and model SHA-256, SL_TEST_LIE_DELAY_S=S seconds per batch.
+Exit: Worker.run's.
 """
 import argparse
 import os
@@ -72,6 +75,15 @@ if stall > 0:
             first[0] = False
             time.sleep(stall)
         return inner(x)
+if os.environ.get("SL_TEST_LIE") == "1":
+    honest, delay = fn, float(os.environ.get("SL_TEST_LIE_DELAY_S", "0"))
+
+    def fn(x):
+        time.sleep(delay)
+        z = honest(x)
+        lie = torch.zeros_like(torch.as_tensor(z))
+        lie[torch.arange(len(lie)), (torch.as_tensor(z).argmax(1) + 1) % lie.shape[1]] = 20
+        return lie.numpy() if not isinstance(z, torch.Tensor) else lie
 w = Worker(a.connect, teacher=a.name, fn=fn, model_file=a.model, classes=classes,
            input_shape=shape, temperature=float(a.T), encoding=a.encoding, preproc=pre,
            name=a.worker_name, batch=250, curve_secret=a.curve_secret,
