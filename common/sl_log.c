@@ -65,6 +65,14 @@ sl_log_escape(char *out, size_t outsz, const void *p, size_t len)
 	return out;
 }
 
+static int erase_bar;
+
+void
+sl_log_erase_line(int on)
+{
+	erase_bar = on;
+}
+
 void
 sl_log_write(enum sl_log_level level, const char *fmt, ...)
 {
@@ -77,7 +85,12 @@ sl_log_write(enum sl_log_level level, const char *fmt, ...)
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+	n = 0;
+	if (erase_bar) {
+		memcpy(line, "\r\033[K", 4);
+		n = 4;
+	}
+	n += strftime(line + n, sizeof line - n, "%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof line - n, ".%03dZ %d %s %s ",
 	    (int)(tv.tv_usec / 1000), (int)getpid(), log_prog,
 	    level_names[level]);

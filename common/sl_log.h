@@ -36,6 +36,11 @@ char *sl_log_escape(char *out, size_t outsz, const void *p, size_t len);
 void sl_log_write(enum sl_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* on: stderr is a terminal with a progress bar (sl_progress) on its last
+ * line; each log line then starts with "\r\033[K", erasing the bar in
+ * the same write. Set from one thread before others log. */
+void sl_log_erase_line(int on);
+
 /* Rate limit for lines a remote peer can cause (one per refused message,
  * per HELLO...): at most burst (SL_LOG_LIMIT_BURST if 0) lines per window of
  * SL_LOG_LIMIT_WINDOW_MS, then one WARN summary "suppressed N ..." when

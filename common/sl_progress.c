@@ -1,4 +1,5 @@
 #include "sl_progress.h"
+#include "sl_log.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,8 @@ sl_progress_start(sl_progress *p, const char *label, uint64_t total)
 {
 	memset(p, 0, sizeof *p);
 	p->enabled = isatty(STDERR_FILENO);
+	if (p->enabled)
+		sl_log_erase_line(1);
 	snprintf(p->label, sizeof p->label, "%s", label);
 	p->total = total;
 	p->start_s = sl_now_s();
@@ -27,9 +30,7 @@ sl_progress_start(sl_progress *p, const char *label, uint64_t total)
 void
 sl_progress_update(sl_progress *p, uint64_t done)
 {
-	char bar[31], line[160];
 	double now, rate, eta;
-	int fill, n;
 
 	p->done = done;
 	if (!p->enabled)
@@ -37,17 +38,35 @@ sl_progress_update(sl_progress *p, uint64_t done)
 	now = sl_now_s();
 	if (now - p->last_draw_s < 0.1 && done < p->total)
 		return;
-	p->last_draw_s = now;
 	rate = (double)done / (now - p->start_s + 1e-9);
 	eta = rate > 0 && p->total > done ? (double)(p->total - done) / rate : 0;
+	sl_progress_show(p, done, rate, eta);
+}
+
+void
+sl_progress_show(sl_progress *p, uint64_t done, double rate, double eta_s)
+{
+	char bar[31], line[200], etas[32];
+	int fill, n;
+
+	p->done = done;
+	if (!p->enabled)
+		return;
+	p->last_draw_s = sl_now_s();
+	if (done > p->total)
+		done = p->total;
 	fill = p->total ? (int)(30 * done / p->total) : 30;
 	memset(bar, '=', (size_t)fill);
 	memset(bar + fill, ' ', (size_t)(30 - fill));
 	bar[30] = '\0';
+	if (eta_s >= 0 && eta_s < 1e8)
+		snprintf(etas, sizeof etas, "%d:%02d", (int)eta_s / 60,
+		    (int)eta_s % 60);
+	else
+		snprintf(etas, sizeof etas, "?");
 	n = snprintf(line, sizeof line,
-	    "\r%s [%s] %3d%% %.0f/s ETA %d:%02d\033[K", p->label, bar,
-	    p->total ? (int)(100 * done / p->total) : 100, rate,
-	    (int)eta / 60, (int)eta % 60);
+	    "\r%s [%s] %3d%% %.0f/s ETA %s\033[K", p->label, bar,
+	    p->total ? (int)(100 * done / p->total) : 100, rate, etas);
 	if (n > 0)
 		(void)!write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }

@@ -17,11 +17,12 @@ libprotobuf-c-dev protobuf-c-compiler libonnx-dev libmicrohttpd-dev"
 # python3-onnx, python3-lmdb: the PyTorch export and cache checks; python3-lmdb,
 # python3-numpy, python3-msgpack, python3-zmq and python3-torch: the Python
 # package common/python/softlabel and its tests); systemd (systemd-analyze), iproute2 and nftables
-# (network namespaces), python3-yaml (manifests) for the deployment tests.
+# (network namespaces), python3-yaml (manifests) for the deployment tests;
+# python3-matplotlib: softlabel.plot (training curves, the demo's PNG).
 TEST_PKGS="dataset-fashion-mnist python3 clang libclang-rt-14-dev
 python3-torch python3-numpy python3-zmq python3-msgpack python3-yaml
 libonnx-testdata python3-onnx python3-lmdb
-systemd iproute2 nftables"
+systemd iproute2 nftables python3-matplotlib"
 PKGS="$BUILD_PKGS $TEST_PKGS"
 
 if [ "${1:-}" = --list ]; then

@@ -1,4 +1,5 @@
 #include "worker.h"
+#include "progress.h"
 #include "sl_curve.h"
 #include "sl_data.h"
 #include "sl_graph.h"
@@ -121,6 +122,7 @@ typedef struct wstate {
 	uint8_t *blob;          /* (shard_rows * rec_size) */
 	size_t blob_cap;
 	uint64_t shards_done, samples_done;
+	worker_progress progress; /* the line on a terminal (progress.h) */
 } wstate;
 
 /* --- setup ----------------------------------------------------------------- */
@@ -614,6 +616,11 @@ receive(wstate *w)
 		}
 		case SL_MSG_HEARTBEAT:
 			break;
+		case SL_MSG_STATUS_REPLY: /* asked for the progress line */
+			worker_progress_status(&w->progress,
+			    m.u.status.json.p, m.u.status.json.len,
+			    w->teacher_index, w->shards_done);
+			break;
 		default:
 			sl_warn("unexpected %s from the broker",
 			    sl_proto_type_name(m.type));
@@ -925,6 +932,7 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 	const double t0 = (double)sl_net_now_ms();
 
 	memset(&w, 0, sizeof w);
+	worker_progress_init(&w.progress);
 	w.cfg = cfg;
 	w.stop = stop;
 	w.c.wake[0] = w.c.wake[1] = -1;
@@ -1042,6 +1050,13 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 			w.hello_at_ms = 0;
 			send_hello(&w);
 		}
+		if (w.welcomed && worker_progress_due(&w.progress, now)) {
+			sl_msg sm;
+
+			memset(&sm, 0, sizeof sm);
+			sm.type = SL_MSG_STATUS;
+			send_msg(&w, &sm);
+		}
 		if (now - w.last_hb_ms >= hb && w.welcomed) {
 			send_heartbeat(&w);
 			/* Idle: say so. A broker that leased us a shard whose
@@ -1056,6 +1071,7 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 		    compute_state(&w) == COMPUTE_IDLE)
 			hand_batch(&w, t);
 	}
+	worker_progress_end(&w.progress);
 	sl_info("exiting: %" PRIu64 " shards, %" PRIu64 " samples, %.0f "
 	    "samples/s", w.shards_done, w.samples_done,
 	    (double)w.samples_done * 1000.0 / ((double)sl_net_now_ms() - t0 + 1));

@@ -15,6 +15,8 @@
 #     labels (Hinton et al.'s setting).
 #  4. A table: accuracy and errors on the 10,000 test images, agreement with
 #     the teacher, parameters, and wall time of each step.
+#  5. students.png: the students' test accuracy, fidelity and loss per epoch
+#     (python3 -m softlabel.plot on their --metrics files).
 #
 # DEMO_DIR chooses the directory; TEACHER_EPOCHS / STUDENT_EPOCHS shorten it.
 set -eu
@@ -121,4 +123,10 @@ echo "Fashion-MNIST, 10,000 test images; $(nproc) cores; labeling both teachers 
 printf '%-24s %-17s %6s %8s %6s %9s %8s %9s %7s\n' model arch rows accuracy errors teacher agreement params wall
 printf '%s' "$ROWS"
 echo "(rows: training rows used per epoch; agreement: test images on which the student predicts the teacher's class)"
+# 5. The students' curves (python3-matplotlib, from make deps).
+PYTHONPATH="$ROOT/common/python" /usr/bin/python3 -m softlabel.plot \
+    "$OUT"/student-*.jsonl -o "$OUT/students.png" \
+    --title "Fashion-MNIST students: $S, $E epochs" >/dev/null ||
+    { echo "demo: plotting the students' curves failed" >&2; exit 1; }
+echo "curves of the students (test accuracy, fidelity, loss per epoch): $OUT/students.png"
 echo "total $(($(date +%s) - T0))s; models, cache, metrics and logs in $OUT"

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""Run a command on a pseudo-terminal for SECS seconds, then SIGINT it;
-write everything it printed to OUT and exit with its exit status (124 if
-it outlived the SIGINT by 10 s, then killed). Every wait is bounded.
+"""Run a command on a pseudo-terminal (its stdin, stdout and stderr) for
+SECS seconds, then SIGINT it; write everything it printed to OUT and exit
+with its exit status (124 if it outlived the SIGINT by 10 s, then killed).
+A negative SECS sends no SIGINT: the command may run -SECS seconds, then it
+is killed (124). Every wait is bounded.
 
     watch_tty.py SECS OUT cmd...
 """
@@ -20,7 +22,12 @@ got, start, sent = b"", time.monotonic(), None
 status = None
 while status is None:
     now = time.monotonic()
-    if sent is None and now - start >= secs:
+    if secs < 0 and now - start >= -secs:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        status = 124
+        break
+    if secs >= 0 and sent is None and now - start >= secs:
         os.kill(pid, signal.SIGINT)
         sent = now
     if sent is not None and now - sent > 10:
