@@ -209,6 +209,7 @@ typedef struct broker {
 	uint64_t hellos;      /* workers welcomed in this run */
 	uint64_t start_ms;
 	volatile sig_atomic_t *stop;
+	int failed; /* a fatal error (the dataset changed): leave with exit 1 */
 } broker;
 
 /* Open the store and dataset, create or resume the job, bind. Logs its own

@@ -15,6 +15,7 @@
 #define ZLIB_CONST
 #include "sl_data.h"
 
+#include "sl_data_impl.h"
 #include "sl_file.h"
 
 #include <assert.h>
@@ -32,7 +33,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sodium.h>
 #include <zlib.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -45,23 +45,6 @@
 #define GZ_FIRST_ALLOC ((size_t)1 << 20) /* first gunzip buffer, bytes */
 #define Z_CHUNK ((uInt)1 << 30)          /* zlib counts in uInt */
 
-struct sl_dataset {
-	enum sl_dtype dtype;
-	uint32_t ndim;
-	uint64_t shape[SL_DATA_MAX_DIMS];
-	size_t rows;
-	size_t dim;       /* values per row */
-	size_t elem_size; /* bytes per value */
-	size_t row_bytes;
-	const uint8_t *data; /* rows * row_bytes bytes, in map or heap */
-	void *map;           /* mmap of the file, or NULL */
-	size_t map_len;
-	uint8_t *heap; /* gunzipped or byte-swapped IDX, or NULL */
-
-	pthread_mutex_t fp_lock; /* guards the lazily computed fingerprint */
-	int fp_valid;
-	sl_fingerprint fp;
-};
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -148,7 +131,8 @@ check_data_len(const sl_array_info *ai, size_t len, sl_errmsg *why)
 
 /* Map a whole regular file read-only. */
 static int
-map_file(const char *path, void **map, size_t *len, sl_errmsg *why)
+map_file(const char *path, void **map, size_t *len, struct stat *st_out,
+    sl_errmsg *why)
 {
 	struct stat st;
 	void *m;
@@ -192,6 +176,8 @@ map_file(const char *path, void **map, size_t *len, sl_errmsg *why)
 	close(fd);
 	*map = m;
 	*len = (size_t)st.st_size;
+	if (st_out != NULL)
+		*st_out = st;
 	return 0;
 fail:
 	close(fd);
@@ -1040,7 +1026,7 @@ sl_dataset_open(const char *path, sl_dataset **out, sl_errmsg *why)
 		return sl_errmsg_set(why, rc, "pthread_mutex_init: %s",
 		    strerror(rc));
 	}
-	rc = map_file(path, &ds->map, &ds->map_len, why);
+	rc = map_file(path, &ds->map, &ds->map_len, &ds->st, why);
 	if (rc != 0)
 		goto fail;
 	rc = detect(ds->map, ds->map_len, &f, why);
@@ -1129,6 +1115,7 @@ sl_dataset_close(sl_dataset **dsp)
 	if (ds->map != NULL)
 		munmap(ds->map, ds->map_len);
 	free(ds->heap);
+	free(ds->chunk);
 	pthread_mutex_destroy(&ds->fp_lock);
 	free(ds);
 	*dsp = NULL;
@@ -1213,32 +1200,6 @@ sl_rows_f32(const void *raw, enum sl_dtype dtype, size_t n, size_t d,
 	}
 }
 
-int
-sl_dataset_fingerprint(sl_dataset *ds, sl_fingerprint *out)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&ds->fp_lock);
-	if (!ds->fp_valid) {
-		if (sodium_init() < 0) {
-			rc = SL_EUNSUPPORTED;
-			goto done;
-		}
-		memset(&ds->fp, 0, sizeof ds->fp);
-		ds->fp.rows = ds->rows;
-		ds->fp.ndim = ds->ndim;
-		memcpy(ds->fp.shape, ds->shape, sizeof ds->fp.shape);
-		ds->fp.dtype = ds->dtype;
-		crypto_hash_sha256(ds->fp.sha256, ds->data,
-		    (unsigned long long)(ds->rows * ds->row_bytes));
-		ds->fp_valid = 1;
-	}
-	*out = ds->fp;
-done:
-	pthread_mutex_unlock(&ds->fp_lock);
-	return rc;
-}
-
 /* ---- labels ------------------------------------------------------------- */
 
 /* One integer of type descr ("|u1", "<i8", ">i4", ...) at p, widened. */
@@ -1271,7 +1232,7 @@ sl_labels_load(const char *path, int32_t **labels, size_t *n, sl_errmsg *why)
 	enum fmt f;
 	int rc;
 
-	rc = map_file(path, &map, &len, why);
+	rc = map_file(path, &map, &len, NULL, why);
 	if (rc != 0)
 		return rc;
 	rc = detect(map, len, &f, why);

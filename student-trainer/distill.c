@@ -1,4 +1,5 @@
 #include "distill.h"
+#include "sl_fingerprint.h"
 #include "sl_log.h"
 
 #include <errno.h>
@@ -126,8 +127,10 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 		sl_error("--store %s: %s", cfg->store, why.text);
 		return rc;
 	}
-	if ((rc = sl_dataset_fingerprint(ds, &fp)) != 0)
+	if ((rc = sl_dataset_fingerprint_start(ds, "--dataset", &fp, &why)) != 0) {
+		sl_error("--dataset: %s", why.text);
 		return rc;
+	}
 	if (memcmp(fp.sha256, d->job.dataset.sha256, 32) != 0 ||
 	    fp.rows != d->job.dataset.rows) {
 		sl_error("--dataset is not the dataset the cache %s was labeled "

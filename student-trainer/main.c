@@ -83,6 +83,9 @@ usage(FILE *out)
 	    "With --store: per row alpha*T^2*KL(teacher_T || student_T) where the\n"
 	    "cache has a target, plus (1-alpha)*CE where the label is known\n"
 	    "(CE alone for labeled rows the teachers have not reached yet).\n"
+	    "The dataset's fingerprint is remembered in a memo file keyed by its\n"
+	    "device, inode, size, mtime and ctime ($SOFTLABEL_FINGERPRINTS, default\n"
+	    "~/.cache/softlabel/fingerprints; off: hash at every start).\n"
 	    "\noptions:\n");
 	sl_opt_help(opts, out);
 	sl_opt_env_help(opts, "SOFTLABEL_STUDENT", out);

@@ -1,6 +1,7 @@
 #include "train.h"
 #include "checkpoint.h"
 #include "sl_blas.h"
+#include "sl_fingerprint.h"
 #include "sl_log.h"
 #include "sl_loss.h"
 #include "sl_model.h"
@@ -207,12 +208,15 @@ run_digest(run *r)
 	const train_cfg *c = r->cfg;
 	crypto_hash_sha256_state st;
 	sl_fingerprint fp;
+	sl_errmsg why = { "" };
 	char text[1024];
 	char mean[16 * SL_PREPROC_MAX_CHANNELS], std[16 * SL_PREPROC_MAX_CHANNELS];
 	int n, rc;
 
-	if ((rc = sl_dataset_fingerprint(r->ds, &fp)) != 0)
+	if ((rc = sl_dataset_fingerprint_start(r->ds, c->dataset, &fp, &why)) != 0) {
+		sl_error("%s: %s", c->dataset, why.text);
 		return rc;
+	}
 	/* One channel reads "mean=0 std=1", as before lists existed, so that
 	 * older checkpoints keep resuming. */
 	sl_floats_format(mean, sizeof mean, r->pre.mean, r->pre.channels);
