@@ -48,6 +48,7 @@ typedef struct run {
 	uint8_t digest[32];  /* identifies the run for --resume */
 	char *settings;      /* what the digest covers, as "--option=value" lines */
 	FILE *metrics;
+	int failed;          /* a batch could not be trained (logged) */
 } run;
 
 static void
@@ -584,10 +585,14 @@ train_batch(run *r, size_t first, int B)
 		const size_t row = r->rows[first + (size_t)i];
 
 		r->y[i] = labeled(r, row) ? r->labels[row] : -1;
-		r->has_t[i] = r->cached && r->d.targets.has[row];
-		if (r->has_t[i])
-			memcpy(r->pt + (size_t)i * C,
-			    r->d.targets.p + row * (size_t)C, (size_t)C * sizeof(float));
+		r->has_t[i] = 0;
+	}
+	/* The batch's targets, read from the cache's snapshot now (memory
+	 * does not grow with rows x classes). */
+	if (r->cached && distill_gather(&r->d, r->rows + first, (size_t)B,
+	    r->pt, r->has_t) != 0) {
+		r->failed = 1;
+		return NAN;
 	}
 	z = sl_mlp_forward(r->m, r->ws, r->x, B, c->dropout, &r->rng);
 	loss = sl_loss_kd(z, r->cached ? r->pt : NULL, r->has_t, r->y, B, C,
@@ -866,6 +871,8 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 			    (int)(r.n_rows - first) : c->batch;
 
 			loss_sum += (double)train_batch(&r, first, B) * B;
+			if (r.failed)
+				goto out;
 			seen += (uint64_t)B;
 			here += (uint64_t)B;
 			pos.batch++;
