@@ -1300,14 +1300,16 @@ fail:
 /* ---- writing .npy ------------------------------------------------------- */
 
 int
-sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
-    uint32_t ndim, const void *data, sl_errmsg *why)
+sl_npy_begin(sl_npy_writer *w, const char *path, const char *descr,
+    const uint64_t *shape, uint32_t ndim, sl_errmsg *why)
 {
 	char hdr[256 + SHAPE_TEXT_MAX], d[8], text[SHAPE_TEXT_MAX];
-	sl_atomic_file f;
 	size_t elem_size, count, hlen;
 	int n, rc;
 
+	w->f.fd = -1;
+	w->f.tmp[0] = '\0';
+	w->left = 0;
 	if (descr == NULL)
 		return sl_errmsg_set(why, SL_EINVAL, "descr is NULL");
 	rc = descr_norm(descr, strlen(descr), d, &elem_size, why);
@@ -1319,8 +1321,6 @@ sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
 	rc = shape_count(shape, ndim, elem_size, &count, why);
 	if (rc != 0)
 		return rc;
-	if (count > 0 && data == NULL)
-		return sl_errmsg_set(why, SL_EINVAL, "data is NULL");
 
 	/* NumPy's layout: magic, version 1.0, u16 header length, the dict
 	 * padded with spaces and ended by '\n' so that the data starts at a
@@ -1340,13 +1340,66 @@ sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
 	hdr[8] = (char)((hlen - 10) & 0xff);
 	hdr[9] = (char)((hlen - 10) >> 8);
 
-	rc = sl_atomic_open(&f, path, why);
+	rc = sl_atomic_open(&w->f, path, why);
 	if (rc == 0)
-		rc = sl_atomic_write(&f, hdr, hlen, why);
-	if (rc == 0 && count > 0)
-		rc = sl_atomic_write(&f, data, count * elem_size, why);
-	if (rc == 0)
-		rc = sl_atomic_commit(&f, why);
-	sl_atomic_abort(&f); /* no-op after a commit */
+		rc = sl_atomic_write(&w->f, hdr, hlen, why);
+	if (rc != 0) {
+		sl_atomic_abort(&w->f);
+		return rc;
+	}
+	w->left = (uint64_t)count * elem_size;
+	return 0;
+}
+
+int
+sl_npy_append(sl_npy_writer *w, const void *data, size_t bytes,
+    sl_errmsg *why)
+{
+	if (bytes > w->left)
+		return sl_errmsg_set(why, SL_EINVAL, "%zu bytes more than the "
+		    "shape holds", bytes - (size_t)w->left);
+	w->left -= bytes;
+	return bytes ? sl_atomic_write(&w->f, data, bytes, why) : 0;
+}
+
+int
+sl_npy_finish(sl_npy_writer *w, sl_errmsg *why)
+{
+	int rc;
+
+	if (w->left != 0) {
+		rc = sl_errmsg_set(why, SL_EINVAL, "%llu bytes of data missing",
+		    (unsigned long long)w->left);
+		sl_atomic_abort(&w->f);
+		return rc;
+	}
+	rc = sl_atomic_commit(&w->f, why);
+	sl_atomic_abort(&w->f); /* no-op after a commit */
 	return rc;
+}
+
+void
+sl_npy_abort(sl_npy_writer *w)
+{
+	sl_atomic_abort(&w->f);
+}
+
+int
+sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
+    uint32_t ndim, const void *data, sl_errmsg *why)
+{
+	sl_npy_writer w;
+	int rc;
+
+	if ((rc = sl_npy_begin(&w, path, descr, shape, ndim, why)) != 0)
+		return rc;
+	if (w.left > 0 && data == NULL) {
+		sl_npy_abort(&w);
+		return sl_errmsg_set(why, SL_EINVAL, "data is NULL");
+	}
+	if ((rc = sl_npy_append(&w, data, (size_t)w.left, why)) != 0) {
+		sl_npy_abort(&w);
+		return rc;
+	}
+	return sl_npy_finish(&w, why);
 }
