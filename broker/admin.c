@@ -1064,25 +1064,77 @@ out:
 	return rc;
 }
 
+/* export streams: rows go out in order through a buffer of a few MiB,
+ * absent rows as NaN, so memory does not grow with rows x classes. */
 typedef struct ectx {
 	const sl_store_teacher *t;
-	float *probs;  /* (rows, classes) */
+	sl_npy_writer w;
+	float *buf;          /* (cap, classes) */
+	uint64_t cap, nbuf;  /* rows the buffer holds, rows in it */
+	uint64_t next;       /* the next row to write */
 	uint64_t rows, found, bad;
 	float T;
+	int rc;
+	sl_errmsg why;
 } ectx;
+
+static int
+flush_rows(ectx *e)
+{
+	const size_t C = e->t->fmt.classes;
+
+	if (e->nbuf > 0 && (e->rc = sl_npy_append(&e->w, e->buf,
+	    (size_t)e->nbuf * C * sizeof *e->buf, &e->why)) != 0)
+		return 1;
+	e->nbuf = 0;
+	return 0;
+}
+
+/* Next row's slot in the buffer, flushing a full one. */
+static float *
+next_slot(ectx *e)
+{
+	if (e->nbuf == e->cap && flush_rows(e) != 0)
+		return NULL;
+	e->next++;
+	return e->buf + (size_t)(e->nbuf++) * e->t->fmt.classes;
+}
+
+/* Write NaN rows up to (not including) row end. */
+static int
+fill_absent(ectx *e, uint64_t end)
+{
+	while (e->next < end) {
+		float *p = next_slot(e);
+
+		if (p == NULL)
+			return 1;
+		for (uint32_t k = 0; k < e->t->fmt.classes; k++)
+			p[k] = NAN;
+	}
+	return 0;
+}
 
 static int
 export_label(void *arg, uint64_t s, const void *rec, size_t len)
 {
 	ectx *e = arg;
 	sl_errmsg why = { "" };
+	float *p;
 
-	if (s >= e->rows || sl_label_check(rec, len, &e->t->fmt, NULL, &why) != 0) {
+	if (s >= e->rows || s < e->next) {
 		e->bad++;
 		return 0;
 	}
-	sl_label_probs(rec, e->t->temperature, e->T,
-	    e->probs + s * e->t->fmt.classes);
+	if (fill_absent(e, s) != 0 || (p = next_slot(e)) == NULL)
+		return 1;
+	if (sl_label_check(rec, len, &e->t->fmt, NULL, &why) != 0) {
+		e->bad++;
+		for (uint32_t k = 0; k < e->t->fmt.classes; k++)
+			p[k] = NAN;
+		return 0;
+	}
+	sl_label_probs(rec, e->t->temperature, e->T, p);
 	e->found++;
 	return 0;
 }
@@ -1093,9 +1145,10 @@ cmd_export(const char *dir)
 	cache c;
 	sl_store_txn *txn = NULL;
 	sl_errmsg why = { "" };
-	ectx e = { 0 };
-	int rc = 1;
+	ectx e;
+	int rc = 1, began = 0;
 
+	memset(&e, 0, sizeof e);
 	if (out_path == NULL) {
 		fprintf(stderr, "softlabel: export needs --out\n");
 		return 2;
@@ -1105,31 +1158,46 @@ cmd_export(const char *dir)
 	if ((e.t = pick_teacher(&c, "export", &rc)) == NULL)
 		goto out;
 	rc = 1;
-	if (sl_store_read_begin(c.store, &txn, &why) != 0)
-		goto out;
-	e.rows = c.job.dataset.rows;
-	e.T = temperature > 0 ? temperature : e.t->temperature;
-	e.probs = malloc((size_t)e.rows * e.t->fmt.classes * sizeof *e.probs);
-	if (e.probs == NULL) {
-		fprintf(stderr, "softlabel: out of memory for %" PRIu64 " rows\n",
-		    e.rows);
+	if (sl_store_read_begin(c.store, &txn, &why) != 0) {
+		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
 		goto out;
 	}
-	for (size_t i = 0; i < (size_t)e.rows * e.t->fmt.classes; i++)
-		e.probs[i] = NAN;
-	sl_store_each_label(txn, e.t->index, 0, export_label, &e);
+	e.rows = c.job.dataset.rows;
+	e.T = temperature > 0 ? temperature : e.t->temperature;
+	e.cap = ((uint64_t)4 << 20) / (e.t->fmt.classes * sizeof *e.buf);
+	if (e.cap == 0)
+		e.cap = 1;
+	if ((e.buf = malloc((size_t)e.cap * e.t->fmt.classes *
+	    sizeof *e.buf)) == NULL) {
+		fprintf(stderr, "softlabel: out of memory\n");
+		goto out;
+	}
 	uint64_t shape[2] = { e.rows, e.t->fmt.classes };
-	if (sl_npy_write(out_path, "<f4", shape, 2, e.probs, &why) != 0) {
+	if (sl_npy_begin(&e.w, out_path, "<f4", shape, 2, &why) != 0) {
 		fprintf(stderr, "softlabel: %s: %s\n", out_path, why.text);
 		goto out;
 	}
+	began = 1;
+	if (sl_store_each_label(txn, e.t->index, 0, export_label, &e) != 0 &&
+	    e.rc == 0) {
+		fprintf(stderr, "softlabel: %s: cannot walk the cache\n", dir);
+		goto out;
+	}
+	if (e.rc != 0 || fill_absent(&e, e.rows) != 0 || flush_rows(&e) != 0 ||
+	    (e.rc = sl_npy_finish(&e.w, &e.why)) != 0) {
+		fprintf(stderr, "softlabel: %s: %s\n", out_path, e.why.text);
+		goto out;
+	}
+	began = 0;
 	printf("wrote %s: %" PRIu64 " x %u at T=%g; %" PRIu64 " rows present, %"
 	    PRIu64 " absent (NaN), %" PRIu64 " corrupt skipped\n", out_path,
 	    e.rows, e.t->fmt.classes, (double)e.T, e.found, e.rows - e.found,
 	    e.bad);
 	rc = e.bad ? 1 : 0;
 out:
-	free(e.probs);
+	if (began)
+		sl_npy_abort(&e.w);
+	free(e.buf);
 	sl_store_read_end(&txn);
 	sl_store_close(&c.store);
 	return rc;

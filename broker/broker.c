@@ -6,6 +6,7 @@
 #include "conn.h"
 #include "repair.h"
 #include "session.h"
+#include "sl_fingerprint.h"
 #include "sl_label.h"
 #include "sl_log.h"
 #include "sl_net.h"
@@ -102,8 +103,9 @@ open_job(broker *b)
 		sl_error("%s: %s", c->dataset, why.text);
 		return 1;
 	}
-	if ((rc = sl_dataset_fingerprint(b->ds, &fp)) != 0) {
-		sl_error("%s: fingerprint: %s", c->dataset, sl_strerror(rc));
+	if ((rc = sl_dataset_fingerprint_start(b->ds, c->dataset, &fp,
+	    &why)) != 0) {
+		sl_error("%s: fingerprint: %s", c->dataset, why.text);
 		return 1;
 	}
 	snprintf(owner, sizeof owner, "softlabel-broker on %s", c->bind);
@@ -437,6 +439,18 @@ broker_send_task(broker *b, worker *w, uint64_t s)
 	m.u.task.first_row = s * b->job.shard_rows;
 	m.u.task.nrows = n;
 	if (w->ship_rows) {
+		sl_errmsg why = { "" };
+
+		/* Rows leave only while they are the fingerprinted bytes: a
+		 * dataset changed in place stops the broker (its lease stays
+		 * for a restart on a dataset that is right). */
+		if (sl_dataset_verify_rows(b->ds, (size_t)m.u.task.first_row, n,
+		    &why) != 0) {
+			sl_error("%s: %s; stopping (the cache keeps what was "
+			    "labeled before)", b->cfg->dataset, why.text);
+			b->failed = 1;
+			return;
+		}
 		m.u.task.data.p = sl_dataset_row(b->ds, m.u.task.first_row);
 		m.u.task.data.len = (size_t)n * b->row_bytes;
 	}
@@ -935,7 +949,7 @@ broker_run(broker *b)
 	    " shard_rows=%u lease=%ds%s", b->cfg->bind, b->cfg->store,
 	    sl_dataset_rows(b->ds), b->nshards, b->job.shard_rows,
 	    b->cfg->lease_timeout_s, b->cfg->nosync ? " nosync" : "");
-	while (!*b->stop) {
+	while (!*b->stop && !b->failed) {
 		if (zmq_poll(live, nitems, 100) < 0 && zmq_errno() != EINTR) {
 			sl_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
 			return 1;
@@ -994,5 +1008,5 @@ broker_run(broker *b)
 	}
 	sl_info("stopping: committing %u held results", b->ngroup);
 	commit_group(b);
-	return 0;
+	return b->failed ? 1 : 0;
 }

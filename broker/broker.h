@@ -262,6 +262,7 @@ typedef struct broker {
 	sl_metrics_text mtext; /* its text, rendered on this thread */
 	uint64_t commit_hist[METRICS_COMMIT_BUCKETS + 1]; /* last: +Inf */
 	double commit_seconds_sum;
+	int failed; /* a fatal error (the dataset changed): leave with exit 1 */
 } broker;
 
 /* Open the store and dataset, create or resume the job, bind. Logs its own

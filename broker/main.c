@@ -190,7 +190,12 @@ main(int argc, char **argv)
 		    "transaction, acknowledged only after its commit.\n\n"
 		    "With --curve-secret and --allow-keys all traffic is CurveZMQ and\n"
 		    "only listed public keys get a session (also on --status-bind);\n"
-		    "without them traffic is unauthenticated.\n\noptions:\n");
+		    "without them traffic is unauthenticated.\n\n"
+		    "The dataset's fingerprint is remembered in a memo file keyed by its\n"
+		    "device, inode, size, mtime and ctime ($SOFTLABEL_FINGERPRINTS, default\n"
+		    "~/.cache/softlabel/fingerprints; off: hash at every start); each\n"
+		    "shard's rows are hashed again before they are shipped, and rows\n"
+		    "changed since stop the broker (exit 1).\n\noptions:\n");
 		sl_opt_help(opts, stdout);
 		sl_opt_env_help(opts, "SOFTLABEL_BROKER", stdout);
 		return 0;

@@ -15,6 +15,7 @@
 #define ZLIB_CONST
 #include "sl_data.h"
 
+#include "sl_data_impl.h"
 #include "sl_file.h"
 
 #include <assert.h>
@@ -32,7 +33,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sodium.h>
 #include <zlib.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -45,23 +45,6 @@
 #define GZ_FIRST_ALLOC ((size_t)1 << 20) /* first gunzip buffer, bytes */
 #define Z_CHUNK ((uInt)1 << 30)          /* zlib counts in uInt */
 
-struct sl_dataset {
-	enum sl_dtype dtype;
-	uint32_t ndim;
-	uint64_t shape[SL_DATA_MAX_DIMS];
-	size_t rows;
-	size_t dim;       /* values per row */
-	size_t elem_size; /* bytes per value */
-	size_t row_bytes;
-	const uint8_t *data; /* rows * row_bytes bytes, in map or heap */
-	void *map;           /* mmap of the file, or NULL */
-	size_t map_len;
-	uint8_t *heap; /* gunzipped or byte-swapped IDX, or NULL */
-
-	pthread_mutex_t fp_lock; /* guards the lazily computed fingerprint */
-	int fp_valid;
-	sl_fingerprint fp;
-};
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -148,7 +131,8 @@ check_data_len(const sl_array_info *ai, size_t len, sl_errmsg *why)
 
 /* Map a whole regular file read-only. */
 static int
-map_file(const char *path, void **map, size_t *len, sl_errmsg *why)
+map_file(const char *path, void **map, size_t *len, struct stat *st_out,
+    sl_errmsg *why)
 {
 	struct stat st;
 	void *m;
@@ -192,6 +176,8 @@ map_file(const char *path, void **map, size_t *len, sl_errmsg *why)
 	close(fd);
 	*map = m;
 	*len = (size_t)st.st_size;
+	if (st_out != NULL)
+		*st_out = st;
 	return 0;
 fail:
 	close(fd);
@@ -1040,7 +1026,7 @@ sl_dataset_open(const char *path, sl_dataset **out, sl_errmsg *why)
 		return sl_errmsg_set(why, rc, "pthread_mutex_init: %s",
 		    strerror(rc));
 	}
-	rc = map_file(path, &ds->map, &ds->map_len, why);
+	rc = map_file(path, &ds->map, &ds->map_len, &ds->st, why);
 	if (rc != 0)
 		goto fail;
 	rc = detect(ds->map, ds->map_len, &f, why);
@@ -1129,6 +1115,7 @@ sl_dataset_close(sl_dataset **dsp)
 	if (ds->map != NULL)
 		munmap(ds->map, ds->map_len);
 	free(ds->heap);
+	free(ds->chunk);
 	pthread_mutex_destroy(&ds->fp_lock);
 	free(ds);
 	*dsp = NULL;
@@ -1213,32 +1200,6 @@ sl_rows_f32(const void *raw, enum sl_dtype dtype, size_t n, size_t d,
 	}
 }
 
-int
-sl_dataset_fingerprint(sl_dataset *ds, sl_fingerprint *out)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&ds->fp_lock);
-	if (!ds->fp_valid) {
-		if (sodium_init() < 0) {
-			rc = SL_EUNSUPPORTED;
-			goto done;
-		}
-		memset(&ds->fp, 0, sizeof ds->fp);
-		ds->fp.rows = ds->rows;
-		ds->fp.ndim = ds->ndim;
-		memcpy(ds->fp.shape, ds->shape, sizeof ds->fp.shape);
-		ds->fp.dtype = ds->dtype;
-		crypto_hash_sha256(ds->fp.sha256, ds->data,
-		    (unsigned long long)(ds->rows * ds->row_bytes));
-		ds->fp_valid = 1;
-	}
-	*out = ds->fp;
-done:
-	pthread_mutex_unlock(&ds->fp_lock);
-	return rc;
-}
-
 /* ---- labels ------------------------------------------------------------- */
 
 /* One integer of type descr ("|u1", "<i8", ">i4", ...) at p, widened. */
@@ -1271,7 +1232,7 @@ sl_labels_load(const char *path, int32_t **labels, size_t *n, sl_errmsg *why)
 	enum fmt f;
 	int rc;
 
-	rc = map_file(path, &map, &len, why);
+	rc = map_file(path, &map, &len, NULL, why);
 	if (rc != 0)
 		return rc;
 	rc = detect(map, len, &f, why);
@@ -1339,14 +1300,16 @@ fail:
 /* ---- writing .npy ------------------------------------------------------- */
 
 int
-sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
-    uint32_t ndim, const void *data, sl_errmsg *why)
+sl_npy_begin(sl_npy_writer *w, const char *path, const char *descr,
+    const uint64_t *shape, uint32_t ndim, sl_errmsg *why)
 {
 	char hdr[256 + SHAPE_TEXT_MAX], d[8], text[SHAPE_TEXT_MAX];
-	sl_atomic_file f;
 	size_t elem_size, count, hlen;
 	int n, rc;
 
+	w->f.fd = -1;
+	w->f.tmp[0] = '\0';
+	w->left = 0;
 	if (descr == NULL)
 		return sl_errmsg_set(why, SL_EINVAL, "descr is NULL");
 	rc = descr_norm(descr, strlen(descr), d, &elem_size, why);
@@ -1358,8 +1321,6 @@ sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
 	rc = shape_count(shape, ndim, elem_size, &count, why);
 	if (rc != 0)
 		return rc;
-	if (count > 0 && data == NULL)
-		return sl_errmsg_set(why, SL_EINVAL, "data is NULL");
 
 	/* NumPy's layout: magic, version 1.0, u16 header length, the dict
 	 * padded with spaces and ended by '\n' so that the data starts at a
@@ -1379,13 +1340,66 @@ sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
 	hdr[8] = (char)((hlen - 10) & 0xff);
 	hdr[9] = (char)((hlen - 10) >> 8);
 
-	rc = sl_atomic_open(&f, path, why);
+	rc = sl_atomic_open(&w->f, path, why);
 	if (rc == 0)
-		rc = sl_atomic_write(&f, hdr, hlen, why);
-	if (rc == 0 && count > 0)
-		rc = sl_atomic_write(&f, data, count * elem_size, why);
-	if (rc == 0)
-		rc = sl_atomic_commit(&f, why);
-	sl_atomic_abort(&f); /* no-op after a commit */
+		rc = sl_atomic_write(&w->f, hdr, hlen, why);
+	if (rc != 0) {
+		sl_atomic_abort(&w->f);
+		return rc;
+	}
+	w->left = (uint64_t)count * elem_size;
+	return 0;
+}
+
+int
+sl_npy_append(sl_npy_writer *w, const void *data, size_t bytes,
+    sl_errmsg *why)
+{
+	if (bytes > w->left)
+		return sl_errmsg_set(why, SL_EINVAL, "%zu bytes more than the "
+		    "shape holds", bytes - (size_t)w->left);
+	w->left -= bytes;
+	return bytes ? sl_atomic_write(&w->f, data, bytes, why) : 0;
+}
+
+int
+sl_npy_finish(sl_npy_writer *w, sl_errmsg *why)
+{
+	int rc;
+
+	if (w->left != 0) {
+		rc = sl_errmsg_set(why, SL_EINVAL, "%llu bytes of data missing",
+		    (unsigned long long)w->left);
+		sl_atomic_abort(&w->f);
+		return rc;
+	}
+	rc = sl_atomic_commit(&w->f, why);
+	sl_atomic_abort(&w->f); /* no-op after a commit */
 	return rc;
+}
+
+void
+sl_npy_abort(sl_npy_writer *w)
+{
+	sl_atomic_abort(&w->f);
+}
+
+int
+sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
+    uint32_t ndim, const void *data, sl_errmsg *why)
+{
+	sl_npy_writer w;
+	int rc;
+
+	if ((rc = sl_npy_begin(&w, path, descr, shape, ndim, why)) != 0)
+		return rc;
+	if (w.left > 0 && data == NULL) {
+		sl_npy_abort(&w);
+		return sl_errmsg_set(why, SL_EINVAL, "data is NULL");
+	}
+	if ((rc = sl_npy_append(&w, data, (size_t)w.left, why)) != 0) {
+		sl_npy_abort(&w);
+		return rc;
+	}
+	return sl_npy_finish(&w, why);
 }

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "sl_err.h"
+#include "sl_file.h"
 
 /* Limits enforced before anything is allocated. */
 #define SL_DATA_MAX_DIMS 8
@@ -164,6 +165,24 @@ int sl_labels_load(const char *path, int32_t **labels, size_t *n,
  * descr is a NumPy type string: "|u1", "<f4", "<i4", "<i8". */
 int sl_npy_write(const char *path, const char *descr, const uint64_t *shape,
     uint32_t ndim, const void *data, sl_errmsg *why);
+
+/* The same file written in pieces, for data larger than memory: begin
+ * writes the header into a temp file (as sl_npy_write), append adds data
+ * bytes in order (SL_EINVAL past what the shape holds), finish checks
+ * that exactly the shape's bytes came and renames the file into place
+ * (SL_EINVAL, nothing written, if not); abort (also after a failed call)
+ * removes the temp file. */
+typedef struct sl_npy_writer {
+	sl_atomic_file f;
+	uint64_t left; /* data bytes still to come */
+} sl_npy_writer;
+
+int sl_npy_begin(sl_npy_writer *w, const char *path, const char *descr,
+    const uint64_t *shape, uint32_t ndim, sl_errmsg *why);
+int sl_npy_append(sl_npy_writer *w, const void *data, size_t bytes,
+    sl_errmsg *why);
+int sl_npy_finish(sl_npy_writer *w, sl_errmsg *why);
+void sl_npy_abort(sl_npy_writer *w);
 
 /* Decoders of outside bytes, exposed for tests and fuzzing. They never
  * allocate more than the input justifies. */

@@ -270,3 +270,338 @@ sl_target_select(const sl_target_set *t, const int32_t *labels,
 	}
 	return kept;
 }
+
+/* --- out of core: the view -------------------------------------------------- */
+
+int
+sl_target_view_init(sl_target_view *v, uint64_t rows, uint32_t classes)
+{
+	memset(v, 0, sizeof *v);
+	if (rows == 0 || classes < 2)
+		return SL_EINVAL;
+	v->rows = rows;
+	v->classes = classes;
+	v->has = calloc(rows, 1);
+	v->tmp = malloc(classes * sizeof *v->tmp);
+	v->acc = malloc(classes * sizeof *v->acc);
+	if (!v->has || !v->tmp || !v->acc) {
+		sl_target_view_fini(v);
+		return SL_ENOMEM;
+	}
+	return 0;
+}
+
+void
+sl_target_view_fini(sl_target_view *v)
+{
+	if (v == NULL)
+		return;
+	free(v->has);
+	free(v->tmp);
+	free(v->acc);
+	memset(v, 0, sizeof *v);
+}
+
+typedef struct view_ctx {
+	sl_target_view *v;
+	const sl_store_teacher *teacher;
+	uint32_t shard_rows;
+	uint64_t nshards;
+	const uint8_t *mask; /* this teacher's row of the mask */
+	int skip_corrupt;
+	sl_errmsg *why;
+	int failed;
+} view_ctx;
+
+/* Count the teacher's usable records per row into has[] (a count until the
+ * build turns it into 0/1): the checks and skips of add_record. */
+static int
+count_record(void *arg, uint64_t s, const void *rec, size_t len)
+{
+	view_ctx *c = arg;
+	sl_errmsg why = { "" };
+
+	if (s >= c->v->rows || s / c->shard_rows >= c->nshards ||
+	    !c->mask[s / c->shard_rows])
+		return 0;
+	if (sl_label_check(rec, len, &c->teacher->fmt, NULL, &why) != 0) {
+		if (c->skip_corrupt) {
+			c->v->corrupt++;
+			return 0;
+		}
+		sl_errmsg_set(c->why, SL_ECORRUPT, "teacher %s sample %llu: %s",
+		    c->teacher->name, (unsigned long long)s, why.text);
+		c->failed = SL_ECORRUPT;
+		return 1;
+	}
+	c->v->has[s]++;
+	return 0;
+}
+
+int
+sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
+    const sl_store_teacher *teachers, const float *weights, int nteachers,
+    uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
+    int skip_corrupt, sl_errmsg *why)
+{
+	double wsum = 0; /* as sl_target_build */
+	view_ctx c;
+	int rc = 0;
+
+	if (nteachers < 1 || nteachers > SL_TARGET_MAX_TEACHERS || !(T > 0))
+		return sl_errmsg_set(why, SL_EINVAL, "need 1 to %d teachers and "
+		    "T > 0", SL_TARGET_MAX_TEACHERS);
+	if (shard_rows == 0)
+		return sl_errmsg_set(why, SL_EINVAL, "shard_rows is 0");
+	for (int i = 0; i < nteachers; i++) {
+		if (teachers[i].fmt.classes != v->classes)
+			return sl_errmsg_set(why, SL_EMISMATCH, "teacher %s has %u "
+			    "classes, the student %u", teachers[i].name,
+			    teachers[i].fmt.classes, v->classes);
+		if (weights != NULL && !(weights[i] >= 0 &&
+		    weights[i] <= FLT_MAX))
+			return sl_errmsg_set(why, SL_EINVAL, "weight %d is not "
+			    "finite and >= 0", i);
+		wsum += weights ? (double)weights[i] : 1.0;
+	}
+	if (!(wsum > 0))
+		return sl_errmsg_set(why, SL_EINVAL, "teacher weights sum to 0");
+
+	memset(v->has, 0, (size_t)v->rows);
+	v->corrupt = 0;
+	v->nhas = 0;
+	v->txn = txn;
+	v->teachers = teachers;
+	v->nteachers = nteachers;
+	v->T = T;
+	memset(&c, 0, sizeof c);
+	c.v = v;
+	c.shard_rows = shard_rows;
+	c.nshards = nshards;
+	c.skip_corrupt = skip_corrupt;
+	c.why = why;
+	for (int i = 0; i < nteachers && rc == 0; i++) {
+		/* The same float as sl_target_build's weight. */
+		v->w[i] = (float)((weights ? (double)weights[i] : 1.0) / wsum);
+		c.teacher = &teachers[i];
+		c.mask = mask + (size_t)i * nshards;
+		rc = sl_store_each_label(txn, teachers[i].index, 0, count_record,
+		    &c);
+		if (c.failed)
+			rc = c.failed;
+		else if (rc != 0)
+			sl_errmsg_set(why, rc, "teacher %s: cannot read its records: "
+			    "%s", teachers[i].name, sl_strerror(rc));
+	}
+	if (rc != 0) {
+		v->txn = NULL; /* no gather from a failed build */
+		return rc;
+	}
+	for (uint64_t s = 0; s < v->rows; s++) {
+		v->has[s] = v->has[s] == nteachers;
+		v->nhas += v->has[s];
+	}
+	return 0;
+}
+
+/* The committee mean of row s at temperature T into v->acc, in the order
+ * and with the operations of sl_target_build (0, then += w * p per
+ * teacher in committee order). */
+static int
+committee_row(sl_target_view *v, uint64_t s, float T, sl_errmsg *why)
+{
+	const uint32_t C = v->classes;
+
+	memset(v->acc, 0, C * sizeof *v->acc);
+	for (int i = 0; i < v->nteachers; i++) {
+		const sl_store_teacher *t = &v->teachers[i];
+		const void *rec;
+		size_t len;
+		sl_errmsg w2 = { "" };
+		int rc = sl_store_get_label(v->txn, t->index, s, &rec, &len);
+
+		if (rc != 0 || sl_label_check(rec, len, &t->fmt, NULL, &w2) != 0)
+			return sl_errmsg_set(why, rc && rc != SL_ENOTFOUND ? rc :
+			    SL_ECORRUPT, "teacher %s sample %llu: %s since the "
+			    "targets were built", t->name, (unsigned long long)s,
+			    rc ? "no record" : "the record changed");
+		sl_label_probs(rec, t->temperature, T, v->tmp);
+		for (uint32_t k = 0; k < C; k++)
+			v->acc[k] += v->w[i] * v->tmp[k];
+	}
+	return 0;
+}
+
+int
+sl_target_view_gather(sl_target_view *v, const size_t *rows, size_t n,
+    float *p /* (n, classes) */, uint8_t *has /* (n) */, sl_errmsg *why)
+{
+	const uint32_t C = v->classes;
+	int rc;
+
+	if (v->txn == NULL)
+		return sl_errmsg_set(why, SL_EINVAL, "no targets built");
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i] >= v->rows)
+			return sl_errmsg_set(why, SL_EINVAL, "row %zu is past the "
+			    "dataset's %llu", rows[i], (unsigned long long)v->rows);
+		has[i] = v->has[rows[i]];
+		if (!has[i])
+			continue;
+		if ((rc = committee_row(v, rows[i], v->T, why)) != 0)
+			return rc;
+		memcpy(p + i * C, v->acc, C * sizeof *p);
+	}
+	return 0;
+}
+
+/* Per-class bounded max-heaps of (key, row) pairs: the `balance` smallest
+ * pairs of each class, i.e. its most confident rows, ties by lower row. */
+typedef struct class_heap {
+	uint64_t *pairs; /* (cap, 2) */
+	size_t n, cap;
+} class_heap;
+
+static int
+pair_gt(const uint64_t *a, const uint64_t *b)
+{
+	return cmp_cand(a, b) > 0;
+}
+
+static void
+pair_swap(uint64_t *a, uint64_t *b)
+{
+	uint64_t t0 = a[0], t1 = a[1];
+
+	a[0] = b[0];
+	a[1] = b[1];
+	b[0] = t0;
+	b[1] = t1;
+}
+
+static void
+heap_up(class_heap *h, size_t i)
+{
+	while (i > 0) {
+		size_t up = (i - 1) / 2;
+
+		if (!pair_gt(h->pairs + 2 * i, h->pairs + 2 * up))
+			break;
+		pair_swap(h->pairs + 2 * i, h->pairs + 2 * up);
+		i = up;
+	}
+}
+
+static void
+heap_down(class_heap *h, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, big = i;
+
+		if (l < h->n && pair_gt(h->pairs + 2 * l, h->pairs + 2 * big))
+			big = l;
+		if (r < h->n && pair_gt(h->pairs + 2 * r, h->pairs + 2 * big))
+			big = r;
+		if (big == i)
+			return;
+		pair_swap(h->pairs + 2 * i, h->pairs + 2 * big);
+		i = big;
+	}
+}
+
+/* Offer (key, s) to h, bounded at balance. Returns the row evicted (or s
+ * itself when it is not taken), UINT64_MAX when nothing leaves, or
+ * UINT64_MAX - 1 when out of memory. */
+static uint64_t
+heap_offer(class_heap *h, uint64_t balance, uint64_t key, uint64_t s)
+{
+	const uint64_t pair[2] = { key, s };
+	uint64_t out;
+
+	if (h->n < balance) {
+		if (h->n == h->cap) {
+			size_t cap = h->cap ? 2 * h->cap : 64;
+			uint64_t *p;
+
+			if (cap > balance)
+				cap = (size_t)balance;
+			if ((p = realloc(h->pairs, cap * 2 * sizeof *p)) == NULL)
+				return UINT64_MAX - 1;
+			h->pairs = p;
+			h->cap = cap;
+		}
+		h->pairs[2 * h->n] = key;
+		h->pairs[2 * h->n + 1] = s;
+		heap_up(h, h->n++);
+		return UINT64_MAX;
+	}
+	if (!pair_gt(h->pairs, pair))
+		return s; /* not better than the worst kept */
+	out = h->pairs[1];
+	h->pairs[0] = key;
+	h->pairs[1] = s;
+	heap_down(h, 0);
+	return out;
+}
+
+int
+sl_target_view_select(sl_target_view *v, const int32_t *labels,
+    size_t nlabels, float min_conf, uint64_t balance, uint8_t *keep,
+    uint64_t *kept, sl_errmsg *why)
+{
+	const int need_conf = !(min_conf <= 0.0f) || balance > 0;
+	class_heap *heaps = NULL;
+	uint64_t n = 0;
+	int rc = 0;
+
+	if (need_conf && v->txn == NULL)
+		return sl_errmsg_set(why, SL_EINVAL, "no targets built");
+	if (balance > 0 && (heaps = calloc(v->classes, sizeof *heaps)) == NULL)
+		return sl_errmsg_set(why, SL_ENOMEM, "out of memory");
+	for (uint64_t s = 0; s < v->rows; s++) {
+		const int labeled = s < nlabels && labels[s] >= 0;
+		uint32_t best = 0;
+		float conf;
+
+		keep[s] = 0;
+		if (!v->has[s])
+			continue;
+		if (labeled || !need_conf) {
+			/* Unlabeled with min_conf <= 0: a confidence >= 0 always
+			 * passes, as in sl_target_select. */
+			keep[s] = 1;
+			n++;
+			continue;
+		}
+		if ((rc = committee_row(v, s, 1.0f, why)) != 0)
+			goto out;
+		for (uint32_t k = 1; k < v->classes; k++)
+			if (v->acc[k] > v->acc[best])
+				best = k;
+		conf = v->acc[best];
+		if (!(conf >= min_conf))
+			continue;
+		keep[s] = 1;
+		n++;
+		if (balance > 0) {
+			const uint64_t out = heap_offer(&heaps[best], balance,
+			    (uint64_t)~conf_order(conf) & 0xffffffffu, s);
+
+			if (out == UINT64_MAX - 1) {
+				rc = sl_errmsg_set(why, SL_ENOMEM, "out of memory "
+				    "for --balance %llu", (unsigned long long)balance);
+				goto out;
+			}
+			if (out != UINT64_MAX) {
+				keep[out] = 0;
+				n--;
+			}
+		}
+	}
+	*kept = n;
+out:
+	for (uint32_t k = 0; heaps != NULL && k < v->classes; k++)
+		free(heaps[k].pairs);
+	free(heaps);
+	return rc;
+}

@@ -11,8 +11,12 @@
  * row's target never changes as more teachers catch up, and a resumed
  * trainer rebuilds exactly the targets it had from the same mask.
  *
- * Memory: (rows, classes) floats plus a few bytes per row, allocated once by
- * sl_target_init and refilled in place by sl_target_build.
+ * Two forms. The in-memory set (sl_target_set) holds (rows, classes)
+ * floats twice plus a few bytes per row, allocated once by sl_target_init
+ * and refilled in place by sl_target_build: it is the reference the view
+ * is tested against, for caches that fit in memory. The view
+ * (sl_target_view, below) keeps one byte per row and reads targets from
+ * the cache's snapshot per batch: what the student trains with.
  */
 #ifndef SL_TARGET_H
 #define SL_TARGET_H
@@ -73,5 +77,69 @@ int sl_target_build(sl_target_set *t, sl_store_txn *txn,
 uint64_t sl_target_select(const sl_target_set *t, const int32_t *labels,
     size_t nlabels, float min_conf, uint64_t balance, uint8_t *keep,
     uint64_t *scratch);
+
+/* --- out of core: the view ----------------------------------------------
+ *
+ * The same targets without the (rows, classes) matrices: a build pass
+ * walks each teacher's records once (a sequential cursor) and keeps one
+ * byte per row (has); the targets of a batch are gathered from the read
+ * snapshot when the batch is trained (sl_target_view_gather), and the
+ * selection query is a streaming pass that keeps per committee class at
+ * most `balance` (key, row) pairs of 16 bytes. Memory: rows bytes plus
+ * classes floats, plus min(balance * classes, candidates) * 16 bytes while
+ * a --balance selection runs; nothing grows with rows x classes.
+ *
+ * Results are bit for bit those of the in-memory set above (the same
+ * float operations in the same order): has, nhas and corrupt as
+ * sl_target_build, gathered rows as its p, kept rows as sl_target_select.
+ *
+ * The view borrows txn, teachers and the records: they must stay as they
+ * were at the last build (the same snapshot: do not refresh or end txn,
+ * nor change teachers) until the next build. One thread at a time. */
+typedef struct sl_target_view {
+	uint64_t rows;
+	uint32_t classes;
+	uint8_t *has;     /* (rows) 1 when the row has a target */
+	uint64_t nhas;    /* rows with a target */
+	uint64_t corrupt; /* records that failed sl_label_check (skipped) */
+	/* The committee of the last build. */
+	sl_store_txn *txn;
+	const sl_store_teacher *teachers;
+	float w[SL_TARGET_MAX_TEACHERS]; /* normalised weights */
+	int nteachers;
+	float T;
+	float *tmp, *acc; /* (classes) each */
+} sl_target_view;
+
+/* rows > 0, classes >= 2: SL_EINVAL; SL_ENOMEM. fini accepts a zeroed or
+ * NULL view and zeroes it. */
+int sl_target_view_init(sl_target_view *v, uint64_t rows, uint32_t classes);
+void sl_target_view_fini(sl_target_view *v);
+
+/* As sl_target_build, arguments and return codes alike, into v->has,
+ * v->nhas and v->corrupt. */
+int sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
+    const sl_store_teacher *teachers, const float *weights, int nteachers,
+    uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
+    int skip_corrupt, sl_errmsg *why);
+
+/* Targets of rows[0..n) at the build's T into p (n, classes) and has (n):
+ * has[i] = v->has[rows[i]], and p's row i is the committee mean when it
+ * is 1 (left as it was when 0). Reads each teacher's record of each row
+ * from the snapshot; does not allocate. SL_EINVAL for a row past the
+ * dataset; SL_ECORRUPT if a record no longer passes its check (it did in
+ * the build; the snapshot cannot change it, so this is a bug or bad
+ * memory); a store error. */
+int sl_target_view_gather(sl_target_view *v, const size_t *rows, size_t n,
+    float *p /* (n, classes) */, uint8_t *has /* (n) */, sl_errmsg *why);
+
+/* sl_target_select on the view: same keep[] and count (*kept). With
+ * min_conf <= 0 and balance 0 nothing is read (every row with a target
+ * is kept); else one pass over the rows with a target computes the
+ * committee's confidence at T = 1. SL_ENOMEM, a store error, or
+ * SL_ECORRUPT as gather. */
+int sl_target_view_select(sl_target_view *v, const int32_t *labels,
+    size_t nlabels, float min_conf, uint64_t balance, uint8_t *keep,
+    uint64_t *kept, sl_errmsg *why);
 
 #endif

@@ -1,4 +1,5 @@
 #include "distill.h"
+#include "sl_fingerprint.h"
 #include "sl_log.h"
 
 #include <errno.h>
@@ -126,8 +127,10 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 		sl_error("--store %s: %s", cfg->store, why.text);
 		return rc;
 	}
-	if ((rc = sl_dataset_fingerprint(ds, &fp)) != 0)
+	if ((rc = sl_dataset_fingerprint_start(ds, "--dataset", &fp, &why)) != 0) {
+		sl_error("--dataset: %s", why.text);
 		return rc;
+	}
 	if (memcmp(fp.sha256, d->job.dataset.sha256, 32) != 0 ||
 	    fp.rows != d->job.dataset.rows) {
 		sl_error("--dataset is not the dataset the cache %s was labeled "
@@ -148,9 +151,8 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 	d->mask_len = (uint32_t)((uint64_t)d->nteachers * d->nshards);
 	d->mask = calloc(d->mask_len ? d->mask_len : 1, 1);
 	d->keep = calloc(fp.rows, 1);
-	d->scratch = malloc(2 * fp.rows * sizeof *d->scratch);
-	if (!d->mask || !d->keep || !d->scratch ||
-	    sl_target_init(&d->targets, fp.rows, classes) != 0) {
+	if (!d->mask || !d->keep ||
+	    sl_target_view_init(&d->targets, fp.rows, classes) != 0) {
 		sl_error("out of memory for targets of %llu rows",
 		    (unsigned long long)fp.rows);
 		return SL_ENOMEM;
@@ -221,10 +223,9 @@ distill_close(distill *d)
 {
 	sl_store_read_end(&d->txn);
 	sl_store_close(&d->store);
-	sl_target_fini(&d->targets);
+	sl_target_view_fini(&d->targets);
 	free(d->mask);
 	free(d->keep);
-	free(d->scratch);
 }
 
 void
@@ -287,7 +288,7 @@ distill_build(distill *d, const int32_t *labels, size_t nlabels)
 	/* The snapshot must hold every shard the mask names: refresh (a
 	 * resumed run's mask may name shards newer than the snapshot). */
 	if ((rc = sl_store_read_refresh(d->txn, &why)) != 0 ||
-	    (rc = sl_target_build(&d->targets, d->txn, d->teachers, d->weights,
+	    (rc = sl_target_view_build(&d->targets, d->txn, d->teachers, d->weights,
 	    d->nteachers, d->job.shard_rows, d->nshards, d->mask,
 	    d->cfg->temperature, skip, &why)) != 0) {
 		sl_error("--store %s: %s%s", d->cfg->store, why.text,
@@ -298,8 +299,24 @@ distill_build(distill *d, const int32_t *labels, size_t nlabels)
 	if (d->targets.corrupt > 0)
 		sl_warn("%llu corrupt records skipped (CRC or format)",
 		    (unsigned long long)d->targets.corrupt);
-	d->nkeep = sl_target_select(&d->targets, labels, nlabels,
+	if ((rc = sl_target_view_select(&d->targets, labels, nlabels,
 	    d->cfg->min_confidence, (uint64_t)d->cfg->balance, d->keep,
-	    d->scratch);
+	    &d->nkeep, &why)) != 0) {
+		sl_error("--store %s: selection: %s", d->cfg->store, why.text);
+		return rc;
+	}
 	return 0;
+}
+
+int
+distill_gather(distill *d, const size_t *rows, size_t n, float *p,
+    uint8_t *has)
+{
+	sl_errmsg why = { "" };
+	int rc = sl_target_view_gather(&d->targets, rows, n, p, has, &why);
+
+	if (rc != 0)
+		sl_error("--store %s: targets of a batch: %s", d->cfg->store,
+		    why.text);
+	return rc;
 }

@@ -2,6 +2,9 @@
  * shards this epoch uses (the cache position, saved in checkpoints), the
  * targets built from them, and the rows the selection query keeps.
  *
+ * Memory does not grow with rows x classes: two bytes per row (has, keep)
+ * and the batch's targets, gathered from the snapshot by distill_gather.
+ *
  * At each epoch start the trainer refreshes its read snapshot and takes the
  * shards done so far, so a trainer started while labeling runs uses new
  * shards in later epochs. A resumed trainer rebuilds the epoch's targets
@@ -33,9 +36,8 @@ typedef struct distill {
 	uint64_t nshards;
 	uint8_t *mask;        /* (nteachers, nshards): the cache position */
 	uint32_t mask_len;
-	sl_target_set targets;
+	sl_target_view targets; /* one byte per row; targets read per batch */
 	uint8_t *keep;        /* (rows) selected by the query */
-	uint64_t *scratch;    /* (2 * rows) */
 	uint64_t nkeep;
 } distill;
 
@@ -64,7 +66,13 @@ int distill_take_done(distill *d);
 uint64_t distill_covered_rows(const distill *d);
 
 /* Build targets from the current mask and run the selection query over
- * labels. */
+ * labels. The snapshot then stays as it is until the next build. */
 int distill_build(distill *d, const int32_t *labels, size_t nlabels);
+
+/* The targets of rows[0..n) at the student's temperature into p (n,
+ * classes) and has (n), from the snapshot of the last build (logged on
+ * failure). Does not allocate. */
+int distill_gather(distill *d, const size_t *rows, size_t n, float *p,
+    uint8_t *has);
 
 #endif

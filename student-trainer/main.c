@@ -98,6 +98,10 @@ usage(FILE *out)
 	    "  res(E,...)                            Residual(E, ...): x + body(x)\n"
 	    "e.g. 'conv:16:3:p=1,bn,relu,maxpool:2,res(conv:16:3:p=1,bn,relu,conv:16:3:p=1,bn),\n"
 	    "relu,gap,flatten,linear:10' (quote it: the shell reads parentheses).\n"
+	    "\n"
+	    "The dataset's fingerprint is remembered in a memo file keyed by its\n"
+	    "device, inode, size, mtime and ctime ($SOFTLABEL_FINGERPRINTS, default\n"
+	    "~/.cache/softlabel/fingerprints; off: hash at every start).\n"
 	    "\noptions:\n");
 	sl_opt_help(opts, out);
 	sl_opt_env_help(opts, "SOFTLABEL_STUDENT", out);

@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 #include "sl_blas.h"
 #include "sl_cnn.h"
+#include "sl_fingerprint.h"
 #include "sl_log.h"
 #include "sl_loss.h"
 #include "sl_model.h"
@@ -51,6 +52,7 @@ typedef struct run {
 	uint8_t digest[32];  /* identifies the run for --resume */
 	char *settings;      /* what the digest covers, as "--option=value" lines */
 	FILE *metrics;
+	int failed;          /* a batch could not be trained (logged) */
 } run;
 
 static void
@@ -350,12 +352,15 @@ run_digest(run *r)
 	const train_cfg *c = r->cfg;
 	crypto_hash_sha256_state st;
 	sl_fingerprint fp;
+	sl_errmsg why = { "" };
 	char text[1024];
 	char mean[16 * SL_PREPROC_MAX_CHANNELS], std[16 * SL_PREPROC_MAX_CHANNELS];
 	int n, rc;
 
-	if ((rc = sl_dataset_fingerprint(r->ds, &fp)) != 0)
+	if ((rc = sl_dataset_fingerprint_start(r->ds, c->dataset, &fp, &why)) != 0) {
+		sl_error("%s: %s", c->dataset, why.text);
 		return rc;
+	}
 	/* One channel reads "mean=0 std=1", as before lists existed, so that
 	 * older checkpoints keep resuming. */
 	sl_floats_format(mean, sizeof mean, r->pre.mean, r->pre.channels);
@@ -745,10 +750,14 @@ train_batch(run *r, size_t first, int B)
 		const size_t row = r->rows[first + (size_t)i];
 
 		r->y[i] = labeled(r, row) ? r->labels[row] : -1;
-		r->has_t[i] = r->cached && r->d.targets.has[row];
-		if (r->has_t[i])
-			memcpy(r->pt + (size_t)i * C,
-			    r->d.targets.p + row * (size_t)C, (size_t)C * sizeof(float));
+		r->has_t[i] = 0;
+	}
+	/* The batch's targets, read from the cache's snapshot now (memory
+	 * does not grow with rows x classes). */
+	if (r->cached && distill_gather(&r->d, r->rows + first, (size_t)B,
+	    r->pt, r->has_t) != 0) {
+		r->failed = 1;
+		return NAN;
 	}
 	z = net_forward(r, r->x, B, 1);
 	loss = sl_loss_kd(z, r->cached ? r->pt : NULL, r->has_t, r->y, B, C,
@@ -1067,6 +1076,8 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 			    (int)(r.n_rows - first) : c->batch;
 
 			loss_sum += (double)train_batch(&r, first, B) * B;
+			if (r.failed)
+				goto out;
 			seen += (uint64_t)B;
 			here += (uint64_t)B;
 			pos.batch++;

@@ -114,6 +114,11 @@ main(int argc, char **argv)
 		    "are 1 to 128 characters from " SL_PROTO_NAME_CHARS ".\n"
 		    "With --curve-secret and --curve-server the\n"
 		    "connection is CurveZMQ; the broker must list this key's .pub.\n"
+		    "With --dataset, its fingerprint is remembered in a memo file keyed\n"
+		    "by its device, inode, size, mtime and ctime ($SOFTLABEL_FINGERPRINTS,\n"
+		    "default ~/.cache/softlabel/fingerprints; off: hash at every start),\n"
+		    "and each shard's rows are hashed again before its result is sent:\n"
+		    "rows changed since stop the worker (exit 1).\n"
 		    "\noptions:\n");
 		sl_opt_help(opts, stdout);
 		sl_opt_env_help(opts, "SOFTLABEL_TEACHER", stdout);

@@ -2,6 +2,7 @@
 #include "progress.h"
 #include "sl_curve.h"
 #include "sl_data.h"
+#include "sl_fingerprint.h"
 #include "sl_graph.h"
 #include "sl_label.h"
 #include "sl_log.h"
@@ -162,8 +163,9 @@ load(wstate *w)
 			sl_error("%s: %s", c->dataset, why.text);
 			return 1;
 		}
-		if ((rc = sl_dataset_fingerprint(w->ds, &w->fp)) != 0) {
-			sl_error("%s: %s", c->dataset, sl_strerror(rc));
+		if ((rc = sl_dataset_fingerprint_start(w->ds, c->dataset, &w->fp,
+		    &why)) != 0) {
+			sl_error("%s: %s", c->dataset, why.text);
 			return 1;
 		}
 	}
@@ -864,6 +866,20 @@ collect_batch(wstate *w)
 	t->done_rows += c->job.b;
 	if (t->done_rows < t->nrows)
 		return 0;
+	/* The rows just labeled must still be the fingerprinted ones: checked
+	 * after they were read, so a change before or while they were read is
+	 * caught, and no result of changed bytes leaves under the job's
+	 * fingerprint. */
+	if (t->data == NULL && w->ds != NULL) {
+		sl_errmsg why = { "" };
+
+		if (sl_dataset_verify_rows(w->ds, (size_t)t->first_row, t->nrows,
+		    &why) != 0) {
+			sl_error("shard %" PRIu64 ": %s: %s; stopping", t->shard,
+			    w->cfg->dataset, why.text);
+			return 1;
+		}
+	}
 
 	h = free_held(w);
 	memset(&m, 0, sizeof m);

@@ -38,6 +38,10 @@ trap sl_cleanup EXIT INT TERM
 
 sl_tmpdir() {
 	SL_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sl-it.XXXXXX")
+	# Fingerprint memos of the test's datasets stay in the test's directory
+	# (not in ~/.cache, where every run would leave some).
+	SOFTLABEL_FINGERPRINTS=$SL_TMP/fingerprints
+	export SOFTLABEL_FINGERPRINTS
 }
 
 sl_atexit() { # command

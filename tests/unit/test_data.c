@@ -637,6 +637,50 @@ test_rows_f32_preproc(void **state)
 	sl_dataset_close(&ds);
 }
 
+/* sl_npy_begin/append/finish: the file written in pieces equals the one
+ * written at once; a wrong byte count writes nothing. */
+static void
+test_npy_pieces(void **state)
+{
+	const uint64_t shape[2] = { 5, 3 };
+	float v[15];
+	sl_npy_writer w;
+	sl_dataset *a = NULL, *b = NULL;
+	sl_errmsg why = { "" };
+	struct stat st;
+
+	(void)state;
+	for (int i = 0; i < 15; i++)
+		v[i] = (float)i * 0.5f - 2.0f;
+	assert_int_equal(sl_npy_write(tpath("whole.npy"), "<f4", shape, 2, v,
+	    &why), 0);
+	assert_int_equal(sl_npy_begin(&w, tpath("parts.npy"), "<f4", shape, 2,
+	    &why), 0);
+	assert_int_equal(sl_npy_append(&w, v, 4 * sizeof *v, &why), 0);
+	assert_int_equal(sl_npy_append(&w, v + 4, 0, &why), 0);
+	assert_int_equal(sl_npy_append(&w, v + 4, 11 * sizeof *v, &why), 0);
+	assert_int_equal(sl_npy_append(&w, v, 1, &why), SL_EINVAL);
+	assert_int_equal(sl_npy_finish(&w, &why), 0);
+	assert_int_equal(sl_dataset_open(tpath("whole.npy"), &a, &why), 0);
+	assert_int_equal(sl_dataset_open(tpath("parts.npy"), &b, &why), 0);
+	assert_memory_equal(sl_dataset_row(a, 0), sl_dataset_row(b, 0),
+	    sizeof v);
+	sl_dataset_close(&a);
+	sl_dataset_close(&b);
+	/* Short: finish refuses, no file. */
+	assert_int_equal(sl_npy_begin(&w, tpath("short.npy"), "<f4", shape, 2,
+	    &why), 0);
+	assert_int_equal(sl_npy_append(&w, v, 14 * sizeof *v, &why), 0);
+	assert_int_equal(sl_npy_finish(&w, &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "4 bytes of data missing"));
+	assert_int_not_equal(stat(tpath("short.npy"), &st), 0);
+	/* Aborted: no file either. */
+	assert_int_equal(sl_npy_begin(&w, tpath("gone.npy"), "<f4", shape, 2,
+	    &why), 0);
+	sl_npy_abort(&w);
+	assert_int_not_equal(stat(tpath("gone.npy"), &st), 0);
+}
+
 static void
 test_fingerprint(void **state)
 {
@@ -1346,6 +1390,7 @@ main(void)
 		cmocka_unit_test(test_preproc_pack),
 		cmocka_unit_test(test_preproc_options),
 		cmocka_unit_test(test_preproc_check),
+		cmocka_unit_test(test_npy_pieces),
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_fingerprint_known_sha),
 		cmocka_unit_test(test_labels_roundtrip),

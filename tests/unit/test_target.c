@@ -1027,6 +1027,132 @@ test_errors(void **state)
 	sl_store_close(&s);
 }
 
+/* ---- 7. the view against the in-memory set -------------------------------- */
+
+/* The out-of-core view gives bit for bit what the in-memory set gives: a
+ * committee of three encodings, a teacher missing shards, a corrupt record
+ * skipped, a mask with a hole; logits on a coarse grid so that many rows
+ * tie in confidence (the balance query's tie rule is exercised). Gathered
+ * in shuffled batches, compared with memcmp; selections for several
+ * min_conf and balance settings compared row for row. */
+static void
+test_view_matches_set(void **state)
+{
+	enum { N = 2000, SR = 100, NSH = 20 };
+	static float za[N * C], zb[N * C], zc[N * C];
+	static uint8_t mask[3 * NSH], keep_set[N], keep_view[N], has[64];
+	static uint64_t scratch[2 * N];
+	static int32_t labels[N];
+	static size_t order[N];
+	static float p[64 * C];
+	static const float w3[3] = { 1.0f, 2.0f, 0.5f };
+	static const struct { float min_conf; uint64_t balance; } sel[] = {
+		{ 0.0f, 0 }, { 0.3f, 0 }, { 0.0f, 5 }, { 0.4f, 17 },
+		{ 0.2f, 100000 }, { 0.95f, 1 },
+	};
+	sl_store *s;
+	sl_store_teacher tt[3];
+	sl_store_txn *txn;
+	sl_target_set ts;
+	sl_target_view v;
+	sl_errmsg why = { "" };
+	sl_rng r;
+
+	(void)state;
+	random_logits(21, za, N * C, 3.0f);
+	random_logits(22, zb, N * C, 3.0f);
+	random_logits(23, zc, N * C, 3.0f);
+	for (size_t i = 0; i < (size_t)N * C; i++) { /* a coarse grid: ties */
+		za[i] = roundf(za[i]);
+		zb[i] = roundf(zb[i]);
+		zc[i] = roundf(zc[i]);
+	}
+	s = make_store(N, SR);
+	tt[0] = add_teacher(s, "a", 2.0f, SL_ENC_F32, 0);
+	tt[1] = add_teacher(s, "b", 3.0f, SL_ENC_F16, 0);
+	tt[2] = add_teacher(s, "c", 1.0f, SL_ENC_TOPK, 3);
+	put_all(s, &tt[0], N, SR, za);
+	put_all(s, &tt[2], N, SR, zc);
+	for (uint64_t sh = 0; sh < NSH; sh++)
+		if (sh != 3 && sh != 7)
+			put_shard(s, &tt[1], sh, sh * SR, SR, zb,
+			    sh == 5 ? 555 : UINT64_MAX);
+	txn = read_txn(s);
+	assert_int_equal(sl_target_mask_done(txn, tt, 3, NSH, mask, &why), 0);
+	mask[2 * NSH + 11] = 0; /* a shard of c left out */
+	assert_int_equal(sl_target_init(&ts, N, C), 0);
+	assert_int_equal(sl_target_view_init(&v, N, C), 0);
+	assert_int_equal(sl_target_view_gather(&v, order, 1, p, has, &why),
+	    SL_EINVAL); /* nothing built yet */
+	sl_rng_seed(&r, 7);
+	for (int i = 0; i < N; i++) {
+		labels[i] = sl_rng_below(&r, 3) == 0 ? (int32_t)sl_rng_below(&r, C)
+		    : -1;
+		order[i] = (size_t)i;
+	}
+	for (int round = 0; round < 4; round++) {
+		const float T = round < 2 ? 1.0f : 4.0f;
+		const float *w = round % 2 ? w3 : NULL;
+		const int n = round == 3 ? 2 : 3;
+
+		build_ok(&ts, txn, tt, w, n, SR, NSH, mask, T, 1);
+		assert_int_equal(sl_target_view_build(&v, txn, tt, w, n, SR, NSH,
+		    mask, T, 1, &why), 0);
+		assert_int_equal(v.nhas, ts.nhas);
+		assert_int_equal(v.corrupt, ts.corrupt);
+		assert_memory_equal(v.has, ts.has, N);
+		assert_true(ts.nhas > 0 && ts.nhas < N); /* holes and targets */
+		/* Shuffled batches, as the trainer gathers them. */
+		for (size_t i = N - 1; i > 0; i--) {
+			size_t j = (size_t)sl_rng_below(&r, (uint32_t)i + 1), t = order[i];
+
+			order[i] = order[j];
+			order[j] = t;
+		}
+		for (size_t b = 0; b < N; b += 64) {
+			const size_t nb = N - b < 64 ? N - b : 64;
+
+			assert_int_equal(sl_target_view_gather(&v, order + b, nb, p,
+			    has, &why), 0);
+			for (size_t i = 0; i < nb; i++) {
+				assert_int_equal(has[i], ts.has[order[b + i]]);
+				if (has[i] && memcmp(p + i * C, ts.p + order[b + i] * C,
+				    C * sizeof *p) != 0)
+					fail_msg("round %d row %zu: gathered target differs",
+					    round, order[b + i]);
+			}
+		}
+		for (size_t k = 0; k < sizeof sel / sizeof sel[0]; k++) {
+			const size_t nlabels = k % 2 ? N / 2 : N;
+			uint64_t nv = 0;
+			const uint64_t ns = sl_target_select(&ts, labels, nlabels,
+			    sel[k].min_conf, sel[k].balance, keep_set, scratch);
+
+			assert_int_equal(sl_target_view_select(&v, labels, nlabels,
+			    sel[k].min_conf, sel[k].balance, keep_view, &nv, &why), 0);
+			assert_int_equal(nv, ns);
+			for (size_t i = 0; i < N; i++)
+				if (keep_view[i] != keep_set[i])
+					fail_msg("round %d selection %zu row %zu: view %d "
+					    "set %d", round, k, i, keep_view[i], keep_set[i]);
+		}
+	}
+	order[0] = N;
+	assert_int_equal(sl_target_view_gather(&v, order, 1, p, has, &why),
+	    SL_EINVAL);
+	/* Not skipped, the corrupt record fails the build as in the set. */
+	assert_int_equal(sl_target_view_build(&v, txn, tt, NULL, 3, SR, NSH,
+	    mask, 1.0f, 0, &why), SL_ECORRUPT);
+	assert_non_null(strstr(why.text, "teacher b sample 555"));
+	sl_target_view_fini(&v);
+	assert_int_equal(sl_target_view_init(&v, 0, C), SL_EINVAL);
+	sl_target_view_fini(&v);
+	sl_target_view_fini(NULL);
+	sl_target_fini(&ts);
+	sl_store_read_end(&txn);
+	sl_store_close(&s);
+}
+
 int
 main(void)
 {
@@ -1045,6 +1171,8 @@ main(void)
 		cmocka_unit_test(test_select_by_hand),
 		cmocka_unit_test(test_select_random),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_matches_set, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
