@@ -57,29 +57,32 @@ sl_target_fini(sl_target_set *t)
 }
 
 static int
-collect_done(void *arg, uint64_t shard, const sl_shard_info *info)
+collect_done(void *arg, uint64_t first, uint64_t count)
 {
 	uint8_t *row = ((void **)arg)[0];
 	const uint64_t nshards = *(const uint64_t *)((void **)arg)[1];
 
-	if (shard < nshards && info->state == SL_SHARD_DONE)
+	for (uint64_t shard = first; shard - first < count && shard < nshards;
+	    shard++)
 		row[shard] = 1;
 	return 0;
 }
 
 int
-sl_target_mask_done(sl_store_txn *txn, const sl_store_teacher *teachers,
+sl_target_mask_done(sl_reader *rd, const sl_store_teacher *teachers,
     int nteachers, uint64_t nshards, uint8_t *mask, sl_errmsg *why)
 {
 	memset(mask, 0, (size_t)nteachers * nshards);
 	for (int i = 0; i < nteachers; i++) {
 		void *arg[2] = { mask + (size_t)i * nshards, &nshards };
-		int rc = sl_store_each_shard(txn, teachers[i].index, collect_done,
-		    arg);
+		sl_errmsg inner = { "" };
+		int rc = sl_reader_each_done(rd, teachers[i].index, collect_done,
+		    arg, &inner);
 
 		if (rc != 0)
 			return sl_errmsg_set(why, rc, "teacher %s: cannot read its "
-			    "shards: %s", teachers[i].name, sl_strerror(rc));
+			    "shards: %s", teachers[i].name, inner.text[0] ?
+			    inner.text : sl_strerror(rc));
 	}
 	return 0;
 }
@@ -118,7 +121,7 @@ add_record(void *arg, uint64_t s, const void *rec, size_t len)
 }
 
 int
-sl_target_build(sl_target_set *t, sl_store_txn *txn,
+sl_target_build(sl_target_set *t, sl_reader *rd,
     const sl_store_teacher *teachers, const float *weights, int nteachers,
     uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
     int skip_corrupt, sl_errmsg *why)
@@ -170,12 +173,16 @@ sl_target_build(sl_target_set *t, sl_store_txn *txn,
 		c.teacher = &teachers[i];
 		c.w = (float)((weights ? (double)weights[i] : 1.0) / wsum);
 		c.mask = mask + (size_t)i * nshards;
-		rc = sl_store_each_label(txn, teachers[i].index, 0, add_record, &c);
+		sl_errmsg inner = { "" };
+
+		rc = sl_reader_each_label(rd, teachers[i].index, 0, t->rows,
+		    add_record, &c, &inner);
 		if (c.failed)
 			rc = c.failed;
 		else if (rc != 0)
 			sl_errmsg_set(why, rc, "teacher %s: cannot read its records: "
-			    "%s", teachers[i].name, sl_strerror(rc));
+			    "%s", teachers[i].name, inner.text[0] ? inner.text :
+			    sl_strerror(rc));
 	}
 	if (rc != 0)
 		goto out;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "sl_err.h"
+#include "sl_reader.h"
 #include "sl_store.h"
 
 #define SL_TARGET_MAX_TEACHERS 16
@@ -41,11 +42,11 @@ void sl_target_fini(sl_target_set *t);
 
 /* Which shards are usable: mask[i * nshards + s] for teacher i of the
  * committee. sl_target_mask_done fills it with the shards done in the
- * cache as txn sees it. */
-int sl_target_mask_done(sl_store_txn *txn, const sl_store_teacher *teachers,
+ * cache as the reader rd sees it (local or remote: sl_reader.h). */
+int sl_target_mask_done(sl_reader *rd, const sl_store_teacher *teachers,
     int nteachers, uint64_t nshards, uint8_t *mask, sl_errmsg *why);
 
-/* Fill t from the cache: committee teachers[0..nteachers) with weights
+/* Fill t from the cache rd reads: committee teachers[0..nteachers) with weights
  * (NULL: equal; each finite and >= 0, not all 0; they are normalised), at
  * temperature T > 0, using only shards set in mask (nteachers * nshards
  * bytes) of shard_rows (> 0) rows each. Every teacher must have
@@ -56,7 +57,7 @@ int sl_target_mask_done(sl_store_txn *txn, const sl_store_teacher *teachers,
  * Returns 0, SL_EINVAL (arguments),
  * SL_EMISMATCH (classes), SL_ECORRUPT, SL_ENOMEM or a store error; on
  * failure t's contents are unspecified until a build succeeds. */
-int sl_target_build(sl_target_set *t, sl_store_txn *txn,
+int sl_target_build(sl_target_set *t, sl_reader *rd,
     const sl_store_teacher *teachers, const float *weights, int nteachers,
     uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
     int skip_corrupt, sl_errmsg *why);
