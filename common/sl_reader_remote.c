@@ -125,9 +125,9 @@ exchange(remote *r, enum sl_msg_type want, sl_errmsg *why)
 			    r->connect_timeout_s);
 		if (now - t0 >= r->timeout_ms && (logged == 0 ||
 		    now - logged >= WAIT_LOG_MS)) {
-			sl_warn("store %s: no answer for %llu s; waiting for a "
+			sl_warn("store %s: no answer for %.1f s; waiting for a "
 			    "server (the request is sent again)", r->ep,
-			    (unsigned long long)((now - t0) / 1000));
+			    (double)(now - t0) / 1000.0);
 			logged = now;
 		}
 		sleep_ms(sl_net_backoff_ms(&r->backoff_ms, &r->rng));
@@ -135,8 +135,8 @@ exchange(remote *r, enum sl_msg_type want, sl_errmsg *why)
 	}
 	r->backoff_ms = 0;
 	if (logged != 0)
-		sl_info("store %s: a server answers again after %llu s", r->ep,
-		    (unsigned long long)((sl_net_now_ms() - t0) / 1000));
+		sl_info("store %s: a server answers again after %.1f s", r->ep,
+		    (double)(sl_net_now_ms() - t0) / 1000.0);
 	r->answered = 1;
 	if ((rc = sl_proto_decode(zmq_msg_data(&r->reply),
 	    zmq_msg_size(&r->reply), &r->m, why)) != 0)

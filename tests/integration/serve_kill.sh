@@ -33,7 +33,7 @@ kill -9 "$SPID"
 set +e; sl_wait_pid "$SPID" 10; set -e
 # Down long enough for the student to reach the next epoch's reads and
 # time out at least once (its request timeout is 5 s).
-sl_wait_log "$T/run.log" "no answer for [0-9]+ s; waiting for a server" 120
+sl_wait_log "$T/run.log" "no answer for [0-9.]+ s; waiting for a server" 120
 kill -0 "$STU" 2>/dev/null || sl_fail "the student died with the server: $(tail -3 "$T/run.log")"
 start_serve
 set +e; sl_wait_pid "$STU" 300; rc=$?; set -e
