@@ -22,7 +22,8 @@
  * without a reply within timeout_ms is sent again on a new connection
  * after a back-off (SL_NET_RECONNECT_MIN_MS..MAX_MS), and a warning is
  * logged at most every 5 s while it waits, one line when it answers again.
- * Before the first answer, connect_timeout_s bounds the wait (ETIMEDOUT).
+ * Before the first answer, connect_timeout_s bounds the wait (ETIMEDOUT);
+ * the stop flag, when given, ends any wait (EINTR).
  *
  * Records passed to a callback are borrowed until it returns. A callback
  * returns 0 to go on, anything else to stop (returned as is). A stored
@@ -30,12 +31,13 @@
  * (so sl_label_check fails on it as it does locally).
  *
  * Thread-safety: one reader per thread. Return codes: as sl_store's, plus
- * ETIMEDOUT (remote, no first answer) and EPROTO (a server reply that
+ * ETIMEDOUT (remote, no first answer), EINTR (remote, stopped) and EPROTO (a server reply that
  * does not answer the request), with why saying what.
  */
 #ifndef SL_READER_H
 #define SL_READER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +52,9 @@ typedef struct sl_reader_opts {
 	const char *curve_server; /* remote: the server's public key file */
 	int connect_timeout_s;    /* remote: 0 waits forever for a first answer */
 	uint32_t timeout_ms;      /* remote: per request; 0: 5000 */
+	/* remote: when not NULL and set (a signal handler's flag), a request
+	 * waiting for a server gives up with EINTR */
+	volatile sig_atomic_t *stop;
 } sl_reader_opts;
 
 /* 1 when spec names a remote cache (tcp://, ipc://), 0 for a directory. */

@@ -34,6 +34,7 @@ typedef struct remote {
 	sl_curve_key secret, pub, server;
 	int connect_timeout_s;
 	uint32_t timeout_ms;
+	volatile sig_atomic_t *stop;
 	uint64_t open_ms;
 	int answered;          /* a server has answered once */
 	uint32_t backoff_ms;
@@ -84,6 +85,34 @@ sleep_ms(uint32_t ms)
 		;
 }
 
+static int
+stopped(const remote *r)
+{
+	return r->stop != NULL && *r->stop;
+}
+
+/* Poll for the reply up to timeout_ms, in slices of at most 100 ms so a
+ * stop request is seen: 1 readable, 0 not (timed out or stopped). */
+static int
+wait_reply(remote *r)
+{
+	const uint64_t end = sl_net_now_ms() + r->timeout_ms;
+
+	for (;;) {
+		zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
+		const uint64_t now = sl_net_now_ms();
+		const long slice = end - now > 100 ? 100 : (long)(end - now);
+
+		if (now >= end || stopped(r))
+			return 0;
+		const int n = zmq_poll(&it, 1, slice);
+		if (n > 0)
+			return 1;
+		if (n < 0 && zmq_errno() != EINTR)
+			return 0;
+	}
+}
+
 /* Send r->out and wait for the reply of type want into r->m, resending
  * on a new socket until one comes (or, before any first answer, until
  * connect_timeout_s). An ERROR reply is returned as its code. */
@@ -104,8 +133,7 @@ exchange(remote *r, enum sl_msg_type want, sl_errmsg *why)
 		if (zmq_send(r->sock, r->out.p, r->out.len, 0) < 0)
 			rc = zmq_errno();
 		else {
-			zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
-			int n = zmq_poll(&it, 1, (long)r->timeout_ms);
+			int n = wait_reply(r);
 
 			if (n > 0) {
 				zmq_msg_init(&r->reply);
@@ -117,6 +145,9 @@ exchange(remote *r, enum sl_msg_type want, sl_errmsg *why)
 		}
 		/* No answer: a new connection, after a back-off. */
 		drop_socket(r);
+		if (stopped(r))
+			return sl_errmsg_set(why, EINTR, "%s: interrupted while "
+			    "waiting for a server", r->ep);
 		const uint64_t now = sl_net_now_ms();
 		if (!r->answered && r->connect_timeout_s > 0 &&
 		    now - r->open_ms >= (uint64_t)r->connect_timeout_s * 1000)
@@ -130,7 +161,9 @@ exchange(remote *r, enum sl_msg_type want, sl_errmsg *why)
 			    (double)(now - t0) / 1000.0);
 			logged = now;
 		}
-		sleep_ms(sl_net_backoff_ms(&r->backoff_ms, &r->rng));
+		for (uint32_t ms = sl_net_backoff_ms(&r->backoff_ms, &r->rng);
+		    ms > 0 && !stopped(r); ms -= ms < 100 ? ms : 100)
+			sleep_ms(ms < 100 ? ms : 100);
 		(void)rc;
 	}
 	r->backoff_ms = 0;
@@ -413,7 +446,7 @@ int
 sl_reader_remote_open(const char *ep, const sl_reader_opts *o,
     sl_reader **out, sl_errmsg *why)
 {
-	const sl_reader_opts def = { NULL, NULL, 0, 0 };
+	const sl_reader_opts def = { NULL, NULL, 0, 0, NULL };
 	remote *r;
 	int rc;
 
@@ -432,6 +465,7 @@ sl_reader_remote_open(const char *ep, const sl_reader_opts *o,
 	snprintf(r->ep, sizeof r->ep, "%s", ep);
 	r->connect_timeout_s = o->connect_timeout_s;
 	r->timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+	r->stop = o->stop;
 	r->open_ms = sl_net_now_ms();
 	r->rng = r->open_ms ^ (uint64_t)(uintptr_t)r;
 	if (o->curve_secret != NULL) {

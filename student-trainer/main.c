@@ -268,5 +268,6 @@ main(int argc, char **argv)
 		return TRAIN_USAGE;
 	}
 
+	cfg.dc.ro.stop = &stop_requested; /* SIGTERM ends a wait for a server */
 	return train_run(&cfg, &stop_requested);
 }

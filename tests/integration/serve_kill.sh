@@ -3,7 +3,8 @@
 # again on the same port: the student waits (a warning every few seconds),
 # resumes when the server is back, and ends with the model of an
 # uninterrupted run (one thread), never trained on holes. A student whose
-# server never answers gives up after --connect-timeout with exit 1.
+# server never answers gives up after --connect-timeout with exit 1, and
+# SIGTERM ends one that waits.
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 F=$FMNIST
@@ -57,3 +58,15 @@ sl_check "$rc -eq 1" "a student without a server exited $rc: $(tail -2 "$T/none.
 grep -q "no server answered within 2 s (--connect-timeout)" "$T/none.log" ||
     sl_fail "no reason given: $(tail -2 "$T/none.log")"
 echo "without a server: exit 1 after --connect-timeout"
+
+# SIGTERM ends a student that waits for a server (exit 1, said why).
+sl_bg STU2 "$BIN/softlabel-student" --dataset "$T/x.npy" --labels "$T/y.npy" \
+    --store "tcp://127.0.0.1:$PORT2" --connect-timeout 0 --arch 784-10 \
+    --out "$T/term.safetensors" 2>"$T/term.log"
+sl_wait_log "$T/term.log" "no answer for [0-9.]+ s; waiting for a server" 60
+kill -TERM "$STU2"
+set +e; sl_wait_pid "$STU2" 10; rc=$?; set -e
+sl_check "$rc -eq 1" "a waiting student on SIGTERM exited $rc: $(tail -2 "$T/term.log")"
+grep -q "interrupted while waiting for a server" "$T/term.log" ||
+    sl_fail "no reason on SIGTERM: $(tail -2 "$T/term.log")"
+echo "SIGTERM ends a student waiting for a server: exit 1"

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,7 +455,7 @@ count_label(void *arg, uint64_t sample, const void *rec, size_t len)
 static void
 test_remote_prefixes(void **state)
 {
-	const sl_reader_opts o = { NULL, NULL, 5, 2000 };
+	const sl_reader_opts o = { NULL, NULL, 5, 2000, NULL };
 	sl_store_teacher tt[4];
 	sl_reader *r = NULL;
 	sl_errmsg why = { "" };
@@ -518,7 +519,7 @@ test_remote_prefixes(void **state)
 static void
 test_remote_retry_and_errors(void **state)
 {
-	const sl_reader_opts o = { NULL, NULL, 10, 300 };
+	const sl_reader_opts o = { NULL, NULL, 10, 300, NULL };
 	sl_reader *r = NULL;
 	sl_errmsg why = { "" };
 	sl_store_job j;
@@ -560,7 +561,7 @@ test_remote_retry_and_errors(void **state)
 static void
 test_remote_connect_timeout(void **state)
 {
-	const sl_reader_opts o = { NULL, NULL, 1, 200 };
+	const sl_reader_opts o = { NULL, NULL, 1, 200, NULL };
 	sl_reader *r = NULL;
 	sl_errmsg why = { "" };
 	sl_store_job j;
@@ -577,10 +578,21 @@ test_remote_connect_timeout(void **state)
 	assert_non_null(strstr(why.text, "no server answered within 1 s"));
 	sl_reader_close(&r);
 
+	/* The stop flag ends the wait at once, before any timeout. */
+	static volatile sig_atomic_t flag;
+	const sl_reader_opts so = { NULL, NULL, 0, 60000, &flag };
+	flag = 1;
+	assert_int_equal(sl_reader_open(ep, &so, &r, &why), 0);
+	const uint64_t t0 = sl_net_now_ms();
+	assert_int_equal(sl_reader_job(r, &j, &why), EINTR);
+	assert_true(sl_net_now_ms() - t0 < 60000);
+	assert_non_null(strstr(why.text, "interrupted"));
+	sl_reader_close(&r);
+
 	/* Bad endpoints and half a CURVE pair are refused at open. */
 	assert_int_equal(sl_reader_open("tcp://127.0.0.1", &o, &r, &why),
 	    SL_EINVAL);
-	const sl_reader_opts half = { "x.key", NULL, 1, 200 };
+	const sl_reader_opts half = { "x.key", NULL, 1, 200, NULL };
 	assert_int_equal(sl_reader_open("tcp://127.0.0.1:9", &half, &r, &why),
 	    SL_EINVAL);
 	assert_null(r);
