@@ -164,9 +164,10 @@ check: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@# bench_broker needs a running broker (bench_label.sh drives it),
+	@# bench_reader a running softlabel serve (bench_serve.sh),
 	@# bench_graph a model (bench_onnx.sh); bench_nn.sh runs bench_nn and
 	@# PyTorch side by side.
-	@for b in $(filter-out $(BUILD)/bench/bench_broker $(BUILD)/bench/bench_graph $(BUILD)/bench/bench_nn,$(BENCH_BINS)); do \
+	@for b in $(filter-out $(BUILD)/bench/bench_broker $(BUILD)/bench/bench_graph $(BUILD)/bench/bench_nn $(BUILD)/bench/bench_reader,$(BENCH_BINS)); do \
 		echo "== $$b"; $$b || exit 1; done
 	@for s in tests/bench/bench_*.sh; do echo "== $$s"; \
 		BUILD=$(BUILD) sh $$s || exit 1; done

@@ -21,6 +21,7 @@
 #include "sl_opt.h"
 #include "sl_proto.h"
 #include "sl_store.h"
+#include "serve.h"
 
 #include <cJSON.h>
 #include <signal.h>
@@ -79,6 +80,9 @@ usage(FILE *out)
 	    "                           produced a record; not while a broker runs)\n"
 	    "       softlabel doctor   (the OpenBLAS kernel this machine runs, how it\n"
 	    "                           was chosen, CPU features, threads, self-check)\n"
+	    "       softlabel serve STORE [--bind EP] [--curve-secret F --allow-keys DIR]\n"
+	    "                           (the read service for students on other hosts:\n"
+	    "                           softlabel serve --help)\n"
 	    "\n"
 	    "Every program checks its OpenBLAS kernel at start: when OpenBLAS picked a\n"
 	    "generic one (Prescott, Core2, ...) on a CPU that can run better, it\n"
@@ -1212,6 +1216,9 @@ main(int argc, char **argv)
 	/* Before anything else: this may re-execute the program with a better
 	 * OpenBLAS kernel (sl_blas.h). */
 	sl_blas_start(argv);
+	/* serve has options of its own (a daemon, not a one-shot command). */
+	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+		return serve_main(argc - 1, argv + 1);
 	if (sl_opt_parse(opts, argc, argv, pos, 4, &npos, &why) != 0) {
 		fprintf(stderr, "softlabel: %s\n", why.text);
 		return 2;

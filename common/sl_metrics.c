@@ -405,6 +405,9 @@ reserve(sl_metrics_text *t, size_t more)
 	return 0;
 }
 
+static void vappend(sl_metrics_text *t, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 vappend(sl_metrics_text *t, const char *fmt, va_list ap)
 {

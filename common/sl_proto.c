@@ -10,7 +10,7 @@
  *   key       msgpack  meaning, range
  *   --------  -------  ------------------------------------------------------
  *   v         uint     protocol version, 1 (another: SL_EUNSUPPORTED)
- *   t         uint     message type, 1..12 (enum sl_msg_type)
+ *   t         uint     message type, 1..20 (enum sl_msg_type)
  *
  *   HELLO (1) worker -> broker
  *   worker    str      worker name, 1..128 bytes, no NUL
@@ -68,6 +68,39 @@
  *                                           reason  str  0..256, no NUL
  *   STATUS (10) client -> broker            (no keys)
  *   STATUS_REPLY (11) broker -> client      json  str  0..1 MiB
+ *
+ *   META (14) reader -> serve               (no keys)
+ *   META_REPLY (15) serve -> reader         meta  bin  1..1 MiB: the job and
+ *                                           teachers (sl_meta.h)
+ *   SHARDS (16) reader -> serve
+ *   teacher   uint     teacher index
+ *   from      uint     first shard to report (uint64)
+ *   SHARDS_REPLY (17) serve -> reader
+ *   teacher   uint     as asked
+ *   from      uint     as asked
+ *   next      uint     shard to ask from next (uint64), >= from
+ *   last      uint     1: no done shard at or past next; 0: ask again
+ *   runs      bin      done shards in [from, next) as (first, count) pairs
+ *                      of u64 LE, ascending and disjoint, count >= 1;
+ *                      16 bytes each, at most 65536 pairs
+ *   RECORDS (18) reader -> serve
+ *   teacher   uint     teacher index
+ *   first     uint     range form: first sample (uint64); list form: 0
+ *   n         uint     samples asked, 1..2^20
+ *   samples   bin      list form: n u64 LE sample numbers; range form:
+ *                      empty (the samples first..first+n-1)
+ *   RECORDS_REPLY (19) serve -> reader
+ *   teacher   uint     as asked
+ *   first     uint     as asked
+ *   n         uint     samples answered, 0..2^20: a prefix of those asked
+ *                      (the reply size is bounded; ask again for the rest)
+ *   state     bin      n bytes: 0 absent, 1 present, 2 stored record of
+ *                      the wrong size (corrupt, not sent)
+ *   blob      bin      the present records back to back, each of the
+ *                      teacher's record size, in sample order
+ *   ERROR (20) serve -> reader
+ *   code      uint     the failure: minus an SL_E* code, or an errno value
+ *   reason    str      0..256 bytes, no NUL
  *
  * Error codes: values above a documented size limit (name, reason and json
  * lengths, held count, credit, rows) are SL_ELIMIT; another version is
@@ -170,6 +203,37 @@ static const struct field reset_fields[] = {
 static const struct field status_reply_fields[] = {
 	U("json", K_STR, status.json, 0, SL_PROTO_MAX_JSON, 0),
 };
+static const struct field meta_reply_fields[] = {
+	U("meta", K_BIN, meta.meta, 1, SL_PROTO_MAX_META, 0),
+};
+static const struct field shards_fields[] = {
+	U("teacher", K_U32, shards.teacher, 0, UINT32_MAX, 0),
+	U("from", K_U64, shards.from, 0, UINT64_MAX, 0),
+};
+static const struct field shards_reply_fields[] = {
+	U("teacher", K_U32, shards.teacher, 0, UINT32_MAX, 0),
+	U("from", K_U64, shards.from, 0, UINT64_MAX, 0),
+	U("next", K_U64, shards.next, 0, UINT64_MAX, 0),
+	U("last", K_U32, shards.last, 0, 1, F_ENUM),
+	U("runs", K_BIN, shards.runs, 0, 16 * (size_t)SL_PROTO_MAX_RUNS, 0),
+};
+static const struct field records_fields[] = {
+	U("teacher", K_U32, records.teacher, 0, UINT32_MAX, 0),
+	U("first", K_U64, records.first, 0, UINT64_MAX, 0),
+	U("n", K_U32, records.n, 1, SL_PROTO_MAX_ROWS, 0),
+	U("samples", K_BIN, records.samples, 0, 8 * (size_t)SL_PROTO_MAX_ROWS, 0),
+};
+static const struct field records_reply_fields[] = {
+	U("teacher", K_U32, records.teacher, 0, UINT32_MAX, 0),
+	U("first", K_U64, records.first, 0, UINT64_MAX, 0),
+	U("n", K_U32, records.n, 0, SL_PROTO_MAX_ROWS, 0),
+	U("state", K_BIN, records.state, 0, SL_PROTO_MAX_ROWS, 0),
+	U("blob", K_BIN, records.blob, 0, SIZE_MAX, 0),
+};
+static const struct field error_fields[] = {
+	U("code", K_U32, error.code, 0, UINT32_MAX, 0),
+	U("reason", K_STR, error.reason, 0, SL_PROTO_MAX_REASON, F_NONUL),
+};
 
 struct mtype {
 	const char *name;
@@ -192,6 +256,13 @@ static const struct mtype types[] = {
 	[SL_MSG_STATUS_REPLY] = T("STATUS_REPLY", status_reply_fields),
 	[SL_MSG_DONE] = T("DONE", reset_fields),
 	[SL_MSG_BUSY] = T("BUSY", reset_fields),
+	[SL_MSG_META] = { "META", NULL, 0 },
+	[SL_MSG_META_REPLY] = T("META_REPLY", meta_reply_fields),
+	[SL_MSG_SHARDS] = T("SHARDS", shards_fields),
+	[SL_MSG_SHARDS_REPLY] = T("SHARDS_REPLY", shards_reply_fields),
+	[SL_MSG_RECORDS] = T("RECORDS", records_fields),
+	[SL_MSG_RECORDS_REPLY] = T("RECORDS_REPLY", records_reply_fields),
+	[SL_MSG_ERROR] = T("ERROR", error_fields),
 };
 #define NTYPES (sizeof types / sizeof types[0])
 
@@ -526,10 +597,78 @@ is_lower_hex(const uint8_t *s, size_t len)
 	return 1;
 }
 
+/* SHARDS_REPLY: runs whole pairs, ascending, disjoint, inside
+ * [from, next), none empty. */
+static int
+check_runs(const sl_msg *m, sl_errmsg *why)
+{
+	const sl_bytes *r = &m->u.shards.runs;
+	uint64_t end = m->u.shards.from;
+
+	if (m->u.shards.next < m->u.shards.from)
+		return sl_errmsg_set(why, SL_EFORMAT,
+		    "SHARDS_REPLY: key 'next' is before 'from'");
+	if (r->len % 16 != 0)
+		return sl_errmsg_set(why, SL_EFORMAT,
+		    "SHARDS_REPLY: key 'runs' has %zu bytes, not pairs of u64",
+		    r->len);
+	for (size_t i = 0; i < r->len; i += 16) {
+		uint64_t first, count;
+
+		memcpy(&first, r->p + i, 8);
+		memcpy(&count, r->p + i + 8, 8);
+		if (count == 0 || first < end || count > m->u.shards.next ||
+		    first > m->u.shards.next - count)
+			return sl_errmsg_set(why, SL_EFORMAT,
+			    "SHARDS_REPLY: run %zu (%llu, %llu) is empty, out "
+			    "of order or outside [from, next)", i / 16,
+			    (unsigned long long)first, (unsigned long long)count);
+		end = first + count;
+	}
+	return 0;
+}
+
+/* RECORDS / RECORDS_REPLY: the list and state lengths agree with n. */
+static int
+check_records(const sl_msg *m, sl_errmsg *why)
+{
+	const size_t n = m->u.records.n;
+
+	if (m->type == SL_MSG_RECORDS) {
+		const sl_bytes *s = &m->u.records.samples;
+
+		if (s->len != 0 && s->len != 8 * n)
+			return sl_errmsg_set(why, SL_EFORMAT,
+			    "RECORDS: key 'samples' has %zu bytes, want 0 or "
+			    "8 * n = %zu", s->len, 8 * n);
+		if (s->len != 0 && m->u.records.first != 0)
+			return sl_errmsg_set(why, SL_EFORMAT,
+			    "RECORDS: 'first' must be 0 with a sample list");
+		if (s->len == 0 && m->u.records.first > UINT64_MAX - n)
+			return sl_errmsg_set(why, SL_EFORMAT,
+			    "RECORDS: range 'first' + 'n' overflows");
+		return 0;
+	}
+	if (m->u.records.state.len != n)
+		return sl_errmsg_set(why, SL_EFORMAT,
+		    "RECORDS_REPLY: key 'state' has %zu bytes, want n = %zu",
+		    m->u.records.state.len, n);
+	for (size_t i = 0; i < n; i++)
+		if (m->u.records.state.p[i] > SL_REC_BADSIZE)
+			return sl_errmsg_set(why, SL_EFORMAT,
+			    "RECORDS_REPLY: state %u of sample %zu, want 0..2",
+			    m->u.records.state.p[i], i);
+	return 0;
+}
+
 /* Checks that span keys or need more than a range. */
 static int
 check_message(const sl_msg *m, sl_errmsg *why)
 {
+	if (m->type == SL_MSG_SHARDS_REPLY)
+		return check_runs(m, why);
+	if (m->type == SL_MSG_RECORDS || m->type == SL_MSG_RECORDS_REPLY)
+		return check_records(m, why);
 	if (m->type == SL_MSG_HELLO) {
 		const sl_bytes *sha = &m->u.hello.model_sha256;
 		const sl_label_fmt *fmt = &m->u.hello.fmt;

@@ -28,6 +28,22 @@
  *
  * STATUS {} -> STATUS_REPLY {json} works from any client without HELLO.
  *
+ * Readers (DEALER) talk to `softlabel serve` (ROUTER), one request at a
+ * time, each answered from a fresh read snapshot of the cache:
+ *
+ *   META {}                        -> <- META_REPLY {meta}: job and teachers
+ *                                        (sl_meta.h's blob)
+ *   SHARDS {teacher, from}         -> <- SHARDS_REPLY {teacher, from, next,
+ *                                        last, runs}: done shards as runs
+ *   RECORDS {teacher, first, n, samples}
+ *                                  -> <- RECORDS_REPLY {teacher, first, n,
+ *                                        state, blob}: raw records of a
+ *                                        prefix of the asked samples
+ *                                  <- ERROR {code, reason} for any of them
+ *
+ * A reply may answer a prefix (bounded reply size): the client asks again
+ * for the rest (SHARDS from `next`, RECORDS for the samples after `n`).
+ *
  * Decoding is a bounds-checked walk of the frame that allocates nothing:
  * strings and blobs in a decoded message point into the frame and are valid
  * only as long as it is. Encoding uses msgpack-c's packer.
@@ -51,6 +67,8 @@
 #define SL_PROTO_MAX_REASON 256      /* REFUSE / ACK / RESET / DONE reason, bytes */
 #define SL_PROTO_MAX_ROWS (1u << 20) /* TASK / RESULT n and WELCOME shard_rows */
 #define SL_PROTO_MAX_JSON (1u << 20) /* STATUS_REPLY json, bytes */
+#define SL_PROTO_MAX_META (1u << 20) /* META_REPLY meta, bytes */
+#define SL_PROTO_MAX_RUNS (1u << 16) /* SHARDS_REPLY runs per reply */
 
 enum sl_msg_type {
 	SL_MSG_HELLO = 1,
@@ -67,6 +85,22 @@ enum sl_msg_type {
 	SL_MSG_DONE = 12, /* broker -> worker: every shard of your teacher is done */
 	SL_MSG_BUSY = 13, /* broker -> worker: HELLO refused for now; say it
 	                     again after a back-off (every worker slot taken) */
+	SL_MSG_META = 14,          /* reader -> serve */
+	SL_MSG_META_REPLY = 15,
+	SL_MSG_SHARDS = 16,
+	SL_MSG_SHARDS_REPLY = 17,
+	SL_MSG_RECORDS = 18,
+	SL_MSG_RECORDS_REPLY = 19,
+	SL_MSG_ERROR = 20,         /* serve -> reader: the request failed */
+};
+
+/* RECORDS_REPLY state bytes, one per answered sample. */
+enum sl_rec_state {
+	SL_REC_ABSENT = 0,  /* no record for this sample */
+	SL_REC_PRESENT = 1, /* its record follows in blob */
+	SL_REC_BADSIZE = 2, /* a record of the wrong size is stored (corrupt):
+	                       nothing in blob; the reader counts it as a
+	                       record that failed sl_label_check */
 };
 
 enum sl_ack_status {
@@ -143,6 +177,31 @@ typedef struct sl_msg {
 		struct { /* RESET, DONE, BUSY */
 			sl_bytes reason;
 		} reset;
+		struct { /* META_REPLY */
+			sl_bytes meta;        /* sl_meta_encode()'s blob */
+		} meta;
+		struct { /* SHARDS (from only) and SHARDS_REPLY */
+			uint32_t teacher;     /* teacher index */
+			uint64_t from;        /* first shard considered */
+			uint64_t next;        /* reply: ask again from here */
+			uint32_t last;        /* reply: 1 when nothing follows next */
+			sl_bytes runs;        /* reply: (first, count) u64 LE pairs,
+			                       * ascending, disjoint, count >= 1 */
+		} shards;
+		struct { /* RECORDS and RECORDS_REPLY */
+			uint32_t teacher;     /* teacher index */
+			uint64_t first;       /* range form: samples first.. */
+			uint32_t n;           /* samples asked (reply: answered) */
+			sl_bytes samples;     /* list form: n u64 LE sample numbers;
+			                       * empty: the range first..first+n */
+			sl_bytes state;       /* reply: n enum sl_rec_state bytes */
+			sl_bytes blob;        /* reply: the present records, back
+			                       * to back, each of the teacher's size */
+		} records;
+		struct { /* ERROR */
+			uint32_t code;        /* -SL_E* or an errno value */
+			sl_bytes reason;
+		} error;
 	} u;
 } sl_msg;
 

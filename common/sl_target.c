@@ -57,29 +57,32 @@ sl_target_fini(sl_target_set *t)
 }
 
 static int
-collect_done(void *arg, uint64_t shard, const sl_shard_info *info)
+collect_done(void *arg, uint64_t first, uint64_t count)
 {
 	uint8_t *row = ((void **)arg)[0];
 	const uint64_t nshards = *(const uint64_t *)((void **)arg)[1];
 
-	if (shard < nshards && info->state == SL_SHARD_DONE)
+	for (uint64_t shard = first; shard - first < count && shard < nshards;
+	    shard++)
 		row[shard] = 1;
 	return 0;
 }
 
 int
-sl_target_mask_done(sl_store_txn *txn, const sl_store_teacher *teachers,
+sl_target_mask_done(sl_reader *rd, const sl_store_teacher *teachers,
     int nteachers, uint64_t nshards, uint8_t *mask, sl_errmsg *why)
 {
 	memset(mask, 0, (size_t)nteachers * nshards);
 	for (int i = 0; i < nteachers; i++) {
 		void *arg[2] = { mask + (size_t)i * nshards, &nshards };
-		int rc = sl_store_each_shard(txn, teachers[i].index, collect_done,
-		    arg);
+		sl_errmsg inner = { "" };
+		int rc = sl_reader_each_done(rd, teachers[i].index, collect_done,
+		    arg, &inner);
 
 		if (rc != 0)
 			return sl_errmsg_set(why, rc, "teacher %s: cannot read its "
-			    "shards: %s", teachers[i].name, sl_strerror(rc));
+			    "shards: %s", teachers[i].name, inner.text[0] ?
+			    inner.text : sl_strerror(rc));
 	}
 	return 0;
 }
@@ -118,7 +121,7 @@ add_record(void *arg, uint64_t s, const void *rec, size_t len)
 }
 
 int
-sl_target_build(sl_target_set *t, sl_store_txn *txn,
+sl_target_build(sl_target_set *t, sl_reader *rd,
     const sl_store_teacher *teachers, const float *weights, int nteachers,
     uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
     int skip_corrupt, sl_errmsg *why)
@@ -170,12 +173,16 @@ sl_target_build(sl_target_set *t, sl_store_txn *txn,
 		c.teacher = &teachers[i];
 		c.w = (float)((weights ? (double)weights[i] : 1.0) / wsum);
 		c.mask = mask + (size_t)i * nshards;
-		rc = sl_store_each_label(txn, teachers[i].index, 0, add_record, &c);
+		sl_errmsg inner = { "" };
+
+		rc = sl_reader_each_label(rd, teachers[i].index, 0, t->rows,
+		    add_record, &c, &inner);
 		if (c.failed)
 			rc = c.failed;
 		else if (rc != 0)
 			sl_errmsg_set(why, rc, "teacher %s: cannot read its records: "
-			    "%s", teachers[i].name, sl_strerror(rc));
+			    "%s", teachers[i].name, inner.text[0] ? inner.text :
+			    sl_strerror(rc));
 	}
 	if (rc != 0)
 		goto out;
@@ -273,6 +280,25 @@ sl_target_select(const sl_target_set *t, const int32_t *labels,
 
 /* --- out of core: the view -------------------------------------------------- */
 
+/* Room for a gather of n rows. */
+static int
+reserve(sl_target_view *v, size_t n)
+{
+	uint64_t *ids;
+	size_t *slot;
+
+	if (n <= v->cap)
+		return 0;
+	if ((ids = realloc(v->ids, n * sizeof *ids)) == NULL)
+		return SL_ENOMEM;
+	v->ids = ids;
+	if ((slot = realloc(v->slot, n * sizeof *slot)) == NULL)
+		return SL_ENOMEM;
+	v->slot = slot;
+	v->cap = n;
+	return 0;
+}
+
 int
 sl_target_view_init(sl_target_view *v, uint64_t rows, uint32_t classes)
 {
@@ -283,8 +309,8 @@ sl_target_view_init(sl_target_view *v, uint64_t rows, uint32_t classes)
 	v->classes = classes;
 	v->has = calloc(rows, 1);
 	v->tmp = malloc(classes * sizeof *v->tmp);
-	v->acc = malloc(classes * sizeof *v->acc);
-	if (!v->has || !v->tmp || !v->acc) {
+	v->chunk = malloc((size_t)SL_TARGET_CHUNK * classes * sizeof *v->chunk);
+	if (!v->has || !v->tmp || !v->chunk || reserve(v, SL_TARGET_CHUNK) != 0) {
 		sl_target_view_fini(v);
 		return SL_ENOMEM;
 	}
@@ -298,7 +324,9 @@ sl_target_view_fini(sl_target_view *v)
 		return;
 	free(v->has);
 	free(v->tmp);
-	free(v->acc);
+	free(v->ids);
+	free(v->slot);
+	free(v->chunk);
 	memset(v, 0, sizeof *v);
 }
 
@@ -339,7 +367,7 @@ count_record(void *arg, uint64_t s, const void *rec, size_t len)
 }
 
 int
-sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
+sl_target_view_build(sl_target_view *v, sl_reader *rd,
     const sl_store_teacher *teachers, const float *weights, int nteachers,
     uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
     int skip_corrupt, sl_errmsg *why)
@@ -370,7 +398,7 @@ sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
 	memset(v->has, 0, (size_t)v->rows);
 	v->corrupt = 0;
 	v->nhas = 0;
-	v->txn = txn;
+	v->rd = rd;
 	v->teachers = teachers;
 	v->nteachers = nteachers;
 	v->T = T;
@@ -385,16 +413,19 @@ sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
 		v->w[i] = (float)((weights ? (double)weights[i] : 1.0) / wsum);
 		c.teacher = &teachers[i];
 		c.mask = mask + (size_t)i * nshards;
-		rc = sl_store_each_label(txn, teachers[i].index, 0, count_record,
-		    &c);
+		sl_errmsg inner = { "" };
+
+		rc = sl_reader_each_label(rd, teachers[i].index, 0, v->rows,
+		    count_record, &c, &inner);
 		if (c.failed)
 			rc = c.failed;
 		else if (rc != 0)
 			sl_errmsg_set(why, rc, "teacher %s: cannot read its records: "
-			    "%s", teachers[i].name, sl_strerror(rc));
+			    "%s", teachers[i].name, inner.text[0] ? inner.text :
+			    sl_strerror(rc));
 	}
 	if (rc != 0) {
-		v->txn = NULL; /* no gather from a failed build */
+		v->rd = NULL; /* no gather from a failed build */
 		return rc;
 	}
 	for (uint64_t s = 0; s < v->rows; s++) {
@@ -404,30 +435,76 @@ sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
 	return 0;
 }
 
-/* The committee mean of row s at temperature T into v->acc, in the order
- * and with the operations of sl_target_build (0, then += w * p per
- * teacher in committee order). */
+/* One teacher's records of a gather, in list order: each adds w * p(T)
+ * to its row of out. */
+typedef struct add_ctx {
+	sl_target_view *v;
+	const sl_store_teacher *t;
+	float w, T;
+	float *out;        /* (n, classes) */
+	size_t next;       /* the list position the next record should have */
+	size_t m;          /* list length */
+	sl_errmsg *why;
+	int failed;
+} add_ctx;
+
 static int
-committee_row(sl_target_view *v, uint64_t s, float T, sl_errmsg *why)
+add_to_row(void *arg, uint64_t s, const void *rec, size_t len)
+{
+	add_ctx *c = arg;
+	sl_target_view *v = c->v;
+	sl_errmsg w2 = { "" };
+
+	/* Present records only come back: one that skips a position means
+	 * that row's record is gone. */
+	if (c->next >= c->m || v->ids[c->next] != s) {
+		c->failed = sl_errmsg_set(c->why, SL_ECORRUPT, "teacher %s sample "
+		    "%llu: no record since the targets were built", c->t->name,
+		    (unsigned long long)(c->next < c->m ? v->ids[c->next] : s));
+		return 1;
+	}
+	if (sl_label_check(rec, len, &c->t->fmt, NULL, &w2) != 0) {
+		c->failed = sl_errmsg_set(c->why, SL_ECORRUPT, "teacher %s sample "
+		    "%llu: the record changed since the targets were built",
+		    c->t->name, (unsigned long long)s);
+		return 1;
+	}
+	sl_label_probs(rec, c->t->temperature, c->T, v->tmp);
+	float *row = c->out + v->slot[c->next] * v->classes;
+	for (uint32_t k = 0; k < v->classes; k++)
+		row[k] += c->w * v->tmp[k];
+	c->next++;
+	return 0;
+}
+
+/* The committee means of v->ids[0..m) at temperature T into the rows
+ * v->slot[] of out, with the operations of sl_target_build in its order
+ * (0, then += w * p per teacher in committee order): one request per
+ * teacher for the whole list. */
+static int
+committee_rows(sl_target_view *v, size_t m, float T, float *out,
+    sl_errmsg *why)
 {
 	const uint32_t C = v->classes;
 
-	memset(v->acc, 0, C * sizeof *v->acc);
-	for (int i = 0; i < v->nteachers; i++) {
-		const sl_store_teacher *t = &v->teachers[i];
-		const void *rec;
-		size_t len;
-		sl_errmsg w2 = { "" };
-		int rc = sl_store_get_label(v->txn, t->index, s, &rec, &len);
+	for (size_t j = 0; j < m; j++)
+		memset(out + v->slot[j] * C, 0, C * sizeof *out);
+	for (int i = 0; i < v->nteachers && m > 0; i++) {
+		add_ctx c = { v, &v->teachers[i], v->w[i], T, out, 0, m, why, 0 };
+		sl_errmsg inner = { "" };
+		int rc = sl_reader_get_labels(v->rd, c.t->index, v->ids, m,
+		    add_to_row, &c, &inner);
 
-		if (rc != 0 || sl_label_check(rec, len, &t->fmt, NULL, &w2) != 0)
-			return sl_errmsg_set(why, rc && rc != SL_ENOTFOUND ? rc :
-			    SL_ECORRUPT, "teacher %s sample %llu: %s since the "
-			    "targets were built", t->name, (unsigned long long)s,
-			    rc ? "no record" : "the record changed");
-		sl_label_probs(rec, t->temperature, T, v->tmp);
-		for (uint32_t k = 0; k < C; k++)
-			v->acc[k] += v->w[i] * v->tmp[k];
+		if (c.failed)
+			return c.failed;
+		if (rc != 0)
+			return sl_errmsg_set(why, rc, "teacher %s: cannot read its "
+			    "records: %s", c.t->name, inner.text[0] ? inner.text :
+			    sl_strerror(rc));
+		if (c.next != m)
+			return sl_errmsg_set(why, SL_ECORRUPT, "teacher %s sample "
+			    "%llu: no record since the targets were built",
+			    c.t->name, (unsigned long long)v->ids[c.next]);
 	}
 	return 0;
 }
@@ -436,23 +513,24 @@ int
 sl_target_view_gather(sl_target_view *v, const size_t *rows, size_t n,
     float *p /* (n, classes) */, uint8_t *has /* (n) */, sl_errmsg *why)
 {
-	const uint32_t C = v->classes;
-	int rc;
+	size_t m = 0;
 
-	if (v->txn == NULL)
+	if (v->rd == NULL)
 		return sl_errmsg_set(why, SL_EINVAL, "no targets built");
+	if (reserve(v, n) != 0)
+		return sl_errmsg_set(why, SL_ENOMEM, "out of memory for a batch "
+		    "of %zu rows", n);
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i] >= v->rows)
 			return sl_errmsg_set(why, SL_EINVAL, "row %zu is past the "
 			    "dataset's %llu", rows[i], (unsigned long long)v->rows);
 		has[i] = v->has[rows[i]];
-		if (!has[i])
-			continue;
-		if ((rc = committee_row(v, rows[i], v->T, why)) != 0)
-			return rc;
-		memcpy(p + i * C, v->acc, C * sizeof *p);
+		if (has[i]) {
+			v->ids[m] = rows[i];
+			v->slot[m++] = i;
+		}
 	}
-	return 0;
+	return committee_rows(v, m, v->T, p, why);
 }
 
 /* Per-class bounded max-heaps of (key, row) pairs: the `balance` smallest
@@ -544,6 +622,43 @@ heap_offer(class_heap *h, uint64_t balance, uint64_t key, uint64_t s)
 	return out;
 }
 
+/* The select pass's decisions for the m rows in v->ids, whose committee
+ * rows at T = 1 are in v->chunk, in row order (as sl_target_select offers
+ * them). */
+static int
+select_chunk(sl_target_view *v, size_t m, float min_conf, uint64_t balance,
+    class_heap *heaps, uint8_t *keep, uint64_t *n, sl_errmsg *why)
+{
+	for (size_t j = 0; j < m; j++) {
+		const uint64_t s = v->ids[j];
+		const float *acc = v->chunk + j * v->classes;
+		uint32_t best = 0;
+		float conf;
+
+		for (uint32_t k = 1; k < v->classes; k++)
+			if (acc[k] > acc[best])
+				best = k;
+		conf = acc[best];
+		if (!(conf >= min_conf))
+			continue;
+		keep[s] = 1;
+		(*n)++;
+		if (balance > 0) {
+			const uint64_t out = heap_offer(&heaps[best], balance,
+			    (uint64_t)~conf_order(conf) & 0xffffffffu, s);
+
+			if (out == UINT64_MAX - 1)
+				return sl_errmsg_set(why, SL_ENOMEM, "out of memory "
+				    "for --balance %llu", (unsigned long long)balance);
+			if (out != UINT64_MAX) {
+				keep[out] = 0;
+				(*n)--;
+			}
+		}
+	}
+	return 0;
+}
+
 int
 sl_target_view_select(sl_target_view *v, const int32_t *labels,
     size_t nlabels, float min_conf, uint64_t balance, uint8_t *keep,
@@ -552,16 +667,15 @@ sl_target_view_select(sl_target_view *v, const int32_t *labels,
 	const int need_conf = !(min_conf <= 0.0f) || balance > 0;
 	class_heap *heaps = NULL;
 	uint64_t n = 0;
+	size_t m = 0;
 	int rc = 0;
 
-	if (need_conf && v->txn == NULL)
+	if (need_conf && v->rd == NULL)
 		return sl_errmsg_set(why, SL_EINVAL, "no targets built");
 	if (balance > 0 && (heaps = calloc(v->classes, sizeof *heaps)) == NULL)
 		return sl_errmsg_set(why, SL_ENOMEM, "out of memory");
 	for (uint64_t s = 0; s < v->rows; s++) {
 		const int labeled = s < nlabels && labels[s] >= 0;
-		uint32_t best = 0;
-		float conf;
 
 		keep[s] = 0;
 		if (!v->has[s])
@@ -573,31 +687,20 @@ sl_target_view_select(sl_target_view *v, const int32_t *labels,
 			n++;
 			continue;
 		}
-		if ((rc = committee_row(v, s, 1.0f, why)) != 0)
-			goto out;
-		for (uint32_t k = 1; k < v->classes; k++)
-			if (v->acc[k] > v->acc[best])
-				best = k;
-		conf = v->acc[best];
-		if (!(conf >= min_conf))
-			continue;
-		keep[s] = 1;
-		n++;
-		if (balance > 0) {
-			const uint64_t out = heap_offer(&heaps[best], balance,
-			    (uint64_t)~conf_order(conf) & 0xffffffffu, s);
-
-			if (out == UINT64_MAX - 1) {
-				rc = sl_errmsg_set(why, SL_ENOMEM, "out of memory "
-				    "for --balance %llu", (unsigned long long)balance);
+		v->ids[m] = s;
+		v->slot[m] = m;
+		if (++m == SL_TARGET_CHUNK) {
+			if ((rc = committee_rows(v, m, 1.0f, v->chunk, why)) != 0 ||
+			    (rc = select_chunk(v, m, min_conf, balance, heaps, keep,
+			    &n, why)) != 0)
 				goto out;
-			}
-			if (out != UINT64_MAX) {
-				keep[out] = 0;
-				n--;
-			}
+			m = 0;
 		}
 	}
+	if (m > 0 && ((rc = committee_rows(v, m, 1.0f, v->chunk, why)) != 0 ||
+	    (rc = select_chunk(v, m, min_conf, balance, heaps, keep, &n,
+	    why)) != 0))
+		goto out;
 	*kept = n;
 out:
 	for (uint32_t k = 0; heaps != NULL && k < v->classes; k++)

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "sl_err.h"
+#include "sl_reader.h"
 #include "sl_store.h"
 
 #define SL_TARGET_MAX_TEACHERS 16
@@ -45,11 +46,11 @@ void sl_target_fini(sl_target_set *t);
 
 /* Which shards are usable: mask[i * nshards + s] for teacher i of the
  * committee. sl_target_mask_done fills it with the shards done in the
- * cache as txn sees it. */
-int sl_target_mask_done(sl_store_txn *txn, const sl_store_teacher *teachers,
+ * cache as the reader rd sees it (local or remote: sl_reader.h). */
+int sl_target_mask_done(sl_reader *rd, const sl_store_teacher *teachers,
     int nteachers, uint64_t nshards, uint8_t *mask, sl_errmsg *why);
 
-/* Fill t from the cache: committee teachers[0..nteachers) with weights
+/* Fill t from the cache rd reads: committee teachers[0..nteachers) with weights
  * (NULL: equal; each finite and >= 0, not all 0; they are normalised), at
  * temperature T > 0, using only shards set in mask (nteachers * nshards
  * bytes) of shard_rows (> 0) rows each. Every teacher must have
@@ -60,7 +61,7 @@ int sl_target_mask_done(sl_store_txn *txn, const sl_store_teacher *teachers,
  * Returns 0, SL_EINVAL (arguments),
  * SL_EMISMATCH (classes), SL_ECORRUPT, SL_ENOMEM or a store error; on
  * failure t's contents are unspecified until a build succeeds. */
-int sl_target_build(sl_target_set *t, sl_store_txn *txn,
+int sl_target_build(sl_target_set *t, sl_reader *rd,
     const sl_store_teacher *teachers, const float *weights, int nteachers,
     uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
     int skip_corrupt, sl_errmsg *why);
@@ -93,9 +94,12 @@ uint64_t sl_target_select(const sl_target_set *t, const int32_t *labels,
  * float operations in the same order): has, nhas and corrupt as
  * sl_target_build, gathered rows as its p, kept rows as sl_target_select.
  *
- * The view borrows txn, teachers and the records: they must stay as they
- * were at the last build (the same snapshot: do not refresh or end txn,
- * nor change teachers) until the next build. One thread at a time. */
+ * The view borrows the reader rd and teachers: they must stay as they
+ * were at the last build (the same snapshot: do not refresh or close a
+ * local rd, nor change teachers) until the next build. A remote rd (whose
+ * server reads a fresh snapshot per request) gives the same bytes, since
+ * the records of a done shard never change. Gathers ask rd for a whole
+ * batch per teacher (one request each, remote). One thread at a time. */
 typedef struct sl_target_view {
 	uint64_t rows;
 	uint32_t classes;
@@ -103,13 +107,21 @@ typedef struct sl_target_view {
 	uint64_t nhas;    /* rows with a target */
 	uint64_t corrupt; /* records that failed sl_label_check (skipped) */
 	/* The committee of the last build. */
-	sl_store_txn *txn;
+	sl_reader *rd;
 	const sl_store_teacher *teachers;
 	float w[SL_TARGET_MAX_TEACHERS]; /* normalised weights */
 	int nteachers;
 	float T;
-	float *tmp, *acc; /* (classes) each */
+	float *tmp;        /* (classes) */
+	/* A gather's rows with a target, and where each goes: grown to the
+	 * largest batch (the select pass's chunk at least), then reused. */
+	uint64_t *ids;
+	size_t *slot;
+	float *chunk;      /* (SL_TARGET_CHUNK, classes): the select pass */
+	size_t cap;
 } sl_target_view;
+
+#define SL_TARGET_CHUNK 1024 /* rows per request of the select pass */
 
 /* rows > 0, classes >= 2: SL_EINVAL; SL_ENOMEM. fini accepts a zeroed or
  * NULL view and zeroes it. */
@@ -118,26 +130,27 @@ void sl_target_view_fini(sl_target_view *v);
 
 /* As sl_target_build, arguments and return codes alike, into v->has,
  * v->nhas and v->corrupt. */
-int sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
+int sl_target_view_build(sl_target_view *v, sl_reader *rd,
     const sl_store_teacher *teachers, const float *weights, int nteachers,
     uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
     int skip_corrupt, sl_errmsg *why);
 
 /* Targets of rows[0..n) at the build's T into p (n, classes) and has (n):
  * has[i] = v->has[rows[i]], and p's row i is the committee mean when it
- * is 1 (left as it was when 0). Reads each teacher's record of each row
- * from the snapshot; does not allocate. SL_EINVAL for a row past the
- * dataset; SL_ECORRUPT if a record no longer passes its check (it did in
- * the build; the snapshot cannot change it, so this is a bug or bad
- * memory); a store error. */
+ * is 1 (left as it was when 0). Reads each teacher's records of the batch
+ * in one sl_reader_get_labels; allocates only when n is larger than every
+ * batch before (SL_ENOMEM). SL_EINVAL for a row past the dataset;
+ * SL_ECORRUPT if a record is gone or no longer passes its check (it did in
+ * the build: a bug, bad memory, or a shard an audit purged since); a
+ * reader error. */
 int sl_target_view_gather(sl_target_view *v, const size_t *rows, size_t n,
     float *p /* (n, classes) */, uint8_t *has /* (n) */, sl_errmsg *why);
 
 /* sl_target_select on the view: same keep[] and count (*kept). With
  * min_conf <= 0 and balance 0 nothing is read (every row with a target
- * is kept); else one pass over the rows with a target computes the
- * committee's confidence at T = 1. SL_ENOMEM, a store error, or
- * SL_ECORRUPT as gather. */
+ * is kept); else one pass over the rows with a target, SL_TARGET_CHUNK at
+ * a time, computes the committee's confidence at T = 1. SL_ENOMEM, a
+ * reader error, or SL_ECORRUPT as gather. */
 int sl_target_view_select(sl_target_view *v, const int32_t *labels,
     size_t nlabels, float min_conf, uint64_t balance, uint8_t *keep,
     uint64_t *kept, sl_errmsg *why);

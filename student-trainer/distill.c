@@ -111,7 +111,6 @@ int
 distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
     uint32_t classes)
 {
-	sl_store_opts so = { 1, 0, 0, NULL };
 	sl_store_teacher all[SL_STORE_MAX_TEACHERS];
 	sl_fingerprint fp;
 	sl_errmsg why = { "" };
@@ -120,9 +119,9 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 
 	memset(d, 0, sizeof *d);
 	d->cfg = cfg;
-	if ((rc = sl_store_open(cfg->store, &so, &d->store, &why)) != 0 ||
-	    (rc = sl_store_get_job(d->store, &d->job, &why)) != 0 ||
-	    (rc = sl_store_teachers(d->store, all, SL_STORE_MAX_TEACHERS, &nall,
+	if ((rc = sl_reader_open(cfg->store, &cfg->ro, &d->rd, &why)) != 0 ||
+	    (rc = sl_reader_job(d->rd, &d->job, &why)) != 0 ||
+	    (rc = sl_reader_teachers(d->rd, all, SL_STORE_MAX_TEACHERS, &nall,
 	    &why)) != 0) {
 		sl_error("--store %s: %s", cfg->store, why.text);
 		return rc;
@@ -157,33 +156,32 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 		    (unsigned long long)fp.rows);
 		return SL_ENOMEM;
 	}
-	if ((rc = sl_store_read_begin(d->store, &d->txn, &why)) != 0) {
-		sl_error("--store %s: %s", cfg->store, why.text);
-		return rc;
-	}
 	return 0;
 }
 
 int
 distill_ready(const distill_cfg *cfg, char *what, size_t what_len)
 {
-	sl_store_opts so = { 1, 0, 0, NULL };
 	sl_store_teacher all[SL_STORE_MAX_TEACHERS];
 	sl_errmsg why = { "" };
-	sl_store *st = NULL;
+	sl_reader *st = NULL;
 	sl_store_job job;
 	size_t nall = 0;
 	int rc, ready = 1;
 
-	if (sl_store_open(cfg->store, &so, &st, &why) != 0) {
+	if ((rc = sl_reader_open(cfg->store, &cfg->ro, &st, &why)) != 0) {
+		if (sl_reader_is_remote(cfg->store)) {
+			sl_error("--store %s: %s", cfg->store, why.text);
+			return -1;
+		}
 		/* No cache yet: the broker has not started. */
 		snprintf(what, what_len, "no cache at %s yet", cfg->store);
 		return 0;
 	}
-	rc = sl_store_get_job(st, &job, &why);
+	rc = sl_reader_job(st, &job, &why);
 	if (rc == 0)
-		rc = sl_store_teachers(st, all, SL_STORE_MAX_TEACHERS, &nall, &why);
-	sl_store_close(&st);
+		rc = sl_reader_teachers(st, all, SL_STORE_MAX_TEACHERS, &nall, &why);
+	sl_reader_close(&st);
 	if (rc == SL_ENOTFOUND) {
 		snprintf(what, what_len, "no job in %s yet", cfg->store);
 		return 0;
@@ -221,8 +219,7 @@ distill_ready(const distill_cfg *cfg, char *what, size_t what_len)
 void
 distill_close(distill *d)
 {
-	sl_store_read_end(&d->txn);
-	sl_store_close(&d->store);
+	sl_reader_close(&d->rd);
 	sl_target_view_fini(&d->targets);
 	free(d->mask);
 	free(d->keep);
@@ -254,8 +251,8 @@ distill_take_done(distill *d)
 	sl_errmsg why = { "" };
 	int rc;
 
-	if ((rc = sl_store_read_refresh(d->txn, &why)) != 0 ||
-	    (rc = sl_target_mask_done(d->txn, d->teachers, d->nteachers,
+	if ((rc = sl_reader_refresh(d->rd, &why)) != 0 ||
+	    (rc = sl_target_mask_done(d->rd, d->teachers, d->nteachers,
 	    d->nshards, d->mask, &why)) != 0)
 		sl_error("--store %s: %s", d->cfg->store, why.text);
 	return rc;
@@ -287,8 +284,8 @@ distill_build(distill *d, const int32_t *labels, size_t nlabels)
 
 	/* The snapshot must hold every shard the mask names: refresh (a
 	 * resumed run's mask may name shards newer than the snapshot). */
-	if ((rc = sl_store_read_refresh(d->txn, &why)) != 0 ||
-	    (rc = sl_target_view_build(&d->targets, d->txn, d->teachers, d->weights,
+	if ((rc = sl_reader_refresh(d->rd, &why)) != 0 ||
+	    (rc = sl_target_view_build(&d->targets, d->rd, d->teachers, d->weights,
 	    d->nteachers, d->job.shard_rows, d->nshards, d->mask,
 	    d->cfg->temperature, skip, &why)) != 0) {
 		sl_error("--store %s: %s%s", d->cfg->store, why.text,

@@ -16,19 +16,20 @@
 #include <stdint.h>
 
 #include "sl_data.h"
+#include "sl_reader.h"
 #include "sl_store.h"
 #include "sl_target.h"
 
 typedef struct distill_cfg {
 	const char *store, *teachers, *weights, *on_corrupt;
+	sl_reader_opts ro; /* a remote --store (tcp://): keys, timeouts */
 	float temperature, min_confidence;
 	int64_t balance;
 } distill_cfg;
 
 typedef struct distill {
 	const distill_cfg *cfg;
-	sl_store *store;
-	sl_store_txn *txn;
+	sl_reader *rd;       /* the cache, local or remote (sl_reader.h) */
 	sl_store_job job;
 	sl_store_teacher teachers[SL_TARGET_MAX_TEACHERS];
 	float weights[SL_TARGET_MAX_TEACHERS];
@@ -41,7 +42,8 @@ typedef struct distill {
 	uint64_t nkeep;
 } distill;
 
-/* Open the cache read-only, check that ds is the job's dataset, resolve
+/* Open the cache read-only (a directory, or tcp://HOST:PORT of
+ * `softlabel serve`), check that ds is the job's dataset, resolve
  * the teachers (all registered ones when cfg->teachers is NULL) and check
  * their class count. Logs its own errors; returns 0, SL_EINVAL (usage) or
  * another code. */
@@ -52,7 +54,8 @@ void distill_close(distill *d);
 /* For --wait-coverage: 1 when cfg->store holds a job and the teachers
  * cfg->teachers names (or at least one, when it names none) are
  * registered, 0 when not yet (*what says what is missing), -1 on another
- * error (logged). Opens and closes the cache read-only. */
+ * error (logged). Opens and closes the cache read-only; a remote cache
+ * without an answering server is waited for (sl_reader.h). */
 int distill_ready(const distill_cfg *cfg, char *what, size_t what_len);
 
 /* Text that identifies the teachers and settings, for the run digest. */

@@ -4,7 +4,9 @@
 #include "train.h"
 #include "sl_blas.h"
 #include "sl_log.h"
+#include "sl_net.h"
 #include "sl_opt.h"
+#include "sl_reader.h"
 
 #include <math.h>
 #include <signal.h>
@@ -27,7 +29,10 @@ static const char *model_path, *predictions, *probs_path, *log_level;
 static sl_opt opts[] = {
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "training rows (.npy, IDX, IDX.gz)", 0 },
 	{ "labels", SL_OPT_STR, &cfg.labels, NULL, 0, 0, "FILE", "labels (.npy, IDX); -1 or rows past the end are unlabeled", 0 },
-	{ "store", SL_OPT_STR, &cfg.dc.store, NULL, 0, 0, "DIR", "logit cache to distill from (read while the broker writes)", 0 },
+	{ "store", SL_OPT_STR, &cfg.dc.store, NULL, 0, 0, "CACHE", "logit cache to distill from (read while the broker writes): a directory, or `softlabel serve` on another host", 0 },
+	{ "curve-secret", SL_OPT_STR, &cfg.dc.ro.curve_secret, NULL, 0, 0, "FILE", "--store tcp://: speak CURVE with this secret key (softlabel keygen); needs --curve-server", 0 },
+	{ "curve-server", SL_OPT_STR, &cfg.dc.ro.curve_server, NULL, 0, 0, "FILE", "--store tcp://: the server's public key (its .pub file)", 0 },
+	{ "connect-timeout", SL_OPT_INT, &cfg.dc.ro.connect_timeout_s, "300", 0, 100000000, "S", "--store tcp://: exit 1 if no server answers within S seconds of the start (0: wait forever); once one has answered, a lost server is waited for without limit", 0 },
 	{ "teacher", SL_OPT_STR, &cfg.dc.teachers, NULL, 0, 0, "A[,B..]", "teachers in the cache (default: all); several (each once) make a committee", 0 },
 	{ "teacher-weights", SL_OPT_STR, &cfg.dc.weights, NULL, 0, 0, "W[,W..]", "committee weights >= 0, not all 0 (default: equal)", 0 },
 	{ "alpha", SL_OPT_FLOAT, &cfg.alpha, "0.9", 0, 1, "A", "weight of the distillation term where a row has a target", 0 },
@@ -102,6 +107,10 @@ usage(FILE *out)
 	    "The dataset's fingerprint is remembered in a memo file keyed by its\n"
 	    "device, inode, size, mtime and ctime ($SOFTLABEL_FINGERPRINTS, default\n"
 	    "~/.cache/softlabel/fingerprints; off: hash at every start).\n"
+	    "\n"
+	    "--store tcp://HOST:PORT reads the cache from `softlabel serve` on\n"
+	    "another host: the same targets, so with --threads 1 the same model\n"
+	    "bit for bit; a lost server is waited for, never trained around.\n"
 	    "\noptions:\n");
 	sl_opt_help(opts, out);
 	sl_opt_env_help(opts, "SOFTLABEL_STUDENT", out);
@@ -256,6 +265,24 @@ main(int argc, char **argv)
 		    "" : "; --alpha 0 says so");
 		return TRAIN_USAGE;
 	}
+	if ((cfg.dc.ro.curve_secret == NULL) != (cfg.dc.ro.curve_server == NULL)) {
+		fprintf(stderr, "softlabel-student: --curve-secret and "
+		    "--curve-server go together (see --help)\n");
+		return TRAIN_USAGE;
+	}
+	if ((cfg.dc.ro.curve_secret != NULL ||
+	    sl_opt_find(opts, "connect-timeout")->given) &&
+	    (cfg.dc.store == NULL || !sl_reader_is_remote(cfg.dc.store))) {
+		fprintf(stderr, "softlabel-student: --%s is for a remote --store "
+		    "(tcp://HOST:PORT of softlabel serve)\n",
+		    cfg.dc.ro.curve_secret ? "curve-secret" : "connect-timeout");
+		return TRAIN_USAGE;
+	}
+	if (cfg.dc.store != NULL && sl_reader_is_remote(cfg.dc.store) &&
+	    sl_net_check_endpoint(cfg.dc.store, 0, &why) != 0) {
+		fprintf(stderr, "softlabel-student: --store: %s\n", why.text);
+		return TRAIN_USAGE;
+	}
 	if ((cfg.test_data == NULL) != (cfg.test_labels == NULL)) {
 		fprintf(stderr, "softlabel-student: --test-data and --test-labels "
 		    "go together\n");
@@ -266,5 +293,6 @@ main(int argc, char **argv)
 		return TRAIN_USAGE;
 	}
 
+	cfg.dc.ro.stop = &stop_requested; /* SIGTERM ends a wait for a server */
 	return train_run(&cfg, &stop_requested);
 }

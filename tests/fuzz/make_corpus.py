@@ -135,6 +135,55 @@ def messages():
         "status": msg(10),
         "status_reply": msg(11, json='{"rows":10,"shards":[1,2]}'),
         "done": msg(12, reason="all shards done"),
+        # the read service (softlabel serve)
+        "meta": msg(14),
+        "meta_reply": msg(15, meta=list(metas().values())[0]),
+        "shards": msg(16, teacher=0, **{"from": 0}),
+        "shards_reply": msg(17, teacher=0, next=90, last=0,
+                            runs=struct.pack("<4Q", 17, 3, 40, 50),
+                            **{"from": 17}),
+        "records_list": msg(18, teacher=1, first=0, n=3,
+                            samples=struct.pack("<3Q", 9, 1, 9)),
+        "records_range": msg(18, teacher=0, first=1000, n=4096, samples=b""),
+        "records_reply": msg(19, teacher=0, first=0, n=3,
+                             state=bytes([1, 0, 2]),
+                             blob=record(1, 3, [0.5, -1.0, 2.0])),
+        "error": msg(20, code=31996, reason="no job in the cache yet"),
+    }
+
+
+# --- META_REPLY's blob (common/sl_meta.h): keys in this order ----------------
+
+def mp_ordered(pairs):
+    return bytes([0x80 | len(pairs)]) + b"".join(mp(k) + v for k, v in pairs)
+
+
+def meta_job(rows=60000, shape=(60000, 28, 28)):
+    return mp_ordered([("path", mp("/data/train-images-idx3-ubyte.gz")),
+                       ("rows", mp(rows)), ("shape", mp(list(shape))),
+                       ("dtype", mp(1)), ("sha256", mp(bytes(range(32)))),
+                       ("shard_rows", mp(1024))])
+
+
+def meta_teacher(index, name, enc, classes, k, pre=b""):
+    return mp_ordered([("index", mp(index)), ("name", mp(name)),
+                       ("model", mp("ab" * 32)), ("temp", mp(F32(4.0))),
+                       ("enc", mp(enc)), ("classes", mp(classes)),
+                       ("k", mp(k)), ("pre", mp(pre))])
+
+
+def metas():
+    pre3 = struct.pack("<7f", 1 / 255, 0.485, 0.456, 0.406, 0.229, 0.224,
+                       0.225)
+    return {
+        "one_teacher": mp_ordered([("job", meta_job()), ("teachers", bytes(
+            [0x91]) + meta_teacher(0, "mlp", 1, 10, 0))]),
+        "three_teachers": mp_ordered([("job", meta_job()), ("teachers", bytes(
+            [0x93]) + meta_teacher(0, "a", 3, 1000, 5, pre3) +
+            meta_teacher(2, "b.v2", 2, 10, 0, struct.pack("<3f", 1, 0, 1)) +
+            meta_teacher(9, "c@x:1", 1, 2, 0))]),
+        "no_teacher": mp_ordered([("job", meta_job(5, (5, 3))),
+                                  ("teachers", bytes([0x90]))]),
     }
 
 
@@ -377,6 +426,7 @@ def main():
                             "adam_v2": checkpoint(2, 2)},
         "fuzz_msgpack": dict(msgpack_values(), **messages()),
         "fuzz_onnx": onnx_models(),
+        "fuzz_meta": metas(),
     }
     for target, seeds in sets.items():
         d = os.path.join(ROOT, target)

@@ -33,6 +33,14 @@ static const uint8_t PREPROC[SL_PREPROC_MIN_BYTES] = {
 	0x81, 0x80, 0x80, 0x3b, 0x44, 0x6f, 0x92, 0x3e, 0x06, 0x81, 0xb4, 0x3e,
 };
 
+/* Done runs (17, 3) and (40, 50) as u64 LE pairs; 4 samples; states. */
+static const uint8_t RUNS[32] = { 17, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0,
+	0, 0, 40, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 0, 0, 0, 0 };
+static const uint8_t SAMPLES[32] = { 9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0,
+	0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+static const uint8_t STATES[4] = { SL_REC_PRESENT, SL_REC_ABSENT,
+	SL_REC_BADSIZE, SL_REC_PRESENT };
+
 /* A realistic message of each type. */
 static sl_msg
 sample(enum sl_msg_type t)
@@ -110,6 +118,44 @@ sample(enum sl_msg_type t)
 		break;
 	case SL_MSG_STATUS_REPLY:
 		m.u.status.json = sl_bytes_str("{\"done\": 12, \"total\": 59}");
+		break;
+	case SL_MSG_META:
+		break;
+	case SL_MSG_META_REPLY:
+		m.u.meta.meta.p = blob;
+		m.u.meta.meta.len = 100;
+		break;
+	case SL_MSG_SHARDS:
+		m.u.shards.teacher = 3;
+		m.u.shards.from = 17;
+		break;
+	case SL_MSG_SHARDS_REPLY:
+		m.u.shards.teacher = 3;
+		m.u.shards.from = 17;
+		m.u.shards.next = 90;
+		m.u.shards.last = 0;
+		m.u.shards.runs.p = RUNS;
+		m.u.shards.runs.len = sizeof RUNS;
+		break;
+	case SL_MSG_RECORDS:
+		m.u.records.teacher = 1;
+		m.u.records.first = 0;
+		m.u.records.n = 4;
+		m.u.records.samples.p = SAMPLES;
+		m.u.records.samples.len = sizeof SAMPLES;
+		break;
+	case SL_MSG_RECORDS_REPLY:
+		m.u.records.teacher = 1;
+		m.u.records.first = 64;
+		m.u.records.n = 4;
+		m.u.records.state.p = STATES;
+		m.u.records.state.len = sizeof STATES;
+		m.u.records.blob.p = blob;
+		m.u.records.blob.len = 2 * 52;
+		break;
+	case SL_MSG_ERROR:
+		m.u.error.code = (uint32_t)-SL_ENOTFOUND;
+		m.u.error.reason = sl_bytes_str("no job in the cache yet");
 		break;
 	}
 	return m;
@@ -216,6 +262,36 @@ assert_msg_equal(const sl_msg *a, const sl_msg *b, const uint8_t *f,
 	case SL_MSG_STATUS_REPLY:
 		assert_bytes(a->u.status.json, b->u.status.json, f, len);
 		break;
+	case SL_MSG_META:
+		break;
+	case SL_MSG_META_REPLY:
+		assert_bytes(a->u.meta.meta, b->u.meta.meta, f, len);
+		break;
+	case SL_MSG_SHARDS_REPLY:
+		assert_true(a->u.shards.next == b->u.shards.next);
+		assert_int_equal(a->u.shards.last, b->u.shards.last);
+		assert_bytes(a->u.shards.runs, b->u.shards.runs, f, len);
+		/* fall through */
+	case SL_MSG_SHARDS:
+		assert_int_equal(a->u.shards.teacher, b->u.shards.teacher);
+		assert_true(a->u.shards.from == b->u.shards.from);
+		break;
+	case SL_MSG_RECORDS_REPLY:
+		assert_bytes(a->u.records.state, b->u.records.state, f, len);
+		assert_bytes(a->u.records.blob, b->u.records.blob, f, len);
+		/* fall through */
+	case SL_MSG_RECORDS:
+		assert_int_equal(a->u.records.teacher, b->u.records.teacher);
+		assert_true(a->u.records.first == b->u.records.first);
+		assert_int_equal(a->u.records.n, b->u.records.n);
+		if (a->type == SL_MSG_RECORDS)
+			assert_bytes(a->u.records.samples, b->u.records.samples,
+			    f, len);
+		break;
+	case SL_MSG_ERROR:
+		assert_int_equal(a->u.error.code, b->u.error.code);
+		assert_bytes(a->u.error.reason, b->u.error.reason, f, len);
+		break;
 	}
 }
 
@@ -225,7 +301,7 @@ test_round_trip_every_type(void **state)
 	sl_proto_buf b = { 0 };
 
 	(void)state;
-	for (int t = SL_MSG_HELLO; t <= SL_MSG_BUSY; t++) {
+	for (int t = SL_MSG_HELLO; t <= SL_MSG_ERROR; t++) {
 		const sl_msg m = sample((enum sl_msg_type)t);
 		sl_errmsg why = { "" };
 		sl_msg d;
@@ -291,6 +367,50 @@ test_round_trip_edges(void **state)
 	assert_int_equal(sl_proto_encode(&m, &b), 0);
 	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), 0);
 	assert_int_equal(d.u.heartbeat.nheld, 0);
+	sl_proto_buf_fini(&b);
+}
+
+/* The read service's forms that are valid: a range RECORDS, an empty
+ * RECORDS_REPLY, a last SHARDS_REPLY without runs; a range that would
+ * overflow is not. */
+static void
+test_read_service_forms(void **state)
+{
+	sl_proto_buf b = { 0 };
+	sl_msg m, d;
+
+	(void)state;
+	m = sample(SL_MSG_RECORDS);
+	m.u.records.samples.p = NULL;
+	m.u.records.samples.len = 0;
+	m.u.records.first = 1000;
+	m.u.records.n = SL_PROTO_MAX_ROWS;
+	assert_int_equal(sl_proto_encode(&m, &b), 0);
+	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), 0);
+	assert_msg_equal(&d, &m, b.p, b.len);
+	m.u.records.first = UINT64_MAX - 2;
+	assert_int_equal(sl_proto_encode(&m, &b), 0);
+	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), SL_EFORMAT);
+
+	m = sample(SL_MSG_RECORDS_REPLY);
+	m.u.records.n = 0;
+	m.u.records.state.len = 0;
+	m.u.records.blob.len = 0;
+	assert_int_equal(sl_proto_encode(&m, &b), 0);
+	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), 0);
+	assert_int_equal(d.u.records.n, 0);
+
+	m = sample(SL_MSG_SHARDS_REPLY);
+	m.u.shards.runs.len = 0;
+	m.u.shards.next = m.u.shards.from;
+	m.u.shards.last = 1;
+	assert_int_equal(sl_proto_encode(&m, &b), 0);
+	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), 0);
+	assert_msg_equal(&d, &m, b.p, b.len);
+	/* A run ending exactly at next is inside [from, next). */
+	m = sample(SL_MSG_SHARDS_REPLY);
+	assert_int_equal(sl_proto_encode(&m, &b), 0);
+	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), 0);
 	sl_proto_buf_fini(&b);
 }
 
@@ -363,7 +483,7 @@ test_encode_refuses_bad_input(void **state)
 	m = sample(SL_MSG_READY);
 	m.type = (enum sl_msg_type)0;
 	assert_int_equal(sl_proto_encode(&m, &b), SL_EINVAL);
-	m.type = (enum sl_msg_type)14; /* the first unused type */
+	m.type = (enum sl_msg_type)21; /* the first unused type */
 	assert_int_equal(sl_proto_encode(&m, &b), SL_EINVAL);
 	m = sample(SL_MSG_RESULT);
 	m.u.result.blob.p = NULL;
@@ -557,8 +677,8 @@ static const struct bad bads[] = {
 	{ SL_MSG_READY, "v", OP_DROP, VNONE, SL_EFORMAT, "'v' and 't'" },
 	{ SL_MSG_READY, "t", OP_DROP, VNONE, SL_EFORMAT, "'v' and 't'" },
 	{ SL_MSG_STATUS, "t", OP_DROP, VNONE, SL_EFORMAT, "at least" },
-	{ SL_MSG_READY, "t", OP_SET, VU(14), SL_EFORMAT,
-	    "unknown message type 14" },
+	{ SL_MSG_READY, "t", OP_SET, VU(21), SL_EFORMAT,
+	    "unknown message type 21" },
 	{ SL_MSG_READY, "t", OP_SET, VU(0), SL_EFORMAT,
 	    "unknown message type 0" },
 	{ SL_MSG_READY, "t", OP_SET, VI(-4), SL_EFORMAT,
@@ -610,6 +730,38 @@ static const struct bad bads[] = {
 	    "READY: key 'credit' is negative int, want uint" },
 	{ SL_MSG_STATUS_REPLY, "json", OP_SET, VB("{}", 2), SL_EFORMAT,
 	    "STATUS_REPLY: key 'json' is bin, want str" },
+	/* the read service's messages */
+	{ SL_MSG_RECORDS, "n", OP_SET, VU(SL_PROTO_MAX_ROWS + 1), SL_ELIMIT,
+	    "RECORDS: key 'n' = 1048577, limit 1048576" },
+	{ SL_MSG_RECORDS, "n", OP_SET, VU(0), SL_EFORMAT, "'n' = 0" },
+	{ SL_MSG_RECORDS, "n", OP_SET, VU(3), SL_EFORMAT,
+	    "'samples' has 32 bytes, want 0 or 8 * n = 24" },
+	{ SL_MSG_RECORDS, "first", OP_SET, VU(5), SL_EFORMAT,
+	    "'first' must be 0 with a sample list" },
+	{ SL_MSG_RECORDS, "samples", OP_SET, VS("x", 1), SL_EFORMAT,
+	    "RECORDS: key 'samples' is str, want bin" },
+	{ SL_MSG_RECORDS, "teacher", OP_DROP, VNIL, SL_EFORMAT,
+	    "RECORDS: missing key 'teacher'" },
+	{ SL_MSG_RECORDS_REPLY, "n", OP_SET, VU(5), SL_EFORMAT,
+	    "'state' has 4 bytes, want n = 5" },
+	{ SL_MSG_RECORDS_REPLY, "state", OP_SET, VB("\0\1\3\0", 4),
+	    SL_EFORMAT, "state 3 of sample 2, want 0..2" },
+	{ SL_MSG_SHARDS_REPLY, "next", OP_SET, VU(16), SL_EFORMAT,
+	    "'next' is before 'from'" },
+	{ SL_MSG_SHARDS_REPLY, "next", OP_SET, VU(89), SL_EFORMAT,
+	    "run 1 (40, 50) is empty, out of order or outside [from, next)" },
+	{ SL_MSG_SHARDS_REPLY, "from", OP_SET, VU(18), SL_EFORMAT,
+	    "run 0 (17, 3)" },
+	{ SL_MSG_SHARDS_REPLY, "runs", OP_SET, VB("0123456789abcdef0", 17),
+	    SL_EFORMAT, "'runs' has 17 bytes, not pairs of u64" },
+	{ SL_MSG_SHARDS_REPLY, "last", OP_SET, VU(2), SL_EFORMAT,
+	    "'last' = 2, want 0..1" },
+	{ SL_MSG_META_REPLY, "meta", OP_SET, VB("", 0), SL_EFORMAT,
+	    "META_REPLY: key 'meta' is empty" },
+	{ SL_MSG_META, "extra", OP_ADD, VU(1), SL_EFORMAT,
+	    "META: unknown key 'extra'" },
+	{ SL_MSG_ERROR, "reason", OP_SET, VS("a\0b", 3), SL_EFORMAT,
+	    "ERROR: key 'reason' contains a NUL byte" },
 	{ SL_MSG_RESULT, "blob", OP_SET, VRAW(bin32_4g), SL_EFORMAT,
 	    "RESULT: key 'blob': value truncated or malformed (want bin)" },
 	/* out of range */
@@ -883,7 +1035,7 @@ test_random_bytes_never_crash(void **state)
 
 	for (int i = 0; i < 10000; i++) {
 		const sl_msg m = sample((enum sl_msg_type)
-		    (1 + sl_rng_below(&r, SL_MSG_BUSY)));
+		    (1 + sl_rng_below(&r, SL_MSG_ERROR)));
 		uint8_t *p;
 		size_t nflip;
 
@@ -944,6 +1096,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_every_type),
 		cmocka_unit_test(test_round_trip_edges),
+		cmocka_unit_test(test_read_service_forms),
 		cmocka_unit_test(test_wire_bytes),
 		cmocka_unit_test(test_t_before_v),
 		cmocka_unit_test(test_buffer_reused),

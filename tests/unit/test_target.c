@@ -184,12 +184,12 @@ quarantine(sl_store *s, const sl_store_teacher *t, uint64_t shard)
 		fail_msg("quarantine: %d %s", rc, why.text);
 }
 
-static sl_store_txn *
+static sl_reader *
 read_txn(sl_store *s)
 {
-	sl_store_txn *txn = NULL;
+	sl_reader *txn = NULL;
 	sl_errmsg why = { "" };
-	int rc = sl_store_read_begin(s, &txn, &why);
+	int rc = sl_reader_from_store(s, &txn, &why);
 
 	if (rc != 0)
 		fail_msg("read_begin: %d %s", rc, why.text);
@@ -256,7 +256,7 @@ static const uint8_t ALL[4 * 16] = {
 };
 
 static void
-build_ok(sl_target_set *t, sl_store_txn *txn, const sl_store_teacher *tt,
+build_ok(sl_target_set *t, sl_reader *txn, const sl_store_teacher *tt,
     const float *w, int n, uint32_t shard_rows, uint64_t nshards,
     const uint8_t *mask, float T, int skip)
 {
@@ -282,7 +282,7 @@ test_resoften_f32(void **state)
 	static float z[RROWS * C];
 	sl_store *s;
 	sl_store_teacher t;
-	sl_store_txn *txn;
+	sl_reader *txn;
 	sl_target_set ts;
 	double ref[C], ref1[C];
 
@@ -316,7 +316,7 @@ test_resoften_f32(void **state)
 			    (double)temps[ti], maxerr);
 	}
 	sl_target_fini(&ts);
-	sl_store_read_end(&txn);
+	sl_reader_close(&txn);
 	sl_store_close(&s);
 }
 
@@ -327,7 +327,7 @@ test_resoften_f16(void **state)
 	const double Ts = 4.0;
 	sl_store *s;
 	sl_store_teacher t;
-	sl_store_txn *txn;
+	sl_reader *txn;
 	sl_target_set ts;
 	double ref[C];
 
@@ -372,7 +372,7 @@ test_resoften_f16(void **state)
 		}
 	}
 	sl_target_fini(&ts);
-	sl_store_read_end(&txn);
+	sl_reader_close(&txn);
 	sl_store_close(&s);
 }
 
@@ -383,7 +383,7 @@ test_topk_stored_T(void **state)
 	const double Ts = 4.0;
 	sl_store *s;
 	sl_store_teacher t;
-	sl_store_txn *txn;
+	sl_reader *txn;
 	sl_target_set ts;
 	double ref[C];
 
@@ -449,7 +449,7 @@ test_topk_stored_T(void **state)
 		assert_int_equal(ts.top[r], b);
 	}
 	sl_target_fini(&ts);
-	sl_store_read_end(&txn);
+	sl_reader_close(&txn);
 	sl_store_close(&s);
 }
 
@@ -486,7 +486,7 @@ test_committee(void **state)
 	static float za[RROWS * C], zb[RROWS * C];
 	sl_store *s;
 	sl_store_teacher tt[2];
-	sl_store_txn *txn;
+	sl_reader *txn;
 	sl_target_set ts, ts2;
 	const float w13[2] = { 1.0f, 3.0f }, w26[2] = { 2.0f, 6.0f };
 
@@ -523,7 +523,7 @@ test_committee(void **state)
 	}
 	sl_target_fini(&ts);
 	sl_target_fini(&ts2);
-	sl_store_read_end(&txn);
+	sl_reader_close(&txn);
 	sl_store_close(&s);
 }
 
@@ -539,7 +539,7 @@ test_coverage(void **state)
 	static float za[VROWS * C], zb[VROWS * C];
 	sl_store *s;
 	sl_store_teacher tt[2];
-	sl_store_txn *txn;
+	sl_reader *txn;
 	sl_target_set ts;
 	uint8_t mask[2 * VNSH + 8], want_has[VROWS];
 	sl_errmsg why = { "" };
@@ -633,7 +633,7 @@ test_coverage(void **state)
 	put_shard(s, &tt[1], 1, 5, VSHARD, zb, UINT64_MAX);
 	assert_int_equal(sl_target_mask_done(txn, tt, 2, VNSH, mask, &why), 0);
 	assert_int_equal(mask[VNSH + 1], 0);
-	assert_int_equal(sl_store_read_refresh(txn, &why), 0);
+	assert_int_equal(sl_reader_refresh(txn, &why), 0);
 	assert_int_equal(sl_target_mask_done(txn, tt, 2, VNSH, mask, &why), 0);
 	{
 		const uint8_t want[2 * VNSH] = { 1, 1, 1, 1, 1, 1, 0, 1 };
@@ -646,7 +646,7 @@ test_coverage(void **state)
 	assert_int_equal(ts.has[12], 0);
 
 	sl_target_fini(&ts);
-	sl_store_read_end(&txn);
+	sl_reader_close(&txn);
 	sl_store_close(&s);
 }
 
@@ -658,7 +658,7 @@ test_corrupt(void **state)
 	static float za[RROWS * C], zb[RROWS * C];
 	sl_store *s;
 	sl_store_teacher tt[2];
-	sl_store_txn *txn;
+	sl_reader *txn;
 	sl_target_set ts;
 	sl_errmsg why = { "" };
 	uint8_t mask[2 * RNSH];
@@ -707,7 +707,7 @@ test_corrupt(void **state)
 	assert_non_null(strstr(why.text, "sample 7"));
 
 	sl_target_fini(&ts);
-	sl_store_read_end(&txn);
+	sl_reader_close(&txn);
 	sl_store_close(&s);
 }
 
@@ -721,7 +721,7 @@ test_foreign_record(void **state)
 	float z12[12], scratch[24];
 	sl_store *s;
 	sl_store_teacher t;
-	sl_store_txn *txn;
+	sl_reader *txn;
 	sl_target_set ts;
 	sl_label_fmt f12;
 	uint8_t buf[RSHARD * 64];
@@ -764,7 +764,7 @@ test_foreign_record(void **state)
 	    ALL, 1.0f, 0, &why), SL_ECORRUPT);
 	assert_non_null(strstr(why.text, "sample 6"));
 	sl_target_fini(&ts);
-	sl_store_read_end(&txn);
+	sl_reader_close(&txn);
 	sl_store_close(&s);
 }
 
@@ -960,7 +960,7 @@ test_errors(void **state)
 	static float z[RROWS * C];
 	sl_store *s;
 	sl_store_teacher tt[2];
-	sl_store_txn *txn;
+	sl_reader *txn;
 	sl_target_set ts, t5;
 	sl_errmsg why = { "" };
 	const float wz[2] = { 0.0f, 0.0f }, wneg[2] = { 1.0f, -1.0f },
@@ -1023,7 +1023,7 @@ test_errors(void **state)
 	sl_target_fini(NULL);
 
 	sl_target_fini(&ts);
-	sl_store_read_end(&txn);
+	sl_reader_close(&txn);
 	sl_store_close(&s);
 }
 
@@ -1052,7 +1052,7 @@ test_view_matches_set(void **state)
 	};
 	sl_store *s;
 	sl_store_teacher tt[3];
-	sl_store_txn *txn;
+	sl_reader *txn;
 	sl_target_set ts;
 	sl_target_view v;
 	sl_errmsg why = { "" };
@@ -1149,7 +1149,7 @@ test_view_matches_set(void **state)
 	sl_target_view_fini(&v);
 	sl_target_view_fini(NULL);
 	sl_target_fini(&ts);
-	sl_store_read_end(&txn);
+	sl_reader_close(&txn);
 	sl_store_close(&s);
 }
 
