@@ -160,4 +160,17 @@ int sl_cnn_parse_file(const void *buf, size_t len, sl_cnn **out,
     sl_model_info *info, sl_errmsg *why);
 int sl_cnn_load(const char *path, sl_cnn **out, sl_model_info *info,
     sl_errmsg *why);
+
+/* Write n as an ONNX model (protobuf-c, opset 13, IR version 8) of the
+ * module's evaluation graph: Conv, BatchNormalization (running
+ * statistics), Relu, MaxPool, AveragePool (count_include_pad=1),
+ * GlobalAveragePool, Flatten, Gemm (transB=1), Add for res(...);
+ * dropout is the identity. Input "input" (batch, C, H, W), output
+ * "logits" (batch, classes), initializers under the state_dict names. The
+ * preprocessing is not part of the graph (as with torch.onnx.export); it
+ * goes into metadata_props "input_scale", "input_mean", "input_std" for
+ * the record. Written atomically. Returns 0, an errno value or
+ * SL_ENOMEM. */
+int sl_cnn_save_onnx(const char *path, const sl_cnn *n, const sl_preproc *pre,
+    sl_errmsg *why);
 #endif
