@@ -393,6 +393,36 @@ sl_nn_maxpool2d_backward(float *dx, const float *dout, const float *x,
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 
 	memset(dx, 0, g->N * HW * sizeof *dx);
+	if (g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 &&
+	    g->DH == 1 && g->DW == 1 && g->PT == 0 && g->PL == 0) {
+		/* The common 2x2 stride-2 pool: every window inside, the same
+		 * rule (first strict maximum, or a NaN) without the borders. */
+		for (size_t p = 0; p < g->N; p++) {
+			const float *xp = x + p * HW;
+			float *dxp = dx + p * HW;
+			const float *dp = dout + p * OHW;
+
+			for (int oh = 0; oh < g->OH; oh++)
+				for (int ow = 0; ow < g->OW; ow++) {
+					const int o = 2 * oh * g->W + 2 * ow;
+					const int at4[4] = { o, o + 1, o + g->W,
+						o + g->W + 1 };
+					int at = at4[0];
+					float best = xp[at];
+
+					for (int k = 1; k < 4; k++) {
+						const float v = xp[at4[k]];
+
+						if (v > best || isnan(v)) {
+							best = v;
+							at = at4[k];
+						}
+					}
+					dxp[at] += dp[oh * g->OW + ow];
+				}
+		}
+		return;
+	}
 	for (size_t p = 0; p < g->N; p++) {
 		const float *xp = x + p * HW;
 		float *dxp = dx + p * HW;
