@@ -110,7 +110,12 @@ void sl_cnn_tensor_at(sl_cnn *n, int i, sl_cnn_tensor *t);
 void sl_cnn_format_torch(const sl_cnn *n, FILE *out);
 
 /* Activations and gradients for batches of up to max_batch rows, sized
- * once: training never allocates per batch. */
+ * once: training never allocates per batch. Convolutions run on OpenBLAS's
+ * thread count at the time of the call (openblas_get_num_threads, at most
+ * SL_CONV_MAX_THREADS): forward in the engine's kernel, backward split by
+ * images, each part's weight gradients added in part order, so runs with
+ * one thread count give the same bits (one thread and two differ by float
+ * rounding). */
 typedef struct sl_cnn_ws sl_cnn_ws;
 
 int sl_cnn_ws_new(const sl_cnn *n, int max_batch, sl_cnn_ws **out);

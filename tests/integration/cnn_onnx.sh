@@ -59,6 +59,15 @@ sl_check "$rc -eq 1" "converting a .npy: exit $rc, want 1"
 grep -q "x.npy: not a safetensors file" "$T/err" || sl_fail "converting a .npy: $(cat "$T/err")"
 [ ! -e "$T/d.onnx" ] || sl_fail "a refused conversion wrote a file"
 
+# The engine takes the .onnx; the .safetensors is refused saying so.
+set +e
+"$BIN/softlabel-teacher" --connect tcp://127.0.0.1:1 --model "$T/s.safetensors" \
+    --name s 2>"$T/err"; rc=$?
+set -e
+sl_check "$rc -eq 1" "softlabel-teacher --model s.safetensors: exit $rc, want 1"
+grep -q "a convolutional student's safetensors: the graph engine runs its ONNX export" "$T/err" ||
+    sl_fail "softlabel-teacher --model s.safetensors: $(tail -1 "$T/err")"
+
 # The student as the next teacher, through the broker and two workers.
 sl_subset "$X" 3000 "$T/u.npy"
 sl_label_all "$T/cache" "$T/u.npy" "$T/s.onnx" student 2 2

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "sl_cnn.h"
 #include "sl_file.h"
 #include "sl_graph.h"
@@ -301,6 +303,57 @@ test_torch_module_text(void **state)
 	sl_cnn_free(&n);
 }
 
+/* Two threads (convolution backward split by images) compute the same
+ * gradients as one, within float rounding of the different summation
+ * order: 1e-5 * (1 + |g|). */
+static void
+test_two_threads_match_one(void **state)
+{
+	enum { B = 7 };
+	sl_cnn *n = build("conv:6:3:p=1,bn,relu,res(conv:6:3:p=1:g=3,bn),"
+	    "conv:4:3:s=2:g=2,relu,flatten,linear:3", 2, 9, 9);
+	const size_t D = sl_cnn_input_dim(n), P = sl_cnn_nparams(n);
+	float *x = malloc(B * D * sizeof(float));
+	float *g1 = malloc(P * sizeof(float)), *g2 = malloc(P * sizeof(float));
+	float r[B * 3], z1[B * 3];
+	sl_cnn_ws *w1 = NULL, *w2 = NULL;
+	const int prev = openblas_get_num_threads();
+	sl_rng rng;
+
+	(void)state;
+	assert_true(x && g1 && g2);
+	sl_rng_seed(&rng, 21);
+	sl_cnn_init_params(n, &rng);
+	for (size_t i = 0; i < B * D; i++)
+		x[i] = 2.0f * sl_rng_float(&rng) - 1.0f;
+	for (int i = 0; i < B * 3; i++)
+		r[i] = 2.0f * sl_rng_float(&rng) - 1.0f;
+	openblas_set_num_threads(1);
+	assert_int_equal(sl_cnn_ws_new(n, B, &w1), 0);
+	openblas_set_num_threads(2);
+	assert_int_equal(sl_cnn_ws_new(n, B, &w2), 0);
+	memcpy(z1, sl_cnn_forward(n, w1, x, B, 1, NULL), sizeof z1);
+	sl_cnn_backward(n, w1, r, B, g1);
+	const float *z2 = sl_cnn_forward(n, w2, x, B, 1, NULL);
+
+	for (int i = 0; i < B * 3; i++)
+		assert_true(fabsf(z1[i] - z2[i]) <= 1e-5f * (1.0f + fabsf(z1[i])));
+	sl_cnn_backward(n, w2, r, B, g2);
+	openblas_set_num_threads(prev);
+	for (size_t i = 0; i < P; i++)
+		if (fabsf(g1[i] - g2[i]) > 1e-5f * (1.0f + fabsf(g1[i]))) {
+			print_error("grad %zu: one thread %.9g, two %.9g\n", i,
+			    (double)g1[i], (double)g2[i]);
+			fail();
+		}
+	sl_cnn_ws_free(&w1);
+	sl_cnn_ws_free(&w2);
+	sl_cnn_free(&n);
+	free(x);
+	free(g1);
+	free(g2);
+}
+
 /* --- files ---------------------------------------------------------------------- */
 
 #define ARCH_IO "conv:6:3:p=1,bn,relu,maxpool:2,res(conv:6:3:p=1:g=6,bn,relu," \
@@ -471,6 +524,7 @@ main(void)
 		cmocka_unit_test(test_backward_finite_differences),
 		cmocka_unit_test(test_running_statistics_and_eval),
 		cmocka_unit_test(test_torch_module_text),
+		cmocka_unit_test(test_two_threads_match_one),
 		cmocka_unit_test(test_safetensors_round_trip),
 		cmocka_unit_test(test_onnx_export_runs_in_the_engine),
 	};
