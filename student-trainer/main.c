@@ -59,6 +59,7 @@ static sl_opt opts[] = {
 	{ "test-data", SL_OPT_STR, &cfg.test_data, NULL, 0, 0, "FILE", "evaluated after every epoch", 0 },
 	{ "test-labels", SL_OPT_STR, &cfg.test_labels, NULL, 0, 0, "FILE", "labels of --test-data, one per row", 0 },
 	{ "out", SL_OPT_STR, &cfg.out, NULL, 0, 0, "FILE", "trained model (.safetensors, PyTorch layout)", 0 },
+	{ "onnx-out", SL_OPT_STR, &cfg.onnx_out, NULL, 0, 0, "FILE", "an --arch network: also write it as ONNX (opset 13), to run as a teacher; with --model M.safetensors and no --dataset: convert M", 0 },
 	{ "checkpoint", SL_OPT_STR, &cfg.checkpoint, NULL, 0, 0, "FILE", "resumable state, written atomically", 0 },
 	{ "checkpoint-every", SL_OPT_INT, &cfg.checkpoint_every, "200", 0, 1000000000, "STEPS", "also checkpoint every STEPS steps (0: epoch ends only)", 0 },
 	{ "resume", SL_OPT_FLAG, &cfg.resume, NULL, 0, 0, NULL, "continue from --checkpoint if it exists", 0 },
@@ -249,6 +250,9 @@ main(int argc, char **argv)
 		}
 		return eval_run(&e);
 	}
+	if (cfg.onnx_out != NULL && model_path != NULL && !evaluate &&
+	    cfg.dataset == NULL)
+		return train_convert_onnx(model_path, cfg.onnx_out);
 	if (print_torch) {
 		if (need("--arch", cfg.arch))
 			return TRAIN_USAGE;

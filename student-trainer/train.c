@@ -182,6 +182,29 @@ open_cnn(run *r, const char *arch)
 static int open_data(const char *path, sl_dataset **ds);
 
 int
+train_convert_onnx(const char *model, const char *onnx_out)
+{
+	sl_errmsg why = { "" };
+	sl_model_info info;
+	sl_cnn *n = NULL;
+	int rc = sl_cnn_load(model, &n, &info, &why);
+
+	if (rc != 0) {
+		sl_error("%s: %s", model, why.text[0] ? why.text : sl_strerror(rc));
+		return TRAIN_FAILED;
+	}
+	if (!info.has_preproc)
+		info.pre = sl_preproc_default(SL_DTYPE_U8);
+	rc = sl_cnn_save_onnx(onnx_out, n, &info.pre, &why);
+	if (rc != 0)
+		sl_error("%s: %s", onnx_out, why.text);
+	else
+		sl_info("wrote %s (ONNX) from %s", onnx_out, model);
+	sl_cnn_free(&n);
+	return rc == 0 ? TRAIN_OK : TRAIN_FAILED;
+}
+
+int
 train_print_torch(const train_cfg *c)
 {
 	run r;
@@ -549,6 +572,11 @@ run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 	int rc;
 
 	r->cfg = c;
+	if (c->onnx_out != NULL && !sl_cnn_is_arch(c->arch)) {
+		sl_error("--onnx-out is for --arch networks (an MLP's safetensors "
+		    "file already runs as a teacher)");
+		return SL_EINVAL;
+	}
 	if (sl_cnn_is_arch(c->arch)) {
 		if (c->dropout > 0.0f) {
 			sl_error("--dropout: a convolutional --arch places its own "
@@ -987,8 +1015,16 @@ save_model(run *r)
 	    sl_dataset_dtype(r->ds), &why) : sl_model_save(r->cfg->out, r->m,
 	    &r->pre, sl_dataset_dtype(r->ds), &why);
 
-	if (rc != 0)
+	if (rc != 0) {
 		sl_error("%s: %s", r->cfg->out, why.text);
+		return rc;
+	}
+	if (r->cnn != NULL && r->cfg->onnx_out != NULL &&
+	    (rc = sl_cnn_save_onnx(r->cfg->onnx_out, r->cnn, &r->pre,
+	    &why)) != 0)
+		sl_error("%s: %s", r->cfg->onnx_out, why.text);
+	else if (r->cfg->onnx_out != NULL)
+		sl_info("wrote %s (ONNX)", r->cfg->onnx_out);
 	return rc;
 }
 

@@ -17,6 +17,7 @@ typedef struct train_cfg {
 	const char *dataset, *labels;       /* training rows and their labels */
 	const char *test_data, *test_labels; /* evaluated after every epoch */
 	const char *arch, *optimizer, *out;
+	const char *onnx_out;                /* a network also as ONNX */
 	const char *checkpoint, *metrics;
 	const char *teacher_model;           /* fidelity on the test set */
 	distill_cfg dc;                      /* dc.store NULL: no cache */
@@ -36,6 +37,11 @@ enum { TRAIN_OK = 0, TRAIN_FAILED = 1, TRAIN_USAGE = 2 };
 /* Train as cfg says and write cfg->out. Stops early, after checkpointing,
  * when *stop becomes non-zero (SIGINT/SIGTERM). Logs its own errors. */
 int train_run(const train_cfg *cfg, volatile sig_atomic_t *stop);
+
+/* --model M.safetensors --onnx-out F: write the convolutional student in
+ * M as ONNX. Returns TRAIN_OK or TRAIN_FAILED (M unreadable or not a
+ * softlabel-cnn file, F not written). Logs its errors. */
+int train_convert_onnx(const char *model, const char *onnx_out);
 
 /* --print-torch: write to stdout the Python (torch.nn) module a model of
  * cfg->arch loads into; a convolutional arch takes its input shape from

@@ -1,6 +1,7 @@
 /* model.c - the public handle (sl_graph.h): load a file of either format
  * as a classifier graph, check it against the dataset's rows, plan it. */
 #include "graph.h"
+#include "sl_cnn.h"
 #include "onnx.h"
 #include "sl_file.h"
 
@@ -160,7 +161,14 @@ sl_graph_load(const char *path, const sl_graph_opts *opts, sl_graph **out,
 	if ((rc = sl_file_read(path, SL_ONNX_MAX_FILE_BYTES, &buf, &len,
 	    why)) != 0)
 		return rc;
-	if (looks_safetensors(buf, len)) {
+	if (looks_safetensors(buf, len) && sl_cnn_sniff(buf, len)) {
+		/* The engine plans ONNX graphs and MLPs; a convolutional
+		 * student travels to it as ONNX. */
+		rc = sl_errmsg_set(why, SL_EUNSUPPORTED, "a convolutional "
+		    "student's safetensors: the graph engine runs its ONNX "
+		    "export (softlabel-student --model %s --onnx-out S.onnx)",
+		    path);
+	} else if (looks_safetensors(buf, len)) {
 		sl_mlp *m = NULL;
 		sl_model_info mi;
 

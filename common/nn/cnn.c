@@ -1,7 +1,10 @@
 /* cnn.c - sl_cnn: building, initialising and running a convolutional
  * student, forward and backward, on the layers of sl_layers.h. */
 #include "cnn_impl.h"
+#include "graph.h"
 #include "sl_nn.h"
+
+#include <cblas.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -187,7 +190,11 @@ struct sl_cnn_ws {
 	float *mean[SL_CNN_MAX_LAYERS], *invstd[SL_CNN_MAX_LAYERS];
 	float *skip[SL_CNN_MAX_LAYERS];
 	float *scratch;         /* conv forward (engine kernel) */
-	float *col;             /* conv backward */
+	float *col;             /* conv backward: a column buffer per thread */
+	size_t col_floats;      /* one thread's */
+	float *part;            /* conv backward: dW, db per thread */
+	size_t part_floats;     /* one thread's */
+	int threads;            /* OpenBLAS's count when ws was made */
 	float *g[2];
 };
 
@@ -204,12 +211,19 @@ sl_cnn_ws_new(const sl_cnn *n, int max_batch, sl_cnn_ws **out)
 	size_t scratch = 0, col = 0, widest = 0;
 	const size_t B = (size_t)max_batch;
 
+	size_t part = 0;
+
 	if (max_batch < 1)
 		return SL_EINVAL;
 	ws = calloc(1, sizeof *ws);
 	if (ws == NULL)
 		return SL_ENOMEM;
 	ws->max_batch = max_batch;
+	ws->threads = openblas_get_num_threads();
+	if (ws->threads < 1)
+		ws->threads = 1;
+	if (ws->threads > SL_CONV_MAX_THREADS)
+		ws->threads = SL_CONV_MAX_THREADS;
 	for (int i = 0; i < n->nl; i++) {
 		const cnn_layer *l = &n->L[i];
 		const size_t no = B * cnn_shape_size(&l->out);
@@ -236,17 +250,23 @@ sl_cnn_ws_new(const sl_cnn *n, int max_batch, sl_cnn_ws **out)
 			size_t s, c;
 
 			g.B = max_batch;
+			g.threads = ws->threads;
 			s = sl_op_conv2d_scratch_bytes(&g);
 			c = sl_nn_conv2d_col_floats(&g);
 			scratch = s > scratch ? s : scratch;
 			col = c > col ? c : col;
+			if (l->nw + l->nb > part)
+				part = l->nw + l->nb;
 		}
 	}
 	ws->scratch = malloc(scratch + sizeof(float));
-	ws->col = malloc((col + 1) * sizeof(float));
+	ws->col_floats = col + 1;
+	ws->col = malloc(ws->col_floats * (size_t)ws->threads * sizeof(float));
+	ws->part_floats = part + 1;
+	ws->part = malloc(ws->part_floats * (size_t)ws->threads * sizeof(float));
 	ws->g[0] = malloc((widest + 1) * sizeof(float));
 	ws->g[1] = malloc((widest + 1) * sizeof(float));
-	if (!ws->scratch || !ws->col || !ws->g[0] || !ws->g[1])
+	if (!ws->scratch || !ws->col || !ws->part || !ws->g[0] || !ws->g[1])
 		goto fail;
 	*out = ws;
 	return 0;
@@ -269,6 +289,7 @@ sl_cnn_ws_free(sl_cnn_ws **ws)
 	}
 	free((*ws)->scratch);
 	free((*ws)->col);
+	free((*ws)->part);
 	free((*ws)->g[0]);
 	free((*ws)->g[1]);
 	free(*ws);
@@ -301,6 +322,7 @@ sl_cnn_forward(sl_cnn *n, sl_cnn_ws *ws, const float *x, int B, int train,
 			sl_conv2d_geom g = l->cg;
 
 			g.B = B;
+			g.threads = ws->threads;
 			sl_nn_conv2d_forward(o, in, n->params + l->w_off, l->bias ?
 			    n->params + l->b_off : NULL, &g, ws->scratch);
 			break;
@@ -362,6 +384,64 @@ sl_cnn_forward(sl_cnn *n, sl_cnn_ws *ws, const float *x, int B, int train,
 	return ws->act[n->nl - 1];
 }
 
+/* A conv layer's backward split by images over the workspace's threads:
+ * part t takes images [B t / T, B (t+1) / T), writes their dx (disjoint)
+ * and its own dW, db, which are then added in part order, so a run with
+ * the same thread count is reproducible bit for bit. */
+typedef struct conv_job {
+	const cnn_layer *l;
+	sl_cnn_ws *ws;
+	float *dx;
+	const float *d, *in, *w;
+	int B;
+} conv_job;
+
+static void
+conv_part(void *arg, int t, int nt)
+{
+	const conv_job *j = arg;
+	const cnn_layer *l = j->l;
+	const int b0 = j->B * t / nt, b1 = j->B * (t + 1) / nt;
+	const size_t in_sz = cnn_shape_size(&l->in);
+	const size_t out_sz = cnn_shape_size(&l->out);
+	float *part = j->ws->part + (size_t)t * j->ws->part_floats;
+	sl_conv2d_geom g = l->cg;
+
+	memset(part, 0, (l->nw + l->nb) * sizeof *part);
+	if (b1 <= b0)
+		return;
+	g.B = b1 - b0;
+	sl_nn_conv2d_backward(j->dx ? j->dx + (size_t)b0 * in_sz : NULL, part,
+	    l->bias ? part + l->nw : NULL, j->d + (size_t)b0 * out_sz,
+	    j->in + (size_t)b0 * in_sz, j->w, &g,
+	    j->ws->col + (size_t)t * j->ws->col_floats);
+}
+
+static void
+conv_backward(const sl_cnn *n, sl_cnn_ws *ws, const cnn_layer *l,
+    float *dx, const float *d, const float *in, int B, float *grads)
+{
+	const int nt = B < ws->threads ? B : ws->threads;
+	conv_job j = { l, ws, dx, d, in, n->params + l->w_off, B };
+
+	if (nt <= 1) {
+		sl_conv2d_geom g = l->cg;
+
+		g.B = B;
+		sl_nn_conv2d_backward(dx, grads + l->w_off, l->bias ?
+		    grads + l->b_off : NULL, d, in, n->params + l->w_off, &g,
+		    ws->col);
+		return;
+	}
+	sl_g_parallel(nt, conv_part, &j);
+	for (int t = 0; t < nt; t++) {
+		const float *part = ws->part + (size_t)t * ws->part_floats;
+
+		for (size_t i = 0; i < l->nw + l->nb; i++)
+			grads[l->w_off + i] += part[i];
+	}
+}
+
 void
 sl_cnn_backward(const sl_cnn *n, sl_cnn_ws *ws, const float *dlogits, int B,
     float *grads)
@@ -385,15 +465,9 @@ sl_cnn_backward(const sl_cnn *n, sl_cnn_ws *ws, const float *dlogits, int B,
 		float *dx = i > first ? dst : NULL;
 
 		switch (l->kind) {
-		case CNN_CONV: {
-			sl_conv2d_geom g = l->cg;
-
-			g.B = B;
-			sl_nn_conv2d_backward(dx, grads + l->w_off, l->bias ?
-			    grads + l->b_off : NULL, d, in, n->params + l->w_off, &g,
-			    ws->col);
+		case CNN_CONV:
+			conv_backward(n, ws, l, dx, d, in, B, grads);
 			break;
-		}
 		case CNN_BN:
 			sl_nn_bn2d_backward(dx, grads + l->w_off, grads + l->b_off, d,
 			    in, n->params + l->w_off, ws->mean[i], ws->invstd[i], B,

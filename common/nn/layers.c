@@ -31,6 +31,27 @@ sl_nn_conv2d_forward(float *out, const float *x, const float *w,
 	sl_op_conv2d_forward(out, x, w, b, g, scratch);
 }
 
+/* The output columns [*lo, *hi) whose input column ow * SW - PL + kw * DW
+ * falls inside the row (0 <= iw < W): borders are cut once per row
+ * instead of tested per element. */
+static void
+cols_inside(const sl_conv2d_geom *g, int kw, int *lo, int *hi)
+{
+	const int off = kw * g->DW - g->PL;
+	int a = 0, b = g->OW;
+
+	/* smallest ow with ow * SW + off >= 0 */
+	if (off < 0)
+		a = (-off + g->SW - 1) / g->SW;
+	/* largest ow with ow * SW + off <= W - 1, plus one */
+	if (g->W - 1 - off < 0)
+		b = 0;
+	else if ((g->W - 1 - off) / g->SW + 1 < b)
+		b = (g->W - 1 - off) / g->SW + 1;
+	*lo = a < b ? a : b;
+	*hi = b;
+}
+
 /* col (Cg*KH*KW, OH*OW) = the windows of one image's group of Cg planes. */
 static void
 im2col(float *col, const float *x, /* (Cg, H, W) */ int Cg,
@@ -45,7 +66,10 @@ im2col(float *col, const float *x, /* (Cg, H, W) */ int Cg,
 				    (size_t)g->KW + (size_t)kw) * OHW;
 				const float *plane = x + (size_t)c * (size_t)g->H *
 				    (size_t)g->W;
+				const int off = kw * g->DW - g->PL;
+				int lo, hi;
 
+				cols_inside(g, kw, &lo, &hi);
 				for (int oh = 0; oh < g->OH; oh++) {
 					const int ih = oh * g->SH - g->PT + kh * g->DH;
 					float *d = dst + (size_t)oh * (size_t)g->OW;
@@ -55,14 +79,18 @@ im2col(float *col, const float *x, /* (Cg, H, W) */ int Cg,
 						continue;
 					}
 					const float *row = plane + (size_t)ih *
-					    (size_t)g->W;
+					    (size_t)g->W + off;
 
-					for (int ow = 0; ow < g->OW; ow++) {
-						const int iw = ow * g->SW - g->PL +
-						    kw * g->DW;
-
-						d[ow] = iw >= 0 && iw < g->W ? row[iw] : 0.0f;
-					}
+					for (int ow = 0; ow < lo; ow++)
+						d[ow] = 0.0f;
+					if (g->SW == 1)
+						memcpy(d + lo, row + lo, (size_t)(hi - lo) *
+						    sizeof *d);
+					else
+						for (int ow = lo; ow < hi; ow++)
+							d[ow] = row[ow * g->SW];
+					for (int ow = hi; ow < g->OW; ow++)
+						d[ow] = 0.0f;
 				}
 			}
 }
@@ -80,22 +108,24 @@ col2im(float *dx, const float *col, int Cg, const sl_conv2d_geom *g)
 				    (size_t)g->KW + (size_t)kw) * OHW;
 				float *plane = dx + (size_t)c * (size_t)g->H *
 				    (size_t)g->W;
+				const int off = kw * g->DW - g->PL;
+				int lo, hi;
 
+				cols_inside(g, kw, &lo, &hi);
 				for (int oh = 0; oh < g->OH; oh++) {
 					const int ih = oh * g->SH - g->PT + kh * g->DH;
-					const float *s = src + (size_t)oh * (size_t)g->OW;
+					const float *sv = src + (size_t)oh * (size_t)g->OW;
 
 					if (ih < 0 || ih >= g->H)
 						continue;
-					float *row = plane + (size_t)ih * (size_t)g->W;
+					float *row = plane + (size_t)ih * (size_t)g->W + off;
 
-					for (int ow = 0; ow < g->OW; ow++) {
-						const int iw = ow * g->SW - g->PL +
-						    kw * g->DW;
-
-						if (iw >= 0 && iw < g->W)
-							row[iw] += s[ow];
-					}
+					if (g->SW == 1)
+						for (int ow = lo; ow < hi; ow++)
+							row[ow] += sv[ow];
+					else
+						for (int ow = lo; ow < hi; ow++)
+							row[ow * g->SW] += sv[ow];
 				}
 			}
 }
@@ -197,6 +227,61 @@ sl_nn_conv2d_backward(float *dx, float *dw, float *db, const float *dout,
 
 /* --- BatchNorm2d ----------------------------------------------------------- */
 
+/* Sums over a plane in eight float lanes (so the compiler can keep them in
+ * one vector register without reassociating anything itself). */
+static float
+plane_sum(const float *x, int S)
+{
+	float a[8] = { 0 };
+	int i = 0;
+
+	for (; i + 8 <= S; i += 8)
+		for (int k = 0; k < 8; k++)
+			a[k] += x[i + k];
+	for (; i < S; i++)
+		a[0] += x[i];
+	return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* sum (x - m)^2 over a plane, the same way. */
+static float
+plane_sqdev(const float *x, int S, float m)
+{
+	float a[8] = { 0 };
+	int i = 0;
+
+	for (; i + 8 <= S; i += 8)
+		for (int k = 0; k < 8; k++) {
+			const float d = x[i + k] - m;
+
+			a[k] += d * d;
+		}
+	for (; i < S; i++)
+		a[0] += (x[i] - m) * (x[i] - m);
+	return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* sum dy and sum dy * (x - m) * is over a plane. */
+static void
+plane_dsums(const float *dy, const float *x, int S, float m, float is,
+    float *sd, float *sdx)
+{
+	float a[8] = { 0 }, b[8] = { 0 };
+	int i = 0;
+
+	for (; i + 8 <= S; i += 8)
+		for (int k = 0; k < 8; k++) {
+			a[k] += dy[i + k];
+			b[k] += dy[i + k] * ((x[i + k] - m) * is);
+		}
+	for (; i < S; i++) {
+		a[0] += dy[i];
+		b[0] += dy[i] * ((x[i] - m) * is);
+	}
+	*sd = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+	*sdx = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+}
+
 void
 sl_nn_bn2d_forward_train(float *y, float *mean, float *invstd,
     float *run_mean, float *run_var, const float *x, const float *gamma,
@@ -207,24 +292,19 @@ sl_nn_bn2d_forward_train(float *y, float *mean, float *invstd,
 	for (int c = 0; c < C; c++) {
 		double s = 0.0, ss = 0.0;
 
+		/* A plane's sum in float (vectorised), planes summed in double. */
 		for (int b = 0; b < B; b++) {
 			const float *px = x + ((size_t)b * (size_t)C + (size_t)c) *
 			    (size_t)S;
-
-			for (int i = 0; i < S; i++)
-				s += (double)px[i];
+			s += (double)plane_sum(px, S);
 		}
 		const double m = s / (double)n;
+		const float fm0 = (float)m;
 
 		for (int b = 0; b < B; b++) {
 			const float *px = x + ((size_t)b * (size_t)C + (size_t)c) *
 			    (size_t)S;
-
-			for (int i = 0; i < S; i++) {
-				const double d = (double)px[i] - m;
-
-				ss += d * d;
-			}
+			ss += (double)plane_sqdev(px, S, fm0);
 		}
 		const double var = ss / (double)n;
 		const float is = (float)(1.0 / sqrt(var + (double)eps));
@@ -269,13 +349,11 @@ sl_nn_bn2d_backward(float *dx, float *dgamma, float *dbeta,
 		for (int b = 0; b < B; b++) {
 			const size_t o = ((size_t)b * (size_t)C + (size_t)c) *
 			    (size_t)S;
+			float pd, pdx;
 
-			for (int i = 0; i < S; i++) {
-				const float xh = (x[o + (size_t)i] - m) * is;
-
-				sd += (double)dout[o + (size_t)i];
-				sdx += (double)dout[o + (size_t)i] * (double)xh;
-			}
+			plane_dsums(dout + o, x + o, S, m, is, &pd, &pdx);
+			sd += (double)pd;
+			sdx += (double)pdx;
 		}
 		dgamma[c] += (float)sdx;
 		dbeta[c] += (float)sd;
@@ -315,6 +393,36 @@ sl_nn_maxpool2d_backward(float *dx, const float *dout, const float *x,
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 
 	memset(dx, 0, g->N * HW * sizeof *dx);
+	if (g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 &&
+	    g->DH == 1 && g->DW == 1 && g->PT == 0 && g->PL == 0) {
+		/* The common 2x2 stride-2 pool: every window inside, the same
+		 * rule (first strict maximum, or a NaN) without the borders. */
+		for (size_t p = 0; p < g->N; p++) {
+			const float *xp = x + p * HW;
+			float *dxp = dx + p * HW;
+			const float *dp = dout + p * OHW;
+
+			for (int oh = 0; oh < g->OH; oh++)
+				for (int ow = 0; ow < g->OW; ow++) {
+					const int o = 2 * oh * g->W + 2 * ow;
+					const int at4[4] = { o, o + 1, o + g->W,
+						o + g->W + 1 };
+					int at = at4[0];
+					float best = xp[at];
+
+					for (int k = 1; k < 4; k++) {
+						const float v = xp[at4[k]];
+
+						if (v > best || isnan(v)) {
+							best = v;
+							at = at4[k];
+						}
+					}
+					dxp[at] += dp[oh * g->OW + ow];
+				}
+		}
+		return;
+	}
 	for (size_t p = 0; p < g->N; p++) {
 		const float *xp = x + p * HW;
 		float *dxp = dx + p * HW;

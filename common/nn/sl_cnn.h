@@ -110,7 +110,12 @@ void sl_cnn_tensor_at(sl_cnn *n, int i, sl_cnn_tensor *t);
 void sl_cnn_format_torch(const sl_cnn *n, FILE *out);
 
 /* Activations and gradients for batches of up to max_batch rows, sized
- * once: training never allocates per batch. */
+ * once: training never allocates per batch. Convolutions run on OpenBLAS's
+ * thread count at the time of the call (openblas_get_num_threads, at most
+ * SL_CONV_MAX_THREADS): forward in the engine's kernel, backward split by
+ * images, each part's weight gradients added in part order, so runs with
+ * one thread count give the same bits (one thread and two differ by float
+ * rounding). */
 typedef struct sl_cnn_ws sl_cnn_ws;
 
 int sl_cnn_ws_new(const sl_cnn *n, int max_batch, sl_cnn_ws **out);
@@ -159,5 +164,18 @@ int sl_cnn_sniff(const void *buf, size_t len);
 int sl_cnn_parse_file(const void *buf, size_t len, sl_cnn **out,
     sl_model_info *info, sl_errmsg *why);
 int sl_cnn_load(const char *path, sl_cnn **out, sl_model_info *info,
+    sl_errmsg *why);
+
+/* Write n as an ONNX model (protobuf-c, opset 13, IR version 8) of the
+ * module's evaluation graph: Conv, BatchNormalization (running
+ * statistics), Relu, MaxPool, AveragePool (count_include_pad=1),
+ * GlobalAveragePool, Flatten, Gemm (transB=1), Add for res(...);
+ * dropout is the identity. Input "input" (batch, C, H, W), output
+ * "logits" (batch, classes), initializers under the state_dict names. The
+ * preprocessing is not part of the graph (as with torch.onnx.export); it
+ * goes into metadata_props "input_scale", "input_mean", "input_std" for
+ * the record. Written atomically. Returns 0, an errno value or
+ * SL_ENOMEM. */
+int sl_cnn_save_onnx(const char *path, const sl_cnn *n, const sl_preproc *pre,
     sl_errmsg *why);
 #endif

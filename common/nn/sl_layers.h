@@ -55,7 +55,7 @@ void sl_nn_conv2d_backward(float *dx,     /* (B, C, H, W) or NULL */
 /* --- BatchNorm2d ----------------------------------------------------------- */
 
 /* Training: normalise with the batch's statistics over (B, S) per channel
- * (sums in double), save mean and 1/sqrt(var + eps) for backward, and
+ * (a plane in float, planes summed in double), save mean and 1/sqrt(var + eps) for backward, and
  * update the running statistics in place. n = B * S values per channel;
  * with n == 1 the running variance moves towards 0 / 0 in PyTorch (which
  * refuses the batch); here towards the biased variance 0. */

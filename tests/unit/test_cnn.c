@@ -3,7 +3,8 @@
  * naming the element), the whole network's backward against central
  * finite differences (conv, groups, bn, relu, pools, a residual block,
  * gap, flatten, dropout, linear), BatchNorm's running statistics and
- * evaluation mode, and the printed torch.nn module.
+ * evaluation mode, the printed torch.nn module, safetensors round trips
+ * and damaged files, and the ONNX export run by the graph engine.
  *
  * Tolerance of the finite differences: h = 1e-4 on a float forward,
  * within 3e-2 * (1 + |g|) (the seed is fixed, so a ReLU or max kink
@@ -18,7 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "sl_cnn.h"
+#include "sl_file.h"
+#include "sl_graph.h"
+
+#include <unistd.h>
 
 static sl_cnn *
 build(const char *arch, int C, int H, int W)
@@ -296,6 +303,218 @@ test_torch_module_text(void **state)
 	sl_cnn_free(&n);
 }
 
+/* Two threads (convolution backward split by images) compute the same
+ * gradients as one, within float rounding of the different summation
+ * order: 1e-5 * (1 + |g|). */
+static void
+test_two_threads_match_one(void **state)
+{
+	enum { B = 7 };
+	sl_cnn *n = build("conv:6:3:p=1,bn,relu,res(conv:6:3:p=1:g=3,bn),"
+	    "conv:4:3:s=2:g=2,relu,flatten,linear:3", 2, 9, 9);
+	const size_t D = sl_cnn_input_dim(n), P = sl_cnn_nparams(n);
+	float *x = malloc(B * D * sizeof(float));
+	float *g1 = malloc(P * sizeof(float)), *g2 = malloc(P * sizeof(float));
+	float r[B * 3], z1[B * 3];
+	sl_cnn_ws *w1 = NULL, *w2 = NULL;
+	const int prev = openblas_get_num_threads();
+	sl_rng rng;
+
+	(void)state;
+	assert_true(x && g1 && g2);
+	sl_rng_seed(&rng, 21);
+	sl_cnn_init_params(n, &rng);
+	for (size_t i = 0; i < B * D; i++)
+		x[i] = 2.0f * sl_rng_float(&rng) - 1.0f;
+	for (int i = 0; i < B * 3; i++)
+		r[i] = 2.0f * sl_rng_float(&rng) - 1.0f;
+	openblas_set_num_threads(1);
+	assert_int_equal(sl_cnn_ws_new(n, B, &w1), 0);
+	openblas_set_num_threads(2);
+	assert_int_equal(sl_cnn_ws_new(n, B, &w2), 0);
+	memcpy(z1, sl_cnn_forward(n, w1, x, B, 1, NULL), sizeof z1);
+	sl_cnn_backward(n, w1, r, B, g1);
+	const float *z2 = sl_cnn_forward(n, w2, x, B, 1, NULL);
+
+	for (int i = 0; i < B * 3; i++)
+		assert_true(fabsf(z1[i] - z2[i]) <= 1e-5f * (1.0f + fabsf(z1[i])));
+	sl_cnn_backward(n, w2, r, B, g2);
+	openblas_set_num_threads(prev);
+	for (size_t i = 0; i < P; i++)
+		if (fabsf(g1[i] - g2[i]) > 1e-5f * (1.0f + fabsf(g1[i]))) {
+			print_error("grad %zu: one thread %.9g, two %.9g\n", i,
+			    (double)g1[i], (double)g2[i]);
+			fail();
+		}
+	sl_cnn_ws_free(&w1);
+	sl_cnn_ws_free(&w2);
+	sl_cnn_free(&n);
+	free(x);
+	free(g1);
+	free(g2);
+}
+
+/* --- files ---------------------------------------------------------------------- */
+
+#define ARCH_IO "conv:6:3:p=1,bn,relu,maxpool:2,res(conv:6:3:p=1:g=6,bn,relu," \
+	"conv:6:1:bias=0),avgpool:2:s=1,gap,flatten,dropout:0.5,linear:4"
+
+/* A trained-looking network: random parameters, running statistics moved
+ * by a few training forwards. */
+static sl_cnn *
+trained(const float *x, int B)
+{
+	sl_cnn *n = build(ARCH_IO, 2, 8, 8);
+	sl_cnn_ws *ws = NULL;
+	sl_rng rng;
+	float *p = sl_cnn_params(n);
+
+	assert_int_equal(sl_cnn_ws_new(n, B, &ws), 0);
+	sl_rng_seed(&rng, 77);
+	sl_cnn_init_params(n, &rng);
+	for (size_t i = 0; i < sl_cnn_nparams(n); i++)
+		p[i] += 0.2f * (2.0f * sl_rng_float(&rng) - 1.0f);
+	for (int k = 0; k < 3; k++)
+		(void)sl_cnn_forward(n, ws, x, B, 1, &rng);
+	sl_cnn_ws_free(&ws);
+	return n;
+}
+
+static void
+inputs(float *x, size_t n)
+{
+	sl_rng rng;
+
+	sl_rng_seed(&rng, 3);
+	for (size_t i = 0; i < n; i++)
+		x[i] = 2.0f * sl_rng_float(&rng) - 1.0f;
+}
+
+static void
+test_safetensors_round_trip(void **state)
+{
+	enum { B = 5, D = 2 * 8 * 8 };
+	float x[B * D];
+	char path[] = "/tmp/sl-cnn-XXXXXX";
+	int fd = mkstemp(path);
+	sl_preproc pre = sl_preproc_default(SL_DTYPE_U8);
+	sl_model_info info;
+	sl_errmsg why = { "" };
+	sl_cnn *a, *b = NULL;
+	sl_cnn_ws *wa = NULL, *wb = NULL;
+	void *buf;
+	size_t len;
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	inputs(x, B * D);
+	a = trained(x, B);
+	pre.mean[0] = 0.25f;
+	assert_int_equal(sl_cnn_save(path, a, &pre, SL_DTYPE_U8, &why), 0);
+	assert_int_equal(sl_cnn_load(path, &b, &info, &why), 0);
+	assert_true(info.has_preproc && info.pre.mean[0] == 0.25f);
+	assert_string_equal(sl_cnn_arch(b), ARCH_IO);
+	assert_memory_equal(sl_cnn_params(a), sl_cnn_params(b),
+	    sl_cnn_nparams(a) * sizeof(float));
+	assert_memory_equal(sl_cnn_bufs(a), sl_cnn_bufs(b),
+	    sl_cnn_nbufs(a) * sizeof(float));
+	assert_true(sl_cnn_batches_tracked(b)[0] == 3 &&
+	    sl_cnn_batches_tracked(b)[1] == 3);
+	assert_int_equal(sl_cnn_ws_new(a, B, &wa), 0);
+	assert_int_equal(sl_cnn_ws_new(b, B, &wb), 0);
+	assert_memory_equal(sl_cnn_forward(a, wa, x, B, 0, NULL),
+	    sl_cnn_forward(b, wb, x, B, 0, NULL), B * 4 * sizeof(float));
+
+	/* damaged images: each refused with the reason, none crashes */
+	assert_int_equal(sl_file_read(path, 1 << 20, &buf, &len, &why), 0);
+	{
+		sl_cnn *c = NULL;
+		unsigned char *img = malloc(len);
+
+		assert_non_null(img);
+		for (size_t cut = 0; cut < len; cut += len / 23 + 1) {
+			assert_int_not_equal(sl_cnn_parse_file(buf, cut, &c, NULL,
+			    &why), 0);
+			assert_null(c);
+		}
+		memcpy(img, buf, len);
+		/* a NaN in the last weight */
+		memcpy(img + len - 4, "\x00\x00\xc0\x7f", 4);
+		assert_int_equal(sl_cnn_parse_file(img, len, &c, NULL, &why),
+		    SL_EFORMAT);
+		assert_non_null(strstr(why.text, "non-finite"));
+		/* another arch in the metadata: the shapes no longer fit */
+		memcpy(img, buf, len);
+		char *at = NULL;
+
+		for (size_t i = 0; at == NULL && i + 8 <= len; i++)
+			if (memcmp(img + i, "linear:4", 8) == 0)
+				at = (char *)img + i;
+		assert_non_null(at);
+		at[7] = '5';
+		assert_int_equal(sl_cnn_parse_file(img, len, &c, NULL, &why),
+		    SL_EFORMAT);
+		assert_non_null(strstr(why.text, "dimension 0 is not 5"));
+		assert_true(sl_cnn_sniff(buf, len));
+		assert_false(sl_cnn_sniff(buf, 20));
+		free(img);
+	}
+	free(buf);
+	unlink(path);
+	sl_cnn_ws_free(&wa);
+	sl_cnn_ws_free(&wb);
+	sl_cnn_free(&a);
+	sl_cnn_free(&b);
+}
+
+/* The ONNX export, planned and run by the graph engine, computes what the
+ * network computes in evaluation (the engine folds BatchNorm into Conv, so
+ * within float rounding: 1e-5 * (1 + |z|)). */
+static void
+test_onnx_export_runs_in_the_engine(void **state)
+{
+	enum { B = 5, D = 2 * 8 * 8 };
+	float x[B * D];
+	char path[] = "/tmp/sl-cnn-onnx-XXXXXX";
+	int fd = mkstemp(path);
+	sl_preproc pre = sl_preproc_default(SL_DTYPE_U8);
+	sl_errmsg why = { "" };
+	const uint64_t dims[3] = { 2, 8, 8 };
+	sl_graph_opts go = { .max_batch = B, .row_rank = 3, .row_dims = dims };
+	sl_model_info info;
+	sl_graph *g = NULL;
+	sl_cnn *a;
+	sl_cnn_ws *wa = NULL;
+	const float *za, *zg;
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	inputs(x, B * D);
+	a = trained(x, B);
+	assert_int_equal(sl_cnn_save_onnx(path, a, &pre, &why), 0);
+	if (sl_graph_load(path, &go, &g, &info, &why) != 0) {
+		print_error("%s\n", why.text);
+		fail();
+	}
+	assert_int_equal(sl_graph_format(g), SL_GRAPH_ONNX);
+	assert_int_equal(sl_graph_classes(g), 4);
+	assert_int_equal(sl_cnn_ws_new(a, B, &wa), 0);
+	za = sl_cnn_forward(a, wa, x, B, 0, NULL);
+	assert_int_equal(sl_graph_forward(g, x, B, &zg, &why), 0);
+	for (int i = 0; i < B * 4; i++)
+		if (fabsf(za[i] - zg[i]) > 1e-5f * (1.0f + fabsf(za[i]))) {
+			print_error("logit %d: %.7g vs engine %.7g\n", i,
+			    (double)za[i], (double)zg[i]);
+			fail();
+		}
+	unlink(path);
+	sl_graph_free(&g);
+	sl_cnn_ws_free(&wa);
+	sl_cnn_free(&a);
+}
+
 int
 main(void)
 {
@@ -305,6 +524,9 @@ main(void)
 		cmocka_unit_test(test_backward_finite_differences),
 		cmocka_unit_test(test_running_statistics_and_eval),
 		cmocka_unit_test(test_torch_module_text),
+		cmocka_unit_test(test_two_threads_match_one),
+		cmocka_unit_test(test_safetensors_round_trip),
+		cmocka_unit_test(test_onnx_export_runs_in_the_engine),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
