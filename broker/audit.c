@@ -261,6 +261,13 @@ audit_expire(broker *b, uint64_t now_ms)
 
 			sl_warn("audit lease expired: teacher %s shard %" PRId64
 			    " worker %s", ts->info.name, s, w ? w->name : "(gone)");
+			/* As for a lease (broker.c, expire): heard from since
+			 * the last renewal, yet no renewal: its teacher is
+			 * stuck; no audit or lease for it until it renews. */
+			if (w != NULL && !w->stalled && w->last_seen_ms +
+			    (uint64_t)b->cfg->lease_timeout_s * 1000 >
+			    ts->lease.slots[s].deadline_ms)
+				w->stalled = 1;
 			audit_return(b, ts, (uint64_t)s);
 			n++;
 		}
