@@ -118,70 +118,114 @@ recycle_identity(broker *b)
 	return found;
 }
 
-uint32_t
-audit_identify(broker *b, const uint8_t *id, size_t idlen, const char *name,
-    const char *key)
+/* The identity of text (index + 1), added when new: 0 when the table is
+ * full and nothing can be recycled. */
+static uint32_t
+ident_get(broker *b, const char *text, const char *name, const char *key)
 {
-	char text[BROKER_IDENT_BYTES + 1], why_text[SL_PROTO_MAX_REASON];
-	uint32_t *slot;
+	uint32_t *slot = ident_slot(b, text);
+	int64_t i = -1;
 	identity *x;
 
-	snprintf(text, sizeof text, "%s %s", key ? "key" : "name",
-	    key ? key : name);
-	slot = ident_slot(b, text);
-	if (*slot != 0) {
-		const uint32_t i = *slot - 1;
-
-		x = &b->idents[i];
-		if (x->refused) {
-			snprintf(why_text, sizeof why_text, "refused: an audit "
-			    "proved the results of %s wrong", text);
-			broker_reject(b, REJ_REFUSED, name, "%s", why_text);
-			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
-			    why_text);
-			return 0;
-		}
-		snprintf(x->name, sizeof x->name, "%s", name);
-		return i + 1;
-	}
+	if (*slot != 0)
+		return *slot;
 	if (b->nidents == BROKER_MAX_IDENTS) {
-		const int64_t i = recycle_identity(b);
-
-		if (i >= 0) {
-			x = &b->idents[i];
-			memset(x, 0, sizeof *x);
-			snprintf(x->id, sizeof x->id, "%s", text);
-			snprintf(x->name, sizeof x->name, "%s", name);
-			x->trusted = key != NULL && b->trusted != NULL &&
-			    sl_curve_allow_has(b->trusted, key);
-			*ident_slot(b, text) = (uint32_t)i + 1;
-			return (uint32_t)i + 1;
-		}
-	}
-	if (b->nidents == b->cap_idents) {
-		const uint32_t cap = b->cap_idents ? 2 * b->cap_idents : 64;
-		identity *n = cap <= BROKER_MAX_IDENTS ?
-		    realloc(b->idents, cap * sizeof *n) : NULL;
-
-		if (n == NULL) {
-			snprintf(why_text, sizeof why_text, "the broker holds %u "
-			    "worker identities: no new one", b->nidents);
-			broker_reject(b, REJ_BAD_HELLO, name, "%s", why_text);
-			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
-			    why_text);
+		if ((i = recycle_identity(b)) < 0)
 			return 0;
+		slot = ident_slot(b, text); /* the hash was rebuilt */
+	} else {
+		if (b->nidents == b->cap_idents) {
+			const uint32_t cap = b->cap_idents ? 2 * b->cap_idents : 64;
+			identity *n = realloc(b->idents, cap * sizeof *n);
+
+			if (n == NULL)
+				return 0;
+			b->idents = n;
+			b->cap_idents = cap;
 		}
-		b->idents = n;
-		b->cap_idents = cap;
+		i = b->nidents++;
 	}
-	x = &b->idents[b->nidents++];
+	x = &b->idents[i];
 	memset(x, 0, sizeof *x);
 	snprintf(x->id, sizeof x->id, "%s", text);
 	snprintf(x->name, sizeof x->name, "%s", name);
 	x->trusted = key != NULL && b->trusted != NULL &&
 	    sl_curve_allow_has(b->trusted, key);
-	*slot = b->nidents;
-	return b->nidents;
+	*slot = (uint32_t)i + 1;
+	return *slot;
+}
+
+uint32_t
+audit_identify(broker *b, const uint8_t *id, size_t idlen, const char *name,
+    const char *key)
+{
+	char text[BROKER_IDENT_BYTES + 1], why_text[SL_PROTO_MAX_REASON];
+	uint32_t ident;
+	identity *x;
+
+	snprintf(text, sizeof text, "%s %s", key ? "key" : "name",
+	    key ? key : name);
+	if ((ident = ident_get(b, text, name, key)) == 0) {
+		snprintf(why_text, sizeof why_text, "the broker holds %u worker "
+		    "identities, each with a session or a result: no new one",
+		    b->nidents);
+		broker_reject(b, REJ_BAD_HELLO, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return 0;
+	}
+	x = &b->idents[ident - 1];
+	if (x->refused) {
+		snprintf(why_text, sizeof why_text, "refused: an audit proved the "
+		    "results of %s wrong", text);
+		broker_reject(b, REJ_REFUSED, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return 0;
+	}
+	snprintf(x->name, sizeof x->name, "%s", name);
+	return ident;
+}
+
+typedef struct restore_arg {
+	broker *b;
+	teacher_sched *ts;
+} restore_arg;
+
+static int
+restore_one(void *arg, uint64_t s, const sl_shard_info *info)
+{
+	restore_arg *r = arg;
+	char text[BROKER_IDENT_BYTES + 1];
+	uint32_t ident;
+
+	if (info->state != SL_SHARD_DONE || info->worker[0] == '\0' ||
+	    s >= r->b->nshards)
+		return 0;
+	snprintf(text, sizeof text, "name %s", info->worker);
+	if ((ident = ident_get(r->b, text, info->worker, NULL)) == 0)
+		return 0;
+	lease_done_by(&r->ts->lease, s, ident,
+	    audit_wanted(r->b, ident, r->ts->info.index, s));
+	r->b->idents[ident - 1].results++;
+	return 0;
+}
+
+int
+audit_restore(broker *b, teacher_sched *ts)
+{
+	restore_arg r = { b, ts };
+	sl_store_txn *txn = NULL;
+	sl_errmsg why = { "" };
+	int rc;
+
+	if (b->cfg->audit_rate <= 0)
+		return 0;
+	if ((rc = sl_store_read_begin(b->store, &txn, &why)) == 0)
+		rc = sl_store_each_shard(txn, ts->info.index, restore_one, &r);
+	sl_store_read_end(&txn);
+	if (rc != 0)
+		sl_error("%s: teacher %s: shard entries: %s", b->cfg->store,
+		    ts->info.name, why.text[0] ? why.text : sl_strerror(rc));
+	return rc;
 }
 
 /* splitmix64: the sample is a pure function of (seed, teacher, shard). */
