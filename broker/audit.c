@@ -16,6 +16,13 @@ audit_open(broker *b)
 	const broker_cfg *c = b->cfg;
 	sl_errmsg why = { "" };
 
+	/* Sized once: a HELLO finds its identity in O(1), whatever the
+	 * number of names peers have used. */
+	b->ident_hash = calloc(BROKER_IDENT_HASH, sizeof *b->ident_hash);
+	if (b->ident_hash == NULL) {
+		sl_error("out of memory");
+		return 1;
+	}
 	if (c->trusted_keys != NULL &&
 	    sl_curve_allow_load(c->trusted_keys, &b->trusted, &why) != 0) {
 		sl_error("--trusted-keys %s: %s", c->trusted_keys, why.text);
@@ -49,7 +56,103 @@ audit_close(broker *b)
 	}
 	free(b->idents);
 	b->idents = NULL;
+	free(b->ident_hash);
+	b->ident_hash = NULL;
 	sl_curve_allow_free(&b->trusted);
+}
+
+/* FNV-1a of an identity's text. */
+static uint32_t
+ident_hash(const char *text)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *text != '\0'; text++)
+		h = (h ^ (uint8_t)*text) * 16777619u;
+	return h;
+}
+
+/* The slot of text in b->ident_hash: its identity's, or the empty one
+ * where it would go (the table never fills: it has twice the room). */
+static uint32_t *
+ident_slot(broker *b, const char *text)
+{
+	uint32_t i = ident_hash(text) & (BROKER_IDENT_HASH - 1);
+
+	while (b->ident_hash[i] != 0 &&
+	    strcmp(b->idents[b->ident_hash[i] - 1].id, text) != 0)
+		i = (i + 1) & (BROKER_IDENT_HASH - 1);
+	return &b->ident_hash[i];
+}
+
+/* The table is full (a peer said HELLO under 65,536 names): reuse the
+ * first identity that nothing refers to (no session, no stored result,
+ * no dispute, not refused) and rebuild the hash without it. Returns its
+ * index, or -1. */
+static int64_t
+recycle_identity(broker *b)
+{
+	uint8_t *live = calloc(b->nidents, 1);
+	int64_t found = -1;
+
+	if (live == NULL)
+		return -1;
+	for (int i = 0; i < b->nslots; i++)
+		if (b->workers[i].used && b->workers[i].ident > 0 &&
+		    b->workers[i].ident <= b->nidents)
+			live[b->workers[i].ident - 1] = 1;
+	for (uint32_t i = 0; i < b->nidents && found < 0; i++) {
+		const identity *x = &b->idents[i];
+
+		if (!live[i] && x->results == 0 && x->failed == 0 && !x->refused)
+			found = i;
+	}
+	free(live);
+	if (found < 0)
+		return -1;
+	b->idents[found].id[0] = '\0';
+	memset(b->ident_hash, 0, BROKER_IDENT_HASH * sizeof *b->ident_hash);
+	for (uint32_t i = 0; i < b->nidents; i++)
+		if (b->idents[i].id[0] != '\0')
+			*ident_slot(b, b->idents[i].id) = i + 1;
+	return found;
+}
+
+/* The identity of text (index + 1), added when new: 0 when the table is
+ * full and nothing can be recycled. */
+static uint32_t
+ident_get(broker *b, const char *text, const char *name, const char *key)
+{
+	uint32_t *slot = ident_slot(b, text);
+	int64_t i = -1;
+	identity *x;
+
+	if (*slot != 0)
+		return *slot;
+	if (b->nidents == BROKER_MAX_IDENTS) {
+		if ((i = recycle_identity(b)) < 0)
+			return 0;
+		slot = ident_slot(b, text); /* the hash was rebuilt */
+	} else {
+		if (b->nidents == b->cap_idents) {
+			const uint32_t cap = b->cap_idents ? 2 * b->cap_idents : 64;
+			identity *n = realloc(b->idents, cap * sizeof *n);
+
+			if (n == NULL)
+				return 0;
+			b->idents = n;
+			b->cap_idents = cap;
+		}
+		i = b->nidents++;
+	}
+	x = &b->idents[i];
+	memset(x, 0, sizeof *x);
+	snprintf(x->id, sizeof x->id, "%s", text);
+	snprintf(x->name, sizeof x->name, "%s", name);
+	x->trusted = key != NULL && b->trusted != NULL &&
+	    sl_curve_allow_has(b->trusted, key);
+	*slot = (uint32_t)i + 1;
+	return *slot;
 }
 
 uint32_t
@@ -57,48 +160,72 @@ audit_identify(broker *b, const uint8_t *id, size_t idlen, const char *name,
     const char *key)
 {
 	char text[BROKER_IDENT_BYTES + 1], why_text[SL_PROTO_MAX_REASON];
+	uint32_t ident;
 	identity *x;
 
 	snprintf(text, sizeof text, "%s %s", key ? "key" : "name",
 	    key ? key : name);
-	for (uint32_t i = 0; i < b->nidents; i++) {
-		x = &b->idents[i];
-		if (strcmp(x->id, text) != 0)
-			continue;
-		if (x->refused) {
-			snprintf(why_text, sizeof why_text, "refused: an audit "
-			    "proved the results of %s wrong", text);
-			broker_reject(b, REJ_REFUSED, name, "%s", why_text);
-			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
-			    why_text);
-			return 0;
-		}
-		snprintf(x->name, sizeof x->name, "%s", name);
-		return i + 1;
+	if ((ident = ident_get(b, text, name, key)) == 0) {
+		snprintf(why_text, sizeof why_text, "the broker holds %u worker "
+		    "identities, each with a session or a result: no new one",
+		    b->nidents);
+		broker_reject(b, REJ_BAD_HELLO, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return 0;
 	}
-	if (b->nidents == b->cap_idents) {
-		const uint32_t cap = b->cap_idents ? 2 * b->cap_idents : 64;
-		identity *n = cap <= BROKER_MAX_IDENTS ?
-		    realloc(b->idents, cap * sizeof *n) : NULL;
-
-		if (n == NULL) {
-			snprintf(why_text, sizeof why_text, "the broker holds %u "
-			    "worker identities: no new one", b->nidents);
-			broker_reject(b, REJ_BAD_HELLO, name, "%s", why_text);
-			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
-			    why_text);
-			return 0;
-		}
-		b->idents = n;
-		b->cap_idents = cap;
+	x = &b->idents[ident - 1];
+	if (x->refused) {
+		snprintf(why_text, sizeof why_text, "refused: an audit proved the "
+		    "results of %s wrong", text);
+		broker_reject(b, REJ_REFUSED, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return 0;
 	}
-	x = &b->idents[b->nidents++];
-	memset(x, 0, sizeof *x);
-	snprintf(x->id, sizeof x->id, "%s", text);
 	snprintf(x->name, sizeof x->name, "%s", name);
-	x->trusted = key != NULL && b->trusted != NULL &&
-	    sl_curve_allow_has(b->trusted, key);
-	return b->nidents;
+	return ident;
+}
+
+typedef struct restore_arg {
+	broker *b;
+	teacher_sched *ts;
+} restore_arg;
+
+static int
+restore_one(void *arg, uint64_t s, const sl_shard_info *info)
+{
+	restore_arg *r = arg;
+	char text[BROKER_IDENT_BYTES + 1];
+	uint32_t ident;
+
+	if (info->state != SL_SHARD_DONE || info->worker[0] == '\0' ||
+	    s >= r->b->nshards)
+		return 0;
+	snprintf(text, sizeof text, "name %s", info->worker);
+	if ((ident = ident_get(r->b, text, info->worker, NULL)) == 0)
+		return 0;
+	lease_done_by(&r->ts->lease, s, ident,
+	    audit_wanted(r->b, ident, r->ts->info.index, s));
+	r->b->idents[ident - 1].results++;
+	return 0;
+}
+
+int
+audit_restore(broker *b, teacher_sched *ts)
+{
+	restore_arg r = { b, ts };
+	sl_store_txn *txn = NULL;
+	sl_errmsg why = { "" };
+	int rc;
+
+	if (b->cfg->audit_rate <= 0)
+		return 0;
+	if ((rc = sl_store_read_begin(b->store, &txn, &why)) == 0)
+		rc = sl_store_each_shard(txn, ts->info.index, restore_one, &r);
+	sl_store_read_end(&txn);
+	if (rc != 0)
+		sl_error("%s: teacher %s: shard entries: %s", b->cfg->store,
+		    ts->info.name, why.text[0] ? why.text : sl_strerror(rc));
+	return rc;
 }
 
 /* splitmix64: the sample is a pure function of (seed, teacher, shard). */
@@ -178,6 +305,13 @@ audit_expire(broker *b, uint64_t now_ms)
 
 			sl_warn("audit lease expired: teacher %s shard %" PRId64
 			    " worker %s", ts->info.name, s, w ? w->name : "(gone)");
+			/* As for a lease (broker.c, expire): heard from since
+			 * the last renewal, yet no renewal: its teacher is
+			 * stuck; no audit or lease for it until it renews. */
+			if (w != NULL && !w->stalled && w->last_seen_ms +
+			    (uint64_t)b->cfg->lease_timeout_s * 1000 >
+			    ts->lease.slots[s].deadline_ms)
+				w->stalled = 1;
 			audit_return(b, ts, (uint64_t)s);
 			n++;
 		}
@@ -301,7 +435,8 @@ second_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 		    "up", ts->info.name, s, stored ? why.text : "out of memory");
 		free(stored);
 		lease_audit_pass(&ts->lease, s);
-		broker_ack(b, w->id, w->idlen, s, SL_ACK_STORED, NULL);
+		broker_ack(b, w->id, w->idlen, s, SL_ACK_DUPLICATE,
+		    "audit given up");
 		return;
 	}
 	row = disagree(ts, stored, m->u.result.blob.p, nrows, &worst);
@@ -310,7 +445,9 @@ second_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 		b->audits_passed++;
 		first->passed++;
 		free(stored);
-		broker_ack(b, w->id, w->idlen, s, SL_ACK_STORED, NULL);
+		/* Not "stored": STORED means in the cache, from this worker. */
+		broker_ack(b, w->id, w->idlen, s, SL_ACK_DUPLICATE,
+		    "audit: agrees with the stored result");
 		return;
 	}
 	if (open_dispute(b, ts, s, stored, m->u.result.blob.p, nrows, &why) != 0) {
@@ -334,7 +471,8 @@ second_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 	    "results withheld from the cache until a third worker decides",
 	    ts->info.name, s, first->name, first->id, w->name,
 	    b->idents[w->ident - 1].id, row, worst);
-	broker_ack(b, w->id, w->idlen, s, SL_ACK_STORED, NULL);
+	broker_ack(b, w->id, w->idlen, s, SL_ACK_DUPLICATE,
+	    "audit: disagrees with the stored result; held for a third opinion");
 }
 
 /* Identity ident (index + 1) is proven wrong by judge: refused now, its

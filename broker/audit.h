@@ -18,7 +18,8 @@
  * Audits live in memory, as leases do: a broker restart forgets the audits
  * under way (a disputed shard is pending in the cache, so it is computed
  * again) and the refusals (a refused key should leave --allow-keys; the
- * log line names it).
+ * log line names it); the shards the cache holds are audited again by the
+ * name stored with each (audit_restore).
  *
  * All on the broker's thread. */
 #ifndef AUDIT_H
@@ -34,6 +35,12 @@ void audit_close(broker *b);
  * 1; 0 after a REFUSE was sent (a refused identity, or the table full). */
 uint32_t audit_identify(broker *b, const uint8_t *id, size_t idlen,
     const char *name, const char *key);
+
+/* At start: the DONE shards of ts the cache holds are audited as if just
+ * stored by the worker name each shard entry keeps (identity "name N"):
+ * the first of each name, and the seeded sample. So a liar's records from
+ * before a restart are checked too. Returns 0 or the store's error. */
+int audit_restore(broker *b, teacher_sched *ts);
 
 /* May shard s of teacher, just stored from ident, have an audit? */
 int audit_wanted(const broker *b, uint32_t ident, uint32_t teacher,

@@ -179,6 +179,8 @@ broker_load_teacher(broker *b, const sl_store_teacher *t)
 			lease_restore(&ts->lease, s, SHARD_QUARANTINED);
 	}
 	free(state);
+	if ((rc = audit_restore(b, ts)) != 0)
+		return rc;
 	ts->done_at_start = ts->lease.ndone;
 	ts->rate_t_ms = sl_net_now_ms();
 	if (t->index >= b->nteachers)

@@ -161,6 +161,7 @@ typedef struct pending_result {
  * which any client can claim). Numbered from 1 in the broker's table. */
 #define BROKER_MAX_IDENTS 65536
 #define BROKER_IDENT_BYTES (8 + SL_PROTO_MAX_NAME)
+#define BROKER_IDENT_HASH (2 * BROKER_MAX_IDENTS) /* a power of two */
 typedef struct identity {
 	char id[BROKER_IDENT_BYTES + 1];
 	char name[SL_PROTO_MAX_NAME + 1]; /* the last worker name it used */
@@ -248,6 +249,8 @@ typedef struct broker {
 
 	identity *idents;     /* (nidents), identity i + 1 at [i] */
 	uint32_t nidents, cap_idents;
+	uint32_t *ident_hash; /* (BROKER_IDENT_HASH) identity numbers by the
+	                         hash of their text, 0 empty; linear probing */
 	sl_curve_allow *trusted; /* --trusted-keys */
 	uint64_t audit_seed;
 	dispute disputes[BROKER_MAX_DISPUTES];

@@ -557,7 +557,9 @@ on_ack(wstate *w, const sl_msg *m)
 			sl_debug("shard %" PRIu64 " stored", h->shard);
 		else if (m->u.ack.status == SL_ACK_DUPLICATE)
 			sl_info("shard %" PRIu64 " was already stored by another "
-			    "worker", h->shard);
+			    "worker%s%.*s", h->shard, m->u.ack.reason.len ? ": " : "",
+			    (int)m->u.ack.reason.len,
+			    (const char *)m->u.ack.reason.p);
 		return;
 	}
 }

@@ -617,12 +617,21 @@ class Worker:
             status = 1
         finally:
             self.jobs.put(None)
+            # Leaving with a batch in progress (a REFUSE mid-shard): let it
+            # end first (bounded), so that the interpreter does not exit
+            # with the compute thread inside the teacher (PyTorch may then
+            # abort) and its wake-up write does not hit a closed, perhaps
+            # reused, descriptor.
+            thread.join(COMPUTE_JOIN_S)
             if self.sock is not None:
                 self.sock.close(0)
             self.ctx.term()
             os.close(self.wake_r)
             os.close(self.wake_w)
         return status
+
+
+COMPUTE_JOIN_S = 30  # run() waits this long for a batch in progress at exit
 
 
 def _now_ms():
