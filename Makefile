@@ -7,7 +7,8 @@
 #   make demo       the whole system end to end on Fashion-MNIST
 #   make deps       install missing Debian packages (deploy/deps.sh)
 #   make fuzz       libFuzzer targets, each run FUZZ_SECONDS (60) seconds
-#   make install    PREFIX=/usr/local DESTDIR= (programs, Python package)
+#   make install    PREFIX=/usr/local DESTDIR= (programs, libsoftlabel.so and
+#                   .a, headers, softlabel.pc, man pages, Python package)
 #   make uninstall  the same variables: removes what install put there
 
 .DEFAULT_GOAL := all
@@ -35,7 +36,9 @@ OPT     ?= -O2 -g
 # vector sqrt and divide are correctly rounded like the scalar ones, and
 # float reductions stay in order (no -fassociative-math, unlike -ffast-math).
 VEC     := -fno-math-errno -fvect-cost-model=cheap
-CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(VEC) $(WARN) \
+# -fPIC: the same objects make libsoftlabel.a and libsoftlabel.so (the
+# default PIE code is nearly as costly on x86-64, and cannot go into a .so).
+CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(VEC) $(WARN) -fPIC \
            -DSL_VERSION='"$(VERSION)"' -Icommon -Icommon/graph -Icommon/nn -I$(BUILD)/gen \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
@@ -49,6 +52,13 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 GEN_ONNX   := $(BUILD)/gen/onnx.pb-c.h
 LIB     := $(BUILD)/lib/libsoftlabel.a
+# The shared library: soname libsoftlabel.so.$(SOVER), bumped when the ABI
+# breaks; linked against what its objects use (not cmocka: tests only).
+SOVER   := 0
+SONAME  := libsoftlabel.so.$(SOVER)
+SOLIB   := $(BUILD)/lib/libsoftlabel.so.$(VERSION)
+LIB_PKGS := $(filter-out cmocka,$(PKGS))
+SO_LDLIBS := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null) -lm -lpthread
 
 # Programs: directory, binary, main file. A directory's other .c files form
 # its own archive, linked into each of its programs and into the unit tests.
@@ -82,11 +92,30 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS:= $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
+# Man pages: made from each program's --help when it is built
+# (deploy/manpage.sh), so they cannot drift from the option tables.
+MANS    := $(BINS:$(BUILD)/bin/%=$(BUILD)/man/%.1)
+MAN_DESC_softlabel-broker  := lease shards of a dataset to teacher workers and commit their soft labels into the logit cache
+MAN_DESC_softlabel-teacher := run a teacher model over shards leased from softlabel-broker and send back soft labels
+MAN_DESC_softlabel-student := train a student network, supervised or distilled from the logit cache; evaluate and export models
+MAN_DESC_softlabel         := status, inspect, verify, get and export a logit cache; keygen; doctor
+
 .SECONDARY:
 .PHONY: all test unit integration check bench demo deps install uninstall clean fuzz fuzz-build
-all: $(LIB) $(BINS) $(UNIT_BINS) $(BENCH_BINS)
+all: $(LIB) $(SOLIB) $(BINS) $(MANS) $(UNIT_BINS) $(BENCH_BINS)
 
-$(BUILD)/obj/%.o: %.c | $(GEN_ONNX)
+# Objects depend on OBJ_FORMAT: changed when this Makefile changes how
+# every object must be compiled (pic1: -fPIC for libsoftlabel.so), so a
+# tree built before rebuilds them all once. (Not the whole CFLAGS: make
+# install BUILD=build/asan, without SAN, must not recompile a sanitizer tree.)
+OBJ_FORMAT   := pic1
+CFLAGS_STAMP := $(BUILD)/.obj-format
+ifneq ($(file < $(CFLAGS_STAMP)),$(OBJ_FORMAT))
+$(shell mkdir -p $(BUILD))
+$(file > $(CFLAGS_STAMP),$(OBJ_FORMAT))
+endif
+
+$(BUILD)/obj/%.o: %.c $(CFLAGS_STAMP) | $(GEN_ONNX)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -95,14 +124,28 @@ $(BUILD)/gen/onnx.pb-c.c $(GEN_ONNX) &: $(ONNX_PROTO)
 	protoc-c --c_out=$(@D) -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
 
 # Generated code: compiled without our warning flags (it is not ours to fix).
-$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c $(CFLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) -std=c11 $(OPT) $(SAN) -w -I$(BUILD)/gen \
+	$(CC) -std=c11 $(OPT) $(SAN) -fPIC -w -I$(BUILD)/gen \
 		$(shell pkg-config --cflags libprotobuf-c 2>/dev/null) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
+
+# -z defs: every symbol the library uses comes from a library it names
+# (not checkable under the sanitizers, whose runtime the program brings).
+$(SOLIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--as-needed \
+		$(if $(SAN),,-Wl,-z,defs) -o $@ $^ $(SO_LDLIBS)
+	ln -sf $(notdir $@) $(@D)/$(SONAME)
+	ln -sf $(SONAME) $(@D)/libsoftlabel.so
+
+$(BUILD)/man/%.1: $(BUILD)/bin/% deploy/manpage.sh
+	@mkdir -p $(@D)
+	sh deploy/manpage.sh $< $* $(VERSION) "$(MAN_DESC_$*)" >$@.tmp
+	mv $@.tmp $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(PROG_LIBS) $(LIB)
 	@mkdir -p $(@D)
@@ -239,15 +282,40 @@ PY_VER     := $(or $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.
 PYTHON_DIR ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/python3/dist-packages,$(PREFIX)/lib/python$(PY_VER)/dist-packages)
 PY_SRC     := $(wildcard common/python/softlabel/*.py)
 
-install: $(BINS)
-	install -d $(DESTDIR)$(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCDIR     ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PUB_H      := $(wildcard common/sl_*.h)
+
+# After installing into a system directory without DESTDIR, run ldconfig
+# for the loader to find libsoftlabel.so.$(SOVER).
+install: $(BINS) $(LIB) $(SOLIB) $(MANS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCDIR)/softlabel $(DESTDIR)$(MANDIR)/man1
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(SOLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(SOLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsoftlabel.so
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(PUB_H) $(DESTDIR)$(INCDIR)/softlabel/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES@|$(LIB_PKGS)|' common/softlabel.pc.in \
+	    >$(DESTDIR)$(LIBDIR)/pkgconfig/softlabel.pc
+	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/softlabel.pc
+	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/man1/
 	install -d $(DESTDIR)$(PYTHON_DIR)/softlabel
 	install -m 0644 $(PY_SRC) $(DESTDIR)$(PYTHON_DIR)/softlabel/
 
-# Removes what install put there, and nothing else.
+# Removes what install put there, and nothing else (directories only when
+# empty).
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(BINS)))
+	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,$(notdir $(SOLIB)) $(SONAME) \
+		libsoftlabel.so $(notdir $(LIB)) pkgconfig/softlabel.pc)
+	rm -f $(addprefix $(DESTDIR)$(INCDIR)/softlabel/,$(notdir $(PUB_H)))
+	-rmdir $(DESTDIR)$(INCDIR)/softlabel 2>/dev/null
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MANS)))
 	rm -f $(addprefix $(DESTDIR)$(PYTHON_DIR)/softlabel/,$(notdir $(PY_SRC)))
 	rm -rf $(DESTDIR)$(PYTHON_DIR)/softlabel/__pycache__
 	-rmdir $(DESTDIR)$(PYTHON_DIR)/softlabel 2>/dev/null

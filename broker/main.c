@@ -258,8 +258,10 @@ main(int argc, char **argv)
 			sl_error("--metrics-bind %s", why.text);
 			return rc == SL_EINVAL || rc == EADDRNOTAVAIL ? 2 : 1;
 		}
-		sl_info("metrics on http://%s/metrics (port %d)", metrics_bind,
-		    sl_metrics_port(metrics));
+		/* The real port, when the address asked for any (0). */
+		sl_info("metrics on http://%.*s:%d/metrics (port %d)",
+		    (int)(strrchr(metrics_bind, ':') - metrics_bind), metrics_bind,
+		    sl_metrics_port(metrics), sl_metrics_port(metrics));
 	}
 	snprintf(data_path, sizeof data_path, "%s/data.mdb", cfg.store);
 	is_new = stat(data_path, &st) != 0 && errno == ENOENT;

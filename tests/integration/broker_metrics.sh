@@ -3,7 +3,8 @@
 # a real HTTP client (Python's urllib, tests/lib/prom_check.py).
 # 1. Bad addresses stop the start: one line, exit 2 (malformed) or 1 (the
 #    port is taken), and no cache directory created.
-# 2. A CURVE broker: a plaintext and an unknown-key client are refused, an
+# 2. A CURVE broker: a plaintext (a raw ZMTP NULL greeting: deterministic,
+#    see curve_client.py) and an unknown-key client are refused, an
 #    allowed client sends a malformed message, a slow worker labels the
 #    dataset. Mid-job the scrape lists that worker (last seen, leases);
 #    once the job stands still every number equals `softlabel status`
@@ -59,7 +60,7 @@ sl_start_broker "$T/cache" "$T/x.npy" "$T/broker.log" --shard-rows 100 \
 grep -q "metrics on http://127.0.0.1:$MPORT/metrics (port $MPORT)" "$T/broker.log" ||
     sl_fail "no metrics line in the log: $(head -5 "$T/broker.log")"
 $DPY "$ROOT/tests/lib/prom_check.py" "$URL" format || sl_fail "the first scrape"
-for mode in plaintext unknown; do
+for mode in greeting unknown; do
 	$DPY "$ROOT/tests/lib/curve_client.py" "$BROKER_EP" $mode "$K/broker.pub" 1 ||
 	    sl_fail "$mode client was answered"
 done

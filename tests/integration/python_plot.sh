@@ -51,6 +51,10 @@ png_check "$T/curves.png" 1500 450 2 || sl_fail "curves.png"
 $PLOT "$T/resumed.jsonl" -o "$T/small.png" --size 800x300 --title "one run" ||
     sl_fail "plot --size failed"
 png_check "$T/small.png" 800 300 1 || sl_fail "small.png"
+# The same through python3 -m softlabel plot.
+$DPY -m softlabel plot "$T/no-test.jsonl" -o "$T/sub.png" --size 600x200 ||
+    sl_fail "python3 -m softlabel plot failed"
+png_check "$T/sub.png" 600 200 1 || sl_fail "sub.png"
 # The repeated epoch is one point: the curve of resumed.jsonl equals the run's.
 $DPY - "$T/resumed.jsonl" "$T/with-test.jsonl" <<'PY' || sl_fail "resumed run"
 import sys
