@@ -46,6 +46,7 @@ typedef struct broker_cfg {
 	int max_workers;      /* sessions at once, <= BROKER_MAX_WORKERS */
 	int64_t max_msg_bytes;
 	int64_t map_size_bytes; /* the cache's LMDB map (address space) */
+	const char *rows;       /* --rows A:B, NULL: the whole dataset */
 } broker_cfg;
 
 typedef struct teacher_sched {
@@ -210,6 +211,9 @@ typedef struct broker {
 	uint64_t start_ms;
 	volatile sig_atomic_t *stop;
 	int failed; /* a fatal error (the dataset changed): leave with exit 1 */
+	/* Shards outside the job's row range (--rows): restored as done in
+	 * every lease table and left out of status counts. */
+	uint64_t shard_first, shard_end, nskip;
 } broker;
 
 /* Open the store and dataset, create or resume the job, bind. Logs its own
