@@ -190,6 +190,10 @@ print_status(const char *text)
 	    "commits, %.0f duplicates dropped\n", str(root, "dataset"),
 	    num(root, "rows"), num(root, "shards"), num(root, "shard_rows"),
 	    num(root, "uptime_s"), num(root, "commits"), num(root, "duplicates"));
+	if (num(root, "rows_end") > 0 && (num(root, "rows_first") > 0 ||
+	    num(root, "rows_end") < num(root, "rows")))
+		printf("this broker labels rows %.0f:%.0f (--rows)\n",
+		    num(root, "rows_first"), num(root, "rows_end"));
 	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
 		const double shards = num(root, "shards"), done = num(t, "done");
 		const double eta = num(t, "eta_s");
@@ -529,6 +533,7 @@ typedef struct cache {
 	sl_store_teacher teachers[SL_STORE_MAX_TEACHERS];
 	size_t nteachers;
 	uint64_t nshards;
+	uint64_t shard_first, shard_end; /* the shards of its rows (--rows) */
 } cache;
 
 static int
@@ -547,6 +552,9 @@ cache_open(const char *dir, cache *c)
 		return 1;
 	}
 	c->nshards = (c->job.dataset.rows + c->job.shard_rows - 1) /
+	    c->job.shard_rows;
+	c->shard_first = c->job.rows_first / c->job.shard_rows;
+	c->shard_end = (c->job.rows_end + c->job.shard_rows - 1) /
 	    c->job.shard_rows;
 	return 0;
 }
@@ -606,6 +614,11 @@ cmd_inspect(const char *dir)
 	printf("), %s, sha256 %s\n", c.job.dataset.dtype == SL_DTYPE_U8 ?
 	    "uint8" : "float32", hex);
 	printf("shards      %" PRIu64 " of %u rows\n", c.nshards, c.job.shard_rows);
+	if (c.shard_end - c.shard_first != c.nshards)
+		printf("rows        %" PRIu64 ":%" PRIu64 " of them in this cache "
+		    "(shards %" PRIu64 "..%" PRIu64 ", a job split by --rows)\n",
+		    c.job.rows_first, c.job.rows_end, c.shard_first,
+		    c.shard_end - 1);
 	for (size_t i = 0; i < c.nteachers; i++) {
 		const sl_store_teacher *t = &c.teachers[i];
 		counter k = { 0, 0 };
@@ -618,7 +631,8 @@ cmd_inspect(const char *dir)
 		    PRIu64 " quarantined\n", t->index, esc(t->name),
 		    esc(t->model_sha256),
 		    (double)t->temperature, enc, t->fmt.classes,
-		    sl_label_size(&t->fmt), k.done, c.nshards, k.quarantined);
+		    sl_label_size(&t->fmt), k.done, c.shard_end - c.shard_first,
+		    k.quarantined);
 		if (t->has_pre && t->pre.channels == 1)
 			printf("            input (x * %.9g - %.9g) / %.9g\n",
 			    (double)t->pre.scale, (double)t->pre.mean[0],
@@ -712,6 +726,10 @@ verify_shard(void *arg, uint64_t shard, const sl_shard_info *info)
 	if (shard >= v->c->nshards)
 		problem(v, "shard entry %" PRIu64 " beyond the %" PRIu64
 		    " shards of the dataset", shard, v->c->nshards);
+	else if (shard < v->c->shard_first || shard >= v->c->shard_end)
+		problem(v, "shard entry %" PRIu64 " outside the cache's rows %"
+		    PRIu64 ":%" PRIu64, shard, v->c->job.rows_first,
+		    v->c->job.rows_end);
 	else
 		v->state[shard] = (uint8_t)info->state;
 	return 0;
@@ -788,7 +806,7 @@ cmd_verify(const char *dir)
 		}
 		printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%" PRIu64
 		    " done shards checked, %" PRIu64 " problems\n", esc(v.t->name),
-		    v.records, done, c.nshards, v.problems);
+		    v.records, done, c.shard_end - c.shard_first, v.problems);
 		total_problems += v.problems;
 		total_records += v.records;
 		free(v.state);

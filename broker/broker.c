@@ -89,6 +89,31 @@ broker_shard_nrows(const broker *b, uint64_t shard)
 	    b->job.shard_rows);
 }
 
+/* --rows A:B into first and end (end 0 when B is empty: "A:"). Exit code
+ * 2 with the value named when it is not two numbers. */
+static int
+parse_rows(const char *arg, uint64_t *first, uint64_t *end)
+{
+	char *e1, *e2;
+	unsigned long long a, z = 0;
+
+	errno = 0;
+	a = strtoull(arg, &e1, 10);
+	if (e1 == arg || *e1 != ':' || arg[0] == '-' || errno != 0)
+		goto bad;
+	if (e1[1] != '\0') {
+		z = strtoull(e1 + 1, &e2, 10);
+		if (*e2 != '\0' || e1[1] == '-' || errno != 0 || z <= a)
+			goto bad;
+	}
+	*first = a;
+	*end = z;
+	return 0;
+bad:
+	sl_error("--rows: '%s' is not A:B with A < B (rows A..B-1) or A:", arg);
+	return 2;
+}
+
 static int
 open_job(broker *b)
 {
@@ -108,6 +133,10 @@ open_job(broker *b)
 		sl_error("%s: fingerprint: %s", c->dataset, why.text);
 		return 1;
 	}
+	uint64_t rfirst = 0, rend = 0;
+
+	if (c->rows != NULL && (rc = parse_rows(c->rows, &rfirst, &rend)) != 0)
+		return rc;
 	snprintf(owner, sizeof owner, "softlabel-broker on %s", c->bind);
 	if ((rc = sl_store_open(c->store, &so, &b->store, &why)) != 0) {
 		sl_error("%s: %s%s", c->store, why.text, rc == ENOMEM ?
@@ -121,7 +150,14 @@ open_job(broker *b)
 		    c->dataset);
 		b->job.dataset = fp;
 		b->job.shard_rows = (uint32_t)c->shard_rows;
+		b->job.rows_first = rfirst;
+		b->job.rows_end = rend;
 		if ((rc = sl_store_init_job(b->store, &b->job, &why)) != 0) {
+			sl_error("%s: %s%s", c->store, why.text, rc == SL_EINVAL &&
+			    c->rows ? " (--rows)" : "");
+			return rc == SL_EINVAL && c->rows ? 2 : 1;
+		}
+		if ((rc = sl_store_get_job(b->store, &b->job, &why)) != 0) {
 			sl_error("%s: %s", c->store, why.text);
 			return 1;
 		}
@@ -141,11 +177,26 @@ open_job(broker *b)
 		if ((uint32_t)c->shard_rows != b->job.shard_rows)
 			sl_warn("--shard-rows %d ignored: the job uses %u",
 			    c->shard_rows, b->job.shard_rows);
+		if (c->rows != NULL && (rfirst != b->job.rows_first ||
+		    (rend ? rend : fp.rows) != b->job.rows_end)) {
+			sl_error("%s: the cache labels rows %" PRIu64 ":%" PRIu64
+			    ", not --rows %s: one range per cache", c->store,
+			    b->job.rows_first, b->job.rows_end, c->rows);
+			return 2;
+		}
 		sl_info("resuming job in %s", c->store);
 	}
 	b->row_bytes = sl_dataset_dim(b->ds) *
 	    (sl_dataset_dtype(b->ds) == SL_DTYPE_U8 ? 1 : 4);
 	b->nshards = (fp.rows + b->job.shard_rows - 1) / b->job.shard_rows;
+	b->shard_first = b->job.rows_first / b->job.shard_rows;
+	b->shard_end = (b->job.rows_end + b->job.shard_rows - 1) /
+	    b->job.shard_rows;
+	b->nskip = b->nshards - (b->shard_end - b->shard_first);
+	if (b->nskip > 0)
+		sl_info("this cache labels rows %" PRIu64 ":%" PRIu64 " (shards %"
+		    PRIu64 "..%" PRIu64 " of %" PRIu64 ")", b->job.rows_first,
+		    b->job.rows_end, b->shard_first, b->shard_end - 1, b->nshards);
 	return 0;
 }
 
@@ -173,7 +224,9 @@ broker_load_teacher(broker *b, const sl_store_teacher *t)
 		return rc;
 	}
 	for (uint64_t s = 0; s < b->nshards; s++) {
-		if (state[s] == SL_SHARD_DONE)
+		if (s < b->shard_first || s >= b->shard_end)
+			lease_restore(&ts->lease, s, SHARD_DONE); /* not ours */
+		else if (state[s] == SL_SHARD_DONE)
 			lease_restore(&ts->lease, s, SHARD_DONE);
 		else if (state[s] == SL_SHARD_QUARANTINED)
 			lease_restore(&ts->lease, s, SHARD_QUARANTINED);
@@ -282,7 +335,8 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 			return 1;
 		sl_info("teacher %s (index %u): %" PRIu64 "/%" PRIu64 " shards "
 		    "done, %" PRIu64 " quarantined", ts[i].name, ts[i].index,
-		    b->teachers[ts[i].index].lease.ndone, b->nshards,
+		    b->teachers[ts[i].index].lease.ndone - b->nskip,
+		    b->nshards - b->nskip,
 		    b->teachers[ts[i].index].lease.nquarantined);
 	}
 	b->workers = calloc(BROKER_MAX_WORKERS, sizeof *b->workers);

@@ -53,6 +53,7 @@ typedef struct broker_cfg {
 	float audit_rate;     /* --audit: share of shards given a second opinion */
 	int64_t audit_seed;   /* --audit-seed: which shards; -1 random */
 	const char *trusted_keys; /* --trusted-keys DIR: keys never audited */
+	const char *rows;       /* --rows A:B, NULL: the whole dataset */
 } broker_cfg;
 
 typedef struct teacher_sched {
@@ -266,6 +267,9 @@ typedef struct broker {
 	uint64_t commit_hist[METRICS_COMMIT_BUCKETS + 1]; /* last: +Inf */
 	double commit_seconds_sum;
 	int failed; /* a fatal error (the dataset changed): leave with exit 1 */
+	/* Shards outside the job's row range (--rows): restored as done in
+	 * every lease table and left out of status counts. */
+	uint64_t shard_first, shard_end, nskip;
 } broker;
 
 /* Open the store and dataset, create or resume the job, bind. Logs its own

@@ -46,6 +46,7 @@ static sl_opt opts[] = {
 	{ "max-attempts", SL_OPT_INT, &cfg.max_attempts, "5", 1, 255, "N", "leases of one shard before it is quarantined", 0 },
 	{ "max-workers", SL_OPT_INT, &cfg.max_workers, "4096", 1, BROKER_MAX_WORKERS, "N", "worker sessions at once; a HELLO past them gets BUSY and retries after a back-off", 0 },
 	{ "hello-timeout", SL_OPT_INT, &cfg.hello_timeout_s, "10", 1, 3600, "S", "close a connection that sends no valid message within S seconds (the ZMTP handshake itself must end within 10 s)", 0 },
+	{ "rows", SL_OPT_STR, &cfg.rows, NULL, 0, 0, "A:B", "label rows A..B-1 only (A: to the end), into this cache (a job split over several brokers, each with its own cache); A and B on shard boundaries (B may be the row count); fixed when the job is created", 0 },
 	{ "map-size", SL_OPT_I64, &cfg.map_size_bytes, "1099511627776", 1048576, INT64_C(70368744177664), "B", "the cache's LMDB map: address space reserved, not disk (1 TiB); the cache cannot grow past it; raised to the file's size", 0 },
 	{ "max-msg-bytes", SL_OPT_I64, &cfg.max_msg_bytes, "67108864", 65536, 1073741824, "B", "largest message accepted", 0 },
 	{ "audit", SL_OPT_FLOAT, &cfg.audit_rate, "0.02", 0, 1, "RATE", "share of shards computed again by a worker of another identity (CURVE key, or name in plaintext) and compared; plus each identity's first result; a worker proven wrong is refused and its shards recomputed (0: no audits)", 0 },

@@ -46,7 +46,8 @@ teacher_json(const broker *b, const teacher_sched *ts, int max_listed)
 	cJSON_AddStringToObject(o, "model_sha256", ts->info.model_sha256);
 	cJSON_AddNumberToObject(o, "temperature", (double)ts->info.temperature);
 	cJSON_AddNumberToObject(o, "classes", ts->info.fmt.classes);
-	cJSON_AddNumberToObject(o, "done", (double)ts->lease.ndone);
+	/* Shards outside --rows are done in the table, not in the counts. */
+	cJSON_AddNumberToObject(o, "done", (double)(ts->lease.ndone - b->nskip));
 	cJSON_AddNumberToObject(o, "leased", (double)ts->lease.nleased);
 	cJSON_AddNumberToObject(o, "pending", (double)pending);
 	cJSON_AddNumberToObject(o, "quarantined", (double)ts->lease.nquarantined);
@@ -84,7 +85,9 @@ status_text(const broker *b, int max_workers, int max_q)
 	}
 	cJSON_AddStringToObject(root, "dataset", b->job.dataset_path);
 	cJSON_AddNumberToObject(root, "rows", (double)sl_dataset_rows(b->ds));
-	cJSON_AddNumberToObject(root, "shards", (double)b->nshards);
+	cJSON_AddNumberToObject(root, "shards", (double)(b->nshards - b->nskip));
+	cJSON_AddNumberToObject(root, "rows_first", (double)b->job.rows_first);
+	cJSON_AddNumberToObject(root, "rows_end", (double)b->job.rows_end);
 	cJSON_AddNumberToObject(root, "shard_rows", b->job.shard_rows);
 	cJSON_AddNumberToObject(root, "uptime_s", (double)(now - b->start_ms) / 1000);
 	cJSON_AddNumberToObject(root, "commits", (double)b->commits);

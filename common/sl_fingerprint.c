@@ -44,12 +44,14 @@ sl_fingerprint_memo_dir(char *buf, size_t cap)
 	return n > 0 && (size_t)n < cap ? buf : NULL;
 }
 
-/* Rows per chunk for rows of row_bytes: at least one. */
+/* Rows per chunk for rows of row_bytes (sl_fingerprint.h). */
 static size_t
 chunk_rows_for(size_t row_bytes)
 {
-	return row_bytes == 0 || row_bytes >= SL_FP_CHUNK_BYTES ? 1 :
+	size_t n = row_bytes == 0 ? SL_FP_CHUNK_MAX_ROWS :
 	    SL_FP_CHUNK_BYTES / row_bytes;
+
+	return n == 0 ? 1 : n > SL_FP_CHUNK_MAX_ROWS ? SL_FP_CHUNK_MAX_ROWS : n;
 }
 
 static void

@@ -3,8 +3,8 @@
  *
  * The fingerprint (sl_fingerprint in sl_data.h) is the SHA-256 of every
  * sample byte in row order, with the shape and dtype. Taking it reads the
- * whole dataset; the same pass hashes the rows in chunks of
- * SL_FP_CHUNK_BYTES (BLAKE2b-256 each). Both are remembered in a memo file
+ * whole dataset; the same pass hashes the rows in chunks of at most
+ * SL_FP_CHUNK_BYTES and SL_FP_CHUNK_MAX_ROWS rows (BLAKE2b-256 each). Both are remembered in a memo file
  * keyed by the opened file's identity: device, inode, size, and mtime and
  * ctime to the nanosecond. A later open of the same, unchanged file reads
  * the memo instead of the data. Any write to the file through the file
@@ -28,7 +28,12 @@
 
 #include "sl_data.h"
 
-#define SL_FP_CHUNK_BYTES ((size_t)1 << 20) /* rows per chunk: this / row */
+/* Rows per chunk: SL_FP_CHUNK_BYTES / row bytes, at most
+ * SL_FP_CHUNK_MAX_ROWS (so that shards of a multiple of 1024 rows, the
+ * default, are whole chunks: checking one rereads nothing more), at least
+ * one. The memo holds 32 bytes per chunk. */
+#define SL_FP_CHUNK_BYTES ((size_t)1 << 20)
+#define SL_FP_CHUNK_MAX_ROWS ((size_t)1024)
 
 /* The memo directory the environment names, into buf (cap bytes):
  * $SOFTLABEL_FINGERPRINTS; else $XDG_CACHE_HOME/softlabel/fingerprints;
@@ -57,7 +62,8 @@ int sl_dataset_fingerprint_start(sl_dataset *ds, const char *path,
 
 /* Check that rows first..first+n-1 hold the bytes the fingerprint was
  * taken from: each chunk they touch is hashed again (so at most two
- * chunks' worth more than the rows are read). Rows read into memory at
+ * chunks' worth more than the rows are read, none for rows that are whole
+ * chunks). Rows read into memory at
  * open (IDX.gz, byte-swapped IDX) cannot change and are not hashed. 0;
  * SL_EMISMATCH, why naming the rows of the first chunk that differs;
  * SL_EINVAL before a fingerprint was taken or for rows past the end. */

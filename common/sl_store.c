@@ -885,6 +885,24 @@ get_job_txn(sl_store *s, MDB_txn *txn, sl_store_job *out, sl_errmsg *why)
 		return bad_meta(why, "shard_rows", NULL,
 		    "not a positive 32-bit integer");
 	job.shard_rows = sr;
+	/* "rows": [first, end], only in the cache of part of a job. */
+	job.rows_first = 0;
+	job.rows_end = job.dataset.rows;
+	rc = meta_get(s, txn, "rows", &c, why);
+	if (rc == 0) {
+		uint32_t n;
+
+		if (sl_mp_array(&c, &n) != 0 || n != 2 ||
+		    sl_mp_u64(&c, &job.rows_first) != 0 ||
+		    sl_mp_u64(&c, &job.rows_end) != 0 || sl_mp_left(&c) != 0 ||
+		    job.rows_first >= job.rows_end ||
+		    job.rows_end > job.dataset.rows ||
+		    job.rows_first % sr != 0)
+			return bad_meta(why, "rows", NULL, "not [first, end] "
+			    "within the dataset on a shard boundary");
+	} else if (rc != SL_ENOTFOUND) {
+		return rc;
+	}
 	*out = job;
 	return 0;
 }
@@ -926,7 +944,10 @@ same_job(const sl_store_job *a, const sl_store_job *b)
 {
 	const sl_fingerprint *x = &a->dataset, *y = &b->dataset;
 
+	const uint64_t be = b->rows_end ? b->rows_end : y->rows;
+
 	return a->shard_rows == b->shard_rows && x->rows == y->rows &&
+	    a->rows_first == b->rows_first && a->rows_end == be &&
 	    x->ndim == y->ndim && x->dtype == y->dtype &&
 	    memcmp(x->shape, y->shape, x->ndim * sizeof x->shape[0]) == 0 &&
 	    memcmp(x->sha256, y->sha256, 32) == 0;
@@ -951,6 +972,13 @@ sl_store_init_job(sl_store *s, const sl_store_job *job, sl_errmsg *why)
 	    job->shard_rows == 0)
 		return sl_errmsg_set(why, SL_EINVAL,
 		    "invalid job (path, shape, dtype or shard_rows)");
+	const uint64_t end = job->rows_end ? job->rows_end : fp->rows;
+	if (job->rows_first >= end || end > fp->rows ||
+	    job->rows_first % job->shard_rows != 0 ||
+	    (end != fp->rows && end % job->shard_rows != 0))
+		return sl_errmsg_set(why, SL_EINVAL, "rows %" PRIu64 ":%" PRIu64
+		    " is not a range of the %" PRIu64 " rows on %u-row shard "
+		    "boundaries", job->rows_first, end, fp->rows, job->shard_rows);
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return lmdb_err(why, rc, s, "begin write transaction");
 
@@ -960,8 +988,10 @@ sl_store_init_job(sl_store *s, const sl_store_job *job, sl_errmsg *why)
 	if (rc == 0) {
 		if (!same_job(&old, job))
 			rc = sl_errmsg_set(why, SL_EMISMATCH,
-			    "cache already holds a job for another dataset "
-			    "or shard size (%s)", old.dataset_path);
+			    "cache already holds a job for another dataset, "
+			    "shard size or row range (%s, rows %" PRIu64 ":%"
+			    PRIu64 ")", old.dataset_path, old.rows_first,
+			    old.rows_end);
 		goto out;
 	}
 	if (rc != SL_ENOTFOUND)
@@ -996,6 +1026,14 @@ sl_store_init_job(sl_store *s, const sl_store_job *job, sl_errmsg *why)
 	msgpack_pack_uint32(&pk, job->shard_rows);
 	if ((rc = meta_put(s, txn, "shard_rows", &f, why)) != 0)
 		goto out;
+	if (job->rows_first != 0 || end != fp->rows) {
+		f.len = 0;
+		msgpack_pack_array(&pk, 2);
+		msgpack_pack_uint64(&pk, job->rows_first);
+		msgpack_pack_uint64(&pk, end);
+		if ((rc = meta_put(s, txn, "rows", &f, why)) != 0)
+			goto out;
+	}
 
 	rc = mdb_txn_commit(txn);
 	txn = NULL;

@@ -107,17 +107,26 @@ typedef struct sl_store_job {
 	char dataset_path[1024];
 	sl_fingerprint dataset;
 	uint32_t shard_rows;
+	/* The rows this cache labels, [rows_first, rows_end) of the dataset
+	 * (a job split over several brokers: softlabel-broker --rows A:B).
+	 * sl_store_get_job always fills them (0 and rows for a whole job); to
+	 * sl_store_init_job rows_end 0 means the whole dataset. rows_first is
+	 * a multiple of shard_rows, rows_end one too or the dataset's end, so
+	 * a cache holds whole shards of the common numbering. */
+	uint64_t rows_first, rows_end;
 } sl_store_job;
 
 /* SL_ENOTFOUND for a store without a job yet; SL_EUNSUPPORTED for another
  * schema ("cache schema 2, this build reads 1"); SL_EFORMAT naming the meta
  * key for a malformed value. */
 int sl_store_get_job(sl_store *s, sl_store_job *out, sl_errmsg *why);
-/* Write schema, dataset and shard_rows in one transaction. A store that
- * already holds the same job (fingerprint and shard_rows; the path may
- * differ and is not rewritten) is success; another job is SL_EMISMATCH, so
- * labels never end up under a different dataset. SL_EINVAL for a job that
- * is not self-consistent (shape[0] != rows, ndim, dtype, shard_rows 0). */
+/* Write schema, dataset, shard_rows and (for part of the rows) the range
+ * in one transaction. A store that already holds the same job
+ * (fingerprint, shard_rows and range; the path may differ and is not
+ * rewritten) is success; another job is SL_EMISMATCH, so labels never end
+ * up under a different dataset. SL_EINVAL for a job that is not
+ * self-consistent (shape[0] != rows, ndim, dtype, shard_rows 0, a range
+ * empty, past the rows or not on shard boundaries). */
 int sl_store_init_job(sl_store *s, const sl_store_job *job, sl_errmsg *why);
 
 typedef struct sl_store_teacher {

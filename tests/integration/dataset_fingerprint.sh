@@ -92,21 +92,21 @@ echo "memo under \$HOME when nothing is set; SOFTLABEL_FINGERPRINTS=off hashes e
 # --- 2. the broker's dataset changed in place while it runs ---------------------------------
 cp "$T/x.npy" "$T/y.npy"
 sl_start_broker "$T/c2" "$T/y.npy" "$T/b4.log" --shard-rows $SR
-# Row 2000 is in the second 1 MiB chunk (rows 1337..2673): shards 2..5
-# touch it; shards 0 and 1 (rows 0..999) do not.
+# Row 2000 is in the second chunk (rows 1024..2047, chunks of 1024 rows):
+# shards 2..4 touch it; shards 0 and 1 (rows 0..999) do not.
 flip_row "$T/y.npy" 2000
 sl_bg W "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/teacher.safetensors" \
     --name t --threads 1 --credit 1 2>"$T/w2.log"
 set +e; sl_wait_pid "$BROKER_PID" 60; rc=$?; set -e
 BROKER_PORT=
 sl_check "$rc -eq 1" "broker on a changed dataset: exit $rc, not 1: $(tail -2 "$T/b4.log")"
-grep -q "ERROR $T/y.npy: rows 1337..2673 changed since the dataset's fingerprint was taken" "$T/b4.log" ||
+grep -q "ERROR $T/y.npy: rows 1024..2047 changed since the dataset's fingerprint was taken" "$T/b4.log" ||
     sl_fail "no error naming the rows: $(grep -E 'ERROR|WARN' "$T/b4.log" | tail -3)"
 kill "$W" 2>/dev/null || true
 "$BIN/softlabel" verify "$T/c2" >"$T/v2" || sl_fail "verify c2: $(cat "$T/v2")"
 grep -q "teacher t: 1000 records in 2/10 done shards checked, 0 problems" "$T/v2" ||
     sl_fail "c2 after the stop: $(cat "$T/v2")"
-echo "broker: bytes changed under it: shards 0-1 stored, stopped (exit 1) at shard 2, naming rows 1337..2673"
+echo "broker: bytes changed under it: shards 0-1 stored, stopped (exit 1) at shard 2, naming rows 1024..2047"
 
 # --- 3. a worker's local copy changed while it runs ---------------------------------------
 cp "$T/x.npy" "$T/z.npy"
@@ -118,17 +118,17 @@ sl_bg W "$BIN/softlabel-teacher" --connect "tcp://127.0.0.1:$BROKER_PORT" \
     --dataset "$T/z.npy" --connect-timeout 0 2>"$T/w3.log"
 sl_wait_log "$T/w3.log" "INFO connecting to tcp://127.0.0.1:$BROKER_PORT .*waiting for a broker without limit" 60
 fp_line "$T/w3.log" | grep -q "computed and remembered ($BYTES of $BYTES" || sl_fail "worker 3: $(fp_line "$T/w3.log")"
-flip_row "$T/z.npy" 4000 # last chunk: rows 2674..4010, shards 5..8
+flip_row "$T/z.npy" 4000 # chunk 3: rows 3072..4095, shards 6..8
 sl_start_broker "$T/c3" "$T/x.npy" "$T/b5.log" --shard-rows $SR
 set +e; sl_wait_pid "$W" 60; rc=$?; set -e
 sl_check "$rc -eq 1" "worker on a changed copy: exit $rc, not 1: $(tail -2 "$T/w3.log")"
-grep -q "ERROR shard 5: $T/z.npy: rows 2674..4010 changed since the dataset's fingerprint was taken" "$T/w3.log" ||
+grep -q "ERROR shard 6: $T/z.npy: rows 3072..4095 changed since the dataset's fingerprint was taken" "$T/w3.log" ||
     sl_fail "worker: no error naming the rows: $(grep ERROR "$T/w3.log" | tail -2)"
 kill -TERM "$BROKER_PID"
 set +e; sl_wait_pid "$BROKER_PID" 30; set -e
 BROKER_PORT=
 "$BIN/softlabel" verify "$T/c3" >"$T/v3" || sl_fail "verify c3: $(cat "$T/v3")"
-grep -q "teacher t: 2500 records in 5/10 done shards checked, 0 problems" "$T/v3" ||
+grep -q "teacher t: 3000 records in 6/10 done shards checked, 0 problems" "$T/v3" ||
     sl_fail "c3 after the worker stopped: $(cat "$T/v3")"
-echo "worker: its copy changed under it: shards 0-4 stored, stopped (exit 1) before sending shard 5"
+echo "worker: its copy changed under it: shards 0-5 stored, stopped (exit 1) before sending shard 6"
 echo "dataset fingerprint: all checks passed"

@@ -27,8 +27,8 @@
 #include "sl_fingerprint.h"
 
 #define ROWS 3000
-#define DIM 784 /* 1337 rows per 1 MiB chunk: three chunks */
-#define CHUNK_ROWS (SL_FP_CHUNK_BYTES / DIM)
+#define DIM 784 /* chunks of 1024 rows (1337 would fit 1 MiB): three */
+#define CHUNK_ROWS SL_FP_CHUNK_MAX_ROWS
 
 static char dir[64], memo[96], data[96];
 static uint8_t rows[ROWS * DIM];

@@ -1248,6 +1248,61 @@ test_copy_snapshot(void **state)
 	sl_store_close(&c);
 }
 
+/* A job of part of the rows (--rows): kept in meta "rows", read back,
+ * compared by init_job like the rest of the job; ranges off shard
+ * boundaries or outside the rows are refused; a malformed entry is
+ * SL_EFORMAT naming it. */
+static void
+test_job_rows_range(void **state)
+{
+	sl_store *s = open_store(dir, 0);
+	sl_store_job job = sample_job(), got, other;
+	sl_errmsg why = { "" };
+	static const uint8_t bad[] = { 0x92, 0x01, 0x02 }; /* [1, 2] */
+
+	(void)state;
+	/* sample_job: 5000 rows in shards of 1024. */
+	job.rows_first = 1024;
+	job.rows_end = 3072;
+	other = job;
+	other.rows_first = 2000;
+	assert_int_equal(sl_store_init_job(s, &other, &why), SL_EINVAL);
+	other.rows_first = 1024;
+	other.rows_end = 3000; /* not a boundary, not the end */
+	assert_int_equal(sl_store_init_job(s, &other, &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "rows 1024:3000 is not a range"));
+	other.rows_end = 6144; /* past the rows */
+	assert_int_equal(sl_store_init_job(s, &other, &why), SL_EINVAL);
+	assert_int_equal(sl_store_init_job(s, &job, &why), 0);
+	assert_int_equal(sl_store_get_job(s, &got, &why), 0);
+	assert_int_equal(got.rows_first, 1024);
+	assert_int_equal(got.rows_end, 3072);
+	assert_int_equal(sl_store_init_job(s, &job, &why), 0); /* the same */
+	other = job;
+	other.rows_end = 0; /* the whole dataset: another job */
+	assert_int_equal(sl_store_init_job(s, &other, &why), SL_EMISMATCH);
+	assert_non_null(strstr(why.text, "rows 1024:3072"));
+	other.rows_first = 3072;
+	other.rows_end = 5000; /* the end, not a boundary: a valid range */
+	assert_int_equal(sl_store_init_job(s, &other, &why), SL_EMISMATCH);
+	sl_store_close(&s);
+
+	/* A whole job reads back as 0:rows, with no "rows" entry. */
+	rm_rf(dir);
+	s = open_store(dir, 0);
+	job = sample_job();
+	assert_int_equal(sl_store_init_job(s, &job, &why), 0);
+	assert_int_equal(sl_store_get_job(s, &got, &why), 0);
+	assert_int_equal(got.rows_first, 0);
+	assert_int_equal(got.rows_end, 5000);
+	sl_store_close(&s);
+	raw_put("meta", "rows", 4, bad, sizeof bad); /* 1 is no boundary */
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_get_job(s, &got, &why), SL_EFORMAT);
+	assert_non_null(strstr(why.text, "rows"));
+	sl_store_close(&s);
+}
+
 int
 main(void)
 {
@@ -1258,6 +1313,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writer_lock_names_owner,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_snapshot, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_job_rows_range, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_missing, setup,
 		    teardown),
