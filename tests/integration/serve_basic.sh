@@ -19,14 +19,15 @@ set +e
 "$BIN/softlabel-student" --dataset "$T/x.npy" --store tcp://127.0.0.1 \
     --arch 784-10 --out "$T/o" 2>"$T/u5"; u5=$?
 "$BIN/softlabel-student" --dataset "$T/x.npy" --store "$T/cache" \
-    --connect-timeout 5 --arch 784-10 --out "$T/o" 2>"$T/u6"; u6=$?
+    --curve-secret k.key --curve-server s.pub --arch 784-10 --out "$T/o" \
+    2>"$T/u6"; u6=$?
 set -e
 sl_check "$u1 -eq 2 -a $u2 -eq 2 -a $u3 -eq 2 -a $u5 -eq 2 -a $u6 -eq 2" \
     "usage exits $u1 $u2 $u3 $u5 $u6: $(cat "$T/u1" "$T/u2" "$T/u3" "$T/u5" "$T/u6")"
 sl_check "$u4 -eq 1" "a missing cache exits $u4: $(cat "$T/u4")"
 grep -q "want one STORE" "$T/u1" || sl_fail "no reason for a missing STORE"
 grep -q "go together" "$T/u3" || sl_fail "no reason for --curve-secret alone"
-grep -q "remote --store" "$T/u6" || sl_fail "no reason for --connect-timeout on a directory: $(cat "$T/u6")"
+grep -q "remote --store" "$T/u6" || sl_fail "no reason for CURVE keys with a directory: $(cat "$T/u6")"
 grep -q "no cache at" "$T/u4" || sl_fail "no reason for a missing cache: $(cat "$T/u4")"
 
 PORT=$(sl_free_port)
