@@ -32,7 +32,7 @@ static sl_opt opts[] = {
 	{ "bind", SL_OPT_STR, &cfg.bind, "tcp://127.0.0.1:5575", 0, 0, "EP", "where readers connect (tcp://HOST:PORT; loopback by default)", 0 },
 	{ "curve-secret", SL_OPT_STR, &cfg.curve_secret, NULL, 0, 0, "FILE", "speak CURVE with this secret key (softlabel keygen); needs --allow-keys", 0 },
 	{ "allow-keys", SL_OPT_STR, &cfg.allow_keys, NULL, 0, 0, "DIR", "admit only readers whose public key is a *.pub file here", 0 },
-	{ "max-reply-bytes", SL_OPT_I64, &cfg.max_reply_bytes, "8388608", 1048576, 268435456, "N", "records per reply at most N bytes; the reader asks again for the rest", 0 },
+	{ "max-reply-bytes", SL_OPT_I64, &cfg.max_reply_bytes, "8388608", 1048576, 67108864, "N", "records per reply at most N bytes (1 MiB..64 MiB); the reader asks again for the rest", 0 },
 	{ "max-request-bytes", SL_OPT_I64, &cfg.max_request_bytes, "16777216", 4096, 268435456, "N", "a larger request drops its connection (ZMQ_MAXMSGSIZE)", 0 },
 	{ "log-level", SL_OPT_STR, &cfg.log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
 	{ "help", SL_OPT_FLAG, &cfg.help, NULL, 0, 0, NULL, "this help", 0 },
