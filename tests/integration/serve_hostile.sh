@@ -2,7 +2,8 @@
 # softlabel serve against hostile and unauthenticated readers: bad types,
 # bad versions, sample lists over the limit, oversize frames and
 # multi-frame requests get ERROR replies (or a dropped connection), never a
-# crash, and the server keeps answering; replies are bounded and answered
+# crash, and the server keeps answering; a flood of 300 bad requests is
+# answered in full while its log lines are rate-limited; replies are bounded and answered
 # as prefixes. With CURVE, an allowed student trains (bit-identical to the
 # local run) and a client whose key is not allowed gets nothing back,
 # counted and logged; after SIGHUP a removed key is refused on the
@@ -25,6 +26,13 @@ $DPY "$ROOT/tests/lib/serve_client.py" "$EP" 262144 1048576 52 >"$T/client.out" 
 cat "$T/client.out"
 kill -0 "$SPID" 2>/dev/null || sl_fail "serve died: $(tail -3 "$T/serve.log")"
 grep -q "bad request: " "$T/serve.log" || sl_fail "no bad request logged"
+# Remote-caused lines are rate-limited as the broker's: at most 20 a
+# 10 s window (every bad request above fell in one or two), then one
+# summary line.
+sl_wait_log "$T/serve.log" "suppressed [0-9]+ more 'bad request lines' lines" 20
+n=$(sl_count "$T/serve.log" "bad request: ")
+sl_check "$n -le 40" "$n bad request lines for a flood of 300"
+echo "log: $n bad request lines for $(grep -c '' "$T/client.out") client lines, then: $(grep -o "suppressed [0-9]* more" "$T/serve.log" | head -1)"
 kill -TERM "$SPID"
 set +e; sl_wait_pid "$SPID" 20; rc=$?; set -e
 sl_check "$rc -eq 0" "serve exited $rc"
