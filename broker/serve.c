@@ -83,6 +83,7 @@ usage(FILE *out)
 	    "Exit: 0 stopped by a signal, 1 runtime failure, 2 bad usage.\n\n"
 	    "options:\n");
 	sl_opt_help(opts, out);
+	sl_opt_env_help(opts, "SOFTLABEL_SERVE", out);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -608,7 +609,8 @@ serve_main(int argc, char **argv)
 	serve s;
 	int pos[2], npos, rc;
 
-	if (sl_opt_parse(opts, argc, argv, pos, 2, &npos, &why) != 0) {
+	if (sl_opt_parse(opts, argc, argv, pos, 2, &npos, &why) != 0 ||
+	    sl_opt_env(opts, "SOFTLABEL_SERVE", &why) != 0) {
 		fprintf(stderr, "softlabel serve: %s\n", why.text);
 		return 2;
 	}

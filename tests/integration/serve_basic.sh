@@ -1,7 +1,8 @@
 #!/bin/sh
 # softlabel serve: a student reading the cache over tcp:// (one thread)
 # ends with a model byte-identical to the same run on the local directory;
-# the CLI refuses bad usage with exit 2; SIGTERM stops the server with 0.
+# the CLI refuses bad usage with exit 2; options come from the
+# environment too; SIGTERM stops the server with 0.
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 F=$FMNIST
@@ -30,10 +31,11 @@ grep -q "go together" "$T/u3" || sl_fail "no reason for --curve-secret alone"
 grep -q "remote --store" "$T/u6" || sl_fail "no reason for CURVE keys with a directory: $(cat "$T/u6")"
 grep -q "no cache at" "$T/u4" || sl_fail "no reason for a missing cache: $(cat "$T/u4")"
 
+# Options from the environment too (SOFTLABEL_SERVE_*), as the daemons'.
 PORT=$(sl_free_port)
 EP=tcp://127.0.0.1:$PORT
-sl_bg SPID "$BIN/softlabel" serve "$T/cache" --bind "$EP" 2>>"$T/serve.log"
-sl_wait_log "$T/serve.log" " $SPID softlabel-serve INFO ready" 30
+SOFTLABEL_SERVE_BIND=$EP sl_bg SPID "$BIN/softlabel" serve "$T/cache" 2>>"$T/serve.log"
+sl_wait_log "$T/serve.log" " $SPID softlabel-serve INFO ready bind=$EP " 30
 
 train() { # store out log
 	"$BIN/softlabel-student" --dataset "$T/x.npy" --labels "$T/y.npy" \
