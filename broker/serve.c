@@ -1,6 +1,7 @@
 /* serve.c - the read service (see serve.h). */
 #include "serve.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ static sl_opt opts[] = {
 	{ "bind", SL_OPT_STR, &cfg.bind, "tcp://127.0.0.1:5575", 0, 0, "EP", "where readers connect (tcp://HOST:PORT; loopback by default)", 0 },
 	{ "curve-secret", SL_OPT_STR, &cfg.curve_secret, NULL, 0, 0, "FILE", "speak CURVE with this secret key (softlabel keygen); needs --allow-keys", 0 },
 	{ "allow-keys", SL_OPT_STR, &cfg.allow_keys, NULL, 0, 0, "DIR", "admit only readers whose public key is a *.pub file here", 0 },
-	{ "max-reply-bytes", SL_OPT_I64, &cfg.max_reply_bytes, "8388608", 1048576, 268435456, "N", "records per reply at most N bytes; the reader asks again for the rest", 0 },
+	{ "max-reply-bytes", SL_OPT_I64, &cfg.max_reply_bytes, "8388608", 1048576, 67108864, "N", "records per reply at most N bytes (1 MiB..64 MiB); the reader asks again for the rest", 0 },
 	{ "max-request-bytes", SL_OPT_I64, &cfg.max_request_bytes, "16777216", 4096, 268435456, "N", "a larger request drops its connection (ZMQ_MAXMSGSIZE)", 0 },
 	{ "log-level", SL_OPT_STR, &cfg.log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
 	{ "help", SL_OPT_FLAG, &cfg.help, NULL, 0, 0, NULL, "this help", 0 },
@@ -39,13 +40,15 @@ static sl_opt opts[] = {
 	SL_OPT_END
 };
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
 }
 
 typedef struct serve {
@@ -59,7 +62,7 @@ typedef struct serve {
 	uint8_t *blob;   /* (max_blob) */
 	uint8_t *runs;   /* (16 * SL_PROTO_MAX_RUNS) */
 	sl_store_teacher *teachers; /* (SL_STORE_MAX_TEACHERS) */
-	uint64_t requests, errors, refused;
+	uint64_t requests, errors, refused, revoked;
 	sl_log_limit bad_log, auth_log;
 } serve;
 
@@ -74,10 +77,13 @@ usage(FILE *out)
 	    "the done shards and raw records of samples. Each request is answered\n"
 	    "from a fresh read snapshot, so the broker may keep writing the cache.\n"
 	    "Without --curve-secret/--allow-keys traffic is unauthenticated: bind\n"
-	    "to loopback or a trusted network only. SIGTERM or SIGINT stops it.\n\n"
+	    "to loopback or a trusted network only. SIGTERM or SIGINT stops it;\n"
+	    "SIGHUP reads --allow-keys again (a removed key is refused from its\n"
+	    "next request on, also on a connection made before).\n\n"
 	    "Exit: 0 stopped by a signal, 1 runtime failure, 2 bad usage.\n\n"
 	    "options:\n");
 	sl_opt_help(opts, out);
+	sl_opt_env_help(opts, "SOFTLABEL_SERVE", out);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -347,6 +353,23 @@ handle(serve *s, const zmq_msg_t *id, const zmq_msg_t *body)
 	int rc;
 
 	s->requests++;
+	/* Under CURVE, ZAP made the client's key the User-Id of its
+	 * messages; a key removed from the list since (SIGHUP) is refused
+	 * here, on a connection made before. */
+	if (s->allow != NULL) {
+		const char *key = zmq_msg_gets((zmq_msg_t *)body, "User-Id");
+
+		if (key == NULL || strlen(key) != SL_CURVE_Z85_LEN ||
+		    !sl_curve_allow_has(s->allow, key)) {
+			s->revoked++;
+			if (sl_log_limit_allow(&s->auth_log, sl_net_now_ms()))
+				sl_warn("refused request: key %.8s... is no longer "
+				    "on --allow-keys (%" PRIu64 " so far)",
+				    key ? key : "(none)", s->revoked);
+			send_error(s, id, EACCES, "key not on the allow-list");
+			return;
+		}
+	}
 	rc = sl_proto_decode(zmq_msg_data((zmq_msg_t *)body),
 	    zmq_msg_size((zmq_msg_t *)body), &q, &why);
 	if (rc != 0) {
@@ -517,10 +540,35 @@ serve_close(serve *s)
 	free(s->teachers);
 }
 
+/* SIGHUP: a new allow-list replaces the old one whole, or not at all. */
+static void
+reload_keys(serve *s)
+{
+	sl_curve_allow *a = NULL;
+	sl_errmsg why = { "" };
+
+	if (s->allow == NULL) {
+		sl_info("SIGHUP ignored: no --allow-keys");
+		return;
+	}
+	if (sl_curve_allow_load(cfg.allow_keys, &a, &why) != 0) {
+		sl_error("allow-list not reloaded, the old one stays: %s",
+		    why.text);
+		return;
+	}
+	sl_curve_allow_free(&s->allow);
+	s->allow = a;
+	sl_info("allow-list reloaded: %zu keys", sl_curve_allow_count(a));
+}
+
 static int
 serve_loop(serve *s)
 {
 	while (!stop_requested) {
+		if (reload_requested) {
+			reload_requested = 0;
+			reload_keys(s);
+		}
 		zmq_pollitem_t it[2] = {
 			{ s->sock, 0, ZMQ_POLLIN, 0 },
 			{ s->zap, 0, ZMQ_POLLIN, 0 },
@@ -561,7 +609,8 @@ serve_main(int argc, char **argv)
 	serve s;
 	int pos[2], npos, rc;
 
-	if (sl_opt_parse(opts, argc, argv, pos, 2, &npos, &why) != 0) {
+	if (sl_opt_parse(opts, argc, argv, pos, 2, &npos, &why) != 0 ||
+	    sl_opt_env(opts, "SOFTLABEL_SERVE", &why) != 0) {
 		fprintf(stderr, "softlabel serve: %s\n", why.text);
 		return 2;
 	}
@@ -598,6 +647,7 @@ serve_main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&s, 0, sizeof s);
@@ -612,8 +662,8 @@ serve_main(int argc, char **argv)
 		    cfg.bind, cfg.store, cfg.max_reply_bytes);
 		rc = serve_loop(&s);
 		sl_info("stopped after %" PRIu64 " requests (%" PRIu64 " errors, "
-		    "%" PRIu64 " refused connections)", s.requests, s.errors,
-		    s.refused);
+		    "%" PRIu64 " refused connections, %" PRIu64 " revoked "
+		    "requests)", s.requests, s.errors, s.refused, s.revoked);
 	}
 	serve_close(&s);
 	return rc;

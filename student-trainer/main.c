@@ -32,7 +32,7 @@ static sl_opt opts[] = {
 	{ "store", SL_OPT_STR, &cfg.dc.store, NULL, 0, 0, "CACHE", "logit cache to distill from (read while the broker writes): a directory, or `softlabel serve` on another host", 0 },
 	{ "curve-secret", SL_OPT_STR, &cfg.dc.ro.curve_secret, NULL, 0, 0, "FILE", "--store tcp://: speak CURVE with this secret key (softlabel keygen); needs --curve-server", 0 },
 	{ "curve-server", SL_OPT_STR, &cfg.dc.ro.curve_server, NULL, 0, 0, "FILE", "--store tcp://: the server's public key (its .pub file)", 0 },
-	{ "connect-timeout", SL_OPT_INT, &cfg.dc.ro.connect_timeout_s, "300", 0, 100000000, "S", "--store tcp://: exit 1 if no server answers within S seconds of the start (0: wait forever); once one has answered, a lost server is waited for without limit", 0 },
+	{ "connect-timeout", SL_OPT_INT, &cfg.dc.ro.connect_timeout_s, "300", 0, 100000000, "S", "--store tcp://: exit 1 if no server answers within S seconds of the start (0: wait forever); once one has answered, a lost server is waited for without limit; ignored for a directory", 0 },
 	{ "teacher", SL_OPT_STR, &cfg.dc.teachers, NULL, 0, 0, "A[,B..]", "teachers in the cache (default: all); several (each once) make a committee", 0 },
 	{ "teacher-weights", SL_OPT_STR, &cfg.dc.weights, NULL, 0, 0, "W[,W..]", "committee weights >= 0, not all 0 (default: equal)", 0 },
 	{ "alpha", SL_OPT_FLOAT, &cfg.alpha, "0.9", 0, 1, "A", "weight of the distillation term where a row has a target", 0 },
@@ -274,12 +274,13 @@ main(int argc, char **argv)
 		    "--curve-server go together (see --help)\n");
 		return TRAIN_USAGE;
 	}
-	if ((cfg.dc.ro.curve_secret != NULL ||
-	    sl_opt_find(opts, "connect-timeout")->given) &&
+	/* Keys without a server to speak to are a mistake worth saying;
+	 * --connect-timeout has a default (an env file sets it) and is
+	 * ignored for a directory. */
+	if (cfg.dc.ro.curve_secret != NULL &&
 	    (cfg.dc.store == NULL || !sl_reader_is_remote(cfg.dc.store))) {
-		fprintf(stderr, "softlabel-student: --%s is for a remote --store "
-		    "(tcp://HOST:PORT of softlabel serve)\n",
-		    cfg.dc.ro.curve_secret ? "curve-secret" : "connect-timeout");
+		fprintf(stderr, "softlabel-student: --curve-secret is for a "
+		    "remote --store (tcp://HOST:PORT of softlabel serve)\n");
 		return TRAIN_USAGE;
 	}
 	if (cfg.dc.store != NULL && sl_reader_is_remote(cfg.dc.store) &&

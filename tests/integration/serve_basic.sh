@@ -1,7 +1,8 @@
 #!/bin/sh
 # softlabel serve: a student reading the cache over tcp:// (one thread)
 # ends with a model byte-identical to the same run on the local directory;
-# the CLI refuses bad usage with exit 2; SIGTERM stops the server with 0.
+# the CLI refuses bad usage with exit 2; options come from the
+# environment too; SIGTERM stops the server with 0.
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 F=$FMNIST
@@ -19,20 +20,22 @@ set +e
 "$BIN/softlabel-student" --dataset "$T/x.npy" --store tcp://127.0.0.1 \
     --arch 784-10 --out "$T/o" 2>"$T/u5"; u5=$?
 "$BIN/softlabel-student" --dataset "$T/x.npy" --store "$T/cache" \
-    --connect-timeout 5 --arch 784-10 --out "$T/o" 2>"$T/u6"; u6=$?
+    --curve-secret k.key --curve-server s.pub --arch 784-10 --out "$T/o" \
+    2>"$T/u6"; u6=$?
 set -e
 sl_check "$u1 -eq 2 -a $u2 -eq 2 -a $u3 -eq 2 -a $u5 -eq 2 -a $u6 -eq 2" \
     "usage exits $u1 $u2 $u3 $u5 $u6: $(cat "$T/u1" "$T/u2" "$T/u3" "$T/u5" "$T/u6")"
 sl_check "$u4 -eq 1" "a missing cache exits $u4: $(cat "$T/u4")"
 grep -q "want one STORE" "$T/u1" || sl_fail "no reason for a missing STORE"
 grep -q "go together" "$T/u3" || sl_fail "no reason for --curve-secret alone"
-grep -q "remote --store" "$T/u6" || sl_fail "no reason for --connect-timeout on a directory: $(cat "$T/u6")"
+grep -q "remote --store" "$T/u6" || sl_fail "no reason for CURVE keys with a directory: $(cat "$T/u6")"
 grep -q "no cache at" "$T/u4" || sl_fail "no reason for a missing cache: $(cat "$T/u4")"
 
+# Options from the environment too (SOFTLABEL_SERVE_*), as the daemons'.
 PORT=$(sl_free_port)
 EP=tcp://127.0.0.1:$PORT
-sl_bg SPID "$BIN/softlabel" serve "$T/cache" --bind "$EP" 2>>"$T/serve.log"
-sl_wait_log "$T/serve.log" " $SPID softlabel-serve INFO ready" 30
+SOFTLABEL_SERVE_BIND=$EP sl_bg SPID "$BIN/softlabel" serve "$T/cache" 2>>"$T/serve.log"
+sl_wait_log "$T/serve.log" " $SPID softlabel-serve INFO ready bind=$EP " 30
 
 train() { # store out log
 	"$BIN/softlabel-student" --dataset "$T/x.npy" --labels "$T/y.npy" \

@@ -2,10 +2,12 @@
 # softlabel serve against hostile and unauthenticated readers: bad types,
 # bad versions, sample lists over the limit, oversize frames and
 # multi-frame requests get ERROR replies (or a dropped connection), never a
-# crash, and the server keeps answering; replies are bounded and answered
+# crash, and the server keeps answering; a flood of 300 bad requests is
+# answered in full while its log lines are rate-limited; replies are bounded and answered
 # as prefixes. With CURVE, an allowed student trains (bit-identical to the
 # local run) and a client whose key is not allowed gets nothing back,
-# counted and logged.
+# counted and logged; after SIGHUP a removed key is refused on the
+# connection it already had.
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 sl_subset "$FMNIST/train-images-idx3-ubyte.gz" 3000 "$T/x.npy"
@@ -24,6 +26,13 @@ $DPY "$ROOT/tests/lib/serve_client.py" "$EP" 262144 1048576 52 >"$T/client.out" 
 cat "$T/client.out"
 kill -0 "$SPID" 2>/dev/null || sl_fail "serve died: $(tail -3 "$T/serve.log")"
 grep -q "bad request: " "$T/serve.log" || sl_fail "no bad request logged"
+# Remote-caused lines are rate-limited as the broker's: at most 20 a
+# 10 s window (every bad request above fell in one or two), then one
+# summary line.
+sl_wait_log "$T/serve.log" "suppressed [0-9]+ more 'bad request lines' lines" 20
+n=$(sl_count "$T/serve.log" "bad request: ")
+sl_check "$n -le 40" "$n bad request lines for a flood of 300"
+echo "log: $n bad request lines for $(grep -c '' "$T/client.out") client lines, then: $(grep -o "suppressed [0-9]* more" "$T/serve.log" | head -1)"
 kill -TERM "$SPID"
 set +e; sl_wait_pid "$SPID" 20; rc=$?; set -e
 sl_check "$rc -eq 0" "serve exited $rc"
@@ -69,3 +78,26 @@ sl_check "$rc -eq 1" "a student with a key not allowed exited $rc: $(tail -2 "$T
 grep -q "no server answered within 3 s" "$T/other.log" || sl_fail "$(tail -2 "$T/other.log")"
 test ! -e "$T/other.safetensors" || sl_fail "a refused student wrote a model"
 echo "student with a key not allowed: refused, exit 1"
+
+# SIGHUP: a key removed from the list is refused on its open connection.
+rm -f "$T/flag" "$T/go"
+sl_bg RV $DPY "$ROOT/tests/lib/serve_revoke.py" "$EP" "$K/student.key" \
+    "$K/server.pub" "$T/flag" "$T/go"
+i=0
+while [ ! -e "$T/flag" ]; do
+	i=$((i + 1)); [ "$i" -gt 300 ] && sl_fail "the revoke client never got its first answer"
+	kill -0 "$RV" 2>/dev/null || sl_fail "the revoke client ended early"
+	sleep 0.1
+done
+rm "$T/allow/student.pub"
+kill -HUP "$SPID"
+sl_wait_log "$T/curve.log" "allow-list reloaded: 0 keys" 10
+touch "$T/go"
+set +e; sl_wait_pid "$RV" 30; rc=$?; set -e
+sl_check "$rc -eq 0" "the revoked key was still answered (client exit $rc)"
+grep -q "refused request: key .* is no longer on --allow-keys" "$T/curve.log" ||
+    sl_fail "no revocation line: $(tail -3 "$T/curve.log")"
+echo "SIGHUP: a key removed from --allow-keys is refused on its open connection"
+kill -TERM "$SPID"
+set +e; sl_wait_pid "$SPID" 20; rc=$?; set -e
+sl_check "$rc -eq 0" "serve exited $rc"

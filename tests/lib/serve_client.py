@@ -104,3 +104,18 @@ m2 = ask(pack({"t": 18, "teacher": 0, "first": 0, "n": rest, "samples": struct.p
 if m2["n"] != rest or m2["blob"][:REC] != m["blob"][:REC]:
     sys.exit(f"FAIL: the rest: {m2['n']} of {rest}")
 print(f"bounded reply: {want} of {n} samples ({want * REC} bytes), the rest on the next request")
+
+# A flood of bad requests: every one answered with an ERROR (the log is
+# rate-limited, the replies are not).
+FLOOD = 300
+for i in range(FLOOD):
+    s.send(b"\xc1flood")
+got = 0
+while got < FLOOD and s.poll(10000):
+    m = msgpack.unpackb(s.recv(), raw=False)
+    if m["t"] != 20:
+        sys.exit(f"FAIL: flood reply {got}: {m}")
+    got += 1
+if got != FLOOD:
+    sys.exit(f"FAIL: {got} of {FLOOD} flood requests answered")
+print(f"flood: {FLOOD} bad requests, {got} ERROR replies")
