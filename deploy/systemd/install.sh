@@ -5,12 +5,13 @@
 #   sh deploy/systemd/install.sh            # as root
 #   sh deploy/systemd/install.sh --root DIR # lay the files out under DIR only
 #
-# Installs softlabel-broker.service and softlabel-teacher@.service into
-# /etc/systemd/system, the example env files into /etc/softlabel (an existing
-# file is never overwritten: it is your configuration), and creates
-# /etc/softlabel/keys (0700, root: the secret keys, read by systemd for
-# LoadCredential=) and /etc/softlabel/allow (the broker's allow-list of
-# worker public keys). Without --root it also creates the system user
+# Installs softlabel-broker.service, softlabel-teacher@.service and
+# softlabel-serve.service into /etc/systemd/system, the example env files
+# into /etc/softlabel (an existing file is never overwritten: it is your
+# configuration), and creates /etc/softlabel/keys (0700, root: the secret
+# keys, read by systemd for LoadCredential=), /etc/softlabel/allow (the
+# broker's allow-list of worker public keys) and /etc/softlabel/students
+# (softlabel serve's allow-list of student public keys). Without --root it also creates the system user
 # softlabel and reloads systemd. Nothing is enabled or started.
 set -eu
 
@@ -24,17 +25,17 @@ case ${1:-} in
 *) echo "usage: install.sh [--root DIR]" >&2; exit 2 ;;
 esac
 
-for p in softlabel-broker softlabel-teacher; do
+for p in softlabel-broker softlabel-teacher softlabel; do
 	[ -x "$ROOT/usr/local/bin/$p" ] ||
 	    echo "install.sh: note: $ROOT/usr/local/bin/$p is missing (make install PREFIX=/usr/local)" >&2
 done
 
 install -d -m 0755 "$ROOT/etc/systemd/system" "$ROOT/etc/softlabel" \
-    "$ROOT/etc/softlabel/allow"
+    "$ROOT/etc/softlabel/allow" "$ROOT/etc/softlabel/students"
 install -d -m 0700 "$ROOT/etc/softlabel/keys"
 install -m 0644 "$HERE/softlabel-broker.service" "$HERE/softlabel-teacher@.service" \
-    "$ROOT/etc/systemd/system/"
-for f in broker teacher student; do
+    "$HERE/softlabel-serve.service" "$ROOT/etc/systemd/system/"
+for f in broker teacher student serve; do
 	if [ -e "$ROOT/etc/softlabel/$f.env" ]; then
 		echo "install.sh: keeping $ROOT/etc/softlabel/$f.env (the new example is $CFG/$f.env)" >&2
 	else
@@ -53,4 +54,4 @@ if [ -z "$ROOT" ]; then
 		echo "install.sh: systemd is not running here: no daemon-reload" >&2
 	fi
 fi
-echo "installed: $ROOT/etc/systemd/system/softlabel-broker.service, softlabel-teacher@.service; $ROOT/etc/softlabel/{broker,teacher,student}.env, keys/, allow/"
+echo "installed: $ROOT/etc/systemd/system/softlabel-broker.service, softlabel-teacher@.service, softlabel-serve.service; $ROOT/etc/softlabel/{broker,teacher,student,serve}.env, keys/, allow/, students/"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The example configuration files deploy/config/{broker,teacher,student}.env:
+# The example configuration files deploy/config/{broker,teacher,student,serve}.env:
 # 1. each lists exactly the options of its program's --help (but --help and
 #    --version), each under its --help line, with the default --help states,
 #    in plain VAR=value lines (tests/lib/envfile_check.py), so the files
@@ -18,10 +18,12 @@ ROWS=2000
 
 # --- 1. the files against --help ------------------------------------------------
 bad=0
-for p in broker teacher student; do
+for p in broker teacher student serve; do
 	P=$(echo "$p" | tr a-z A-Z)
-	"$BIN/softlabel-$p" --help >"$T/$p.help" || sl_fail "softlabel-$p --help failed"
-	echo "checking deploy/config/$p.env against softlabel-$p --help"
+	if [ "$p" = serve ]; then cmd="softlabel serve"; else cmd="softlabel-$p"; fi
+	# shellcheck disable=SC2086
+	"$BIN/"$cmd --help >"$T/$p.help" || sl_fail "$cmd --help failed"
+	echo "checking deploy/config/$p.env against $cmd --help"
 	$DPY "$ROOT/tests/lib/envfile_check.py" "SOFTLABEL_$P" "$T/$p.help" \
 	    "$CFG/$p.env" || bad=1
 done

@@ -2,12 +2,12 @@
 # The systemd units in deploy/systemd, installed by deploy/systemd/install.sh
 # into a scratch root (no systemd runs as PID 1 on the test machines, so the
 # units are checked, and their commands run, without it):
-# 1. `systemd-analyze verify --root` passes on softlabel-broker.service and
-#    softlabel-teacher@1.service with no complaint at all (it also checks
-#    that ExecStart= and ExecReload= programs exist in the root), and three
-#    broken copies (a misspelt key, a missing program, a bad value) do not
-#    pass, so the check can fail; `systemd-analyze security --offline`
-#    rates both at most 2.0 (printed);
+# 1. `systemd-analyze verify --root` passes on softlabel-broker.service,
+#    softlabel-teacher@1.service and softlabel-serve.service with no
+#    complaint at all (it also checks that ExecStart= and ExecReload=
+#    programs exist in the root), and three broken copies (a misspelt key,
+#    a missing program, a bad value) do not pass, so the check can fail;
+#    `systemd-analyze security --offline` rates each at most 2.0 (printed);
 # 2. the restart policy: Restart=on-failure with RestartPreventExitStatus=2,
 #    and the broker really exits 2 on a bad option from its env file;
 # 3. each unit's ExecStart=, run by hand as systemd would (EnvironmentFile=
@@ -17,7 +17,9 @@
 #    speaks CURVE and answers `softlabel status` with an allowed key;
 #    ExecReload= re-reads the allow-list; a worker instance configured by
 #    teacher.env plus teacher-1.env labels the dataset; verify passes; SIGTERM
-#    stops the broker with exit 0.
+#    stops the broker with exit 0; the serve unit, on that cache, answers a
+#    student with an allowed key (which trains from it), refuses one
+#    without, and stops on SIGTERM with exit 0.
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 R=$T/root
@@ -32,10 +34,10 @@ install -d "$R/usr/local/bin" "$R/usr/bin" "$R/usr/lib/systemd"
 install -m 0755 "$BIN/softlabel-broker" "$BIN/softlabel-teacher" \
     "$BIN/softlabel-student" "$BIN/softlabel" "$R/usr/local/bin/"
 sh "$ROOT/deploy/systemd/install.sh" --root "$R" || sl_fail "install.sh --root failed"
-for f in softlabel-broker.service softlabel-teacher@.service; do
+for f in softlabel-broker.service softlabel-teacher@.service softlabel-serve.service; do
 	[ -f "$UNITS/$f" ] || sl_fail "install.sh did not install $f"
 done
-for f in broker teacher student; do
+for f in broker teacher student serve; do
 	cmp -s "$R/etc/softlabel/$f.env" "$ROOT/deploy/config/$f.env" ||
 	    sl_fail "install.sh did not install deploy/config/$f.env"
 done
@@ -54,8 +56,8 @@ verify() { # unit... ; output in $T/verify.out, status returned
 	set -e
 	return $_rc
 }
-echo "systemd-analyze verify --root=ROOT softlabel-broker.service softlabel-teacher@1.service"
-rc=0; verify softlabel-broker.service softlabel-teacher@1.service || rc=$?
+echo "systemd-analyze verify --root=ROOT softlabel-broker.service softlabel-teacher@1.service softlabel-serve.service"
+rc=0; verify softlabel-broker.service softlabel-teacher@1.service softlabel-serve.service || rc=$?
 sed 's/^/    /' "$T/verify.out"
 echo "    (exit $rc, $(wc -l <"$T/verify.out") lines)"
 sl_check "$rc -eq 0" "systemd-analyze verify failed"
@@ -76,7 +78,7 @@ broken broken-key 's/^RestartSec=/RestartSecs=/' "misspelt RestartSec="
 broken broken-exec 's#bin/softlabel-broker #bin/softlabel-brokr #' "ExecStart= program missing"
 broken broken-value 's/^Restart=on-failure/Restart=sometimes/' "Restart=sometimes"
 
-for u in softlabel-broker.service softlabel-teacher@1.service; do
+for u in softlabel-broker.service softlabel-teacher@1.service softlabel-serve.service; do
 	set +e
 	systemd-analyze security --offline=true --threshold=20 --root="$R" "$u" >"$T/sec.out" 2>&1
 	rc=$?
@@ -89,7 +91,7 @@ done
 unit_value() { # unit key: the value of the last key= line
 	sed -n "s/^$2=//p" "$UNITS/$1" | tail -n 1
 }
-for u in softlabel-broker.service softlabel-teacher@.service; do
+for u in softlabel-broker.service softlabel-teacher@.service softlabel-serve.service; do
 	sl_check "'$(unit_value "$u" Restart)' = on-failure" "$u: Restart= is not on-failure"
 	sl_check "'$(unit_value "$u" RestartPreventExitStatus)' = 2" "$u: no RestartPreventExitStatus=2"
 	[ -n "$(unit_value "$u" RestartSec)" ] && [ -n "$(unit_value "$u" StartLimitBurst)" ] ||
@@ -99,7 +101,8 @@ done
 # --- 3. ExecStart= by hand ------------------------------------------------------------
 # Paths as the unit has them, moved into the scratch root.
 to_root() {
-	sed -e "s#/usr/local/bin/#$R/usr/local/bin/#g" -e "s#/etc/softlabel/#$R/etc/softlabel/#g"
+	sed -e "s#/usr/local/bin/#$R/usr/local/bin/#g" -e "s#/etc/softlabel/#$R/etc/softlabel/#g" \
+	    -e "s#/var/lib/softlabel/#$R/var/lib/softlabel/#g"
 }
 # LoadCredential=ID:PATH -> DIR/ID, mode 0400, as systemd hands them over.
 load_credentials() { # unit dir
@@ -122,7 +125,7 @@ env_files() { # unit instance
 }
 
 K=$R/etc/softlabel/keys
-for n in broker worker; do
+for n in broker worker serve; do
 	"$BIN/softlabel" keygen "$K/$n" >/dev/null || sl_fail "keygen $n"
 done
 "$BIN/softlabel" keygen "$T/admin" >/dev/null
@@ -211,4 +214,41 @@ sl_check "$rc -eq 0" "broker exit $rc after SIGTERM: $(tail -3 "$T/broker.log")"
 cat "$T/verify"
 grep -q "1000 records in 1/1 done shards checked, 0 problems" "$T/verify" ||
     sl_fail "verify: $(cat "$T/verify")"
+
+# The serve unit on the broker's cache (its StateDirectory in the root).
+install -d "$R/var/lib/softlabel"
+ln -s "$T/cache" "$R/var/lib/softlabel/cache"
+"$BIN/softlabel" keygen "$T/student" >/dev/null
+"$BIN/softlabel" keygen "$T/stranger" >/dev/null
+cp "$T/student.pub" "$R/etc/softlabel/students/"
+SPORT=$(sl_free_port)
+run_unit_serve() {
+	for f in $(env_files softlabel-serve.service ""); do
+		case $f in -*) f=${f#-}; [ -f "$f" ] || continue ;; esac
+		set -a; . "$f"; set +a
+	done
+	export SOFTLABEL_SERVE_BIND="tcp://127.0.0.1:$SPORT"
+	set -f
+	# shellcheck disable=SC2086
+	exec $CMD
+}
+load_credentials softlabel-serve.service "$T/cred-serve"
+exec_start softlabel-serve.service "$T/cred-serve" ""
+echo "serve ExecStart: $CMD"
+sl_bg SERVE_PID run_unit_serve 2>>"$T/serve.log"
+sl_wait_log "$T/serve.log" "INFO ready" 30
+student_from() { # key out
+	"$BIN/softlabel-student" --store "tcp://127.0.0.1:$SPORT" --curve-secret "$1" \
+	    --curve-server "$K/serve.pub" --connect-timeout 5 --dataset "$T/data.npy" \
+	    --arch 784-16-10 --epochs 1 --threads 1 --out "$2"
+}
+student_from "$T/student.key" "$T/student.safetensors" 2>"$T/student.log" ||
+    sl_fail "a student with an allowed key: $(tail -3 "$T/student.log")"
+set +e; student_from "$T/stranger.key" "$T/stranger.safetensors" 2>"$T/stranger.log"; src=$?; set -e
+sl_check "$src -ne 0" "a student whose key is not in students/ trained from the serve unit"
+[ ! -e "$T/stranger.safetensors" ] || sl_fail "the refused student wrote a model"
+kill -TERM "$SERVE_PID"
+set +e; sl_wait_pid "$SERVE_PID" 30; rc=$?; set -e
+sl_check "$rc -eq 0" "serve exit $rc after SIGTERM: $(tail -3 "$T/serve.log")"
+echo "serve unit: an allowed student trained from the cache, a stranger was refused (exit $src)"
 echo "ok: units verify, broken copies do not; ExecStart/ExecReload work as systemd would run them"
