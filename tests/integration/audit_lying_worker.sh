@@ -78,6 +78,11 @@ grep -q "an audit proved the results of name liar wrong" "$T/liar2.log" ||
     sl_fail "second HELLO not refused as proven wrong: $(tail -2 "$T/liar2.log")"
 kill "$BROKER_PID"; sl_wait_pid "$BROKER_PID" 30 || sl_fail "broker did not stop"
 for n in 1 2 3; do eval "kill \$W$n 2>/dev/null || true"; done
+# inspect shows the counters the broker stored (meta "audit").
+"$BIN/softlabel" inspect "$T/a" >"$T/inspect.txt" || sl_fail "inspect failed"
+grep -E "^audits +[1-9][0-9]* agreed, [1-9][0-9]* disputed \([1-9][0-9]* settled by a third opinion, 0 quarantined\); 1 workers refused, ([2-9]|[1-9][0-9]+) of their shards deleted and recomputed$" "$T/inspect.txt" ||
+    sl_fail "inspect does not show the audits: $(grep audits "$T/inspect.txt")"
+
 # Nothing the liar sent stays: every record equals the teacher.
 sl_check_cache_exact "$T/a" real "$M" "$T/x.npy" 1 || sl_fail "A: the cache is not the teacher's"
 $DPY "$ROOT/tests/lib/torch_reference.py" "$T/a" real "$M" "$T/x.npy" 1 1e-5 ||
