@@ -644,6 +644,22 @@ cmd_inspect(const char *dir)
 	}
 	printf("records     %" PRIu64 " labels, %" PRIu64 " shard entries, %"
 	    PRIu64 " inputs\n", st.labels, st.shards, st.inputs);
+	{
+		sl_store_audit a;
+		int rc = sl_store_get_audit(txn, &a, &why);
+
+		if (rc == 0)
+			printf("audits      %" PRIu64 " agreed, %" PRIu64 " disputed "
+			    "(%" PRIu64 " settled by a third opinion, %" PRIu64
+			    " quarantined); %" PRIu64 " workers refused, %" PRIu64
+			    " of their shards deleted and recomputed\n", a.passed,
+			    a.disputed, a.settled, a.unsettled, a.refused,
+			    a.purged_shards);
+		else if (rc == SL_ENOTFOUND)
+			printf("audits      none recorded\n");
+		else
+			printf("audits      %s\n", esc(why.text));
+	}
 	printf("size        %" PRIu64 " bytes in use, file %" PRIu64 " bytes; "
 	    "%.1f bytes per sample\n", st.used_bytes, st.file_bytes,
 	    st.labels ? (double)st.used_bytes / (double)st.labels : 0.0);

@@ -39,6 +39,66 @@ audit_open(broker *b)
 		 * checked. */
 		randombytes_buf(&b->audit_seed, sizeof b->audit_seed);
 	}
+	return 0;
+}
+
+/* The counters of earlier runs: read once the store is open. */
+static int
+load_base(broker *b)
+{
+	sl_store_txn *txn = NULL;
+	sl_errmsg why = { "" };
+	int rc = sl_store_read_begin(b->store, &txn, &why);
+
+	if (rc == 0)
+		rc = sl_store_get_audit(txn, &b->audit_base, &why);
+	sl_store_read_end(&txn);
+	if (rc != 0 && rc != SL_ENOTFOUND) {
+		sl_error("%s: %s", b->cfg->store, why.text);
+		return 1;
+	}
+	return 0;
+}
+
+void
+audit_total(const broker *b, sl_store_audit *out)
+{
+	const sl_store_audit *a = &b->audit_base;
+
+	*out = (sl_store_audit){ a->passed + b->audits_passed,
+	    a->disputed + b->audits_disputed, a->settled + b->audits_settled,
+	    a->unsettled + b->audits_unsettled, a->refused + b->idents_refused,
+	    a->purged_shards + b->purged_shards };
+}
+
+void
+audit_save(broker *b)
+{
+	sl_store_audit a;
+	sl_store_txn *txn = NULL;
+	sl_errmsg why = { "" };
+	int rc;
+
+	if (!b->audit_dirty)
+		return;
+	audit_total(b, &a);
+	if ((rc = sl_store_write_begin(b->store, &txn, &why)) == 0 &&
+	    (rc = sl_store_put_audit(txn, &a, &why)) == 0)
+		rc = sl_store_write_commit(&txn, &why);
+	sl_store_write_abort(&txn);
+	if (rc == 0)
+		b->audit_dirty = 0;
+	else if (sl_log_limit_allow(&b->store_log, sl_net_now_ms()))
+		sl_error("audit counters not stored: %s; retried", why.text);
+}
+
+int
+audit_start(broker *b)
+{
+	const broker_cfg *c = b->cfg;
+
+	if (load_base(b) != 0)
+		return 1;
 	if (c->audit_rate > 0)
 		sl_info("audits: %g of the shards and each worker's first result "
 		    "get a second opinion%s", (double)c->audit_rate,
@@ -443,6 +503,7 @@ second_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 	if (row < 0) {
 		lease_audit_pass(&ts->lease, s);
 		b->audits_passed++;
+		b->audit_dirty = 1;
 		first->passed++;
 		free(stored);
 		/* Not "stored": STORED means in the cache, from this worker. */
@@ -464,6 +525,7 @@ second_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 	free(stored);
 	lease_audit_dispute(&ts->lease, s, w->ident);
 	b->audits_disputed++;
+	b->audit_dirty = 1;
 	first->failed++;
 	b->idents[w->ident - 1].failed++;
 	sl_warn("audit: teacher %s shard %" PRIu64 ": workers %s (%s) and %s "
@@ -488,6 +550,7 @@ refuse_identity(broker *b, uint32_t ident, const teacher_sched *ts,
 	x->refused = x->purge = 1;
 	b->purge_pending = 1;
 	b->idents_refused++;
+	b->audit_dirty = 1;
 	sl_warn("audit: worker %s (%s) proven wrong by a third opinion (worker "
 	    "%s) on teacher %s shard %" PRIu64 ": refused from now on; every "
 	    "shard it computed is deleted and computed again", x->name, x->id,
@@ -529,6 +592,7 @@ third_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 		owner->nleases--;
 	if (!agree1 && !agree2) {
 		b->audits_unsettled++;
+		b->audit_dirty = 1;
 		sl_warn("audit: teacher %s shard %" PRIu64 ": a third worker %s "
 		    "agrees with neither %s nor %s: shard quarantined",
 		    ts->info.name, s, w->name, b->idents[by - 1].name,
@@ -547,6 +611,7 @@ third_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 		return;
 	}
 	b->audits_settled++;
+	b->audit_dirty = 1;
 	if (!agree1)
 		refuse_identity(b, by, ts, s, w);
 	if (!agree2)
@@ -678,6 +743,7 @@ audit_purge(broker *b)
 		}
 		x->purge = 0;
 		b->purged_shards += n;
+		b->audit_dirty = 1;
 		sl_info("audit: %" PRIu64 " shards of %s (%s) deleted from the "
 		    "cache; they are computed again", n, x->name, x->id);
 	}

@@ -27,6 +27,16 @@
 
 #include "broker.h"
 
+/* Once the store is open: the counters of earlier runs, and the start-up
+ * line. Returns an exit status. */
+int audit_start(broker *b);
+
+/* This run's counters added to the earlier runs' (meta "audit"). */
+void audit_total(const broker *b, sl_store_audit *out);
+/* Store the counters if they changed (their own transaction); logs a
+ * failure (retried at the next call). */
+void audit_save(broker *b);
+
 /* Load --trusted-keys and pick the seed. Logs; returns an exit status. */
 int audit_open(broker *b);
 void audit_close(broker *b);

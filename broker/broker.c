@@ -321,7 +321,7 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 		return rc;
 	if ((rc = audit_open(b)) != 0)
 		return rc;
-	if ((rc = open_job(b)) != 0)
+	if ((rc = open_job(b)) != 0 || (rc = audit_start(b)) != 0)
 		return rc;
 	if (cfg->recompute_corrupt &&
 	    broker_recompute_corrupt(b->store, &b->job, b->nshards) != 0)
@@ -1035,6 +1035,7 @@ broker_run(broker *b)
 			commit_group(b); /* quarantines */
 			flush_log_limits(b);
 			conn_tick(b);
+			audit_save(b); /* counters of audits that stored nothing */
 			last_expire = sl_net_now_ms();
 		}
 		if (b->cfg->exit_when_done && all_finished(b)) {
@@ -1059,10 +1060,12 @@ broker_run(broker *b)
 					broker_reply_reason(b, b->sock, b->workers[i].id,
 					    b->workers[i].idlen, SL_MSG_DONE,
 					    "every shard of this teacher is done");
+			audit_save(b);
 			return q ? 1 : 0;
 		}
 	}
 	sl_info("stopping: committing %u held results", b->ngroup);
 	commit_group(b);
+	audit_save(b);
 	return b->failed ? 1 : 0;
 }

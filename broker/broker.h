@@ -259,6 +259,8 @@ typedef struct broker {
 	uint64_t audits_unsettled; /* third opinions that agreed with neither */
 	uint64_t idents_refused, purged_shards;
 	int purge_pending;
+	sl_store_audit audit_base; /* the cache's counters from earlier runs */
+	int audit_dirty;      /* counters changed since they were stored */
 	uint64_t start_ms;
 	volatile sig_atomic_t *stop;
 

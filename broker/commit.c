@@ -44,6 +44,12 @@ commit_group(broker *b)
 		    p->shard * b->job.shard_rows, p->nrows, p->blob, ts->rec_size,
 		    w ? w->name : "", ts->lease.slots[p->shard].attempts, &why);
 	}
+	if (rc == 0 && b->audit_dirty) {
+		sl_store_audit a;
+
+		audit_total(b, &a);
+		rc = sl_store_put_audit(txn, &a, &why);
+	}
 	for (uint32_t i = 0; rc == 0 && i < b->nquarantine; i++) {
 		quarantine *q = &b->quarantined[i];
 
@@ -66,6 +72,7 @@ commit_group(broker *b)
 	} else {
 		b->commits++;
 		b->committed_results += b->ngroup;
+		b->audit_dirty = 0; /* stored with the group */
 	}
 	for (uint32_t i = 0; i < b->ngroup; i++) {
 		pending_result *p = &b->group[i];

@@ -11,7 +11,8 @@
  *    "auth_refused": {"plaintext", "unknown_key", "handshake_failed",
  *    "revoked"}, "audit": {"rate", "passed", "disputed", "settled",
  *    "unsettled", "open", "disputes_held", "refused", "purged_shards",
- *    "refused_workers": [identity, ..]}, "workers_total", "workers_listed",
+ *    "refused_workers": [identity, ..], "all_runs": {the same counters,
+ *    earlier runs' (the cache's meta "audit") included}}, "workers_total", "workers_listed",
  *    "quarantined_listed_max", "truncated": bool}
  *
  * It always fits SL_PROTO_MAX_JSON (1 MiB), whatever the peers did: when
@@ -21,6 +22,7 @@
  * until it fits; "truncated" says so, the totals stay exact.
  */
 #include "broker.h"
+#include "audit.h"
 #include "sl_net.h"
 
 #include <cJSON.h>
@@ -171,6 +173,21 @@ status_text(const broker *b, int max_workers, int max_q)
 		cJSON_AddNumberToObject(audit, "refused", (double)b->idents_refused);
 		cJSON_AddNumberToObject(audit, "purged_shards",
 		    (double)b->purged_shards);
+		sl_store_audit all;
+		cJSON *runs = cJSON_AddObjectToObject(audit, "all_runs");
+
+		audit_total(b, &all);
+		if (runs != NULL) {
+			cJSON_AddNumberToObject(runs, "passed", (double)all.passed);
+			cJSON_AddNumberToObject(runs, "disputed",
+			    (double)all.disputed);
+			cJSON_AddNumberToObject(runs, "settled", (double)all.settled);
+			cJSON_AddNumberToObject(runs, "unsettled",
+			    (double)all.unsettled);
+			cJSON_AddNumberToObject(runs, "refused", (double)all.refused);
+			cJSON_AddNumberToObject(runs, "purged_shards",
+			    (double)all.purged_shards);
+		}
 		/* Listed like quarantined shards: halved when status is too big. */
 		for (uint32_t i = 0; refused != NULL && i < b->nidents &&
 		    cJSON_GetArraySize(refused) < max_q; i++)

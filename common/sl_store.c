@@ -1912,3 +1912,68 @@ sl_store_reader_check(sl_store *s, int *dead)
 		*dead = n;
 	return 0;
 }
+
+/* --- meta: audit counters ------------------------------------------------- */
+
+#define AUDIT_KEY "audit"
+
+static const char *const audit_fields[6] = {
+	"passed", "disputed", "settled", "unsettled", "refused", "purged_shards",
+};
+
+int
+sl_store_put_audit(sl_store_txn *t, const sl_store_audit *a, sl_errmsg *why)
+{
+	const uint64_t v[6] = { a->passed, a->disputed, a->settled,
+	    a->unsettled, a->refused, a->purged_shards };
+	fixbuf f = { .len = 0, .overflow = 0 };
+	msgpack_packer pk;
+	int rc;
+
+	if ((rc = check_writable(t, why)) != 0)
+		return rc;
+	msgpack_packer_init(&pk, &f, fixbuf_write);
+	msgpack_pack_map(&pk, 6);
+	for (int i = 0; i < 6; i++) {
+		pack_key(&pk, audit_fields[i]);
+		msgpack_pack_uint64(&pk, v[i]);
+	}
+	if ((rc = meta_put(t->s, t->txn, AUDIT_KEY, &f, why)) != 0)
+		t->failed = 1;
+	return rc;
+}
+
+int
+sl_store_get_audit(sl_store_txn *t, sl_store_audit *out, sl_errmsg *why)
+{
+	uint64_t v[6] = { 0 };
+	uint32_t n;
+	sl_mp c;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = meta_get(t->s, t->txn, AUDIT_KEY, &c, why)) != 0)
+		return rc;
+	if (sl_mp_map(&c, &n) != 0)
+		return bad_meta(why, AUDIT_KEY, NULL, "not a map");
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *k;
+		size_t klen;
+		int j = 0;
+
+		if (sl_mp_str(&c, &k, &klen) != 0)
+			return bad_meta(why, AUDIT_KEY, NULL, "a key is not a string");
+		while (j < 6 && !sl_mp_streq(k, klen, audit_fields[j]))
+			j++;
+		if (j == 6) {
+			if (sl_mp_skip(&c) != 0)
+				return bad_meta(why, AUDIT_KEY, NULL, "truncated value");
+			continue;
+		}
+		if (sl_mp_u64(&c, &v[j]) != 0)
+			return bad_meta(why, AUDIT_KEY, audit_fields[j],
+			    "not an unsigned integer");
+	}
+	*out = (sl_store_audit){ v[0], v[1], v[2], v[3], v[4], v[5] };
+	return 0;
+}

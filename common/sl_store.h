@@ -215,6 +215,18 @@ int sl_store_put_inputs(sl_store_txn *txn, uint64_t first_row, uint32_t nrows,
 int sl_store_write_commit(sl_store_txn **txn, sl_errmsg *why);
 void sl_store_write_abort(sl_store_txn **txn);
 
+/* The broker's audit counters (meta "audit"), summed over its runs as of
+ * its last commit: second opinions that agreed, disputes, disputes a third
+ * opinion settled, those it could not (quarantined), worker identities
+ * refused, shards deleted because their worker was refused. */
+typedef struct sl_store_audit {
+	uint64_t passed, disputed, settled, unsettled, refused, purged_shards;
+} sl_store_audit;
+
+/* Write the counters (replacing the previous ones). Does not allocate. */
+int sl_store_put_audit(sl_store_txn *txn, const sl_store_audit *a,
+    sl_errmsg *why);
+
 /* --- reading ------------------------------------------------------------ */
 
 /* A snapshot of the last commit; takes a reader slot (SL_ELIMIT when all
@@ -235,6 +247,11 @@ int sl_store_get_label(sl_store_txn *txn, uint32_t teacher, uint64_t sample,
  * entry is malformed (why names the field). */
 int sl_store_get_shard(sl_store_txn *txn, uint32_t teacher, uint64_t shard,
     sl_shard_info *out, sl_errmsg *why);
+
+/* The counters sl_store_put_audit wrote; SL_ENOTFOUND (out zeroed) when
+ * the cache has none (no broker audited), SL_EFORMAT when malformed.
+ * Unknown keys in the map are skipped. */
+int sl_store_get_audit(sl_store_txn *txn, sl_store_audit *out, sl_errmsg *why);
 
 /* Walk labels of one teacher in sample order, from sample `from`.
  * fn returns 0 to go on, anything else to stop (returned as is). rec is

@@ -14,6 +14,11 @@
 $DPY -c 'import torch, zmq' 2>/dev/null || { echo "SKIP: python3-torch or python3-zmq missing"; exit 77; }
 export PYTHONPATH="$ROOT/common/python${PYTHONPATH:+:$PYTHONPATH}"
 sl_tmpdir; T=$SL_TMP
+# The value got must be want (sl_check takes one test expression; these
+# values hold spaces and brackets).
+expect() { # got want message
+	[ "$1" = "$2" ] || sl_fail "$3 (got '$1', want '$2')"
+}
 sl_subset "$FMNIST/t10k-images-idx3-ubyte.gz" 6000 "$T/x.npy"
 sl_make_teacher "$T/teacher.safetensors"
 M=$T/teacher.safetensors
@@ -54,17 +59,17 @@ while :; do
 	sleep 0.1
 done
 cat "$T/st.json" | $DPY -c 'import json,sys; d=json.load(sys.stdin); print("status audit:", d["audit"])'
-[ "$(sl_json_get "$T/st.json" 'd["audit"]["disputed"] >= 1 and d["audit"]["settled"] >= 1 and d["audit"]["passed"] >= 1')" = True ] ||
-    sl_fail "status does not count the audits: $(sl_json_get "$T/st.json" 'd["audit"]')"
-[ "$(sl_json_get "$T/st.json" 'd["audit"]["refused_workers"]')" = "['name liar']" ] ||
-    sl_fail "status does not name the refused worker"
-[ "$(sl_json_get "$T/st.json" 'd["audit"]["purged_shards"] >= 2')" = True ] || sl_fail "the liar's unaudited shards were not purged"
+expect "$(sl_json_get "$T/st.json" 'd["audit"]["disputed"] >= 1 and d["audit"]["settled"] >= 1 and d["audit"]["passed"] >= 1')" True \
+    "status does not count the audits: $(sl_json_get "$T/st.json" 'd["audit"]')"
+expect "$(sl_json_get "$T/st.json" 'd["audit"]["refused_workers"]')" "['name liar']" \
+    "status does not name the refused worker"
+expect "$(sl_json_get "$T/st.json" 'd["audit"]["purged_shards"] >= 2')" True "the liar's unaudited shards were not purged"
 # One line names both workers of the dispute; one names the liar refused.
 grep -E "audit: teacher real shard [0-9]+: workers (liar \(name liar\) and honest-[1-3]|honest-[1-3] \(name honest-[1-3]\) and liar) .*disagree" "$T/a.log" >/dev/null ||
     sl_fail "no line names both workers of the dispute: $(grep audit "$T/a.log" | head -5)"
 grep -q "audit: worker liar (name liar) proven wrong by a third opinion (worker honest-[1-3])" "$T/a.log" ||
     sl_fail "the liar is not named: $(grep audit "$T/a.log" | head -5)"
-sl_check "$(sl_count "$T/a.log" 'proven wrong') -eq 1" "an honest worker was refused too: $(grep 'proven wrong' "$T/a.log")"
+expect "$(sl_count "$T/a.log" 'proven wrong')" 1 "an honest worker was refused too: $(grep 'proven wrong' "$T/a.log")"
 # The liar was told, and a new HELLO under its name is refused.
 set +e; sl_wait_pid "$LIAR" 30; rc=$?; set -e
 sl_check "$rc -eq 1" "the liar: exit $rc, not 1"
@@ -78,6 +83,11 @@ grep -q "an audit proved the results of name liar wrong" "$T/liar2.log" ||
     sl_fail "second HELLO not refused as proven wrong: $(tail -2 "$T/liar2.log")"
 kill "$BROKER_PID"; sl_wait_pid "$BROKER_PID" 30 || sl_fail "broker did not stop"
 for n in 1 2 3; do eval "kill \$W$n 2>/dev/null || true"; done
+# inspect shows the counters the broker stored (meta "audit").
+"$BIN/softlabel" inspect "$T/a" >"$T/inspect.txt" || sl_fail "inspect failed"
+grep -E "^audits +[1-9][0-9]* agreed, [1-9][0-9]* disputed \([1-9][0-9]* settled by a third opinion, 0 quarantined\); 1 workers refused, ([2-9]|[1-9][0-9]+) of their shards deleted and recomputed$" "$T/inspect.txt" ||
+    sl_fail "inspect does not show the audits: $(grep audits "$T/inspect.txt")"
+
 # Nothing the liar sent stays: every record equals the teacher.
 sl_check_cache_exact "$T/a" real "$M" "$T/x.npy" 1 || sl_fail "A: the cache is not the teacher's"
 $DPY "$ROOT/tests/lib/torch_reference.py" "$T/a" real "$M" "$T/x.npy" 1 1e-5 ||

@@ -650,6 +650,38 @@ test_put_shard_roundtrip(void **state)
 	free(w);
 }
 
+/* The audit counters: absent at first, then exactly what was written,
+ * replaced by the next write, kept across a reopen, and readable by a
+ * read-only opener. */
+static void
+test_audit_counters(void **state)
+{
+	sl_store *s = open_store(dir, 0);
+	sl_store_txn *t = NULL;
+	sl_store_audit a = { 1, 2, 3, 4, 5, UINT64_C(6000000000) }, b;
+	sl_errmsg why = { "" };
+
+	(void)state;
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_get_audit(t, &b, &why), SL_ENOTFOUND);
+	assert_true(b.passed == 0 && b.purged_shards == 0);
+	sl_store_read_end(&t);
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_put_audit(t, &a, &why), 0);
+	a.passed = 7;
+	assert_int_equal(sl_store_put_audit(t, &a, &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+	sl_store_close(&s);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_get_audit(t, &b, &why), 0);
+	assert_memory_equal(&a, &b, sizeof a);
+	sl_store_read_end(&t);
+	/* read-only: no writes */
+	assert_int_not_equal(sl_store_write_begin(s, &t, &why), 0);
+	sl_store_close(&s);
+}
+
 static void
 test_quarantine_reset_inputs(void **state)
 {
@@ -1308,6 +1340,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_teacher_and_one_writer,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_lock_names_owner,
