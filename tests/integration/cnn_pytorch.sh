@@ -10,6 +10,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 TPY=/usr/bin/python3
+export PYTHONPATH="$ROOT/common/python" # softlabel.torch.load_file, as the README
 $TPY -c "import torch, numpy" 2>/dev/null ||
     sl_fail "python3-torch is not installed (make deps installs it)"
 X=$FMNIST/t10k-images-idx3-ubyte.gz

@@ -10,17 +10,18 @@ num_batches_tracked), applies the preprocessing in the file's metadata,
 and compares model.eval()'s softmax on every image with softlabel's
 --evaluate --probs: argmax identical and probabilities within 1e-5.
 num_batches_tracked must equal STEPS, the training steps softlabel took.
-The safetensors reader is inlined (Debian 12 has no safetensors module).
+The file is read with softlabel.torch.load_file, as the README's snippet
+does (Debian 12 has no safetensors module).
 """
 import gzip
-import json
 import struct
 import sys
 
 import numpy as np
 import torch
 
-DT = {"F32": torch.float32, "I64": torch.int64}
+from softlabel.safetensors import metadata
+from softlabel.torch import load_file
 
 
 def read_images(path):
@@ -29,24 +30,11 @@ def read_images(path):
     return torch.frombuffer(bytearray(data[16:]), dtype=torch.uint8).reshape(n, 1, r, c)
 
 
-def load_safetensors(path):
-    raw = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    body = bytearray(raw[8 + n:])
-    tensors = {}
-    for name, t in header.items():
-        b, e = t["data_offsets"]
-        tensors[name] = torch.frombuffer(body[b:e], dtype=DT[t["dtype"]]).reshape(t["shape"]).clone()
-    return tensors, meta
-
-
 def main(module_py, model_path, images, probs_path, pred_path, steps):
     scope = {}
     exec(open(module_py).read(), scope)
     model = scope["model"]
-    tensors, meta = load_safetensors(model_path)
+    tensors, meta = load_file(model_path), metadata(model_path)
     assert meta.get("format") == "softlabel-cnn", meta
     model.load_state_dict(tensors, strict=True)
     bn = [k for k in tensors if k.endswith("num_batches_tracked")]
