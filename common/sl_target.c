@@ -308,10 +308,13 @@ typedef struct view_ctx {
 	uint32_t shard_rows;
 	uint64_t nshards;
 	const uint8_t *mask; /* this teacher's row of the mask */
+	uint64_t first, end; /* the part's rows */
 	int skip_corrupt;
 	sl_errmsg *why;
 	int failed;
 } view_ctx;
+
+#define SL_STOP_WALK 1 /* count_record: past the part's rows */
 
 /* Count the teacher's usable records per row into has[] (a count until the
  * build turns it into 0/1): the checks and skips of add_record. */
@@ -321,6 +324,8 @@ count_record(void *arg, uint64_t s, const void *rec, size_t len)
 	view_ctx *c = arg;
 	sl_errmsg why = { "" };
 
+	if (s >= c->end)
+		return SL_STOP_WALK;
 	if (s >= c->v->rows || s / c->shard_rows >= c->nshards ||
 	    !c->mask[s / c->shard_rows])
 		return 0;
@@ -339,25 +344,30 @@ count_record(void *arg, uint64_t s, const void *rec, size_t len)
 }
 
 int
-sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
-    const sl_store_teacher *teachers, const float *weights, int nteachers,
-    uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
-    int skip_corrupt, sl_errmsg *why)
+sl_target_view_build_parts(sl_target_view *v, const sl_target_part *parts,
+    int nparts, const float *weights, int nteachers, uint32_t shard_rows,
+    uint64_t nshards, const uint8_t *mask, float T, int skip_corrupt,
+    sl_errmsg *why)
 {
 	double wsum = 0; /* as sl_target_build */
 	view_ctx c;
 	int rc = 0;
 
+	if (nparts < 1 || nparts > SL_TARGET_MAX_PARTS)
+		return sl_errmsg_set(why, SL_EINVAL, "need 1 to %d caches",
+		    SL_TARGET_MAX_PARTS);
 	if (nteachers < 1 || nteachers > SL_TARGET_MAX_TEACHERS || !(T > 0))
 		return sl_errmsg_set(why, SL_EINVAL, "need 1 to %d teachers and "
 		    "T > 0", SL_TARGET_MAX_TEACHERS);
 	if (shard_rows == 0)
 		return sl_errmsg_set(why, SL_EINVAL, "shard_rows is 0");
 	for (int i = 0; i < nteachers; i++) {
-		if (teachers[i].fmt.classes != v->classes)
-			return sl_errmsg_set(why, SL_EMISMATCH, "teacher %s has %u "
-			    "classes, the student %u", teachers[i].name,
-			    teachers[i].fmt.classes, v->classes);
+		for (int p = 0; p < nparts; p++)
+			if (parts[p].teachers[i].fmt.classes != v->classes)
+				return sl_errmsg_set(why, SL_EMISMATCH, "teacher %s "
+				    "has %u classes, the student %u",
+				    parts[p].teachers[i].name,
+				    parts[p].teachers[i].fmt.classes, v->classes);
 		if (weights != NULL && !(weights[i] >= 0 &&
 		    weights[i] <= FLT_MAX))
 			return sl_errmsg_set(why, SL_EINVAL, "weight %d is not "
@@ -370,8 +380,7 @@ sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
 	memset(v->has, 0, (size_t)v->rows);
 	v->corrupt = 0;
 	v->nhas = 0;
-	v->txn = txn;
-	v->teachers = teachers;
+	v->nparts = 0;
 	v->nteachers = nteachers;
 	v->T = T;
 	memset(&c, 0, sizeof c);
@@ -380,28 +389,46 @@ sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
 	c.nshards = nshards;
 	c.skip_corrupt = skip_corrupt;
 	c.why = why;
-	for (int i = 0; i < nteachers && rc == 0; i++) {
-		/* The same float as sl_target_build's weight. */
+	for (int i = 0; i < nteachers; i++) /* the same float as sl_target_build */
 		v->w[i] = (float)((weights ? (double)weights[i] : 1.0) / wsum);
-		c.teacher = &teachers[i];
-		c.mask = mask + (size_t)i * nshards;
-		rc = sl_store_each_label(txn, teachers[i].index, 0, count_record,
-		    &c);
-		if (c.failed)
-			rc = c.failed;
-		else if (rc != 0)
-			sl_errmsg_set(why, rc, "teacher %s: cannot read its records: "
-			    "%s", teachers[i].name, sl_strerror(rc));
+	for (int p = 0; p < nparts && rc == 0; p++) {
+		c.first = parts[p].row_first;
+		c.end = parts[p].row_end;
+		for (int i = 0; i < nteachers && rc == 0; i++) {
+			c.teacher = &parts[p].teachers[i];
+			c.mask = mask + (size_t)i * nshards;
+			rc = sl_store_each_label(parts[p].txn, c.teacher->index,
+			    c.first, count_record, &c);
+			if (c.failed)
+				rc = c.failed;
+			else if (rc == SL_STOP_WALK)
+				rc = 0;
+			else if (rc != 0)
+				sl_errmsg_set(why, rc, "teacher %s: cannot read its "
+				    "records: %s", c.teacher->name, sl_strerror(rc));
+		}
 	}
-	if (rc != 0) {
-		v->txn = NULL; /* no gather from a failed build */
-		return rc;
-	}
+	if (rc != 0)
+		return rc; /* nparts stays 0: no gather from a failed build */
 	for (uint64_t s = 0; s < v->rows; s++) {
 		v->has[s] = v->has[s] == nteachers;
 		v->nhas += v->has[s];
 	}
+	memcpy(v->parts, parts, (size_t)nparts * sizeof *parts);
+	v->nparts = nparts;
 	return 0;
+}
+
+int
+sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
+    const sl_store_teacher *teachers, const float *weights, int nteachers,
+    uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
+    int skip_corrupt, sl_errmsg *why)
+{
+	const sl_target_part one = { txn, teachers, 0, v->rows };
+
+	return sl_target_view_build_parts(v, &one, 1, weights, nteachers,
+	    shard_rows, nshards, mask, T, skip_corrupt, why);
 }
 
 /* The committee mean of row s at temperature T into v->acc, in the order
@@ -411,14 +438,21 @@ static int
 committee_row(sl_target_view *v, uint64_t s, float T, sl_errmsg *why)
 {
 	const uint32_t C = v->classes;
+	const sl_target_part *part = NULL;
 
+	for (int p = 0; p < v->nparts && part == NULL; p++)
+		if (s >= v->parts[p].row_first && s < v->parts[p].row_end)
+			part = &v->parts[p];
+	if (part == NULL) /* has[s] is 0 outside every part */
+		return sl_errmsg_set(why, SL_EINVAL, "sample %llu is in no cache",
+		    (unsigned long long)s);
 	memset(v->acc, 0, C * sizeof *v->acc);
 	for (int i = 0; i < v->nteachers; i++) {
-		const sl_store_teacher *t = &v->teachers[i];
+		const sl_store_teacher *t = &part->teachers[i];
 		const void *rec;
 		size_t len;
 		sl_errmsg w2 = { "" };
-		int rc = sl_store_get_label(v->txn, t->index, s, &rec, &len);
+		int rc = sl_store_get_label(part->txn, t->index, s, &rec, &len);
 
 		if (rc != 0 || sl_label_check(rec, len, &t->fmt, NULL, &w2) != 0)
 			return sl_errmsg_set(why, rc && rc != SL_ENOTFOUND ? rc :
@@ -439,7 +473,7 @@ sl_target_view_gather(sl_target_view *v, const size_t *rows, size_t n,
 	const uint32_t C = v->classes;
 	int rc;
 
-	if (v->txn == NULL)
+	if (v->nparts == 0)
 		return sl_errmsg_set(why, SL_EINVAL, "no targets built");
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i] >= v->rows)
@@ -554,7 +588,7 @@ sl_target_view_select(sl_target_view *v, const int32_t *labels,
 	uint64_t n = 0;
 	int rc = 0;
 
-	if (need_conf && v->txn == NULL)
+	if (need_conf && v->nparts == 0)
 		return sl_errmsg_set(why, SL_EINVAL, "no targets built");
 	if (balance > 0 && (heaps = calloc(v->classes, sizeof *heaps)) == NULL)
 		return sl_errmsg_set(why, SL_ENOMEM, "out of memory");

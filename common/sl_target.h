@@ -96,15 +96,26 @@ uint64_t sl_target_select(const sl_target_set *t, const int32_t *labels,
  * The view borrows txn, teachers and the records: they must stay as they
  * were at the last build (the same snapshot: do not refresh or end txn,
  * nor change teachers) until the next build. One thread at a time. */
+#define SL_TARGET_MAX_PARTS 16
+
+/* One cache of a job split by rows (softlabel-broker --rows): its
+ * snapshot, its registrations of the committee's teachers (in committee
+ * order: the same teachers, its own indexes) and the rows it holds. */
+typedef struct sl_target_part {
+	sl_store_txn *txn;
+	const sl_store_teacher *teachers; /* (nteachers) */
+	uint64_t row_first, row_end;
+} sl_target_part;
+
 typedef struct sl_target_view {
 	uint64_t rows;
 	uint32_t classes;
 	uint8_t *has;     /* (rows) 1 when the row has a target */
 	uint64_t nhas;    /* rows with a target */
 	uint64_t corrupt; /* records that failed sl_label_check (skipped) */
-	/* The committee of the last build. */
-	sl_store_txn *txn;
-	const sl_store_teacher *teachers;
+	/* The committee and caches of the last build. */
+	sl_target_part parts[SL_TARGET_MAX_PARTS];
+	int nparts; /* 0: nothing built */
 	float w[SL_TARGET_MAX_TEACHERS]; /* normalised weights */
 	int nteachers;
 	float T;
@@ -122,6 +133,18 @@ int sl_target_view_build(sl_target_view *v, sl_store_txn *txn,
     const sl_store_teacher *teachers, const float *weights, int nteachers,
     uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
     int skip_corrupt, sl_errmsg *why);
+
+/* The same over the caches of a split job, read as one: parts[0..nparts)
+ * with disjoint row ranges (the caller checks that they are one job with
+ * the same teachers); a row's records come from the part holding it, and
+ * records outside a part's range are not read. With one part of all the
+ * rows it is sl_target_view_build. SL_EINVAL for 0 or more than
+ * SL_TARGET_MAX_PARTS parts. The parts (and what they point to) are
+ * borrowed until the next build. */
+int sl_target_view_build_parts(sl_target_view *v, const sl_target_part *parts,
+    int nparts, const float *weights, int nteachers, uint32_t shard_rows,
+    uint64_t nshards, const uint8_t *mask, float T, int skip_corrupt,
+    sl_errmsg *why);
 
 /* Targets of rows[0..n) at the build's T into p (n, classes) and has (n):
  * has[i] = v->has[rows[i]], and p's row i is the committee mean when it

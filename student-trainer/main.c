@@ -27,7 +27,7 @@ static const char *model_path, *predictions, *probs_path, *log_level;
 static sl_opt opts[] = {
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "training rows (.npy, IDX, IDX.gz)", 0 },
 	{ "labels", SL_OPT_STR, &cfg.labels, NULL, 0, 0, "FILE", "labels (.npy, IDX); -1 or rows past the end are unlabeled", 0 },
-	{ "store", SL_OPT_STR, &cfg.dc.store, NULL, 0, 0, "DIR", "logit cache to distill from (read while the broker writes)", 0 },
+	{ "store", SL_OPT_STR, &cfg.dc.store, NULL, 0, 0, "DIR", "logit cache to distill from (read while the broker writes); DIR,DIR,... the caches of a job split by softlabel-broker --rows, read as one", 0 },
 	{ "teacher", SL_OPT_STR, &cfg.dc.teachers, NULL, 0, 0, "A[,B..]", "teachers in the cache (default: all); several (each once) make a committee", 0 },
 	{ "teacher-weights", SL_OPT_STR, &cfg.dc.weights, NULL, 0, 0, "W[,W..]", "committee weights >= 0, not all 0 (default: equal)", 0 },
 	{ "alpha", SL_OPT_FLOAT, &cfg.alpha, "0.9", 0, 1, "A", "weight of the distillation term where a row has a target", 0 },
