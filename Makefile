@@ -4,6 +4,7 @@
 #   make test       install missing packages, build, run every test
 #   make check      the same under ASan + UBSan (build/asan/)
 #   make bench      benchmarks: figures and ratios, never thresholds
+#   make bench-scale  the scale figures (tests/bench/scale.sh; minutes)
 #   make demo       the whole system end to end on Fashion-MNIST
 #   make deps       install missing Debian packages (deploy/deps.sh)
 #   make fuzz       libFuzzer targets, each run FUZZ_SECONDS (60) seconds
@@ -101,7 +102,7 @@ MAN_DESC_softlabel-student := train a student network, supervised or distilled f
 MAN_DESC_softlabel         := status, inspect, verify, get and export a logit cache; keygen; doctor
 
 .SECONDARY:
-.PHONY: all test unit integration check bench demo deps install uninstall clean fuzz fuzz-build
+.PHONY: all test unit integration check bench bench-scale demo deps install uninstall clean fuzz fuzz-build
 all: $(LIB) $(SOLIB) $(BINS) $(MANS) $(UNIT_BINS) $(BENCH_BINS)
 
 # Objects depend on OBJ_FORMAT: changed when this Makefile changes how
@@ -214,6 +215,11 @@ bench: deps
 		echo "== $$b"; $$b || exit 1; done
 	@for s in tests/bench/bench_*.sh; do echo "== $$s"; \
 		BUILD=$(BUILD) sh $$s || exit 1; done
+
+# Scale figures (issue 13): minutes, GiBs of page cache; not in make bench.
+bench-scale: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) sh tests/bench/scale.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -284,17 +284,23 @@ sl_target_select(const sl_target_set *t, const int32_t *labels,
 static int
 reserve(sl_target_view *v, size_t n)
 {
-	uint64_t *ids;
-	size_t *slot;
+	uint64_t *ids, *pids;
+	size_t *slot, *pslot;
 
 	if (n <= v->cap)
 		return 0;
 	if ((ids = realloc(v->ids, n * sizeof *ids)) == NULL)
 		return SL_ENOMEM;
 	v->ids = ids;
+	if ((pids = realloc(v->pids, n * sizeof *pids)) == NULL)
+		return SL_ENOMEM;
+	v->pids = pids;
 	if ((slot = realloc(v->slot, n * sizeof *slot)) == NULL)
 		return SL_ENOMEM;
 	v->slot = slot;
+	if ((pslot = realloc(v->pslot, n * sizeof *pslot)) == NULL)
+		return SL_ENOMEM;
+	v->pslot = pslot;
 	v->cap = n;
 	return 0;
 }
@@ -326,6 +332,8 @@ sl_target_view_fini(sl_target_view *v)
 	free(v->tmp);
 	free(v->ids);
 	free(v->slot);
+	free(v->pids);
+	free(v->pslot);
 	free(v->chunk);
 	memset(v, 0, sizeof *v);
 }
@@ -367,25 +375,30 @@ count_record(void *arg, uint64_t s, const void *rec, size_t len)
 }
 
 int
-sl_target_view_build(sl_target_view *v, sl_reader *rd,
-    const sl_store_teacher *teachers, const float *weights, int nteachers,
-    uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
-    int skip_corrupt, sl_errmsg *why)
+sl_target_view_build_parts(sl_target_view *v, const sl_target_part *parts,
+    int nparts, const float *weights, int nteachers, uint32_t shard_rows,
+    uint64_t nshards, const uint8_t *mask, float T, int skip_corrupt,
+    sl_errmsg *why)
 {
 	double wsum = 0; /* as sl_target_build */
 	view_ctx c;
 	int rc = 0;
 
+	if (nparts < 1 || nparts > SL_TARGET_MAX_PARTS)
+		return sl_errmsg_set(why, SL_EINVAL, "need 1 to %d caches",
+		    SL_TARGET_MAX_PARTS);
 	if (nteachers < 1 || nteachers > SL_TARGET_MAX_TEACHERS || !(T > 0))
 		return sl_errmsg_set(why, SL_EINVAL, "need 1 to %d teachers and "
 		    "T > 0", SL_TARGET_MAX_TEACHERS);
 	if (shard_rows == 0)
 		return sl_errmsg_set(why, SL_EINVAL, "shard_rows is 0");
 	for (int i = 0; i < nteachers; i++) {
-		if (teachers[i].fmt.classes != v->classes)
-			return sl_errmsg_set(why, SL_EMISMATCH, "teacher %s has %u "
-			    "classes, the student %u", teachers[i].name,
-			    teachers[i].fmt.classes, v->classes);
+		for (int p = 0; p < nparts; p++)
+			if (parts[p].teachers[i].fmt.classes != v->classes)
+				return sl_errmsg_set(why, SL_EMISMATCH, "teacher %s "
+				    "has %u classes, the student %u",
+				    parts[p].teachers[i].name,
+				    parts[p].teachers[i].fmt.classes, v->classes);
 		if (weights != NULL && !(weights[i] >= 0 &&
 		    weights[i] <= FLT_MAX))
 			return sl_errmsg_set(why, SL_EINVAL, "weight %d is not "
@@ -398,8 +411,7 @@ sl_target_view_build(sl_target_view *v, sl_reader *rd,
 	memset(v->has, 0, (size_t)v->rows);
 	v->corrupt = 0;
 	v->nhas = 0;
-	v->rd = rd;
-	v->teachers = teachers;
+	v->nparts = 0;
 	v->nteachers = nteachers;
 	v->T = T;
 	memset(&c, 0, sizeof c);
@@ -408,31 +420,48 @@ sl_target_view_build(sl_target_view *v, sl_reader *rd,
 	c.nshards = nshards;
 	c.skip_corrupt = skip_corrupt;
 	c.why = why;
-	for (int i = 0; i < nteachers && rc == 0; i++) {
-		/* The same float as sl_target_build's weight. */
+	for (int i = 0; i < nteachers; i++) /* the same float as sl_target_build */
 		v->w[i] = (float)((weights ? (double)weights[i] : 1.0) / wsum);
-		c.teacher = &teachers[i];
-		c.mask = mask + (size_t)i * nshards;
-		sl_errmsg inner = { "" };
+	for (int p = 0; p < nparts && rc == 0; p++) {
+		const uint64_t end = parts[p].row_end < v->rows ?
+		    parts[p].row_end : v->rows;
 
-		rc = sl_reader_each_label(rd, teachers[i].index, 0, v->rows,
-		    count_record, &c, &inner);
-		if (c.failed)
-			rc = c.failed;
-		else if (rc != 0)
-			sl_errmsg_set(why, rc, "teacher %s: cannot read its records: "
-			    "%s", teachers[i].name, inner.text[0] ? inner.text :
-			    sl_strerror(rc));
+		for (int i = 0; i < nteachers && rc == 0; i++) {
+			sl_errmsg inner = { "" };
+
+			c.teacher = &parts[p].teachers[i];
+			c.mask = mask + (size_t)i * nshards;
+			rc = sl_reader_each_label(parts[p].rd, c.teacher->index,
+			    parts[p].row_first, end, count_record, &c, &inner);
+			if (c.failed)
+				rc = c.failed;
+			else if (rc != 0)
+				sl_errmsg_set(why, rc, "teacher %s: cannot read its "
+				    "records: %s", c.teacher->name, inner.text[0] ?
+				    inner.text : sl_strerror(rc));
+		}
 	}
-	if (rc != 0) {
-		v->rd = NULL; /* no gather from a failed build */
-		return rc;
-	}
+	if (rc != 0)
+		return rc; /* nparts stays 0: no gather from a failed build */
 	for (uint64_t s = 0; s < v->rows; s++) {
 		v->has[s] = v->has[s] == nteachers;
 		v->nhas += v->has[s];
 	}
+	memcpy(v->parts, parts, (size_t)nparts * sizeof *parts);
+	v->nparts = nparts;
 	return 0;
+}
+
+int
+sl_target_view_build(sl_target_view *v, sl_reader *rd,
+    const sl_store_teacher *teachers, const float *weights, int nteachers,
+    uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
+    int skip_corrupt, sl_errmsg *why)
+{
+	const sl_target_part one = { rd, teachers, 0, v->rows };
+
+	return sl_target_view_build_parts(v, &one, 1, weights, nteachers,
+	    shard_rows, nshards, mask, T, skip_corrupt, why);
 }
 
 /* One teacher's records of a gather, in list order: each adds w * p(T)
@@ -442,6 +471,8 @@ typedef struct add_ctx {
 	const sl_store_teacher *t;
 	float w, T;
 	float *out;        /* (n, classes) */
+	const uint64_t *ids;
+	const size_t *slot; /* ids[j]'s row of out */
 	size_t next;       /* the list position the next record should have */
 	size_t m;          /* list length */
 	sl_errmsg *why;
@@ -457,10 +488,10 @@ add_to_row(void *arg, uint64_t s, const void *rec, size_t len)
 
 	/* Present records only come back: one that skips a position means
 	 * that row's record is gone. */
-	if (c->next >= c->m || v->ids[c->next] != s) {
+	if (c->next >= c->m || c->ids[c->next] != s) {
 		c->failed = sl_errmsg_set(c->why, SL_ECORRUPT, "teacher %s sample "
 		    "%llu: no record since the targets were built", c->t->name,
-		    (unsigned long long)(c->next < c->m ? v->ids[c->next] : s));
+		    (unsigned long long)(c->next < c->m ? c->ids[c->next] : s));
 		return 1;
 	}
 	if (sl_label_check(rec, len, &c->t->fmt, NULL, &w2) != 0) {
@@ -470,7 +501,7 @@ add_to_row(void *arg, uint64_t s, const void *rec, size_t len)
 		return 1;
 	}
 	sl_label_probs(rec, c->t->temperature, c->T, v->tmp);
-	float *row = c->out + v->slot[c->next] * v->classes;
+	float *row = c->out + c->slot[c->next] * v->classes;
 	for (uint32_t k = 0; k < v->classes; k++)
 		row[k] += c->w * v->tmp[k];
 	c->next++;
@@ -479,8 +510,8 @@ add_to_row(void *arg, uint64_t s, const void *rec, size_t len)
 
 /* The committee means of v->ids[0..m) at temperature T into the rows
  * v->slot[] of out, with the operations of sl_target_build in its order
- * (0, then += w * p per teacher in committee order): one request per
- * teacher for the whole list. */
+ * (0, then += w * p per teacher in committee order): per cache, one
+ * request per teacher for the rows it holds. */
 static int
 committee_rows(sl_target_view *v, size_t m, float T, float *out,
     sl_errmsg *why)
@@ -489,22 +520,34 @@ committee_rows(sl_target_view *v, size_t m, float T, float *out,
 
 	for (size_t j = 0; j < m; j++)
 		memset(out + v->slot[j] * C, 0, C * sizeof *out);
-	for (int i = 0; i < v->nteachers && m > 0; i++) {
-		add_ctx c = { v, &v->teachers[i], v->w[i], T, out, 0, m, why, 0 };
-		sl_errmsg inner = { "" };
-		int rc = sl_reader_get_labels(v->rd, c.t->index, v->ids, m,
-		    add_to_row, &c, &inner);
+	for (int p = 0; p < v->nparts && m > 0; p++) {
+		const sl_target_part *part = &v->parts[p];
+		size_t mp = 0;
 
-		if (c.failed)
-			return c.failed;
-		if (rc != 0)
-			return sl_errmsg_set(why, rc, "teacher %s: cannot read its "
-			    "records: %s", c.t->name, inner.text[0] ? inner.text :
-			    sl_strerror(rc));
-		if (c.next != m)
-			return sl_errmsg_set(why, SL_ECORRUPT, "teacher %s sample "
-			    "%llu: no record since the targets were built",
-			    c.t->name, (unsigned long long)v->ids[c.next]);
+		for (size_t j = 0; j < m; j++)
+			if (v->ids[j] >= part->row_first && v->ids[j] < part->row_end) {
+				v->pids[mp] = v->ids[j];
+				v->pslot[mp++] = v->slot[j];
+			}
+		for (int i = 0; i < v->nteachers && mp > 0; i++) {
+			add_ctx c = { v, &part->teachers[i], v->w[i], T, out, v->pids,
+			    v->pslot, 0, mp, why, 0 };
+			sl_errmsg inner = { "" };
+			int rc = sl_reader_get_labels(part->rd, c.t->index, v->pids,
+			    mp, add_to_row, &c, &inner);
+
+			if (c.failed)
+				return c.failed;
+			if (rc != 0)
+				return sl_errmsg_set(why, rc, "teacher %s: cannot read "
+				    "its records: %s", c.t->name, inner.text[0] ?
+				    inner.text : sl_strerror(rc));
+			if (c.next != mp)
+				return sl_errmsg_set(why, SL_ECORRUPT, "teacher %s "
+				    "sample %llu: no record since the targets were "
+				    "built", c.t->name,
+				    (unsigned long long)v->pids[c.next]);
+		}
 	}
 	return 0;
 }
@@ -515,7 +558,7 @@ sl_target_view_gather(sl_target_view *v, const size_t *rows, size_t n,
 {
 	size_t m = 0;
 
-	if (v->rd == NULL)
+	if (v->nparts == 0)
 		return sl_errmsg_set(why, SL_EINVAL, "no targets built");
 	if (reserve(v, n) != 0)
 		return sl_errmsg_set(why, SL_ENOMEM, "out of memory for a batch "
@@ -670,7 +713,7 @@ sl_target_view_select(sl_target_view *v, const int32_t *labels,
 	size_t m = 0;
 	int rc = 0;
 
-	if (need_conf && v->rd == NULL)
+	if (need_conf && v->nparts == 0)
 		return sl_errmsg_set(why, SL_EINVAL, "no targets built");
 	if (balance > 0 && (heaps = calloc(v->classes, sizeof *heaps)) == NULL)
 		return sl_errmsg_set(why, SL_ENOMEM, "out of memory");

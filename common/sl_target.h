@@ -100,23 +100,35 @@ uint64_t sl_target_select(const sl_target_set *t, const int32_t *labels,
  * server reads a fresh snapshot per request) gives the same bytes, since
  * the records of a done shard never change. Gathers ask rd for a whole
  * batch per teacher (one request each, remote). One thread at a time. */
+#define SL_TARGET_MAX_PARTS 16
+
+/* One cache of a job split by rows (softlabel-broker --rows): its reader,
+ * its registrations of the committee's teachers (in committee order: the
+ * same teachers, its own indexes) and the rows it holds. */
+typedef struct sl_target_part {
+	sl_reader *rd;
+	const sl_store_teacher *teachers; /* (nteachers) */
+	uint64_t row_first, row_end;
+} sl_target_part;
+
 typedef struct sl_target_view {
 	uint64_t rows;
 	uint32_t classes;
 	uint8_t *has;     /* (rows) 1 when the row has a target */
 	uint64_t nhas;    /* rows with a target */
 	uint64_t corrupt; /* records that failed sl_label_check (skipped) */
-	/* The committee of the last build. */
-	sl_reader *rd;
-	const sl_store_teacher *teachers;
+	/* The committee and caches of the last build. */
+	sl_target_part parts[SL_TARGET_MAX_PARTS];
+	int nparts; /* 0: nothing built */
 	float w[SL_TARGET_MAX_TEACHERS]; /* normalised weights */
 	int nteachers;
 	float T;
 	float *tmp;        /* (classes) */
-	/* A gather's rows with a target, and where each goes: grown to the
-	 * largest batch (the select pass's chunk at least), then reused. */
-	uint64_t *ids;
-	size_t *slot;
+	/* A gather's rows with a target, and where each goes (then those of
+	 * one part): grown to the largest batch (the select pass's chunk at
+	 * least), then reused. */
+	uint64_t *ids, *pids;
+	size_t *slot, *pslot;
 	float *chunk;      /* (SL_TARGET_CHUNK, classes): the select pass */
 	size_t cap;
 } sl_target_view;
@@ -134,6 +146,18 @@ int sl_target_view_build(sl_target_view *v, sl_reader *rd,
     const sl_store_teacher *teachers, const float *weights, int nteachers,
     uint32_t shard_rows, uint64_t nshards, const uint8_t *mask, float T,
     int skip_corrupt, sl_errmsg *why);
+
+/* The same over the caches of a split job, read as one: parts[0..nparts)
+ * with disjoint row ranges (the caller checks that they are one job with
+ * the same teachers); a row's records come from the part holding it, and
+ * records outside a part's range are not read. With one part of all the
+ * rows it is sl_target_view_build. SL_EINVAL for 0 or more than
+ * SL_TARGET_MAX_PARTS parts. The parts (and what they point to) are
+ * borrowed until the next build. */
+int sl_target_view_build_parts(sl_target_view *v, const sl_target_part *parts,
+    int nparts, const float *weights, int nteachers, uint32_t shard_rows,
+    uint64_t nshards, const uint8_t *mask, float T, int skip_corrupt,
+    sl_errmsg *why);
 
 /* Targets of rows[0..n) at the build's T into p (n, classes) and has (n):
  * has[i] = v->has[rows[i]], and p's row i is the committee mean when it

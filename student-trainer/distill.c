@@ -107,25 +107,132 @@ parse_weights(distill *d)
 	return 0;
 }
 
+/* The committee (d->teachers, from the first part) in part p's own
+ * registrations: the same names with the same model, temperature and
+ * encoding, or an error naming what differs. */
+static int
+match_teachers(distill *d, distill_part *p, const sl_store_teacher *all,
+    size_t nall)
+{
+	for (int i = 0; i < d->nteachers; i++) {
+		const sl_store_teacher *want = &d->teachers[i];
+		size_t j;
+
+		for (j = 0; j < nall && strcmp(all[j].name, want->name) != 0; j++)
+			;
+		if (j == nall) {
+			sl_error("--store: %s has no teacher '%s' (%s has): not parts "
+			    "of one job", p->name, want->name, d->parts[0].name);
+			return SL_EINVAL;
+		}
+		if (strcmp(all[j].model_sha256, want->model_sha256) != 0 ||
+		    all[j].temperature != want->temperature ||
+		    all[j].fmt.encoding != want->fmt.encoding ||
+		    all[j].fmt.classes != want->fmt.classes ||
+		    all[j].fmt.k != want->fmt.k) {
+			sl_error("--store: teacher '%s' differs between %s and %s "
+			    "(model, temperature or encoding): not parts of one job",
+			    want->name, d->parts[0].name, p->name);
+			return SL_EINVAL;
+		}
+		p->teachers[i] = all[j];
+	}
+	return 0;
+}
+
+/* Open part p (a directory or a remote cache: sl_reader.h) and read its
+ * job and teachers into all. */
+static int
+open_part(distill_part *p, const sl_reader_opts *ro, sl_store_teacher *all,
+    size_t *nall)
+{
+	sl_errmsg why = { "" };
+	int rc;
+
+	if ((rc = sl_reader_open(p->name, ro, &p->rd, &why)) != 0 ||
+	    (rc = sl_reader_job(p->rd, &p->job, &why)) != 0 ||
+	    (rc = sl_reader_teachers(p->rd, all, SL_STORE_MAX_TEACHERS, nall,
+	    &why)) != 0)
+		sl_error("--store %s: %s", p->name, why.text);
+	return rc;
+}
+
+/* The parts are one job: same dataset and shard size, disjoint rows. */
+static int
+check_parts(const distill *d)
+{
+	for (int p = 1; p < d->nparts; p++) {
+		const sl_store_job *a = &d->parts[0].job, *b = &d->parts[p].job;
+
+		if (memcmp(a->dataset.sha256, b->dataset.sha256, 32) != 0 ||
+		    a->dataset.rows != b->dataset.rows ||
+		    a->shard_rows != b->shard_rows) {
+			sl_error("--store: %s and %s are not parts of one job (the "
+			    "dataset's fingerprint or the shard size differ)",
+			    d->parts[0].name, d->parts[p].name);
+			return SL_EINVAL;
+		}
+	}
+	for (int p = 0; p < d->nparts; p++)
+		for (int q = p + 1; q < d->nparts; q++) {
+			const sl_store_job *a = &d->parts[p].job;
+			const sl_store_job *b = &d->parts[q].job;
+
+			if (a->rows_first < b->rows_end &&
+			    b->rows_first < a->rows_end) {
+				sl_error("--store: %s (rows %llu:%llu) and %s (rows "
+				    "%llu:%llu) overlap", d->parts[p].name,
+				    (unsigned long long)a->rows_first,
+				    (unsigned long long)a->rows_end, d->parts[q].name,
+				    (unsigned long long)b->rows_first,
+				    (unsigned long long)b->rows_end);
+				return SL_EINVAL;
+			}
+		}
+	return 0;
+}
+
 int
 distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
     uint32_t classes)
 {
 	sl_store_teacher all[SL_STORE_MAX_TEACHERS];
+	char *names[SL_TARGET_MAX_PARTS + 1];
 	sl_fingerprint fp;
 	sl_errmsg why = { "" };
 	size_t nall;
-	int rc;
+	int rc, n;
 
 	memset(d, 0, sizeof *d);
 	d->cfg = cfg;
-	if ((rc = sl_reader_open(cfg->store, &cfg->ro, &d->rd, &why)) != 0 ||
-	    (rc = sl_reader_job(d->rd, &d->job, &why)) != 0 ||
-	    (rc = sl_reader_teachers(d->rd, all, SL_STORE_MAX_TEACHERS, &nall,
-	    &why)) != 0) {
-		sl_error("--store %s: %s", cfg->store, why.text);
-		return rc;
+	if ((d->store_list = strdup(cfg->store)) == NULL)
+		return SL_ENOMEM;
+	if ((n = split(d->store_list, names, SL_TARGET_MAX_PARTS)) <= 0) {
+		sl_error("--store: '%s' is not a cache or a list of 1 to %d "
+		    "caches", cfg->store, SL_TARGET_MAX_PARTS);
+		return SL_EINVAL;
 	}
+	if ((d->parts = calloc((size_t)n, sizeof *d->parts)) == NULL)
+		return SL_ENOMEM;
+	d->nparts = n;
+	for (int p = 0; p < n; p++)
+		d->parts[p].name = names[p];
+	for (int p = 0; p < n; p++) {
+		if ((rc = open_part(&d->parts[p], &cfg->ro, all, &nall)) != 0)
+			return rc;
+		if (p == 0) {
+			d->job = d->parts[0].job;
+			if ((rc = resolve_teachers(d, all, nall)) != 0 ||
+			    (rc = parse_weights(d)) != 0)
+				return rc;
+			memcpy(d->parts[0].teachers, d->teachers,
+			    sizeof d->teachers);
+		} else if ((rc = match_teachers(d, &d->parts[p], all, nall)) != 0) {
+			return rc;
+		}
+	}
+	if ((rc = check_parts(d)) != 0)
+		return rc;
 	if ((rc = sl_dataset_fingerprint_start(ds, "--dataset", &fp, &why)) != 0) {
 		sl_error("--dataset: %s", why.text);
 		return rc;
@@ -136,9 +243,6 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 		    "from (%s)", cfg->store, d->job.dataset_path);
 		return SL_EINVAL;
 	}
-	if ((rc = resolve_teachers(d, all, nall)) != 0 ||
-	    (rc = parse_weights(d)) != 0)
-		return rc;
 	for (int i = 0; i < d->nteachers; i++)
 		if (d->teachers[i].fmt.classes != classes) {
 			sl_error("teacher %s has %u classes, --arch ends in %u",
@@ -149,8 +253,9 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 	d->nshards = (fp.rows + d->job.shard_rows - 1) / d->job.shard_rows;
 	d->mask_len = (uint32_t)((uint64_t)d->nteachers * d->nshards);
 	d->mask = calloc(d->mask_len ? d->mask_len : 1, 1);
+	d->mask_part = calloc(d->mask_len ? d->mask_len : 1, 1);
 	d->keep = calloc(fp.rows, 1);
-	if (!d->mask || !d->keep ||
+	if (!d->mask || !d->mask_part || !d->keep ||
 	    sl_target_view_init(&d->targets, fp.rows, classes) != 0) {
 		sl_error("out of memory for targets of %llu rows",
 		    (unsigned long long)fp.rows);
@@ -159,8 +264,10 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 	return 0;
 }
 
-int
-distill_ready(const distill_cfg *cfg, char *what, size_t what_len)
+/* distill_ready for one cache of the list. */
+static int
+ready_one(const distill_cfg *cfg, const char *store, char *what,
+    size_t what_len)
 {
 	sl_store_teacher all[SL_STORE_MAX_TEACHERS];
 	sl_errmsg why = { "" };
@@ -169,13 +276,13 @@ distill_ready(const distill_cfg *cfg, char *what, size_t what_len)
 	size_t nall = 0;
 	int rc, ready = 1;
 
-	if ((rc = sl_reader_open(cfg->store, &cfg->ro, &st, &why)) != 0) {
-		if (sl_reader_is_remote(cfg->store)) {
-			sl_error("--store %s: %s", cfg->store, why.text);
+	if ((rc = sl_reader_open(store, &cfg->ro, &st, &why)) != 0) {
+		if (sl_reader_is_remote(store)) {
+			sl_error("--store %s: %s", store, why.text);
 			return -1;
 		}
 		/* No cache yet: the broker has not started. */
-		snprintf(what, what_len, "no cache at %s yet", cfg->store);
+		snprintf(what, what_len, "no cache at %s yet", store);
 		return 0;
 	}
 	rc = sl_reader_job(st, &job, &why);
@@ -183,17 +290,17 @@ distill_ready(const distill_cfg *cfg, char *what, size_t what_len)
 		rc = sl_reader_teachers(st, all, SL_STORE_MAX_TEACHERS, &nall, &why);
 	sl_reader_close(&st);
 	if (rc == SL_ENOTFOUND) {
-		snprintf(what, what_len, "no job in %s yet", cfg->store);
+		snprintf(what, what_len, "no job in %s yet", store);
 		return 0;
 	}
 	if (rc != 0) {
-		sl_error("--store %s: %s", cfg->store, why.text);
+		sl_error("--store %s: %s", store, why.text);
 		return -1;
 	}
 	if (cfg->teachers == NULL) {
 		if (nall == 0)
 			snprintf(what, what_len, "no teacher registered in %s yet",
-			    cfg->store);
+			    store);
 		return nall > 0;
 	}
 	char list[2048], *names[SL_TARGET_MAX_TEACHERS + 1];
@@ -209,19 +316,37 @@ distill_ready(const distill_cfg *cfg, char *what, size_t what_len)
 			;
 		if (j == nall) {
 			snprintf(what, what_len, "teacher '%s' is not registered "
-			    "in %s yet", names[i], cfg->store);
+			    "in %s yet", names[i], store);
 			ready = 0;
 		}
 	}
 	return ready;
 }
 
+int
+distill_ready(const distill_cfg *cfg, char *what, size_t what_len)
+{
+	char list[4096], *names[SL_TARGET_MAX_PARTS + 1];
+	int n, ready = 1;
+
+	snprintf(list, sizeof list, "%s", cfg->store);
+	if ((n = split(list, names, SL_TARGET_MAX_PARTS)) <= 0)
+		return 1; /* distill_open says what is wrong with the list */
+	for (int p = 0; p < n && ready == 1; p++)
+		ready = ready_one(cfg, names[p], what, what_len);
+	return ready;
+}
+
 void
 distill_close(distill *d)
 {
-	sl_reader_close(&d->rd);
+	for (int p = 0; d->parts != NULL && p < d->nparts; p++)
+		sl_reader_close(&d->parts[p].rd);
+	free(d->parts);
+	free(d->store_list);
 	sl_target_view_fini(&d->targets);
 	free(d->mask);
+	free(d->mask_part);
 	free(d->keep);
 }
 
@@ -248,14 +373,29 @@ distill_describe(const distill *d, char *buf, size_t len)
 int
 distill_take_done(distill *d)
 {
+	const uint64_t sr = d->job.shard_rows;
 	sl_errmsg why = { "" };
 	int rc;
 
-	if ((rc = sl_reader_refresh(d->rd, &why)) != 0 ||
-	    (rc = sl_target_mask_done(d->rd, d->teachers, d->nteachers,
-	    d->nshards, d->mask, &why)) != 0)
-		sl_error("--store %s: %s", d->cfg->store, why.text);
-	return rc;
+	memset(d->mask, 0, d->mask_len);
+	/* Each part gives the shards of its own rows. */
+	for (int p = 0; p < d->nparts; p++) {
+		distill_part *dp = &d->parts[p];
+		const uint64_t s0 = dp->job.rows_first / sr;
+		const uint64_t s1 = (dp->job.rows_end + sr - 1) / sr;
+
+		if ((rc = sl_reader_refresh(dp->rd, &why)) != 0 ||
+		    (rc = sl_target_mask_done(dp->rd, dp->teachers, d->nteachers,
+		    d->nshards, d->mask_part, &why)) != 0) {
+			sl_error("--store %s: %s", dp->name, why.text);
+			return rc;
+		}
+		for (int t = 0; t < d->nteachers; t++)
+			for (uint64_t s = s0; s < s1 && s < d->nshards; s++)
+				d->mask[(uint64_t)t * d->nshards + s] =
+				    d->mask_part[(uint64_t)t * d->nshards + s];
+	}
+	return 0;
 }
 
 uint64_t
@@ -278,15 +418,25 @@ distill_covered_rows(const distill *d)
 int
 distill_build(distill *d, const int32_t *labels, size_t nlabels)
 {
+	sl_target_part parts[SL_TARGET_MAX_PARTS];
 	sl_errmsg why = { "" };
 	const int skip = strcmp(d->cfg->on_corrupt, "skip") == 0;
 	int rc;
 
-	/* The snapshot must hold every shard the mask names: refresh (a
+	/* The snapshots must hold every shard the mask names: refresh (a
 	 * resumed run's mask may name shards newer than the snapshot). */
-	if ((rc = sl_reader_refresh(d->rd, &why)) != 0 ||
-	    (rc = sl_target_view_build(&d->targets, d->rd, d->teachers, d->weights,
-	    d->nteachers, d->job.shard_rows, d->nshards, d->mask,
+	for (int p = 0; p < d->nparts; p++) {
+		if ((rc = sl_reader_refresh(d->parts[p].rd, &why)) != 0) {
+			sl_error("--store %s: %s", d->parts[p].name, why.text);
+			return rc;
+		}
+		parts[p].rd = d->parts[p].rd;
+		parts[p].teachers = d->parts[p].teachers;
+		parts[p].row_first = d->parts[p].job.rows_first;
+		parts[p].row_end = d->parts[p].job.rows_end;
+	}
+	if ((rc = sl_target_view_build_parts(&d->targets, parts, d->nparts,
+	    d->weights, d->nteachers, d->job.shard_rows, d->nshards, d->mask,
 	    d->cfg->temperature, skip, &why)) != 0) {
 		sl_error("--store %s: %s%s", d->cfg->store, why.text,
 		    rc == SL_ECORRUPT ? " (--on-corrupt skip to train without "

@@ -27,15 +27,27 @@ typedef struct distill_cfg {
 	int64_t balance;
 } distill_cfg;
 
+/* The caches of one job split by rows (--store a,b: softlabel-broker
+ * --rows), read as one; a single cache is one part of every row. */
+typedef struct distill_part {
+	const char *name;     /* as given in --store: a directory or tcp:// */
+	sl_reader *rd;        /* local or remote (sl_reader.h) */
+	sl_store_job job;
+	sl_store_teacher teachers[SL_TARGET_MAX_TEACHERS]; /* committee order */
+} distill_part;
+
 typedef struct distill {
 	const distill_cfg *cfg;
-	sl_reader *rd;       /* the cache, local or remote (sl_reader.h) */
-	sl_store_job job;
-	sl_store_teacher teachers[SL_TARGET_MAX_TEACHERS];
+	char *store_list;     /* a copy of cfg->store the part names point into */
+	distill_part *parts;  /* (nparts) */
+	int nparts;
+	sl_store_job job;     /* the first part's */
+	sl_store_teacher teachers[SL_TARGET_MAX_TEACHERS]; /* the first part's */
 	float weights[SL_TARGET_MAX_TEACHERS];
 	int nteachers;
 	uint64_t nshards;
 	uint8_t *mask;        /* (nteachers, nshards): the cache position */
+	uint8_t *mask_part;   /* (nteachers, nshards): one part's, scratch */
 	uint32_t mask_len;
 	sl_target_view targets; /* one byte per row; targets read per batch */
 	uint8_t *keep;        /* (rows) selected by the query */
@@ -45,7 +57,11 @@ typedef struct distill {
 /* Open the cache read-only (a directory, or tcp://HOST:PORT of
  * `softlabel serve`), check that ds is the job's dataset, resolve
  * the teachers (all registered ones when cfg->teachers is NULL) and check
- * their class count. Logs its own errors; returns 0, SL_EINVAL (usage) or
+ * their class count. cfg->store may list several caches, "a,b" (at most
+ * SL_TARGET_MAX_PARTS): the parts of one job split by --rows, read as one;
+ * they must hold the same dataset fingerprint and shard size, disjoint row
+ * ranges, and the committee's teachers with the same model, temperature
+ * and encoding. Logs its own errors; returns 0, SL_EINVAL (usage) or
  * another code. */
 int distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
     uint32_t classes);

@@ -29,7 +29,7 @@ static const char *model_path, *predictions, *probs_path, *log_level;
 static sl_opt opts[] = {
 	{ "dataset", SL_OPT_STR, &cfg.dataset, NULL, 0, 0, "FILE", "training rows (.npy, IDX, IDX.gz)", 0 },
 	{ "labels", SL_OPT_STR, &cfg.labels, NULL, 0, 0, "FILE", "labels (.npy, IDX); -1 or rows past the end are unlabeled", 0 },
-	{ "store", SL_OPT_STR, &cfg.dc.store, NULL, 0, 0, "CACHE", "logit cache to distill from (read while the broker writes): a directory, or `softlabel serve` on another host", 0 },
+	{ "store", SL_OPT_STR, &cfg.dc.store, NULL, 0, 0, "CACHE", "logit cache to distill from (read while the broker writes): a directory, or `softlabel serve` on another host; CACHE,CACHE,... the caches of a job split by softlabel-broker --rows, read as one", 0 },
 	{ "curve-secret", SL_OPT_STR, &cfg.dc.ro.curve_secret, NULL, 0, 0, "FILE", "--store tcp://: speak CURVE with this secret key (softlabel keygen); needs --curve-server", 0 },
 	{ "curve-server", SL_OPT_STR, &cfg.dc.ro.curve_server, NULL, 0, 0, "FILE", "--store tcp://: the server's public key (its .pub file)", 0 },
 	{ "connect-timeout", SL_OPT_INT, &cfg.dc.ro.connect_timeout_s, "300", 0, 100000000, "S", "--store tcp://: exit 1 if no server answers within S seconds of the start (0: wait forever); once one has answered, a lost server is waited for without limit; ignored for a directory", 0 },

@@ -10,10 +10,11 @@ sl_tmpdir; T=$SL_TMP
 sl_subset "$FMNIST/train-images-idx3-ubyte.gz" 5000 "$T/x.npy"
 sl_make_teacher "$T/teacher.safetensors"
 
-label() { # store log extra-broker-args...
+SR=500
+label() { # store log extra-broker-args... (shards of $SR rows)
 	_s=$1 _l=$2; shift 2
 	BROKER_PORT=$(sl_free_port)
-	sl_start_broker "$_s" "$T/x.npy" "$_l" --shard-rows 500 --exit-when-done "$@"
+	sl_start_broker "$_s" "$T/x.npy" "$_l" --shard-rows "$SR" --exit-when-done "$@"
 	sl_bg W "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/teacher.safetensors" \
 	    --name t --threads 1 --batch 250 2>>"$_l.w"
 	set +e; sl_wait_pid "$BROKER_PID" 120; _rc=$?; sl_wait_pid "$W" 30; set -e
@@ -92,4 +93,35 @@ echo "refused: off-boundary, empty and unreadable ranges, another range on a cac
     2>"$T/s.log" || sl_fail "student on a: $(tail -2 "$T/s.log")"
 grep -q "the cache covers 2000 of 5000 rows" "$T/s.log" || sl_fail "student: $(grep WARN "$T/s.log")"
 sl_check "$(sl_metric "$T/m.jsonl" rows_with_target) -eq 2000" "student targets: $(tail -1 "$T/m.jsonl")"
+
+# --- the parts read as one: --store a,b trains exactly as the full cache -------------------
+train() { # out store
+	"$BIN/softlabel-student" --dataset "$T/x.npy" --store "$2" --alpha 1 --temperature 2 \
+	    --arch 784-16-10 --epochs 2 --threads 1 --min-confidence 0.3 --balance 150 \
+	    --metrics "$T/$1.jsonl" --out "$T/$1.safetensors" 2>"$T/$1.log" ||
+	    sl_fail "student on $2: $(tail -2 "$T/$1.log")"
+}
+train sfull "$T/full"
+train sab "$T/b,$T/a"
+cmp "$T/sfull.safetensors" "$T/sab.safetensors" || sl_fail "--store b,a trained another model than the full cache"
+sl_check "$(sl_metric "$T/sab.jsonl" rows_with_target) -eq 5000" "b,a targets: $(tail -1 "$T/sab.jsonl")"
+grep -q "the cache covers" "$T/sab.log" && sl_fail "b,a warned of coverage: $(grep WARN "$T/sab.log")"
+echo "--store b,a (the two parts, in any order) trains the same model as the full cache, byte for byte"
+# Refused: a part twice (overlap), a cache of another job, a teacher missing.
+student_fails() { # pattern store
+	set +e
+	"$BIN/softlabel-student" --dataset "$T/x.npy" --store "$2" --alpha 1 --arch 784-16-10 \
+	    --epochs 1 --out "$T/no.safetensors" 2>"$T/err"; _rc=$?
+	set -e
+	sl_check "$_rc -ne 0" "--store $2 was accepted"
+	grep -q "$1" "$T/err" || sl_fail "--store $2: $(cat "$T/err")"
+	[ ! -e "$T/no.safetensors" ] || sl_fail "--store $2 wrote a model"
+}
+student_fails "$T/a (rows 0:2000) and $T/a (rows 0:2000) overlap" "$T/a,$T/a"
+student_fails "$T/full (rows 0:5000) and $T/b (rows 2000:5000) overlap" "$T/full,$T/b"
+SR=1000
+label "$T/c" "$T/c.log" --rows 0:2000
+SR=500
+student_fails "are not parts of one job (the dataset's fingerprint or the shard size differ)" "$T/b,$T/c"
+echo "refused: overlapping parts, parts of another job"
 echo "label rows: all checks passed"

@@ -77,9 +77,11 @@ teardown(void **state)
 
 /* ---- cache helpers ------------------------------------------------------ */
 
-/* A store in dir holding a job of `rows` rows cut in shards of shard_rows. */
+/* A store in path holding a job of `rows` rows cut in shards of
+ * shard_rows, of rows first..end (end 0: all). */
 static sl_store *
-make_store(uint64_t rows, uint32_t shard_rows)
+make_store_part(const char *path, uint64_t rows, uint32_t shard_rows,
+    uint64_t first, uint64_t end)
 {
 	sl_store_opts o = { 0, 1, 0, NULL };
 	sl_store *s = NULL;
@@ -87,8 +89,8 @@ make_store(uint64_t rows, uint32_t shard_rows)
 	sl_errmsg why = { "" };
 	int rc;
 
-	if ((rc = sl_store_open(dir, &o, &s, &why)) != 0)
-		fail_msg("open %s: %d %s", dir, rc, why.text);
+	if ((rc = sl_store_open(path, &o, &s, &why)) != 0)
+		fail_msg("open %s: %d %s", path, rc, why.text);
 	memset(&j, 0, sizeof j);
 	snprintf(j.dataset_path, sizeof j.dataset_path, "/data/x.npy");
 	j.dataset.rows = rows;
@@ -99,9 +101,18 @@ make_store(uint64_t rows, uint32_t shard_rows)
 	for (int i = 0; i < 32; i++)
 		j.dataset.sha256[i] = (uint8_t)(i * 5 + 3);
 	j.shard_rows = shard_rows;
+	j.rows_first = first;
+	j.rows_end = end;
 	if ((rc = sl_store_init_job(s, &j, &why)) != 0)
 		fail_msg("init_job: %d %s", rc, why.text);
 	return s;
+}
+
+/* A store in dir holding a job of `rows` rows cut in shards of shard_rows. */
+static sl_store *
+make_store(uint64_t rows, uint32_t shard_rows)
+{
+	return make_store_part(dir, rows, shard_rows, 0, 0);
 }
 
 static sl_store_teacher
@@ -1153,6 +1164,80 @@ test_view_matches_set(void **state)
 	sl_store_close(&s);
 }
 
+/* A job split in two caches (rows 0:300 and 300:500), read as one through
+ * sl_target_view_build_parts, gives what one cache of every record gives;
+ * a record planted outside a part's rows is not read. */
+static void
+test_view_parts(void **state)
+{
+	enum { N = 500, SR = 100, NSH = 5 };
+	static float za[N * C];
+	static uint8_t mask[NSH], has_one[N], has_two[N];
+	static float p1[N * C], p2[N * C];
+	static size_t rows[N];
+	char pa[96], pb[96];
+	sl_store *full, *a, *b;
+	sl_store_teacher tf, ta, tb;
+	sl_reader *tx, *txa, *txb;
+	sl_target_view v1, v2;
+	sl_target_part parts[2];
+	sl_errmsg why = { "" };
+
+	(void)state;
+	random_logits(31, za, N * C, 5.0f);
+	snprintf(pa, sizeof pa, "%s/a", dir);
+	snprintf(pb, sizeof pb, "%s/b", dir);
+	full = make_store(N, SR);
+	a = make_store_part(pa, N, SR, 0, 300);
+	b = make_store_part(pb, N, SR, 300, 0);
+	tf = add_teacher(full, "t", 2.0f, SL_ENC_F16, 0);
+	(void)add_teacher(b, "other", 1.0f, SL_ENC_F32, 0); /* index 0 in b */
+	ta = add_teacher(a, "t", 2.0f, SL_ENC_F16, 0);
+	tb = add_teacher(b, "t", 2.0f, SL_ENC_F16, 0);
+	assert_int_equal(tb.index, 1);
+	put_all(full, &tf, N, SR, za);
+	for (uint64_t sh = 0; sh < NSH; sh++)
+		put_shard(sh < 3 ? a : b, sh < 3 ? &ta : &tb, sh, sh * SR, SR, za,
+		    UINT64_MAX);
+	/* b also holds rows 0..99 and a rows 300..399, outside their ranges:
+	 * they must not count (a row counted twice would lose its target). */
+	put_shard(b, &tb, 0, 0, SR, za, UINT64_MAX);
+	put_shard(a, &ta, 3, 300, SR, za, UINT64_MAX);
+	tx = read_txn(full);
+	txa = read_txn(a);
+	txb = read_txn(b);
+	memset(mask, 1, sizeof mask);
+	mask[4] = 0; /* the last shard left out in both */
+	assert_int_equal(sl_target_view_init(&v1, N, C), 0);
+	assert_int_equal(sl_target_view_init(&v2, N, C), 0);
+	assert_int_equal(sl_target_view_build(&v1, tx, &tf, NULL, 1, SR, NSH,
+	    mask, 3.0f, 0, &why), 0);
+	parts[0] = (sl_target_part){ txb, &tb, 300, N };
+	parts[1] = (sl_target_part){ txa, &ta, 0, 300 };
+	assert_int_equal(sl_target_view_build_parts(&v2, parts, 2, NULL, 1, SR,
+	    NSH, mask, 3.0f, 0, &why), 0);
+	assert_int_equal(v1.nhas, 400);
+	assert_int_equal(v2.nhas, v1.nhas);
+	for (size_t i = 0; i < N; i++)
+		rows[i] = N - 1 - i;
+	assert_int_equal(sl_target_view_gather(&v1, rows, N, p1, has_one, &why), 0);
+	assert_int_equal(sl_target_view_gather(&v2, rows, N, p2, has_two, &why), 0);
+	assert_memory_equal(has_one, has_two, N);
+	for (size_t i = 0; i < N; i++)
+		if (has_one[i])
+			assert_memory_equal(p1 + i * C, p2 + i * C, C * sizeof *p1);
+	assert_int_equal(sl_target_view_build_parts(&v2, parts, 0, NULL, 1, SR,
+	    NSH, mask, 3.0f, 0, &why), SL_EINVAL);
+	sl_target_view_fini(&v1);
+	sl_target_view_fini(&v2);
+	sl_reader_close(&tx);
+	sl_reader_close(&txa);
+	sl_reader_close(&txb);
+	sl_store_close(&full);
+	sl_store_close(&a);
+	sl_store_close(&b);
+}
+
 int
 main(void)
 {
@@ -1172,6 +1257,8 @@ main(void)
 		cmocka_unit_test(test_select_random),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_matches_set, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_view_parts, setup,
 		    teardown),
 	};
 
