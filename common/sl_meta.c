@@ -55,7 +55,7 @@ static int
 pack_job(msgpack_packer *pk, const sl_store_job *j)
 {
 	const sl_fingerprint *f = &j->dataset;
-	int bad = msgpack_pack_map(pk, 6);
+	int bad = msgpack_pack_map(pk, 8);
 
 	bad |= pkey(pk, "path") || pstr(pk, j->dataset_path,
 	    strnlen(j->dataset_path, sizeof j->dataset_path - 1));
@@ -67,6 +67,8 @@ pack_job(msgpack_packer *pk, const sl_store_job *j)
 	bad |= pkey(pk, "sha256") || msgpack_pack_bin(pk, 32) ||
 	    msgpack_pack_bin_body(pk, f->sha256, 32);
 	bad |= pkey(pk, "shard_rows") || msgpack_pack_uint32(pk, j->shard_rows);
+	bad |= pkey(pk, "first") || msgpack_pack_uint64(pk, j->rows_first);
+	bad |= pkey(pk, "end") || msgpack_pack_uint64(pk, j->rows_end);
 	return bad;
 }
 
@@ -163,7 +165,7 @@ decode_job(sl_mp *c, sl_store_job *j, sl_errmsg *why)
 	uint32_t nd;
 
 	memset(j, 0, sizeof *j);
-	if (map_of(c, 6, "job", why) != 0 || key(c, "path", why) != 0)
+	if (map_of(c, 8, "job", why) != 0 || key(c, "path", why) != 0)
 		return SL_EFORMAT;
 	if (sl_mp_str(c, &s, &len) != 0 || len >= sizeof j->dataset_path ||
 	    memchr(s, 0, len) != NULL)
@@ -197,6 +199,17 @@ decode_job(sl_mp *c, sl_store_job *j, sl_errmsg *why)
 	if (u64_in(c, "shard_rows", 1, UINT32_MAX, &v, why) != 0)
 		return SL_EFORMAT;
 	j->shard_rows = (uint32_t)v;
+	/* The rows this cache labels (softlabel-broker --rows), as
+	 * sl_store_get_job checks them. */
+	if (u64_in(c, "first", 0, f->rows - 1, &j->rows_first, why) != 0 ||
+	    u64_in(c, "end", j->rows_first + 1, f->rows, &j->rows_end, why) != 0)
+		return SL_EFORMAT;
+	if (j->rows_first % j->shard_rows != 0 ||
+	    (j->rows_end % j->shard_rows != 0 && j->rows_end != f->rows))
+		return sl_errmsg_set(why, SL_EFORMAT, "meta: job rows %llu..%llu "
+		    "are not on shard boundaries of %u rows",
+		    (unsigned long long)j->rows_first,
+		    (unsigned long long)j->rows_end, j->shard_rows);
 	return 0;
 }
 

@@ -13,6 +13,9 @@
  *       "dtype"      uint  1 uint8, 2 float32
  *       "sha256"     bin   32 bytes: the dataset fingerprint
  *       "shard_rows" uint  1..2^32-1
+ *       "first" uint, "end" uint   the rows this cache labels, [first,
+ *                          end) (softlabel-broker --rows; 0 and rows for
+ *                          a whole job), on shard boundaries
  *     }
  *     "teachers": array of 0..256 map {          ascending index
  *       "index" uint, "name" str (SL_PROTO_NAME_CHARS, 1..128 B),

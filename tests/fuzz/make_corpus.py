@@ -162,7 +162,7 @@ def meta_job(rows=60000, shape=(60000, 28, 28)):
     return mp_ordered([("path", mp("/data/train-images-idx3-ubyte.gz")),
                        ("rows", mp(rows)), ("shape", mp(list(shape))),
                        ("dtype", mp(1)), ("sha256", mp(bytes(range(32)))),
-                       ("shard_rows", mp(1024))])
+                       ("shard_rows", mp(1024)), ("first", mp(0)), ("end", mp(rows))])
 
 
 def meta_teacher(index, name, enc, classes, k, pre=b""):

@@ -32,6 +32,8 @@ job_sample(void)
 	for (int i = 0; i < 32; i++)
 		j.dataset.sha256[i] = (uint8_t)(i * 7 + 1);
 	j.shard_rows = 1024;
+	j.rows_first = 0;
+	j.rows_end = 60000;
 	return j;
 }
 
@@ -109,6 +111,7 @@ test_round_trip(void **state)
 	assert_int_equal(jo.dataset.dtype, SL_DTYPE_U8);
 	assert_memory_equal(jo.dataset.sha256, j.dataset.sha256, 32);
 	assert_int_equal(jo.shard_rows, 1024);
+	assert_true(jo.rows_first == 0 && jo.rows_end == 60000);
 	for (int i = 0; i < 3; i++)
 		assert_teacher_equal(&out[i], &t[i]);
 	/* No teacher yet is a valid answer too. */
@@ -193,6 +196,15 @@ test_bad_fields(void **state)
 	j = job_sample();
 	j.shard_rows = 0;
 	expect_bad(&j, t, 3, "'shard_rows'");
+	j = job_sample();
+	j.rows_end = 0; /* not a range */
+	expect_bad(&j, t, 3, "'end'");
+	j = job_sample();
+	j.rows_first = 1000; /* off a shard boundary */
+	expect_bad(&j, t, 3, "not on shard boundaries");
+	j = job_sample();
+	j.rows_end = 60001; /* past the dataset */
+	expect_bad(&j, t, 3, "'end'");
 	j = job_sample();
 	j.dataset.shape[2] = 0;
 	expect_bad(&j, t, 3, "'shape' 2");
