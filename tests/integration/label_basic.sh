@@ -9,12 +9,21 @@ X=$FMNIST/t10k-images-idx3-ubyte.gz
 sl_make_teacher "$T/teacher.safetensors"
 
 sl_start_broker "$T/cache" "$X" "$T/broker.log" --shard-rows 500 --exit-when-done
+# The broker is stopped while the workers start, so their HELLOs wait in
+# its socket and it meets all three at once: no worker can take every
+# shard before another has joined, however the machine schedules them.
+kill -STOP "$BROKER_PID"
 for i in 1 2 3; do
 	sl_bg w "$BIN/softlabel-teacher" --connect "$BROKER_EP" \
 	    --model "$T/teacher.safetensors" --name fm64 --temperature 4 \
 	    --threads 1 --batch 250 --worker-name "w$i" 2>>"$T/worker$i.log"
 	eval "W$i=\$w"
 done
+for i in 1 2 3; do
+	sl_wait_log "$T/worker$i.log" "INFO blas kernel" 30
+done
+sleep 0.5 # each has connected (the kernel accepts; the handshake waits)
+kill -CONT "$BROKER_PID"
 # Status while labeling (it may also land just after the last commit).
 "$BIN/softlabel" status "$BROKER_EP" >"$T/status" 2>&1 ||
     sl_fail "status failed: $(cat "$T/status")"
