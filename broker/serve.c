@@ -12,6 +12,7 @@
 #include "sl_curve.h"
 #include "sl_log.h"
 #include "sl_meta.h"
+#include "sl_metrics.h"
 #include "sl_net.h"
 #include "sl_opt.h"
 #include "sl_proto.h"
@@ -22,6 +23,7 @@
 
 typedef struct serve_cfg {
 	const char *store, *bind, *curve_secret, *allow_keys, *log_level;
+	const char *metrics_bind;
 	int64_t max_reply_bytes, max_request_bytes;
 	int help, version;
 } serve_cfg;
@@ -34,6 +36,7 @@ static sl_opt opts[] = {
 	{ "allow-keys", SL_OPT_STR, &cfg.allow_keys, NULL, 0, 0, "DIR", "admit only readers whose public key is a *.pub file here", 0 },
 	{ "max-reply-bytes", SL_OPT_I64, &cfg.max_reply_bytes, "8388608", 1048576, 67108864, "N", "records per reply at most N bytes (1 MiB..64 MiB); the reader asks again for the rest", 0 },
 	{ "max-request-bytes", SL_OPT_I64, &cfg.max_request_bytes, "16777216", 4096, 268435456, "N", "a larger request drops its connection (ZMQ_MAXMSGSIZE)", 0 },
+	{ "metrics-bind", SL_OPT_STR, &cfg.metrics_bind, NULL, 0, 0, "HOST:PORT", "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (0 as PORT: any free one, logged); off by default", 0 },
 	{ "log-level", SL_OPT_STR, &cfg.log_level, "info", 0, 0, "debug|info|warn|error", "log threshold", 0 },
 	{ "help", SL_OPT_FLAG, &cfg.help, NULL, 0, 0, NULL, "this help", 0 },
 	{ "version", SL_OPT_FLAG, &cfg.version, NULL, 0, 0, NULL, "print the version", 0 },
@@ -63,7 +66,12 @@ typedef struct serve {
 	uint8_t *runs;   /* (16 * SL_PROTO_MAX_RUNS) */
 	sl_store_teacher *teachers; /* (SL_STORE_MAX_TEACHERS) */
 	uint64_t requests, errors, refused, revoked;
+	/* Per request type (META, SHARDS, RECORDS) answered, and what
+	 * RECORDS replies carried: for --metrics-bind. */
+	uint64_t answered[3], records_sent, record_bytes_sent;
 	sl_log_limit bad_log, auth_log;
+	sl_metrics *metrics;
+	sl_metrics_text mtext;
 } serve;
 
 static void
@@ -331,7 +339,11 @@ do_records(serve *s, const zmq_msg_t *id, const sl_msg *q, sl_errmsg *why)
 	m.u.records.state.len = w.answered;
 	m.u.records.blob.p = s->blob;
 	m.u.records.blob.len = w.off;
-	(void)send_reply(s, id, &m);
+	if (send_reply(s, id, &m) == 0) {
+		for (uint32_t i = 0; i < w.answered; i++)
+			s->records_sent += s->state[i] != SL_REC_ABSENT;
+		s->record_bytes_sent += w.off;
+	}
 	return 0;
 }
 
@@ -379,12 +391,15 @@ handle(serve *s, const zmq_msg_t *id, const zmq_msg_t *body)
 	switch (q.type) {
 	case SL_MSG_META:
 		rc = do_meta(s, id, &why);
+		s->answered[0] += rc == 0;
 		break;
 	case SL_MSG_SHARDS:
 		rc = do_shards(s, id, &q, &why);
+		s->answered[1] += rc == 0;
 		break;
 	case SL_MSG_RECORDS:
 		rc = do_records(s, id, &q, &why);
+		s->answered[2] += rc == 0;
 		break;
 	default:
 		snprintf(why.text, sizeof why.text, "serve answers META, SHARDS "
@@ -520,12 +535,24 @@ serve_open(serve *s)
 		sl_error("--bind %s: %s", cfg.bind, zmq_strerror(zmq_errno()));
 		return 1;
 	}
+	if (cfg.metrics_bind != NULL) {
+		if ((rc = sl_metrics_open(cfg.metrics_bind, &s->metrics,
+		    &why)) != 0) {
+			sl_error("--metrics-bind %s", why.text);
+			return 1;
+		}
+		sl_info("metrics on http://%.*s:%d/metrics",
+		    (int)(strrchr(cfg.metrics_bind, ':') - cfg.metrics_bind),
+		    cfg.metrics_bind, sl_metrics_port(s->metrics));
+	}
 	return 0;
 }
 
 static void
 serve_close(serve *s)
 {
+	sl_metrics_close(&s->metrics);
+	sl_metrics_text_fini(&s->mtext);
 	sl_net_close(&s->sock);
 	sl_net_close(&s->zap);
 	if (s->ctx != NULL)
@@ -561,6 +588,51 @@ reload_keys(serve *s)
 	sl_info("allow-list reloaded: %zu keys", sl_curve_allow_count(a));
 }
 
+/* A scrape waits: render the counters on this thread and hand them over
+ * (sl_metrics.h). */
+static void
+publish_metrics(serve *s)
+{
+	static const char *const types[3] = { "META", "SHARDS", "RECORDS" };
+	const uint64_t gen = sl_metrics_begin(s->metrics);
+	sl_metrics_text *t = &s->mtext;
+
+	if (gen == 0)
+		return;
+	sl_metrics_text_reset(t);
+	sl_metrics_family(t, "softlabel_serve_requests_total", "counter",
+	    "Requests received (every frame from a reader).");
+	sl_metrics_sample(t, "softlabel_serve_requests_total", NULL,
+	    (double)s->requests);
+	sl_metrics_family(t, "softlabel_serve_answered_total", "counter",
+	    "Requests answered with a reply, by type.");
+	for (int i = 0; i < 3; i++)
+		sl_metrics_sample(t, "softlabel_serve_answered_total",
+		    (const char *[]){ "type", types[i], NULL },
+		    (double)s->answered[i]);
+	sl_metrics_family(t, "softlabel_serve_errors_total", "counter",
+	    "ERROR replies (bad requests, unknown teachers, no job yet).");
+	sl_metrics_sample(t, "softlabel_serve_errors_total", NULL,
+	    (double)s->errors);
+	sl_metrics_family(t, "softlabel_serve_refused_total", "counter",
+	    "Readers refused: connections ZAP refused, requests of keys no "
+	    "longer on --allow-keys.");
+	sl_metrics_sample(t, "softlabel_serve_refused_total",
+	    (const char *[]){ "reason", "connection", NULL }, (double)s->refused);
+	sl_metrics_sample(t, "softlabel_serve_refused_total",
+	    (const char *[]){ "reason", "revoked_key", NULL }, (double)s->revoked);
+	sl_metrics_family(t, "softlabel_serve_records_total", "counter",
+	    "Records sent in RECORDS replies.");
+	sl_metrics_sample(t, "softlabel_serve_records_total", NULL,
+	    (double)s->records_sent);
+	sl_metrics_family(t, "softlabel_serve_record_bytes_total", "counter",
+	    "Bytes of records sent in RECORDS replies.");
+	sl_metrics_sample(t, "softlabel_serve_record_bytes_total", NULL,
+	    (double)s->record_bytes_sent);
+	if (!t->oom)
+		(void)sl_metrics_publish(s->metrics, gen, t->p, t->len);
+}
+
 static int
 serve_loop(serve *s)
 {
@@ -569,11 +641,19 @@ serve_loop(serve *s)
 			reload_requested = 0;
 			reload_keys(s);
 		}
-		zmq_pollitem_t it[2] = {
-			{ s->sock, 0, ZMQ_POLLIN, 0 },
-			{ s->zap, 0, ZMQ_POLLIN, 0 },
-		};
-		const int n = zmq_poll(it, s->zap ? 2 : 1, POLL_MS);
+		zmq_pollitem_t it[3] = { { s->sock, 0, ZMQ_POLLIN, 0 } };
+		int nit = 1, izap = -1, imet = -1;
+
+		if (s->zap != NULL) {
+			izap = nit;
+			it[nit++] = (zmq_pollitem_t){ s->zap, 0, ZMQ_POLLIN, 0 };
+		}
+		if (s->metrics != NULL) {
+			imet = nit;
+			it[nit++] = (zmq_pollitem_t){ NULL,
+			    sl_metrics_fd(s->metrics), ZMQ_POLLIN, 0 };
+		}
+		const int n = zmq_poll(it, nit, POLL_MS);
 		const uint64_t now = sl_net_now_ms();
 
 		sl_log_limit_flush(&s->bad_log, now);
@@ -584,8 +664,10 @@ serve_loop(serve *s)
 			sl_error("zmq_poll: %s", zmq_strerror(zmq_errno()));
 			return 1;
 		}
-		if (s->zap && (it[1].revents & ZMQ_POLLIN))
+		if (izap >= 0 && (it[izap].revents & ZMQ_POLLIN))
 			zap_poll(s);
+		if (imet >= 0 && (it[imet].revents & ZMQ_POLLIN))
+			publish_metrics(s);
 		if (it[0].revents & ZMQ_POLLIN)
 			for (int k = 0; k < 64 && !stop_requested; k++) {
 				int ev = 0;
@@ -634,6 +716,11 @@ serve_main(int argc, char **argv)
 	}
 	if (sl_net_check_endpoint(cfg.bind, 1, &why) != 0) {
 		fprintf(stderr, "softlabel serve: --bind: %s\n", why.text);
+		return 2;
+	}
+	if (cfg.metrics_bind != NULL &&
+	    sl_metrics_check_addr(cfg.metrics_bind, &why) != 0) {
+		fprintf(stderr, "softlabel serve: --metrics-bind: %s\n", why.text);
 		return 2;
 	}
 	if (sl_log_parse_level(cfg.log_level, &level) != 0) {
