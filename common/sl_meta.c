@@ -68,7 +68,9 @@ pack_job(msgpack_packer *pk, const sl_store_job *j)
 	    msgpack_pack_bin_body(pk, f->sha256, 32);
 	bad |= pkey(pk, "shard_rows") || msgpack_pack_uint32(pk, j->shard_rows);
 	bad |= pkey(pk, "first") || msgpack_pack_uint64(pk, j->rows_first);
-	bad |= pkey(pk, "end") || msgpack_pack_uint64(pk, j->rows_end);
+	/* rows_end 0 is the whole dataset, as sl_store_init_job takes it. */
+	bad |= pkey(pk, "end") || msgpack_pack_uint64(pk, j->rows_end ?
+	    j->rows_end : f->rows);
 	return bad;
 }
 

@@ -197,7 +197,8 @@ test_bad_fields(void **state)
 	j.shard_rows = 0;
 	expect_bad(&j, t, 3, "'shard_rows'");
 	j = job_sample();
-	j.rows_end = 0; /* not a range */
+	j.rows_first = 2048; /* not a range */
+	j.rows_end = 1024;
 	expect_bad(&j, t, 3, "'end'");
 	j = job_sample();
 	j.rows_first = 1000; /* off a shard boundary */
