@@ -237,7 +237,7 @@ FUZZ_DIR     := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
                 -O1 -g -fno-omit-frame-pointer $(WARN) -Werror \
-                -DSL_VERSION='"$(VERSION)"' -Icommon -Icommon/graph \
+                -DSL_VERSION='"$(VERSION)"' -Icommon -Icommon/graph -Icommon/nn \
                 -I$(FUZZ_DIR)/gen -Istudent-trainer \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(FUZZ_SAN)
 FUZZ_LIB_SRC := $(LIB_SRC) student-trainer/checkpoint.c
