@@ -283,13 +283,14 @@ plane_dsums(const float *dy, const float *x, int S, float m, float is,
 }
 
 void
-sl_nn_bn2d_forward_train(float *y, float *mean, float *invstd,
+sl_nn_bn2d_forward_train_part(float *y, float *mean, float *invstd,
     float *run_mean, float *run_var, const float *x, const float *gamma,
-    const float *beta, int B, int C, int S, float eps, float momentum)
+    const float *beta, int B, int C, int S, float eps, float momentum,
+    int c0, int c1)
 {
 	const size_t n = (size_t)B * (size_t)S;
 
-	for (int c = 0; c < C; c++) {
+	for (int c = c0; c < c1; c++) {
 		double s = 0.0, ss = 0.0;
 
 		/* A plane's sum in float (vectorised), planes summed in double. */
@@ -327,6 +328,15 @@ sl_nn_bn2d_forward_train(float *y, float *mean, float *invstd,
 }
 
 void
+sl_nn_bn2d_forward_train(float *y, float *mean, float *invstd,
+    float *run_mean, float *run_var, const float *x, const float *gamma,
+    const float *beta, int B, int C, int S, float eps, float momentum)
+{
+	sl_nn_bn2d_forward_train_part(y, mean, invstd, run_mean, run_var, x,
+	    gamma, beta, B, C, S, eps, momentum, 0, C);
+}
+
+void
 sl_nn_bn2d_forward_eval(float *y, const float *x, const float *gamma,
     const float *beta, const float *run_mean, const float *run_var, int B,
     int C, int S, float eps)
@@ -336,13 +346,13 @@ sl_nn_bn2d_forward_eval(float *y, const float *x, const float *gamma,
 }
 
 void
-sl_nn_bn2d_backward(float *dx, float *dgamma, float *dbeta,
+sl_nn_bn2d_backward_part(float *dx, float *dgamma, float *dbeta,
     const float *dout, const float *x, const float *gamma, const float *mean,
-    const float *invstd, int B, int C, int S)
+    const float *invstd, int B, int C, int S, int c0, int c1)
 {
 	const double n = (double)B * (double)S;
 
-	for (int c = 0; c < C; c++) {
+	for (int c = c0; c < c1; c++) {
 		double sd = 0.0, sdx = 0.0;
 		const float m = mean[c], is = invstd[c];
 
@@ -377,12 +387,71 @@ sl_nn_bn2d_backward(float *dx, float *dgamma, float *dbeta,
 	}
 }
 
+void
+sl_nn_bn2d_backward(float *dx, float *dgamma, float *dbeta,
+    const float *dout, const float *x, const float *gamma, const float *mean,
+    const float *invstd, int B, int C, int S)
+{
+	sl_nn_bn2d_backward_part(dx, dgamma, dbeta, dout, x, gamma, mean,
+	    invstd, B, C, S, 0, C);
+}
+
 /* --- pools ------------------------------------------------------------------ */
 
 void
 sl_nn_maxpool2d_forward(float *out, const float *x, const sl_pool2d_geom *g)
 {
 	sl_op_maxpool2d_forward(out, x, g);
+}
+
+/* The common 2x2 stride-2 pool: the windows tile the input, so every
+ * element of dx is written once (the window's winner gets its gradient,
+ * the three others 0; a last odd row or column, in no window, 0) and dx
+ * needs no clearing first. The rule is the general path's: the first
+ * strict maximum in row-major order, or a NaN. */
+static void
+maxpool2x2_backward(float *dx, const float *dout, const float *x,
+    const sl_pool2d_geom *g)
+{
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	const int W = g->W;
+
+	for (size_t p = 0; p < g->N; p++) {
+		const float *xp = x + p * HW;
+		float *dxp = dx + p * HW;
+		const float *dp = dout + p * OHW;
+
+		for (int oh = 0; oh < g->OH; oh++) {
+			const float *r0 = xp + (size_t)(2 * oh) * (size_t)W;
+			const float *r1 = r0 + W;
+			float *d0 = dxp + (size_t)(2 * oh) * (size_t)W;
+			float *d1 = d0 + W;
+
+			for (int ow = 0; ow < g->OW; ow++) {
+				const float v[4] = { r0[2 * ow], r0[2 * ow + 1],
+					r1[2 * ow], r1[2 * ow + 1] };
+				const float dv = dp[oh * g->OW + ow];
+				float best = v[0];
+				int at = 0;
+
+				for (int k = 1; k < 4; k++)
+					if (v[k] > best || isnan(v[k])) {
+						best = v[k];
+						at = k;
+					}
+				d0[2 * ow] = at == 0 ? dv : 0.0f;
+				d0[2 * ow + 1] = at == 1 ? dv : 0.0f;
+				d1[2 * ow] = at == 2 ? dv : 0.0f;
+				d1[2 * ow + 1] = at == 3 ? dv : 0.0f;
+			}
+			for (int iw = 2 * g->OW; iw < W; iw++)
+				d0[iw] = d1[iw] = 0.0f;
+		}
+		for (int ih = 2 * g->OH; ih < g->H; ih++)
+			memset(dxp + (size_t)ih * (size_t)W, 0, (size_t)W *
+			    sizeof *dxp);
+	}
 }
 
 void
@@ -392,37 +461,12 @@ sl_nn_maxpool2d_backward(float *dx, const float *dout, const float *x,
 	const size_t HW = (size_t)g->H * (size_t)g->W;
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 
-	memset(dx, 0, g->N * HW * sizeof *dx);
 	if (g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 &&
 	    g->DH == 1 && g->DW == 1 && g->PT == 0 && g->PL == 0) {
-		/* The common 2x2 stride-2 pool: every window inside, the same
-		 * rule (first strict maximum, or a NaN) without the borders. */
-		for (size_t p = 0; p < g->N; p++) {
-			const float *xp = x + p * HW;
-			float *dxp = dx + p * HW;
-			const float *dp = dout + p * OHW;
-
-			for (int oh = 0; oh < g->OH; oh++)
-				for (int ow = 0; ow < g->OW; ow++) {
-					const int o = 2 * oh * g->W + 2 * ow;
-					const int at4[4] = { o, o + 1, o + g->W,
-						o + g->W + 1 };
-					int at = at4[0];
-					float best = xp[at];
-
-					for (int k = 1; k < 4; k++) {
-						const float v = xp[at4[k]];
-
-						if (v > best || isnan(v)) {
-							best = v;
-							at = at4[k];
-						}
-					}
-					dxp[at] += dp[oh * g->OW + ow];
-				}
-		}
+		maxpool2x2_backward(dx, dout, x, g);
 		return;
 	}
+	memset(dx, 0, g->N * HW * sizeof *dx);
 	for (size_t p = 0; p < g->N; p++) {
 		const float *xp = x + p * HW;
 		float *dxp = dx + p * HW;

@@ -66,6 +66,15 @@ void sl_nn_bn2d_forward_train(float *y,   /* (B, C, S) */
     const float *gamma, const float *beta,/* (C) each */
     int B, int C, int S, float eps, float momentum);
 
+/* The same on channels [c0, c1) only (mean, invstd, run_mean, run_var
+ * and y written for those): each channel's values do not depend on the
+ * split, so parts on several threads give what one call gives, bit for
+ * bit. */
+void sl_nn_bn2d_forward_train_part(float *y, float *mean, float *invstd,
+    float *run_mean, float *run_var, const float *x, const float *gamma,
+    const float *beta, int B, int C, int S, float eps, float momentum,
+    int c0, int c1);
+
 /* Evaluation: the engine's BatchNormalization kernel on the running
  * statistics. */
 void sl_nn_bn2d_forward_eval(float *y,    /* (B, C, S) */
@@ -82,6 +91,13 @@ void sl_nn_bn2d_backward(float *dx,       /* (B, C, S) or NULL */
     const float *gamma,                   /* (C) */
     const float *mean, const float *invstd, /* (C) each, from forward */
     int B, int C, int S);
+
+/* The same on channels [c0, c1) only (dgamma, dbeta and dx for those),
+ * with the same split-independence as sl_nn_bn2d_forward_train_part. */
+void sl_nn_bn2d_backward_part(float *dx, float *dgamma, float *dbeta,
+    const float *dout, const float *x, const float *gamma,
+    const float *mean, const float *invstd, int B, int C, int S,
+    int c0, int c1);
 
 /* --- pools ------------------------------------------------------------------ */
 
