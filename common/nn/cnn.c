@@ -296,6 +296,123 @@ sl_cnn_ws_free(sl_cnn_ws **ws)
 	*ws = NULL;
 }
 
+/* --- per-channel, per-plane and elementwise layers over threads ------------------ */
+
+/* Below this many values a layer runs on the calling thread: a thread
+ * costs about 20 us to start, more than the work. */
+#define SPLIT_MIN_FLOATS 16384
+
+enum split_op {
+	SPLIT_BN_TRAIN, SPLIT_BN_EVAL, SPLIT_BN_BACK, SPLIT_RELU,
+	SPLIT_RELU_BACK, SPLIT_MAXPOOL, SPLIT_MAXPOOL_BACK, SPLIT_AVGPOOL,
+	SPLIT_AVGPOOL_BACK,
+};
+
+/* One layer's work, cut into parts by channels (BN), planes (pools) or
+ * elements (ReLU). Every output value is computed by the same code from
+ * the same inputs whatever the cut, so the result does not depend on the
+ * thread count. */
+typedef struct split_job {
+	int op;                 /* enum split_op */
+	const cnn_layer *l;
+	int B;
+	float *out;             /* y, dx */
+	const float *in, *d;    /* x; dout (backward) */
+	const float *act;       /* relu backward: the layer's output */
+	float *mean, *invstd;   /* bn */
+	float *run_mean, *run_var;
+	const float *gamma, *beta;
+	float *dgamma, *dbeta;
+} split_job;
+
+static void
+split_range(size_t n, size_t align, int t, int nt, size_t *lo, size_t *hi)
+{
+	const size_t units = (n + align - 1) / align;
+	const size_t a = units * (size_t)t / (size_t)nt * align;
+	const size_t b = units * (size_t)(t + 1) / (size_t)nt * align;
+
+	*lo = a < n ? a : n;
+	*hi = b < n ? b : n;
+}
+
+static void
+split_part(void *arg, int t, int nt)
+{
+	const split_job *j = arg;
+	const cnn_layer *l = j->l;
+	const int C = l->in.C, S = l->in.H * l->in.W;
+	const size_t ni = (size_t)j->B * cnn_shape_size(&l->in);
+	const size_t planes = (size_t)j->B * (size_t)C;
+	size_t lo, hi;
+
+	switch (j->op) {
+	case SPLIT_BN_TRAIN:
+		split_range((size_t)C, 1, t, nt, &lo, &hi);
+		sl_nn_bn2d_forward_train_part(j->out, j->mean, j->invstd,
+		    j->run_mean, j->run_var, j->in, j->gamma, j->beta, j->B, C, S,
+		    l->eps, l->momentum, (int)lo, (int)hi);
+		break;
+	case SPLIT_BN_EVAL:
+		/* The engine's kernel on a run of whole images. */
+		split_range((size_t)j->B, 1, t, nt, &lo, &hi);
+		if (hi > lo)
+			sl_nn_bn2d_forward_eval(j->out + lo * (size_t)C * (size_t)S,
+			    j->in + lo * (size_t)C * (size_t)S, j->gamma, j->beta,
+			    j->run_mean, j->run_var, (int)(hi - lo), C, S, l->eps);
+		break;
+	case SPLIT_BN_BACK:
+		split_range((size_t)C, 1, t, nt, &lo, &hi);
+		sl_nn_bn2d_backward_part(j->out, j->dgamma, j->dbeta, j->d, j->in,
+		    j->gamma, j->mean, j->invstd, j->B, C, S, (int)lo, (int)hi);
+		break;
+	case SPLIT_RELU:
+		split_range(ni, 16, t, nt, &lo, &hi);
+		sl_nn_relu_forward(j->out + lo, j->in + lo, hi - lo);
+		break;
+	case SPLIT_RELU_BACK:
+		split_range(ni, 16, t, nt, &lo, &hi);
+		sl_nn_relu_backward(j->out + lo, j->d + lo, j->act + lo, hi - lo);
+		break;
+	default: { /* pools: a run of planes */
+		sl_pool2d_geom g = l->pg;
+		const size_t HW = (size_t)S;
+		const size_t OHW = (size_t)l->out.H * (size_t)l->out.W;
+
+		split_range(planes, 1, t, nt, &lo, &hi);
+		if (hi <= lo)
+			break;
+		g.N = hi - lo;
+		if (j->op == SPLIT_MAXPOOL)
+			sl_nn_maxpool2d_forward(j->out + lo * OHW, j->in + lo * HW,
+			    &g);
+		else if (j->op == SPLIT_AVGPOOL)
+			sl_nn_avgpool2d_forward(j->out + lo * OHW, j->in + lo * HW,
+			    &g);
+		else if (j->op == SPLIT_MAXPOOL_BACK)
+			sl_nn_maxpool2d_backward(j->out + lo * HW, j->d + lo * OHW,
+			    j->in + lo * HW, &g);
+		else
+			sl_nn_avgpool2d_backward(j->out + lo * HW, j->d + lo * OHW,
+			    &g);
+		break;
+	}
+	}
+}
+
+/* Runs j on the workspace's threads, or here when the layer is small. */
+static void
+split_run(const sl_cnn_ws *ws, split_job *j)
+{
+	const size_t ni = (size_t)j->B * cnn_shape_size(&j->l->in);
+	const int nt = ni < SPLIT_MIN_FLOATS ? 1 : ws->threads;
+
+	if (nt <= 1)
+		split_part(j, 0, 1);
+	else
+		sl_g_parallel(nt, split_part, j);
+}
+
 /* --- forward and backward ---------------------------------------------------------- */
 
 static const float *
@@ -327,33 +444,33 @@ sl_cnn_forward(sl_cnn *n, sl_cnn_ws *ws, const float *x, int B, int train,
 			    n->params + l->b_off : NULL, &g, ws->scratch);
 			break;
 		}
-		case CNN_BN:
-			if (train) {
-				sl_nn_bn2d_forward_train(o, ws->mean[i], ws->invstd[i],
-				    n->bufs + l->rm_off, n->bufs + l->rm_off +
-				    (size_t)l->in.C, in, n->params + l->w_off,
-				    n->params + l->b_off, B, l->in.C, S, l->eps,
-				    l->momentum);
+		case CNN_BN: {
+			split_job j = { .op = train ? SPLIT_BN_TRAIN : SPLIT_BN_EVAL,
+				.l = l, .B = B, .out = o, .in = in,
+				.mean = ws->mean[i], .invstd = ws->invstd[i],
+				.run_mean = n->bufs + l->rm_off,
+				.run_var = n->bufs + l->rm_off + (size_t)l->in.C,
+				.gamma = n->params + l->w_off,
+				.beta = n->params + l->b_off };
+
+			split_run(ws, &j);
+			if (train)
 				n->nbt[l->bn]++;
-			} else {
-				sl_nn_bn2d_forward_eval(o, in, n->params + l->w_off,
-				    n->params + l->b_off, n->bufs + l->rm_off,
-				    n->bufs + l->rm_off + (size_t)l->in.C, B, l->in.C,
-				    S, l->eps);
-			}
 			break;
-		case CNN_RELU:
-			sl_nn_relu_forward(o, in, no);
+		}
+		case CNN_RELU: {
+			split_job j = { .op = SPLIT_RELU, .l = l, .B = B, .out = o,
+				.in = in };
+
+			split_run(ws, &j);
 			break;
+		}
 		case CNN_MAXPOOL:
 		case CNN_AVGPOOL: {
-			sl_pool2d_geom g = l->pg;
+			split_job j = { .op = l->kind == CNN_MAXPOOL ? SPLIT_MAXPOOL :
+				SPLIT_AVGPOOL, .l = l, .B = B, .out = o, .in = in };
 
-			g.N = (size_t)B * (size_t)l->in.C;
-			if (l->kind == CNN_MAXPOOL)
-				sl_nn_maxpool2d_forward(o, in, &g);
-			else
-				sl_nn_avgpool2d_forward(o, in, &g);
+			split_run(ws, &j);
 			break;
 		}
 		case CNN_GAP:
@@ -468,33 +585,38 @@ sl_cnn_backward(const sl_cnn *n, sl_cnn_ws *ws, const float *dlogits, int B,
 		case CNN_CONV:
 			conv_backward(n, ws, l, dx, d, in, B, grads);
 			break;
-		case CNN_BN:
-			sl_nn_bn2d_backward(dx, grads + l->w_off, grads + l->b_off, d,
-			    in, n->params + l->w_off, ws->mean[i], ws->invstd[i], B,
-			    l->in.C, S);
+		case CNN_BN: {
+			split_job j = { .op = SPLIT_BN_BACK, .l = l, .B = B, .out = dx,
+				.in = in, .d = d, .mean = ws->mean[i],
+				.invstd = ws->invstd[i], .gamma = n->params + l->w_off,
+				.dgamma = grads + l->w_off, .dbeta = grads + l->b_off };
+
+			split_run(ws, &j);
 			break;
+		}
 		case CNN_LINEAR:
 			sl_nn_dense_backward(dx, grads + l->w_off, l->bias ?
 			    grads + l->b_off : NULL, d, in, n->params + l->w_off, B,
 			    l->in.C, l->oc);
 			break;
 		case CNN_RELU:
-			if (dx != NULL)
-				sl_nn_relu_backward(dx, d, ws->act[i], ni);
+			if (dx != NULL) {
+				split_job j = { .op = SPLIT_RELU_BACK, .l = l, .B = B,
+					.out = dx, .d = d, .act = ws->act[i] };
+
+				split_run(ws, &j);
+			}
 			break;
 		case CNN_MAXPOOL:
-		case CNN_AVGPOOL: {
-			sl_pool2d_geom g = l->pg;
+		case CNN_AVGPOOL:
+			if (dx != NULL) {
+				split_job j = { .op = l->kind == CNN_MAXPOOL ?
+					SPLIT_MAXPOOL_BACK : SPLIT_AVGPOOL_BACK, .l = l,
+					.B = B, .out = dx, .in = in, .d = d };
 
-			g.N = (size_t)B * (size_t)l->in.C;
-			if (dx == NULL)
-				break;
-			if (l->kind == CNN_MAXPOOL)
-				sl_nn_maxpool2d_backward(dx, d, in, &g);
-			else
-				sl_nn_avgpool2d_backward(dx, d, &g);
+				split_run(ws, &j);
+			}
 			break;
-		}
 		case CNN_GAP:
 			if (dx != NULL)
 				sl_nn_gap_backward(dx, d, (size_t)B * (size_t)l->in.C,

@@ -15,13 +15,37 @@ is_depthwise(const sl_conv2d_geom *g)
 	return g->G == g->C && g->OC == g->C;
 }
 
+/* Backward unfolds a chunk of images side by side into one column matrix
+ * of about this many floats (an L2's worth), so the weight-gradient and
+ * input-gradient GEMMs of the chunk are one each, N = images * OH * OW
+ * wide, instead of one per image (M = OC, K = C * 9, N = OH * OW: small
+ * and slow on 7x7 and 14x14 planes). */
+#define BWD_CHUNK_FLOATS ((size_t)96 * 1024)
+
+/* Images per chunk for g: at least 1, at most g->B. */
+static int
+bwd_chunk_images(const sl_conv2d_geom *g)
+{
+	const size_t per = (size_t)(g->C / g->G) * (size_t)g->KH *
+	    (size_t)g->KW * (size_t)g->OH * (size_t)g->OW;
+	size_t nb = per > 0 ? BWD_CHUNK_FLOATS / per : 1;
+
+	if (nb > (size_t)g->B)
+		nb = (size_t)g->B;
+	return nb < 1 ? 1 : (int)nb;
+}
+
 size_t
 sl_nn_conv2d_col_floats(const sl_conv2d_geom *g)
 {
+	const size_t nb = (size_t)bwd_chunk_images(g);
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+
 	if (is_depthwise(g))
 		return 0;
-	return (size_t)(g->C / g->G) * (size_t)g->KH * (size_t)g->KW *
-	    (size_t)g->OH * (size_t)g->OW;
+	/* the chunk's columns, then its output gradients side by side */
+	return nb * OHW * ((size_t)(g->C / g->G) * (size_t)g->KH *
+	    (size_t)g->KW + (size_t)(g->OC / g->G));
 }
 
 void
@@ -52,18 +76,18 @@ cols_inside(const sl_conv2d_geom *g, int kw, int *lo, int *hi)
 	*hi = b;
 }
 
-/* col (Cg*KH*KW, OH*OW) = the windows of one image's group of Cg planes. */
+/* col (Cg*KH*KW, OH*OW), rows ld floats apart = the windows of one
+ * image's group of Cg planes. */
 static void
-im2col(float *col, const float *x, /* (Cg, H, W) */ int Cg,
+im2col(float *col, size_t ld, const float *x, /* (Cg, H, W) */ int Cg,
     const sl_conv2d_geom *g)
 {
-	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 
 	for (int c = 0; c < Cg; c++)
 		for (int kh = 0; kh < g->KH; kh++)
 			for (int kw = 0; kw < g->KW; kw++) {
 				float *dst = col + ((size_t)(c * g->KH + kh) *
-				    (size_t)g->KW + (size_t)kw) * OHW;
+				    (size_t)g->KW + (size_t)kw) * ld;
 				const float *plane = x + (size_t)c * (size_t)g->H *
 				    (size_t)g->W;
 				const int off = kw * g->DW - g->PL;
@@ -95,17 +119,18 @@ im2col(float *col, const float *x, /* (Cg, H, W) */ int Cg,
 			}
 }
 
-/* dx (Cg, H, W) += the columns folded back onto the image. */
+/* dx (Cg, H, W) += the columns (rows ld floats apart) folded back onto
+ * the image. */
 static void
-col2im(float *dx, const float *col, int Cg, const sl_conv2d_geom *g)
+col2im(float *dx, const float *col, size_t ld, int Cg,
+    const sl_conv2d_geom *g)
 {
-	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 
 	for (int c = 0; c < Cg; c++)
 		for (int kh = 0; kh < g->KH; kh++)
 			for (int kw = 0; kw < g->KW; kw++) {
 				const float *src = col + ((size_t)(c * g->KH + kh) *
-				    (size_t)g->KW + (size_t)kw) * OHW;
+				    (size_t)g->KW + (size_t)kw) * ld;
 				float *plane = dx + (size_t)c * (size_t)g->H *
 				    (size_t)g->W;
 				const int off = kw * g->DW - g->PL;
@@ -176,14 +201,60 @@ conv_depthwise_backward(float *dx, float *dw, const float *dout,
 		}
 }
 
+/* One group gr of images [b0, b0 + nb): their columns side by side in
+ * col (K, nb * OHW), their output gradients likewise in dcat (OCg,
+ * nb * OHW) (or dout itself for one image), then one GEMM for dW and one
+ * for the columns of dx. */
+static void
+conv_chunk_backward(float *dx, float *dw, const float *dout, const float *x,
+    const float *w, const sl_conv2d_geom *g, float *col, int b0, int nb,
+    int gr)
+{
+	const int Cg = g->C / g->G, OCg = g->OC / g->G;
+	const int K = Cg * g->KH * g->KW;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const size_t ld = (size_t)nb * OHW;
+	const float *wg = w + (size_t)gr * (size_t)OCg * (size_t)K;
+	float *dwg = dw + (size_t)gr * (size_t)OCg * (size_t)K;
+	float *dcat = col + (size_t)K * ld;
+	const float *dg;
+
+	for (int j = 0; j < nb; j++)
+		im2col(col + (size_t)j * OHW, ld, x + ((size_t)(b0 + j) *
+		    (size_t)g->C + (size_t)gr * (size_t)Cg) * HW, Cg, g);
+	if (nb == 1) {
+		dg = dout + ((size_t)b0 * (size_t)g->OC + (size_t)gr *
+		    (size_t)OCg) * OHW;
+	} else {
+		for (int j = 0; j < nb; j++)
+			for (int oc = 0; oc < OCg; oc++)
+				memcpy(dcat + (size_t)oc * ld + (size_t)j * OHW,
+				    dout + ((size_t)(b0 + j) * (size_t)g->OC +
+				    (size_t)(gr * OCg + oc)) * OHW, OHW *
+				    sizeof *dcat);
+		dg = dcat;
+	}
+	/* dW_g (OCg, K) += dout_g (OCg, nb OHW) col^T (nb OHW, K) */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, K, (int)ld,
+	    1.0f, dg, (int)ld, col, (int)ld, 1.0f, dwg, K);
+	if (dx == NULL)
+		return;
+	/* dcol (K, nb OHW) = W_g^T (K, OCg) dout_g (OCg, nb OHW) */
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, OCg,
+	    1.0f, wg, K, dg, (int)ld, 0.0f, col, (int)ld);
+	for (int j = 0; j < nb; j++)
+		col2im(dx + ((size_t)(b0 + j) * (size_t)g->C + (size_t)gr *
+		    (size_t)Cg) * HW, col + (size_t)j * OHW, ld, Cg, g);
+}
+
 void
 sl_nn_conv2d_backward(float *dx, float *dw, float *db, const float *dout,
     const float *x, const float *w, const sl_conv2d_geom *g, float *col)
 {
-	const int Cg = g->C / g->G, OCg = g->OC / g->G;
-	const int K = Cg * g->KH * g->KW;
 	const int OHW = g->OH * g->OW;
 	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const int nbmax = bwd_chunk_images(g);
 
 	if (db != NULL)
 		for (int b = 0; b < g->B; b++)
@@ -202,27 +273,12 @@ sl_nn_conv2d_backward(float *dx, float *dw, float *db, const float *dout,
 	}
 	if (dx != NULL)
 		memset(dx, 0, (size_t)g->B * (size_t)g->C * HW * sizeof *dx);
-	for (int b = 0; b < g->B; b++)
-		for (int gr = 0; gr < g->G; gr++) {
-			const float *xg = x + ((size_t)b * (size_t)g->C +
-			    (size_t)gr * (size_t)Cg) * HW;
-			const float *dg = dout + ((size_t)b * (size_t)g->OC +
-			    (size_t)gr * (size_t)OCg) * (size_t)OHW;
-			const float *wg = w + (size_t)gr * (size_t)OCg * (size_t)K;
-			float *dwg = dw + (size_t)gr * (size_t)OCg * (size_t)K;
+	for (int b0 = 0; b0 < g->B; b0 += nbmax) {
+		const int nb = g->B - b0 < nbmax ? g->B - b0 : nbmax;
 
-			/* dW_g (OCg, K) += dout_g (OCg, OHW) col^T (OHW, K) */
-			im2col(col, xg, Cg, g);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, K,
-			    OHW, 1.0f, dg, OHW, col, OHW, 1.0f, dwg, K);
-			if (dx == NULL)
-				continue;
-			/* dcol (K, OHW) = W_g^T (K, OCg) dout_g (OCg, OHW) */
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, OHW,
-			    OCg, 1.0f, wg, K, dg, OHW, 0.0f, col, OHW);
-			col2im(dx + ((size_t)b * (size_t)g->C + (size_t)gr *
-			    (size_t)Cg) * HW, col, Cg, g);
-		}
+		for (int gr = 0; gr < g->G; gr++)
+			conv_chunk_backward(dx, dw, dout, x, w, g, col, b0, nb, gr);
+	}
 }
 
 /* --- BatchNorm2d ----------------------------------------------------------- */
@@ -283,13 +339,14 @@ plane_dsums(const float *dy, const float *x, int S, float m, float is,
 }
 
 void
-sl_nn_bn2d_forward_train(float *y, float *mean, float *invstd,
+sl_nn_bn2d_forward_train_part(float *y, float *mean, float *invstd,
     float *run_mean, float *run_var, const float *x, const float *gamma,
-    const float *beta, int B, int C, int S, float eps, float momentum)
+    const float *beta, int B, int C, int S, float eps, float momentum,
+    int c0, int c1)
 {
 	const size_t n = (size_t)B * (size_t)S;
 
-	for (int c = 0; c < C; c++) {
+	for (int c = c0; c < c1; c++) {
 		double s = 0.0, ss = 0.0;
 
 		/* A plane's sum in float (vectorised), planes summed in double. */
@@ -327,6 +384,15 @@ sl_nn_bn2d_forward_train(float *y, float *mean, float *invstd,
 }
 
 void
+sl_nn_bn2d_forward_train(float *y, float *mean, float *invstd,
+    float *run_mean, float *run_var, const float *x, const float *gamma,
+    const float *beta, int B, int C, int S, float eps, float momentum)
+{
+	sl_nn_bn2d_forward_train_part(y, mean, invstd, run_mean, run_var, x,
+	    gamma, beta, B, C, S, eps, momentum, 0, C);
+}
+
+void
 sl_nn_bn2d_forward_eval(float *y, const float *x, const float *gamma,
     const float *beta, const float *run_mean, const float *run_var, int B,
     int C, int S, float eps)
@@ -336,13 +402,13 @@ sl_nn_bn2d_forward_eval(float *y, const float *x, const float *gamma,
 }
 
 void
-sl_nn_bn2d_backward(float *dx, float *dgamma, float *dbeta,
+sl_nn_bn2d_backward_part(float *dx, float *dgamma, float *dbeta,
     const float *dout, const float *x, const float *gamma, const float *mean,
-    const float *invstd, int B, int C, int S)
+    const float *invstd, int B, int C, int S, int c0, int c1)
 {
 	const double n = (double)B * (double)S;
 
-	for (int c = 0; c < C; c++) {
+	for (int c = c0; c < c1; c++) {
 		double sd = 0.0, sdx = 0.0;
 		const float m = mean[c], is = invstd[c];
 
@@ -377,12 +443,71 @@ sl_nn_bn2d_backward(float *dx, float *dgamma, float *dbeta,
 	}
 }
 
+void
+sl_nn_bn2d_backward(float *dx, float *dgamma, float *dbeta,
+    const float *dout, const float *x, const float *gamma, const float *mean,
+    const float *invstd, int B, int C, int S)
+{
+	sl_nn_bn2d_backward_part(dx, dgamma, dbeta, dout, x, gamma, mean,
+	    invstd, B, C, S, 0, C);
+}
+
 /* --- pools ------------------------------------------------------------------ */
 
 void
 sl_nn_maxpool2d_forward(float *out, const float *x, const sl_pool2d_geom *g)
 {
 	sl_op_maxpool2d_forward(out, x, g);
+}
+
+/* The common 2x2 stride-2 pool: the windows tile the input, so every
+ * element of dx is written once (the window's winner gets its gradient,
+ * the three others 0; a last odd row or column, in no window, 0) and dx
+ * needs no clearing first. The rule is the general path's: the first
+ * strict maximum in row-major order, or a NaN. */
+static void
+maxpool2x2_backward(float *dx, const float *dout, const float *x,
+    const sl_pool2d_geom *g)
+{
+	const size_t HW = (size_t)g->H * (size_t)g->W;
+	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
+	const int W = g->W;
+
+	for (size_t p = 0; p < g->N; p++) {
+		const float *xp = x + p * HW;
+		float *dxp = dx + p * HW;
+		const float *dp = dout + p * OHW;
+
+		for (int oh = 0; oh < g->OH; oh++) {
+			const float *r0 = xp + (size_t)(2 * oh) * (size_t)W;
+			const float *r1 = r0 + W;
+			float *d0 = dxp + (size_t)(2 * oh) * (size_t)W;
+			float *d1 = d0 + W;
+
+			for (int ow = 0; ow < g->OW; ow++) {
+				const float v[4] = { r0[2 * ow], r0[2 * ow + 1],
+					r1[2 * ow], r1[2 * ow + 1] };
+				const float dv = dp[oh * g->OW + ow];
+				float best = v[0];
+				int at = 0;
+
+				for (int k = 1; k < 4; k++)
+					if (v[k] > best || isnan(v[k])) {
+						best = v[k];
+						at = k;
+					}
+				d0[2 * ow] = at == 0 ? dv : 0.0f;
+				d0[2 * ow + 1] = at == 1 ? dv : 0.0f;
+				d1[2 * ow] = at == 2 ? dv : 0.0f;
+				d1[2 * ow + 1] = at == 3 ? dv : 0.0f;
+			}
+			for (int iw = 2 * g->OW; iw < W; iw++)
+				d0[iw] = d1[iw] = 0.0f;
+		}
+		for (int ih = 2 * g->OH; ih < g->H; ih++)
+			memset(dxp + (size_t)ih * (size_t)W, 0, (size_t)W *
+			    sizeof *dxp);
+	}
 }
 
 void
@@ -392,37 +517,12 @@ sl_nn_maxpool2d_backward(float *dx, const float *dout, const float *x,
 	const size_t HW = (size_t)g->H * (size_t)g->W;
 	const size_t OHW = (size_t)g->OH * (size_t)g->OW;
 
-	memset(dx, 0, g->N * HW * sizeof *dx);
 	if (g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 &&
 	    g->DH == 1 && g->DW == 1 && g->PT == 0 && g->PL == 0) {
-		/* The common 2x2 stride-2 pool: every window inside, the same
-		 * rule (first strict maximum, or a NaN) without the borders. */
-		for (size_t p = 0; p < g->N; p++) {
-			const float *xp = x + p * HW;
-			float *dxp = dx + p * HW;
-			const float *dp = dout + p * OHW;
-
-			for (int oh = 0; oh < g->OH; oh++)
-				for (int ow = 0; ow < g->OW; ow++) {
-					const int o = 2 * oh * g->W + 2 * ow;
-					const int at4[4] = { o, o + 1, o + g->W,
-						o + g->W + 1 };
-					int at = at4[0];
-					float best = xp[at];
-
-					for (int k = 1; k < 4; k++) {
-						const float v = xp[at4[k]];
-
-						if (v > best || isnan(v)) {
-							best = v;
-							at = at4[k];
-						}
-					}
-					dxp[at] += dp[oh * g->OW + ow];
-				}
-		}
+		maxpool2x2_backward(dx, dout, x, g);
 		return;
 	}
+	memset(dx, 0, g->N * HW * sizeof *dx);
 	for (size_t p = 0; p < g->N; p++) {
 		const float *xp = x + p * HW;
 		float *dxp = dx + p * HW;

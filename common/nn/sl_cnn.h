@@ -115,7 +115,9 @@ void sl_cnn_format_torch(const sl_cnn *n, FILE *out);
  * SL_CONV_MAX_THREADS): forward in the engine's kernel, backward split by
  * images, each part's weight gradients added in part order, so runs with
  * one thread count give the same bits (one thread and two differ by float
- * rounding). */
+ * rounding). BatchNorm, ReLU and the pools use the same threads, split by
+ * channels, elements or planes, with results that do not depend on the
+ * split. */
 typedef struct sl_cnn_ws sl_cnn_ws;
 
 int sl_cnn_ws_new(const sl_cnn *n, int max_batch, sl_cnn_ws **out);

@@ -27,8 +27,11 @@
 
 /* --- Conv2d ---------------------------------------------------------------- */
 
-/* Floats of the column buffer sl_nn_conv2d_backward needs for g:
- * (C/G * KH * KW, OH * OW), or 0 on the direct depthwise path. */
+/* Floats of the column buffer sl_nn_conv2d_backward needs for g: the
+ * columns (C/G * KH * KW, nb * OH * OW) and output gradients (OC/G,
+ * nb * OH * OW) of a chunk of nb images (as many as fit about 96 Ki
+ * floats of columns, 1 to g->B), or 0 on the direct depthwise path.
+ * Never smaller for a larger g->B. */
 size_t sl_nn_conv2d_col_floats(const sl_conv2d_geom *g);
 
 /* out = conv(x, w) + b: sl_op_conv2d_forward (g->act must be none). */
@@ -40,8 +43,11 @@ void sl_nn_conv2d_forward(float *out,     /* (B, OC, OH, OW) */
     float *scratch);                      /* sl_op_conv2d_scratch_bytes */
 
 /* dw += dL/dw, db += dL/db (db may be NULL), dx = dL/dx when dx is not
- * NULL. col: sl_nn_conv2d_col_floats(g) floats. Uses cblas_sgemm per
- * image and group (im2col / col2im); depthwise (G == C == OC) runs direct
+ * NULL. col: sl_nn_conv2d_col_floats(g) floats. Unfolds a chunk of
+ * images at a time (im2col, images side by side) and runs two
+ * cblas_sgemm per chunk and group, for dW and for the columns of dx,
+ * folded back by col2im; the chunks depend on g alone, so the sums run
+ * in the same order every call. Depthwise (G == C == OC) runs direct
  * loops instead. */
 void sl_nn_conv2d_backward(float *dx,     /* (B, C, H, W) or NULL */
     float *dw,                            /* (OC, C/G, KH, KW) += */
@@ -66,6 +72,15 @@ void sl_nn_bn2d_forward_train(float *y,   /* (B, C, S) */
     const float *gamma, const float *beta,/* (C) each */
     int B, int C, int S, float eps, float momentum);
 
+/* The same on channels [c0, c1) only (mean, invstd, run_mean, run_var
+ * and y written for those): each channel's values do not depend on the
+ * split, so parts on several threads give what one call gives, bit for
+ * bit. */
+void sl_nn_bn2d_forward_train_part(float *y, float *mean, float *invstd,
+    float *run_mean, float *run_var, const float *x, const float *gamma,
+    const float *beta, int B, int C, int S, float eps, float momentum,
+    int c0, int c1);
+
 /* Evaluation: the engine's BatchNormalization kernel on the running
  * statistics. */
 void sl_nn_bn2d_forward_eval(float *y,    /* (B, C, S) */
@@ -82,6 +97,13 @@ void sl_nn_bn2d_backward(float *dx,       /* (B, C, S) or NULL */
     const float *gamma,                   /* (C) */
     const float *mean, const float *invstd, /* (C) each, from forward */
     int B, int C, int S);
+
+/* The same on channels [c0, c1) only (dgamma, dbeta and dx for those),
+ * with the same split-independence as sl_nn_bn2d_forward_train_part. */
+void sl_nn_bn2d_backward_part(float *dx, float *dgamma, float *dbeta,
+    const float *dout, const float *x, const float *gamma,
+    const float *mean, const float *invstd, int B, int C, int S,
+    int c0, int c1);
 
 /* --- pools ------------------------------------------------------------------ */
 

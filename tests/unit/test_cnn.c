@@ -354,6 +354,68 @@ test_two_threads_match_one(void **state)
 	free(g2);
 }
 
+/* BatchNorm, ReLU and the pools split over two threads by channels,
+ * planes or elements: every value is computed by the same code whatever
+ * the split, so two threads give one thread's forward, gradients and
+ * running statistics bit for bit. The layers are large enough (B * C * H
+ * * W >= 16384 values) to be split; no convolution, whose split sums in
+ * another order. */
+static void
+test_split_layers_bit_identical(void **state)
+{
+	enum { B = 9, C = 4, H = 30, W = 30, K = 3 };
+	const char *arch = "bn,relu,maxpool:2,bn,relu,avgpool:3:s=1:p=1,"
+	    "maxpool:3:s=2,gap,flatten,linear:3";
+	sl_cnn *n1 = build(arch, C, H, W), *n2 = build(arch, C, H, W);
+	const size_t D = sl_cnn_input_dim(n1), P = sl_cnn_nparams(n1);
+	const size_t NB = sl_cnn_nbufs(n1);
+	float *x = malloc(B * D * sizeof(float));
+	float *g1 = malloc(P * sizeof(float)), *g2 = malloc(P * sizeof(float));
+	float r[B * K], z1[B * K];
+	sl_cnn_ws *w1 = NULL, *w2 = NULL;
+	const int prev = openblas_get_num_threads();
+	sl_rng rng;
+
+	(void)state;
+	assert_true(x && g1 && g2);
+	sl_rng_seed(&rng, 5);
+	sl_cnn_init_params(n1, &rng);
+	for (size_t i = 0; i < P; i++)
+		sl_cnn_params(n1)[i] += 0.3f * (2.0f * sl_rng_float(&rng) - 1.0f);
+	memcpy(sl_cnn_params(n2), sl_cnn_params(n1), P * sizeof(float));
+	memcpy(sl_cnn_bufs(n2), sl_cnn_bufs(n1), NB * sizeof(float));
+	for (size_t i = 0; i < B * D; i++)
+		x[i] = 2.0f * sl_rng_float(&rng) - 1.0f;
+	for (int i = 0; i < B * K; i++)
+		r[i] = 2.0f * sl_rng_float(&rng) - 1.0f;
+	openblas_set_num_threads(1);
+	assert_int_equal(sl_cnn_ws_new(n1, B, &w1), 0);
+	openblas_set_num_threads(2);
+	assert_int_equal(sl_cnn_ws_new(n2, B, &w2), 0);
+	openblas_set_num_threads(1);
+	memcpy(z1, sl_cnn_forward(n1, w1, x, B, 1, NULL), sizeof z1);
+	sl_cnn_backward(n1, w1, r, B, g1);
+	const float *z2 = sl_cnn_forward(n2, w2, x, B, 1, NULL);
+
+	assert_memory_equal(z1, z2, sizeof z1);
+	sl_cnn_backward(n2, w2, r, B, g2);
+	assert_memory_equal(g1, g2, P * sizeof(float));
+	assert_memory_equal(sl_cnn_bufs(n1), sl_cnn_bufs(n2), NB *
+	    sizeof(float));
+	/* Evaluation mode splits BatchNorm by images. */
+	memcpy(z1, sl_cnn_forward(n1, w1, x, B, 0, NULL), sizeof z1);
+	assert_memory_equal(z1, sl_cnn_forward(n2, w2, x, B, 0, NULL),
+	    sizeof z1);
+	openblas_set_num_threads(prev);
+	sl_cnn_ws_free(&w1);
+	sl_cnn_ws_free(&w2);
+	sl_cnn_free(&n1);
+	sl_cnn_free(&n2);
+	free(x);
+	free(g1);
+	free(g2);
+}
+
 /* --- files ---------------------------------------------------------------------- */
 
 #define ARCH_IO "conv:6:3:p=1,bn,relu,maxpool:2,res(conv:6:3:p=1:g=6,bn,relu," \
@@ -525,6 +587,7 @@ main(void)
 		cmocka_unit_test(test_running_statistics_and_eval),
 		cmocka_unit_test(test_torch_module_text),
 		cmocka_unit_test(test_two_threads_match_one),
+		cmocka_unit_test(test_split_layers_bit_identical),
 		cmocka_unit_test(test_safetensors_round_trip),
 		cmocka_unit_test(test_onnx_export_runs_in_the_engine),
 	};

@@ -130,6 +130,44 @@ conv_naive(double *ref, const conv_ctx *k)
 				}
 }
 
+/* The gradients of sum(r * conv(x, w)) in double, the same loops. */
+static void
+conv_naive_backward(double *dx, double *dw, const float *r,
+    const conv_ctx *k)
+{
+	const sl_conv2d_geom *g = &k->g;
+	const int Cg = g->C / g->G, OCg = g->OC / g->G;
+
+	for (int b = 0; b < g->B; b++)
+		for (int oc = 0; oc < g->OC; oc++)
+			for (int oh = 0; oh < g->OH; oh++)
+				for (int ow = 0; ow < g->OW; ow++) {
+					const double d = (double)r[((b * g->OC + oc) *
+					    g->OH + oh) * g->OW + ow];
+					const int gr = oc / OCg;
+
+					for (int ci = 0; ci < Cg; ci++)
+						for (int kh = 0; kh < g->KH; kh++)
+							for (int kw = 0; kw < g->KW; kw++) {
+								const int ih = oh * g->SH - g->PT + kh;
+								const int iw = ow * g->SW - g->PL + kw;
+								const int c = gr * Cg + ci;
+								const size_t xi = (size_t)((b * g->C +
+								    c) * g->H + ih) * (size_t)g->W +
+								    (size_t)iw;
+								const size_t wi = (size_t)((oc * Cg +
+								    ci) * g->KH + kh) * (size_t)g->KW +
+								    (size_t)kw;
+
+								if (ih < 0 || ih >= g->H || iw < 0 ||
+								    iw >= g->W)
+									continue;
+								dx[xi] += d * (double)k->w[wi];
+								dw[wi] += d * (double)k->x[xi];
+							}
+				}
+}
+
 static void
 check_conv(int B, int C, int H, int W, int OC, int G, int K, int S, int P,
     int bias, uint64_t seed)
@@ -172,6 +210,20 @@ check_conv(int B, int C, int H, int W, int OC, int G, int K, int S, int P,
 	for (size_t i = 0; i < ny; i++)
 		assert_near((double)out[i], ref[i], 1e-5, "conv out", i);
 	sl_nn_conv2d_backward(dx, dw, bias ? db : NULL, rr, k.x, k.w, g, col);
+	/* Every entry against the naive loops (chunks of images included). */
+	{
+		double *rdx = calloc(nx, sizeof(double));
+		double *rdw = calloc(nw, sizeof(double));
+
+		assert_true(rdx && rdw);
+		conv_naive_backward(rdx, rdw, rr, &k);
+		for (size_t i = 0; i < nx; i++)
+			assert_near((double)dx[i], rdx[i], 1e-4, "conv dx naive", i);
+		for (size_t i = 0; i < nw; i++)
+			assert_near((double)dw[i], rdw[i], 1e-4, "conv dw naive", i);
+		free(rdx);
+		free(rdw);
+	}
 	fd_check(&c, k.x, dx, nx, "conv dx");
 	fd_check(&c, k.w, dw, nw, "conv dw");
 	if (bias)
@@ -198,6 +250,8 @@ test_conv_plain(void **state)
 	check_conv(3, 2, 8, 8, 5, 1, 3, 2, 0, 1, 2);
 	check_conv(1, 1, 28, 28, 4, 1, 5, 1, 2, 0, 3);
 	check_conv(2, 4, 5, 5, 6, 1, 1, 1, 0, 1, 4);  /* 1x1 */
+	/* backward in chunks of 2 images (2, 2, then 1) */
+	check_conv(5, 6, 28, 28, 4, 1, 3, 1, 1, 1, 11);
 	check_conv(2, 3, 9, 7, 2, 1, 4, 3, 1, 1, 5);  /* stride 3, even kernel */
 }
 
@@ -206,6 +260,7 @@ test_conv_groups_and_depthwise(void **state)
 {
 	(void)state;
 	check_conv(2, 4, 6, 6, 6, 2, 3, 1, 1, 1, 6);   /* groups 2 */
+	check_conv(5, 6, 28, 28, 6, 2, 3, 1, 1, 1, 12); /* groups, chunks 4, 1 */
 	check_conv(2, 6, 7, 7, 6, 3, 3, 2, 1, 0, 7);   /* groups 3, stride 2 */
 	check_conv(3, 5, 8, 6, 5, 5, 3, 1, 1, 1, 8);   /* depthwise */
 	check_conv(2, 4, 9, 9, 4, 4, 3, 2, 1, 1, 9);   /* depthwise, stride 2 */
@@ -410,6 +465,10 @@ check_pool(int is_max, int N, int H, int W, int K, int S, int P,
 				assert_near((double)out[o], is_max ? m : s / (K * K),
 				    1e-5, is_max ? "maxpool" : "avgpool", o);
 			}
+	/* Backward writes every element of dx: NaN where it did not
+	 * would fail the finite differences. */
+	for (size_t i = 0; i < nx; i++)
+		dx[i] = NAN;
 	if (is_max)
 		sl_nn_maxpool2d_backward(dx, rr, k.x, g);
 	else
@@ -423,6 +482,7 @@ test_pools(void **state)
 {
 	(void)state;
 	check_pool(1, 3, 8, 8, 2, 2, 0, 21);
+	check_pool(1, 2, 7, 9, 2, 2, 0, 27);   /* 2x2 path, a row and column left */
 	check_pool(1, 2, 7, 9, 3, 2, 1, 22);
 	check_pool(1, 2, 6, 6, 3, 1, 1, 23);   /* overlapping windows */
 	check_pool(0, 3, 8, 8, 2, 2, 0, 24);
