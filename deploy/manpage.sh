@@ -26,6 +26,9 @@ function dash(s) { gsub(/-/, "\\-", s); return s }
 BEGIN {
 	upper = toupper(name)
 	printf ".TH %s 1 \"\" \"softlabel %s\" \"softlabel manual\"\n", upper, version
+	# Left-aligned, never stretched: the long words of --help (an --arch
+	# example) cannot be justified, and troff would warn.
+	printf ".ad l\n"
 	printf ".SH NAME\n%s \\- %s\n", dash(name), esc(what)
 	part = "usage"
 }
