@@ -762,7 +762,7 @@ audit_waiting(const broker *b, uint32_t t)
 		return 1;
 	for (int i = 0; i < b->nslots; i++)
 		if (b->workers[i].used && !b->workers[i].revoked &&
-		    b->workers[i].teacher == t &&
+		    !b->workers[i].stopping && b->workers[i].teacher == t &&
 		    lease_audit_available(&ts->lease, b->workers[i].ident))
 			return 1;
 	return 0;

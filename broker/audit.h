@@ -77,8 +77,9 @@ int audit_expire(broker *b, uint64_t now_ms);
 void audit_purge(broker *b);
 
 /* Teacher t has an audit leased or disputed (its outcome may send shards
- * back to the queue), or one a connected worker could take: its workers
- * are not told DONE, and the job is not over. */
+ * back to the queue), or one a connected worker that is not stopping (READY
+ * with credit 0) could take: its workers are not told DONE, and the job is
+ * not over. */
 int audit_waiting(const broker *b, uint32_t t);
 
 #endif

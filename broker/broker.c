@@ -884,6 +884,7 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 		if (m.u.ready.credit == 0 && w->credit != 0)
 			sl_info("worker %s is stopping: leasing it nothing more "
 			    "(%u shard(s) still leased to it)", w->name, w->nleases);
+		w->stopping = m.u.ready.credit == 0;
 		w->credit = m.u.ready.credit;
 		dispatch(b, w);
 		break;

@@ -86,6 +86,8 @@ typedef struct worker {
 	                         CURVE; never 0 */
 	int revoked;          /* its key left the allow-list: no leases, and
 	                         its next message is refused */
+	int stopping;         /* said READY with credit 0: finishing what it
+	                       * holds, then leaving; takes no audit */
 	int stalled;          /* heard from, yet let a lease expire: its teacher
 	                         is stuck (the worker renews only while its
 	                         compute thread progresses); no new leases
