@@ -95,11 +95,12 @@ BENCH_BINS:= $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 # Man pages: made from each program's --help when it is built
 # (deploy/manpage.sh), so they cannot drift from the option tables.
-MANS    := $(BINS:$(BUILD)/bin/%=$(BUILD)/man/%.1)
+MANS    := $(BINS:$(BUILD)/bin/%=$(BUILD)/man/%.1) $(BUILD)/man/softlabel-serve.1
 MAN_DESC_softlabel-broker  := lease shards of a dataset to teacher workers and commit their soft labels into the logit cache
 MAN_DESC_softlabel-teacher := run a teacher model over shards leased from softlabel-broker and send back soft labels
 MAN_DESC_softlabel-student := train a student network, supervised or distilled from the logit cache; evaluate and export models
 MAN_DESC_softlabel         := status, inspect, verify, get and export a logit cache; keygen; doctor
+MAN_DESC_softlabel-serve   := answer reads of a logit cache for students on other hosts
 
 .SECONDARY:
 .PHONY: all test unit integration check bench bench-scale demo deps install uninstall clean fuzz fuzz-build
@@ -146,6 +147,13 @@ $(SOLIB): $(LIB_OBJ)
 $(BUILD)/man/%.1: $(BUILD)/bin/% deploy/manpage.sh
 	@mkdir -p $(@D)
 	sh deploy/manpage.sh $< $* $(VERSION) "$(MAN_DESC_$*)" >$@.tmp
+	mv $@.tmp $@
+
+# softlabel serve, a subcommand, has a page of its own.
+$(BUILD)/man/softlabel-serve.1: $(BUILD)/bin/softlabel deploy/manpage.sh
+	@mkdir -p $(@D)
+	sh deploy/manpage.sh $< softlabel-serve $(VERSION) \
+		"$(MAN_DESC_softlabel-serve)" serve >$@.tmp
 	mv $@.tmp $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(PROG_LIBS) $(LIB)

@@ -4,16 +4,24 @@
 # runs this for each program it builds ($(BUILD)/man/NAME.1), and make
 # install puts the pages in $(PREFIX)/share/man/man1.
 #
-#   deploy/manpage.sh BINARY NAME VERSION "one-line description" >NAME.1
+#   deploy/manpage.sh BINARY NAME VERSION "one-line description" [SUBCOMMAND] >NAME.1
+#
+# With SUBCOMMAND the page is that of `BINARY SUBCOMMAND` (softlabel serve
+# has a page of its own, softlabel-serve(1)), made from its --help.
 #
 # --help's parts become: the "usage:" lines SYNOPSIS, the text up to
 # "options:" DESCRIPTION, each "  --option ARG  text" line an OPTIONS entry,
 # the closing paragraphs (the environment) ENVIRONMENT; EXIT STATUS is the
 # convention every softlabel program keeps (0, 1, 2).
 set -eu
-[ $# -eq 4 ] || { echo "usage: manpage.sh BINARY NAME VERSION DESCRIPTION" >&2; exit 2; }
-BIN=$1 NAME=$2 VERSION=$3 WHAT=$4
-HELP=$("$BIN" --help) || { echo "manpage.sh: $BIN --help failed" >&2; exit 1; }
+[ $# -eq 4 ] || [ $# -eq 5 ] ||
+    { echo "usage: manpage.sh BINARY NAME VERSION DESCRIPTION [SUBCOMMAND]" >&2; exit 2; }
+BIN=$1 NAME=$2 VERSION=$3 WHAT=$4 SUB=${5:-}
+if [ -n "$SUB" ]; then
+	HELP=$("$BIN" "$SUB" --help) || { echo "manpage.sh: $BIN $SUB --help failed" >&2; exit 1; }
+else
+	HELP=$("$BIN" --help) || { echo "manpage.sh: $BIN --help failed" >&2; exit 1; }
+fi
 printf '%s\n' "$HELP" | awk -v name="$NAME" -v version="$VERSION" -v what="$WHAT" '
 # roff: a backslash is \e; a line starting with . or '"'"' is protected by \&;
 # "-" in option names is \- (a real minus, searchable).

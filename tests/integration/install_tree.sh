@@ -28,6 +28,10 @@ echo "installed $(wc -l <"$T/installed") files and links"
 # --- what is there ----------------------------------------------------------------
 for p in $SL_PROGS; do
 	sl_check "-x '$R$P/bin/$p'" "$p not installed"
+done
+# A page per program, and one for softlabel serve (a subcommand).
+PAGES="$SL_PROGS softlabel-serve"
+for p in $PAGES; do
 	sl_check "-f '$R$P/share/man/man1/$p.1'" "no man page for $p"
 done
 L=$R$P/lib
@@ -101,22 +105,27 @@ print("the installed library computes what numpy does")
 PY
 
 # --- man pages ------------------------------------------------------------------------
-for p in $SL_PROGS; do
+for p in $PAGES; do
 	page=$R$P/share/man/man1/$p.1
+	# softlabel-serve(1) is `softlabel serve`'s page.
+	bin=$p sub=
+	[ "$p" = softlabel-serve ] && bin=softlabel sub=serve
 	MANWIDTH=100 man -l "$page" >"$T/$p.txt" 2>"$T/man.err" || sl_fail "man -l $p.1: $(cat "$T/man.err")"
 	[ ! -s "$T/man.err" ] || sl_fail "man -l $p.1 warns: $(cat "$T/man.err")"
 	for s in NAME SYNOPSIS DESCRIPTION OPTIONS "EXIT STATUS"; do
 		grep -q "^$s" "$T/$p.txt" || sl_fail "$p.1 has no $s section"
 	done
-	"$IB/bin/$p" --help >"$T/$p.help"
+	# shellcheck disable=SC2086
+	"$IB/bin/$bin" $sub --help >"$T/$p.help"
 	n=0
 	for o in $(grep -oE '^  --[a-z0-9-]+' "$T/$p.help"); do
 		grep -qE "^ +$o( |\$)" "$T/$p.txt" || sl_fail "$p.1 does not list $o"
 		n=$((n + 1))
 	done
-	sh "$ROOT/deploy/manpage.sh" "$IB/bin/$p" "$p" 0.1.0 \
+	# shellcheck disable=SC2086
+	sh "$ROOT/deploy/manpage.sh" "$IB/bin/$bin" "$p" 0.1.0 \
 	    "$(awk '/^\.SH NAME$/ { getline; sub(/^[^ ]* \\- /, ""); print; exit }' "$page")" \
-	    >"$T/$p.1.now"
+	    $sub >"$T/$p.1.now"
 	cmp -s "$T/$p.1.now" "$page" || sl_fail "$p.1 differs from its --help now: $(diff "$page" "$T/$p.1.now" | head -5)"
 	echo "man $p: renders, lists its $n options, matches --help"
 done
