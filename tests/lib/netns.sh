@@ -153,11 +153,14 @@ sl_ns_status() { # ns ep out.json
 
 # The broker on NS_B, bound to every address of that host; waits for ready.
 # Sets BROKER_PID and BROKER_LOG. Extra arguments go to softlabel-broker.
+# --audit 0: these tests count duplicate results per shard across cuts,
+# and an audit's second opinion is one more (audits have tests of their
+# own: audit_*.sh, chaos_audit.sh).
 sl_ns_broker() { # store dataset extra...
 	_store=$1 _data=$2; shift 2
 	BROKER_LOG=$SL_TMP/broker.log
 	sl_bg BROKER_PID sl_in "$NS_B" "$BIN/softlabel-broker" --store "$_store" \
-	    --dataset "$_data" --bind "tcp://0.0.0.0:$NS_PORT" "$@" \
+	    --dataset "$_data" --bind "tcp://0.0.0.0:$NS_PORT" --audit 0 "$@" \
 	    2>>"$BROKER_LOG"
 	sl_wait_log "$BROKER_LOG" " $BROKER_PID softlabel-broker INFO ready" 30
 }
