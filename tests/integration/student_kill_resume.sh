@@ -7,6 +7,10 @@
 # conv, pools and dropout.
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T0=$SL_TMP
+# Every round hashes the dataset as the reference run does: with the
+# fingerprint memo only the first run would, and the rounds' kills, timed
+# from the reference run, would land late.
+export SOFTLABEL_FINGERPRINTS=off
 
 # exec, so that the pid sl_bg records is the trainer's own and kill hits it.
 train() { # out ckpt extra...
