@@ -49,6 +49,7 @@ static sl_opt opts[] = {
 	{ "batch", SL_OPT_INT, &cfg.batch, "128", 1, 65536, "B", "rows per step (--evaluate: per forward pass, at most 256)", 0 },
 	{ "lr", SL_OPT_FLOAT, &cfg.lr, "0.001", 1e-9, 10, "LR", "learning rate", 0 },
 	{ "optimizer", SL_OPT_STR, &cfg.optimizer, "adam", 0, 0, "sgd|adam", "optimizer", 0 },
+	{ "lr-schedule", SL_OPT_STR, &cfg.lr_schedule, "constant", 0, 0, "constant|cosine", "learning rate per epoch: --lr throughout, or --lr * (1 + cos(pi * e / E)) / 2 in epoch e of E (PyTorch's CosineAnnealingLR(T_max=E) stepped per epoch)", 0 },
 	{ "momentum", SL_OPT_FLOAT, &cfg.momentum, "0.9", 0, 0.999999, "M", "SGD momentum", 0 },
 	{ "weight-decay", SL_OPT_FLOAT, &cfg.weight_decay, "0", 0, 1, "WD", "L2 weight decay", 0 },
 	{ "dropout", SL_OPT_FLOAT, &cfg.dropout, "0", 0, 0.95, "P", "dropout after each hidden layer", 0 },

@@ -302,6 +302,25 @@ fl(float f, char buf[32])
 	return buf;
 }
 
+static int
+cosine(const train_cfg *c)
+{
+	return c->lr_schedule != NULL && strcmp(c->lr_schedule, "cosine") == 0;
+}
+
+/* The learning rate of epoch e (from 0): a function of the settings and e
+ * alone, so a resumed run steps exactly as the one it continues. Double
+ * arithmetic, rounded once, as PyTorch's scheduler sets a Python float. */
+static float
+epoch_lr(const train_cfg *c, uint32_t e)
+{
+	if (!cosine(c))
+		return c->lr;
+	return (float)((double)c->lr * 0.5 *
+	    (1.0 + cos(3.14159265358979323846 * (double)e /
+	    (double)c->epochs)));
+}
+
 /* The settings the digest covers, one "--option=value" line each, saved in
  * checkpoints so that a refusal names the one that differs. */
 static int
@@ -328,6 +347,11 @@ run_settings(run *r, const sl_fingerprint *fp)
 	    "--seed=%lld\n", c->arch, c->optimizer, fl(c->lr, f[0]),
 	    fl(c->momentum, f[1]), fl(c->weight_decay, f[2]),
 	    fl(c->dropout, f[3]), c->batch, (long long)c->seed);
+	n += snprintf(r->settings + n, cap - (size_t)n, "--lr-schedule=%s\n",
+	    cosine(c) ? "cosine" : "constant");
+	if (cosine(c))
+		n += snprintf(r->settings + n, cap - (size_t)n, "--epochs=%d\n",
+		    c->epochs);
 	n += snprintf(r->settings + n, cap - (size_t)n, "--input-scale=%s",
 	    fl(r->pre.scale, f[0]));
 	for (int k = 0; k < 2; k++) {
@@ -394,6 +418,11 @@ run_digest(run *r)
 	    c->arch, c->optimizer, (double)c->lr, (double)c->momentum,
 	    (double)c->weight_decay, (double)c->dropout, c->batch,
 	    (long long)c->seed, (double)r->pre.scale, mean, std);
+	/* A cosine schedule depends on --epochs; a constant one does not, and
+	 * adds nothing, so that older checkpoints keep resuming. */
+	if (cosine(c))
+		n += snprintf(text + n, sizeof text - (size_t)n,
+		    " sched=cosine/%d", c->epochs);
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const unsigned char *)text, (size_t)n);
 	crypto_hash_sha256_update(&st, fp.sha256, sizeof fp.sha256);
@@ -898,10 +927,10 @@ write_metrics(run *r, const ckpt_pos *pos, const epoch_stats *e)
 		snprintf(targets, sizeof targets, "%llu",
 		    (unsigned long long)r->d.targets.nhas);
 	fprintf(r->metrics, "{\"epoch\":%u,\"step\":%llu,\"loss\":%.6f,"
-	    "\"rows\":%zu,\"rows_with_target\":%s,\"test_accuracy\":%s,"
+	    "\"lr\":%.9g,\"rows\":%zu,\"rows_with_target\":%s,\"test_accuracy\":%s,"
 	    "\"test_errors\":%s,\"fidelity\":%s,\"samples_per_s\":%.1f,"
 	    "\"wall_s\":%.3f}\n", pos->epoch, (unsigned long long)pos->step,
-	    e->loss, r->n_rows, targets, acc, errors, fid, e->rate, e->wall_s);
+	    e->loss, (double)r->opt.lr, r->n_rows, targets, acc, errors, fid, e->rate, e->wall_s);
 	fflush(r->metrics);
 }
 
@@ -1101,6 +1130,7 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 		if (prepare_epoch(&r, pos.epoch, resumed_mid_epoch) != 0)
 			goto out;
 		resumed_mid_epoch = 0;
+		r.opt.lr = epoch_lr(c, pos.epoch);
 		const size_t nb = (r.n_rows + (size_t)c->batch - 1) /
 		    (size_t)c->batch;
 		snprintf(label, sizeof label, "epoch %u/%d", pos.epoch + 1,

@@ -17,6 +17,7 @@ typedef struct train_cfg {
 	const char *dataset, *labels;       /* training rows and their labels */
 	const char *test_data, *test_labels; /* evaluated after every epoch */
 	const char *arch, *optimizer, *out;
+	const char *lr_schedule;             /* "constant" | "cosine" */
 	const char *onnx_out;                /* a network also as ONNX */
 	const char *checkpoint, *metrics;
 	const char *teacher_model;           /* fidelity on the test set */

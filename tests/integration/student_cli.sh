@@ -143,6 +143,25 @@ expect 2 "--labels is sha256:" --dataset "$T/x.npy" --labels "$T/y400.npy" \
 cmp "$T/c.ckpt" "$T/c.ckpt.orig" || sl_fail "a refused resume changed the checkpoint"
 [ ! -e "$T/c2.safetensors" ] || sl_fail "a refused resume wrote --out"
 
+# --lr-schedule cosine: epoch e of E trains at lr * (1 + cos(pi * e / E)) / 2,
+# as the metrics say; the schedule and, with it, --epochs belong to the
+# checkpoint (a cosine run cannot be extended as a constant one can).
+"$S" --dataset "$T/x.npy" --labels "$T/y.npy" --arch 784-16-10 --epochs 4 --lr 0.002 \
+    --lr-schedule cosine --checkpoint "$T/cos.ckpt" --metrics "$T/cos.jsonl" \
+    --out "$T/cos.safetensors" 2>"$T/err" || sl_fail "cosine run: $(cat "$T/err")"
+lrs=$(sed -n 's/.*"lr":\([^,]*\),.*/\1/p' "$T/cos.jsonl" | tr '\n' ' ')
+want=$(awk 'BEGIN { for (e = 0; e < 4; e++) printf "%.6f ", 0.002 * (1 + cos(3.14159265358979 * e / 4)) / 2 }')
+got=$(echo "$lrs" | awk '{ for (i = 1; i <= NF; i++) printf "%.6f ", $i }')
+sl_check "\"$got\" = \"$want\"" "cosine learning rates per epoch: $lrs, want $want"
+expect 2 "--epochs is 4 there, 5 here" --dataset "$T/x.npy" --labels "$T/y.npy" \
+    --arch 784-16-10 --epochs 5 --lr 0.002 --lr-schedule cosine --checkpoint "$T/cos.ckpt" \
+    --resume --out "$T/c2.safetensors"
+expect 2 "--lr-schedule is cosine there, constant here" --dataset "$T/x.npy" \
+    --labels "$T/y.npy" --arch 784-16-10 --epochs 4 --lr 0.002 --checkpoint "$T/cos.ckpt" \
+    --resume --out "$T/c2.safetensors"
+expect 2 "--lr-schedule: 'step' is not one of constant|cosine" --dataset "$T/x.npy" \
+    --labels "$T/y.npy" --arch 784-16-10 --lr-schedule step --out "$T/c2.safetensors"
+
 # A resumed epoch's metrics line covers the whole epoch: a run stopped by
 # SIGTERM mid-epoch and resumed reports, epoch by epoch, the very losses of
 # an uninterrupted run (one thread: bit-identical, so the printed values are
