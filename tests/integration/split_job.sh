@@ -126,7 +126,7 @@ refused() { # pattern list
 	"$BIN/softlabel-student" --dataset "$T/x.npy" --store "$2" --alpha 1 --arch 784-16-10 \
 	    --epochs 1 --out "$T/no.safetensors" 2>"$T/err"; _rc=$?
 	set -e
-	sl_check "$_rc -ne 0" "student --store $2 was accepted"
+	sl_check "$_rc -eq 2" "student --store $2: exit $_rc, not 2"
 	grep -q "$1" "$T/err" || sl_fail "student --store $2: $(cat "$T/err")"
 }
 refused "$T/a (rows 0:1000) and $T/a (rows 0:1000) overlap" "$T/a,$T/a"
@@ -136,5 +136,5 @@ refused "teacher 't' differs between $T/a and $T/g (model, temperature or encodi
 set +e; "$BIN/softlabel" export "$T/a,tcp://127.0.0.1:1" --out "$T/no.npy" 2>"$T/err"; rc=$?; set -e
 sl_check "$rc -eq 2" "export of an endpoint: exit $rc: $(cat "$T/err")"
 grep -q "export reads cache directories, not endpoints" "$T/err" || sl_fail "export of an endpoint: $(cat "$T/err")"
-echo "refused with exit 2 by verify, export and serve, as by the student: overlaps, another dataset, another teacher"
+echo "refused with exit 2 by verify, export, serve and the student: overlaps, another dataset, another teacher"
 echo "split job: all checks passed"
