@@ -553,6 +553,17 @@ typedef struct cache {
 	uint64_t shard_first, shard_end; /* the shards of its rows (--rows) */
 } cache;
 
+/* The shard counts of c->job: all of the dataset's, and its own rows'. */
+static void
+cache_shards(cache *c)
+{
+	c->nshards = (c->job.dataset.rows + c->job.shard_rows - 1) /
+	    c->job.shard_rows;
+	c->shard_first = c->job.rows_first / c->job.shard_rows;
+	c->shard_end = (c->job.rows_end + c->job.shard_rows - 1) /
+	    c->job.shard_rows;
+}
+
 static int
 cache_open(const char *dir, cache *c)
 {
@@ -568,11 +579,7 @@ cache_open(const char *dir, cache *c)
 		sl_store_close(&c->store);
 		return 1;
 	}
-	c->nshards = (c->job.dataset.rows + c->job.shard_rows - 1) /
-	    c->job.shard_rows;
-	c->shard_first = c->job.rows_first / c->job.shard_rows;
-	c->shard_end = (c->job.rows_end + c->job.shard_rows - 1) /
-	    c->job.shard_rows;
+	cache_shards(c);
 	return 0;
 }
 
@@ -619,11 +626,7 @@ reader_open(const char *spec, const char *cmd, cache *c)
 		sl_reader_close(&c->rd);
 		return list && rc == SL_EINVAL ? 2 : 1;
 	}
-	c->nshards = (c->job.dataset.rows + c->job.shard_rows - 1) /
-	    c->job.shard_rows;
-	c->shard_first = c->job.rows_first / c->job.shard_rows;
-	c->shard_end = (c->job.rows_end + c->job.shard_rows - 1) /
-	    c->job.shard_rows;
+	cache_shards(c);
 	return 0;
 }
 

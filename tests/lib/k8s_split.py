@@ -31,7 +31,7 @@ import shlex
 import sys
 
 from k8s_manifests import (Fail, need, load, one, port_of, options,
-                           probe_cmd, secret_files)
+                           probe_cmd, secret_files, config_env, mounts)
 
 PREFIX = {"softlabel-broker": "SOFTLABEL_BROKER_",
           "softlabel-teacher": "SOFTLABEL_TEACHER_",
@@ -45,32 +45,11 @@ def containers(wl):
 
 
 def env_of(objs, wl, c, pod_name):
-    env = {}
-    cms = {d["metadata"]["name"]: d for _, d in objs.get("ConfigMap", [])}
-    for src in c.get("envFrom", []):
-        name = src["configMapRef"]["name"]
-        need(name in cms, f"envFrom names ConfigMap {name}, which is not here")
-        env.update({k: str(v) for k, v in cms[name].get("data", {}).items()})
-    for e in c.get("env", []):
-        if "value" in e:
-            env[e["name"]] = str(e["value"])
-        else:
-            ref = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
-            need(ref == "metadata.name", f"env {e['name']}: only values and "
-                 "the pod's name are understood here")
-            env[e["name"]] = pod_name
-    return env
+    return config_env(objs, wl, c, pod_name)
 
 
 def mounts_of(wl, c):
-    vols = {v["name"]: v for v in wl["spec"]["template"]["spec"].get("volumes", [])}
-    for t in wl["spec"].get("volumeClaimTemplates", []):
-        vols[t["metadata"]["name"]] = {"name": t["metadata"]["name"], "claimTemplate": t}
-    out = {}
-    for m in c.get("volumeMounts", []):
-        need(m["name"] in vols, f"{c['name']}: mount {m['mountPath']}: no volume {m['name']}")
-        out[m["mountPath"]] = vols[m["name"]]
-    return out
+    return mounts(wl, c)
 
 
 def ranges(cm, shard_rows):
