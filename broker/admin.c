@@ -3,13 +3,17 @@
  *   softlabel status EP                         progress, workers, rejections
  *   softlabel keygen NAME                       CURVE key pair NAME.key, NAME.pub
  *   softlabel inspect STORE                     meta, counts, bytes per sample
- *   softlabel verify STORE                      every record and shard checked
+ *   softlabel verify STORE[,STORE...]           every record and shard checked
  *   softlabel copy STORE DEST                   compacted snapshot of a live cache
  *   softlabel get STORE --teacher T --sample I  one distribution
  *   softlabel export STORE --teacher T --out probs.npy
  *   softlabel doctor                            BLAS kernel, CPU, threads, self-check
  *
- * Exit: 0 fine, 1 runtime failure or (verify) a problem found, 2 bad usage.
+ * STORE,STORE...: the caches of a job split by --rows, read as one
+ * (sl_reader_union_open).
+ *
+ * Exit: 0 fine, 1 runtime failure or (verify) a problem found, 2 bad usage
+ * (also a list of caches that are not one job).
  * Reading never blocks the broker: LMDB readers see a snapshot.
  */
 #include "sl_blas.h"
@@ -20,6 +24,7 @@
 #include "sl_net.h"
 #include "sl_opt.h"
 #include "sl_proto.h"
+#include "sl_reader.h"
 #include "sl_store.h"
 #include "serve.h"
 
@@ -69,20 +74,31 @@ usage(FILE *out)
 	    "                        [--curve-secret FILE --curve-server FILE]\n"
 	    "       softlabel keygen NAME   (writes NAME.key, mode 0600, and NAME.pub)\n"
 	    "       softlabel inspect STORE\n"
-	    "       softlabel verify STORE [--teacher NAME]\n"
+	    "       softlabel verify STORE[,STORE...] [--teacher NAME]\n"
 	    "       softlabel copy STORE DEST   (a compacted, consistent snapshot,\n"
 	    "                           also of a cache a broker writes, into the new\n"
 	    "                           directory DEST; nothing left there on failure)\n"
 	    "       softlabel get STORE [--teacher NAME] --sample A[:B] [--temperature T]\n"
 	    "                     [--digits N] [--logits] [--json]\n"
-	    "       softlabel export STORE [--teacher NAME] --out FILE.npy [--temperature T]\n"
+	    "       softlabel export STORE[,STORE...] [--teacher NAME] --out FILE.npy\n"
+	    "                     [--temperature T]\n"
 	    "       softlabel teacher remove STORE NAME   (a registration that never\n"
 	    "                           produced a record; not while a broker runs)\n"
 	    "       softlabel doctor   (the OpenBLAS kernel this machine runs, how it\n"
 	    "                           was chosen, CPU features, threads, self-check)\n"
-	    "       softlabel serve STORE [--bind EP] [--curve-secret F --allow-keys DIR]\n"
-	    "                           (the read service for students on other hosts:\n"
-	    "                           softlabel serve --help)\n"
+	    "       softlabel serve STORE[,STORE...] [--bind EP] [--curve-secret F\n"
+	    "                     --allow-keys DIR]  (the read service for students\n"
+	    "                           on other hosts: softlabel serve --help)\n"
+	    "\n"
+	    "STORE,STORE... (verify, export, serve): the caches of one job split\n"
+	    "over brokers by softlabel-broker --rows A:B, read as one, as\n"
+	    "softlabel-student --store A,B reads them (in any order): their row\n"
+	    "ranges must not overlap, their dataset fingerprint and shard size must\n"
+	    "be the same, and each must register the teachers (--teacher, or all\n"
+	    "of the first cache's) with the same model, temperature and encoding;\n"
+	    "else exit 2. verify checks each cache, then the union: rows in none of\n"
+	    "the caches are a problem, rows not done yet are named as ranges.\n"
+	    "export writes the union, as one cache labeled over all rows would.\n"
 	    "\n"
 	    "Every program checks its OpenBLAS kernel at start: when OpenBLAS picked a\n"
 	    "generic one (Prescott, Core2, ...) on a CPU that can run better, it\n"
@@ -529,12 +545,24 @@ cmd_keygen(const char *name)
 
 typedef struct cache {
 	sl_store *store;
+	sl_reader *rd;       /* reader_open's, instead of store */
 	sl_store_job job;
 	sl_store_teacher teachers[SL_STORE_MAX_TEACHERS];
 	size_t nteachers;
 	uint64_t nshards;
 	uint64_t shard_first, shard_end; /* the shards of its rows (--rows) */
 } cache;
+
+/* The shard counts of c->job: all of the dataset's, and its own rows'. */
+static void
+cache_shards(cache *c)
+{
+	c->nshards = (c->job.dataset.rows + c->job.shard_rows - 1) /
+	    c->job.shard_rows;
+	c->shard_first = c->job.rows_first / c->job.shard_rows;
+	c->shard_end = (c->job.rows_end + c->job.shard_rows - 1) /
+	    c->job.shard_rows;
+}
 
 static int
 cache_open(const char *dir, cache *c)
@@ -551,11 +579,54 @@ cache_open(const char *dir, cache *c)
 		sl_store_close(&c->store);
 		return 1;
 	}
-	c->nshards = (c->job.dataset.rows + c->job.shard_rows - 1) /
-	    c->job.shard_rows;
-	c->shard_first = c->job.rows_first / c->job.shard_rows;
-	c->shard_end = (c->job.rows_end + c->job.shard_rows - 1) /
-	    c->job.shard_rows;
+	cache_shards(c);
+	return 0;
+}
+
+/* 1 when a part of spec (a comma list) is an endpoint, not a directory. */
+static int
+has_remote_part(const char *spec)
+{
+	for (const char *p = spec; *p; p += strcspn(p, ",") + (p[strcspn(p,
+	    ",")] == ','))
+		if (sl_reader_is_remote(p))
+			return 1;
+	return 0;
+}
+
+/* The cache at spec read through a reader: one directory, or the parts
+ * of a job split by --rows, "a,b", read as one (sl_reader_union_open: the
+ * parts must share --teacher, or every teacher of the first, and be one
+ * job). Returns 0, or the exit status after a one-line message: 2 for a
+ * list that is not one job or an endpoint where a directory must be, 1
+ * for any other failure. */
+static int
+reader_open(const char *spec, const char *cmd, cache *c)
+{
+	sl_errmsg why = { "" };
+	int rc, list = strchr(spec, ',') != NULL;
+
+	memset(c, 0, sizeof *c);
+	if (has_remote_part(spec)) {
+		fprintf(stderr, "softlabel: %s: '%s': %s reads cache directories, "
+		    "not endpoints (softlabel copy brings a cache to this host)\n",
+		    cmd, esc(spec), cmd);
+		return 2;
+	}
+	rc = list ? sl_reader_union_open(spec, teacher_name, NULL, &c->rd,
+	    &why) : sl_reader_open(spec, NULL, &c->rd, &why);
+	if (rc == 0 && (rc = sl_reader_job(c->rd, &c->job, &why)) == 0)
+		rc = sl_reader_teachers(c->rd, c->teachers, SL_STORE_MAX_TEACHERS,
+		    &c->nteachers, &why);
+	if (rc != 0) {
+		if (list)
+			fprintf(stderr, "softlabel: %s: %s\n", cmd, why.text);
+		else
+			fprintf(stderr, "softlabel: %s: %s\n", spec, why.text);
+		sl_reader_close(&c->rd);
+		return list && rc == SL_EINVAL ? 2 : 1;
+	}
+	cache_shards(c);
 	return 0;
 }
 
@@ -773,8 +844,9 @@ verify_label(void *arg, uint64_t s, const void *rec, size_t len)
 	return 0;
 }
 
+/* verify of one cache; its job into *job when not NULL. */
 static int
-cmd_verify(const char *dir)
+verify_one(const char *dir, sl_store_job *job)
 {
 	cache c;
 	sl_store_txn *txn = NULL;
@@ -783,6 +855,8 @@ cmd_verify(const char *dir)
 
 	if (cache_open(dir, &c) != 0)
 		return 1;
+	if (job != NULL)
+		*job = c.job;
 	if (sl_store_read_begin(c.store, &txn, &why) != 0) {
 		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
 		sl_store_close(&c.store);
@@ -833,6 +907,132 @@ cmd_verify(const char *dir)
 	printf("%s: %" PRIu64 " records, %s\n", dir, total_records,
 	    total_problems ? "PROBLEMS FOUND" : "ok");
 	return total_problems ? 1 : 0;
+}
+
+/* Union coverage: the rows of shards not done, as ranges. */
+typedef struct cover {
+	const cache *c;
+	const char *teacher;
+	uint64_t next;          /* the first shard not seen yet */
+	uint64_t done_rows, ranges;
+} cover;
+
+/* Rows of shards [s0, s1). */
+static uint64_t
+shard_rows_of(const cache *c, uint64_t s0, uint64_t s1, uint64_t *first,
+    uint64_t *end)
+{
+	const uint64_t rows = c->job.dataset.rows, sr = c->job.shard_rows;
+
+	*first = s0 * sr;
+	*end = s1 * sr < rows ? s1 * sr : rows;
+	return *end - *first;
+}
+
+static void
+cover_missing(cover *k, uint64_t upto)
+{
+	uint64_t a, b;
+
+	if (upto <= k->next)
+		return;
+	shard_rows_of(k->c, k->next, upto, &a, &b);
+	if (k->ranges++ < (uint64_t)max_report)
+		printf("union: teacher %s: rows %" PRIu64 ":%" PRIu64 " missing "
+		    "(shards %" PRIu64 "..%" PRIu64 " not done)\n", esc(k->teacher),
+		    a, b, k->next, upto - 1);
+}
+
+static int
+cover_run(void *arg, uint64_t first, uint64_t count)
+{
+	cover *k = arg;
+	uint64_t a, b;
+
+	cover_missing(k, first);
+	k->done_rows += shard_rows_of(k->c, first, first + count, &a, &b);
+	k->next = first + count;
+	return 0;
+}
+
+/* verify A,B: each part as `verify A` does, then the union: the parts are
+ * one job (or the list is refused, exit 2), rows no part labels are a
+ * problem, and the rows still missing are named as ranges. */
+static int
+cmd_verify_list(const char *list)
+{
+	sl_store_job jobs[SL_READER_MAX_PARTS];
+	char *copy, *save = NULL;
+	uint64_t gaps = 0, missing = 0;
+	sl_errmsg why = { "" };
+	cache c;
+	int rc, nparts = 0, bad = 0;
+
+	/* Refuse a list that is not one job before checking anything. */
+	if ((rc = reader_open(list, "verify", &c)) != 0)
+		return rc;
+	sl_reader_close(&c.rd); /* a part is opened once at a time */
+	if ((copy = strdup(list)) == NULL) {
+		fprintf(stderr, "softlabel: out of memory\n");
+		return 1;
+	}
+	for (char *p = strtok_r(copy, ",", &save); p != NULL;
+	    p = strtok_r(NULL, ",", &save))
+		bad |= verify_one(p, &jobs[nparts++]) != 0;
+	free(copy);
+	/* Rows in no part's range, in rows order. */
+	uint64_t next = 0;
+	for (;;) {
+		uint64_t lo = UINT64_MAX, hi = 0;
+
+		for (int p = 0; p < nparts; p++)
+			if (jobs[p].rows_first >= next && jobs[p].rows_first < lo) {
+				lo = jobs[p].rows_first;
+				hi = jobs[p].rows_end;
+			}
+		if (lo == UINT64_MAX)
+			lo = jobs[0].dataset.rows;
+		if (lo > next) {
+			gaps += lo - next;
+			printf("PROBLEM union: rows %" PRIu64 ":%" PRIu64 " are in "
+			    "none of the caches listed\n", next, lo);
+		}
+		if (lo >= jobs[0].dataset.rows)
+			break;
+		next = hi;
+	}
+	if ((rc = reader_open(list, "verify", &c)) != 0)
+		return rc;
+	for (size_t i = 0; i < c.nteachers; i++) {
+		cover k = { &c, c.teachers[i].name, 0, 0, 0 };
+
+		if ((rc = sl_reader_each_done(c.rd, c.teachers[i].index, cover_run,
+		    &k, &why)) != 0) {
+			fprintf(stderr, "softlabel: verify: %s\n", why.text);
+			sl_reader_close(&c.rd);
+			return 1;
+		}
+		cover_missing(&k, c.nshards);
+		if (k.ranges > (uint64_t)max_report)
+			printf("union: teacher %s: %" PRIu64 " more missing ranges\n",
+			    esc(k.teacher), k.ranges - (uint64_t)max_report);
+		printf("union: teacher %s: %" PRIu64 " of %" PRIu64 " rows done in "
+		    "%d caches\n", esc(k.teacher), k.done_rows,
+		    c.job.dataset.rows, nparts);
+		missing += c.job.dataset.rows - k.done_rows;
+	}
+	sl_reader_close(&c.rd);
+	printf("union of %d caches: %s%s\n", nparts, bad || gaps ?
+	    "PROBLEMS FOUND" : "ok", !bad && !gaps && missing ?
+	    " (not complete yet)" : "");
+	return bad || gaps ? 1 : 0;
+}
+
+static int
+cmd_verify(const char *dir)
+{
+	return strchr(dir, ',') != NULL ? cmd_verify_list(dir) :
+	    verify_one(dir, NULL);
 }
 
 /* s as a JSON string (escaped); free with cJSON_free. */
@@ -1181,7 +1381,6 @@ static int
 cmd_export(const char *dir)
 {
 	cache c;
-	sl_store_txn *txn = NULL;
 	sl_errmsg why = { "" };
 	ectx e;
 	int rc = 1, began = 0;
@@ -1191,15 +1390,11 @@ cmd_export(const char *dir)
 		fprintf(stderr, "softlabel: export needs --out\n");
 		return 2;
 	}
-	if (cache_open(dir, &c) != 0)
-		return 1;
+	if ((rc = reader_open(dir, "export", &c)) != 0)
+		return rc;
 	if ((e.t = pick_teacher(&c, "export", &rc)) == NULL)
 		goto out;
 	rc = 1;
-	if (sl_store_read_begin(c.store, &txn, &why) != 0) {
-		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
-		goto out;
-	}
 	e.rows = c.job.dataset.rows;
 	e.T = temperature > 0 ? temperature : e.t->temperature;
 	e.cap = ((uint64_t)4 << 20) / (e.t->fmt.classes * sizeof *e.buf);
@@ -1216,9 +1411,10 @@ cmd_export(const char *dir)
 		goto out;
 	}
 	began = 1;
-	if (sl_store_each_label(txn, e.t->index, 0, export_label, &e) != 0 &&
-	    e.rc == 0) {
-		fprintf(stderr, "softlabel: %s: cannot walk the cache\n", dir);
+	if (sl_reader_each_label(c.rd, e.t->index, 0, UINT64_MAX, export_label,
+	    &e, &why) != 0 && e.rc == 0) {
+		fprintf(stderr, "softlabel: %s: cannot walk the cache%s%s\n", dir,
+		    why.text[0] ? ": " : "", why.text);
 		goto out;
 	}
 	if (e.rc != 0 || fill_absent(&e, e.rows) != 0 || flush_rows(&e) != 0 ||
@@ -1236,8 +1432,7 @@ out:
 	if (began)
 		sl_npy_abort(&e.w);
 	free(e.buf);
-	sl_store_read_end(&txn);
-	sl_store_close(&c.store);
+	sl_reader_close(&c.rd);
 	return rc;
 }
 

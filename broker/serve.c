@@ -16,6 +16,7 @@
 #include "sl_net.h"
 #include "sl_opt.h"
 #include "sl_proto.h"
+#include "sl_reader.h"
 #include "sl_store.h"
 
 #define POLL_MS 200
@@ -55,13 +56,14 @@ on_signal(int sig)
 }
 
 typedef struct serve {
-	sl_store *store;
+	sl_reader *rd;   /* the cache, or the parts of a split job as one */
 	void *ctx, *sock, *zap;
 	sl_curve_key secret, pub;
 	sl_curve_allow *allow;
 	sl_proto_buf out, meta;
 	size_t max_blob;
 	uint8_t *state;  /* (SL_PROTO_MAX_ROWS) */
+	uint64_t *samples; /* (SL_PROTO_MAX_ROWS) a list request's, aligned */
 	uint8_t *blob;   /* (max_blob) */
 	uint8_t *runs;   /* (16 * SL_PROTO_MAX_RUNS) */
 	sl_store_teacher *teachers; /* (SL_STORE_MAX_TEACHERS) */
@@ -78,12 +80,18 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: softlabel serve STORE [--bind EP] [--curve-secret F "
+	    "usage: softlabel serve STORE[,STORE...] [--bind EP] [--curve-secret F "
 	    "--allow-keys DIR]\n\n"
 	    "Answer reads of the logit cache STORE for students on other hosts\n"
 	    "(softlabel-student --store tcp://HOST:PORT): the job, the teachers,\n"
 	    "the done shards and raw records of samples. Each request is answered\n"
 	    "from a fresh read snapshot, so the broker may keep writing the cache.\n"
+	    "A comma list A,B names the caches of one job split over brokers\n"
+	    "(softlabel-broker --rows), served as one cache, as the student's\n"
+	    "--store A,B reads them: refused (exit 2) when their row ranges\n"
+	    "overlap, their dataset fingerprints or shard sizes differ, or a\n"
+	    "teacher of the first is missing or registered otherwise in another;\n"
+	    "the teachers served are those of the first when serve starts.\n"
 	    "Without --curve-secret/--allow-keys traffic is unauthenticated: bind\n"
 	    "to loopback or a trusted network only. SIGTERM or SIGINT stops it;\n"
 	    "SIGHUP reads --allow-keys again (a removed key is refused from its\n"
@@ -135,8 +143,9 @@ do_meta(serve *s, const zmq_msg_t *id, sl_errmsg *why)
 	sl_msg m;
 	int rc;
 
-	if ((rc = sl_store_get_job(s->store, &job, why)) != 0 ||
-	    (rc = sl_store_teachers(s->store, s->teachers,
+	if ((rc = sl_reader_refresh(s->rd, why)) != 0 ||
+	    (rc = sl_reader_job(s->rd, &job, why)) != 0 ||
+	    (rc = sl_reader_teachers(s->rd, s->teachers,
 	    SL_STORE_MAX_TEACHERS, &n, why)) != 0)
 		return rc;
 	if ((rc = sl_meta_encode(&job, s->teachers, n, &s->meta)) != 0)
@@ -156,67 +165,52 @@ do_meta(serve *s, const zmq_msg_t *id, sl_errmsg *why)
 
 typedef struct shard_walk {
 	uint8_t *runs;
-	uint64_t from, first, count, next;
+	uint64_t from, next;
 	uint32_t nruns;
 	int full;
 } shard_walk;
 
-static void
-put_run(shard_walk *w)
-{
-	memcpy(w->runs + 16 * (size_t)w->nruns, &w->first, 8);
-	memcpy(w->runs + 16 * (size_t)w->nruns + 8, &w->count, 8);
-	w->nruns++;
-}
-
+/* A run of done shards (sl_reader_each_done), from `from` on: into the
+ * reply while it has room (SL_PROTO_MAX_RUNS), else the reply is full and
+ * the reader asks again from this run. */
 static int
-shard_add(void *arg, uint64_t shard, const sl_shard_info *info)
+shard_run(void *arg, uint64_t first, uint64_t count)
 {
 	shard_walk *w = arg;
 
-	if (shard < w->from || info->state != SL_SHARD_DONE)
+	if (first + count <= w->from)
 		return 0;
-	if (w->count > 0 && w->first + w->count == shard) {
-		w->count++;
-		return 0;
+	if (first < w->from) {
+		count -= w->from - first;
+		first = w->from;
 	}
-	if (w->count > 0) {
-		if (w->nruns + 1 == SL_PROTO_MAX_RUNS) {
-			/* The last run this reply has room for is complete:
-			 * answer up to here, the reader asks from shard. */
-			put_run(w);
-			w->count = 0;
-			w->next = shard;
-			w->full = 1;
-			return 1;
-		}
-		put_run(w);
+	if (w->nruns == SL_PROTO_MAX_RUNS) {
+		w->next = first;
+		w->full = 1;
+		return 1;
 	}
-	w->first = shard;
-	w->count = 1;
+	memcpy(w->runs + 16 * (size_t)w->nruns, &first, 8);
+	memcpy(w->runs + 16 * (size_t)w->nruns + 8, &count, 8);
+	w->nruns++;
+	w->next = first + count;
 	return 0;
 }
 
 static int
 do_shards(serve *s, const zmq_msg_t *id, const sl_msg *q, sl_errmsg *why)
 {
-	shard_walk w = { s->runs, q->u.shards.from, 0, 0, 0, 0, 0 };
-	sl_store_txn *txn = NULL;
+	shard_walk w = { s->runs, q->u.shards.from, q->u.shards.from, 0, 0 };
 	sl_msg m;
 	int rc;
 
-	if ((rc = sl_store_read_begin(s->store, &txn, why)) != 0)
+	if ((rc = sl_reader_refresh(s->rd, why)) != 0)
 		return rc;
-	rc = sl_store_each_shard(txn, q->u.shards.teacher, shard_add, &w);
-	sl_store_read_end(&txn);
+	rc = sl_reader_each_done(s->rd, q->u.shards.teacher, shard_run, &w,
+	    why);
 	if (rc != 0 && !w.full)
 		return sl_errmsg_set(why, rc, "teacher %u: shards: %s",
-		    q->u.shards.teacher, sl_strerror(rc));
-	if (!w.full) {
-		if (w.count > 0)
-			put_run(&w);
-		w.next = w.count > 0 ? w.first + w.count : w.from;
-	}
+		    q->u.shards.teacher, why->text[0] ? why->text :
+		    sl_strerror(rc));
 	memset(&m, 0, sizeof m);
 	m.type = SL_MSG_SHARDS_REPLY;
 	m.u.shards.teacher = q->u.shards.teacher;
@@ -237,6 +231,8 @@ typedef struct rec_walk {
 	uint32_t n, answered;
 	size_t size, off;
 	int full;
+	const uint8_t *samples; /* (n) u64, unaligned: a list request's */
+	uint32_t at;            /* rec_listed: the next list place */
 } rec_walk;
 
 /* Sample i of the request has record rec (len bytes): 0 to go on, 1 when
@@ -273,11 +269,34 @@ rec_range(void *arg, uint64_t sample, const void *rec, size_t len)
 	return 0;
 }
 
+/* A listed sample's record: the reader passes present ones in list
+ * order, so its place is the next one of that sample from `at` on. */
+static int
+rec_listed(void *arg, uint64_t sample, const void *rec, size_t len)
+{
+	rec_walk *w = arg;
+	uint64_t v;
+
+	for (; w->at < w->n; w->at++) {
+		memcpy(&v, w->samples + 8 * (size_t)w->at, 8);
+		if (v == sample)
+			break;
+	}
+	if (w->at == w->n)
+		return 1; /* not asked: cannot happen */
+	if (rec_put(w, w->at, rec, len) != 0) {
+		w->answered = w->at;
+		return 1;
+	}
+	w->at++;
+	return 0;
+}
+
 static int
 teacher_size(serve *s, uint32_t index, size_t *size, sl_errmsg *why)
 {
 	size_t n;
-	int rc = sl_store_teachers(s->store, s->teachers, SL_STORE_MAX_TEACHERS,
+	int rc = sl_reader_teachers(s->rd, s->teachers, SL_STORE_MAX_TEACHERS,
 	    &n, why);
 
 	if (rc != 0)
@@ -295,41 +314,28 @@ static int
 do_records(serve *s, const zmq_msg_t *id, const sl_msg *q, sl_errmsg *why)
 {
 	rec_walk w = { s, q->u.records.first, q->u.records.n, q->u.records.n,
-	    0, 0, 0 };
+	    0, 0, 0, q->u.records.samples.p, 0 };
 	const uint32_t t = q->u.records.teacher;
-	sl_store_txn *txn = NULL;
 	sl_msg m;
 	int rc;
 
-	if ((rc = teacher_size(s, t, &w.size, why)) != 0 ||
-	    (rc = sl_store_read_begin(s->store, &txn, why)) != 0)
+	if ((rc = sl_reader_refresh(s->rd, why)) != 0 ||
+	    (rc = teacher_size(s, t, &w.size, why)) != 0)
 		return rc;
 	memset(s->state, SL_REC_ABSENT, w.n);
 	if (q->u.records.samples.len == 0) {
-		rc = sl_store_each_label(txn, t, w.first, rec_range, &w);
-		rc = rc == 1 ? 0 : rc;
+		rc = sl_reader_each_label(s->rd, t, w.first, w.first + w.n,
+		    rec_range, &w, why);
 	} else {
-		for (uint32_t i = 0; i < w.n && rc == 0; i++) {
-			const void *rec;
-			uint64_t sample;
-			size_t len;
-
-			memcpy(&sample, q->u.records.samples.p + 8 * (size_t)i, 8);
-			rc = sl_store_get_label(txn, t, sample, &rec, &len);
-			if (rc == SL_ENOTFOUND) {
-				rc = 0;
-				continue;
-			}
-			if (rc == 0 && rec_put(&w, i, rec, len) != 0) {
-				w.answered = i;
-				break;
-			}
-		}
+		/* The list goes to the reader as u64s: copied aligned. */
+		memcpy(s->samples, w.samples, 8 * (size_t)w.n);
+		rc = sl_reader_get_labels(s->rd, t, s->samples, w.n, rec_listed,
+		    &w, why);
 	}
-	sl_store_read_end(&txn);
+	rc = rc == 1 ? 0 : rc;
 	if (rc != 0)
 		return sl_errmsg_set(why, rc, "teacher %u: records: %s", t,
-		    sl_strerror(rc));
+		    why->text[0] ? why->text : sl_strerror(rc));
 	memset(&m, 0, sizeof m);
 	m.type = SL_MSG_RECORDS_REPLY;
 	m.u.records.teacher = t;
@@ -503,24 +509,29 @@ open_curve(serve *s)
 static int
 serve_open(serve *s)
 {
-	sl_store_opts so = { 1, 0, 0, NULL };
 	sl_errmsg why = { "" };
 	int rc;
 
 	s->max_blob = (size_t)cfg.max_reply_bytes;
 	s->state = malloc(SL_PROTO_MAX_ROWS);
+	s->samples = malloc(SL_PROTO_MAX_ROWS * sizeof *s->samples);
 	s->blob = malloc(s->max_blob);
 	s->runs = malloc(16 * (size_t)SL_PROTO_MAX_RUNS);
 	s->teachers = malloc(SL_STORE_MAX_TEACHERS * sizeof *s->teachers);
 	s->bad_log.what = "bad request lines";
 	s->auth_log.what = "refused connection lines";
-	if (!s->state || !s->blob || !s->runs || !s->teachers) {
+	if (!s->state || !s->samples || !s->blob || !s->runs || !s->teachers) {
 		sl_error("out of memory");
 		return 1;
 	}
-	if ((rc = sl_store_open(cfg.store, &so, &s->store, &why)) != 0) {
-		sl_error("%s: %s", cfg.store, why.text);
-		return 1;
+	/* A list "a,b" is the parts of a split job, answered as one cache
+	 * (sl_reader_union_open); refused (exit 2) when not one job. */
+	if ((rc = sl_reader_open(cfg.store, NULL, &s->rd, &why)) != 0) {
+		if (strchr(cfg.store, ',') != NULL)
+			sl_error("%s", why.text); /* why names the part */
+		else
+			sl_error("%s: %s", cfg.store, why.text);
+		return strchr(cfg.store, ',') && rc == SL_EINVAL ? 2 : 1;
 	}
 	if ((s->ctx = zmq_ctx_new()) == NULL ||
 	    sl_net_socket(s->ctx, ZMQ_ROUTER, cfg.max_request_bytes, &s->sock,
@@ -557,11 +568,12 @@ serve_close(serve *s)
 	sl_net_close(&s->zap);
 	if (s->ctx != NULL)
 		zmq_ctx_term(s->ctx);
-	sl_store_close(&s->store);
+	sl_reader_close(&s->rd);
 	sl_curve_allow_free(&s->allow);
 	sl_proto_buf_fini(&s->out);
 	sl_proto_buf_fini(&s->meta);
 	free(s->state);
+	free(s->samples);
 	free(s->blob);
 	free(s->runs);
 	free(s->teachers);
@@ -709,6 +721,13 @@ serve_main(int argc, char **argv)
 		return 2;
 	}
 	cfg.store = argv[pos[0]];
+	for (const char *p = cfg.store; *p; p += strcspn(p, ",") +
+	    (p[strcspn(p, ",")] == ','))
+		if (sl_reader_is_remote(p)) {
+			fprintf(stderr, "softlabel serve: '%s': serve reads cache "
+			    "directories, not endpoints\n", cfg.store);
+			return 2;
+		}
 	if ((cfg.curve_secret == NULL) != (cfg.allow_keys == NULL)) {
 		fprintf(stderr, "softlabel serve: --curve-secret and --allow-keys "
 		    "go together (see --help)\n");

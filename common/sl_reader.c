@@ -165,6 +165,8 @@ sl_reader_open(const char *spec, const sl_reader_opts *o, sl_reader **out,
 	local *l;
 	int rc;
 
+	if (strchr(spec, ',') != NULL)
+		return sl_reader_union_open(spec, NULL, o, out, why);
 	if (sl_reader_is_remote(spec))
 		return sl_reader_remote_open(spec, o, out, why);
 	if ((l = calloc(1, sizeof *l)) == NULL)

@@ -60,7 +60,9 @@ typedef struct sl_reader_opts {
 /* 1 when spec names a remote cache (tcp://, ipc://), 0 for a directory. */
 int sl_reader_is_remote(const char *spec);
 
-/* Open the cache at spec read-only. o may be NULL (defaults). A local
+/* Open the cache at spec read-only: a directory, a remote spec, or a list
+ * "a,b" of the parts of one job (sl_reader_union_open with every teacher
+ * of the first part). o may be NULL (defaults). A local
  * directory without a cache is ENOENT (sl_store_open); a remote spec is
  * checked (sl_net_check_endpoint, keys loaded) but not contacted: the
  * first request waits for a server. *out is the caller's
@@ -93,6 +95,49 @@ int sl_reader_each_label(sl_reader *r, uint32_t teacher, uint64_t from,
 int sl_reader_get_labels(sl_reader *r, uint32_t teacher,
     const uint64_t *samples, size_t n, sl_store_label_fn fn, void *arg,
     sl_errmsg *why);
+
+/* --- several caches of one job read as one (sl_reader_union.c) ----------
+ *
+ * A job split by rows (softlabel-broker --rows A:B) leaves one cache per
+ * range. A spec with commas, "a,b" (at most SL_READER_MAX_PARTS parts, in
+ * any order), names such parts; they are one job when they hold the same
+ * dataset fingerprint, row count and shard size, their row ranges are
+ * disjoint, and every teacher of the committee is registered in each with
+ * the same model, temperature and encoding. The union reader answers:
+ *
+ *   job        the first part's, rows_first/rows_end the least first and
+ *              the greatest end of the parts (a gap between ranges is
+ *              rows no part labels: no shard of it is ever done)
+ *   teachers   the committee, as the first part registered it (its
+ *              indices); another index is SL_ENOTFOUND
+ *   done       each part's done shards within its own rows, merged
+ *   records    each sample from the part whose rows hold it; samples in
+ *              no part's rows are absent
+ *
+ * Records and runs come in the order sl_reader promises (sample order for
+ * a range, list order for a list). refresh refreshes every part. */
+#define SL_READER_MAX_PARTS 16
+
+/* The jobs[0..n) of parts names[0..n) are one job (above): 0, or
+ * SL_EINVAL with why saying which two parts differ or overlap
+ * ("A (rows 0:2000) and B (rows 0:2000) overlap"). */
+int sl_reader_parts_check(const char *const *names, const sl_store_job *jobs,
+    int n, sl_errmsg *why);
+/* The committee want[0..n) (as part first registered it) in part name's
+ * registrations all[0..nall): the same names with the same model,
+ * temperature and encoding into out[0..n), or SL_EINVAL naming the
+ * teacher and the parts. */
+int sl_reader_parts_match(const char *first, const char *name,
+    const sl_store_teacher *want, int n, const sl_store_teacher *all,
+    size_t nall, sl_store_teacher *out, sl_errmsg *why);
+/* Open the parts of list ("a,b", each a directory or a remote spec) as one
+ * reader. committee: teacher names "x,y" the parts must share, or NULL
+ * for every teacher the first part registered. Errors: as sl_reader_open
+ * (why names the part), SL_EINVAL when the parts are not one job or
+ * the list is empty or too long, SL_ENOTFOUND for a committee name the
+ * first part lacks. */
+int sl_reader_union_open(const char *list, const char *committee,
+    const sl_reader_opts *o, sl_reader **out, sl_errmsg *why);
 
 /* --- implementations (sl_reader.c, sl_reader_remote.c) ------------------ */
 

@@ -100,7 +100,7 @@ uint64_t sl_target_select(const sl_target_set *t, const int32_t *labels,
  * server reads a fresh snapshot per request) gives the same bytes, since
  * the records of a done shard never change. Gathers ask rd for a whole
  * batch per teacher (one request each, remote). One thread at a time. */
-#define SL_TARGET_MAX_PARTS 16
+#define SL_TARGET_MAX_PARTS SL_READER_MAX_PARTS
 
 /* One cache of a job split by rows (softlabel-broker --rows): its reader,
  * its registrations of the committee's teachers (in committee order: the

@@ -108,36 +108,18 @@ parse_weights(distill *d)
 }
 
 /* The committee (d->teachers, from the first part) in part p's own
- * registrations: the same names with the same model, temperature and
- * encoding, or an error naming what differs. */
+ * registrations (sl_reader_parts_match). */
 static int
 match_teachers(distill *d, distill_part *p, const sl_store_teacher *all,
     size_t nall)
 {
-	for (int i = 0; i < d->nteachers; i++) {
-		const sl_store_teacher *want = &d->teachers[i];
-		size_t j;
+	sl_errmsg why = { "" };
+	int rc = sl_reader_parts_match(d->parts[0].name, p->name, d->teachers,
+	    d->nteachers, all, nall, p->teachers, &why);
 
-		for (j = 0; j < nall && strcmp(all[j].name, want->name) != 0; j++)
-			;
-		if (j == nall) {
-			sl_error("--store: %s has no teacher '%s' (%s has): not parts "
-			    "of one job", p->name, want->name, d->parts[0].name);
-			return SL_EINVAL;
-		}
-		if (strcmp(all[j].model_sha256, want->model_sha256) != 0 ||
-		    all[j].temperature != want->temperature ||
-		    all[j].fmt.encoding != want->fmt.encoding ||
-		    all[j].fmt.classes != want->fmt.classes ||
-		    all[j].fmt.k != want->fmt.k) {
-			sl_error("--store: teacher '%s' differs between %s and %s "
-			    "(model, temperature or encoding): not parts of one job",
-			    want->name, d->parts[0].name, p->name);
-			return SL_EINVAL;
-		}
-		p->teachers[i] = all[j];
-	}
-	return 0;
+	if (rc != 0)
+		sl_error("--store: %s", why.text);
+	return rc;
 }
 
 /* Open part p (a directory or a remote cache: sl_reader.h) and read its
@@ -157,39 +139,23 @@ open_part(distill_part *p, const sl_reader_opts *ro, sl_store_teacher *all,
 	return rc;
 }
 
-/* The parts are one job: same dataset and shard size, disjoint rows. */
+/* The parts are one job: same dataset and shard size, disjoint rows
+ * (sl_reader_parts_check). */
 static int
 check_parts(const distill *d)
 {
-	for (int p = 1; p < d->nparts; p++) {
-		const sl_store_job *a = &d->parts[0].job, *b = &d->parts[p].job;
+	const char *names[SL_TARGET_MAX_PARTS];
+	sl_store_job jobs[SL_TARGET_MAX_PARTS];
+	sl_errmsg why = { "" };
+	int rc;
 
-		if (memcmp(a->dataset.sha256, b->dataset.sha256, 32) != 0 ||
-		    a->dataset.rows != b->dataset.rows ||
-		    a->shard_rows != b->shard_rows) {
-			sl_error("--store: %s and %s are not parts of one job (the "
-			    "dataset's fingerprint or the shard size differ)",
-			    d->parts[0].name, d->parts[p].name);
-			return SL_EINVAL;
-		}
+	for (int p = 0; p < d->nparts; p++) {
+		names[p] = d->parts[p].name;
+		jobs[p] = d->parts[p].job;
 	}
-	for (int p = 0; p < d->nparts; p++)
-		for (int q = p + 1; q < d->nparts; q++) {
-			const sl_store_job *a = &d->parts[p].job;
-			const sl_store_job *b = &d->parts[q].job;
-
-			if (a->rows_first < b->rows_end &&
-			    b->rows_first < a->rows_end) {
-				sl_error("--store: %s (rows %llu:%llu) and %s (rows "
-				    "%llu:%llu) overlap", d->parts[p].name,
-				    (unsigned long long)a->rows_first,
-				    (unsigned long long)a->rows_end, d->parts[q].name,
-				    (unsigned long long)b->rows_first,
-				    (unsigned long long)b->rows_end);
-				return SL_EINVAL;
-			}
-		}
-	return 0;
+	if ((rc = sl_reader_parts_check(names, jobs, d->nparts, &why)) != 0)
+		sl_error("--store: %s", why.text);
+	return rc;
 }
 
 int

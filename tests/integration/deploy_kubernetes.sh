@@ -22,6 +22,12 @@
 # worker with the Deployment's command and environment and the workers key
 # labels a small dataset over CURVE to completion (verify passes; the broker
 # saw the pod's name); then the broker is killed and the probe must fail.
+#
+# deploy/kubernetes/split/ (a job split by rows over two broker pods, each
+# with a softlabel serve sidecar): the manifests checked the same way
+# (tests/lib/k8s_split.py), then both broker pods, their sidecars and
+# their workers run (as the test's user) and a student over the two
+# sidecars, with the students key, trains the model --store A,B trains.
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 K8S=$ROOT/deploy/kubernetes
@@ -137,4 +143,84 @@ echo "probes fail with the broker killed: $(head -1 "$T/dead.out")"
 cat "$T/verify"
 grep -q "teacher $NAME: 3000 records in 3/3 done shards checked, 0 problems" "$T/verify" ||
     sl_fail "the cache is not complete: $(cat "$T/verify")"
+# --- split/: two broker pods by rows, a serve sidecar each, a student over both -------
+# The manifests, checked as the ones above (tests/lib/k8s_split.py check).
+PYTHONPATH=$ROOT/tests/lib $DPY "$ROOT/tests/lib/k8s_split.py" check "$K8S/split" "$BIN" ||
+    sl_fail "the split manifests do not fit together (above)"
+if command -v kubectl >/dev/null 2>&1; then
+	kubectl kustomize "$K8S/split" >"$T/split.yaml" 2>"$T/kustomize-split.err" ||
+	    sl_fail "kubectl kustomize split: $(cat "$T/kustomize-split.err")"
+fi
+# Then the pods for real, as the user running the test (the Secret files
+# plain copies, mode 0400): ordinals 0 and 1 of the StatefulSet (broker and
+# serve containers, each with its own ports) and their two worker
+# Deployments, on a copy of the manifests whose ranges fit a 3000-row
+# dataset (0:1024,1024:, the shard size of the ConfigMap).
+S=$T/split
+mkdir -p "$S"
+cp "$K8S"/split/*.yaml "$S/"
+sed -i 's|SOFTLABEL_SPLIT_ROWS: .*|SOFTLABEL_SPLIT_ROWS: "0:1024,1024:"|' "$S/configmap.yaml"
+SOFTLABEL_BIN=$BIN "$ROOT/deploy/make-keys.sh" "$S/keys" workers students >"$S/make-keys.out" 2>&1 ||
+    sl_fail "make-keys workers students: $(cat "$S/make-keys.out")"
+for n in 0 1; do
+	eval "PB$n=$(sl_free_port) PS$n=$(sl_free_port) PV$n=$(sl_free_port)"
+	eval "pb=\$PB$n ps=\$PS$n pv=\$PV$n"
+	for c in broker serve worker; do
+		PYTHONPATH=$ROOT/tests/lib $DPY "$ROOT/tests/lib/k8s_split.py" pod "$S" "$n" "$c" \
+		    "$S/$c$n" "$S/fs" "$pb" "$ps" "$pv" || sl_fail "reading the split $c pod $n"
+		while read -r key file; do
+			mkdir -p "$(dirname "$file")"
+			cp "$S/keys/$key" "$file"
+			chmod 400 "$file"
+		done <"$S/$c$n/secret"
+	done
+done
+SDATA=$(sed -n 's/^SOFTLABEL_BROKER_DATASET=//p' "$S/broker0/env")
+SMODEL=$(sed -n 's/^SOFTLABEL_TEACHER_MODEL=//p' "$S/worker0/env")
+mkdir -p "$(dirname "$SDATA")"
+cp "$DATASET" "$SDATA"
+cp "$MODEL" "$SMODEL"
+for n in 0 1; do
+	mkdir -p "$S/fs/pvc/cache-softlabel-split-broker-$n"   # the claim of ordinal n
+	sl_bg BP "$S/broker$n/command.sh" 2>"$S/broker$n.log"
+	eval "BP$n=$BP"
+	eval "pb=\$PB$n"
+	sl_wait_log "$S/broker$n.log" "softlabel-broker INFO ready bind=tcp://127.0.0.1:$pb " 30
+	sl_bg SV "$S/serve$n/command.sh" 2>"$S/serve$n.log"
+	eval "SV$n=$SV"
+	eval "pv=\$PV$n"
+	sl_wait_log "$S/serve$n.log" "softlabel-serve INFO ready bind=tcp://127.0.0.1:$pv " 30
+	grep -q "CURVE on: 1 allowed keys" "$S/serve$n.log" || sl_fail "sidecar $n: $(cat "$S/serve$n.log")"
+done
+grep -q "this cache labels rows 0:1024 (shards 0..0 of 3)" "$S/broker0.log" || sl_fail "broker 0's range: $(grep rows "$S/broker0.log")"
+grep -q "this cache labels rows 1024:3000 (shards 1..2 of 3)" "$S/broker1.log" || sl_fail "broker 1's range: $(grep rows "$S/broker1.log")"
+for n in 0 1; do
+	sl_bg WP "$S/worker$n/command.sh" 2>"$S/worker$n.log"
+	set +e; sl_wait_pid "$WP" 120; rc=$?; set -e
+	sl_check "$rc -eq 0" "split worker $n exit $rc: $(tail -3 "$S/worker$n.log")"
+done
+C0=$S/fs/pvc/cache-softlabel-split-broker-0/cache
+C1=$S/fs/pvc/cache-softlabel-split-broker-1/cache
+"$BIN/softlabel" verify "$C0,$C1" >"$S/verify" || sl_fail "verify of the two caches: $(cat "$S/verify")"
+grep -q "^union: teacher $NAME: 3000 of 3000 rows done in 2 caches" "$S/verify" || sl_fail "union: $(cat "$S/verify")"
+# A student on another pod: both sidecars over CURVE with the students
+# key, read as one; it trains the model a local --store C0,C1 trains.
+strain() { # out store extra...
+	_o=$1 _s=$2; shift 2
+	"$BIN/softlabel-student" --dataset "$DATASET" --store "$_s" --alpha 1 --temperature 2 \
+	    --arch 784-16-10 --epochs 2 --threads 1 "$@" --out "$S/$_o.safetensors" 2>"$S/$_o.log" ||
+	    sl_fail "student on $_s: $(tail -2 "$S/$_o.log")"
+}
+strain remote "tcp://127.0.0.1:$PV0,tcp://127.0.0.1:$PV1" --curve-secret "$S/keys/students.key" \
+    --curve-server "$S/keys/broker.pub"
+strain local "$C0,$C1"
+cmp "$S/remote.safetensors" "$S/local.safetensors" || sl_fail "the student over the sidecars differs from --store C0,C1"
+grep -q "the cache covers" "$S/remote.log" && sl_fail "the remote student warned of coverage: $(grep WARN "$S/remote.log")"
+grep -q "epoch 1: 3000 rows (3000 with teacher targets" "$S/remote.log" || sl_fail "remote student: $(grep epoch "$S/remote.log")"
+for p in $BP0 $BP1 $SV0 $SV1; do kill -TERM "$p"; done
+for p in $BP0 $BP1 $SV0 $SV1; do
+	set +e; sl_wait_pid "$p" 30; rc=$?; set -e
+	sl_check "$rc -eq 0" "split pod process $p: exit $rc after SIGTERM"
+done
+echo "split/: 2 broker pods (rows 0:1024, 1024:), a worker Deployment each; a student over both serve sidecars (CURVE) equals --store C0,C1"
 echo "deploy_kubernetes: all checks passed"

@@ -20,6 +20,10 @@
 #  - SIGTERM to the batch shell (the time limit): the broker commits and
 #    stops, the workers are stopped, the copy is made and verifies, status 1
 #    with a hint to resubmit.
+# softlabel-split.sbatch: rows 0:1000 and 1000: on two brokers, a worker
+# step on its own node for each, the copies verified as one, and a student
+# trained from both caches that equals one trained here with --store A,B;
+# without SOFTLABEL_SPLIT_ROWS it fails at once with a message.
 # softlabel-workers.sbatch: two array tasks label a dataset for a broker
 # started here and exit 0; without SOFTLABEL_TEACHER_CONNECT, or with nobody
 # answering there, a task fails at once with a message.
@@ -215,4 +219,51 @@ job nobody "$WORKERS" SLURM_JOB_ID=206 SOFTLABEL_TEACHER_MODEL="$T/teacher.safet
 sl_check "$RC -eq 1" "worker with no broker: exit $RC, want 1"
 grep -q "error: no broker answered at $NOBODY within 1 s" "$T/nobody.out" ||
     sl_fail "no clear message: $(cat "$T/nobody.out")"
+# --- softlabel-split.sbatch: two brokers by rows, a worker step each, a student ------
+P=$(sl_free_port)
+SPLIT=$ROOT/deploy/slurm/softlabel-split.sbatch
+job split "$SPLIT" SLURM_JOB_ID=301 SLURM_JOB_NODELIST='127.0.0.1,node[2-3]' \
+    SLURM_SHIM_HOSTS='127.0.0.1 node2 node3' SLURM_NTASKS_PER_NODE=1 SLURM_CPUS_PER_TASK=1 \
+    SLURM_SUBMIT_DIR="$T" SLURM_TMPDIR="$T/node-local" SOFTLABEL_PORT="$P" \
+    SOFTLABEL_BROKER_HOST=127.0.0.1 SOFTLABEL_SPLIT_ROWS=0:1000,1000: \
+    SOFTLABEL_BROKER_DATASET="$X" SOFTLABEL_TEACHER_MODEL="$T/teacher.safetensors" \
+    SOFTLABEL_BROKER_SHARD_ROWS=250 SOFTLABEL_TEACHER_NAME=t SOFTLABEL_TEACHER_BATCH=250 \
+    SOFTLABEL_DEST="$T/shared/split" SOFTLABEL_STUDENT_ARCH=784-16-10 SOFTLABEL_STUDENT_ALPHA=1 \
+    SOFTLABEL_STUDENT_TEMPERATURE=2 SOFTLABEL_STUDENT_EPOCHS=2 SOFTLABEL_STUDENT_THREADS=1 \
+    SOFTLABEL_STUDENT_OUT="$T/shared/student.safetensors"
+sl_check "$RC -eq 0" "split job exit $RC: $(tail -8 "$T/split.out")"
+grep -q "done: 2 caches in $T/shared/split, verified as one; student in $T/shared/student.safetensors" "$T/split.out" ||
+    sl_fail "no 'done' line: $(tail -3 "$T/split.out")"
+# One worker step per range, each on its own node, connected to its broker.
+sl_check "$(sl_count "$T/split.srun" '^srun ') -eq 2" "srun calls: $(cat "$T/split.srun")"
+grep -q -- "^srun --nodes=1 --nodelist=node2 --ntasks=1 " "$T/split.srun" || sl_fail "range 1's step: $(cat "$T/split.srun")"
+grep -q -- "^srun --nodes=1 --nodelist=node3 --ntasks=1 " "$T/split.srun" || sl_fail "range 2's step: $(cat "$T/split.srun")"
+for i in 0 1; do
+	sl_check "$(sl_count "$T/split.out" "softlabel-teacher INFO ready connected=tcp://127.0.0.1:$((P + i)) ") -eq 1" \
+	    "no worker on the broker at port $((P + i)): $(grep 'teacher INFO ready' "$T/split.out")"
+done
+grep -q "this cache labels rows 0:1000 (shards 0..3 of 8)" "$T/split.out" || sl_fail "broker 1's range: $(grep rows "$T/split.out")"
+grep -q "this cache labels rows 1000:2000 (shards 4..7 of 8)" "$T/split.out" || sl_fail "broker 2's range: $(grep rows "$T/split.out")"
+# verify ran on the copies as one, each part with its own rows.
+grep -q "^union: teacher t: 2000 of 2000 rows done in 2 caches" "$T/split.out" || sl_fail "no union verify: $(grep union "$T/split.out")"
+grep -q "^union of 2 caches: ok" "$T/split.out" || sl_fail "the union did not verify: $(grep union "$T/split.out")"
+"$BIN/softlabel" inspect "$T/shared/split/part-2" >"$T/insp2"
+grep -q "rows        1000:2000 of them in this cache (shards 4..7" "$T/insp2" || sl_fail "part-2: $(cat "$T/insp2")"
+[ ! -e "$T/node-local/softlabel-301" ] || sl_fail "the split job's node-local caches were not removed"
+# The student read both caches: it equals a student trained here from the
+# copies as one (one thread: byte for byte), and every row had a target.
+"$BIN/softlabel-student" --dataset "$X" --store "$T/shared/split/part-1,$T/shared/split/part-2" \
+    --arch 784-16-10 --alpha 1 --temperature 2 --epochs 2 --threads 1 \
+    --metrics "$T/split-ref.jsonl" --out "$T/split-ref.safetensors" 2>"$T/split-ref.log" ||
+    sl_fail "reference student: $(tail -2 "$T/split-ref.log")"
+cmp "$T/shared/student.safetensors" "$T/split-ref.safetensors" || sl_fail "the split job's student is not the one --store part-1,part-2 trains"
+sl_check "$(sl_metric "$T/split-ref.jsonl" rows_with_target) -eq 2000" "targets: $(tail -1 "$T/split-ref.jsonl")"
+grep -q "the cache covers" "$T/split.out" && sl_fail "the split job's student warned of coverage"
+echo "split job: 2 brokers (rows 0:1000, 1000:), a worker step each, verified as one, the student read both"
+
+job nosplit "$SPLIT" SLURM_JOB_ID=302 SLURM_JOB_NODELIST=127.0.0.1 SLURM_SUBMIT_DIR="$T" \
+    SOFTLABEL_BROKER_DATASET="$X" SOFTLABEL_TEACHER_MODEL="$T/teacher.safetensors"
+sl_check "$RC -eq 1" "split job without ranges: exit $RC, want 1"
+grep -q "error: SOFTLABEL_SPLIT_ROWS is not set" "$T/nosplit.out" || sl_fail "no clear message: $(cat "$T/nosplit.out")"
+[ ! -e "$T/nosplit.srun" ] || sl_fail "workers were started without ranges"
 echo "deploy_slurm: all checks passed"

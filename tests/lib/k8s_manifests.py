@@ -92,9 +92,11 @@ def container(workload):
     return cs[0]
 
 
-def config_env(objs, workload):
-    """The container's environment: ConfigMaps of envFrom, then env."""
-    c = container(workload)
+def config_env(objs, workload, c=None, pod_name=None):
+    """The environment of container c (default: the workload's only one):
+    ConfigMaps of envFrom, then env; the downward API's pod name is
+    pod_name (default "<workload>-test-pod")."""
+    c = c or container(workload)
     env = {}
     cms = {d["metadata"]["name"]: d for _, d in objs.get("ConfigMap", [])}
     for src in c.get("envFrom", []):
@@ -108,17 +110,17 @@ def config_env(objs, workload):
             ref = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
             need(ref == "metadata.name", f"env {e['name']}: only values and "
                  "the pod's name are understood here")
-            env[e["name"]] = workload["metadata"]["name"] + "-test-pod"
+            env[e["name"]] = pod_name or workload["metadata"]["name"] + "-test-pod"
     return env
 
 
-def mounts(workload):
-    """mountPath -> volume, for the container."""
+def mounts(workload, c=None):
+    """mountPath -> volume, for container c (default: the only one)."""
     vols = {v["name"]: v for v in workload["spec"]["template"]["spec"].get("volumes", [])}
     for t in workload["spec"].get("volumeClaimTemplates", []):
         vols[t["metadata"]["name"]] = {"name": t["metadata"]["name"], "claimTemplate": t}
     out = {}
-    for m in container(workload).get("volumeMounts", []):
+    for m in (c or container(workload)).get("volumeMounts", []):
         need(m["name"] in vols, f"mount {m['mountPath']}: no volume {m['name']}")
         out[m["mountPath"]] = vols[m["name"]]
     return out

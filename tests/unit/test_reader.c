@@ -266,6 +266,177 @@ test_local(void **state)
 	assert_int_equal(sl_reader_is_remote("/data/tcp://x"), 0);
 }
 
+/* ---- several caches of one job read as one ------------------------------ */
+
+/* A part at dir/name labeling rows [first, end) of job(): teachers
+ * registered in the order names lists them (so their indices differ
+ * between parts), temperature T for "t", and done[0..ndone) shards of
+ * "t" stored. */
+static void
+make_part(const char *name, uint64_t first, uint64_t end, uint8_t fp,
+    const char *const *names, int nnames, float T, const int *done,
+    int ndone)
+{
+	sl_store_opts o = { 0, 1, 0, NULL };
+	sl_store_job j = job();
+	sl_store *s = NULL;
+	sl_errmsg why = { "" };
+	char path[128];
+	uint32_t ti = 0;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	j.rows_first = first;
+	j.rows_end = end;
+	j.dataset.sha256[0] = fp;
+	assert_int_equal(sl_store_open(path, &o, &s, &why), 0);
+	assert_int_equal(sl_store_init_job(s, &j, &why), 0);
+	for (int i = 0; i < nnames; i++) {
+		sl_store_teacher t;
+
+		memset(&t, 0, sizeof t);
+		snprintf(t.name, sizeof t.name, "%s", names[i]);
+		memset(t.model_sha256, 'b', 64);
+		t.temperature = strcmp(names[i], "t") == 0 ? T : 1.0f;
+		t.fmt.encoding = SL_ENC_F32;
+		t.fmt.classes = C;
+		assert_int_equal(sl_store_register_teacher(s, &t, &why), 0);
+		if (strcmp(names[i], "t") == 0)
+			ti = t.index;
+	}
+	for (int i = 0; i < ndone; i++)
+		put_shard(s, ti, (uint64_t)done[i]);
+	sl_store_close(&s);
+}
+
+/* Union open of list (paths under dir) must fail with code and a message
+ * holding want, where each "@" stands for dir. */
+static void
+union_refused(const char *list, const char *committee, int code,
+    const char *want)
+{
+	char spec[512], full[512], *w = spec;
+	sl_reader *r = NULL;
+	sl_errmsg why = { "" };
+
+	/* "a,b" -> "DIR/a,DIR/b" */
+	for (const char *p = list; *p; ) {
+		size_t n = strcspn(p, ",");
+
+		w += snprintf(w, sizeof spec - (size_t)(w - spec), "%s%s/%.*s",
+		    w == spec ? "" : ",", dir, (int)n, p);
+		p += n + (p[n] == ',');
+	}
+	assert_int_equal(sl_reader_union_open(spec, committee, NULL, &r, &why),
+	    code);
+	assert_null(r);
+	/* want's "@" stand for dir */
+	w = full;
+	for (const char *p = want; *p && w < full + sizeof full - 64; p++)
+		if (*p == '@')
+			w += snprintf(w, 64, "%s", dir);
+		else
+			*w++ = *p;
+	*w = '\0';
+	if (strstr(why.text, full) == NULL)
+		fail_msg("union of %s: '%s', want '%s'", list, why.text, full);
+}
+
+static void
+test_union(void **state)
+{
+	static const char *const t_only[] = { "t" }, *const u_t[] = { "u", "t" };
+	static const int da[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12 };
+	static const int db[] = { 10, 11, 15 };
+	sl_store_teacher tt[4];
+	sl_reader *r = NULL;
+	sl_errmsg why = { "" };
+	sl_store_job j;
+	char spec[256];
+	size_t n;
+	got g;
+
+	(void)state;
+	/* a: rows 0:100, done 0-9, and a stray shard 12 outside its rows;
+	 * b: rows 100:200, "t" is its teacher 1, done 10, 11, 15. */
+	make_part("a", 0, 100, 0, t_only, 1, 2.0f, da, 11);
+	make_part("b", 100, 200, 0, u_t, 2, 2.0f, db, 3);
+	snprintf(spec, sizeof spec, "%s/b,%s/a", dir, dir);
+	assert_int_equal(sl_reader_open(spec, NULL, &r, &why), SL_EINVAL); /* b's committee (u, t): a has no "u" */
+	assert_null(r);
+	assert_non_null(strstr(why.text, "has no teacher 'u'"));
+	assert_int_equal(sl_reader_union_open(spec, "t", NULL, &r, &why), 0);
+
+	assert_int_equal(sl_reader_job(r, &j, &why), 0);
+	assert_true(j.rows_first == 0 && j.rows_end == 200 &&
+	    j.dataset.rows == ROWS && j.shard_rows == SHARD);
+	assert_int_equal(sl_reader_teachers(r, tt, 4, &n, &why), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(tt[0].name, "t");
+	assert_int_equal(tt[0].index, 1); /* b's, the first part given */
+
+	/* Done: a's 0-9 and b's 10-11 merge; a's stray 12 is not a's rows. */
+	memset(&g, 0, sizeof g);
+	assert_int_equal(sl_reader_each_done(r, tt[0].index, on_run, &g, &why),
+	    0);
+	assert_int_equal(g.nruns, 2);
+	assert_true(g.runs[0][0] == 0 && g.runs[0][1] == 12);
+	assert_true(g.runs[1][0] == 15 && g.runs[1][1] == 1);
+
+	/* A range across the parts, in sample order, from each part's own
+	 * teacher index; a's stray records (120-129) are not read. */
+	memset(&g, 0, sizeof g);
+	assert_int_equal(sl_reader_each_label(r, tt[0].index, 95, 130, on_label,
+	    &g, &why), 0);
+	assert_int_equal(g.bad, 0);
+	assert_int_equal(g.nsamples, 5 + 20); /* 95-99, 100-119 */
+	assert_true(g.samples[0] == 95 && g.samples[4] == 99 &&
+	    g.samples[5] == 100 && g.samples[24] == 119);
+	memset(&g, 0, sizeof g);
+	g.stop_after = 7;
+	assert_int_equal(sl_reader_each_label(r, tt[0].index, 0, ROWS, on_label,
+	    &g, &why), 42);
+	assert_int_equal(g.nsamples, 7);
+
+	/* A list: list order across parts, absent ones skipped. */
+	const uint64_t list[] = { 150, 5, 6, 105, 5, 199, 125, 0 };
+	memset(&g, 0, sizeof g);
+	assert_int_equal(sl_reader_get_labels(r, tt[0].index, list, 8, on_label,
+	    &g, &why), 0);
+	assert_int_equal(g.bad, 0);
+	assert_int_equal(g.nsamples, 6);
+	assert_true(g.samples[0] == 150 && g.samples[1] == 5 &&
+	    g.samples[2] == 6 && g.samples[3] == 105 && g.samples[4] == 5 &&
+	    g.samples[5] == 0);
+
+	/* An index outside the committee. */
+	assert_int_equal(sl_reader_each_done(r, 0, on_run, &g, &why),
+	    SL_ENOTFOUND);
+	assert_int_equal(sl_reader_refresh(r, &why), 0);
+	sl_reader_close(&r);
+
+	/* Refused: overlaps (also a part twice), another dataset or shard
+	 * size, a teacher registered otherwise, a committee name missing. */
+	make_part("c", 50, 150, 0, t_only, 1, 2.0f, NULL, 0);
+	make_part("d", 100, 200, 9, t_only, 1, 2.0f, NULL, 0);
+	make_part("e", 100, 200, 0, t_only, 1, 3.0f, NULL, 0);
+	union_refused("a,c", NULL, SL_EINVAL,
+	    "@/a (rows 0:100) and @/c (rows 50:150) overlap");
+	union_refused("a,a", NULL, SL_EINVAL,
+	    "@/a (rows 0:100) and @/a (rows 0:100) overlap");
+	union_refused("a,d", NULL, SL_EINVAL, "@/a and @/d are not parts of "
+	    "one job (the dataset's fingerprint or the shard size differ)");
+	union_refused("a,e", NULL, SL_EINVAL, "teacher 't' differs between "
+	    "@/a and @/e (model, temperature or encoding)");
+	union_refused("a,b", "t,zz", SL_ENOTFOUND, "no teacher 'zz' in @/a");
+	union_refused("a,b", "t,t", SL_EINVAL, "teacher 't' named twice");
+	assert_int_equal(sl_reader_union_open(",", NULL, NULL, &r, &why),
+	    SL_EINVAL);
+	assert_int_equal(sl_reader_union_open("/nonexistent/x,/nonexistent/y",
+	    NULL, NULL, &r, &why), ENOENT);
+	assert_non_null(strstr(why.text, "/nonexistent/x: "));
+	assert_null(r);
+}
+
 /* ---- remote, against a scripted server ---------------------------------- */
 
 enum script {
@@ -603,6 +774,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_local, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_union, setup, teardown),
 		cmocka_unit_test(test_remote_prefixes),
 		cmocka_unit_test(test_remote_retry_and_errors),
 		cmocka_unit_test(test_remote_connect_timeout),
