@@ -8,10 +8,12 @@
  * become a dense f32 record of z / T (sl_label_encode, as a worker at
  * --temperature T stores it) and that record is softened at T
  * (sl_label_probs, as the cache gather does). So, with the same teacher,
- * the same rows and the same T, an online target is bit for bit the
- * target read from a dense f32 cache labeled at T, as long as the engine
- * gives the same logits for a row in another batch (it does with one
- * thread: tests/integration/student_online.sh).
+ * rows and T, an online target equals the one read from a dense f32 cache
+ * labeled at T up to the logits themselves, which the graph engine
+ * computes bit for bit only for the same batch: a row's logits move by
+ * float steps (measured: up to 6e-7 of z / T) with the rows it shares a
+ * forward with, and a worker's shards are not the student's shuffled
+ * batches (tests/integration/student_online.sh measures the rest).
  *
  * The teacher's input preprocessing is its model file's (a safetensors
  * MLP names it), else the default for the dataset's dtype (x / 255 for
