@@ -1026,6 +1026,8 @@ write_metrics(run *r, const ckpt_pos *pos, const epoch_stats *e)
 	if (r->cached)
 		snprintf(targets, sizeof targets, "%llu",
 		    (unsigned long long)r->d.targets.nhas);
+	else if (r->taught) /* every row has one */
+		snprintf(targets, sizeof targets, "%zu", r->n_rows);
 	fprintf(r->metrics, "{\"epoch\":%u,\"step\":%llu,\"loss\":%.6f,"
 	    "\"rows\":%zu,\"rows_with_target\":%s,\"test_accuracy\":%s,"
 	    "\"test_errors\":%s,\"fidelity\":%s,\"samples_per_s\":%.1f,"

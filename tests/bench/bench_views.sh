@@ -107,7 +107,7 @@ row() { # label name
 row "(b) 1-view cache, no augmentation" b
 row "(a) 1-view cache, --augment $RECIPE" a
 row "(c) --online-teacher, --augment $RECIPE" c
-echo "(d) V=8 view cache, --augment $RECIPE             not measured: needs the view cache (wt-views)"
+printf "%-44s not measured: needs the view cache (wt-views)\n" "(d) V=8 view cache, --augment $RECIPE"
 awk -v a="$acc_a" -v b="$acc_b" -v c="$acc_c" -v ta="$time_a" -v tc="$time_c" 'BEGIN {
     printf "ratio (a) - (b) %+.2f points; (c) - (a) %+.2f points; time (c)/(a) %.2fx\n",
         100 * (a - b), 100 * (c - a), tc / ta }'

@@ -40,6 +40,7 @@ SOFTLABEL_STUDENT_DUMP_INPUTS=$T/online.dump "$BIN/softlabel-student" $common \
     --out "$T/online.safetensors" 2>"$T/online.log" || sl_fail "online: $(tail -2 "$T/online.log")"
 rows=$(sl_metric "$T/online.jsonl" rows)
 sl_check "$rows -eq 3000" "online: trained on $rows rows, want all 3000"
+sl_check "$(sl_metric "$T/online.jsonl" rows_with_target) -eq 3000" "online: rows_with_target is not every row"
 sl_check "$(sl_metric "$T/cached.jsonl" rows) -eq 3000" "cached: not every row"
 $DPY "$ROOT/tests/python/compare_targets.py" "$T/cached.dump" "$T/online.dump" 1e-6 ||
     sl_fail "online targets are not the cache's"
