@@ -422,11 +422,14 @@ distill_build(distill *d, const int32_t *labels, size_t nlabels)
 }
 
 int
-distill_gather(distill *d, const size_t *rows, size_t n, float *p,
-    uint8_t *has)
+distill_gather(distill *d, const size_t *rows, const uint32_t *views,
+    size_t n, float *p, uint8_t *has)
 {
 	sl_errmsg why = { "" };
-	int rc = sl_target_view_gather(&d->targets, rows, n, p, has, &why);
+	int rc;
+
+	(void)views; /* one view per sample: the record of the stored row */
+	rc = sl_target_view_gather(&d->targets, rows, n, p, has, &why);
 
 	if (rc != 0)
 		sl_error("--store %s: targets of a batch: %s", d->cfg->store,

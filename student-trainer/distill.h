@@ -90,8 +90,11 @@ int distill_build(distill *d, const int32_t *labels, size_t nlabels);
 
 /* The targets of rows[0..n) at the student's temperature into p (n,
  * classes) and has (n), from the snapshot of the last build (logged on
- * failure). Does not allocate. */
-int distill_gather(distill *d, const size_t *rows, size_t n, float *p,
-    uint8_t *has);
+ * failure). views[j] is the view of rows[j] the student trains on
+ * (augment.h; NULL: none); a cache of one view per sample holds view 0
+ * only, so views are not read yet: a view cache's gather takes them.
+ * Does not allocate. */
+int distill_gather(distill *d, const size_t *rows, const uint32_t *views,
+    size_t n, float *p, uint8_t *has);
 
 #endif

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static volatile sig_atomic_t stop_requested;
@@ -42,6 +43,9 @@ static sl_opt opts[] = {
 	{ "on-corrupt", SL_OPT_STR, &cfg.dc.on_corrupt, "fail", 0, 0, "fail|skip", "a cache record that fails its CRC stops training, or is skipped", 0 },
 	{ "wait-coverage", SL_OPT_FLOAT, &cfg.wait_coverage, "0", 0, 1, "F", "before the first epoch, wait until the cache covers fraction F of the rows for every teacher (0: train on what is there)", 0 },
 	{ "wait-timeout", SL_OPT_INT, &cfg.wait_timeout_s, "3600", 0, 100000000, "S", "give up --wait-coverage after S seconds, exit 1 (0: wait forever)", 0 },
+	{ "online-teacher", SL_OPT_STR, &cfg.online_teacher, NULL, 0, 0, "FILE", "targets from this teacher (ONNX or safetensors MLP) run on every batch as the student sees it (after --augment), instead of from a cache: alpha*T^2*KL at --temperature on every row, plus (1-alpha)*CE where the label is known; not with --store", 0 },
+	{ "augment", SL_OPT_STR, &cfg.augment, NULL, 0, 0, "RECIPE", "train on views: each row of a batch becomes view e of itself in epoch e (e from 0), by the recipe (rrc=SMIN:SMAX, crop=P, flip, joined by ','; none: off), before preprocessing; evaluation never augments", 0 },
+	{ "augment-seed", SL_OPT_I64, &cfg.augment_seed, NULL, 0, 9007199254740991.0, "S", "the views' seed: view v of row i is the one sl_view draws from (S, i, v) (default: --seed)", 0 },
 	{ "teacher-model", SL_OPT_STR, &cfg.teacher_model, NULL, 0, 0, "FILE", "teacher model: report fidelity (agreement) on the test set; with --store, the model of one of the teachers", 0 },
 	{ "arch", SL_OPT_STR, &cfg.arch, NULL, 0, 0, "ARCH", "an MLP's layer sizes, e.g. 784-128-10 (ReLU between), or a network of torch.nn modules, e.g. conv:16:3:p=1,bn,relu,maxpool:2,flatten,linear:10 (see below)", 0 },
 	{ "print-torch", SL_OPT_FLAG, &print_torch, NULL, 0, 0, NULL, "print the torch.nn module --arch stands for (a model file loads into it) and exit; a network takes its input shape from --dataset", 0 },
@@ -83,6 +87,8 @@ usage(FILE *out)
 	    "usage: softlabel-student --dataset X --labels Y --arch 784-128-10 --out M.safetensors [options]\n"
 	    "       softlabel-student --dataset X [--labels Y] --store CACHE [--teacher A,B] --alpha 0.9\n"
 	    "                         --temperature 4 --arch 784-128-10 --out M.safetensors [options]\n"
+	    "       softlabel-student --dataset X [--labels Y] --online-teacher T.onnx --alpha 0.9\n"
+	    "                         --temperature 4 [--augment crop=2,flip] --arch A --out M [options]\n"
 	    "       softlabel-student --evaluate --model M --test-data X [--test-labels Y]\n"
 	    "                         [--predictions P.npy] [--probs F.npy --temperature T]\n"
 	    "       softlabel-student --print-torch --arch A [--dataset X]\n"
@@ -94,6 +100,16 @@ usage(FILE *out)
 	    "With --store: per row alpha*T^2*KL(teacher_T || student_T) where the\n"
 	    "cache has a target, plus (1-alpha)*CE where the label is known\n"
 	    "(CE alone for labeled rows the teachers have not reached yet).\n"
+	    "With --online-teacher: the same loss, the targets computed by running\n"
+	    "that teacher on each batch (every row has one); with --temperature T,\n"
+	    "bit for bit the targets a dense f32 cache labeled at T gives.\n"
+	    "\n"
+	    "--augment RECIPE: in epoch e (from 0) row i of the dataset is trained\n"
+	    "as its view (S, i, e), S = --augment-seed: the pixels sl_view (and\n"
+	    "softlabel.views in Python) computes for that seed, sample and view,\n"
+	    "before preprocessing; an online teacher sees the same pixels, a\n"
+	    "1-view cache gives the target of the stored row. Evaluation never\n"
+	    "augments. Rows must be images ([H, W] or [C, H, W]).\n"
 	    "\n"
 	    "--arch networks: elements separated by ',', each one torch.nn module\n"
 	    "in an nn.Sequential (--print-torch prints it); input (C, H, W) from\n"
@@ -149,6 +165,58 @@ distill_option_given(void)
 	return NULL;
 }
 
+/* The first option on the command line that only a cache reads, or NULL. */
+static const char *
+cache_option_given(void)
+{
+	static const char *const names[] = { "teacher", "teacher-weights",
+		"min-confidence", "balance", "on-corrupt", "wait-coverage",
+		"wait-timeout" };
+
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (sl_opt_find(opts, names[i])->given)
+			return names[i];
+	return NULL;
+}
+
+/* --online-teacher is a source of targets instead of the cache: the
+ * cache's options (cache_opt: the first one on the command line), and a
+ * teacher weighted 0, make no sense with it. */
+static int
+check_online(const char *cache_opt)
+{
+	if (cfg.online_teacher == NULL)
+		return 0;
+	if (cfg.dc.store != NULL) {
+		fprintf(stderr, "softlabel-student: --online-teacher and --store "
+		    "are two sources of targets: give one\n");
+		return 1;
+	}
+	if (cache_opt != NULL) {
+		fprintf(stderr, "softlabel-student: --%s is for a cache "
+		    "(--store); --online-teacher gives every row a target\n",
+		    cache_opt);
+		return 1;
+	}
+	if (sl_opt_find(opts, "alpha")->given && cfg.alpha == 0.0f) {
+		fprintf(stderr, "softlabel-student: --alpha 0 with "
+		    "--online-teacher would run the teacher for nothing\n");
+		return 1;
+	}
+	return 0;
+}
+
+static int
+check_augment(void)
+{
+	if (cfg.augment == NULL && sl_opt_find(opts, "augment-seed")->given) {
+		fprintf(stderr, "softlabel-student: --augment-seed needs "
+		    "--augment\n");
+		return 1;
+	}
+	return 0;
+}
+
 /* --version's second line: the kernel this binary runs here. */
 static void
 print_blas_line(int threads)
@@ -176,6 +244,7 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 
 	cfg.input_scale = NAN;
+	cfg.augment_seed = -1;
 	if (sl_opt_parse(opts, argc, argv, NULL, 0, &npos, &why) != 0) {
 		fprintf(stderr, "softlabel-student: %s\n", why.text);
 		return TRAIN_USAGE;
@@ -183,6 +252,7 @@ main(int argc, char **argv)
 	/* Before the environment: one env file serves both modes, so only
 	 * the command line counts for distill_option_given(). */
 	const char *distill_opt = distill_option_given();
+	const char *cache_opt = cache_option_given();
 	if (sl_opt_env(opts, "SOFTLABEL_STUDENT", &why) != 0) {
 		fprintf(stderr, "softlabel-student: %s\n", why.text);
 		return TRAIN_USAGE;
@@ -191,6 +261,10 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	/* A debug aid, not an option (README, "Views and augmentation"). */
+	cfg.dump_inputs = getenv("SOFTLABEL_STUDENT_DUMP_INPUTS");
+	if (cfg.dump_inputs != NULL && cfg.dump_inputs[0] == '\0')
+		cfg.dump_inputs = NULL;
 	if (show_version) {
 		printf("softlabel-student %s\n", SL_VERSION);
 		print_blas_line(cfg.threads);
@@ -210,6 +284,11 @@ main(int argc, char **argv)
 	 * error; --evaluate, a one-shot command, shows it only when off. */
 	sl_blas_log_startup(cfg.threads, SL_LOG_WARN);
 
+	if ((evaluate || print_torch) && cfg.augment != NULL) {
+		fprintf(stderr, "softlabel-student: --augment is for training "
+		    "(evaluation never augments)\n");
+		return TRAIN_USAGE;
+	}
 	if (evaluate) {
 		if (need("--model", model_path) || need("--test-data", cfg.test_data))
 			return TRAIN_USAGE;
@@ -264,9 +343,13 @@ main(int argc, char **argv)
 	}
 	if (need("--dataset", cfg.dataset) || need("--arch", cfg.arch) ||
 	    need("--out", cfg.out) ||
-	    (cfg.dc.store == NULL && need("--labels (or --store)", cfg.labels)))
+	    (cfg.dc.store == NULL && cfg.online_teacher == NULL &&
+	    need("--labels (or --store, or --online-teacher)", cfg.labels)))
 		return TRAIN_USAGE;
-	if (cfg.dc.store == NULL && distill_opt != NULL) {
+	if (check_online(cache_opt) != 0 || check_augment() != 0)
+		return TRAIN_USAGE;
+	if (cfg.dc.store == NULL && cfg.online_teacher == NULL &&
+	    distill_opt != NULL) {
 		fprintf(stderr, "softlabel-student: --%s is a distillation "
 		    "option and needs --store (without --store training is "
 		    "supervised%s)\n", distill_opt, strcmp(distill_opt, "alpha") ?

@@ -1,5 +1,7 @@
 #include "train.h"
+#include "augment.h"
 #include "checkpoint.h"
+#include "online.h"
 #include "sl_blas.h"
 #include "sl_cnn.h"
 #include "sl_fingerprint.h"
@@ -37,6 +39,11 @@ typedef struct run {
 	sl_rng rng;          /* dropout; saved in checkpoints */
 	int cached;          /* training from the logit cache */
 	distill d;
+	int taught;          /* online teacher: targets computed per batch */
+	online ot;
+	augment aug;         /* --augment; aug.on 0: the rows as stored */
+	uint32_t *views;     /* (B) the view of each row of the batch */
+	FILE *dump;          /* SOFTLABEL_STUDENT_DUMP_INPUTS, or NULL */
 	size_t *rows;        /* (n_rows) the trainable rows, shuffled per epoch */
 	size_t n_rows;
 	float *x;            /* (B, D) */
@@ -69,6 +76,12 @@ run_fini(run *r)
 	sl_optim_fini(&r->opt);
 	if (r->cached)
 		distill_close(&r->d);
+	if (r->taught)
+		online_close(&r->ot);
+	augment_fini(&r->aug);
+	free(r->views);
+	if (r->dump != NULL)
+		fclose(r->dump);
 	free(r->rows);
 	free(r->x);
 	free(r->y);
@@ -365,6 +378,23 @@ run_settings(run *r, const sl_fingerprint *fp)
 	}
 	n += snprintf(r->settings + n, cap - (size_t)n, "\n--dataset=sha256:"
 	    "%.16s\n--labels=%s", fph, lh);
+	/* --augment always (none when off), so that a checkpoint of a run
+	 * without views names it when resumed with them, and back. */
+	{
+		char rt[SL_VIEW_RECIPE_TEXT];
+
+		sl_view_recipe_format(rt, sizeof rt, &r->aug.recipe);
+		n += snprintf(r->settings + n, cap - (size_t)n, "\n--augment=%s",
+		    r->aug.on ? rt : "none");
+		if (r->aug.on)
+			n += snprintf(r->settings + n, cap - (size_t)n,
+			    "\n--augment-seed=%llu", (unsigned long long)r->aug.seed);
+	}
+	if (r->taught)
+		n += snprintf(r->settings + n, cap - (size_t)n, "\n--alpha=%s"
+		    "\n--temperature=%s\n--online-teacher=sha256:%.16s",
+		    fl(c->alpha, f[0]), fl(c->dc.temperature, f[1]),
+		    r->ot.sha256);
 	if (r->cached) {
 		const distill *d = &r->d;
 
@@ -436,6 +466,21 @@ run_digest(run *r)
 		crypto_hash_sha256_update(&st, (const unsigned char *)text, (size_t)n);
 		crypto_hash_sha256_update(&st, (const unsigned char *)d, strlen(d));
 	}
+	/* Only when on, so that the checkpoints of runs without them keep
+	 * resuming. */
+	if (r->aug.on) {
+		char rt[SL_VIEW_RECIPE_TEXT];
+
+		sl_view_recipe_format(rt, sizeof rt, &r->aug.recipe);
+		n = snprintf(text, sizeof text, "augment=%s seed=%llu V=%u", rt,
+		    (unsigned long long)r->aug.seed, r->aug.V);
+		crypto_hash_sha256_update(&st, (const unsigned char *)text, (size_t)n);
+	}
+	if (r->taught) {
+		n = snprintf(text, sizeof text, "online=%s alpha=%.9g T=%.9g",
+		    r->ot.sha256, (double)c->alpha, (double)c->dc.temperature);
+		crypto_hash_sha256_update(&st, (const unsigned char *)text, (size_t)n);
+	}
 	crypto_hash_sha256_final(&st, r->digest);
 	return run_settings(r, &fp);
 }
@@ -448,7 +493,8 @@ labeled(const run *r, size_t i)
 
 /* Rows of this epoch in index order: every labeled row (cross-entropy,
  * plus distillation where it has a target), and the unlabeled rows the
- * selection query keeps (distillation only). */
+ * selection query keeps (distillation only); with an online teacher every
+ * row (each has a target). */
 static void
 select_rows(run *r)
 {
@@ -456,7 +502,7 @@ select_rows(run *r)
 
 	r->n_rows = 0;
 	for (size_t i = 0; i < n; i++)
-		if (labeled(r, i) || (r->cached && r->d.keep[i]))
+		if (labeled(r, i) || (r->cached && r->d.keep[i]) || r->taught)
 			r->rows[r->n_rows++] = i;
 }
 
@@ -678,6 +724,24 @@ run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 		}
 	}
 
+	if ((rc = augment_init(&r->aug, c->augment, (uint64_t)(c->augment_seed
+	    < 0 ? c->seed : c->augment_seed), 0, r->ds, B)) != 0)
+		return rc;
+	if (c->online_teacher != NULL) {
+		if ((rc = online_open(&r->ot, c->online_teacher, r->ds, B, C,
+		    c->dc.temperature)) != 0) {
+			online_close(&r->ot);
+			return rc;
+		}
+		r->taught = 1;
+	}
+	if (c->dump_inputs != NULL &&
+	    (r->dump = fopen(c->dump_inputs, "wb")) == NULL) {
+		sl_error("SOFTLABEL_STUDENT_DUMP_INPUTS %s: cannot open: %s",
+		    c->dump_inputs, strerror(errno));
+		return SL_EINVAL;
+	}
+
 	/* The trainable rows are chosen per epoch (select_rows). */
 	r->rows = malloc(sl_dataset_rows(r->ds) * sizeof *r->rows + 1);
 	if (r->rows == NULL)
@@ -707,7 +771,9 @@ run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 	r->grads = malloc(net_nparams(r) * sizeof *r->grads);
 	r->pt = malloc((size_t)B * C * sizeof *r->pt);
 	r->has_t = malloc((size_t)B);
-	if (!r->x || !r->y || !r->dz || !r->grads || !r->pt || !r->has_t)
+	r->views = malloc((size_t)B * sizeof *r->views);
+	if (!r->x || !r->y || !r->dz || !r->grads || !r->pt || !r->has_t ||
+	    !r->views)
 		return SL_ENOMEM;
 	if (r->test_ds != NULL) {
 		r->test_pred = malloc(sl_dataset_rows(r->test_ds) * sizeof(int32_t) + 4);
@@ -762,16 +828,10 @@ save_checkpoint(run *r, const ckpt_pos *pos)
 	return rc;
 }
 
-/* One optimizer step on rows[first .. first+B). Returns the batch loss. */
-static float
-train_batch(run *r, size_t first, int B)
+/* The batch's inputs as stored: x = preprocessed rows[first .. first+B). */
+static void
+batch_inputs(run *r, size_t first, int B)
 {
-	const train_cfg *c = r->cfg;
-	const float *z;
-	float loss;
-
-	const int C = net_classes(r);
-
 	if (sl_dataset_dtype(r->ds) == SL_DTYPE_U8 && r->pre.channels == 1 &&
 	    r->pre.mean[0] == 0.0f && r->pre.std[0] == 1.0f) {
 		/* The default preprocessing of uint8 rows is x / 255: then
@@ -803,22 +863,91 @@ train_batch(run *r, size_t first, int B)
 		sl_dataset_rows_f32(r->ds, r->rows + first, 0, (size_t)B, &r->pre,
 		    r->x);
 	}
+}
+
+/* SOFTLABEL_STUDENT_DUMP_INPUTS (a debug aid, README "Views and
+ * augmentation"): the first batch of every epoch as trained, appended as
+ * u32 epoch, u32 B, u32 D, u32 C, B u64 samples, B u32 views, B * D
+ * float32 inputs, B * C float32 targets (0 where has is 0), B u8 has
+ * (native byte order: little-endian on the hosts we build for). */
+static void
+dump_batch(run *r, uint32_t epoch, size_t first, int B)
+{
+	const uint32_t hdr[4] = { epoch, (uint32_t)B, (uint32_t)net_dim(r),
+		(uint32_t)net_classes(r) };
+	const size_t C = (size_t)net_classes(r);
+
+	fwrite(hdr, sizeof hdr, 1, r->dump);
 	for (int i = 0; i < B; i++) {
-		const size_t row = r->rows[first + (size_t)i];
+		const uint64_t s = r->rows[first + (size_t)i];
+
+		fwrite(&s, sizeof s, 1, r->dump);
+	}
+	fwrite(r->views, sizeof *r->views, (size_t)B, r->dump);
+	fwrite(r->x, sizeof *r->x, (size_t)B * net_dim(r), r->dump);
+	for (int i = 0; i < B; i++) {
+		if (!r->has_t[i])
+			memset(r->pt + (size_t)i * C, 0, C * sizeof *r->pt);
+		fwrite(r->pt + (size_t)i * C, sizeof *r->pt, C, r->dump);
+	}
+	fwrite(r->has_t, 1, (size_t)B, r->dump);
+	if (fflush(r->dump) != 0)
+		sl_warn("SOFTLABEL_STUDENT_DUMP_INPUTS: write failed");
+}
+
+/* One optimizer step on rows[first .. first+B) of epoch. With --augment
+ * each row is replaced by its view views[i] (augment.h) before
+ * preprocessing, and the targets are those of that view. Returns the
+ * batch loss. */
+static float
+train_batch(run *r, uint32_t epoch, size_t first, int B)
+{
+	const train_cfg *c = r->cfg;
+	const size_t *rows = r->rows + first;
+	const void *raw = NULL; /* the batch's views, raw */
+	const int teach = r->cached || r->taught;
+	const float *z;
+	float loss;
+
+	const int C = net_classes(r);
+
+	/* view_of(epoch, ...) of every row; without --augment the stored row
+	 * is view 0 of a 1-view cache. */
+	if (r->aug.on)
+		augment_views(&r->aug, epoch, rows, (size_t)B, r->views);
+	else
+		memset(r->views, 0, (size_t)B * sizeof *r->views);
+	if (r->aug.on) {
+		raw = augment_rows(&r->aug, r->ds, rows, r->views, (size_t)B);
+		sl_rows_f32(raw, sl_dataset_dtype(r->ds), (size_t)B, net_dim(r),
+		    &r->pre, r->x);
+	} else {
+		batch_inputs(r, first, B);
+	}
+	for (int i = 0; i < B; i++) {
+		const size_t row = rows[i];
 
 		r->y[i] = labeled(r, row) ? r->labels[row] : -1;
 		r->has_t[i] = 0;
 	}
-	/* The batch's targets, read from the cache's snapshot now (memory
-	 * does not grow with rows x classes). */
-	if (r->cached && distill_gather(&r->d, r->rows + first, (size_t)B,
+	/* The batch's targets: read from the cache's snapshot now (memory
+	 * does not grow with rows x classes), or computed by the online
+	 * teacher on what the student sees. */
+	if (r->cached && distill_gather(&r->d, rows, r->views, (size_t)B,
 	    r->pt, r->has_t) != 0) {
 		r->failed = 1;
 		return NAN;
 	}
+	if (r->taught && online_targets(&r->ot, r->ds, rows, raw, (size_t)B,
+	    r->pt, r->has_t) != 0) {
+		r->failed = 1;
+		return NAN;
+	}
+	if (r->dump != NULL && first == 0)
+		dump_batch(r, epoch, first, B);
 	z = net_forward(r, r->x, B, 1);
-	loss = sl_loss_kd(z, r->cached ? r->pt : NULL, r->has_t, r->y, B, C,
-	    r->cached ? c->dc.temperature : 1.0f, r->cached ? c->alpha : 0.0f,
+	loss = sl_loss_kd(z, teach ? r->pt : NULL, r->has_t, r->y, B, C,
+	    teach ? c->dc.temperature : 1.0f, teach ? c->alpha : 0.0f,
 	    r->dz, NULL);
 	net_backward(r, r->dz, B);
 	sl_optim_step(&r->opt, net_params(r), r->grads);
@@ -926,6 +1055,8 @@ write_metrics(run *r, const ckpt_pos *pos, const epoch_stats *e)
 	if (r->cached)
 		snprintf(targets, sizeof targets, "%llu",
 		    (unsigned long long)r->d.targets.nhas);
+	else if (r->taught) /* every row has one */
+		snprintf(targets, sizeof targets, "%zu", r->n_rows);
 	fprintf(r->metrics, "{\"epoch\":%u,\"step\":%llu,\"loss\":%.6f,"
 	    "\"lr\":%.9g,\"rows\":%zu,\"rows_with_target\":%s,\"test_accuracy\":%s,"
 	    "\"test_errors\":%s,\"fidelity\":%s,\"samples_per_s\":%.1f,"
@@ -1104,7 +1235,8 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 	sl_blas_log_startup(c->threads, SL_LOG_INFO);
 	sl_info("training %s from %s%s, %zu parameters, %s lr %g, batch %d, "
 	    "%d epoch%s, openblas %s", c->arch, c->dataset,
-	    r.cached ? " and its logit cache" : "", net_nparams(&r), c->optimizer,
+	    r.cached ? " and its logit cache" : r.taught ?
+	    " and an online teacher" : "", net_nparams(&r), c->optimizer,
 	    (double)c->lr, c->batch, c->epochs, c->epochs == 1 ? "" : "s",
 	    openblas_get_corename());
 	if (r.cached && !resumed_mid_epoch && wait_coverage(&r, stop) != 0)
@@ -1141,7 +1273,7 @@ train_run(const train_cfg *c, volatile sig_atomic_t *stop)
 			const int B = r.n_rows - first < (size_t)c->batch ?
 			    (int)(r.n_rows - first) : c->batch;
 
-			loss_sum += (double)train_batch(&r, first, B) * B;
+			loss_sum += (double)train_batch(&r, pos.epoch, first, B) * B;
 			if (r.failed)
 				goto out;
 			seen += (uint64_t)B;

@@ -21,6 +21,10 @@ typedef struct train_cfg {
 	const char *onnx_out;                /* a network also as ONNX */
 	const char *checkpoint, *metrics;
 	const char *teacher_model;           /* fidelity on the test set */
+	const char *augment;                 /* view recipe; NULL: none */
+	int64_t augment_seed;                /* -1: --seed */
+	const char *online_teacher;          /* targets from this model */
+	const char *dump_inputs;             /* debug: first batches' x */
 	distill_cfg dc;                      /* dc.store NULL: no cache */
 	float alpha;
 	int epochs, batch, threads, resume, checkpoint_every;

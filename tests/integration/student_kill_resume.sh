@@ -4,7 +4,8 @@
 # One round uses SIGTERM instead: the trainer checkpoints and exits 1.
 # Twice: an MLP with dropout, and a CNN with BatchNorm (running statistics
 # and their counts travel in the checkpoint), a residual block, depthwise
-# conv, pools and dropout.
+# conv, pools and dropout. Then a CNN trained on views (--augment: each
+# epoch its own view of every row, from the seed, the row and the epoch).
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T0=$SL_TMP
 # Every round hashes the dataset as the reference run does: with the
@@ -91,3 +92,5 @@ sl_subset "$Y" 4000 "$T0/y.npy"
 X=$T0/x.npy Y=$T0/y.npy
 NET="--epochs 2 --arch conv:8:3:p=1,bn,relu,maxpool:2,res(conv:8:3:p=1,bn,relu,conv:8:3:p=1:g=8,bn),relu,avgpool:2,dropout:0.2,flatten,linear:10"
 scenario cnn 0.60
+NET="--epochs 3 --arch conv:8:3:p=1,bn,relu,maxpool:2,flatten,linear:10 --augment rrc=0.6:1,crop=2,flip --augment-seed 11"
+scenario cnn-augment 0.55
