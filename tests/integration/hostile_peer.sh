@@ -13,6 +13,10 @@
 #     300 slots and the honest worker is told BUSY until it gives up.)
 #  2. CURVE, the attacker's key on the allow-list, --max-sessions-per-peer
 #     4: the same bound by the address under CURVE.
+#  3. --max-sessions-per-peer 1 taken by a squatter on 127.0.0.1: a real
+#     worker from there is told BUSY, retries instead of exiting, and
+#     labels the job once the squatter leaves (past its --connect-timeout:
+#     BUSY is an answer).
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 sl_subset "$FMNIST/t10k-images-idx3-ubyte.gz" 500 "$T/x.npy"
@@ -131,4 +135,36 @@ grep -q "WARN refused (busy) HELLO from 127.0.0.2: 127.0.0.2 holds 4 sessions" "
 "$BIN/softlabel" verify "$T/c2" --teacher real >"$T/verify2" || sl_fail "verify: $(cat "$T/verify2")"
 grep -q "teacher real: 500 records in 5/5 done shards checked, 0 problems" "$T/verify2" ||
     sl_fail "job 2 incomplete: $(cat "$T/verify2")"
-echo "one address held to its share, plaintext and CURVE"
+
+# --- 3. a real worker told BUSY for its address's share ----------------------------
+# --max-sessions-per-peer 1 and a squatter from 127.0.0.1 holding that one
+# session: the real worker from the same address is told BUSY, keeps
+# retrying with back-off instead of exiting, and labels the job once the
+# squatter's connection closes and frees its address's share.
+P3=$(sl_free_port); EP3=tcp://127.0.0.1:$P3
+BROKER_PORT=$P3 sl_start_broker "$T/c3" "$T/x.npy" "$T/b3.log" --shard-rows 100 \
+    --max-sessions-per-peer 1
+sl_bg H3 $DPY "$ROOT/tests/lib/idle_client.py" hello "$EP3" 1 "$T/stop3" 120 \
+    >"$T/h3.out" 2>&1
+sl_wait_log "$T/h3.out" "1 sessions welcomed" 30
+# --connect-timeout 2: a BUSY broker is one that answered, so the worker
+# waits on past it. Six BUSY answers are at least 100+200+...+3200 ms of
+# back-off apart: past the 2 s.
+sl_bg W3 "$BIN/softlabel-teacher" --connect "$EP3" --model "$T/teacher.safetensors" \
+    --name real --threads 1 --connect-timeout 2 2>"$T/w3.log"
+sl_wait_log "$T/w3.log" "broker busy: 127.0.0.1 holds 1 sessions \(--max-sessions-per-peer\); saying HELLO again in" 30
+i=0
+while [ "$(sl_count "$T/w3.log" "broker busy")" -lt 6 ] && kill -0 "$W3" 2>/dev/null &&
+    [ "$i" -lt 300 ]; do
+	i=$((i + 1)); sleep 0.1
+done
+sl_check "$(sl_count "$T/w3.log" "broker busy") -ge 6" "the worker did not retry after BUSY: $(tail -2 "$T/w3.log")"
+kill -0 "$W3" 2>/dev/null || sl_fail "the worker exited on BUSY: $(tail -3 "$T/w3.log")"
+touch "$T/stop3"
+set +e; sl_wait_pid "$W3" 120; rc=$?; set -e
+sl_check "$rc -eq 0" "the worker after the squatter left: exit $rc: $(tail -3 "$T/w3.log")"
+"$BIN/softlabel" verify "$T/c3" --teacher real >"$T/verify3" || sl_fail "verify: $(cat "$T/verify3")"
+grep -q "teacher real: 500 records in 5/5 done shards checked, 0 problems" "$T/verify3" ||
+    sl_fail "job 3 incomplete: $(cat "$T/verify3")"
+echo "3: $(sl_count "$T/w3.log" "broker busy") BUSY answers, then the job: $(cat "$T/verify3" | head -1)"
+echo "one address held to its share, plaintext and CURVE; a real worker retries"
