@@ -111,8 +111,9 @@ take_over(broker *b, teacher_sched *ts, worker *w, uint32_t token,
 /* The limits per source address (peer.c): a HELLO past its address's
  * rate, a new session past its address's share, or a new address when
  * every tracked one holds sessions, gets BUSY (the worker says HELLO
- * again after a back-off, as when every slot is taken). addr NULL or ""
- * (not TCP): no limit. Returns 1 if admitted, with *peer the address's
+ * again after a back-off, as when every slot is taken). addr: the IP
+ * over TCP, "localhost:UID:GID:PID" over ipc:// (libzmq's SO_PEERCRED);
+ * NULL or "": no limit. Returns 1 if admitted, with *peer the address's
  * entry (-1: none). */
 static int
 peer_admitted(broker *b, const uint8_t *id, size_t idlen, const char *addr,

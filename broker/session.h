@@ -26,7 +26,8 @@ void session_drop_leases(broker *b, worker *w, const char *why_back);
  * takes over its previous session's leases), WELCOME or REFUSE; BUSY past
  * the limits per address or the free slots. key: the peer's CURVE key
  * (Z85), or NULL without CURVE; addr: its source address (libzmq's
- * "Peer-Address"), or NULL. */
+ * "Peer-Address": the IP over TCP, localhost:UID:GID:PID over ipc://),
+ * or NULL. */
 void session_hello(broker *b, const uint8_t *id, size_t idlen,
     const sl_msg *m, const char *key, const char *addr);
 
