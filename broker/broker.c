@@ -68,6 +68,9 @@ static const char *const event_lines[EV_COUNT_] = {
 	[EV_SIGHUP] = "SIGHUP",
 	[EV_CONN_CLOSED] = "closed connections",
 	[EV_BUSY] = "refused (busy)",
+	[EV_PEER_RATE] = "refused (busy: HELLO rate per address)",
+	[EV_PEER_SESSIONS] = "refused (busy: sessions per address)",
+	[EV_PEER_FULL] = "refused (busy: table of addresses full)",
 };
 
 const char *const broker_auth_names[AUTH_COUNT_] = {
@@ -341,7 +344,11 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 	}
 	b->workers = calloc(BROKER_MAX_WORKERS, sizeof *b->workers);
 	b->zctx = zmq_ctx_new();
-	if (b->workers == NULL || b->zctx == NULL) {
+	if (b->workers == NULL || b->zctx == NULL ||
+	    peer_table_init(&b->peers, BROKER_MAX_PEERS,
+	    (uint32_t)cfg->max_sessions_per_peer,
+	    (double)cfg->hello_rate_per_peer,
+	    (double)cfg->hello_burst_per_peer) != 0) {
 		sl_error("out of memory");
 		return 1;
 	}
@@ -397,6 +404,7 @@ broker_close(broker *b)
 	if (b->zctx != NULL)
 		zmq_ctx_term(b->zctx);
 	free(b->workers);
+	peer_table_fini(&b->peers);
 	sl_proto_buf_fini(&b->out);
 	sl_metrics_text_fini(&b->mtext);
 	sl_store_close(&b->store);
@@ -604,6 +612,7 @@ expire(broker *b)
 			if (broker_log_allow(b, EV_FORGOTTEN))
 				sl_info("worker %s silent for %" PRIu64 " ms: "
 				    "forgotten", w->name, now - w->last_seen_ms);
+			session_end_peer(b, w);
 			w->used = 0;
 		}
 	}
@@ -835,6 +844,7 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 				    w ? w->name : "peer", key ? key : "(none)");
 			if (w != NULL) {
 				session_drop_leases(b, w, "key revoked");
+				session_end_peer(b, w);
 				w->used = 0;
 			}
 			broker_reply_reason(b, sock, id, idlen, SL_MSG_REFUSE,
@@ -861,7 +871,8 @@ handle(broker *b, void *sock, zmq_msg_t *idm, zmq_msg_t *frame)
 	if (sock != b->sock)
 		return; /* the status endpoint answers STATUS only */
 	if (m.type == SL_MSG_HELLO) {
-		session_hello(b, id, idlen, &m, key);
+		session_hello(b, id, idlen, &m, key,
+		    zmq_msg_gets(frame, "Peer-Address"));
 		if ((w = session_find(b, id, idlen)) != NULL)
 			conn_heard(b, frame, w);
 		return;

@@ -7,6 +7,7 @@
  *
  *   lease.c    a teacher's shards and leases, a pure state machine
  *   session.c  the workers: sessions, HELLO, handover after a reconnect
+ *   peer.c     limits per source address (sessions, HELLO rate), pure
  *   auth.c     CURVE: keys, the ZAP handler, the socket monitor, SIGHUP
  *   commit.c   a group of results and quarantines in one transaction
  *   audit.c    --audit: identities, second and third opinions, refusals
@@ -26,6 +27,7 @@
 #include <zmq.h>
 
 #include "lease.h"
+#include "peer.h"
 #include "sl_curve.h"
 #include "sl_data.h"
 #include "sl_log.h"
@@ -36,6 +38,7 @@
 #define BROKER_MAX_WORKERS 4096
 #define BROKER_MAX_GROUP 256  /* results per commit transaction */
 #define BROKER_GRANTS 64      /* shards a worker may answer for */
+#define BROKER_MAX_PEERS BROKER_MAX_WORKERS /* source addresses tracked */
 #define METRICS_COMMIT_BUCKETS 14 /* commit histogram (metrics.c) */
 
 typedef struct broker_cfg {
@@ -48,6 +51,9 @@ typedef struct broker_cfg {
 	                         teachers, the only ones HELLO may name */
 	int max_teachers;     /* without --teacher: teachers the cache may hold */
 	int max_workers;      /* sessions at once, <= BROKER_MAX_WORKERS */
+	int max_sessions_per_peer; /* live sessions per source address, 0 off */
+	float hello_rate_per_peer; /* HELLOs/s per source address, 0 off */
+	int hello_burst_per_peer;  /* ... in a burst (the bucket's size) */
 	int64_t max_msg_bytes;
 	int64_t map_size_bytes; /* the cache's LMDB map (address space) */
 	float audit_rate;     /* --audit: share of shards given a second opinion */
@@ -80,6 +86,8 @@ typedef struct worker {
 	uint64_t granted[BROKER_GRANTS]; /* ring of shards it may answer for */
 	uint32_t ngranted;
 	int fd;               /* its connection's socket (libzmq's), -1 unknown */
+	int32_t peer;         /* its source address in broker.peers while the
+	                         session is live, else -1 (session_end_peer) */
 	int disconnected;     /* that connection closed (conn.c) */
 	sl_curve_key key;     /* CURVE public key of its session ("" without) */
 	uint32_t ident;       /* its identity (audit.c): key, or name without
@@ -144,6 +152,9 @@ enum remote_event {
 	EV_SIGHUP,            /* an allow-list reload (or a SIGHUP ignored) */
 	EV_CONN_CLOSED,       /* connections closed: silent, or over the limit */
 	EV_BUSY,              /* a HELLO refused for now: every slot taken */
+	EV_PEER_RATE,         /* ... its address said HELLO too often */
+	EV_PEER_SESSIONS,     /* ... its address holds its share of sessions */
+	EV_PEER_FULL,         /* ... the table of addresses is all live */
 	EV_COUNT_
 };
 
@@ -223,6 +234,8 @@ typedef struct broker {
 	int nconn_fds;
 	uint32_t nopen, max_conns;
 	uint64_t idle_closed, excess_closed, sessions_closed, busy;
+	peer_table peers;     /* per source address (session.c) */
+	uint64_t peer_refused[PEER_VERDICT_COUNT_]; /* BUSY by verdict */
 	sl_curve_allow *allow;
 	sl_curve_key secret, pub;
 	uint64_t auth_refused[AUTH_COUNT_];

@@ -1,5 +1,6 @@
 #include "conn.h"
 #include "auth.h"
+#include "session.h"
 #include "sl_log.h"
 #include "sl_net.h"
 
@@ -86,6 +87,7 @@ closed(broker *b, int fd)
 
 		if (w->used && w->fd == fd && !w->disconnected) {
 			w->disconnected = 1;
+			session_end_peer(b, w);
 			b->sessions_closed++;
 		}
 	}

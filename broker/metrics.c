@@ -151,6 +151,24 @@ metrics_render(broker *b)
 		    (const char *[]){ "reason", broker_auth_names[r], NULL },
 		    (double)b->auth_refused[r]);
 
+	sl_metrics_family(t, "softlabel_busy_total", "counter",
+	    "HELLOs answered BUSY (the worker retries after a back-off), by "
+	    "reason: every slot taken, or a limit per source address.");
+	{
+		const uint64_t peer = b->peer_refused[PEER_RATE] +
+		    b->peer_refused[PEER_SESSIONS] + b->peer_refused[PEER_FULL];
+		const char *const why[] = { "slots", "peer_rate",
+		    "peer_sessions", "peer_table_full" };
+		const double v[] = { (double)(b->busy - peer),
+		    (double)b->peer_refused[PEER_RATE],
+		    (double)b->peer_refused[PEER_SESSIONS],
+		    (double)b->peer_refused[PEER_FULL] };
+
+		for (int i = 0; i < 4; i++)
+			sl_metrics_sample(t, "softlabel_busy_total",
+			    (const char *[]){ "reason", why[i], NULL }, v[i]);
+	}
+
 	sl_metrics_family(t, "softlabel_commit_duration_seconds", "histogram",
 	    "Time of one LMDB write transaction (a group of results).");
 	for (int i = 0; i <= METRICS_COMMIT_BUCKETS; i++) {

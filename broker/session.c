@@ -48,6 +48,15 @@ session_was_granted(const worker *w, uint64_t shard)
 	return 0;
 }
 
+void
+session_end_peer(broker *b, worker *w)
+{
+	if (w->used && w->peer >= 0) {
+		peer_session_drop(&b->peers, (uint32_t)w->peer, sl_net_now_ms());
+		w->peer = -1;
+	}
+}
+
 /* Every lease of w goes back to the queue. */
 void
 session_drop_leases(broker *b, worker *w, const char *why_back)
@@ -97,6 +106,53 @@ take_over(broker *b, teacher_sched *ts, worker *w, uint32_t token,
 		lease_move(&ts->lease, (uint64_t)s, token, w->token, deadline);
 		h->resumed++;
 	}
+}
+
+/* The limits per source address (peer.c): a HELLO past its address's
+ * rate, a new session past its address's share, or a new address when
+ * every tracked one holds sessions, gets BUSY (the worker says HELLO
+ * again after a back-off, as when every slot is taken). addr: the IP
+ * over TCP, "localhost:UID:GID:PID" over ipc:// (libzmq's SO_PEERCRED);
+ * NULL or "": no limit. Returns 1 if admitted, with *peer the address's
+ * entry (-1: none). */
+static int
+peer_admitted(broker *b, const uint8_t *id, size_t idlen, const char *addr,
+    int32_t *peer)
+{
+	static const enum remote_event ev[PEER_VERDICT_COUNT_] = {
+		[PEER_RATE] = EV_PEER_RATE, [PEER_SESSIONS] = EV_PEER_SESSIONS,
+		[PEER_FULL] = EV_PEER_FULL,
+	};
+	const broker_cfg *c = b->cfg;
+	char why_text[SL_PROTO_MAX_REASON];
+	enum peer_verdict v;
+	uint32_t idx = 0;
+
+	*peer = -1;
+	if (addr == NULL || addr[0] == '\0')
+		return 1;
+	v = peer_hello(&b->peers, addr, session_find(b, id, idlen) == NULL,
+	    sl_net_now_ms(), &idx);
+	if (v == PEER_OK) {
+		*peer = (int32_t)idx;
+		return 1;
+	}
+	if (v == PEER_RATE)
+		snprintf(why_text, sizeof why_text, "more than %g HELLOs a second "
+		    "(burst %d) from %.64s (--hello-rate-per-peer)",
+		    (double)c->hello_rate_per_peer, c->hello_burst_per_peer, addr);
+	else if (v == PEER_SESSIONS)
+		snprintf(why_text, sizeof why_text, "%.64s holds %d sessions "
+		    "(--max-sessions-per-peer)", addr, c->max_sessions_per_peer);
+	else
+		snprintf(why_text, sizeof why_text, "all %d source addresses the "
+		    "broker tracks hold sessions", BROKER_MAX_PEERS);
+	b->peer_refused[v]++;
+	b->busy++;
+	if (broker_log_allow(b, ev[v]))
+		sl_warn("refused (busy) HELLO from %.64s: %s", addr, why_text);
+	broker_reply_reason(b, b->sock, id, idlen, SL_MSG_BUSY, why_text);
+	return 0;
 }
 
 /* Names reach logs, status, the cache and terminals: the HELLO of a name
@@ -210,7 +266,7 @@ teacher_admitted(broker *b, const uint8_t *id, size_t idlen,
 
 void
 session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
-    const char *key)
+    const char *key, const char *addr)
 {
 	char name[SL_PROTO_MAX_NAME + 1], why_text[SL_ERRMSG_MAX + 64];
 	sl_store_teacher t;
@@ -220,7 +276,10 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	int rc;
 
 	uint32_t ident;
+	int32_t peer;
 
+	if (!peer_admitted(b, id, idlen, addr, &peer))
+		return;
 	if (!hello_names_valid(b, id, idlen, m))
 		return;
 	snprintf(name, sizeof name, "%.*s", (int)m->u.hello.worker.len,
@@ -324,8 +383,12 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	}
 	/* A repeated HELLO on the same connection starts a new session too. */
 	const uint32_t old_token = same_connection && w->used ? w->token : 0;
+	session_end_peer(b, w);
 	memset(w, 0, sizeof *w);
 	w->used = 1;
+	w->peer = peer;
+	if (peer >= 0)
+		peer_session_add(&b->peers, (uint32_t)peer);
 	memcpy(w->id, id, idlen);
 	w->idlen = idlen;
 	w->token = b->next_token++;
@@ -359,6 +422,7 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		    strcmp(prev->key.z85, w->key.z85) == 0) {
 			take_over(b, ts, w, prev->token, m->u.hello.held,
 			    m->u.hello.nheld, &h);
+			session_end_peer(b, prev);
 			prev->used = 0;
 		}
 	}

@@ -6,7 +6,10 @@
  *    "workers": [{"name", "teacher", "leases", "results", "samples",
  *    "samples_per_s", "last_heartbeat_ms"}],
  *    "rejected": {"reason": count, ...}, "connections": {"open", "max",
- *    "idle_closed", "excess_closed", "sessions_closed", "busy"},
+ *    "idle_closed", "excess_closed", "sessions_closed", "busy" (every BUSY
+ *    answer), "peer_rate_refused", "peer_sessions_refused", "peer_table_full"
+ *    (the BUSY answers of the limits per address), "peers" (addresses
+ *    tracked), "peers_evicted"},
  *    "curve": bool,
  *    "auth_refused": {"plaintext", "unknown_key", "handshake_failed",
  *    "revoked"}, "audit": {"rate", "passed", "disputed", "settled",
@@ -151,6 +154,15 @@ status_text(const broker *b, int max_workers, int max_q)
 		cJSON_AddNumberToObject(conns, "sessions_closed",
 		    (double)b->sessions_closed);
 		cJSON_AddNumberToObject(conns, "busy", (double)b->busy);
+		cJSON_AddNumberToObject(conns, "peer_rate_refused",
+		    (double)b->peer_refused[PEER_RATE]);
+		cJSON_AddNumberToObject(conns, "peer_sessions_refused",
+		    (double)b->peer_refused[PEER_SESSIONS]);
+		cJSON_AddNumberToObject(conns, "peer_table_full",
+		    (double)b->peer_refused[PEER_FULL]);
+		cJSON_AddNumberToObject(conns, "peers", b->peers.n);
+		cJSON_AddNumberToObject(conns, "peers_evicted",
+		    (double)b->peers.evicted);
 	}
 	cJSON *audit = cJSON_AddObjectToObject(root, "audit");
 	if (audit != NULL) {

@@ -84,7 +84,8 @@ enum sl_msg_type {
 	SL_MSG_STATUS_REPLY = 11,
 	SL_MSG_DONE = 12, /* broker -> worker: every shard of your teacher is done */
 	SL_MSG_BUSY = 13, /* broker -> worker: HELLO refused for now; say it
-	                     again after a back-off (every worker slot taken) */
+	                     again after a back-off (every worker slot taken,
+	                     or a limit per source address) */
 	SL_MSG_META = 14,          /* reader -> serve */
 	SL_MSG_META_REPLY = 15,
 	SL_MSG_SHARDS = 16,

@@ -99,6 +99,8 @@ typedef struct wstate {
 	sl_proto_buf out;
 	int welcomed, done;
 	int ever_welcomed;      /* a broker has answered since the start */
+	int ever_busy;          /* a broker said BUSY: it is there, only full
+	                           for now (no --connect-timeout then) */
 	uint32_t teacher_index, heartbeat_ms, row_bytes, shard_rows;
 	enum sl_dtype dtype;
 	uint64_t last_heard_ms, last_hb_ms;
@@ -612,6 +614,7 @@ receive(wstate *w)
 			 * for now (a flood of sessions, say). Back off. */
 			const uint32_t d = sl_net_backoff_ms(&w->backoff_ms, &w->rng);
 
+			w->ever_busy = 1;
 			sl_warn("broker busy: %.*s; saying HELLO again in %u ms",
 			    (int)m.u.reset.reason.len,
 			    (const char *)m.u.reset.reason.p, d);
@@ -1027,7 +1030,7 @@ worker_run(const worker_cfg *cfg, volatile sig_atomic_t *stop)
 		/* A broker silent for the liveness period is presumed gone:
 		 * new socket, HELLO, resend what is held (Paranoid Pirate).
 		 * The back-off wait does not block computing. */
-		if (!w.ever_welcomed && cfg->connect_timeout_s > 0 &&
+		if (!w.ever_welcomed && !w.ever_busy && cfg->connect_timeout_s > 0 &&
 		    now - connect_ms >= (uint64_t)cfg->connect_timeout_s * 1000u) {
 			sl_error("no broker answered at %s within %d s "
 			    "(--connect-timeout; 0 waits forever): is it running, "

@@ -192,13 +192,16 @@ sl_start_broker "$T/busy" "$T/small.npy" "$T/broker-busy.log" --shard-rows 500 -
 sl_bg SQ $DPY "$ROOT/tests/lib/idle_client.py" hello "$BROKER_EP" 2 "$T/stop-squat" 120 \
     >"$T/squat.out" 2>&1
 sl_wait_log "$T/squat.out" "2 sessions welcomed" 30
-pyw PBZ "$T/py-busy.log" busy 2 f32 py-busy
+# --connect-timeout 2: BUSY is an answer, so the worker waits on past it;
+# six BUSY answers are at least 100+200+...+3200 ms of back-off apart.
+pyw PBZ "$T/py-busy.log" busy 2 f32 py-busy --connect-timeout 2
 sl_wait_log "$T/py-busy.log" "WARN broker busy: every worker slot of the broker is taken; saying HELLO again in" 60
 i=0
-while [ "$(sl_count "$T/py-busy.log" "broker busy")" -lt 2 ] && [ "$i" -lt 100 ]; do
+while [ "$(sl_count "$T/py-busy.log" "broker busy")" -lt 6 ] && kill -0 "$PBZ" 2>/dev/null &&
+    [ "$i" -lt 300 ]; do
 	i=$((i + 1)); sleep 0.1
 done
-sl_check "$(sl_count "$T/py-busy.log" "broker busy") -ge 2" "G: the Python worker did not retry after BUSY"
+sl_check "$(sl_count "$T/py-busy.log" "broker busy") -ge 6" "G: the Python worker did not retry after BUSY: $(tail -2 "$T/py-busy.log")"
 kill -0 "$PBZ" 2>/dev/null || sl_fail "G: the Python worker exited on BUSY: $(tail -2 "$T/py-busy.log")"
 touch "$T/stop-squat"
 set +e; sl_wait_pid "$PBZ" 120; rc=$?; set -e

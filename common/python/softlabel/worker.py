@@ -29,8 +29,9 @@ READY with its credit after WELCOME and with each heartbeat while idle,
 READY with credit 0 when it stops (the broker then leases it nothing more);
 HEARTBEAT every ``hb_ms`` listing the shards in progress; RESULT per shard,
 kept and sent again after every reconnect until its ACK; RESET answered
-with HELLO; BUSY (every worker slot of the broker taken) answered with
-HELLO after a back-off; a broker silent for 6 heartbeats is presumed gone
+with HELLO; BUSY (every worker slot of the broker taken, or a limit per
+source address) answered with HELLO after a back-off, and counted as the
+broker's answer for ``connect_timeout_s``; a broker silent for 6 heartbeats is presumed gone
 (new socket, back-off 100 ms doubling to 5 s with jitter); no broker
 answering within ``connect_timeout_s`` (300) of the start ends run() with
 1. Teacher and worker names take A-Z a-z 0-9 . _ - + : @. CURVE when
@@ -422,6 +423,7 @@ class Worker:
                     # Not a refusal of this worker: the broker is full for
                     # now. HELLO again after a back-off.
                     d = self._backoff()
+                    self.ever_busy = True
                     self.log.warning("broker busy: %s; saying HELLO again in %d ms",
                                      m["reason"], d)
                     self.hello_at = _now_ms() + d
@@ -538,6 +540,7 @@ class Worker:
         self.stall_logged = False
         self.rng = random.Random(os.getpid())
         self.ever_welcomed = False
+        self.ever_busy = False  # a broker said BUSY: it is there, only full
         self.hello_at = 0
         t0 = _now_ms()
         if self.connect_timeout_s > 0:
@@ -580,7 +583,8 @@ class Worker:
                                   self.shards_done, self.samples_done)
                     status = 0
                     break
-                if (not self.ever_welcomed and self.connect_timeout_s > 0
+                if (not self.ever_welcomed and not self.ever_busy
+                        and self.connect_timeout_s > 0
                         and now - t0 >= self.connect_timeout_s * 1000):
                     raise WorkerError(f"no broker answered at {self.connect_ep} within "
                                       f"{self.connect_timeout_s:g} s (connect_timeout_s; 0 "
