@@ -482,6 +482,8 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		r.u.welcome.view_recipe.p = rb;
 		r.u.welcome.view_recipe.len = sizeof rb;
 		r.u.welcome.view_seed = t.view_seed;
+		r.u.welcome.view_h = shape[b->job.dataset.ndim - 3];
+		r.u.welcome.view_w = shape[b->job.dataset.ndim - 2];
 	}
 	broker_reply(b, b->sock, id, idlen, &r);
 	b->hellos++;

@@ -52,6 +52,10 @@
  *   vrecipe   bin      (optional) the teacher's recipe, 12 bytes when
  *                      views > 0, else empty
  *   vseed     uint     (optional) the teacher's view seed (uint64)
+ *   vh, vw    uint     (optional) the rows' image height and width (the
+ *                      last two dimensions of the row shape), >= 1 each
+ *                      when views > 0: a view transforms rows as
+ *                      row_values / (vh * vw) planes of vh x vw
  *
  *   REFUSE (3) broker -> worker     reason  str  0..256 bytes, no NUL
  *   READY (4) worker -> broker      credit  uint 0..64 (0: a stopping worker,
@@ -191,6 +195,8 @@ static const struct field welcome_fields[] = {
 	U("views", K_U32, welcome.views, 0, SL_PROTO_MAX_VIEWS, F_OPT | F_ENUM),
 	U("vrecipe", K_BIN, welcome.view_recipe, 0, SL_VIEW_RECIPE_BYTES, F_OPT),
 	U("vseed", K_U64, welcome.view_seed, 0, UINT64_MAX, F_OPT),
+	U("vh", K_U32, welcome.view_h, 0, UINT32_MAX, F_OPT),
+	U("vw", K_U32, welcome.view_w, 0, UINT32_MAX, F_OPT),
 };
 static const struct field refuse_fields[] = {
 	U("reason", K_STR, refuse.reason, 0, SL_PROTO_MAX_REASON, F_NONUL),
@@ -731,9 +737,14 @@ check_views(const char *tname, uint32_t views, const sl_bytes *recipe,
 static int
 check_message(const sl_msg *m, sl_errmsg *why)
 {
-	if (m->type == SL_MSG_WELCOME)
+	if (m->type == SL_MSG_WELCOME) {
+		if ((m->u.welcome.views > 0) != (m->u.welcome.view_h > 0) ||
+		    (m->u.welcome.views > 0) != (m->u.welcome.view_w > 0))
+			return sl_errmsg_set(why, SL_EFORMAT, "WELCOME: keys 'vh' "
+			    "and 'vw' go with 'views', each >= 1");
 		return check_views("WELCOME", m->u.welcome.views,
 		    &m->u.welcome.view_recipe, m->u.welcome.view_seed, why);
+	}
 	if (m->type == SL_MSG_SHARDS_REPLY)
 		return check_runs(m, why);
 	if (m->type == SL_MSG_RECORDS || m->type == SL_MSG_RECORDS_REPLY)

@@ -155,6 +155,7 @@ typedef struct sl_msg {
 			uint32_t views;
 			sl_bytes view_recipe; /* 12 bytes when views > 0 */
 			uint64_t view_seed;
+			uint32_t view_h, view_w; /* the rows' image, views > 0 */
 		} welcome;
 		struct { /* REFUSE */
 			sl_bytes reason;

@@ -466,6 +466,8 @@ test_views_keys(void **state)
 			m.u.welcome.views = 8;
 			m.u.welcome.view_recipe = (sl_bytes){ rb, sizeof rb };
 			m.u.welcome.view_seed = UINT64_MAX;
+			m.u.welcome.view_h = 28;
+			m.u.welcome.view_w = 27;
 		}
 		assert_int_equal(sl_proto_encode(&m, &b), 0);
 		assert_true(b.len > plain.len);
@@ -481,12 +483,24 @@ test_views_keys(void **state)
 			assert_bytes(out.u.welcome.view_recipe,
 			    m.u.welcome.view_recipe, b.p, b.len);
 			assert_true(out.u.welcome.view_seed == UINT64_MAX);
+			assert_int_equal(out.u.welcome.view_h, 28);
+			assert_int_equal(out.u.welcome.view_w, 27);
 			m.u.welcome.views = 0;
 		}
 		assert_int_equal(sl_proto_encode(&m, &b), 0);
 		assert_int_equal(sl_proto_decode(b.p, b.len, &out, &why),
 		    SL_EFORMAT);
-		assert_non_null(strstr(why.text, "without 'views'"));
+		assert_non_null(strstr(why.text, types[i] == SL_MSG_HELLO ?
+		    "without 'views'" : "'vh' and 'vw' go with 'views'"));
+		m.u.welcome.view_h = m.u.welcome.view_w = 0;
+		if (types[i] == SL_MSG_WELCOME) {
+			assert_int_equal(sl_proto_encode(&m, &b), 0);
+			assert_int_equal(sl_proto_decode(b.p, b.len, &out, &why),
+			    SL_EFORMAT);
+			assert_non_null(strstr(why.text, "without 'views'"));
+			m.u.welcome.view_h = 28;
+			m.u.welcome.view_w = 27;
+		}
 		/* A recipe of another version, and views past the limit. */
 		rb[0] = 2;
 		if (types[i] == SL_MSG_HELLO)
