@@ -1,0 +1,91 @@
+#!/bin/sh
+# Views through the whole system (issue 12): a broker with --views 4
+# --view-recipe crop=4,flip --view-seed 7 and two softlabel-teacher workers
+# (the ResNet-style ONNX teacher PyTorch exports for onnx_label.sh) label
+# 4 views of 4,000 Fashion-MNIST rows as (shard, view) units. Workers that
+# insist on another recipe or another V are refused, naming the field. One
+# worker is killed with -9 in the middle of the job and replaced; its
+# leases expire and go to the others. Then every (sample, view) has exactly
+# one record under its 16-byte key, none is missing, and 200 sampled pairs
+# equal PyTorch's softmax(z/2) on the view that softlabel.views (Python)
+# computes from the raw row, within 1e-5; the same records compared with
+# PyTorch on the plain rows must fail (the check sees the views).
+. "$(dirname "$0")/../lib/common.sh"
+sl_tmpdir; T=$SL_TMP
+$DPY -c "import torch, onnx, lmdb, numpy" 2>/dev/null ||
+    sl_fail "python3-torch, python3-onnx, python3-lmdb or python3-numpy is missing (make deps installs them)"
+export PYTHONPATH="$ROOT/common/python${PYTHONPATH:+:$PYTHONPATH}"
+OM="$DPY $ROOT/tests/lib/onnx_models.py"
+VC="$DPY $ROOT/tests/lib/views_check.py"
+PRE="--input-mean 0.286 --input-std 0.353"
+N=4000 V=4
+sl_subset "$FMNIST/train-images-idx3-ubyte.gz" $N "$T/x.npy"
+$OM export resnet "$T/res.onnx" --opset 17 --seed 11 --data "$T/x.npy" $PRE \
+    2>"$T/export.log" >/dev/null || sl_fail "export: $(tail -3 "$T/export.log")"
+
+sl_start_broker "$T/cache" "$T/x.npy" "$T/broker.log" --shard-rows 250 \
+    --views $V --view-recipe crop=4,flip --view-seed 7 --lease-timeout 2 \
+    --exit-when-done --nosync
+worker() { # name extra...
+	_n=$1; shift
+	exec "$BIN/softlabel-teacher" --connect "$BROKER_EP" --model "$T/res.onnx" \
+	    --name res --temperature 2 $PRE --threads 1 --batch 50 \
+	    --worker-name "$_n" "$@" 2>>"$T/$_n.log"
+}
+
+# Workers started with other views are refused (exit 1), the reason named.
+for bad in "recipe --views 4 --view-recipe crop=2,flip --view-seed 7" \
+    "count --views 8 --view-recipe crop=4,flip --view-seed 7" \
+    "seed --views 4 --view-recipe crop=4,flip --view-seed 8"; do
+	set -- $bad; name=$1; shift
+	sl_bg pid worker "bad-$name" "$@"
+	set +e; sl_wait_pid "$pid" 30; rc=$?; set -e
+	sl_check "$rc -eq 1" "the worker with another $name exited $rc: $(tail -2 "$T/bad-$name.log")"
+done
+grep -q "refused this worker: teacher 'res' is registered with view recipe crop=4,flip, this worker has crop=2,flip" "$T/bad-recipe.log" ||
+    sl_fail "recipe refusal: $(tail -1 "$T/bad-recipe.log")"
+grep -q "registered with 4 views, this worker has 8" "$T/bad-count.log" ||
+    sl_fail "views refusal: $(tail -1 "$T/bad-count.log")"
+grep -q "registered with view seed 7, this worker has 8" "$T/bad-seed.log" ||
+    sl_fail "seed refusal: $(tail -1 "$T/bad-seed.log")"
+
+# Two workers (one insisting on the right views, one taking the broker's);
+# worker 1 is killed once some units are done, and replaced.
+sl_bg W1 worker w1 --views 4 --view-recipe crop=4,flip --view-seed 7
+sl_bg W2 worker w2
+i=0 done_units=0
+while [ "$done_units" -lt 6 ]; do
+	sl_status_json "$BROKER_EP" >"$T/st.json" 2>/dev/null || true
+	done_units=$(sl_json_get "$T/st.json" "d['teachers'][0]['done']" 2>/dev/null || echo 0)
+	i=$((i + 1))
+	[ "$i" -le 600 ] || sl_fail "no 6 units done in 120 s: $(cat "$T/st.json")"
+	sleep 0.2
+done
+units=$(sl_json_get "$T/st.json" "d['teachers'][0]['units']")
+sl_check "$units -eq $((N / 250 * V))" "status has $units units, want $((N / 250 * V))"
+sl_check "$done_units -lt $units" "the job ended before the kill"
+kill -9 "$W1"
+echo "killed worker 1 with $done_units/$units units done"
+sl_bg W3 worker w3
+set +e; sl_wait_pid "$BROKER_PID" 300; rc=$?; set -e
+sl_check "$rc -eq 0" "broker exit $rc: $(tail -3 "$T/broker.log")"
+expired=$(sl_count "$T/broker.log" "lease expired")
+sl_check "$expired -ge 1" "no lease of the killed worker expired"
+grep -q "views: 4 per row, recipe crop=4,flip, seed 7, rows of 1 x 28 x 28" "$T/w2.log" ||
+    sl_fail "worker 2 did not take the broker's views: $(grep views "$T/w2.log")"
+
+# Every record, once; sampled ones against PyTorch on Python's views.
+$VC make "$T/cache" res "$T/x.npy" 200 "$T/views.npy" "$T/pairs.npy" ||
+    sl_fail "making the views in Python failed"
+$OM predict "$T/res.onnx" "$T/views.npy" "$T/ref.npy" --temperature 2 $PRE >/dev/null ||
+    sl_fail "PyTorch's reference failed"
+$VC check "$T/cache" res $N "$T/pairs.npy" "$T/ref.npy" 2 --atol 1e-5 ||
+    sl_fail "the cache differs from PyTorch on the views"
+# The control: the plain rows of those pairs are not what was labeled.
+$DPY -c "import numpy as np, sys; x = np.load(sys.argv[1]); p = np.load(sys.argv[2]); np.save(sys.argv[3], x[p[:, 0]])" \
+    "$T/x.npy" "$T/pairs.npy" "$T/plain.npy"
+$OM predict "$T/res.onnx" "$T/plain.npy" "$T/ref_plain.npy" --temperature 2 $PRE >/dev/null
+if $VC check "$T/cache" res $N "$T/pairs.npy" "$T/ref_plain.npy" 2 --atol 1e-5 2>/dev/null; then
+	sl_fail "the records also equal PyTorch on the plain rows: the check cannot see views"
+fi
+echo "PASS: $((N * V)) view records, one each, after a kill -9; refusals named the recipe, V and seed"
