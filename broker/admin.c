@@ -711,8 +711,12 @@ cmd_copy(const char *dir, const char *dest)
 typedef struct vctx {
 	const cache *c;
 	const sl_store_teacher *t;
-	uint8_t *state;    /* (nshards) from the shards db */
-	uint32_t *count;   /* (nshards) records seen per shard */
+	/* Per unit: a shard, or (shard, view) as shard * V + view for a
+	 * teacher with V views; V 1 without views. */
+	uint32_t V;
+	uint64_t nunits;
+	uint8_t *state;    /* (nunits) from the shards db */
+	uint32_t *count;   /* (nunits) records seen per unit */
 	uint64_t records, problems;
 	int64_t last;
 } vctx;
@@ -739,15 +743,42 @@ verify_shard(void *arg, uint64_t shard, const sl_shard_info *info)
 {
 	vctx *v = arg;
 
-	if (shard >= v->c->nshards)
+	if (shard >= v->nunits)
 		problem(v, "shard entry %" PRIu64 " beyond the %" PRIu64
-		    " shards of the dataset", shard, v->c->nshards);
-	else if (shard < v->c->shard_first || shard >= v->c->shard_end)
+		    " %s of the dataset", shard, v->nunits, v->t->views ?
+		    "(shard, view) units" : "shards");
+	else if (shard / v->V < v->c->shard_first ||
+	    shard / v->V >= v->c->shard_end)
 		problem(v, "shard entry %" PRIu64 " outside the cache's rows %"
 		    PRIu64 ":%" PRIu64, shard, v->c->job.rows_first,
 		    v->c->job.rows_end);
 	else
 		v->state[shard] = (uint8_t)info->state;
+	return 0;
+}
+
+/* A record of a teacher with views: counted under its unit. */
+static int
+verify_view_label(void *arg, uint64_t s, uint32_t view, const void *rec,
+    size_t len)
+{
+	vctx *v = arg;
+	sl_errmsg why = { "" };
+	const uint64_t unit = s / v->c->job.shard_rows * v->V + view;
+
+	v->records++;
+	if (s >= v->c->job.dataset.rows || view >= v->V) {
+		problem(v, "sample %" PRIu64 " view %u: beyond the dataset's %"
+		    PRIu64 " rows x %u views", s, view, v->c->job.dataset.rows,
+		    v->V);
+		return 0;
+	}
+	if (v->state[unit] != SL_SHARD_DONE)
+		problem(v, "sample %" PRIu64 " view %u: record in shard %" PRIu64
+		    " view %u which is not done", s, view, unit / v->V, view);
+	v->count[unit]++;
+	if (sl_label_check(rec, len, &v->t->fmt, NULL, &why) != 0)
+		problem(v, "sample %" PRIu64 " view %u: %s", s, view, why.text);
 	return 0;
 }
 
@@ -789,13 +820,15 @@ cmd_verify(const char *dir)
 		return 1;
 	}
 	for (size_t i = 0; i < c.nteachers; i++) {
-		vctx v = { &c, &c.teachers[i], NULL, NULL, 0, 0, -1 };
-		uint64_t done = 0;
+		const uint32_t V = c.teachers[i].views ? c.teachers[i].views : 1;
+		vctx v = { &c, &c.teachers[i], V, c.nshards * V, NULL, NULL, 0, 0,
+		    -1 };
+		uint64_t done = 0, per_view[8] = { 0 };
 
 		if (teacher_name && strcmp(teacher_name, c.teachers[i].name) != 0)
 			continue;
-		v.state = calloc(c.nshards + 1, 1);
-		v.count = calloc(c.nshards + 1, sizeof *v.count);
+		v.state = calloc(v.nunits + 1, 1);
+		v.count = calloc(v.nunits + 1, sizeof *v.count);
 		if (v.state == NULL || v.count == NULL) {
 			fprintf(stderr, "softlabel: out of memory\n");
 			free(v.state);
@@ -803,26 +836,52 @@ cmd_verify(const char *dir)
 			break;
 		}
 		int rc1 = sl_store_each_shard(txn, v.t->index, verify_shard, &v);
-		int rc2 = sl_store_each_label(txn, v.t->index, 0, verify_label, &v);
+		int rc2 = v.t->views ? sl_store_each_label_view(txn, v.t->index,
+		    0, verify_view_label, &v) : sl_store_each_label(txn,
+		    v.t->index, 0, verify_label, &v);
 		if (rc1 != 0 || rc2 != 0)
 			problem(&v, "cannot walk the cache: %s",
 			    sl_strerror(rc1 ? rc1 : rc2));
-		for (uint64_t s = 0; s < c.nshards; s++) {
+		for (uint64_t u = 0; u < v.nunits; u++) {
+			const uint64_t s = u / V;
 			const uint64_t first = s * c.job.shard_rows;
 			const uint64_t want = c.job.dataset.rows - first <
 			    c.job.shard_rows ? c.job.dataset.rows - first :
 			    c.job.shard_rows;
 
-			if (v.state[s] != SL_SHARD_DONE)
+			if (v.state[u] != SL_SHARD_DONE)
 				continue;
 			done++;
-			if (v.count[s] != want)
+			if (v.t->views && u % V < 8)
+				per_view[u % V]++;
+			if (v.count[u] == want)
+				continue;
+			if (v.t->views)
+				problem(&v, "shard %" PRIu64 " view %u is done but "
+				    "holds %u records of %" PRIu64, s,
+				    (unsigned)(u % V), v.count[u], want);
+			else
 				problem(&v, "shard %" PRIu64 " is done but holds %u "
-				    "records of %" PRIu64, s, v.count[s], want);
+				    "records of %" PRIu64, s, v.count[u], want);
 		}
-		printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%" PRIu64
-		    " done shards checked, %" PRIu64 " problems\n", esc(v.t->name),
-		    v.records, done, c.shard_end - c.shard_first, v.problems);
+		if (v.t->views) {
+			printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%"
+			    PRIu64 " done (shard, view) units of %u views "
+			    "checked, %" PRIu64 " problems\n", esc(v.t->name),
+			    v.records, done, (c.shard_end - c.shard_first) * V, V,
+			    v.problems);
+			for (uint32_t k = 0; k < V && k < 8; k++)
+				printf("  view %u: %" PRIu64 "/%" PRIu64 " shards "
+				    "done\n", k, per_view[k],
+				    c.shard_end - c.shard_first);
+			if (V > 8)
+				printf("  (views 8..%u not listed)\n", V - 1);
+		} else {
+			printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%"
+			    PRIu64 " done shards checked, %" PRIu64 " problems\n",
+			    esc(v.t->name), v.records, done,
+			    c.shard_end - c.shard_first, v.problems);
+		}
 		total_problems += v.problems;
 		total_records += v.records;
 		free(v.state);
