@@ -42,14 +42,16 @@ static const char *sample_arg;
 static float temperature;
 static int as_json, timeout_s, show_help, show_version, max_report, digits;
 static int as_logits, watch;
+static int view_arg = -1; /* get --view; -1: not given */
 
 static sl_opt opts[] = {
 	{ "teacher", SL_OPT_STR, &teacher_name, NULL, 0, 0, "NAME", "teacher (get, export: optional when the cache has one; verify: only this one)", 0 },
 	{ "sample", SL_OPT_STR, &sample_arg, NULL, 0, 0, "A[:B]", "get: sample A, or samples A..B-1 (A: or :B open-ended)", 0 },
+	{ "view", SL_OPT_INT, &view_arg, NULL, 0, 1023, "V", "get: view V of a teacher with views (default 0); a teacher without views has none", 0 },
 	{ "digits", SL_OPT_INT, &digits, "6", 0, 9, "N", "get: decimals printed (0: full float precision, %.9g)", 0 },
 	{ "logits", SL_OPT_FLAG, &as_logits, NULL, 0, 0, NULL, "get: the teacher's raw logits (T_stored * values) instead of probabilities; top-k: nan (JSON null) for classes not kept", 0 },
 	{ "temperature", SL_OPT_FLOAT, &temperature, "0", 0, 1e4, "T", "distribution at T (get, export; 0: the stored T)", 0 },
-	{ "out", SL_OPT_STR, &out_path, NULL, 0, 0, "FILE", "output .npy (export): float32 (rows, classes), NaN rows where absent", 0 },
+	{ "out", SL_OPT_STR, &out_path, NULL, 0, 0, "FILE", "output .npy (export): float32 (rows, classes), or (rows, views, classes) for a teacher with views; NaN where absent", 0 },
 	{ "json", SL_OPT_FLAG, &as_json, NULL, 0, 0, NULL, "status: print the broker's JSON as is; get: one JSON object per sample and line, floats in full", 0 },
 	{ "timeout", SL_OPT_INT, &timeout_s, "5", 1, 3600, "S", "status: seconds to wait for the broker", 0 },
 	{ "watch", SL_OPT_FLAG, &watch, NULL, 0, 0, "[S]", "status: --watch [S] asks again every S seconds (default 2, 0.1-3600) until Ctrl-C or the broker stops answering (exit 0; 1 if it never answered); a terminal is redrawn, a pipe gets one line per refresh", 0 },
@@ -73,8 +75,8 @@ usage(FILE *out)
 	    "       softlabel copy STORE DEST   (a compacted, consistent snapshot,\n"
 	    "                           also of a cache a broker writes, into the new\n"
 	    "                           directory DEST; nothing left there on failure)\n"
-	    "       softlabel get STORE [--teacher NAME] --sample A[:B] [--temperature T]\n"
-	    "                     [--digits N] [--logits] [--json]\n"
+	    "       softlabel get STORE [--teacher NAME] --sample A[:B] [--view V]\n"
+	    "                     [--temperature T] [--digits N] [--logits] [--json]\n"
 	    "       softlabel export STORE [--teacher NAME] --out FILE.npy [--temperature T]\n"
 	    "       softlabel teacher remove STORE NAME   (a registration that never\n"
 	    "                           produced a record; not while a broker runs)\n"
@@ -588,6 +590,27 @@ count_shard(void *arg, uint64_t shard, const sl_shard_info *info)
 }
 
 static int
+count_view_rec(void *arg, uint64_t s, uint32_t view, const void *rec,
+    size_t len)
+{
+	(void)s, (void)view, (void)rec, (void)len;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* Records of a teacher with views (a walk of its keys; 0 on a walk error,
+ * which verify reports). */
+static uint64_t
+count_records(sl_store_txn *txn, const sl_store_teacher *t)
+{
+	uint64_t n = 0;
+
+	if (sl_store_each_label_view(txn, t->index, 0, count_view_rec, &n) != 0)
+		return 0;
+	return n;
+}
+
+static int
 cmd_inspect(const char *dir)
 {
 	cache c;
@@ -606,7 +629,8 @@ cmd_inspect(const char *dir)
 	}
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", c.job.dataset.sha256[i]);
-	printf("cache       %s (schema %d)\n", dir, SL_STORE_SCHEMA);
+	printf("cache       %s (schema %u%s)\n", dir, c.job.schema,
+	    c.job.schema < SL_STORE_SCHEMA ? ", written before views" : "");
 	printf("dataset     %s\n", esc(c.job.dataset_path));
 	printf("            %" PRIu64 " rows, shape (", c.job.dataset.rows);
 	for (uint32_t d = 0; d < c.job.dataset.ndim; d++)
@@ -627,12 +651,25 @@ cmd_inspect(const char *dir)
 		sl_store_each_shard(txn, t->index, count_shard, &k);
 		sl_label_format_encoding(&t->fmt, enc, sizeof enc);
 		printf("teacher %u   %s: model sha256 %s, T=%g, %s, %u classes, "
-		    "%zu bytes/record; %" PRIu64 "/%" PRIu64 " shards done, %"
+		    "%zu bytes/record; %" PRIu64 "/%" PRIu64 " %s done, %"
 		    PRIu64 " quarantined\n", t->index, esc(t->name),
 		    esc(t->model_sha256),
 		    (double)t->temperature, enc, t->fmt.classes,
-		    sl_label_size(&t->fmt), k.done, c.shard_end - c.shard_first,
-		    k.quarantined);
+		    sl_label_size(&t->fmt), k.done, (c.shard_end - c.shard_first) *
+		    (t->views ? t->views : 1), t->views ? "(shard, view) units" :
+		    "shards", k.quarantined);
+		if (t->views) {
+			char rt[SL_VIEW_RECIPE_TEXT];
+			const uint64_t nrec = count_records(txn, t);
+
+			sl_view_recipe_format(rt, sizeof rt, &t->view_recipe);
+			printf("            views %u per sample, recipe %s, seed %"
+			    PRIu64 "\n", t->views, rt, t->view_seed);
+			printf("            %" PRIu64 " records; per view %zu bytes "
+			    "of record + 16 of key, %zu per sample for all %u "
+			    "views\n", nrec, sl_label_size(&t->fmt),
+			    (sl_label_size(&t->fmt) + 16) * t->views, t->views);
+		}
 		if (t->has_pre && t->pre.channels == 1)
 			printf("            input (x * %.9g - %.9g) / %.9g\n",
 			    (double)t->pre.scale, (double)t->pre.mean[0],
@@ -661,7 +698,8 @@ cmd_inspect(const char *dir)
 			printf("audits      %s\n", esc(why.text));
 	}
 	printf("size        %" PRIu64 " bytes in use, file %" PRIu64 " bytes; "
-	    "%.1f bytes per sample\n", st.used_bytes, st.file_bytes,
+	    "%.1f bytes per record (a record: one sample, or one view of a "
+	    "sample)\n", st.used_bytes, st.file_bytes,
 	    st.labels ? (double)st.used_bytes / (double)st.labels : 0.0);
 	printf("readers     %u of %u slots in use\n", st.readers_used,
 	    st.readers_max);
@@ -1016,18 +1054,22 @@ print_float(float f, int json)
  * JSON line). */
 static int
 get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
-    uint64_t s, float T, float *v)
+    uint64_t s, uint32_t view, float T, float *v)
 {
 	sl_errmsg why = { "" };
 	const uint32_t C = t->fmt.classes;
 	const void *rec;
 	size_t len;
+	char vtext[32] = "";
 
-	if (sl_store_get_label(txn, t->index, s, &rec, &len) != 0) {
+	if (view != SL_STORE_NO_VIEW)
+		snprintf(vtext, sizeof vtext, " view %u", view);
+	if (sl_store_get_label_view(txn, t->index, s, view, &rec, &len) != 0) {
 		const uint64_t shard = s / c->job.shard_rows;
 		sl_shard_info info;
 		const char *state = "pending";
-		int rc = sl_store_get_shard(txn, t->index, shard, &info, &why);
+		int rc = sl_store_get_shard(txn, t->index, view == SL_STORE_NO_VIEW ?
+		    shard : shard * t->views + view, &info, &why);
 
 		if (rc == 0)
 			state = info.state == SL_SHARD_QUARANTINED ? "quarantined" :
@@ -1036,23 +1078,25 @@ get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
 		if (as_json) {
 			char *name = json_quote(t->name);
 
-			printf("{\"teacher\":%s,\"sample\":%" PRIu64 ",\"shard\":%"
-			    PRIu64 ",\"state\":\"%s\",\"%s\":null}\n",
-			    name ? name : "null", s,
+			printf("{\"teacher\":%s,\"sample\":%" PRIu64 ",", name ?
+			    name : "null", s);
+			if (view != SL_STORE_NO_VIEW)
+				printf("\"view\":%u,", view);
+			printf("\"shard\":%" PRIu64 ",\"state\":\"%s\",\"%s\":null}\n",
 			    shard, rc == 0 && info.state == SL_SHARD_QUARANTINED ?
 			    "quarantined" : rc == 0 ? "missing" : "pending",
 			    as_logits ? "logits" : "probs");
 			cJSON_free(name);
 		} else {
 			fprintf(stderr, "softlabel: teacher %s has no record for "
-			    "sample %" PRIu64 " yet (shard %" PRIu64 " is %s)\n",
-			    esc(t->name), s, shard, state);
+			    "sample %" PRIu64 "%s yet (shard %" PRIu64 "%s is %s)\n",
+			    esc(t->name), s, vtext, shard, vtext, state);
 		}
 		return 1;
 	}
 	if (sl_label_check(rec, len, &t->fmt, NULL, &why) != 0) {
-		fprintf(stderr, "softlabel: teacher %s sample %" PRIu64 ": %s\n",
-		    esc(t->name), s, why.text);
+		fprintf(stderr, "softlabel: teacher %s sample %" PRIu64 "%s: %s\n",
+		    esc(t->name), s, vtext, why.text);
 		return 1;
 	}
 	if (as_logits) {
@@ -1085,6 +1129,8 @@ get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
 
 		printf("{\"teacher\":%s,\"sample\":%" PRIu64 ",",
 		    name ? name : "null", s);
+		if (view != SL_STORE_NO_VIEW)
+			printf("\"view\":%u,", view);
 		cJSON_free(name);
 		if (as_logits)
 			printf("\"logits\":[");
@@ -1098,10 +1144,11 @@ get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
 		printf("]}\n");
 	} else {
 		if (as_logits)
-			printf("teacher %s sample %" PRIu64 " logits:", esc(t->name), s);
+			printf("teacher %s sample %" PRIu64 "%s logits:", esc(t->name),
+			    s, vtext);
 		else
-			printf("teacher %s sample %" PRIu64 " at T=%g:", esc(t->name), s,
-			    (double)T);
+			printf("teacher %s sample %" PRIu64 "%s at T=%g:",
+			    esc(t->name), s, vtext, (double)T);
 		for (uint32_t j = 0; j < C; j++) {
 			putchar(' ');
 			print_float(v[j], 0);
@@ -1138,6 +1185,19 @@ cmd_get(const char *dir)
 	if ((rc = parse_samples(sample_arg, c.job.dataset.rows, &first,
 	    &end)) != 0)
 		goto out;
+	rc = 2;
+	if (view_arg >= 0 && t->views == 0) {
+		fprintf(stderr, "softlabel: get --view %d: teacher %s has no views "
+		    "(one record per sample)\n", view_arg, esc(t->name));
+		goto out;
+	}
+	if (view_arg >= 0 && (uint32_t)view_arg >= t->views) {
+		fprintf(stderr, "softlabel: get --view %d: teacher %s has views "
+		    "0..%u\n", view_arg, esc(t->name), t->views - 1);
+		goto out;
+	}
+	const uint32_t view = t->views == 0 ? SL_STORE_NO_VIEW :
+	    view_arg >= 0 ? (uint32_t)view_arg : 0;
 	rc = 1;
 	if (sl_store_read_begin(c.store, &txn, &why) != 0) {
 		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
@@ -1149,7 +1209,7 @@ cmd_get(const char *dir)
 	}
 	const float T = temperature > 0 ? temperature : t->temperature;
 	for (uint64_t s = first; s < end; s++)
-		absent += (uint64_t)get_one(txn, &c, t, s, T, v);
+		absent += (uint64_t)get_one(txn, &c, t, s, view, T, v);
 	if (absent > 0 && end - first > 1)
 		fprintf(stderr, "softlabel: %" PRIu64 " of %" PRIu64 " samples "
 		    "have no (valid) record\n", absent, end - first);
@@ -1236,6 +1296,21 @@ export_label(void *arg, uint64_t s, const void *rec, size_t len)
 	return 0;
 }
 
+/* A teacher with views: (sample, view) is row sample * V + view of the
+ * (rows * V, classes) stream, i.e. the (rows, V, classes) array. */
+static int
+export_view_label(void *arg, uint64_t s, uint32_t view, const void *rec,
+    size_t len)
+{
+	ectx *e = arg;
+
+	if (view >= e->t->views || s > UINT64_MAX / e->t->views) {
+		e->bad++;
+		return 0;
+	}
+	return export_label(arg, s * e->t->views + view, rec, len);
+}
+
 static int
 cmd_export(const char *dir)
 {
@@ -1259,7 +1334,8 @@ cmd_export(const char *dir)
 		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
 		goto out;
 	}
-	e.rows = c.job.dataset.rows;
+	const uint32_t V = e.t->views;
+	e.rows = c.job.dataset.rows * (V ? V : 1);
 	e.T = temperature > 0 ? temperature : e.t->temperature;
 	e.cap = ((uint64_t)4 << 20) / (e.t->fmt.classes * sizeof *e.buf);
 	if (e.cap == 0)
@@ -1269,14 +1345,17 @@ cmd_export(const char *dir)
 		fprintf(stderr, "softlabel: out of memory\n");
 		goto out;
 	}
-	uint64_t shape[2] = { e.rows, e.t->fmt.classes };
-	if (sl_npy_begin(&e.w, out_path, "<f4", shape, 2, &why) != 0) {
+	uint64_t shape[3] = { c.job.dataset.rows, V, e.t->fmt.classes };
+	if (V == 0)
+		shape[1] = e.t->fmt.classes;
+	if (sl_npy_begin(&e.w, out_path, "<f4", shape, V ? 3 : 2, &why) != 0) {
 		fprintf(stderr, "softlabel: %s: %s\n", out_path, why.text);
 		goto out;
 	}
 	began = 1;
-	if (sl_store_each_label(txn, e.t->index, 0, export_label, &e) != 0 &&
-	    e.rc == 0) {
+	if ((V ? sl_store_each_label_view(txn, e.t->index, 0,
+	    export_view_label, &e) : sl_store_each_label(txn, e.t->index, 0,
+	    export_label, &e)) != 0 && e.rc == 0) {
 		fprintf(stderr, "softlabel: %s: cannot walk the cache\n", dir);
 		goto out;
 	}
@@ -1286,10 +1365,17 @@ cmd_export(const char *dir)
 		goto out;
 	}
 	began = 0;
-	printf("wrote %s: %" PRIu64 " x %u at T=%g; %" PRIu64 " rows present, %"
-	    PRIu64 " absent (NaN), %" PRIu64 " corrupt skipped\n", out_path,
-	    e.rows, e.t->fmt.classes, (double)e.T, e.found, e.rows - e.found,
-	    e.bad);
+	if (V)
+		printf("wrote %s: %" PRIu64 " x %u x %u (rows, views, classes) "
+		    "at T=%g; %" PRIu64 " (row, view) records present, %" PRIu64
+		    " absent (NaN), %" PRIu64 " corrupt skipped\n", out_path,
+		    c.job.dataset.rows, V, e.t->fmt.classes, (double)e.T,
+		    e.found, e.rows - e.found, e.bad);
+	else
+		printf("wrote %s: %" PRIu64 " x %u at T=%g; %" PRIu64 " rows "
+		    "present, %" PRIu64 " absent (NaN), %" PRIu64 " corrupt "
+		    "skipped\n", out_path, e.rows, e.t->fmt.classes,
+		    (double)e.T, e.found, e.rows - e.found, e.bad);
 	rc = e.bad ? 1 : 0;
 out:
 	if (began)
