@@ -88,4 +88,69 @@ $OM predict "$T/res.onnx" "$T/plain.npy" "$T/ref_plain.npy" --temperature 2 $PRE
 if $VC check "$T/cache" res $N "$T/pairs.npy" "$T/ref_plain.npy" 2 --atol 1e-5 2>/dev/null; then
 	sl_fail "the records also equal PyTorch on the plain rows: the check cannot see views"
 fi
+
+# verify, inspect, export and get know views.
+"$BIN/softlabel" verify "$T/cache" >"$T/verify" || sl_fail "verify: $(cat "$T/verify")"
+grep -q "teacher res: 16000 records in 64/64 done (shard, view) units of 4 views checked, 0 problems" "$T/verify" ||
+    sl_fail "verify: $(cat "$T/verify")"
+grep -q "  view 3: 16/16 shards done" "$T/verify" || sl_fail "verify coverage: $(cat "$T/verify")"
+"$BIN/softlabel" inspect "$T/cache" >"$T/inspect"
+for want in "(schema 2)" "64/64 (shard, view) units done"     "views 4 per sample, recipe crop=4,flip, seed 7"     "16000 records; per view 52 bytes of record + 16 of key, 272 per sample for all 4 views"; do
+	grep -qF "$want" "$T/inspect" || sl_fail "inspect lacks '$want': $(cat "$T/inspect")"
+done
+"$BIN/softlabel" export "$T/cache" --out "$T/e.npy" >"$T/export" ||
+    sl_fail "export: $(cat "$T/export")"
+grep -q "4000 x 4 x 10 (rows, views, classes) at T=2; 16000 (row, view) records present, 0 absent" "$T/export" ||
+    sl_fail "export: $(cat "$T/export")"
+$DPY -c "
+import numpy as np, sys
+e, p, r = np.load(sys.argv[1]), np.load(sys.argv[2]), np.load(sys.argv[3])
+assert e.shape == (4000, 4, 10), e.shape
+d = np.abs(e[p[:, 0], p[:, 1]] - r).max()
+assert d <= 1e-5, 'export differs from PyTorch by %g' % d
+" "$T/e.npy" "$T/pairs.npy" "$T/ref.npy" || sl_fail "export is not the views' records"
+s=$($DPY -c "import numpy as np; p = np.load('$T/pairs.npy'); print(p[0, 0], p[0, 1])")
+set -- $s
+"$BIN/softlabel" get "$T/cache" --sample "$1" --view "$2" --json >"$T/get.json" ||
+    sl_fail "get --view: $(cat "$T/get.json")"
+$DPY -c "
+import json, numpy as np, sys
+g = json.load(open(sys.argv[1])); r = np.load(sys.argv[2])
+assert g['view'] == int(sys.argv[3]), g
+assert np.abs(np.array(g['probs']) - r[0]).max() <= 1e-5, 'get differs'
+" "$T/get.json" "$T/ref.npy" "$2" || sl_fail "get --view is not the view's record: $(cat "$T/get.json")"
+set +e; "$BIN/softlabel" get "$T/cache" --sample 0 --view 4 2>"$T/get4"; rc=$?; set -e
+sl_check "$rc -eq 2" "get --view 4 of 4 views: exit $rc"
+grep -q "teacher res has views 0..3" "$T/get4" || sl_fail "get --view 4: $(cat "$T/get4")"
+
+# A corrupt record of one view: verify names it, --recompute-corrupt sends
+# its (shard, view) unit back, a worker labels it again, exactly.
+$DPY -c "
+import lmdb, struct, sys
+env = lmdb.open(sys.argv[1], max_dbs=4)
+db = env.open_db(b'labels', create=False)
+with env.begin(write=True, db=db) as t:
+    k = struct.pack('>IQI', 0, 1234, 2)
+    v = bytearray(t.get(k)); v[20] ^= 0x40; t.put(k, bytes(v))
+" "$T/cache"
+set +e; "$BIN/softlabel" verify "$T/cache" >"$T/verify2"; rc=$?; set -e
+sl_check "$rc -eq 1" "verify of a corrupt view record: exit $rc"
+grep -q "PROBLEM teacher res: sample 1234 view 2: label crc32" "$T/verify2" ||
+    sl_fail "verify does not name the view: $(cat "$T/verify2")"
+BROKER_PORT=$(sl_free_port)
+sl_start_broker "$T/cache" "$T/x.npy" "$T/broker2.log" --recompute-corrupt \
+    --audit 0 --exit-when-done --nosync
+grep -q "sample 1234 view 2: label crc32.*unit 18 (shard 4, view 2) will be recomputed" "$T/broker2.log" ||
+    sl_fail "repair: $(grep -i recompute "$T/broker2.log")"
+grep -q "1 corrupt, 1 (shard, view) units back to pending" "$T/broker2.log" ||
+    sl_fail "repair: $(grep -i pending "$T/broker2.log")"
+sl_bg W4 worker w4
+set +e; sl_wait_pid "$BROKER_PID" 120; rc=$?; set -e
+sl_check "$rc -eq 0" "repair broker exit $rc: $(tail -2 "$T/broker2.log")"
+grep -q "exiting: 1 shards, 250 samples" "$T/w4.log" || sl_fail "the repair: $(tail -1 "$T/w4.log")"
+"$BIN/softlabel" verify "$T/cache" >"$T/verify3" || sl_fail "verify after repair: $(cat "$T/verify3")"
+$VC make "$T/cache" res "$T/x.npy" 20 "$T/views2.npy" "$T/pairs2.npy" --seed 2 --add 1234:2 >/dev/null
+$OM predict "$T/res.onnx" "$T/views2.npy" "$T/ref2.npy" --temperature 2 $PRE >/dev/null
+$VC check "$T/cache" res $N "$T/pairs2.npy" "$T/ref2.npy" 2 --atol 1e-5 ||
+    sl_fail "the recomputed view differs from PyTorch"
 echo "PASS: $((N * V)) view records, one each, after a kill -9; refusals named the recipe, V and seed"

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Check a views cache against Python (softlabel.views) and PyTorch.
 
-    views_check.py make STORE TEACHER DATA.npy PAIRS OUT_VIEWS.npy OUT_PAIRS.npy [--seed 1]
+    views_check.py make STORE TEACHER DATA.npy PAIRS OUT_VIEWS.npy OUT_PAIRS.npy [--seed 1] [--add S:V]
         Read TEACHER's registration (views V, recipe, seed) from the cache,
-        draw PAIRS (sample, view) pairs (seeded, without repeats), compute
+        draw PAIRS (sample, view) pairs (seeded, without repeats; --add
+        puts (S, V) first, in place of a drawn one), compute
         each view with softlabel.views.Recipe.apply on the raw row (u8), and
         write the views (PAIRS, H, W) and the pairs (PAIRS, 2) as .npy.
 
@@ -50,6 +51,7 @@ def teacher_of(store, name):
 
 def cmd_make(a):
     seed = opt(a, "--seed", 1)
+    add = opt(a, "--add", "")
     store, name, data, npairs, out_views, out_pairs = a
     npairs = int(npairs)
     _, V, recipe, vseed, _ = teacher_of(store, name)
@@ -58,6 +60,10 @@ def cmd_make(a):
     g = np.random.default_rng(seed)
     flat = g.choice(n * V, size=npairs, replace=False)
     pairs = np.stack([flat // V, flat % V], axis=1).astype(np.int64)
+    if add:
+        s, v = (int(x) for x in add.split(":"))
+        keep = [i for i in range(npairs) if (pairs[i] != (s, v)).any()]
+        pairs = np.concatenate([[[s, v]], pairs[keep][:npairs - 1]]).astype(np.int64)
     views = np.stack([recipe.apply(rows[s], vseed, int(s), int(v))
                       for s, v in pairs]).astype(rows.dtype)
     changed = sum(int(not np.array_equal(views[i], rows[pairs[i, 0]]))
