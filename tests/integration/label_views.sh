@@ -132,6 +132,14 @@ g = json.load(open(sys.argv[1])); r = np.load(sys.argv[2])
 assert g['view'] == int(sys.argv[3]), g
 assert np.abs(np.array(g['probs']) - r[0]).max() <= 1e-5, 'get differs'
 " "$T/get.json" "$T/ref.npy" "$2" || sl_fail "get --view is not the view's record: $(cat "$T/get.json")"
+$DPY -c "
+import numpy as np, sys, softlabel
+c = softlabel.Cache(sys.argv[1]); t = c.teacher('res')
+p, r = np.load(sys.argv[2]), np.load(sys.argv[3])
+assert (t.views, t.view_recipe, t.view_seed) == (4, 'crop=4,flip', 7), (t.views, t.view_recipe, t.view_seed)
+got = np.stack([c.probs([s], view=v)[0] for s, v in p[:50]])
+assert np.abs(got - r[:50]).max() <= 1e-5, 'Cache.probs(view=) differs'
+" "$T/cache" "$T/pairs.npy" "$T/ref.npy" || sl_fail "the Python cache reader's views differ"
 set +e; "$BIN/softlabel" get "$T/cache" --sample 0 --view 4 2>"$T/get4"; rc=$?; set -e
 sl_check "$rc -eq 2" "get --view 4 of 4 views: exit $rc"
 grep -q "teacher res has views 0..3" "$T/get4" || sl_fail "get --view 4: $(cat "$T/get4")"

@@ -328,24 +328,25 @@ class Cache:
         except RecordError as e:
             raise CorruptRecordError(t.name, sample, str(e), e.corrupt) from None
 
-    def records(self, samples, teacher=None):
+    def records(self, samples, teacher=None, view=None):
         """(list of checked record bytes, present mask) for sample ids;
-        absent samples get None."""
+        absent samples get None. view: of a teacher with views (None:
+        view 0); one for all samples."""
         t = self.teacher(teacher)
         ids = self._ids(samples)
         out, have = [], np.zeros(ids.size, bool)
         get, db = self._txn.get, self._labels
         for i, s in enumerate(ids.tolist()):
-            raw = get(_KEY.pack(t.index, s), db=db)
+            raw = get(t.key(s, view), db=db)
             if raw is not None:
                 self._check(t, s, raw)
                 have[i] = True
             out.append(raw)
         return out, have
 
-    def _gather(self, samples, teacher, missing, decode, width, fill):
+    def _gather(self, samples, teacher, missing, decode, width, fill, view=None):
         t = self.teacher(teacher)
-        recs, have = self.records(samples, t)
+        recs, have = self.records(samples, t, view)
         if missing not in ("raise", "nan", "mask"):
             raise ValueError("missing must be 'raise', 'nan' or 'mask'")
         if missing == "raise" and not have.all():
@@ -356,8 +357,10 @@ class Cache:
             out[have] = decode(t, [r for r in recs if r is not None])
         return (out, have) if missing == "mask" else out
 
-    def probs(self, samples, teacher=None, temperature=None, missing="raise"):
-        """Teacher distributions for sample ids, (n, classes) float32.
+    def probs(self, samples, teacher=None, temperature=None, missing="raise", view=None):
+        """Teacher distributions for sample ids, (n, classes) float32;
+        view: that view of each sample, for a teacher with views (None:
+        view 0).
 
         temperature: None for the stored T, else re-softened to it (dense:
         exact; top-k: the remaining mass spread as sl_label_probs does).
@@ -369,7 +372,7 @@ class Cache:
             return _rec.probs(recs, t.format, t.temperature, T)
         t = self.teacher(teacher)
         return self._gather(samples, t, missing, dec, t.classes,
-                            0.0 if missing == "mask" else np.nan)
+                            0.0 if missing == "mask" else np.nan, view)
 
     def values(self, samples, teacher=None, missing="raise"):
         """The stored z / T of dense records, (n, classes) float32."""
@@ -395,7 +398,7 @@ class Cache:
         t = self.teacher(teacher)
         ids = self._ids(samples)
         get, db = self._txn.get, self._labels
-        return np.fromiter((get(_KEY.pack(t.index, s), db=db) is not None
+        return np.fromiter((get(t.key(s), db=db) is not None
                             for s in ids.tolist()), bool, ids.size)
 
     def inputs(self, samples):
