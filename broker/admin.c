@@ -179,6 +179,20 @@ str(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? esc(v->valuestring) : "?";
 }
 
+/* What a teacher's done count is out of: its (shard, view) units for a
+ * teacher with views (status "views" > 0), else the job's shards. */
+static double
+teacher_total(const cJSON *root, const cJSON *t)
+{
+	return num(t, "views") > 0 ? num(t, "units") : num(root, "shards");
+}
+
+static const char *
+teacher_unit(const cJSON *t)
+{
+	return num(t, "views") > 0 ? "(shard, view) units" : "shards";
+}
+
 static void
 print_status(const char *text)
 {
@@ -197,12 +211,13 @@ print_status(const char *text)
 		printf("this broker labels rows %.0f:%.0f (--rows)\n",
 		    num(root, "rows_first"), num(root, "rows_end"));
 	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
-		const double shards = num(root, "shards"), done = num(t, "done");
+		const double shards = teacher_total(root, t), done = num(t, "done");
 		const double eta = num(t, "eta_s");
 
-		printf("teacher %-16s %6.0f/%.0f shards done (%5.1f%%), %.0f leased, "
+		printf("teacher %-16s %6.0f/%.0f %s done (%5.1f%%), %.0f leased, "
 		    "%.0f pending, %.0f quarantined, %.0f samples/s",
-		    str(t, "name"), done, shards, shards > 0 ? 100 * done / shards : 0,
+		    str(t, "name"), done, shards, teacher_unit(t),
+		    shards > 0 ? 100 * done / shards : 0,
 		    num(t, "leased"), num(t, "pending"), num(t, "quarantined"),
 		    num(t, "samples_per_s"));
 		if (!isnan(eta))
@@ -368,7 +383,6 @@ static int
 print_status_line(const char *text)
 {
 	cJSON *root = cJSON_Parse(text), *t, *r;
-	const double shards = root ? num(root, "shards") : 0;
 	double rejected = 0;
 	int all_done = 1, nt = 0;
 	char when[32];
@@ -384,10 +398,12 @@ print_status_line(const char *text)
 	printf("%s", when);
 	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
 		const double done = num(t, "done"), eta = num(t, "eta_s");
+		const double shards = teacher_total(root, t);
 
-		printf("%s %s %.0f/%.0f shards %.1f%% %.0f samples/s", nt++ ? ";" :
-		    "", str(t, "name"), done, shards, shards > 0 ?
-		    100 * done / shards : 0, num(t, "samples_per_s"));
+		printf("%s %s %.0f/%.0f %s %.1f%% %.0f samples/s", nt++ ? ";" :
+		    "", str(t, "name"), done, shards, num(t, "views") > 0 ?
+		    "units" : "shards", shards > 0 ? 100 * done / shards : 0,
+		    num(t, "samples_per_s"));
 		if (!isnan(eta))
 			printf(" ETA %d:%02d", (int)eta / 60, (int)eta % 60);
 		if (done + num(t, "quarantined") < shards)
@@ -415,7 +431,7 @@ status_all_done(const char *text)
 		return 0;
 	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
 		nt++;
-		if (num(t, "done") + num(t, "quarantined") < num(root, "shards"))
+		if (num(t, "done") + num(t, "quarantined") < teacher_total(root, t))
 			done = 0;
 	}
 	cJSON_Delete(root);
