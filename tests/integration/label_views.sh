@@ -63,7 +63,8 @@ grep -q "has 4 views .*this Python worker labels plain rows only" "$T/py.log" ||
     sl_fail "the Python worker's refusal: $(tail -2 "$T/py.log")"
 
 # Two workers (one insisting on the right views, one taking the broker's);
-# worker 1 is killed once some units are done, and replaced.
+# worker 1 is killed once some units are done, and replaced by one that
+# reads its rows from a local copy of the dataset.
 sl_bg W1 worker w1 --views 4 --view-recipe crop=4,flip --view-seed 7
 sl_bg W2 worker w2
 i=0 done_units=0
@@ -79,9 +80,11 @@ sl_check "$units -eq $((N / 250 * V))" "status has $units units, want $((N / 250
 sl_check "$done_units -lt $units" "the job ended before the kill"
 kill -9 "$W1"
 echo "killed worker 1 with $done_units/$units units done"
-sl_bg W3 worker w3
+sl_bg W3 worker w3 --dataset "$T/x.npy" # views of its local rows
 set +e; sl_wait_pid "$BROKER_PID" 300; rc=$?; set -e
 sl_check "$rc -eq 0" "broker exit $rc: $(tail -3 "$T/broker.log")"
+grep -qE "exiting: [1-9][0-9]* shards" "$T/w3.log" ||
+    sl_fail "the worker with a local dataset labeled nothing: $(tail -1 "$T/w3.log")"
 expired=$(sl_count "$T/broker.log" "lease expired")
 sl_check "$expired -ge 1" "no lease of the killed worker expired"
 grep -q "views: 4 per row, recipe crop=4,flip, seed 7, rows of 1 x 28 x 28" "$T/w2.log" ||
@@ -111,6 +114,10 @@ grep -q "  view 3: 16/16 shards done" "$T/verify" || sl_fail "verify coverage: $
 for want in "(schema 2)" "64/64 (shard, view) units done"     "views 4 per sample, recipe crop=4,flip, seed 7"     "16000 records; per view 52 bytes of record + 16 of key, 272 per sample for all 4 views"; do
 	grep -qF "$want" "$T/inspect" || sl_fail "inspect lacks '$want': $(cat "$T/inspect")"
 done
+# Audits ran per unit (each worker identity's first result, a second
+# opinion from another identity recomputing the same (shard, view)).
+grep -qE "^audits +[1-9][0-9]* agreed, 0 disputed" "$T/inspect" ||
+    sl_fail "no audit of a unit agreed: $(grep audits "$T/inspect")"
 "$BIN/softlabel" export "$T/cache" --out "$T/e.npy" >"$T/export" ||
     sl_fail "export: $(cat "$T/export")"
 grep -q "4000 x 4 x 10 (rows, views, classes) at T=2; 16000 (row, view) records present, 0 absent" "$T/export" ||
