@@ -351,6 +351,17 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 		return rc;
 	if ((rc = open_job(b)) != 0 || (rc = audit_start(b)) != 0)
 		return rc;
+	if (cfg->views > 0) {
+		uint32_t shape[SL_DATA_MAX_DIMS];
+
+		for (uint32_t d = 1; d < b->job.dataset.ndim; d++)
+			shape[d - 1] = (uint32_t)b->job.dataset.shape[d];
+		if (sl_view_check_shape(&cfg->recipe, (int)b->job.dataset.ndim - 1,
+		    shape, &why) != 0) {
+			sl_error("--views: %s", why.text);
+			return 2;
+		}
+	}
 	if (cfg->recompute_corrupt &&
 	    broker_recompute_corrupt(b->store, &b->job, b->nshards) != 0)
 		return 1;

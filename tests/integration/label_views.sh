@@ -26,6 +26,24 @@ sl_subset "$FMNIST/train-images-idx3-ubyte.gz" $N "$T/x.npy"
 $OM export resnet "$T/res.onnx" --opset 17 --seed 11 --data "$T/x.npy" $PRE \
     2>"$T/export.log" >/dev/null || sl_fail "export: $(tail -3 "$T/export.log")"
 
+# Usage: --views without --view-recipe, a bad recipe, rows that are no
+# images: exit 2, naming it, no cache left.
+$DPY -c "import numpy as np, sys; np.save(sys.argv[1], np.zeros((10, 784), np.uint8))" "$T/flat.npy"
+for args in "--views 4|--views and --view-recipe go together" \
+    "--views 4 --view-recipe crop=99|'crop=99': want crop=P" \
+    "--views 4 --view-recipe flip --dataset $T/flat.npy|rows need a shape \[..., H, W\], not 1 dimension"; do
+	opts=${args%%|*} want=${args#*|}
+	set +e
+	# shellcheck disable=SC2086
+	"$BIN/softlabel-broker" --store "$T/usage" --dataset "$T/x.npy" \
+	    --bind "tcp://127.0.0.1:$(sl_free_port)" $opts 2>"$T/usage.log"
+	rc=$?
+	set -e
+	sl_check "$rc -eq 2" "softlabel-broker $opts: exit $rc"
+	grep -q -e "$want" "$T/usage.log" || sl_fail "softlabel-broker $opts: $(tail -1 "$T/usage.log")"
+	[ ! -e "$T/usage" ] || sl_fail "softlabel-broker $opts left a cache"
+done
+
 sl_start_broker "$T/cache" "$T/x.npy" "$T/broker.log" --shard-rows 250 \
     --views $V --view-recipe crop=4,flip --view-seed 7 --lease-timeout 2 \
     --exit-when-done --nosync
