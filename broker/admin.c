@@ -47,14 +47,16 @@ static const char *sample_arg;
 static float temperature;
 static int as_json, timeout_s, show_help, show_version, max_report, digits;
 static int as_logits, watch;
+static int view_arg = -1; /* get --view; -1: not given */
 
 static sl_opt opts[] = {
 	{ "teacher", SL_OPT_STR, &teacher_name, NULL, 0, 0, "NAME", "teacher (get, export: optional when the cache has one; verify: only this one)", 0 },
 	{ "sample", SL_OPT_STR, &sample_arg, NULL, 0, 0, "A[:B]", "get: sample A, or samples A..B-1 (A: or :B open-ended)", 0 },
+	{ "view", SL_OPT_INT, &view_arg, NULL, 0, 1023, "V", "get: view V of a teacher with views (default 0); a teacher without views has none", 0 },
 	{ "digits", SL_OPT_INT, &digits, "6", 0, 9, "N", "get: decimals printed (0: full float precision, %.9g)", 0 },
 	{ "logits", SL_OPT_FLAG, &as_logits, NULL, 0, 0, NULL, "get: the teacher's raw logits (T_stored * values) instead of probabilities; top-k: nan (JSON null) for classes not kept", 0 },
 	{ "temperature", SL_OPT_FLOAT, &temperature, "0", 0, 1e4, "T", "distribution at T (get, export; 0: the stored T)", 0 },
-	{ "out", SL_OPT_STR, &out_path, NULL, 0, 0, "FILE", "output .npy (export): float32 (rows, classes), NaN rows where absent", 0 },
+	{ "out", SL_OPT_STR, &out_path, NULL, 0, 0, "FILE", "output .npy (export): float32 (rows, classes), or (rows, views, classes) for a teacher with views; NaN where absent", 0 },
 	{ "json", SL_OPT_FLAG, &as_json, NULL, 0, 0, NULL, "status: print the broker's JSON as is; get: one JSON object per sample and line, floats in full", 0 },
 	{ "timeout", SL_OPT_INT, &timeout_s, "5", 1, 3600, "S", "status: seconds to wait for the broker", 0 },
 	{ "watch", SL_OPT_FLAG, &watch, NULL, 0, 0, "[S]", "status: --watch [S] asks again every S seconds (default 2, 0.1-3600) until Ctrl-C or the broker stops answering (exit 0; 1 if it never answered); a terminal is redrawn, a pipe gets one line per refresh", 0 },
@@ -78,8 +80,8 @@ usage(FILE *out)
 	    "       softlabel copy STORE DEST   (a compacted, consistent snapshot,\n"
 	    "                           also of a cache a broker writes, into the new\n"
 	    "                           directory DEST; nothing left there on failure)\n"
-	    "       softlabel get STORE [--teacher NAME] --sample A[:B] [--temperature T]\n"
-	    "                     [--digits N] [--logits] [--json]\n"
+	    "       softlabel get STORE [--teacher NAME] --sample A[:B] [--view V]\n"
+	    "                     [--temperature T] [--digits N] [--logits] [--json]\n"
 	    "       softlabel export STORE[,STORE...] [--teacher NAME] --out FILE.npy\n"
 	    "                     [--temperature T]\n"
 	    "       softlabel teacher remove STORE NAME   (a registration that never\n"
@@ -193,6 +195,20 @@ str(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? esc(v->valuestring) : "?";
 }
 
+/* What a teacher's done count is out of: its (shard, view) units for a
+ * teacher with views (status "views" > 0), else the job's shards. */
+static double
+teacher_total(const cJSON *root, const cJSON *t)
+{
+	return num(t, "views") > 0 ? num(t, "units") : num(root, "shards");
+}
+
+static const char *
+teacher_unit(const cJSON *t)
+{
+	return num(t, "views") > 0 ? "(shard, view) units" : "shards";
+}
+
 static void
 print_status(const char *text)
 {
@@ -211,12 +227,13 @@ print_status(const char *text)
 		printf("this broker labels rows %.0f:%.0f (--rows)\n",
 		    num(root, "rows_first"), num(root, "rows_end"));
 	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
-		const double shards = num(root, "shards"), done = num(t, "done");
+		const double shards = teacher_total(root, t), done = num(t, "done");
 		const double eta = num(t, "eta_s");
 
-		printf("teacher %-16s %6.0f/%.0f shards done (%5.1f%%), %.0f leased, "
+		printf("teacher %-16s %6.0f/%.0f %s done (%5.1f%%), %.0f leased, "
 		    "%.0f pending, %.0f quarantined, %.0f samples/s",
-		    str(t, "name"), done, shards, shards > 0 ? 100 * done / shards : 0,
+		    str(t, "name"), done, shards, teacher_unit(t),
+		    shards > 0 ? 100 * done / shards : 0,
 		    num(t, "leased"), num(t, "pending"), num(t, "quarantined"),
 		    num(t, "samples_per_s"));
 		if (!isnan(eta))
@@ -382,7 +399,6 @@ static int
 print_status_line(const char *text)
 {
 	cJSON *root = cJSON_Parse(text), *t, *r;
-	const double shards = root ? num(root, "shards") : 0;
 	double rejected = 0;
 	int all_done = 1, nt = 0;
 	char when[32];
@@ -398,10 +414,12 @@ print_status_line(const char *text)
 	printf("%s", when);
 	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
 		const double done = num(t, "done"), eta = num(t, "eta_s");
+		const double shards = teacher_total(root, t);
 
-		printf("%s %s %.0f/%.0f shards %.1f%% %.0f samples/s", nt++ ? ";" :
-		    "", str(t, "name"), done, shards, shards > 0 ?
-		    100 * done / shards : 0, num(t, "samples_per_s"));
+		printf("%s %s %.0f/%.0f %s %.1f%% %.0f samples/s", nt++ ? ";" :
+		    "", str(t, "name"), done, shards, num(t, "views") > 0 ?
+		    "units" : "shards", shards > 0 ? 100 * done / shards : 0,
+		    num(t, "samples_per_s"));
 		if (!isnan(eta))
 			printf(" ETA %d:%02d", (int)eta / 60, (int)eta % 60);
 		if (done + num(t, "quarantined") < shards)
@@ -429,7 +447,7 @@ status_all_done(const char *text)
 		return 0;
 	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(root, "teachers")) {
 		nt++;
-		if (num(t, "done") + num(t, "quarantined") < num(root, "shards"))
+		if (num(t, "done") + num(t, "quarantined") < teacher_total(root, t))
 			done = 0;
 	}
 	cJSON_Delete(root);
@@ -659,6 +677,27 @@ count_shard(void *arg, uint64_t shard, const sl_shard_info *info)
 }
 
 static int
+count_view_rec(void *arg, uint64_t s, uint32_t view, const void *rec,
+    size_t len)
+{
+	(void)s, (void)view, (void)rec, (void)len;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* Records of a teacher with views (a walk of its keys; 0 on a walk error,
+ * which verify reports). */
+static uint64_t
+count_records(sl_store_txn *txn, const sl_store_teacher *t)
+{
+	uint64_t n = 0;
+
+	if (sl_store_each_label_view(txn, t->index, 0, count_view_rec, &n) != 0)
+		return 0;
+	return n;
+}
+
+static int
 cmd_inspect(const char *dir)
 {
 	cache c;
@@ -677,7 +716,8 @@ cmd_inspect(const char *dir)
 	}
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", c.job.dataset.sha256[i]);
-	printf("cache       %s (schema %d)\n", dir, SL_STORE_SCHEMA);
+	printf("cache       %s (schema %u%s)\n", dir, c.job.schema,
+	    c.job.schema < SL_STORE_SCHEMA ? ", written before views" : "");
 	printf("dataset     %s\n", esc(c.job.dataset_path));
 	printf("            %" PRIu64 " rows, shape (", c.job.dataset.rows);
 	for (uint32_t d = 0; d < c.job.dataset.ndim; d++)
@@ -698,12 +738,25 @@ cmd_inspect(const char *dir)
 		sl_store_each_shard(txn, t->index, count_shard, &k);
 		sl_label_format_encoding(&t->fmt, enc, sizeof enc);
 		printf("teacher %u   %s: model sha256 %s, T=%g, %s, %u classes, "
-		    "%zu bytes/record; %" PRIu64 "/%" PRIu64 " shards done, %"
+		    "%zu bytes/record; %" PRIu64 "/%" PRIu64 " %s done, %"
 		    PRIu64 " quarantined\n", t->index, esc(t->name),
 		    esc(t->model_sha256),
 		    (double)t->temperature, enc, t->fmt.classes,
-		    sl_label_size(&t->fmt), k.done, c.shard_end - c.shard_first,
-		    k.quarantined);
+		    sl_label_size(&t->fmt), k.done, (c.shard_end - c.shard_first) *
+		    (t->views ? t->views : 1), t->views ? "(shard, view) units" :
+		    "shards", k.quarantined);
+		if (t->views) {
+			char rt[SL_VIEW_RECIPE_TEXT];
+			const uint64_t nrec = count_records(txn, t);
+
+			sl_view_recipe_format(rt, sizeof rt, &t->view_recipe);
+			printf("            views %u per sample, recipe %s, seed %"
+			    PRIu64 "\n", t->views, rt, t->view_seed);
+			printf("            %" PRIu64 " records; per view %zu bytes "
+			    "of record + 16 of key, %zu per sample for all %u "
+			    "views\n", nrec, sl_label_size(&t->fmt),
+			    (sl_label_size(&t->fmt) + 16) * t->views, t->views);
+		}
 		if (t->has_pre && t->pre.channels == 1)
 			printf("            input (x * %.9g - %.9g) / %.9g\n",
 			    (double)t->pre.scale, (double)t->pre.mean[0],
@@ -732,7 +785,8 @@ cmd_inspect(const char *dir)
 			printf("audits      %s\n", esc(why.text));
 	}
 	printf("size        %" PRIu64 " bytes in use, file %" PRIu64 " bytes; "
-	    "%.1f bytes per sample\n", st.used_bytes, st.file_bytes,
+	    "%.1f bytes per record (a record: one sample, or one view of a "
+	    "sample)\n", st.used_bytes, st.file_bytes,
 	    st.labels ? (double)st.used_bytes / (double)st.labels : 0.0);
 	printf("readers     %u of %u slots in use\n", st.readers_used,
 	    st.readers_max);
@@ -782,8 +836,12 @@ cmd_copy(const char *dir, const char *dest)
 typedef struct vctx {
 	const cache *c;
 	const sl_store_teacher *t;
-	uint8_t *state;    /* (nshards) from the shards db */
-	uint32_t *count;   /* (nshards) records seen per shard */
+	/* Per unit: a shard, or (shard, view) as shard * V + view for a
+	 * teacher with V views; V 1 without views. */
+	uint32_t V;
+	uint64_t nunits;
+	uint8_t *state;    /* (nunits) from the shards db */
+	uint32_t *count;   /* (nunits) records seen per unit */
 	uint64_t records, problems;
 	int64_t last;
 } vctx;
@@ -810,15 +868,42 @@ verify_shard(void *arg, uint64_t shard, const sl_shard_info *info)
 {
 	vctx *v = arg;
 
-	if (shard >= v->c->nshards)
+	if (shard >= v->nunits)
 		problem(v, "shard entry %" PRIu64 " beyond the %" PRIu64
-		    " shards of the dataset", shard, v->c->nshards);
-	else if (shard < v->c->shard_first || shard >= v->c->shard_end)
+		    " %s of the dataset", shard, v->nunits, v->t->views ?
+		    "(shard, view) units" : "shards");
+	else if (shard / v->V < v->c->shard_first ||
+	    shard / v->V >= v->c->shard_end)
 		problem(v, "shard entry %" PRIu64 " outside the cache's rows %"
 		    PRIu64 ":%" PRIu64, shard, v->c->job.rows_first,
 		    v->c->job.rows_end);
 	else
 		v->state[shard] = (uint8_t)info->state;
+	return 0;
+}
+
+/* A record of a teacher with views: counted under its unit. */
+static int
+verify_view_label(void *arg, uint64_t s, uint32_t view, const void *rec,
+    size_t len)
+{
+	vctx *v = arg;
+	sl_errmsg why = { "" };
+	const uint64_t unit = s / v->c->job.shard_rows * v->V + view;
+
+	v->records++;
+	if (s >= v->c->job.dataset.rows || view >= v->V) {
+		problem(v, "sample %" PRIu64 " view %u: beyond the dataset's %"
+		    PRIu64 " rows x %u views", s, view, v->c->job.dataset.rows,
+		    v->V);
+		return 0;
+	}
+	if (v->state[unit] != SL_SHARD_DONE)
+		problem(v, "sample %" PRIu64 " view %u: record in shard %" PRIu64
+		    " view %u which is not done", s, view, unit / v->V, view);
+	v->count[unit]++;
+	if (sl_label_check(rec, len, &v->t->fmt, NULL, &why) != 0)
+		problem(v, "sample %" PRIu64 " view %u: %s", s, view, why.text);
 	return 0;
 }
 
@@ -863,13 +948,15 @@ verify_one(const char *dir, sl_store_job *job)
 		return 1;
 	}
 	for (size_t i = 0; i < c.nteachers; i++) {
-		vctx v = { &c, &c.teachers[i], NULL, NULL, 0, 0, -1 };
-		uint64_t done = 0;
+		const uint32_t V = c.teachers[i].views ? c.teachers[i].views : 1;
+		vctx v = { &c, &c.teachers[i], V, c.nshards * V, NULL, NULL, 0, 0,
+		    -1 };
+		uint64_t done = 0, per_view[8] = { 0 };
 
 		if (teacher_name && strcmp(teacher_name, c.teachers[i].name) != 0)
 			continue;
-		v.state = calloc(c.nshards + 1, 1);
-		v.count = calloc(c.nshards + 1, sizeof *v.count);
+		v.state = calloc(v.nunits + 1, 1);
+		v.count = calloc(v.nunits + 1, sizeof *v.count);
 		if (v.state == NULL || v.count == NULL) {
 			fprintf(stderr, "softlabel: out of memory\n");
 			free(v.state);
@@ -877,26 +964,52 @@ verify_one(const char *dir, sl_store_job *job)
 			break;
 		}
 		int rc1 = sl_store_each_shard(txn, v.t->index, verify_shard, &v);
-		int rc2 = sl_store_each_label(txn, v.t->index, 0, verify_label, &v);
+		int rc2 = v.t->views ? sl_store_each_label_view(txn, v.t->index,
+		    0, verify_view_label, &v) : sl_store_each_label(txn,
+		    v.t->index, 0, verify_label, &v);
 		if (rc1 != 0 || rc2 != 0)
 			problem(&v, "cannot walk the cache: %s",
 			    sl_strerror(rc1 ? rc1 : rc2));
-		for (uint64_t s = 0; s < c.nshards; s++) {
+		for (uint64_t u = 0; u < v.nunits; u++) {
+			const uint64_t s = u / V;
 			const uint64_t first = s * c.job.shard_rows;
 			const uint64_t want = c.job.dataset.rows - first <
 			    c.job.shard_rows ? c.job.dataset.rows - first :
 			    c.job.shard_rows;
 
-			if (v.state[s] != SL_SHARD_DONE)
+			if (v.state[u] != SL_SHARD_DONE)
 				continue;
 			done++;
-			if (v.count[s] != want)
+			if (v.t->views && u % V < 8)
+				per_view[u % V]++;
+			if (v.count[u] == want)
+				continue;
+			if (v.t->views)
+				problem(&v, "shard %" PRIu64 " view %u is done but "
+				    "holds %u records of %" PRIu64, s,
+				    (unsigned)(u % V), v.count[u], want);
+			else
 				problem(&v, "shard %" PRIu64 " is done but holds %u "
-				    "records of %" PRIu64, s, v.count[s], want);
+				    "records of %" PRIu64, s, v.count[u], want);
 		}
-		printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%" PRIu64
-		    " done shards checked, %" PRIu64 " problems\n", esc(v.t->name),
-		    v.records, done, c.shard_end - c.shard_first, v.problems);
+		if (v.t->views) {
+			printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%"
+			    PRIu64 " done (shard, view) units of %u views "
+			    "checked, %" PRIu64 " problems\n", esc(v.t->name),
+			    v.records, done, (c.shard_end - c.shard_first) * V, V,
+			    v.problems);
+			for (uint32_t k = 0; k < V && k < 8; k++)
+				printf("  view %u: %" PRIu64 "/%" PRIu64 " shards "
+				    "done\n", k, per_view[k],
+				    c.shard_end - c.shard_first);
+			if (V > 8)
+				printf("  (views 8..%u not listed)\n", V - 1);
+		} else {
+			printf("teacher %s: %" PRIu64 " records in %" PRIu64 "/%"
+			    PRIu64 " done shards checked, %" PRIu64 " problems\n",
+			    esc(v.t->name), v.records, done,
+			    c.shard_end - c.shard_first, v.problems);
+		}
 		total_problems += v.problems;
 		total_records += v.records;
 		free(v.state);
@@ -1157,18 +1270,22 @@ print_float(float f, int json)
  * JSON line). */
 static int
 get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
-    uint64_t s, float T, float *v)
+    uint64_t s, uint32_t view, float T, float *v)
 {
 	sl_errmsg why = { "" };
 	const uint32_t C = t->fmt.classes;
 	const void *rec;
 	size_t len;
+	char vtext[32] = "";
 
-	if (sl_store_get_label(txn, t->index, s, &rec, &len) != 0) {
+	if (view != SL_STORE_NO_VIEW)
+		snprintf(vtext, sizeof vtext, " view %u", view);
+	if (sl_store_get_label_view(txn, t->index, s, view, &rec, &len) != 0) {
 		const uint64_t shard = s / c->job.shard_rows;
 		sl_shard_info info;
 		const char *state = "pending";
-		int rc = sl_store_get_shard(txn, t->index, shard, &info, &why);
+		int rc = sl_store_get_shard(txn, t->index, view == SL_STORE_NO_VIEW ?
+		    shard : shard * t->views + view, &info, &why);
 
 		if (rc == 0)
 			state = info.state == SL_SHARD_QUARANTINED ? "quarantined" :
@@ -1177,23 +1294,25 @@ get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
 		if (as_json) {
 			char *name = json_quote(t->name);
 
-			printf("{\"teacher\":%s,\"sample\":%" PRIu64 ",\"shard\":%"
-			    PRIu64 ",\"state\":\"%s\",\"%s\":null}\n",
-			    name ? name : "null", s,
+			printf("{\"teacher\":%s,\"sample\":%" PRIu64 ",", name ?
+			    name : "null", s);
+			if (view != SL_STORE_NO_VIEW)
+				printf("\"view\":%u,", view);
+			printf("\"shard\":%" PRIu64 ",\"state\":\"%s\",\"%s\":null}\n",
 			    shard, rc == 0 && info.state == SL_SHARD_QUARANTINED ?
 			    "quarantined" : rc == 0 ? "missing" : "pending",
 			    as_logits ? "logits" : "probs");
 			cJSON_free(name);
 		} else {
 			fprintf(stderr, "softlabel: teacher %s has no record for "
-			    "sample %" PRIu64 " yet (shard %" PRIu64 " is %s)\n",
-			    esc(t->name), s, shard, state);
+			    "sample %" PRIu64 "%s yet (shard %" PRIu64 "%s is %s)\n",
+			    esc(t->name), s, vtext, shard, vtext, state);
 		}
 		return 1;
 	}
 	if (sl_label_check(rec, len, &t->fmt, NULL, &why) != 0) {
-		fprintf(stderr, "softlabel: teacher %s sample %" PRIu64 ": %s\n",
-		    esc(t->name), s, why.text);
+		fprintf(stderr, "softlabel: teacher %s sample %" PRIu64 "%s: %s\n",
+		    esc(t->name), s, vtext, why.text);
 		return 1;
 	}
 	if (as_logits) {
@@ -1226,6 +1345,8 @@ get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
 
 		printf("{\"teacher\":%s,\"sample\":%" PRIu64 ",",
 		    name ? name : "null", s);
+		if (view != SL_STORE_NO_VIEW)
+			printf("\"view\":%u,", view);
 		cJSON_free(name);
 		if (as_logits)
 			printf("\"logits\":[");
@@ -1239,10 +1360,11 @@ get_one(sl_store_txn *txn, const cache *c, const sl_store_teacher *t,
 		printf("]}\n");
 	} else {
 		if (as_logits)
-			printf("teacher %s sample %" PRIu64 " logits:", esc(t->name), s);
+			printf("teacher %s sample %" PRIu64 "%s logits:", esc(t->name),
+			    s, vtext);
 		else
-			printf("teacher %s sample %" PRIu64 " at T=%g:", esc(t->name), s,
-			    (double)T);
+			printf("teacher %s sample %" PRIu64 "%s at T=%g:",
+			    esc(t->name), s, vtext, (double)T);
 		for (uint32_t j = 0; j < C; j++) {
 			putchar(' ');
 			print_float(v[j], 0);
@@ -1279,6 +1401,19 @@ cmd_get(const char *dir)
 	if ((rc = parse_samples(sample_arg, c.job.dataset.rows, &first,
 	    &end)) != 0)
 		goto out;
+	rc = 2;
+	if (view_arg >= 0 && t->views == 0) {
+		fprintf(stderr, "softlabel: get --view %d: teacher %s has no views "
+		    "(one record per sample)\n", view_arg, esc(t->name));
+		goto out;
+	}
+	if (view_arg >= 0 && (uint32_t)view_arg >= t->views) {
+		fprintf(stderr, "softlabel: get --view %d: teacher %s has views "
+		    "0..%u\n", view_arg, esc(t->name), t->views - 1);
+		goto out;
+	}
+	const uint32_t view = t->views == 0 ? SL_STORE_NO_VIEW :
+	    view_arg >= 0 ? (uint32_t)view_arg : 0;
 	rc = 1;
 	if (sl_store_read_begin(c.store, &txn, &why) != 0) {
 		fprintf(stderr, "softlabel: %s: %s\n", dir, why.text);
@@ -1290,7 +1425,7 @@ cmd_get(const char *dir)
 	}
 	const float T = temperature > 0 ? temperature : t->temperature;
 	for (uint64_t s = first; s < end; s++)
-		absent += (uint64_t)get_one(txn, &c, t, s, T, v);
+		absent += (uint64_t)get_one(txn, &c, t, s, view, T, v);
 	if (absent > 0 && end - first > 1)
 		fprintf(stderr, "softlabel: %" PRIu64 " of %" PRIu64 " samples "
 		    "have no (valid) record\n", absent, end - first);
@@ -1377,6 +1512,21 @@ export_label(void *arg, uint64_t s, const void *rec, size_t len)
 	return 0;
 }
 
+/* A teacher with views: (sample, view) is row sample * V + view of the
+ * (rows * V, classes) stream, i.e. the (rows, V, classes) array. */
+static int
+export_view_label(void *arg, uint64_t s, uint32_t view, const void *rec,
+    size_t len)
+{
+	ectx *e = arg;
+
+	if (view >= e->t->views || s > UINT64_MAX / e->t->views) {
+		e->bad++;
+		return 0;
+	}
+	return export_label(arg, s * e->t->views + view, rec, len);
+}
+
 static int
 cmd_export(const char *dir)
 {
@@ -1395,7 +1545,8 @@ cmd_export(const char *dir)
 	if ((e.t = pick_teacher(&c, "export", &rc)) == NULL)
 		goto out;
 	rc = 1;
-	e.rows = c.job.dataset.rows;
+	const uint32_t V = e.t->views;
+	e.rows = c.job.dataset.rows * (V ? V : 1);
 	e.T = temperature > 0 ? temperature : e.t->temperature;
 	e.cap = ((uint64_t)4 << 20) / (e.t->fmt.classes * sizeof *e.buf);
 	if (e.cap == 0)
@@ -1405,14 +1556,18 @@ cmd_export(const char *dir)
 		fprintf(stderr, "softlabel: out of memory\n");
 		goto out;
 	}
-	uint64_t shape[2] = { e.rows, e.t->fmt.classes };
-	if (sl_npy_begin(&e.w, out_path, "<f4", shape, 2, &why) != 0) {
+	uint64_t shape[3] = { c.job.dataset.rows, V, e.t->fmt.classes };
+	if (V == 0)
+		shape[1] = e.t->fmt.classes;
+	if (sl_npy_begin(&e.w, out_path, "<f4", shape, V ? 3 : 2, &why) != 0) {
 		fprintf(stderr, "softlabel: %s: %s\n", out_path, why.text);
 		goto out;
 	}
 	began = 1;
-	if (sl_reader_each_label(c.rd, e.t->index, 0, UINT64_MAX, export_label,
-	    &e, &why) != 0 && e.rc == 0) {
+	if ((V ? sl_reader_each_label_view(c.rd, e.t->index, 0, UINT64_MAX,
+	    export_view_label, &e, &why) : sl_reader_each_label(c.rd,
+	    e.t->index, 0, UINT64_MAX, export_label, &e, &why)) != 0 &&
+	    e.rc == 0) {
 		fprintf(stderr, "softlabel: %s: cannot walk the cache%s%s\n", dir,
 		    why.text[0] ? ": " : "", why.text);
 		goto out;
@@ -1423,10 +1578,17 @@ cmd_export(const char *dir)
 		goto out;
 	}
 	began = 0;
-	printf("wrote %s: %" PRIu64 " x %u at T=%g; %" PRIu64 " rows present, %"
-	    PRIu64 " absent (NaN), %" PRIu64 " corrupt skipped\n", out_path,
-	    e.rows, e.t->fmt.classes, (double)e.T, e.found, e.rows - e.found,
-	    e.bad);
+	if (V)
+		printf("wrote %s: %" PRIu64 " x %u x %u (rows, views, classes) "
+		    "at T=%g; %" PRIu64 " (row, view) records present, %" PRIu64
+		    " absent (NaN), %" PRIu64 " corrupt skipped\n", out_path,
+		    c.job.dataset.rows, V, e.t->fmt.classes, (double)e.T,
+		    e.found, e.rows - e.found, e.bad);
+	else
+		printf("wrote %s: %" PRIu64 " x %u at T=%g; %" PRIu64 " rows "
+		    "present, %" PRIu64 " absent (NaN), %" PRIu64 " corrupt "
+		    "skipped\n", out_path, e.rows, e.t->fmt.classes,
+		    (double)e.T, e.found, e.rows - e.found, e.bad);
 	rc = e.bad ? 1 : 0;
 out:
 	if (began)

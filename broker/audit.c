@@ -258,7 +258,7 @@ restore_one(void *arg, uint64_t s, const sl_shard_info *info)
 	uint32_t ident;
 
 	if (info->state != SL_SHARD_DONE || info->worker[0] == '\0' ||
-	    s >= r->b->nshards)
+	    s >= r->ts->lease.nshards)
 		return 0;
 	snprintf(text, sizeof text, "name %s", info->worker);
 	if ((ident = ident_get(r->b, text, info->worker, NULL)) == 0)
@@ -404,15 +404,16 @@ read_stored(broker *b, const teacher_sched *ts, uint64_t s, uint32_t nrows,
 		const void *rec;
 		size_t len;
 
-		rc = sl_store_get_label(txn, ts->info.index,
-		    s * b->job.shard_rows + i, &rec, &len);
+		rc = sl_store_get_label_view(txn, ts->info.index,
+		    broker_unit_first(b, ts, s) + i, broker_unit_view(ts, s),
+		    &rec, &len);
 		if (rc == 0 && len != ts->rec_size)
 			rc = SL_EFORMAT;
 		if (rc == 0)
 			memcpy(out + (size_t)i * ts->rec_size, rec, len);
 		else
 			sl_errmsg_set(why, rc, "record %" PRIu64 ": %s",
-			    s * b->job.shard_rows + i, sl_strerror(rc));
+			    broker_unit_first(b, ts, s) + i, sl_strerror(rc));
 	}
 	sl_store_read_end(&txn);
 	return rc;
@@ -462,8 +463,9 @@ open_dispute(broker *b, teacher_sched *ts, uint64_t s, const uint8_t *stored,
 	memcpy(d->first, stored, bytes);
 	memcpy(d->second, blob, bytes);
 	if ((rc = sl_store_write_begin(b->store, &txn, why)) == 0 &&
-	    (rc = sl_store_reset_shard(txn, ts->info.index, s,
-	    s * b->job.shard_rows, nrows, why)) == 0)
+	    (rc = sl_store_reset_shard_view(txn, ts->info.index, s,
+	    broker_unit_first(b, ts, s), nrows, broker_unit_view(ts, s),
+	    why)) == 0)
 		rc = sl_store_write_commit(&txn, why);
 	sl_store_write_abort(&txn);
 	if (rc != 0) {
@@ -695,9 +697,12 @@ purge_teacher(broker *b, teacher_sched *ts, uint32_t ident, const identity *x,
 	for (size_t i = 0; rc == 0 && i < c.n; i++) {
 		const uint64_t sh = c.shards[i];
 
-		if (sh < b->nshards && ts->lease.slots[sh].state == SHARD_DONE)
-			rc = sl_store_reset_shard(txn, ts->info.index, sh,
-			    sh * b->job.shard_rows, broker_shard_nrows(b, sh), why);
+		if (sh < ts->lease.nshards &&
+		    ts->lease.slots[sh].state == SHARD_DONE)
+			rc = sl_store_reset_shard_view(txn, ts->info.index, sh,
+			    broker_unit_first(b, ts, sh),
+			    broker_unit_nrows(b, ts, sh),
+			    broker_unit_view(ts, sh), why);
 	}
 	if (rc == 0)
 		rc = sl_store_write_commit(&txn, why);
@@ -705,7 +710,8 @@ purge_teacher(broker *b, teacher_sched *ts, uint32_t ident, const identity *x,
 	for (size_t i = 0; rc == 0 && i < c.n; i++) {
 		const uint64_t sh = c.shards[i];
 
-		if (sh >= b->nshards || ts->lease.slots[sh].state != SHARD_DONE)
+		if (sh >= ts->lease.nshards ||
+		    ts->lease.slots[sh].state != SHARD_DONE)
 			continue;
 		audit_return(b, ts, sh);
 		if (lease_purge(&ts->lease, sh))

@@ -92,6 +92,31 @@ broker_shard_nrows(const broker *b, uint64_t shard)
 	    b->job.shard_rows);
 }
 
+uint64_t
+broker_unit_shard(const teacher_sched *ts, uint64_t unit)
+{
+	return ts->info.views ? unit / ts->info.views : unit;
+}
+
+uint32_t
+broker_unit_view(const teacher_sched *ts, uint64_t unit)
+{
+	return ts->info.views ? (uint32_t)(unit % ts->info.views) :
+	    SL_STORE_NO_VIEW;
+}
+
+uint32_t
+broker_unit_nrows(const broker *b, const teacher_sched *ts, uint64_t unit)
+{
+	return broker_shard_nrows(b, broker_unit_shard(ts, unit));
+}
+
+uint64_t
+broker_unit_first(const broker *b, const teacher_sched *ts, uint64_t unit)
+{
+	return broker_unit_shard(ts, unit) * b->job.shard_rows;
+}
+
 /* --rows A:B into first and end (end 0 when B is empty: "A:"). Exit code
  * 2 with the value named when it is not two numbers. */
 static int
@@ -207,6 +232,7 @@ int
 broker_load_teacher(broker *b, const sl_store_teacher *t)
 {
 	teacher_sched *ts = &b->teachers[t->index];
+	const uint64_t nunits = b->nshards * (t->views ? t->views : 1);
 	uint8_t *state;
 	sl_errmsg why = { "" };
 	int rc;
@@ -214,20 +240,22 @@ broker_load_teacher(broker *b, const sl_store_teacher *t)
 	memset(ts, 0, sizeof *ts);
 	ts->info = *t;
 	ts->rec_size = sl_label_size(&t->fmt);
-	state = calloc(b->nshards ? b->nshards : 1, 1);
-	if (state == NULL || lease_init(&ts->lease, b->nshards,
+	state = calloc(nunits ? nunits : 1, 1);
+	if (state == NULL || lease_init(&ts->lease, nunits,
 	    (uint32_t)b->cfg->max_attempts) != 0) {
 		free(state);
 		return SL_ENOMEM;
 	}
-	rc = sl_store_shard_states(b->store, t->index, state, b->nshards, &why);
+	rc = sl_store_shard_states(b->store, t->index, state, nunits, &why);
 	if (rc != 0) {
 		sl_error("%s: teacher %s: %s", b->cfg->store, t->name, why.text);
 		free(state);
 		return rc;
 	}
-	for (uint64_t s = 0; s < b->nshards; s++) {
-		if (s < b->shard_first || s >= b->shard_end)
+	for (uint64_t s = 0; s < nunits; s++) {
+		const uint64_t sh = broker_unit_shard(ts, s);
+
+		if (sh < b->shard_first || sh >= b->shard_end)
 			lease_restore(&ts->lease, s, SHARD_DONE); /* not ours */
 		else if (state[s] == SL_SHARD_DONE)
 			lease_restore(&ts->lease, s, SHARD_DONE);
@@ -326,6 +354,17 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 		return rc;
 	if ((rc = open_job(b)) != 0 || (rc = audit_start(b)) != 0)
 		return rc;
+	if (cfg->views > 0) {
+		uint32_t shape[SL_DATA_MAX_DIMS];
+
+		for (uint32_t d = 1; d < b->job.dataset.ndim; d++)
+			shape[d - 1] = (uint32_t)b->job.dataset.shape[d];
+		if (sl_view_check_shape(&cfg->recipe, (int)b->job.dataset.ndim - 1,
+		    shape, &why) != 0) {
+			sl_error("--views: %s", why.text);
+			return 2;
+		}
+	}
 	if (cfg->recompute_corrupt &&
 	    broker_recompute_corrupt(b->store, &b->job, b->nshards) != 0)
 		return 1;
@@ -494,13 +533,14 @@ broker_return_shard(broker *b, teacher_sched *ts, uint64_t s,
 void
 broker_send_task(broker *b, worker *w, uint64_t s)
 {
+	const teacher_sched *ts = &b->teachers[w->teacher];
 	sl_msg m;
-	const uint32_t n = broker_shard_nrows(b, s);
+	const uint32_t n = broker_unit_nrows(b, ts, s);
 
 	memset(&m, 0, sizeof m);
 	m.type = SL_MSG_TASK;
 	m.u.task.shard = s;
-	m.u.task.first_row = s * b->job.shard_rows;
+	m.u.task.first_row = broker_unit_first(b, ts, s);
 	m.u.task.nrows = n;
 	if (w->ship_rows) {
 		sl_errmsg why = { "" };
@@ -730,7 +770,8 @@ on_result(broker *b, worker *w, zmq_msg_t *frame, const sl_msg *m)
 	case LEASE_UNKNOWN_SHARD:
 		rr = REJ_UNKNOWN_SHARD;
 		snprintf(why_text, sizeof why_text, "shard %" PRIu64 " does not "
-		    "exist (the job has %" PRIu64 ")", s, b->nshards);
+		    "exist (the job has %" PRIu64 "%s)", s, ts->lease.nshards,
+		    ts->info.views ? " units of (shard, view)" : "");
 		goto refuse;
 	case LEASE_DUP_DONE:
 	case LEASE_DUP_COMMITTING:
@@ -757,7 +798,7 @@ on_result(broker *b, worker *w, zmq_msg_t *frame, const sl_msg *m)
 		    "leased to this worker", s);
 		goto refuse;
 	}
-	const uint32_t want = broker_shard_nrows(b, s);
+	const uint32_t want = broker_unit_nrows(b, ts, s);
 	if (m->u.result.nrows != want) {
 		rr = REJ_WRONG_ROWS;
 		snprintf(why_text, sizeof why_text, "shard %" PRIu64 " has %u "

@@ -34,6 +34,7 @@
 #include "sl_metrics.h"
 #include "sl_proto.h"
 #include "sl_store.h"
+#include "sl_view.h"
 
 #define BROKER_MAX_WORKERS 4096
 #define BROKER_MAX_GROUP 256  /* results per commit transaction */
@@ -60,6 +61,13 @@ typedef struct broker_cfg {
 	int64_t audit_seed;   /* --audit-seed: which shards; -1 random */
 	const char *trusted_keys; /* --trusted-keys DIR: keys never audited */
 	const char *rows;       /* --rows A:B, NULL: the whole dataset */
+	/* --views V, --view-recipe R, --view-seed S: the views of a teacher
+	 * this broker registers (views 0: none; a teacher already in the
+	 * cache keeps its own, and with views > 0 must have these). */
+	int views;
+	const char *view_recipe;
+	int64_t view_seed;
+	sl_view_recipe recipe; /* view_recipe parsed (main.c) */
 } broker_cfg;
 
 typedef struct teacher_sched {
@@ -324,6 +332,18 @@ int broker_log_allow(broker *b, enum remote_event e);
 void broker_dispatch_all(broker *b);
 /* Rows of shard s (the last one may be short). */
 uint32_t broker_shard_nrows(const broker *b, uint64_t shard);
+
+/* Units: a teacher with V views leases unit u = shard * V + view (its
+ * lease table, shards entries and the wire's shard numbers count units);
+ * a teacher without views has unit = shard. */
+uint64_t broker_unit_shard(const teacher_sched *ts, uint64_t unit);
+/* The view of unit (SL_STORE_NO_VIEW for a teacher without views). */
+uint32_t broker_unit_view(const teacher_sched *ts, uint64_t unit);
+/* Rows of unit's shard, and its first row. */
+uint32_t broker_unit_nrows(const broker *b, const teacher_sched *ts,
+    uint64_t unit);
+uint64_t broker_unit_first(const broker *b, const teacher_sched *ts,
+    uint64_t unit);
 /* Send w the TASK of shard s. */
 void broker_send_task(broker *b, worker *w, uint64_t s);
 /* A valid result of w for shard s (already COMMITTING) joins the commit

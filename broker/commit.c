@@ -40,8 +40,9 @@ commit_group(broker *b)
 		teacher_sched *ts = &b->teachers[p->teacher];
 		worker *w = session_by_token(b, p->token);
 
-		rc = sl_store_put_shard(txn, p->teacher, p->shard,
-		    p->shard * b->job.shard_rows, p->nrows, p->blob, ts->rec_size,
+		rc = sl_store_put_shard_view(txn, p->teacher, p->shard,
+		    broker_unit_first(b, ts, p->shard), p->nrows,
+		    broker_unit_view(ts, p->shard), p->blob, ts->rec_size,
 		    w ? w->name : "", ts->lease.slots[p->shard].attempts, &why);
 	}
 	if (rc == 0 && b->audit_dirty) {

@@ -41,6 +41,9 @@ static sl_opt opts[] = {
 	{ "allow-keys", SL_OPT_STR, &cfg.allow_keys, NULL, 0, 0, "DIR", "admit only clients whose public key is a *.pub file here; SIGHUP re-reads it", 0 },
 	{ "teacher", SL_OPT_STR, &cfg.teachers, NULL, 0, 0, "NAME[=SHA256],...", "the operator's teachers: HELLO may name only these (with that model's sha256sum, when given); --exit-when-done waits for these alone (default: open registration)", 0 },
 	{ "max-teachers", SL_OPT_INT, &cfg.max_teachers, "16", 1, 256, "N", "without --teacher: teachers the cache may hold; a HELLO for one more is refused", 0 },
+	{ "views", SL_OPT_INT, &cfg.views, "0", 0, SL_STORE_MAX_VIEWS, "V", "label V views of every row (deterministic augmentations, --view-recipe) instead of the plain rows: records are keyed (teacher, sample, view), leases are (shard, view) units; applies to the teachers this broker registers (a teacher already in the cache keeps its own, and must have these when given); 0: no views", 0 },
+	{ "view-recipe", SL_OPT_STR, &cfg.view_recipe, NULL, 0, 0, "R", "the views' transform, items joined by ',': rrc=SMIN:SMAX (random-resized crop), crop=P (pad P, random crop), flip (left-right mirror, p = 1/2); needed with --views", 0 },
+	{ "view-seed", SL_OPT_I64, &cfg.view_seed, "0", 0, INT64_MAX, "S", "seed of the views: view v of sample i is drawn from (S, i, v) alone", 0 },
 	{ "shard-rows", SL_OPT_INT, &cfg.shard_rows, "1024", 1, 65536, "N", "rows per shard (fixed when the job is created)", 0 },
 	{ "lease-timeout", SL_OPT_INT, &cfg.lease_timeout_s, "30", 1, 86400, "S", "seconds a lease lives without renewal", 0 },
 	{ "max-attempts", SL_OPT_INT, &cfg.max_attempts, "5", 1, 255, "N", "leases of one shard before it is quarantined", 0 },
@@ -231,6 +234,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "softlabel-broker: --%s: %s\n",
 		    sl_net_check_endpoint(cfg.bind, 1, NULL) ? "bind" :
 		    "status-bind", why.text);
+		return 2;
+	}
+	if ((cfg.views > 0) != (cfg.view_recipe != NULL)) {
+		fprintf(stderr, "softlabel-broker: --views and --view-recipe go "
+		    "together (see --help)\n");
+		return 2;
+	}
+	if (cfg.view_recipe != NULL &&
+	    sl_view_recipe_parse(cfg.view_recipe, &cfg.recipe, &why) != 0) {
+		fprintf(stderr, "softlabel-broker: --view-recipe: %s\n", why.text);
 		return 2;
 	}
 	if (metrics_bind != NULL &&

@@ -40,7 +40,8 @@ teacher_metrics(broker *b, sl_metrics_text *t)
 			continue;
 		n[0] = (double)l->ndone;
 		n[1] = (double)l->nleased;
-		n[2] = (double)(b->nshards - l->ndone - l->nleased - l->nquarantined);
+		n[2] = (double)(l->nshards - l->ndone - l->nleased -
+		    l->nquarantined); /* units for a teacher with views */
 		n[3] = (double)l->nquarantined;
 		for (int s = 0; s < 4; s++)
 			sl_metrics_sample(t, "softlabel_shards", (const char *[]){
@@ -58,8 +59,9 @@ teacher_metrics(broker *b, sl_metrics_text *t)
 	    "(absent while the rate is 0).");
 	for (uint32_t i = 0; i < b->nteachers; i++) {
 		const teacher_sched *ts = &b->teachers[i];
-		const double left = (double)(b->nshards - ts->lease.ndone -
-		    ts->lease.nquarantined) * b->job.shard_rows;
+		const double left = (double)(ts->lease.nshards -
+		    ts->lease.ndone - ts->lease.nquarantined) *
+		    b->job.shard_rows;
 
 		if (ts->lease.slots != NULL && ts->rate > 0)
 			sl_metrics_sample(t, "softlabel_eta_seconds",

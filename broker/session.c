@@ -212,6 +212,16 @@ hello_preproc(const broker *b, const sl_bytes *wire, sl_preproc *out,
 	return 0;
 }
 
+/* The row shape (the dataset's shape past its first dimension) as the
+ * uint32 array sl_view_check_shape takes. */
+static const uint32_t *
+row_shape(const broker *b, uint32_t shape[SL_DATA_MAX_DIMS])
+{
+	for (uint32_t d = 1; d < b->job.dataset.ndim; d++)
+		shape[d - 1] = (uint32_t)b->job.dataset.shape[d];
+	return shape;
+}
+
 /* Who may register a teacher: with --teacher, the operator's names only
  * (and their model, when pinned); without, new names while the cache holds
  * fewer than --max-teachers. Returns 1 if t may go on to registration,
@@ -264,6 +274,72 @@ teacher_admitted(broker *b, const uint8_t *id, size_t idlen,
 	return 0;
 }
 
+/* The views t registers with: those of the cache's registration when the
+ * teacher is there and the broker was given no --views (a restart without
+ * the options resumes the job as it is), else the broker's (views 0 when
+ * none: the store then refuses a registration with views, naming both). */
+static void
+views_of(const broker *b, sl_store_teacher *t)
+{
+	const broker_cfg *c = b->cfg;
+
+	if (c->views == 0)
+		for (uint32_t i = 0; i < b->nteachers; i++) {
+			const teacher_sched *ts = &b->teachers[i];
+
+			if (ts->lease.slots != NULL &&
+			    strcmp(ts->info.name, t->name) == 0) {
+				t->views = ts->info.views;
+				t->view_recipe = ts->info.view_recipe;
+				t->view_seed = ts->info.view_seed;
+				return;
+			}
+		}
+	t->views = (uint32_t)c->views;
+	t->view_recipe = c->recipe;
+	t->view_seed = c->views ? (uint64_t)c->view_seed : 0;
+}
+
+/* A worker started with views (HELLO's views > 0) must have the
+ * registration's: V, recipe bytes and seed. 0 when it has them or took
+ * none (it learns them from WELCOME); else the reason in text. */
+static int
+hello_views_differ(const sl_msg *m, const sl_store_teacher *t, char *text,
+    size_t cap)
+{
+	uint8_t rb[SL_VIEW_RECIPE_BYTES];
+	char ra[SL_VIEW_RECIPE_TEXT], rw[SL_VIEW_RECIPE_TEXT];
+	sl_view_recipe wr;
+
+	if (m->u.hello.views == 0)
+		return 0;
+	if (m->u.hello.views != t->views) {
+		snprintf(text, cap, "teacher '%s' is registered with %u views, "
+		    "this worker has %u", t->name, t->views, m->u.hello.views);
+		return 1;
+	}
+	sl_view_recipe_pack(&t->view_recipe, rb);
+	if (m->u.hello.view_recipe.len != sizeof rb ||
+	    memcmp(m->u.hello.view_recipe.p, rb, sizeof rb) != 0) {
+		sl_view_recipe_format(ra, sizeof ra, &t->view_recipe);
+		if (sl_view_recipe_unpack(m->u.hello.view_recipe.p,
+		    m->u.hello.view_recipe.len, &wr, NULL) == 0)
+			sl_view_recipe_format(rw, sizeof rw, &wr);
+		else
+			snprintf(rw, sizeof rw, "(unreadable)");
+		snprintf(text, cap, "teacher '%s' is registered with view recipe "
+		    "%s, this worker has %s", t->name, ra, rw);
+		return 1;
+	}
+	if (m->u.hello.view_seed != t->view_seed) {
+		snprintf(text, cap, "teacher '%s' is registered with view seed "
+		    "%" PRIu64 ", this worker has %" PRIu64, t->name,
+		    t->view_seed, m->u.hello.view_seed);
+		return 1;
+	}
+	return 0;
+}
+
 void
 session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
     const char *key, const char *addr)
@@ -273,6 +349,7 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	sl_errmsg why = { "" };
 	worker *w;
 	const size_t dim = sl_dataset_dim(b->ds);
+	uint32_t shape[SL_DATA_MAX_DIMS];
 	int rc;
 
 	uint32_t ident;
@@ -329,6 +406,13 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	}
 	if (!teacher_admitted(b, id, idlen, &t, name))
 		return;
+	views_of(b, &t);
+	if (t.views > 0 && (rc = sl_view_check_shape(&t.view_recipe,
+	    (int)b->job.dataset.ndim - 1, row_shape(b, shape), &why)) != 0) {
+		broker_reject(b, REJ_BAD_HELLO, name, "%s", why.text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why.text);
+		return;
+	}
 	rc = sl_store_register_teacher(b->store, &t, &why);
 	if (rc == SL_EMISMATCH) {
 		broker_reject(b, REJ_PROVENANCE, name, "%s", why.text);
@@ -341,15 +425,32 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why.text);
 		return;
 	}
+	if (hello_views_differ(m, &t, why_text, sizeof why_text)) {
+		broker_reject(b, REJ_PROVENANCE, name, "%s", why_text);
+		broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE, why_text);
+		return;
+	}
 	if (b->teachers[t.index].lease.slots == NULL) {
 		if (broker_load_teacher(b, &t) != 0) {
 			broker_reply_reason(b, b->sock, id, idlen, SL_MSG_REFUSE,
 			    "broker could not load the teacher's shards");
 			return;
 		}
-		sl_info("teacher %s registered as index %u: model %.12s..., "
-		    "T=%g, %u classes", t.name, t.index, t.model_sha256,
-		    (double)t.temperature, t.fmt.classes);
+		if (t.views > 0) {
+			char rt[SL_VIEW_RECIPE_TEXT];
+
+			sl_view_recipe_format(rt, sizeof rt, &t.view_recipe);
+			sl_info("teacher %s registered as index %u: model "
+			    "%.12s..., T=%g, %u classes, %u views (recipe %s, "
+			    "seed %" PRIu64 ")", t.name, t.index, t.model_sha256,
+			    (double)t.temperature, t.fmt.classes, t.views, rt,
+			    t.view_seed);
+		} else {
+			sl_info("teacher %s registered as index %u: model "
+			    "%.12s..., T=%g, %u classes", t.name, t.index,
+			    t.model_sha256, (double)t.temperature,
+			    t.fmt.classes);
+		}
 	}
 
 	int same_connection = 1;
@@ -405,7 +506,7 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	 * a broker restart: it may answer for them. */
 	teacher_sched *ts = &b->teachers[t.index];
 	for (uint32_t i = 0; i < m->u.hello.nheld; i++)
-		if (m->u.hello.held[i] < b->nshards)
+		if (m->u.hello.held[i] < ts->lease.nshards)
 			session_grant(w, m->u.hello.held[i]);
 	/* Its previous session, if the broker still has it (the same slot
 	 * after a repeated HELLO, or the same name and key on an earlier
@@ -438,6 +539,16 @@ session_hello(broker *b, const uint8_t *id, size_t idlen, const sl_msg *m,
 	r.u.welcome.row_bytes = (uint32_t)b->row_bytes;
 	r.u.welcome.dtype = sl_dataset_dtype(b->ds);
 	r.u.welcome.max_msg_bytes = (uint64_t)b->cfg->max_msg_bytes;
+	uint8_t rb[SL_VIEW_RECIPE_BYTES];
+	if (t.views > 0) {
+		sl_view_recipe_pack(&t.view_recipe, rb);
+		r.u.welcome.views = t.views;
+		r.u.welcome.view_recipe.p = rb;
+		r.u.welcome.view_recipe.len = sizeof rb;
+		r.u.welcome.view_seed = t.view_seed;
+		r.u.welcome.view_h = shape[b->job.dataset.ndim - 3];
+		r.u.welcome.view_w = shape[b->job.dataset.ndim - 2];
+	}
 	broker_reply(b, b->sock, id, idlen, &r);
 	b->hellos++;
 	if (broker_log_allow(b, EV_JOINED))

@@ -1,7 +1,9 @@
 /* status.c - the broker's status as JSON, for `softlabel status` and probes.
  *
  *   {"rows", "shards", "shard_rows", "uptime_s", "commits", "duplicates",
- *    "resets", "teachers": [{"name", "index", "done", "leased", "pending",
+ *    "resets", "teachers": [{"name", "index", "views"[, "view_recipe",
+ *    "view_seed"], "units" (shards, or (shard, view) units with views),
+ *    "done", "leased", "pending",
  *    "quarantined", "samples_per_s", "eta_s", "quarantined_shards": [..]}],
  *    "workers": [{"name", "teacher", "leases", "results", "samples",
  *    "samples_per_s", "last_heartbeat_ms"}],
@@ -40,19 +42,31 @@ static cJSON *
 teacher_json(const broker *b, const teacher_sched *ts, int max_listed)
 {
 	cJSON *o = cJSON_CreateObject(), *q = cJSON_CreateArray();
-	const uint64_t pending = b->nshards - ts->lease.ndone -
+	/* A teacher with V views counts units (shard, view): V per shard. */
+	const uint64_t V = ts->info.views ? ts->info.views : 1;
+	const uint64_t pending = ts->lease.nshards - ts->lease.ndone -
 	    ts->lease.nleased - ts->lease.nquarantined;
-	const double left = (double)(b->nshards - ts->lease.ndone -
+	const double left = (double)(ts->lease.nshards - ts->lease.ndone -
 	    ts->lease.nquarantined) *
 	    b->job.shard_rows;
+	char recipe[SL_VIEW_RECIPE_TEXT];
 
 	cJSON_AddStringToObject(o, "name", ts->info.name);
 	cJSON_AddNumberToObject(o, "index", ts->info.index);
 	cJSON_AddStringToObject(o, "model_sha256", ts->info.model_sha256);
 	cJSON_AddNumberToObject(o, "temperature", (double)ts->info.temperature);
 	cJSON_AddNumberToObject(o, "classes", ts->info.fmt.classes);
+	cJSON_AddNumberToObject(o, "views", (double)ts->info.views);
+	if (ts->info.views) {
+		sl_view_recipe_format(recipe, sizeof recipe, &ts->info.view_recipe);
+		cJSON_AddStringToObject(o, "view_recipe", recipe);
+		cJSON_AddNumberToObject(o, "view_seed", (double)ts->info.view_seed);
+	}
+	cJSON_AddNumberToObject(o, "units", (double)(ts->lease.nshards -
+	    b->nskip * V));
 	/* Shards outside --rows are done in the table, not in the counts. */
-	cJSON_AddNumberToObject(o, "done", (double)(ts->lease.ndone - b->nskip));
+	cJSON_AddNumberToObject(o, "done", (double)(ts->lease.ndone -
+	    b->nskip * V));
 	cJSON_AddNumberToObject(o, "leased", (double)ts->lease.nleased);
 	cJSON_AddNumberToObject(o, "pending", (double)pending);
 	cJSON_AddNumberToObject(o, "quarantined", (double)ts->lease.nquarantined);
@@ -63,7 +77,8 @@ teacher_json(const broker *b, const teacher_sched *ts, int max_listed)
 		cJSON_AddNumberToObject(o, "eta_s", left / ts->rate);
 	else
 		cJSON_AddNullToObject(o, "eta_s");
-	for (uint64_t s = 0; s < b->nshards && cJSON_GetArraySize(q) < max_listed; s++)
+	for (uint64_t s = 0; s < ts->lease.nshards &&
+	    cJSON_GetArraySize(q) < max_listed; s++)
 		if (ts->lease.slots[s].state == SHARD_QUARANTINED)
 			cJSON_AddItemToArray(q, cJSON_CreateNumber((double)s));
 	cJSON_AddItemToObject(o, "quarantined_shards", q);

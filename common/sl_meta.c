@@ -79,7 +79,7 @@ pack_teacher(msgpack_packer *pk, const sl_store_teacher *t)
 {
 	uint8_t pre[SL_PREPROC_MAX_BYTES];
 	const size_t npre = t->has_pre ? sl_preproc_pack(&t->pre, pre) : 0;
-	int bad = msgpack_pack_map(pk, 8);
+	int bad = msgpack_pack_map(pk, t->views ? 11 : 8);
 
 	bad |= pkey(pk, "index") || msgpack_pack_uint32(pk, t->index);
 	bad |= pkey(pk, "name") || pstr(pk, t->name, strlen(t->name));
@@ -92,6 +92,16 @@ pack_teacher(msgpack_packer *pk, const sl_store_teacher *t)
 	bad |= pkey(pk, "k") || msgpack_pack_uint16(pk, t->fmt.k);
 	bad |= pkey(pk, "pre") || msgpack_pack_bin(pk, npre) ||
 	    msgpack_pack_bin_body(pk, pre, npre);
+	if (t->views) {
+		uint8_t rb[SL_VIEW_RECIPE_BYTES];
+
+		sl_view_recipe_pack(&t->view_recipe, rb);
+		bad |= pkey(pk, "views") || msgpack_pack_uint32(pk, t->views);
+		bad |= pkey(pk, "vrecipe") || msgpack_pack_bin(pk, sizeof rb) ||
+		    msgpack_pack_bin_body(pk, rb, sizeof rb);
+		bad |= pkey(pk, "vseed") || msgpack_pack_uint64(pk,
+		    t->view_seed);
+	}
 	return bad;
 }
 
@@ -234,9 +244,13 @@ decode_teacher(sl_mp *c, size_t i, sl_store_teacher *t, sl_errmsg *why)
 	uint64_t v;
 	double d;
 
+	uint32_t nkeys;
+
 	memset(t, 0, sizeof *t);
-	if (map_of(c, 8, "a teacher", why) != 0 ||
-	    u64_in(c, "index", 0, SL_STORE_MAX_TEACHERS - 1, &v, why) != 0)
+	if (sl_mp_map(c, &nkeys) != 0 || (nkeys != 8 && nkeys != 11))
+		return sl_errmsg_set(why, SL_EFORMAT, "meta: a teacher is not a "
+		    "map of 8 or 11 keys");
+	if (u64_in(c, "index", 0, SL_STORE_MAX_TEACHERS - 1, &v, why) != 0)
 		return SL_EFORMAT;
 	t->index = (uint32_t)v;
 	if (key(c, "name", why) != 0)
@@ -278,6 +292,19 @@ decode_teacher(sl_mp *c, size_t i, sl_store_teacher *t, sl_errmsg *why)
 		return sl_errmsg_set(why, SL_EFORMAT, "meta: teacher %zu 'pre' "
 		    "is not empty or a packed preprocessing", i);
 	t->has_pre = len != 0;
+	if (nkeys == 8)
+		return 0;
+	if (u64_in(c, "views", 1, SL_STORE_MAX_VIEWS, &v, why) != 0)
+		return SL_EFORMAT;
+	t->views = (uint32_t)v;
+	if (key(c, "vrecipe", why) != 0)
+		return SL_EFORMAT;
+	if (sl_mp_bin(c, &s, &len) != 0 ||
+	    sl_view_recipe_unpack(s, len, &t->view_recipe, NULL) != 0)
+		return sl_errmsg_set(why, SL_EFORMAT, "meta: teacher %zu "
+		    "'vrecipe' is not a packed view recipe", i);
+	if (u64_in(c, "vseed", 0, UINT64_MAX, &t->view_seed, why) != 0)
+		return SL_EFORMAT;
 	return 0;
 }
 

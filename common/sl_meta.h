@@ -22,6 +22,9 @@
  *       "model" str (64 lowercase hex), "temp" float (finite, > 0),
  *       "enc" uint, "classes" uint, "k" uint (a valid sl_label_fmt),
  *       "pre" bin (empty: none recorded; else sl_preproc_pack's form)
+ *       and, for a teacher with views only (a map of 11 keys then):
+ *       "views" uint (1..SL_STORE_MAX_VIEWS), "vrecipe" bin
+ *       (sl_view_recipe_pack), "vseed" uint
  *     }
  *   }
  *

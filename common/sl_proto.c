@@ -4,7 +4,9 @@
  * Wire format (protocol version 1). Every frame is one msgpack map; its first
  * two entries are "v" and "t" (in either order; the encoder writes v first),
  * then exactly the keys of the type below, each once, in any order. Every key
- * is required. Unknown keys, repeated keys, missing keys, other msgpack
+ * is required, except those marked (optional): absent means 0 or empty, and
+ * the encoder leaves them out when they are (so a frame without views is
+ * byte for byte what it was before views existed). Unknown keys, repeated keys, missing keys, other msgpack
  * types, values out of range and bytes after the map are errors.
  *
  *   key       msgpack  meaning, range
@@ -29,6 +31,11 @@
  *                      (x * scale - mean[c]) / std[c]; NaN: the default for
  *                      the dataset's dtype, which the broker fills in
  *   held      array    of uint: shards whose results it still holds, <= 64
+ *   views     uint     (optional) the views the worker was started with,
+ *                      0..1024; 0: it takes the broker's (WELCOME)
+ *   vrecipe   bin      (optional) its view recipe, sl_view_recipe_pack's
+ *                      12 bytes when views > 0, else empty
+ *   vseed     uint     (optional) its view seed (uint64)
  *
  *   WELCOME (2) broker -> worker
  *   teacher   uint     teacher index in the cache
@@ -39,6 +46,16 @@
  *   row_bytes uint     bytes per row in TASK data, >= 1
  *   dtype     uint     1 uint8, 2 float32 (enum sl_dtype)
  *   max_msg   uint     largest frame the broker accepts, bytes (uint64), >= 1
+ *   views     uint     (optional) the teacher's views V, 0..1024 (0: none);
+ *                      with V > 0 a TASK's shard is a unit: view shard % V
+ *                      of rows first..first+n
+ *   vrecipe   bin      (optional) the teacher's recipe, 12 bytes when
+ *                      views > 0, else empty
+ *   vseed     uint     (optional) the teacher's view seed (uint64)
+ *   vh, vw    uint     (optional) the rows' image height and width (the
+ *                      last two dimensions of the row shape), >= 1 each
+ *                      when views > 0: a view transforms rows as
+ *                      row_values / (vh * vw) planes of vh x vw
  *
  *   REFUSE (3) broker -> worker     reason  str  0..256 bytes, no NUL
  *   READY (4) worker -> broker      credit  uint 0..64 (0: a stopping worker,
@@ -115,6 +132,7 @@
 
 #include "sl_data.h"
 #include "sl_msgpack.h"
+#include "sl_view.h"
 
 #define MAX_TEMPERATURE 1e4
 
@@ -131,6 +149,7 @@ enum fkind {
 
 #define F_NONUL 1u /* str: no NUL byte */
 #define F_ENUM 2u  /* above max is SL_EFORMAT, not SL_ELIMIT */
+#define F_OPT 4u   /* may be absent (0 / empty); not written when so */
 
 /* One key of one message type: where it lives in sl_msg and its range
  * (integers: value; str and bin: length in bytes). */
@@ -160,6 +179,9 @@ static const struct field hello_fields[] = {
 	U("dataset", K_BIN, hello.dataset_sha256, 0, SIZE_MAX, 0),
 	U("pre", K_BIN, hello.preproc, SL_PREPROC_MIN_BYTES, SL_PREPROC_MAX_BYTES, 0),
 	HELD("held", hello),
+	U("views", K_U32, hello.views, 0, SL_PROTO_MAX_VIEWS, F_OPT | F_ENUM),
+	U("vrecipe", K_BIN, hello.view_recipe, 0, SL_VIEW_RECIPE_BYTES, F_OPT),
+	U("vseed", K_U64, hello.view_seed, 0, UINT64_MAX, F_OPT),
 };
 static const struct field welcome_fields[] = {
 	U("teacher", K_U32, welcome.teacher_index, 0, UINT32_MAX, 0),
@@ -170,6 +192,11 @@ static const struct field welcome_fields[] = {
 	U("row_bytes", K_U32, welcome.row_bytes, 1, UINT32_MAX, 0),
 	U("dtype", K_U32, welcome.dtype, SL_DTYPE_U8, SL_DTYPE_F32, F_ENUM),
 	U("max_msg", K_U64, welcome.max_msg_bytes, 1, UINT64_MAX, 0),
+	U("views", K_U32, welcome.views, 0, SL_PROTO_MAX_VIEWS, F_OPT | F_ENUM),
+	U("vrecipe", K_BIN, welcome.view_recipe, 0, SL_VIEW_RECIPE_BYTES, F_OPT),
+	U("vseed", K_U64, welcome.view_seed, 0, UINT64_MAX, F_OPT),
+	U("vh", K_U32, welcome.view_h, 0, UINT32_MAX, F_OPT),
+	U("vw", K_U32, welcome.view_w, 0, UINT32_MAX, F_OPT),
 };
 static const struct field refuse_fields[] = {
 	U("reason", K_STR, refuse.reason, 0, SL_PROTO_MAX_REASON, F_NONUL),
@@ -381,18 +408,42 @@ check_encodable(const sl_msg *m, const struct mtype *mt)
 	return 0;
 }
 
+/* 1 when an optional field holds 0 or nothing: it is not written. */
+static int
+opt_absent(const sl_msg *m, const struct field *f)
+{
+	const char *at = (const char *)m + f->off;
+
+	if (!(f->flags & F_OPT))
+		return 0;
+	switch (f->kind) {
+	case K_U32:
+		return *(const uint32_t *)(const void *)at == 0;
+	case K_U64:
+		return *(const uint64_t *)(const void *)at == 0;
+	case K_BIN:
+	case K_STR:
+		return ((const sl_bytes *)(const void *)at)->len == 0;
+	default:
+		return 0;
+	}
+}
+
 int
 sl_proto_encode(const sl_msg *m, sl_proto_buf *b)
 {
 	const struct mtype *mt = lookup((uint64_t)m->type);
 	msgpack_packer pk;
+	uint32_t nkeys = 2;
 	int bad = 0;
 
 	if (mt == NULL || check_encodable(m, mt) != 0)
 		return SL_EINVAL;
+	for (size_t i = 0; i < mt->n; i++)
+		nkeys += !opt_absent(m, &mt->f[i]);
 	b->len = 0;
 	msgpack_packer_init(&pk, b, buf_write);
-	bad |= msgpack_pack_map(&pk, (uint32_t)(2 + mt->n));
+	bad |= msgpack_pack_map(&pk, nkeys);
 	bad |= pack_key(&pk, "v") || msgpack_pack_uint32(&pk, SL_PROTO_VERSION);
 	bad |= pack_key(&pk, "t") || msgpack_pack_uint32(&pk,
 	    (uint32_t)m->type);
@@ -400,6 +451,8 @@ sl_proto_encode(const sl_msg *m, sl_proto_buf *b)
 		const struct field *f = &mt->f[i];
 		const void *at = (const char *)m + f->off;
 
+		if (opt_absent(m, f))
+			continue;
 		bad |= pack_key(&pk, f->key);
 		switch (f->kind) {
 		case K_U16:
@@ -661,10 +714,37 @@ check_records(const sl_msg *m, sl_errmsg *why)
 	return 0;
 }
 
+/* HELLO / WELCOME views: a recipe exactly when V > 0, and one that
+ * sl_view_recipe_unpack takes; no seed without views. */
+static int
+check_views(const char *tname, uint32_t views, const sl_bytes *recipe,
+    uint64_t seed, sl_errmsg *why)
+{
+	sl_view_recipe r;
+	sl_errmsg inner = { "" };
+
+	if (views == 0 && (recipe->len != 0 || seed != 0))
+		return sl_errmsg_set(why, SL_EFORMAT, "%s: keys 'vrecipe' and "
+		    "'vseed' without 'views'", tname);
+	if (views > 0 && sl_view_recipe_unpack(recipe->p, recipe->len, &r,
+	    &inner) != 0)
+		return sl_errmsg_set(why, SL_EFORMAT, "%s: key 'vrecipe': %s",
+		    tname, inner.text);
+	return 0;
+}
+
 /* Checks that span keys or need more than a range. */
 static int
 check_message(const sl_msg *m, sl_errmsg *why)
 {
+	if (m->type == SL_MSG_WELCOME) {
+		if ((m->u.welcome.views > 0) != (m->u.welcome.view_h > 0) ||
+		    (m->u.welcome.views > 0) != (m->u.welcome.view_w > 0))
+			return sl_errmsg_set(why, SL_EFORMAT, "WELCOME: keys 'vh' "
+			    "and 'vw' go with 'views', each >= 1");
+		return check_views("WELCOME", m->u.welcome.views,
+		    &m->u.welcome.view_recipe, m->u.welcome.view_seed, why);
+	}
 	if (m->type == SL_MSG_SHARDS_REPLY)
 		return check_runs(m, why);
 	if (m->type == SL_MSG_RECORDS || m->type == SL_MSG_RECORDS_REPLY)
@@ -689,6 +769,8 @@ check_message(const sl_msg *m, sl_errmsg *why)
 			return sl_errmsg_set(why, SL_EFORMAT,
 			    "HELLO: key 'dataset' has %zu bytes, want 0 or 32",
 			    m->u.hello.dataset_sha256.len);
+		return check_views("HELLO", m->u.hello.views,
+		    &m->u.hello.view_recipe, m->u.hello.view_seed, why);
 	}
 	return 0;
 }
@@ -796,7 +878,7 @@ sl_proto_decode(const void *buf, size_t len, sl_msg *m, sl_errmsg *why)
 		    "%s: %zu trailing bytes after the map", mt->name,
 		    sl_mp_left(&c));
 	for (size_t j = 0; j < mt->n; j++)
-		if (!(seen & (1u << j)))
+		if (!(seen & (1u << j)) && !(mt->f[j].flags & F_OPT))
 			return sl_errmsg_set(why, SL_EFORMAT,
 			    "%s: missing key '%s'", mt->name, mt->f[j].key);
 	if ((rc = check_message(&out, why)) != 0)

@@ -59,6 +59,7 @@
 
 #define SL_PROTO_VERSION 1
 #define SL_PROTO_MAX_NAME 128        /* teacher and worker names, bytes */
+#define SL_PROTO_MAX_VIEWS 1024      /* = SL_STORE_MAX_VIEWS */
 /* The characters a teacher or worker name may have (a documented set:
  * README "Wire protocol"): no space, no control byte, no '/', ',' or '='
  * (file names, lists and NAME=VALUE options use them). */
@@ -134,6 +135,11 @@ typedef struct sl_msg {
 			                       * dataset dtype's default */
 			uint32_t nheld;
 			uint64_t held[SL_PROTO_MAX_HELD]; /* results it still holds */
+			/* Optional: the views it was started with (0: it takes
+			 * the broker's); recipe 12 bytes when views > 0. */
+			uint32_t views;
+			sl_bytes view_recipe;
+			uint64_t view_seed;
 		} hello;
 		struct { /* WELCOME */
 			uint32_t teacher_index;
@@ -144,6 +150,13 @@ typedef struct sl_msg {
 			uint32_t row_bytes;   /* bytes per row in TASK data */
 			uint32_t dtype;       /* enum sl_dtype of TASK data */
 			uint64_t max_msg_bytes;
+			/* Optional: the teacher's views (0: none); with V > 0
+			 * TASK, RESULT, ACK and held numbers are units,
+			 * shard * V + view. */
+			uint32_t views;
+			sl_bytes view_recipe; /* 12 bytes when views > 0 */
+			uint64_t view_seed;
+			uint32_t view_h, view_w; /* the rows' image, views > 0 */
 		} welcome;
 		struct { /* REFUSE */
 			sl_bytes reason;

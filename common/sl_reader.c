@@ -118,16 +118,17 @@ local_each_label(sl_reader *r, uint32_t teacher, uint64_t from, uint64_t to,
 }
 
 static int
-local_get_labels(sl_reader *r, uint32_t teacher, const uint64_t *samples,
-    size_t n, sl_store_label_fn fn, void *arg, sl_errmsg *why)
+local_get_labels_view(sl_reader *r, uint32_t teacher, const uint64_t *samples,
+    const uint32_t *views, size_t n, sl_store_label_fn fn, void *arg,
+    sl_errmsg *why)
 {
 	local *l = (local *)r;
 
 	for (size_t i = 0; i < n; i++) {
 		const void *rec;
 		size_t len;
-		int rc = sl_store_get_label(l->txn, teacher, samples[i], &rec,
-		    &len);
+		int rc = sl_store_get_label_view(l->txn, teacher, samples[i],
+		    views != NULL ? views[i] : SL_STORE_NO_VIEW, &rec, &len);
 
 		if (rc == SL_ENOTFOUND)
 			continue;
@@ -139,6 +140,53 @@ local_get_labels(sl_reader *r, uint32_t teacher, const uint64_t *samples,
 			return rc;
 	}
 	return 0;
+}
+
+static int
+local_get_labels(sl_reader *r, uint32_t teacher, const uint64_t *samples,
+    size_t n, sl_store_label_fn fn, void *arg, sl_errmsg *why)
+{
+	return local_get_labels_view(r, teacher, samples, NULL, n, fn, arg, why);
+}
+
+/* sl_store_each_label_view stopped at `to`, as label_upto. */
+typedef struct vupto {
+	sl_store_view_fn fn;
+	void *arg;
+	uint64_t to;
+	int stopped;
+} vupto;
+
+static int
+view_upto(void *arg, uint64_t sample, uint32_t view, const void *rec,
+    size_t len)
+{
+	vupto *u = arg;
+
+	if (sample >= u->to) {
+		u->stopped = 1;
+		return 1;
+	}
+	return u->fn(u->arg, sample, view, rec, len);
+}
+
+static int
+local_each_label_view(sl_reader *r, uint32_t teacher, uint64_t from,
+    uint64_t to, sl_store_view_fn fn, void *arg, sl_errmsg *why)
+{
+	vupto u = { fn, arg, to, 0 };
+	int rc;
+
+	if (from >= to)
+		return 0;
+	rc = sl_store_each_label_view(((local *)r)->txn, teacher, from,
+	    view_upto, &u);
+	if (u.stopped)
+		return 0;
+	if (rc == SL_EFORMAT)
+		sl_errmsg_set(why, rc, "teacher %u: a malformed label key (not "
+		    "the 16 bytes of a teacher with views)", teacher);
+	return rc;
 }
 
 static void
@@ -155,6 +203,7 @@ local_close(sl_reader *r)
 static const struct sl_reader_ops local_ops = {
 	local_job, local_teachers, local_refresh, local_each_done,
 	local_each_label, local_get_labels, local_close,
+	local_get_labels_view, local_each_label_view,
 };
 
 int
@@ -247,4 +296,22 @@ sl_reader_get_labels(sl_reader *r, uint32_t teacher, const uint64_t *samples,
     size_t n, sl_store_label_fn fn, void *arg, sl_errmsg *why)
 {
 	return r->ops->get_labels(r, teacher, samples, n, fn, arg, why);
+}
+
+int
+sl_reader_get_labels_view(sl_reader *r, uint32_t teacher,
+    const uint64_t *samples, const uint32_t *views, size_t n,
+    sl_store_label_fn fn, void *arg, sl_errmsg *why)
+{
+	if (views == NULL)
+		return r->ops->get_labels(r, teacher, samples, n, fn, arg, why);
+	return r->ops->get_labels_view(r, teacher, samples, views, n, fn, arg,
+	    why);
+}
+
+int
+sl_reader_each_label_view(sl_reader *r, uint32_t teacher, uint64_t from,
+    uint64_t to, sl_store_view_fn fn, void *arg, sl_errmsg *why)
+{
+	return r->ops->each_label_view(r, teacher, from, to, fn, arg, why);
 }

@@ -139,6 +139,22 @@ int sl_reader_parts_match(const char *first, const char *name,
 int sl_reader_union_open(const char *list, const char *committee,
     const sl_reader_opts *o, sl_reader **out, sl_errmsg *why);
 
+/* Views (sl_store.h: a teacher registered with V >= 1 views keys its
+ * records (teacher, sample, view)). These read those 16-byte keys; the
+ * calls above read the 12-byte keys of a teacher without views.
+ *
+ * get_labels_view: the records of (samples[i], views[i]) for i < n,
+ * present ones only, in list order (fn gets the sample; the caller knows
+ * the view from the position). views NULL reads the 12-byte keys
+ * (sl_reader_get_labels). each_label_view: the records of samples in
+ * [from, to) in (sample, view) order. A remote reader answers both with
+ * SL_EUNSUPPORTED for now (softlabel serve does not serve view keys). */
+int sl_reader_get_labels_view(sl_reader *r, uint32_t teacher,
+    const uint64_t *samples, const uint32_t *views, size_t n,
+    sl_store_label_fn fn, void *arg, sl_errmsg *why);
+int sl_reader_each_label_view(sl_reader *r, uint32_t teacher, uint64_t from,
+    uint64_t to, sl_store_view_fn fn, void *arg, sl_errmsg *why);
+
 /* --- implementations (sl_reader.c, sl_reader_remote.c) ------------------ */
 
 struct sl_reader_ops {
@@ -153,6 +169,10 @@ struct sl_reader_ops {
 	int (*get_labels)(sl_reader *, uint32_t, const uint64_t *, size_t,
 	    sl_store_label_fn, void *, sl_errmsg *);
 	void (*close)(sl_reader *);
+	int (*get_labels_view)(sl_reader *, uint32_t, const uint64_t *,
+	    const uint32_t *, size_t, sl_store_label_fn, void *, sl_errmsg *);
+	int (*each_label_view)(sl_reader *, uint32_t, uint64_t, uint64_t,
+	    sl_store_view_fn, void *, sl_errmsg *);
 };
 
 /* Every implementation's handle starts with this. */

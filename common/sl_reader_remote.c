@@ -423,6 +423,29 @@ remote_get_labels(sl_reader *rd, uint32_t teacher, const uint64_t *samples,
 	return 0;
 }
 
+/* softlabel serve's protocol has no view keys yet (SERVE: RECORDS asks by
+ * 12-byte key): say so rather than answer with the wrong records. */
+static int
+remote_get_labels_view(sl_reader *rd, uint32_t teacher,
+    const uint64_t *samples, const uint32_t *views, size_t n,
+    sl_store_label_fn fn, void *arg, sl_errmsg *why)
+{
+	(void)samples, (void)views, (void)n, (void)fn, (void)arg;
+	return sl_errmsg_set(why, SL_EUNSUPPORTED, "%s: teacher %u has views, "
+	    "and softlabel serve does not serve view records yet (read the "
+	    "cache directory, or a softlabel copy of it)",
+	    ((remote *)rd)->ep, teacher);
+}
+
+static int
+remote_each_label_view(sl_reader *rd, uint32_t teacher, uint64_t from,
+    uint64_t to, sl_store_view_fn fn, void *arg, sl_errmsg *why)
+{
+	(void)from, (void)to, (void)fn, (void)arg;
+	return remote_get_labels_view(rd, teacher, NULL, NULL, 0, NULL, NULL,
+	    why);
+}
+
 static void
 remote_close(sl_reader *rd)
 {
@@ -440,6 +463,7 @@ remote_close(sl_reader *rd)
 static const struct sl_reader_ops remote_ops = {
 	remote_job, remote_teachers, remote_refresh, remote_each_done,
 	remote_each_label, remote_get_labels, remote_close,
+	remote_get_labels_view, remote_each_label_view,
 };
 
 int

@@ -188,26 +188,50 @@ u_each_done(sl_reader *r, uint32_t teacher, sl_reader_run_fn fn, void *arg,
 	return m.count > 0 ? fn(arg, m.first, m.count) : 0;
 }
 
+/* [from, to) within part q's rows: *lo < *hi, or nothing of it there. */
+static int
+clip(const upart *q, uint64_t from, uint64_t to, uint64_t *lo, uint64_t *hi)
+{
+	*lo = from > q->job.rows_first ? from : q->job.rows_first;
+	*hi = to < q->job.rows_end ? to : q->job.rows_end;
+	return *lo < *hi;
+}
+
 static int
 u_each_label(sl_reader *r, uint32_t teacher, uint64_t from, uint64_t to,
     sl_store_label_fn fn, void *arg, sl_errmsg *why)
 {
 	un *u = (un *)r;
 	const int k = position(u, teacher);
+	uint64_t lo, hi;
 	int rc;
 
 	if (k < 0)
 		return unknown(teacher, why);
-	for (int p = 0; p < u->nparts; p++) {
-		const upart *q = &u->parts[p];
-		const uint64_t lo = from > q->job.rows_first ? from :
-		    q->job.rows_first;
-		const uint64_t hi = to < q->job.rows_end ? to : q->job.rows_end;
-
-		if (lo < hi && (rc = sl_reader_each_label(q->rd, q->index[k], lo,
-		    hi, fn, arg, why)) != 0)
+	for (int p = 0; p < u->nparts; p++)
+		if (clip(&u->parts[p], from, to, &lo, &hi) &&
+		    (rc = sl_reader_each_label(u->parts[p].rd,
+		    u->parts[p].index[k], lo, hi, fn, arg, why)) != 0)
 			return rc;
-	}
+	return 0;
+}
+
+static int
+u_each_label_view(sl_reader *r, uint32_t teacher, uint64_t from, uint64_t to,
+    sl_store_view_fn fn, void *arg, sl_errmsg *why)
+{
+	un *u = (un *)r;
+	const int k = position(u, teacher);
+	uint64_t lo, hi;
+	int rc;
+
+	if (k < 0)
+		return unknown(teacher, why);
+	for (int p = 0; p < u->nparts; p++)
+		if (clip(&u->parts[p], from, to, &lo, &hi) &&
+		    (rc = sl_reader_each_label_view(u->parts[p].rd,
+		    u->parts[p].index[k], lo, hi, fn, arg, why)) != 0)
+			return rc;
 	return 0;
 }
 
@@ -223,10 +247,12 @@ part_of(const un *u, uint64_t sample)
 }
 
 /* A list is asked of the parts in stretches of consecutive samples of one
- * part, so list order holds and a remote part gets few requests. */
+ * part, so list order holds and a remote part gets few requests. views
+ * NULL: the 12-byte keys of a teacher without views. */
 static int
-u_get_labels(sl_reader *r, uint32_t teacher, const uint64_t *samples,
-    size_t n, sl_store_label_fn fn, void *arg, sl_errmsg *why)
+u_get_labels_view(sl_reader *r, uint32_t teacher, const uint64_t *samples,
+    const uint32_t *views, size_t n, sl_store_label_fn fn, void *arg,
+    sl_errmsg *why)
 {
 	un *u = (un *)r;
 	const int k = position(u, teacher);
@@ -241,13 +267,20 @@ u_get_labels(sl_reader *r, uint32_t teacher, const uint64_t *samples,
 
 		while (j < n && part_of(u, samples[j]) == p)
 			j++;
-		if (p >= 0 && (rc = sl_reader_get_labels(u->parts[p].rd,
-		    u->parts[p].index[k], samples + i, j - i, fn, arg,
-		    why)) != 0)
+		if (p >= 0 && (rc = sl_reader_get_labels_view(u->parts[p].rd,
+		    u->parts[p].index[k], samples + i, views ? views + i : NULL,
+		    j - i, fn, arg, why)) != 0)
 			return rc;
 		i = j;
 	}
 	return 0;
+}
+
+static int
+u_get_labels(sl_reader *r, uint32_t teacher, const uint64_t *samples,
+    size_t n, sl_store_label_fn fn, void *arg, sl_errmsg *why)
+{
+	return u_get_labels_view(r, teacher, samples, NULL, n, fn, arg, why);
 }
 
 static void
@@ -266,7 +299,7 @@ u_close(sl_reader *r)
 
 static const struct sl_reader_ops union_ops = {
 	u_job, u_teachers, u_refresh, u_each_done, u_each_label,
-	u_get_labels, u_close,
+	u_get_labels, u_close, u_get_labels_view, u_each_label_view,
 };
 
 /* The committee of the first part: the names in committee, or all. */

@@ -39,6 +39,7 @@
 #define TEACHER_PREFIX "teacher/"
 #define TEACHER_PREFIX_LEN (sizeof TEACHER_PREFIX - 1)
 #define LABEL_KEY_BYTES 12 /* u32 BE teacher, u64 BE sample or shard */
+#define VIEW_KEY_BYTES 16  /* u32 BE teacher, u64 BE sample, u32 BE view */
 #define INPUT_KEY_BYTES 8  /* u64 BE sample */
 #define VALUE_MAX 2048     /* largest meta or shards value we write */
 
@@ -126,6 +127,18 @@ key12(uint8_t k[LABEL_KEY_BYTES], uint32_t teacher, uint64_t n)
 {
 	put_be32(k, teacher);
 	put_be64(k + 4, n);
+}
+
+/* The label key of (teacher, sample[, view]) into k; its length. */
+static size_t
+label_key(uint8_t k[VIEW_KEY_BYTES], uint32_t teacher, uint64_t sample,
+    uint32_t view)
+{
+	key12(k, teacher, sample);
+	if (view == SL_STORE_NO_VIEW)
+		return LABEL_KEY_BYTES;
+	put_be32(k + LABEL_KEY_BYTES, view);
+	return VIEW_KEY_BYTES;
 }
 
 static uint64_t
@@ -840,7 +853,7 @@ decode_dataset(sl_mp *c, sl_store_job *job, sl_errmsg *why)
 
 /* Schema check shared by every reader of meta. */
 static int
-check_schema(sl_store *s, MDB_txn *txn, sl_errmsg *why)
+check_schema(sl_store *s, MDB_txn *txn, uint32_t *schema, sl_errmsg *why)
 {
 	sl_mp c;
 	uint64_t v;
@@ -852,10 +865,12 @@ check_schema(sl_store *s, MDB_txn *txn, sl_errmsg *why)
 		return rc;
 	if (sl_mp_u64(&c, &v) != 0 || sl_mp_left(&c) != 0)
 		return bad_meta(why, "schema", NULL, "not an unsigned integer");
-	if (v != SL_STORE_SCHEMA)
+	if (v < SL_STORE_SCHEMA_MIN || v > SL_STORE_SCHEMA)
 		return sl_errmsg_set(why, SL_EUNSUPPORTED,
-		    "cache schema %" PRIu64 ", this build reads %d", v,
-		    SL_STORE_SCHEMA);
+		    "cache schema %" PRIu64 ", this build reads %d to %d", v,
+		    SL_STORE_SCHEMA_MIN, SL_STORE_SCHEMA);
+	if (schema != NULL)
+		*schema = (uint32_t)v;
 	return 0;
 }
 
@@ -868,7 +883,7 @@ get_job_txn(sl_store *s, MDB_txn *txn, sl_store_job *out, sl_errmsg *why)
 	int rc;
 
 	memset(&job, 0, sizeof job);
-	if ((rc = check_schema(s, txn, why)) != 0)
+	if ((rc = check_schema(s, txn, &job.schema, why)) != 0)
 		return rc;
 	rc = meta_get(s, txn, "dataset", &c, why);
 	if (rc == SL_ENOTFOUND)
@@ -1095,6 +1110,24 @@ decode_teacher(const char *key, sl_mp *c, sl_store_teacher *t, sl_errmsg *why)
 				return bad_meta(why, key, "preproc",
 				    "not 4 * (1 + 2C) bytes of bin");
 			t->has_pre = 1;
+		} else if (sl_mp_streq(k, klen, "views")) {
+			if (sl_mp_u32(c, &t->views, SL_STORE_MAX_VIEWS) != 0 ||
+			    t->views == 0)
+				return bad_meta(why, key, "views",
+				    "not an integer from 1 to 1024");
+			have |= 64;
+		} else if (sl_mp_streq(k, klen, "view_recipe")) {
+			if (sl_mp_bin(c, &val, &vlen) != 0 ||
+			    sl_view_recipe_unpack(val, vlen, &t->view_recipe,
+			        NULL) != 0)
+				return bad_meta(why, key, "view_recipe",
+				    "not a packed view recipe");
+			have |= 128;
+		} else if (sl_mp_streq(k, klen, "view_seed")) {
+			if (sl_mp_u64(c, &t->view_seed) != 0)
+				return bad_meta(why, key, "view_seed",
+				    "not an unsigned integer");
+			have |= 256;
 		} else if (sl_mp_streq(k, klen, "model_sha256")) {
 			if (sl_mp_bin(c, &val, &vlen) != 0 || vlen != 32)
 				return bad_meta(why, key, "model_sha256",
@@ -1105,9 +1138,12 @@ decode_teacher(const char *key, sl_mp *c, sl_store_teacher *t, sl_errmsg *why)
 			return bad_meta(why, key, NULL, "truncated value");
 		}
 	}
-	if (have != 63)
+	if ((have & 63) != 63)
 		return bad_meta(why, key, NULL, "missing one of index, classes, "
 		    "temperature, encoding, k, model_sha256");
+	if ((have & 448) != 0 && (have & 448) != 448)
+		return bad_meta(why, key, NULL, "views, view_recipe and "
+		    "view_seed go together: one is missing");
 	if (sl_mp_left(c) != 0)
 		return bad_meta(why, key, NULL, "trailing bytes");
 	if (!fmt_valid(&t->fmt))
@@ -1125,6 +1161,38 @@ preproc_same(const sl_preproc *a, const sl_preproc *b)
 	size_t la = sl_preproc_pack(a, pa), lb = sl_preproc_pack(b, pb);
 
 	return la == lb && memcmp(pa, pb, la) == 0;
+}
+
+/* The views of b against the registered a: V, recipe (packed bytes) and
+ * seed; 0 when the same (views 0 on both: no views). */
+static int
+views_diff(const sl_store_teacher *a, const sl_store_teacher *b,
+    sl_errmsg *why)
+{
+	uint8_t ra[SL_VIEW_RECIPE_BYTES], rb[SL_VIEW_RECIPE_BYTES];
+	char ta[SL_VIEW_RECIPE_TEXT], tb[SL_VIEW_RECIPE_TEXT];
+
+	if (a->views != b->views)
+		return sl_errmsg_set(why, SL_EMISMATCH,
+		    "teacher '%s' is registered with %" PRIu32 " views, this "
+		    "worker has %" PRIu32, a->name, a->views, b->views);
+	if (a->views == 0)
+		return 0;
+	sl_view_recipe_pack(&a->view_recipe, ra);
+	sl_view_recipe_pack(&b->view_recipe, rb);
+	if (memcmp(ra, rb, sizeof ra) != 0) {
+		sl_view_recipe_format(ta, sizeof ta, &a->view_recipe);
+		sl_view_recipe_format(tb, sizeof tb, &b->view_recipe);
+		return sl_errmsg_set(why, SL_EMISMATCH,
+		    "teacher '%s' is registered with view recipe %s, this "
+		    "worker has %s", a->name, ta, tb);
+	}
+	if (a->view_seed != b->view_seed)
+		return sl_errmsg_set(why, SL_EMISMATCH,
+		    "teacher '%s' is registered with view seed %" PRIu64
+		    ", this worker has %" PRIu64, a->name, a->view_seed,
+		    b->view_seed);
+	return 0;
 }
 
 static int
@@ -1169,7 +1237,7 @@ teacher_diff(const sl_store_teacher *a, const sl_store_teacher *b,
 		    "teacher '%s' is registered with classes %" PRIu32
 		    ", this worker has %" PRIu32, N, a->fmt.classes,
 		    b->fmt.classes);
-	return 0;
+	return views_diff(a, b, why);
 }
 
 /* Cursor over meta keys "teacher/...", calling fn for each; counts them. */
@@ -1237,6 +1305,25 @@ mark_index(void *arg, const char *key, const MDB_val *v, sl_errmsg *why)
 	return 0;
 }
 
+/* A schema-1 cache that gets a teacher with views becomes schema 2 (a
+ * cache without a job yet has no schema: init_job writes 2). */
+static int
+raise_schema(sl_store *s, MDB_txn *txn, sl_errmsg *why)
+{
+	msgpack_packer pk;
+	uint32_t schema;
+	fixbuf f = { .len = 0, .overflow = 0 };
+	int rc = check_schema(s, txn, &schema, why);
+
+	if (rc == SL_ENOTFOUND || (rc == 0 && schema == SL_STORE_SCHEMA))
+		return 0;
+	if (rc != 0)
+		return rc;
+	msgpack_packer_init(&pk, &f, fixbuf_write);
+	msgpack_pack_unsigned_int(&pk, SL_STORE_SCHEMA);
+	return meta_put(s, txn, "schema", &f, why);
+}
+
 int
 sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 {
@@ -1272,6 +1359,17 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 		return sl_errmsg_set(why, SL_EINVAL,
 		    "invalid format (encoding, classes %" PRIu32 ", k %u)",
 		    t->fmt.classes, (unsigned)t->fmt.k);
+	if (t->views > SL_STORE_MAX_VIEWS)
+		return sl_errmsg_set(why, SL_EINVAL, "views %" PRIu32 " is over "
+		    "%d", t->views, SL_STORE_MAX_VIEWS);
+	if (t->views > 0) {
+		uint8_t rb[SL_VIEW_RECIPE_BYTES];
+
+		sl_view_recipe_pack(&t->view_recipe, rb);
+		if (sl_view_recipe_unpack(rb, sizeof rb, &t->view_recipe,
+		    why) != 0)
+			return SL_EINVAL;
+	}
 	snprintf(key, sizeof key, TEACHER_PREFIX "%s", t->name);
 
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
@@ -1310,7 +1408,7 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 	f.len = 0;
 	f.overflow = 0;
 	msgpack_packer_init(&pk, &f, fixbuf_write);
-	msgpack_pack_map(&pk, t->has_pre ? 7 : 6);
+	msgpack_pack_map(&pk, 6 + (t->has_pre ? 1 : 0) + (t->views ? 3 : 0));
 	pack_key(&pk, "index");
 	msgpack_pack_uint32(&pk, index);
 	pack_key(&pk, "classes");
@@ -1332,7 +1430,21 @@ sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why)
 		msgpack_pack_bin(&pk, plen);
 		msgpack_pack_bin_body(&pk, pre, plen);
 	}
+	if (t->views > 0) {
+		uint8_t rb[SL_VIEW_RECIPE_BYTES];
+
+		sl_view_recipe_pack(&t->view_recipe, rb);
+		pack_key(&pk, "views");
+		msgpack_pack_uint32(&pk, t->views);
+		pack_key(&pk, "view_recipe");
+		msgpack_pack_bin(&pk, sizeof rb);
+		msgpack_pack_bin_body(&pk, rb, sizeof rb);
+		pack_key(&pk, "view_seed");
+		msgpack_pack_uint64(&pk, t->view_seed);
+	}
 	if ((rc = meta_put(s, txn, key, &f, why)) != 0)
+		goto out;
+	if (t->views > 0 && (rc = raise_schema(s, txn, why)) != 0)
 		goto out;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
@@ -1599,8 +1711,17 @@ sl_store_put_shard(sl_store_txn *t, uint32_t teacher, uint64_t shard,
     uint64_t first_row, uint32_t nrows, const void *records, size_t rec_size,
     const char *worker, uint32_t attempts, sl_errmsg *why)
 {
+	return sl_store_put_shard_view(t, teacher, shard, first_row, nrows,
+	    SL_STORE_NO_VIEW, records, rec_size, worker, attempts, why);
+}
+
+int
+sl_store_put_shard_view(sl_store_txn *t, uint32_t teacher, uint64_t shard,
+    uint64_t first_row, uint32_t nrows, uint32_t view, const void *records,
+    size_t rec_size, const char *worker, uint32_t attempts, sl_errmsg *why)
+{
 	const uint8_t *rec = records;
-	uint8_t kb[LABEL_KEY_BYTES];
+	uint8_t kb[VIEW_KEY_BYTES];
 	MDB_val k = { sizeof kb, kb }, v = { rec_size, NULL };
 	int rc;
 
@@ -1619,7 +1740,7 @@ sl_store_put_shard(sl_store_txn *t, uint32_t teacher, uint64_t shard,
 	/* Plain puts: bench_store measured them against MDB_RESERVE +
 	 * memcpy and found no gain from reserving (see the bench). */
 	for (uint32_t i = 0; i < nrows; i++) {
-		key12(kb, teacher, first_row + i);
+		k.mv_size = label_key(kb, teacher, first_row + i, view);
 		v.mv_size = rec_size;
 		v.mv_data = (void *)(rec + (size_t)i * rec_size);
 		if ((rc = wput(t, t->s->labels, &k, &v, why, "write label")) != 0)
@@ -1645,7 +1766,15 @@ int
 sl_store_reset_shard(sl_store_txn *t, uint32_t teacher, uint64_t shard,
     uint64_t first_row, uint32_t nrows, sl_errmsg *why)
 {
-	uint8_t kb[LABEL_KEY_BYTES];
+	return sl_store_reset_shard_view(t, teacher, shard, first_row, nrows,
+	    SL_STORE_NO_VIEW, why);
+}
+
+int
+sl_store_reset_shard_view(sl_store_txn *t, uint32_t teacher, uint64_t shard,
+    uint64_t first_row, uint32_t nrows, uint32_t view, sl_errmsg *why)
+{
+	uint8_t kb[VIEW_KEY_BYTES];
 	MDB_val k = { sizeof kb, kb };
 	int rc;
 
@@ -1654,10 +1783,11 @@ sl_store_reset_shard(sl_store_txn *t, uint32_t teacher, uint64_t shard,
 	if (first_row > UINT64_MAX - nrows)
 		return sl_errmsg_set(why, SL_EINVAL, "row range overflows");
 	for (uint32_t i = 0; i < nrows; i++) {
-		key12(kb, teacher, first_row + i);
+		k.mv_size = label_key(kb, teacher, first_row + i, view);
 		if ((rc = wdel(t, t->s->labels, &k, why, "delete label")) != 0)
 			return rc;
 	}
+	k.mv_size = LABEL_KEY_BYTES;
 	key12(kb, teacher, shard);
 	return wdel(t, t->s->shards, &k, why, "delete shards entry");
 }
@@ -1692,11 +1822,19 @@ int
 sl_store_get_label(sl_store_txn *t, uint32_t teacher, uint64_t sample,
     const void **rec, size_t *len)
 {
-	uint8_t kb[LABEL_KEY_BYTES];
-	MDB_val k = { sizeof kb, kb }, v;
+	return sl_store_get_label_view(t, teacher, sample, SL_STORE_NO_VIEW,
+	    rec, len);
+}
+
+int
+sl_store_get_label_view(sl_store_txn *t, uint32_t teacher, uint64_t sample,
+    uint32_t view, const void **rec, size_t *len)
+{
+	uint8_t kb[VIEW_KEY_BYTES];
+	MDB_val k = { 0, kb }, v;
 	int rc;
 
-	key12(kb, teacher, sample);
+	k.mv_size = label_key(kb, teacher, sample, view);
 	if ((rc = mdb_get(t->txn, t->s->labels, &k, &v)) != 0)
 		return lmdb_err(NULL, rc, t->s, "");
 	*rec = v.mv_data;
@@ -1726,13 +1864,17 @@ sl_store_get_shard(sl_store_txn *t, uint32_t teacher, uint64_t shard,
 	return 0;
 }
 
-/* Cursor from (teacher, from) over a 12-byte-keyed db; fn per entry of that
- * teacher. A key of another size is SL_EFORMAT. */
-typedef int (*walk_fn)(void *arg, uint64_t n, const MDB_val *v);
+/* Cursor from (teacher, from) over the keys of one teacher, each of
+ * key_bytes (12, or 16 for the labels of a teacher with views); fn per
+ * entry with the u64 after the teacher and (16-byte keys) the u32 view.
+ * A key of that teacher of another size is SL_EFORMAT. Keys of other
+ * teachers may have either size: the teacher prefix is read first. */
+typedef int (*walk_fn)(void *arg, uint64_t n, uint32_t view,
+    const MDB_val *v);
 
 static int
-walk12(sl_store_txn *t, MDB_dbi dbi, uint32_t teacher, uint64_t from,
-    walk_fn fn, void *arg, sl_errmsg *why)
+walk_keys(sl_store_txn *t, MDB_dbi dbi, uint32_t teacher, uint64_t from,
+    size_t key_bytes, walk_fn fn, void *arg, sl_errmsg *why)
 {
 	uint8_t kb[LABEL_KEY_BYTES];
 	MDB_val k = { sizeof kb, kb }, v;
@@ -1744,16 +1886,18 @@ walk12(sl_store_txn *t, MDB_dbi dbi, uint32_t teacher, uint64_t from,
 	key12(kb, teacher, from);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != LABEL_KEY_BYTES) {
+		const uint8_t *kp = k.mv_data;
+
+		if (k.mv_size >= 4 && get_be32(kp) != teacher)
+			break;
+		if (k.mv_size != key_bytes) {
 			rc = sl_errmsg_set(why, SL_EFORMAT,
-			    "corrupt cache: a key of %zu bytes, not %d",
-			    k.mv_size, LABEL_KEY_BYTES);
+			    "corrupt cache: a key of %zu bytes, not %zu",
+			    k.mv_size, key_bytes);
 			goto out;
 		}
-		if (get_be32(k.mv_data) != teacher)
-			break;
-		if ((rc = fn(arg, get_be64((const uint8_t *)k.mv_data + 4),
-		    &v)) != 0)
+		if ((rc = fn(arg, get_be64(kp + 4), key_bytes == VIEW_KEY_BYTES ?
+		    get_be32(kp + LABEL_KEY_BYTES) : SL_STORE_NO_VIEW, &v)) != 0)
 			goto out;
 	}
 	if (rc == MDB_NOTFOUND || rc == 0)
@@ -1767,14 +1911,17 @@ out:
 
 typedef struct label_walk {
 	sl_store_label_fn fn;
+	sl_store_view_fn vfn;
 	void *arg;
 } label_walk;
 
 static int
-label_step(void *arg, uint64_t n, const MDB_val *v)
+label_step(void *arg, uint64_t n, uint32_t view, const MDB_val *v)
 {
 	label_walk *w = arg;
 
+	if (w->vfn != NULL)
+		return w->vfn(w->arg, n, view, v->mv_data, v->mv_size);
 	return w->fn(w->arg, n, v->mv_data, v->mv_size);
 }
 
@@ -1782,9 +1929,20 @@ int
 sl_store_each_label(sl_store_txn *t, uint32_t teacher, uint64_t from,
     sl_store_label_fn fn, void *arg)
 {
-	label_walk w = { fn, arg };
+	label_walk w = { fn, NULL, arg };
 
-	return walk12(t, t->s->labels, teacher, from, label_step, &w, NULL);
+	return walk_keys(t, t->s->labels, teacher, from, LABEL_KEY_BYTES,
+	    label_step, &w, NULL);
+}
+
+int
+sl_store_each_label_view(sl_store_txn *t, uint32_t teacher, uint64_t from,
+    sl_store_view_fn fn, void *arg)
+{
+	label_walk w = { NULL, fn, arg };
+
+	return walk_keys(t, t->s->labels, teacher, from, VIEW_KEY_BYTES,
+	    label_step, &w, NULL);
 }
 
 typedef struct shard_walk {
@@ -1797,12 +1955,13 @@ typedef struct shard_walk {
 } shard_walk;
 
 static int
-shard_step(void *arg, uint64_t n, const MDB_val *v)
+shard_step(void *arg, uint64_t n, uint32_t view, const MDB_val *v)
 {
 	shard_walk *w = arg;
 	sl_shard_info info;
 	sl_errmsg detail;
 
+	(void)view;
 	if (decode_shard(v->mv_data, v->mv_size, &info, &detail) != 0)
 		return bad_shard(w->why, w->teacher, n, detail.text);
 	if (w->state == NULL)
@@ -1822,7 +1981,8 @@ sl_store_each_shard(sl_store_txn *t, uint32_t teacher, sl_store_shard_fn fn,
 {
 	shard_walk w = { fn, arg, NULL, 0, teacher, NULL };
 
-	return walk12(t, t->s->shards, teacher, 0, shard_step, &w, NULL);
+	return walk_keys(t, t->s->shards, teacher, 0, LABEL_KEY_BYTES,
+	    shard_step, &w, NULL);
 }
 
 int
@@ -1837,7 +1997,8 @@ sl_store_shard_states(sl_store *s, uint32_t teacher, uint8_t *state,
 		memset(state, SL_SHARD_PENDING, (size_t)nshards);
 	if ((rc = sl_store_read_begin(s, &t, why)) != 0)
 		return rc;
-	rc = walk12(t, s->shards, teacher, 0, shard_step, &w, why);
+	rc = walk_keys(t, s->shards, teacher, 0, LABEL_KEY_BYTES, shard_step,
+	    &w, why);
 	sl_store_read_end(&t);
 	return rc;
 }

@@ -3,18 +3,31 @@
  * Named databases (a public format, documented in the README):
  *
  *   meta    UTF-8 name -> msgpack
- *             "schema"          1
+ *             "schema"          2 (1: a cache written before views; it
+ *                               reads as before and holds no view)
  *             "dataset"         {path, rows, shape, dtype, sha256 (bin 32)}
  *             "shard_rows"      uint
  *             "teacher/<name>"  {index, classes, temperature (float32),
  *                                encoding, k, model_sha256 (bin 32)
  *                                [, preproc (bin 4 * (1 + 2C): float32
- *                                LE scale, mean[C], std[C])]}
+ *                                LE scale, mean[C], std[C])]
+ *                                [, views (uint V >= 1), view_recipe (bin
+ *                                SL_VIEW_RECIPE_BYTES, sl_view_recipe_pack),
+ *                                view_seed (uint64): all three or none]}
  *   shards  u32 BE teacher, u64 BE shard -> msgpack {state (1 done,
  *                                           2 quarantined), attempts,
  *                                           worker, committed_ms[, reason]}
  *   labels  u32 BE teacher, u64 BE sample -> soft-label record (sl_label.h)
+ *           u32 BE teacher, u64 BE sample, u32 BE view -> the same, for a
+ *                                           teacher registered with views
+ *                                           (the views of a sample are
+ *                                           adjacent); view < V
  *   inputs  u64 BE sample -> raw row bytes (optional)
+ *
+ * A teacher with V views labels units, not shards: unit u = shard * V +
+ * view is the job of labeling view `view` of the shard's rows, and its
+ * entry in `shards` is keyed (teacher, u); sl_store_put_shard_view commits
+ * one unit. A teacher without views has V = 0 and unit = shard.
  *
  * A shard absent from `shards` is pending. A shard's records and its `done`
  * state are written in one write transaction (sl_store_put_shard inside
@@ -58,8 +71,12 @@
 #include "sl_data.h"
 #include "sl_err.h"
 #include "sl_label.h"
+#include "sl_view.h"
 
-#define SL_STORE_SCHEMA 1
+#define SL_STORE_SCHEMA 2     /* written by this build */
+#define SL_STORE_SCHEMA_MIN 1 /* the oldest it reads (no views) */
+#define SL_STORE_MAX_VIEWS 1024
+#define SL_STORE_NO_VIEW UINT32_MAX /* "the 12-byte key" to the _view calls */
 #define SL_STORE_MAX_TEACHERS 256
 #define SL_STORE_MAX_NAME 128
 
@@ -114,10 +131,14 @@ typedef struct sl_store_job {
 	 * a multiple of shard_rows, rows_end one too or the dataset's end, so
 	 * a cache holds whole shards of the common numbering. */
 	uint64_t rows_first, rows_end;
+	/* The cache's schema (SL_STORE_SCHEMA_MIN..SL_STORE_SCHEMA), filled
+	 * by sl_store_get_job; ignored by sl_store_init_job, which writes
+	 * SL_STORE_SCHEMA. */
+	uint32_t schema;
 } sl_store_job;
 
-/* SL_ENOTFOUND for a store without a job yet; SL_EUNSUPPORTED for another
- * schema ("cache schema 2, this build reads 1"); SL_EFORMAT naming the meta
+/* SL_ENOTFOUND for a store without a job yet; SL_EUNSUPPORTED for a
+ * schema outside 1..2 ("cache schema 3, this build reads 1 to 2"); SL_EFORMAT naming the meta
  * key for a malformed value. */
 int sl_store_get_job(sl_store *s, sl_store_job *out, sl_errmsg *why);
 /* Write schema, dataset, shard_rows and (for part of the rows) the range
@@ -139,17 +160,29 @@ typedef struct sl_store_teacher {
 	 * before it was recorded has has_pre 0 and takes any. */
 	int has_pre;
 	sl_preproc pre;
+	/* Views (sl_view.h): views 0 is a teacher of the plain rows (12-byte
+	 * label keys); views V >= 1 (at most SL_STORE_MAX_VIEWS) labels views
+	 * 0..V-1 of every row, the view v of sample i being sl_view_draw
+	 * (view_recipe, view_seed, i, v) of row i, under 16-byte keys. */
+	uint32_t views;
+	sl_view_recipe view_recipe;
+	uint64_t view_seed;
 } sl_store_teacher;
 
 /* Register t->name, or find it, in one write transaction. A new name gets
  * the lowest free index (SL_ELIMIT past SL_STORE_MAX_TEACHERS teachers); an existing name must match model_sha256,
  * temperature and preprocessing (bit for bit; preprocessing only where
- * both have it) and fmt exactly, else SL_EMISMATCH with why
+ * both have it), fmt and the views (V, recipe bytes, seed) exactly, else
+ * SL_EMISMATCH with why
  * naming the field ("teacher 'big' is registered with model 3fa4...,
  * this worker has 9c1e..."). SL_EINVAL: name not 1..SL_STORE_MAX_NAME
  * characters from SL_PROTO_NAME_CHARS, model_sha256 not 64 hex digits (either case), a
  * temperature that is not positive and finite, a format sl_label_fmt_check
- * would refuse. On success t->index is set; nothing else is written. */
+ * would refuse, views over SL_STORE_MAX_VIEWS. On success t->index is
+ * set; nothing else is written, except that registering a teacher with
+ * views in a schema-1 cache raises its schema to 2 in the same
+ * transaction (an older build then refuses the cache instead of
+ * misreading its 16-byte keys). */
 int sl_store_register_teacher(sl_store *s, sl_store_teacher *t, sl_errmsg *why);
 
 /* Remove the registration of teacher name, which must hold no record and
@@ -196,6 +229,14 @@ int sl_store_write_begin(sl_store *s, sl_store_txn **txn, sl_errmsg *why);
 int sl_store_put_shard(sl_store_txn *txn, uint32_t teacher, uint64_t shard,
     uint64_t first_row, uint32_t nrows, const void *records, size_t rec_size,
     const char *worker, uint32_t attempts, sl_errmsg *why);
+/* The same for view `view` of the shard's rows, for a teacher with views:
+ * the records go under 16-byte keys (teacher, sample, view), the done
+ * state under unit = shard * V + view (the caller's numbering: the store
+ * does not check V). view SL_STORE_NO_VIEW is sl_store_put_shard. */
+int sl_store_put_shard_view(sl_store_txn *txn, uint32_t teacher,
+    uint64_t unit, uint64_t first_row, uint32_t nrows, uint32_t view,
+    const void *records, size_t rec_size, const char *worker,
+    uint32_t attempts, sl_errmsg *why);
 /* Mark a shard quarantined with its reason (cut to 255 bytes on a UTF-8
  * boundary; NULL: ""). Its records, if any, are left alone. */
 int sl_store_put_quarantine(sl_store_txn *txn, uint32_t teacher,
@@ -204,6 +245,11 @@ int sl_store_put_quarantine(sl_store_txn *txn, uint32_t teacher,
  * recompute shards whose records are corrupt). */
 int sl_store_reset_shard(sl_store_txn *txn, uint32_t teacher, uint64_t shard,
     uint64_t first_row, uint32_t nrows, sl_errmsg *why);
+/* The same for a unit of a teacher with views (records of view `view`,
+ * the state of `unit`); SL_STORE_NO_VIEW is sl_store_reset_shard. */
+int sl_store_reset_shard_view(sl_store_txn *txn, uint32_t teacher,
+    uint64_t unit, uint64_t first_row, uint32_t nrows, uint32_t view,
+    sl_errmsg *why);
 /* Optional raw rows (each row_bytes, back to back) for samples
  * first_row.., for a cache that stands alone. */
 int sl_store_put_inputs(sl_store_txn *txn, uint64_t first_row, uint32_t nrows,
@@ -243,6 +289,10 @@ void sl_store_read_end(sl_store_txn **txn);
  * (sl_label_check does). Works in a write transaction too. */
 int sl_store_get_label(sl_store_txn *txn, uint32_t teacher, uint64_t sample,
     const void **rec, size_t *len);
+/* The record of view `view` of sample (16-byte key), for a teacher with
+ * views; view SL_STORE_NO_VIEW is sl_store_get_label. As above. */
+int sl_store_get_label_view(sl_store_txn *txn, uint32_t teacher,
+    uint64_t sample, uint32_t view, const void **rec, size_t *len);
 /* A shard's entry, copied out. SL_ENOTFOUND: pending. SL_EFORMAT: the
  * entry is malformed (why names the field). */
 int sl_store_get_shard(sl_store_txn *txn, uint32_t teacher, uint64_t shard,
@@ -261,6 +311,13 @@ typedef int (*sl_store_label_fn)(void *arg, uint64_t sample, const void *rec,
     size_t len);
 int sl_store_each_label(sl_store_txn *txn, uint32_t teacher, uint64_t from,
     sl_store_label_fn fn, void *arg);
+/* The same over the 16-byte keys of a teacher with views, in (sample,
+ * view) order from (from, 0); a key of another size stops the walk with
+ * SL_EFORMAT. */
+typedef int (*sl_store_view_fn)(void *arg, uint64_t sample, uint32_t view,
+    const void *rec, size_t len);
+int sl_store_each_label_view(sl_store_txn *txn, uint32_t teacher,
+    uint64_t from, sl_store_view_fn fn, void *arg);
 /* Walk shards entries of one teacher (done and quarantined), in shard
  * order; a malformed entry or key stops the walk with SL_EFORMAT. */
 typedef int (*sl_store_shard_fn)(void *arg, uint64_t shard,

@@ -68,6 +68,35 @@ collect_done(void *arg, uint64_t first, uint64_t count)
 	return 0;
 }
 
+/* A teacher with V views: shard s is done when its units s * V .. s * V +
+ * V - 1 all are. Runs are merged while they touch (a reader may split
+ * one), and a merged run [first, end) marks the shards it covers whole;
+ * a call with count 0 flushes the last one. */
+typedef struct units_done {
+	uint8_t *row;
+	uint64_t nshards;
+	uint32_t V;
+	uint64_t first, end; /* the run being merged; end 0: none */
+} units_done;
+
+static int
+collect_units(void *arg, uint64_t first, uint64_t count)
+{
+	units_done *u = arg;
+
+	if (count > 0 && u->end != 0 && first == u->end) {
+		u->end += count;
+		return 0;
+	}
+	if (u->end != 0)
+		for (uint64_t s = (u->first + u->V - 1) / u->V;
+		    s < u->nshards && (s + 1) * u->V <= u->end; s++)
+			u->row[s] = 1;
+	u->first = first;
+	u->end = count > 0 ? first + count : 0;
+	return 0;
+}
+
 int
 sl_target_mask_done(sl_reader *rd, const sl_store_teacher *teachers,
     int nteachers, uint64_t nshards, uint8_t *mask, sl_errmsg *why)
@@ -75,9 +104,16 @@ sl_target_mask_done(sl_reader *rd, const sl_store_teacher *teachers,
 	memset(mask, 0, (size_t)nteachers * nshards);
 	for (int i = 0; i < nteachers; i++) {
 		void *arg[2] = { mask + (size_t)i * nshards, &nshards };
+		units_done u = { mask + (size_t)i * nshards, nshards,
+		    teachers[i].views, 0, 0 };
 		sl_errmsg inner = { "" };
-		int rc = sl_reader_each_done(rd, teachers[i].index, collect_done,
-		    arg, &inner);
+		int rc = teachers[i].views == 0 ?
+		    sl_reader_each_done(rd, teachers[i].index, collect_done,
+		    arg, &inner) : sl_reader_each_done(rd, teachers[i].index,
+		    collect_units, &u, &inner);
+
+		if (rc == 0 && teachers[i].views != 0)
+			rc = collect_units(&u, 0, 0);
 
 		if (rc != 0)
 			return sl_errmsg_set(why, rc, "teacher %s: cannot read its "
@@ -144,6 +180,11 @@ sl_target_build(sl_target_set *t, sl_reader *rd,
 			return sl_errmsg_set(why, SL_EMISMATCH, "teacher %s has %u "
 			    "classes, the student %u", teachers[i].name,
 			    teachers[i].fmt.classes, C);
+		if (teachers[i].views != 0)
+			return sl_errmsg_set(why, SL_EUNSUPPORTED, "teacher %s has "
+			    "%u views: the in-memory targets hold one record per "
+			    "row (use sl_target_view)", teachers[i].name,
+			    teachers[i].views);
 		if (weights != NULL && !(weights[i] >= 0 &&
 		    weights[i] <= FLT_MAX))
 			return sl_errmsg_set(why, SL_EINVAL, "weight %d is not "
@@ -280,15 +321,40 @@ sl_target_select(const sl_target_set *t, const int32_t *labels,
 
 /* --- out of core: the view -------------------------------------------------- */
 
+/* A view index every teacher of the committee can answer: below V for
+ * a teacher with V views, 0 for one without (its one record per row). */
+static int
+view_ok(const sl_target_view *v, uint32_t view, sl_errmsg *why)
+{
+	const sl_target_part *part = &v->parts[0];
+
+	for (int i = 0; i < v->nteachers; i++) {
+		const sl_store_teacher *t = &part->teachers[i];
+
+		if (t->views == 0 && view != 0)
+			return sl_errmsg_set(why, SL_EINVAL, "view %u asked of "
+			    "teacher %s, which has no views", view, t->name);
+		if (t->views != 0 && view >= t->views)
+			return sl_errmsg_set(why, SL_EINVAL, "view %u asked of "
+			    "teacher %s, which has %u views", view, t->name,
+			    t->views);
+	}
+	return 0;
+}
+
 /* Room for a gather of n rows. */
 static int
 reserve(sl_target_view *v, size_t n)
 {
 	uint64_t *ids, *pids;
 	size_t *slot, *pslot;
+	uint32_t *pvids;
 
 	if (n <= v->cap)
 		return 0;
+	if ((pvids = realloc(v->pvids, n * sizeof *pvids)) == NULL)
+		return SL_ENOMEM;
+	v->pvids = pvids;
 	if ((ids = realloc(v->ids, n * sizeof *ids)) == NULL)
 		return SL_ENOMEM;
 	v->ids = ids;
@@ -334,6 +400,7 @@ sl_target_view_fini(sl_target_view *v)
 	free(v->slot);
 	free(v->pids);
 	free(v->pslot);
+	free(v->pvids);
 	free(v->chunk);
 	memset(v, 0, sizeof *v);
 }
@@ -347,6 +414,10 @@ typedef struct view_ctx {
 	int skip_corrupt;
 	sl_errmsg *why;
 	int failed;
+	/* count_view: the sample whose views are being counted */
+	uint64_t vsample;
+	uint32_t vcount;
+	int vbad;
 } view_ctx;
 
 /* Count the teacher's usable records per row into has[] (a count until the
@@ -371,6 +442,55 @@ count_record(void *arg, uint64_t s, const void *rec, size_t len)
 		return 1;
 	}
 	c->v->has[s]++;
+	return 0;
+}
+
+/* A teacher with views: a row counts (has[s]++) when all V of its views
+ * pass their checks. Records come in (sample, view) order; the count of
+ * the current sample is flushed when the sample changes (and at the end:
+ * count_view_flush). A view at or past V is a record the registration
+ * does not allow: corrupt. */
+static void
+count_view_flush(view_ctx *c)
+{
+	if (c->vcount == c->teacher->views && c->vcount > 0)
+		c->v->has[c->vsample]++;
+	c->vcount = 0;
+}
+
+static int
+count_view(void *arg, uint64_t s, uint32_t view, const void *rec, size_t len)
+{
+	view_ctx *c = arg;
+	sl_errmsg why = { "" };
+
+	if (s >= c->v->rows || s / c->shard_rows >= c->nshards ||
+	    !c->mask[s / c->shard_rows])
+		return 0;
+	if (s != c->vsample) {
+		count_view_flush(c);
+		c->vsample = s;
+		c->vbad = 0;
+	}
+	if (view >= c->teacher->views ||
+	    sl_label_check(rec, len, &c->teacher->fmt, NULL, &why) != 0) {
+		if (c->skip_corrupt) {
+			c->v->corrupt++;
+			c->vbad = 1;
+			c->vcount = 0;
+			return 0;
+		}
+		if (view >= c->teacher->views)
+			sl_errmsg_set(&why, SL_ECORRUPT, "a view %u of a teacher "
+			    "with %u views", view, c->teacher->views);
+		sl_errmsg_set(c->why, SL_ECORRUPT, "teacher %s sample %llu view "
+		    "%u: %s", c->teacher->name, (unsigned long long)s, view,
+		    why.text);
+		c->failed = SL_ECORRUPT;
+		return 1;
+	}
+	if (!c->vbad)
+		c->vcount++;
 	return 0;
 }
 
@@ -431,8 +551,19 @@ sl_target_view_build_parts(sl_target_view *v, const sl_target_part *parts,
 
 			c.teacher = &parts[p].teachers[i];
 			c.mask = mask + (size_t)i * nshards;
-			rc = sl_reader_each_label(parts[p].rd, c.teacher->index,
-			    parts[p].row_first, end, count_record, &c, &inner);
+			c.vcount = 0;
+			c.vbad = 0;
+			if (c.teacher->views == 0) {
+				rc = sl_reader_each_label(parts[p].rd,
+				    c.teacher->index, parts[p].row_first, end,
+				    count_record, &c, &inner);
+			} else {
+				rc = sl_reader_each_label_view(parts[p].rd,
+				    c.teacher->index, parts[p].row_first, end,
+				    count_view, &c, &inner);
+				if (rc == 0 && !c.failed)
+					count_view_flush(&c);
+			}
 			if (c.failed)
 				rc = c.failed;
 			else if (rc != 0)
@@ -513,8 +644,8 @@ add_to_row(void *arg, uint64_t s, const void *rec, size_t len)
  * (0, then += w * p per teacher in committee order): per cache, one
  * request per teacher for the rows it holds. */
 static int
-committee_rows(sl_target_view *v, size_t m, float T, float *out,
-    sl_errmsg *why)
+committee_rows(sl_target_view *v, size_t m, const uint32_t *views, float T,
+    float *out, sl_errmsg *why)
 {
 	const uint32_t C = v->classes;
 
@@ -533,8 +664,19 @@ committee_rows(sl_target_view *v, size_t m, float T, float *out,
 			add_ctx c = { v, &part->teachers[i], v->w[i], T, out, v->pids,
 			    v->pslot, 0, mp, why, 0 };
 			sl_errmsg inner = { "" };
-			int rc = sl_reader_get_labels(part->rd, c.t->index, v->pids,
-			    mp, add_to_row, &c, &inner);
+			int rc;
+
+			if (c.t->views == 0) {
+				rc = sl_reader_get_labels(part->rd, c.t->index,
+				    v->pids, mp, add_to_row, &c, &inner);
+			} else {
+				/* The batch's views, or view 0 (the select pass). */
+				for (size_t j = 0; j < mp; j++)
+					v->pvids[j] = views != NULL ?
+					    views[v->pslot[j]] : 0;
+				rc = sl_reader_get_labels_view(part->rd, c.t->index,
+				    v->pids, v->pvids, mp, add_to_row, &c, &inner);
+			}
 
 			if (c.failed)
 				return c.failed;
@@ -556,7 +698,17 @@ int
 sl_target_view_gather(sl_target_view *v, const size_t *rows, size_t n,
     float *p /* (n, classes) */, uint8_t *has /* (n) */, sl_errmsg *why)
 {
+	return sl_target_view_gather_views(v, rows, NULL, n, p, has, why);
+}
+
+int
+sl_target_view_gather_views(sl_target_view *v, const size_t *rows,
+    const uint32_t *views, size_t n, float *p /* (n, classes) */,
+    uint8_t *has /* (n) */, sl_errmsg *why)
+{
 	size_t m = 0;
+
+	int rc;
 
 	if (v->nparts == 0)
 		return sl_errmsg_set(why, SL_EINVAL, "no targets built");
@@ -567,13 +719,15 @@ sl_target_view_gather(sl_target_view *v, const size_t *rows, size_t n,
 		if (rows[i] >= v->rows)
 			return sl_errmsg_set(why, SL_EINVAL, "row %zu is past the "
 			    "dataset's %llu", rows[i], (unsigned long long)v->rows);
+		if (views != NULL && (rc = view_ok(v, views[i], why)) != 0)
+			return rc;
 		has[i] = v->has[rows[i]];
 		if (has[i]) {
 			v->ids[m] = rows[i];
 			v->slot[m++] = i;
 		}
 	}
-	return committee_rows(v, m, v->T, p, why);
+	return committee_rows(v, m, views, v->T, p, why);
 }
 
 /* Per-class bounded max-heaps of (key, row) pairs: the `balance` smallest
@@ -733,14 +887,14 @@ sl_target_view_select(sl_target_view *v, const int32_t *labels,
 		v->ids[m] = s;
 		v->slot[m] = m;
 		if (++m == SL_TARGET_CHUNK) {
-			if ((rc = committee_rows(v, m, 1.0f, v->chunk, why)) != 0 ||
+			if ((rc = committee_rows(v, m, NULL, 1.0f, v->chunk, why)) != 0 ||
 			    (rc = select_chunk(v, m, min_conf, balance, heaps, keep,
 			    &n, why)) != 0)
 				goto out;
 			m = 0;
 		}
 	}
-	if (m > 0 && ((rc = committee_rows(v, m, 1.0f, v->chunk, why)) != 0 ||
+	if (m > 0 && ((rc = committee_rows(v, m, NULL, 1.0f, v->chunk, why)) != 0 ||
 	    (rc = select_chunk(v, m, min_conf, balance, heaps, keep, &n,
 	    why)) != 0))
 		goto out;

@@ -129,6 +129,7 @@ typedef struct sl_target_view {
 	 * least), then reused. */
 	uint64_t *ids, *pids;
 	size_t *slot, *pslot;
+	uint32_t *pvids; /* the views of pids (teachers with views) */
 	float *chunk;      /* (SL_TARGET_CHUNK, classes): the select pass */
 	size_t cap;
 } sl_target_view;
@@ -168,6 +169,18 @@ int sl_target_view_build_parts(sl_target_view *v, const sl_target_part *parts,
  * the build: a bug, bad memory, or a shard an audit purged since); a
  * reader error. */
 int sl_target_view_gather(sl_target_view *v, const size_t *rows, size_t n,
+    float *p /* (n, classes) */, uint8_t *has /* (n) */, sl_errmsg *why);
+
+/* The same for views (sl_store.h): row rows[i] in its view views[i]. A
+ * teacher registered with V views gives the record of (row, views[i]),
+ * views[i] < V; a teacher without views has one record per row and takes
+ * view 0 only (SL_EINVAL for another, or for a view >= V, naming the
+ * teacher). views NULL is view 0 of every row: sl_target_view_gather,
+ * unchanged for a committee without views. A row has a target (the
+ * build's has) when a teacher with views holds all V views of it. A
+ * remote reader cannot serve views yet (SL_EUNSUPPORTED from the build). */
+int sl_target_view_gather_views(sl_target_view *v, const size_t *rows,
+    const uint32_t *views /* (n) or NULL */, size_t n,
     float *p /* (n, classes) */, uint8_t *has /* (n) */, sl_errmsg *why);
 
 /* sl_target_select on the view: same keep[] and count (*kept). With

@@ -9,6 +9,9 @@
 #include "sl_model.h"
 #include "sl_net.h"
 #include "sl_proto.h"
+#include "sl_view.h"
+
+#include <limits.h>
 
 #include <cblas.h>
 #include <errno.h>
@@ -52,6 +55,7 @@ typedef struct batch_job {
 	uint32_t b;             /* rows in the batch */
 	enum sl_dtype dtype;
 	sl_preproc pre;
+	uint32_t view;          /* the view to apply; UINT32_MAX: none */
 	uint8_t *out;           /* (b * rec_size) records */
 	int rc;                 /* result: 0, or fatal (why says it) */
 	char why[SL_ERRMSG_MAX + 64];
@@ -120,6 +124,17 @@ typedef struct wstate {
 	uint64_t stalled_since_ms;  /* first renewal withheld, 0: none */
 	int stall_logged;
 	uint32_t lease_ms;      /* the broker's lease timeout (WELCOME) */
+	/* Views (WELCOME): V, the recipe, the seed, the rows' image (C planes
+	 * of H x W); vrows (batch * row_bytes) holds a batch's views and
+	 * vscratch one plane, both sized at WELCOME. */
+	uint32_t views;
+	sl_view_recipe recipe;
+	uint64_t view_seed;
+	int view_c, view_h, view_w;
+	uint8_t *vrows, *vscratch;
+	size_t vrows_cap;
+	sl_view_recipe want_recipe; /* --view-recipe, for HELLO */
+	uint8_t want_wire[SL_VIEW_RECIPE_BYTES];
 	float *x;               /* (batch, D) */
 	float *scratch;         /* (2 * classes) for sl_label_encode */
 	uint8_t *blob;          /* (shard_rows * rec_size) */
@@ -191,6 +206,18 @@ load(wstate *w)
 	if ((rc = preproc_request(w, c, &why)) != 0) {
 		sl_error("%s", why.text);
 		return 2;
+	}
+	if (c->views > 0) {
+		if (c->view_recipe == NULL) {
+			sl_error("--views needs --view-recipe");
+			return 2;
+		}
+		if (sl_view_recipe_parse(c->view_recipe, &w->want_recipe,
+		    &why) != 0) {
+			sl_error("--view-recipe: %s", why.text);
+			return 2;
+		}
+		sl_view_recipe_pack(&w->want_recipe, w->want_wire);
 	}
 	sl_info("model %s: %s, %d nodes, %zu parameter bytes, %zu activation "
 	    "bytes at batch %d", c->model, sl_graph_format(w->g) == SL_GRAPH_ONNX ?
@@ -328,6 +355,12 @@ send_hello(wstate *w)
 	m.u.hello.preproc.p = w->pre_wire;
 	m.u.hello.preproc.len = w->pre_wire_len;
 	m.u.hello.nheld = held_shards(w, m.u.hello.held);
+	if (w->cfg->views > 0) {
+		m.u.hello.views = (uint32_t)w->cfg->views;
+		m.u.hello.view_recipe.p = w->want_wire;
+		m.u.hello.view_recipe.len = sizeof w->want_wire;
+		m.u.hello.view_seed = (uint64_t)w->cfg->view_seed;
+	}
 	send_msg(w, &m);
 	w->welcomed = 0;
 }
@@ -405,6 +438,65 @@ connect_broker(wstate *w)
 	return 0;
 }
 
+/* The views of WELCOME: V, recipe, seed and the rows' image, checked
+ * against the rows the model takes; the buffers for a batch of views.
+ * A change of views while a batch computes cannot happen (a teacher's
+ * registration never changes), so the buffers only grow. Non-zero (logged)
+ * when the views cannot be applied. */
+static int
+welcome_views(wstate *w, const sl_msg *m)
+{
+	const size_t elem = w->dtype == SL_DTYPE_U8 ? 1 : 4;
+	const uint64_t plane = (uint64_t)m->u.welcome.view_h *
+	    m->u.welcome.view_w;
+	sl_errmsg why = { "" };
+	size_t need;
+
+	w->views = m->u.welcome.views;
+	if (w->views == 0)
+		return 0;
+	if (sl_view_recipe_unpack(m->u.welcome.view_recipe.p,
+	    m->u.welcome.view_recipe.len, &w->recipe, &why) != 0) {
+		sl_error("the broker's view recipe: %s", why.text);
+		return -1;
+	}
+	if (plane == 0 || w->dim % plane != 0 || m->u.welcome.view_h > INT_MAX ||
+	    m->u.welcome.view_w > INT_MAX) {
+		sl_error("views of %u x %u images do not divide rows of %zu "
+		    "values", m->u.welcome.view_h, m->u.welcome.view_w, w->dim);
+		return -1;
+	}
+	w->view_seed = m->u.welcome.view_seed;
+	w->view_h = (int)m->u.welcome.view_h;
+	w->view_w = (int)m->u.welcome.view_w;
+	w->view_c = (int)(w->dim / plane);
+	need = (size_t)w->cfg->batch * w->row_bytes;
+	if (need > w->vrows_cap) {
+		uint8_t *v = realloc(w->vrows, need);
+
+		if (v == NULL) {
+			sl_error("out of memory for a batch of views");
+			return -1;
+		}
+		w->vrows = v;
+		w->vrows_cap = need;
+		free(w->vscratch);
+		if ((w->vscratch = malloc((size_t)plane * elem)) == NULL) {
+			sl_error("out of memory for a batch of views");
+			return -1;
+		}
+	}
+	{
+		char rt[SL_VIEW_RECIPE_TEXT];
+
+		sl_view_recipe_format(rt, sizeof rt, &w->recipe);
+		sl_info("views: %u per row, recipe %s, seed %" PRIu64 ", rows of "
+		    "%d x %d x %d", w->views, rt, w->view_seed, w->view_c,
+		    w->view_h, w->view_w);
+	}
+	return 0;
+}
+
 static void
 on_welcome(wstate *w, const sl_msg *m)
 {
@@ -452,6 +544,10 @@ on_welcome(wstate *w, const sl_msg *m)
 			w->done = -1;
 			return;
 		}
+	}
+	if (welcome_views(w, m) != 0) {
+		w->done = -1;
+		return;
 	}
 	w->welcomed = 1;
 	w->ever_welcomed = 1;
@@ -665,6 +761,26 @@ free_held(wstate *w)
 	return NULL;
 }
 
+/* Compute thread: the view j->view of each raw row of the batch into
+ * w->vrows (the rows shipped, or the local dataset's). Does not allocate. */
+static void
+apply_views(wstate *w, const batch_job *j)
+{
+	sl_view_params p;
+
+	for (uint32_t i = 0; i < j->b; i++) {
+		const uint64_t sample = j->first_row + i;
+		const void *src = j->rows != NULL ?
+		    (const void *)(j->rows + (size_t)i * w->row_bytes) :
+		    sl_dataset_row(w->ds, (size_t)sample);
+
+		sl_view_draw(&w->recipe, w->view_seed, sample, j->view,
+		    w->view_h, w->view_w, &p);
+		sl_view_apply(&p, j->dtype, src, w->vrows + (size_t)i * w->row_bytes,
+		    w->vscratch, w->view_c, w->view_h, w->view_w);
+	}
+}
+
 /* Compute thread: rows -> x -> logits -> records, for one batch. Reads only
  * the job, the graph and buffers no one else touches while it is BUSY. */
 static void
@@ -675,10 +791,14 @@ run_batch(wstate *w, batch_job *j)
 	sl_errmsg why = { "" };
 	int rc;
 
-	if (j->rows != NULL)
+	if (j->view != UINT32_MAX) {
+		apply_views(w, j);
+		sl_rows_f32(w->vrows, j->dtype, j->b, D, &j->pre, w->x);
+	} else if (j->rows != NULL) {
 		sl_rows_f32(j->rows, j->dtype, j->b, D, &j->pre, w->x);
-	else
+	} else {
 		sl_dataset_rows_f32(w->ds, NULL, j->first_row, j->b, &j->pre, w->x);
+	}
 	if ((rc = sl_graph_forward(w->g, w->x, (int)j->b, &z, &why)) != 0) {
 		snprintf(j->why, sizeof j->why, "the teacher failed: %s",
 		    why.text[0] ? why.text : sl_strerror(rc));
@@ -826,6 +946,7 @@ hand_batch(wstate *w, task *t)
 	    t->data + (size_t)t->done_rows * w->row_bytes : NULL;
 	j->dtype = w->dtype;
 	j->pre = w->pre;
+	j->view = w->views ? (uint32_t)(t->shard % w->views) : UINT32_MAX;
 	j->out = w->blob + (size_t)t->done_rows * w->rec_size;
 	c->discard = 0;
 	pthread_mutex_lock(&c->mu);
@@ -1113,6 +1234,8 @@ out:
 		sl_dataset_close(&w.ds);
 		free(w.x);
 		free(w.scratch);
+		free(w.vrows);
+		free(w.vscratch);
 		free(w.blob);
 		free(w.c.retired_blob);
 	}

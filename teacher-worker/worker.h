@@ -29,6 +29,13 @@
  * takes a worker heard from that lets a lease expire for stalled, leases
  * it nothing until then). A stall that lasts half a lease is logged, and
  * so is its end.
+ *
+ * Views. When WELCOME names V > 0 views (the teacher's registration), a
+ * TASK's shard number is a unit u = shard * V + view: the worker applies
+ * view u % V to every row (sl_view_draw with the registration's recipe
+ * and seed, sample = the row's dataset index; sl_view_apply on the raw
+ * row, before preprocessing), runs the teacher on the views, and sends
+ * their records as the result of unit u.
  */
 #ifndef WORKER_H
 #define WORKER_H
@@ -48,6 +55,12 @@ typedef struct worker_cfg {
 	const char *input_mean, *input_std; /* lists: one, or one a channel */
 	int batch, threads, credit, max_held;
 	int connect_timeout_s;   /* no broker ever answered: give up; 0: never */
+	/* Views the worker insists on (--views, --view-recipe, --view-seed):
+	 * sent in HELLO, so a broker registering other ones refuses it.
+	 * views 0: the worker takes the teacher's from WELCOME. */
+	int views;
+	const char *view_recipe;
+	int64_t view_seed;
 } worker_cfg;
 
 /* Run until the broker says every shard is done (exit 0), a fatal refusal

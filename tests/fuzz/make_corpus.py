@@ -111,6 +111,10 @@ def msg(t, **kv):
     return mp(d)
 
 
+# sl_view_recipe_pack of "rrc=0.35:1,crop=4,flip": version 1, flip, pad 4.
+VRECIPE = struct.pack("<BBHff", 1, 1, 4, 0.35, 1.0)
+
+
 def messages():
     blob = record(1, 3, [0.5, -1.0, 2.0]) + record(1, 3, [0.0, 1.0, -2.0])
     return {
@@ -124,6 +128,15 @@ def messages():
         "welcome": msg(2, teacher=0, hb_ms=1000, lease_ms=30000,
                        rows=60000, shard_rows=1024, row_bytes=784, dtype=1,
                        max_msg=67108864),
+        # views (issue 12): the optional keys
+        "hello_views": msg(1, worker="w3", teacher="cnn", model="cd" * 32,
+                           temp=F32(4.0), enc=1, classes=10, k=0, dim=784,
+                           dataset=b"", pre=b"\x00\x00\xc0\x7f" * 3, held=[9],
+                           views=8, vrecipe=VRECIPE, vseed=7),
+        "welcome_views": msg(2, teacher=1, hb_ms=500, lease_ms=2000,
+                             rows=60000, shard_rows=250, row_bytes=784, dtype=1,
+                             max_msg=67108864, views=8, vrecipe=VRECIPE,
+                             vseed=7, vh=28, vw=28),
         "refuse": msg(3, reason="model hash differs"),
         "ready": msg(4, credit=4),
         "task": msg(5, shard=3, first=3072, n=2, data=bytes(8)),
@@ -165,11 +178,15 @@ def meta_job(rows=60000, shape=(60000, 28, 28)):
                        ("shard_rows", mp(1024)), ("first", mp(0)), ("end", mp(rows))])
 
 
-def meta_teacher(index, name, enc, classes, k, pre=b""):
-    return mp_ordered([("index", mp(index)), ("name", mp(name)),
-                       ("model", mp("ab" * 32)), ("temp", mp(F32(4.0))),
-                       ("enc", mp(enc)), ("classes", mp(classes)),
-                       ("k", mp(k)), ("pre", mp(pre))])
+def meta_teacher(index, name, enc, classes, k, pre=b"", views=0):
+    pairs = [("index", mp(index)), ("name", mp(name)),
+             ("model", mp("ab" * 32)), ("temp", mp(F32(4.0))),
+             ("enc", mp(enc)), ("classes", mp(classes)),
+             ("k", mp(k)), ("pre", mp(pre))]
+    if views:
+        pairs += [("views", mp(views)), ("vrecipe", mp(VRECIPE)),
+                  ("vseed", mp(7))]
+    return mp_ordered(pairs)
 
 
 def metas():
@@ -182,6 +199,9 @@ def metas():
             [0x93]) + meta_teacher(0, "a", 3, 1000, 5, pre3) +
             meta_teacher(2, "b.v2", 2, 10, 0, struct.pack("<3f", 1, 0, 1)) +
             meta_teacher(9, "c@x:1", 1, 2, 0))]),
+        "views_teacher": mp_ordered([("job", meta_job()), ("teachers", bytes(
+            [0x92]) + meta_teacher(0, "plain", 1, 10, 0) +
+            meta_teacher(1, "cnn", 3, 10, 5, views=8))]),
         "no_teacher": mp_ordered([("job", meta_job(5, (5, 3))),
                                   ("teachers", bytes([0x90]))]),
     }

@@ -67,6 +67,13 @@ teachers_sample(sl_store_teacher t[3])
 	t[2].temperature = 1e4f;
 	t[2].fmt.encoding = SL_ENC_F16;
 	t[2].fmt.classes = 2;
+	/* A teacher with views: the map of 11 keys. */
+	t[2].views = 8;
+	t[2].view_recipe.pad = 4;
+	t[2].view_recipe.flip = 1;
+	t[2].view_recipe.rrc_min = 0.35f;
+	t[2].view_recipe.rrc_max = 1.0f;
+	t[2].view_seed = UINT64_MAX - 5;
 }
 
 static void
@@ -80,6 +87,10 @@ assert_teacher_equal(const sl_store_teacher *a, const sl_store_teacher *b)
 	assert_int_equal(a->fmt.classes, b->fmt.classes);
 	assert_int_equal(a->fmt.k, b->fmt.k);
 	assert_int_equal(a->has_pre, b->has_pre);
+	assert_int_equal(a->views, b->views);
+	assert_memory_equal(&a->view_recipe, &b->view_recipe,
+	    sizeof a->view_recipe);
+	assert_true(a->view_seed == b->view_seed);
 	if (a->has_pre) {
 		uint8_t pa[SL_PREPROC_MAX_BYTES], pb[SL_PREPROC_MAX_BYTES];
 		size_t na = sl_preproc_pack(&a->pre, pa);

@@ -17,6 +17,7 @@
 #include "sl_log.h"
 #include "sl_msgpack.h"
 #include "sl_proto.h"
+#include "sl_view.h"
 #include "sl_rng.h"
 
 static const char SHA[] =
@@ -431,6 +432,98 @@ test_wire_bytes(void **state)
 	assert_int_equal(b.len, sizeof want);
 	assert_memory_equal(b.p, want, sizeof want);
 	sl_proto_buf_fini(&b);
+}
+
+/* Views in HELLO and WELCOME: optional keys, left out at 0 (the frame of a
+ * worker without views is unchanged), round-trip when set, and a recipe
+ * must come with views and unpack. */
+static void
+test_views_keys(void **state)
+{
+	sl_view_recipe r = { 0.0f, 0.0f, 4, 1 };
+	uint8_t rb[SL_VIEW_RECIPE_BYTES];
+	sl_proto_buf b = { 0 }, plain = { 0 };
+	sl_errmsg why = { "" };
+	sl_msg m, out;
+	const int types[2] = { SL_MSG_HELLO, SL_MSG_WELCOME };
+
+	(void)state;
+	sl_view_recipe_pack(&r, rb);
+	for (int i = 0; i < 2; i++) {
+		m = sample(types[i]);
+		assert_int_equal(sl_proto_encode(&m, &plain), 0);
+		for (size_t k = 0; k + 7 <= plain.len; k++)
+			assert_false(memcmp(plain.p + k, "vrecipe", 7) == 0);
+		assert_int_equal(sl_proto_decode(plain.p, plain.len, &out, &why),
+		    0);
+		if (types[i] == SL_MSG_HELLO) {
+			assert_int_equal(out.u.hello.views, 0);
+			m.u.hello.views = 8;
+			m.u.hello.view_recipe = (sl_bytes){ rb, sizeof rb };
+			m.u.hello.view_seed = UINT64_MAX;
+		} else {
+			assert_int_equal(out.u.welcome.views, 0);
+			m.u.welcome.views = 8;
+			m.u.welcome.view_recipe = (sl_bytes){ rb, sizeof rb };
+			m.u.welcome.view_seed = UINT64_MAX;
+			m.u.welcome.view_h = 28;
+			m.u.welcome.view_w = 27;
+		}
+		assert_int_equal(sl_proto_encode(&m, &b), 0);
+		assert_true(b.len > plain.len);
+		assert_int_equal(sl_proto_decode(b.p, b.len, &out, &why), 0);
+		if (types[i] == SL_MSG_HELLO) {
+			assert_int_equal(out.u.hello.views, 8);
+			assert_bytes(out.u.hello.view_recipe, m.u.hello.view_recipe,
+			    b.p, b.len);
+			assert_true(out.u.hello.view_seed == UINT64_MAX);
+			m.u.hello.views = 0; /* a recipe without views */
+		} else {
+			assert_int_equal(out.u.welcome.views, 8);
+			assert_bytes(out.u.welcome.view_recipe,
+			    m.u.welcome.view_recipe, b.p, b.len);
+			assert_true(out.u.welcome.view_seed == UINT64_MAX);
+			assert_int_equal(out.u.welcome.view_h, 28);
+			assert_int_equal(out.u.welcome.view_w, 27);
+			m.u.welcome.views = 0;
+		}
+		assert_int_equal(sl_proto_encode(&m, &b), 0);
+		assert_int_equal(sl_proto_decode(b.p, b.len, &out, &why),
+		    SL_EFORMAT);
+		assert_non_null(strstr(why.text, types[i] == SL_MSG_HELLO ?
+		    "without 'views'" : "'vh' and 'vw' go with 'views'"));
+		m.u.welcome.view_h = m.u.welcome.view_w = 0;
+		if (types[i] == SL_MSG_WELCOME) {
+			assert_int_equal(sl_proto_encode(&m, &b), 0);
+			assert_int_equal(sl_proto_decode(b.p, b.len, &out, &why),
+			    SL_EFORMAT);
+			assert_non_null(strstr(why.text, "without 'views'"));
+			m.u.welcome.view_h = 28;
+			m.u.welcome.view_w = 27;
+		}
+		/* A recipe of another version, and views past the limit. */
+		rb[0] = 2;
+		if (types[i] == SL_MSG_HELLO)
+			m.u.hello.views = 3;
+		else
+			m.u.welcome.views = 3;
+		assert_int_equal(sl_proto_encode(&m, &b), 0);
+		assert_int_equal(sl_proto_decode(b.p, b.len, &out, &why),
+		    SL_EFORMAT);
+		assert_non_null(strstr(why.text, "'vrecipe': view recipe "
+		    "version 2"));
+		rb[0] = 1;
+		if (types[i] == SL_MSG_HELLO)
+			m.u.hello.views = SL_PROTO_MAX_VIEWS + 1;
+		else
+			m.u.welcome.views = SL_PROTO_MAX_VIEWS + 1;
+		assert_int_equal(sl_proto_encode(&m, &b), 0);
+		assert_int_equal(sl_proto_decode(b.p, b.len, &out, &why),
+		    SL_EFORMAT);
+		assert_non_null(strstr(why.text, "'views' = 1025"));
+	}
+	sl_proto_buf_fini(&b);
+	sl_proto_buf_fini(&plain);
 }
 
 /* "t" before "v" is accepted: the pair is a set. */
@@ -1097,6 +1190,7 @@ main(void)
 		cmocka_unit_test(test_round_trip_every_type),
 		cmocka_unit_test(test_round_trip_edges),
 		cmocka_unit_test(test_read_service_forms),
+		cmocka_unit_test(test_views_keys),
 		cmocka_unit_test(test_wire_bytes),
 		cmocka_unit_test(test_t_before_v),
 		cmocka_unit_test(test_buffer_reused),

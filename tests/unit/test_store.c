@@ -871,6 +871,282 @@ test_abort_and_mvcc(void **state)
 	sl_store_close(&s);
 }
 
+
+/* --- views ---------------------------------------------------------------- */
+
+static sl_store_teacher
+views_teacher(const char *name, uint32_t V)
+{
+	sl_store_teacher t = sample_teacher(name);
+	sl_errmsg why = { "" };
+
+	t.views = V;
+	assert_int_equal(sl_view_recipe_parse("crop=4,flip", &t.view_recipe,
+	    &why), 0);
+	t.view_seed = 0x1234567890abcdefULL;
+	return t;
+}
+
+typedef struct view_walk {
+	uint64_t sample[64];
+	uint32_t view[64];
+	size_t n;
+	int bad;
+} view_walk;
+
+static int
+on_view(void *arg, uint64_t sample, uint32_t view, const void *rec,
+    size_t len)
+{
+	view_walk *w = arg;
+	uint8_t want[REC];
+
+	if (w->n >= 64)
+		return 7;
+	make_records(want, sample, 1, (uint8_t)(view + 1));
+	if (len != REC || memcmp(rec, want, REC) != 0)
+		w->bad++;
+	w->sample[w->n] = sample;
+	w->view[w->n++] = view;
+	return 0;
+}
+
+static int
+count_plain(void *arg, uint64_t sample, const void *rec, size_t len)
+{
+	(void)sample;
+	(void)rec;
+	(*(size_t *)arg) += len == REC;
+	return 0;
+}
+
+/* Registration: the three fields round-trip, a worker with another V,
+ * recipe or seed is refused naming the field, V = 0 stays a plain teacher. */
+static void
+test_views_register(void **state)
+{
+	sl_store_job j = sample_job(), got;
+	sl_store_teacher v = views_teacher("aug", 4), plain = sample_teacher("p");
+	sl_store_teacher other, list[4];
+	sl_store *s = open_store(dir, 0);
+	sl_errmsg why = { "" };
+	size_t n;
+
+	(void)state;
+	assert_int_equal(sl_store_init_job(s, &j, &why), 0);
+	assert_int_equal(sl_store_get_job(s, &got, &why), 0);
+	assert_int_equal(got.schema, 2);
+	assert_int_equal(sl_store_register_teacher(s, &plain, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &v, &why), 0);
+	assert_int_equal(v.index, 1);
+	assert_int_equal(sl_store_register_teacher(s, &v, &why), 0);
+	assert_int_equal(v.index, 1);
+
+	other = views_teacher("aug", 8);
+	assert_int_equal(sl_store_register_teacher(s, &other, &why),
+	    SL_EMISMATCH);
+	assert_string_equal(why.text, "teacher 'aug' is registered with 4 "
+	    "views, this worker has 8");
+	other = views_teacher("aug", 4);
+	assert_int_equal(sl_view_recipe_parse("crop=2,flip", &other.view_recipe,
+	    &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &other, &why),
+	    SL_EMISMATCH);
+	assert_string_equal(why.text, "teacher 'aug' is registered with view "
+	    "recipe crop=4,flip, this worker has crop=2,flip");
+	other = views_teacher("aug", 4);
+	other.view_seed = 7;
+	assert_int_equal(sl_store_register_teacher(s, &other, &why),
+	    SL_EMISMATCH);
+	assert_non_null(strstr(why.text, "view seed 1311768467294899695, this "
+	    "worker has 7"));
+	other = views_teacher("p", 2);
+	assert_int_equal(sl_store_register_teacher(s, &other, &why),
+	    SL_EMISMATCH);
+	assert_string_equal(why.text, "teacher 'p' is registered with 0 "
+	    "views, this worker has 2");
+	other = views_teacher("big", SL_STORE_MAX_VIEWS + 1);
+	assert_int_equal(sl_store_register_teacher(s, &other, &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "views 1025"));
+	other = views_teacher("bad", 2);
+	other.view_recipe.pad = SL_VIEW_MAX_PAD + 1;
+	assert_int_equal(sl_store_register_teacher(s, &other, &why), SL_EINVAL);
+
+	assert_int_equal(sl_store_teachers(s, list, 4, &n, &why), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(list[0].views, 0);
+	assert_int_equal(list[1].views, 4);
+	assert_int_equal(list[1].view_recipe.pad, 4);
+	assert_int_equal(list[1].view_recipe.flip, 1);
+	assert_true(list[1].view_recipe.rrc_min == 0.0f);
+	assert_true(list[1].view_seed == 0x1234567890abcdefULL);
+	sl_store_close(&s);
+}
+
+/* Records under 16-byte keys: put, get, walk in (sample, view) order,
+ * reset of one unit; a plain teacher on either side walks as before. */
+static void
+test_views_records(void **state)
+{
+	static uint8_t recs[16 * REC];
+	sl_store_job j = sample_job();
+	sl_store_teacher p0 = sample_teacher("p0"), v = views_teacher("aug", 3);
+	sl_store_teacher p2 = sample_teacher("p2");
+	sl_store *s = open_store(dir, 0);
+	sl_store_txn *t = NULL;
+	sl_errmsg why = { "" };
+	view_walk *w = calloc(1, sizeof *w);
+	uint8_t states[6];
+	const void *rec;
+	size_t len, plain = 0;
+
+	(void)state;
+	assert_non_null(w);
+	assert_int_equal(sl_store_init_job(s, &j, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &p0, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &v, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &p2, &why), 0);
+	assert_int_equal(commit_shard(s, p0.index, 0, 0, 4, 0, &why), 0);
+	assert_int_equal(commit_shard(s, p2.index, 0, 0, 4, 0, &why), 0);
+	/* Shard 1 (rows 4..8) of the views teacher, views 2 then 0: units
+	 * 1 * 3 + 2 and 1 * 3 + 0; view v's records salted v + 1. */
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	make_records(recs, 4, 4, 3);
+	assert_int_equal(sl_store_put_shard_view(t, v.index, 5, 4, 4, 2, recs,
+	    REC, "w", 1, &why), 0);
+	make_records(recs, 4, 4, 1);
+	assert_int_equal(sl_store_put_shard_view(t, v.index, 3, 4, 4, 0, recs,
+	    REC, "w", 1, &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	make_records(recs, 6, 1, 3);
+	assert_int_equal(sl_store_get_label_view(t, v.index, 6, 2, &rec, &len),
+	    0);
+	assert_int_equal(len, REC);
+	assert_memory_equal(rec, recs, REC);
+	assert_int_equal(sl_store_get_label_view(t, v.index, 6, 1, &rec, &len),
+	    SL_ENOTFOUND);
+	/* A views teacher's record is not under the 12-byte key. */
+	assert_int_equal(sl_store_get_label(t, v.index, 6, &rec, &len),
+	    SL_ENOTFOUND);
+	assert_int_equal(sl_store_get_label_view(t, p0.index, 2,
+	    SL_STORE_NO_VIEW, &rec, &len), 0);
+
+	assert_int_equal(sl_store_each_label_view(t, v.index, 0, on_view, w), 0);
+	assert_int_equal(w->n, 8);
+	assert_int_equal(w->bad, 0);
+	for (size_t i = 0; i < 8; i++) {
+		assert_int_equal(w->sample[i], 4 + i / 2);
+		assert_int_equal(w->view[i], i % 2 ? 2 : 0);
+	}
+	memset(w, 0, sizeof *w);
+	assert_int_equal(sl_store_each_label_view(t, v.index, 7, on_view, w), 0);
+	assert_int_equal(w->n, 2);
+	assert_int_equal(w->sample[0], 7);
+	/* The plain neighbours are untouched by the 16-byte keys between. */
+	assert_int_equal(sl_store_each_label(t, p0.index, 0, count_plain,
+	    &plain), 0);
+	assert_int_equal(sl_store_each_label(t, p2.index, 0, count_plain,
+	    &plain), 0);
+	assert_int_equal(plain, 8);
+	/* Walking one teacher in the other key size is a format error. */
+	assert_int_equal(sl_store_each_label(t, v.index, 0, count_plain,
+	    &plain), SL_EFORMAT);
+	memset(w, 0, sizeof *w);
+	assert_int_equal(sl_store_each_label_view(t, p0.index, 0, on_view, w),
+	    SL_EFORMAT);
+	sl_store_read_end(&t);
+
+	assert_int_equal(sl_store_shard_states(s, v.index, states, 6, &why), 0);
+	assert_int_equal(states[3], SL_SHARD_DONE);
+	assert_int_equal(states[5], SL_SHARD_DONE);
+	assert_int_equal(states[4], SL_SHARD_PENDING);
+
+	/* Reset unit 5 (view 2): view 0 stays. */
+	assert_int_equal(sl_store_write_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_reset_shard_view(t, v.index, 5, 4, 4, 2,
+	    &why), 0);
+	assert_int_equal(sl_store_write_commit(&t, &why), 0);
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	memset(w, 0, sizeof *w);
+	assert_int_equal(sl_store_each_label_view(t, v.index, 0, on_view, w), 0);
+	assert_int_equal(w->n, 4);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(w->view[i], 0);
+	sl_store_read_end(&t);
+	assert_int_equal(sl_store_shard_states(s, v.index, states, 6, &why), 0);
+	assert_int_equal(states[5], SL_SHARD_PENDING);
+	assert_int_equal(states[3], SL_SHARD_DONE);
+	sl_store_close(&s);
+	free(w);
+}
+
+/* A schema-1 cache (written before views) opens and reads as before; a
+ * teacher with views raises it to 2; half a views registration is
+ * refused as corrupt. */
+static void
+test_views_schema1(void **state)
+{
+	const uint8_t schema1[] = { 0x01 };
+	sl_store_job j = sample_job(), got;
+	sl_store_teacher p = sample_teacher("p"), v = views_teacher("aug", 2);
+	sl_store_teacher list[4];
+	sl_store *s = open_store(dir, 0);
+	sl_store_txn *t = NULL;
+	sl_errmsg why = { "" };
+	const void *rec;
+	size_t len, n;
+	/* {"index": 1, "classes": 10, "temperature": 1.0, "encoding": 1,
+	 *  "k": 0, "model_sha256": bin 32, "views": 2} (no recipe, no seed) */
+	uint8_t half[160];
+	size_t hl = 0;
+
+	(void)state;
+	assert_int_equal(sl_store_init_job(s, &j, &why), 0);
+	assert_int_equal(sl_store_register_teacher(s, &p, &why), 0);
+	assert_int_equal(commit_shard(s, p.index, 0, 0, 10, 0, &why), 0);
+	sl_store_close(&s);
+	raw_put("meta", "schema", 6, schema1, sizeof schema1);
+
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_get_job(s, &got, &why), 0);
+	assert_int_equal(got.schema, 1);
+	assert_int_equal(sl_store_read_begin(s, &t, &why), 0);
+	assert_int_equal(sl_store_get_label(t, p.index, 9, &rec, &len), 0);
+	assert_int_equal(len, REC);
+	sl_store_read_end(&t);
+	sl_store_close(&s);
+
+	s = open_store(dir, 0);
+	assert_int_equal(sl_store_register_teacher(s, &p, &why), 0);
+	assert_int_equal(sl_store_get_job(s, &got, &why), 0);
+	assert_int_equal(got.schema, 1); /* a plain teacher changes nothing */
+	assert_int_equal(sl_store_register_teacher(s, &v, &why), 0);
+	assert_int_equal(sl_store_get_job(s, &got, &why), 0);
+	assert_int_equal(got.schema, 2);
+	sl_store_close(&s);
+
+	half[hl++] = 0x87;
+#define KEY(str) do { half[hl++] = (uint8_t)(0xa0 | (sizeof str - 1)); \
+	memcpy(half + hl, str, sizeof str - 1); hl += sizeof str - 1; } while (0)
+	KEY("index"); half[hl++] = 0x01;
+	KEY("classes"); half[hl++] = 0x0a;
+	KEY("temperature"); half[hl++] = 0xca; half[hl++] = 0x3f;
+	half[hl++] = 0x80; half[hl++] = 0; half[hl++] = 0;
+	KEY("encoding"); half[hl++] = 0x01;
+	KEY("k"); half[hl++] = 0x00;
+	KEY("model_sha256"); half[hl++] = 0xc4; half[hl++] = 32;
+	memset(half + hl, 0xaa, 32); hl += 32;
+	KEY("views"); half[hl++] = 0x02;
+#undef KEY
+	raw_put("meta", "teacher/aug", 11, half, hl);
+	s = open_store(dir, 1);
+	assert_int_equal(sl_store_teachers(s, list, 4, &n, &why), SL_EFORMAT);
+	assert_non_null(strstr(why.text, "go together"));
+	sl_store_close(&s);
+}
+
 /* --- corrupt caches ------------------------------------------------------- */
 
 static void
@@ -884,7 +1160,7 @@ test_corrupt_meta(void **state)
 	/* msgpack: map of 5 whose first key is a str claiming 4 GB. */
 	const uint8_t huge[] = { 0x85, 0xdb, 0xff, 0xff, 0xff, 0xff, 'p' };
 	const uint8_t garbage[] = { 0xc1, 0x00, 0x13, 0x37 };
-	const uint8_t schema2[] = { 0x02 };
+	const uint8_t schema3[] = { 0x03 };
 	const uint8_t not_uint[] = { 0xa3, 'o', 'n', 'e' };
 	/* {"index": 0} only */
 	const uint8_t partial[] = { 0x81, 0xa5, 'i', 'n', 'd', 'e', 'x', 0x00 };
@@ -907,10 +1183,10 @@ test_corrupt_meta(void **state)
 	sl_store_close(&s);
 
 	raw_put("meta", "shard_rows", 10, not_uint, sizeof not_uint);
-	raw_put("meta", "schema", 6, schema2, sizeof schema2);
+	raw_put("meta", "schema", 6, schema3, sizeof schema3);
 	s = open_store(dir, 1);
 	assert_int_equal(sl_store_get_job(s, &got, &why), SL_EUNSUPPORTED);
-	assert_string_equal(why.text, "cache schema 2, this build reads 1");
+	assert_string_equal(why.text, "cache schema 3, this build reads 1 to 2");
 	sl_store_close(&s);
 
 	raw_put("meta", "teacher/x", 9, garbage, sizeof garbage);
@@ -1365,6 +1641,12 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_layout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_and_mvcc, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_views_register, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_views_records, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_views_schema1, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_meta, setup,
 		    teardown),

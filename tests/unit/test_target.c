@@ -1238,6 +1238,158 @@ test_view_parts(void **state)
 	sl_store_close(&b);
 }
 
+
+/* ---- views -------------------------------------------------------------- */
+
+#define VV 3 /* views of the views teacher */
+
+/* Encode view `view` of rows first..first+n (logits zv ((rows * VV), C),
+ * row s's view v at s * VV + v) and commit them as unit `unit`; bad_row
+ * gets its CRC broken as in put_shard. */
+static void
+put_unit(sl_store *s, const sl_store_teacher *t, uint64_t unit,
+    uint64_t first, uint32_t n, uint32_t view, const float *zv,
+    uint64_t bad_row)
+{
+	const size_t sz = sl_label_size(&t->fmt);
+	uint8_t *buf = malloc(sz * n);
+	float scratch[2 * C];
+	sl_store_txn *txn = NULL;
+	sl_errmsg why = { "" };
+	int rc;
+
+	assert_non_null(buf);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *rec = buf + sz * i;
+
+		assert_int_equal(sl_label_encode(&t->fmt,
+		    zv + ((first + i) * VV + view) * C, t->temperature, scratch,
+		    rec), 0);
+		if (first + i == bad_row)
+			rec[SL_LABEL_HEADER_BYTES + 1] ^= 0x40;
+	}
+	if ((rc = sl_store_write_begin(s, &txn, &why)) != 0 ||
+	    (rc = sl_store_put_shard_view(txn, t->index, unit, first, n, view,
+	    buf, sz, "w", 1, &why)) != 0 ||
+	    (rc = sl_store_write_commit(&txn, &why)) != 0)
+		fail_msg("put unit %llu: %d %s", (unsigned long long)unit, rc,
+		    why.text);
+	free(buf);
+}
+
+/* A teacher with views: the mask needs all V units of a shard, a row has
+ * a target when all its views pass, and a gather returns the record of
+ * (row, view) asked; a committee with a plain teacher takes view 0 only. */
+static void
+test_view_views(void **state)
+{
+	enum { N = 30, SR = 10, NSH = 3 };
+	static float zv[N * VV * C], zp[N * C];
+	static uint8_t mask[2 * NSH], has[N];
+	static float p[N * C];
+	const size_t rows[6] = { 0, 9, 3, 27, 20, 25 };
+	const uint32_t views[6] = { 2, 0, 1, 1, 2, 0 };
+	const uint32_t too_far[2] = { 0, VV };
+	sl_store *s;
+	sl_store_teacher tt[2];
+	sl_reader *rd;
+	sl_target_view v;
+	sl_target_set ts;
+	sl_errmsg why = { "" };
+	double ref[C], ref2[C];
+
+	(void)state;
+	random_logits(31, zv, N * VV * C, 4.0f);
+	random_logits(32, zp, N * C, 4.0f);
+	s = make_store(N, SR);
+	memset(&tt[0], 0, sizeof tt[0]);
+	snprintf(tt[0].name, sizeof tt[0].name, "aug");
+	memset(tt[0].model_sha256, 'c', 64);
+	tt[0].temperature = 2.0f;
+	tt[0].fmt.encoding = SL_ENC_F32;
+	tt[0].fmt.classes = C;
+	tt[0].views = VV;
+	assert_int_equal(sl_view_recipe_parse("crop=4,flip", &tt[0].view_recipe,
+	    &why), 0);
+	tt[0].view_seed = 99;
+	assert_int_equal(sl_store_register_teacher(s, &tt[0], &why), 0);
+	tt[1] = add_teacher(s, "plain", 2.0f, SL_ENC_F32, 0);
+	put_all(s, &tt[1], N, SR, zp);
+	/* Shard 0: all views; shard 1: views 0 and 2 (view 1 pending);
+	 * shard 2: all views, sample 25's view 1 corrupt. */
+	for (uint32_t view = 0; view < VV; view++) {
+		put_unit(s, &tt[0], 0 * VV + view, 0, SR, view, zv, UINT64_MAX);
+		if (view != 1)
+			put_unit(s, &tt[0], 1 * VV + view, SR, SR, view, zv,
+			    UINT64_MAX);
+		put_unit(s, &tt[0], 2 * VV + view, 2 * SR, SR, view, zv,
+		    view == 1 ? 25 : UINT64_MAX);
+	}
+	rd = read_txn(s);
+	assert_int_equal(sl_target_mask_done(rd, tt, 2, NSH, mask, &why), 0);
+	assert_int_equal(mask[0], 1);
+	assert_int_equal(mask[1], 0);
+	assert_int_equal(mask[2], 1);
+	assert_int_equal(mask[NSH + 1], 1);
+
+	/* The in-memory set holds one record per row: refused. */
+	assert_int_equal(sl_target_init(&ts, N, C), 0);
+	assert_int_equal(sl_target_build(&ts, rd, tt, NULL, 1, SR, NSH, mask,
+	    2.0f, 1, &why), SL_EUNSUPPORTED);
+	assert_non_null(strstr(why.text, "teacher aug has 3 views"));
+	sl_target_fini(&ts);
+
+	assert_int_equal(sl_target_view_init(&v, N, C), 0);
+	assert_int_equal(sl_target_view_build(&v, rd, tt, NULL, 1, SR, NSH,
+	    mask, 2.0f, 0, &why), SL_ECORRUPT);
+	assert_non_null(strstr(why.text, "sample 25 view 1"));
+	assert_int_equal(sl_target_view_build(&v, rd, tt, NULL, 1, SR, NSH,
+	    mask, 2.0f, 1, &why), 0);
+	assert_int_equal(v.corrupt, 1);
+	assert_int_equal(v.nhas, 19);
+	for (uint64_t r = 0; r < N; r++)
+		assert_int_equal(v.has[r], r < SR || (r >= 2 * SR && r != 25));
+
+	/* At the stored T: each row's p is softmax(z / 2) of its view,
+	 * within 1e-6 (dense f32). */
+	assert_int_equal(sl_target_view_gather_views(&v, rows, views, 6, p, has,
+	    &why), 0);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(has[i], rows[i] != 25);
+		if (!has[i])
+			continue;
+		ref_softmax(zv + (rows[i] * VV + views[i]) * C, 2.0, ref);
+		for (int k = 0; k < C; k++)
+			assert_true(fabs((double)p[i * C + k] - ref[k]) <= 1e-6);
+	}
+	/* NULL views: view 0 of every row. */
+	assert_int_equal(sl_target_view_gather_views(&v, rows, NULL, 2, p, has,
+	    &why), 0);
+	ref_softmax(zv + (9 * VV + 0) * C, 2.0, ref);
+	for (int k = 0; k < C; k++)
+		assert_true(fabs((double)p[1 * C + k] - ref[k]) <= 1e-6);
+	assert_int_equal(sl_target_view_gather_views(&v, rows, too_far, 2, p,
+	    has, &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "view 3 asked of teacher aug"));
+
+	/* With the plain teacher: view 0 mixes both, another view is refused. */
+	assert_int_equal(sl_target_view_build(&v, rd, tt, NULL, 2, SR, NSH,
+	    mask, 2.0f, 1, &why), 0);
+	assert_int_equal(v.nhas, 19);
+	assert_int_equal(sl_target_view_gather_views(&v, rows, views, 6, p, has,
+	    &why), SL_EINVAL);
+	assert_non_null(strstr(why.text, "teacher plain, which has no views"));
+	assert_int_equal(sl_target_view_gather(&v, rows, 6, p, has, &why), 0);
+	ref_softmax(zv + (27 * VV + 0) * C, 2.0, ref);
+	ref_softmax(zp + 27 * C, 2.0, ref2);
+	for (int k = 0; k < C; k++)
+		assert_true(fabs((double)p[3 * C + k] -
+		    (0.5 * ref[k] + 0.5 * ref2[k])) <= 1e-6);
+	sl_target_view_fini(&v);
+	sl_reader_close(&rd);
+	sl_store_close(&s);
+}
+
 int
 main(void)
 {
@@ -1260,6 +1412,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_view_parts, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_view_views, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,9 +25,11 @@ from . import data as _data
 from . import record as _rec
 from .record import Format, RecordError
 
-SCHEMA = 1
+SCHEMA = 2            # written by this version of softlabel
+SCHEMAS = (1, 2)      # read: 1 is a cache from before views (none in it)
 _DTYPES = {1: "uint8", 2: "float32"}
 _KEY = struct.Struct(">IQ")
+_VKEY = struct.Struct(">IQI")  # the labels key of a teacher with views
 
 
 # Handles of caches opened before a fork(), held by the child so that
@@ -64,7 +66,8 @@ class Teacher:
     encoding ("f32", "f16", "topk:K"), k, format (a record.Format),
     model_sha256 (hex), preproc (the registered input preprocessing,
     {scale, mean: [C], std: [C], channels}, or None when the cache predates
-    it), record_bytes, meta (the raw
+    it), views (V, 0 for a teacher of the plain rows), view_recipe (its
+    canonical text, "none" without views), view_seed, record_bytes, meta (the raw
     msgpack map, every key, so fields added later are visible)."""
 
     def __init__(self, name, meta):
@@ -83,6 +86,30 @@ class Teacher:
         self.record_bytes = self.format.size
         self.model_sha256 = bytes(sha).hex()
         self.preproc = _decode_preproc(meta.get("preproc"))
+        self.views = int(meta.get("views", 0))
+        self.view_seed = int(meta.get("view_seed", 0))
+        self.view_recipe = "none"
+        if self.views:
+            from . import views as _views
+            try:
+                self.view_recipe = _views.Recipe.unpack(
+                    bytes(meta["view_recipe"])).format()
+            except (KeyError, TypeError, ValueError) as e:
+                raise CacheError(f"corrupt cache: meta 'teacher/{name}' "
+                                 f"view_recipe: {e}") from None
+
+    def key(self, sample, view=None):
+        """The labels key of (sample[, view]): 12 bytes without views, 16
+        with (view None is view 0)."""
+        if self.views:
+            v = 0 if view is None else int(view)
+            if not 0 <= v < self.views:
+                raise IndexError(f"view {v} outside teacher {self.name}'s "
+                                 f"{self.views} views")
+            return _VKEY.pack(self.index, int(sample), v)
+        if view not in (None, 0):
+            raise IndexError(f"teacher {self.name} has no views")
+        return _KEY.pack(self.index, int(sample))
 
     def __repr__(self):
         return (f"Teacher({self.name!r}, index={self.index}, T={self.temperature:g}, "
@@ -188,8 +215,10 @@ class Cache:
         schema = self._get_meta("schema")
         if schema is None:
             raise CacheError(f"{self.path}: cache holds no job yet")
-        if schema != SCHEMA:
-            raise CacheError(f"cache schema {schema}, this package reads {SCHEMA}")
+        self.schema = schema
+        if schema not in SCHEMAS:
+            raise CacheError(f"cache schema {schema}, this package reads "
+                             f"{SCHEMAS[0]} to {SCHEMAS[-1]}")
         ds = self._get_meta("dataset")
         sr = self._get_meta("shard_rows")
         if not isinstance(ds, dict) or not isinstance(sr, int) or sr < 1:
@@ -284,10 +313,11 @@ class Cache:
                              f"{self.rows} rows")
         return ids
 
-    def record(self, sample, teacher=None):
-        """The checked bytes of one record, or None when absent."""
+    def record(self, sample, teacher=None, view=None):
+        """The checked bytes of one record, or None when absent; view: of
+        a teacher with views (None: view 0)."""
         t = self.teacher(teacher)
-        raw = self._txn.get(_KEY.pack(t.index, int(sample)), db=self._labels)
+        raw = self._txn.get(t.key(sample, view), db=self._labels)
         if raw is not None:
             self._check(t, int(sample), raw)
         return raw
@@ -298,24 +328,25 @@ class Cache:
         except RecordError as e:
             raise CorruptRecordError(t.name, sample, str(e), e.corrupt) from None
 
-    def records(self, samples, teacher=None):
+    def records(self, samples, teacher=None, view=None):
         """(list of checked record bytes, present mask) for sample ids;
-        absent samples get None."""
+        absent samples get None. view: of a teacher with views (None:
+        view 0); one for all samples."""
         t = self.teacher(teacher)
         ids = self._ids(samples)
         out, have = [], np.zeros(ids.size, bool)
         get, db = self._txn.get, self._labels
         for i, s in enumerate(ids.tolist()):
-            raw = get(_KEY.pack(t.index, s), db=db)
+            raw = get(t.key(s, view), db=db)
             if raw is not None:
                 self._check(t, s, raw)
                 have[i] = True
             out.append(raw)
         return out, have
 
-    def _gather(self, samples, teacher, missing, decode, width, fill):
+    def _gather(self, samples, teacher, missing, decode, width, fill, view=None):
         t = self.teacher(teacher)
-        recs, have = self.records(samples, t)
+        recs, have = self.records(samples, t, view)
         if missing not in ("raise", "nan", "mask"):
             raise ValueError("missing must be 'raise', 'nan' or 'mask'")
         if missing == "raise" and not have.all():
@@ -326,8 +357,10 @@ class Cache:
             out[have] = decode(t, [r for r in recs if r is not None])
         return (out, have) if missing == "mask" else out
 
-    def probs(self, samples, teacher=None, temperature=None, missing="raise"):
-        """Teacher distributions for sample ids, (n, classes) float32.
+    def probs(self, samples, teacher=None, temperature=None, missing="raise", view=None):
+        """Teacher distributions for sample ids, (n, classes) float32;
+        view: that view of each sample, for a teacher with views (None:
+        view 0).
 
         temperature: None for the stored T, else re-softened to it (dense:
         exact; top-k: the remaining mass spread as sl_label_probs does).
@@ -339,7 +372,7 @@ class Cache:
             return _rec.probs(recs, t.format, t.temperature, T)
         t = self.teacher(teacher)
         return self._gather(samples, t, missing, dec, t.classes,
-                            0.0 if missing == "mask" else np.nan)
+                            0.0 if missing == "mask" else np.nan, view)
 
     def values(self, samples, teacher=None, missing="raise"):
         """The stored z / T of dense records, (n, classes) float32."""
@@ -365,7 +398,7 @@ class Cache:
         t = self.teacher(teacher)
         ids = self._ids(samples)
         get, db = self._txn.get, self._labels
-        return np.fromiter((get(_KEY.pack(t.index, s), db=db) is not None
+        return np.fromiter((get(t.key(s), db=db) is not None
                             for s in ids.tolist()), bool, ids.size)
 
     def inputs(self, samples):

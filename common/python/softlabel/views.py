@@ -164,6 +164,21 @@ class Recipe:
         lo, hi = self.rrc if self.rrc is not None else (0.0, 0.0)
         return struct.pack("<BBHff", 1, int(self.flip), self.pad, lo, hi)
 
+    @classmethod
+    def unpack(cls, raw):
+        """The recipe from sl_view_recipe_pack's 12 bytes (ValueError for
+        another length or version)."""
+        if len(raw) != 12:
+            raise ValueError("view recipe of %d bytes, want 12" % len(raw))
+        ver, flip, pad, lo, hi = struct.unpack("<BBHff", raw)
+        if ver != 1:
+            raise ValueError("view recipe version %d, this package reads 1" % ver)
+        return cls(None if lo == 0 and hi == 0 else (lo, hi), pad, flip)
+
+    def format(self):
+        """The canonical text (sl_view_recipe_format)."""
+        return str(self)
+
     def draw(self, seed, sample, view, H, W):
         """sl_view_draw: the parameters of view (seed, sample, view)."""
         g, p = _Rng(seed_of(seed, sample, view)), Params()

@@ -329,6 +329,10 @@ class Worker:
         self._hello()
 
     def _on_welcome(self, m):
+        if m.get("views", 0):
+            raise WorkerError(f"the broker's teacher has {m['views']} views "
+                              f"(a views job: units of (shard, view)); this Python worker "
+                              f"labels plain rows only: run softlabel-teacher for it")
         elem = 1 if m["dtype"] == DTYPE_U8 else 4
         self.teacher_index = m["teacher"]
         self.hb_ms = m["hb_ms"] or HEARTBEAT_MS
