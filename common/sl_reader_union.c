@@ -73,10 +73,13 @@ sl_reader_parts_match(const char *first, const char *name,
 		    all[j].temperature != w->temperature ||
 		    all[j].fmt.encoding != w->fmt.encoding ||
 		    all[j].fmt.classes != w->fmt.classes ||
-		    all[j].fmt.k != w->fmt.k)
+		    all[j].fmt.k != w->fmt.k || all[j].views != w->views ||
+		    all[j].view_seed != w->view_seed ||
+		    memcmp(&all[j].view_recipe, &w->view_recipe,
+		    sizeof w->view_recipe) != 0)
 			return sl_errmsg_set(why, SL_EINVAL, "teacher '%s' differs "
-			    "between %s and %s (model, temperature or encoding): "
-			    "not parts of one job", w->name, first, name);
+			    "between %s and %s (model, temperature, encoding or "
+			    "views): not parts of one job", w->name, first, name);
 		out[i] = all[j];
 	}
 	return 0;
@@ -176,11 +179,14 @@ u_each_done(sl_reader *r, uint32_t teacher, sl_reader_run_fn fn, void *arg,
 
 	if (k < 0)
 		return unknown(teacher, why);
+	/* A teacher with V views reports units, shard * V + view. */
+	const uint64_t per = u->teachers[k].views ? u->teachers[k].views : 1;
+
 	for (int p = 0; p < u->nparts; p++) {
 		const upart *q = &u->parts[p];
 
-		m.s0 = q->job.rows_first / sr;
-		m.s1 = (q->job.rows_end + sr - 1) / sr;
+		m.s0 = q->job.rows_first / sr * per;
+		m.s1 = (q->job.rows_end + sr - 1) / sr * per;
 		if ((rc = sl_reader_each_done(q->rd, q->index[k], merge_run, &m,
 		    why)) != 0)
 			return rc;

@@ -158,6 +158,33 @@ check_parts(const distill *d)
 	return rc;
 }
 
+/* The committee's views: every teacher without (d->views 0), or every
+ * one with the same V, recipe and seed, since a student's row is one
+ * view of it for all teachers alike. Logs a mix (SL_EINVAL). */
+static int
+committee_views(distill *d)
+{
+	const sl_store_teacher *a = &d->teachers[0];
+
+	for (int i = 1; i < d->nteachers; i++) {
+		const sl_store_teacher *t = &d->teachers[i];
+
+		if (t->views != a->views || t->view_seed != a->view_seed ||
+		    memcmp(&t->view_recipe, &a->view_recipe,
+		    sizeof a->view_recipe) != 0) {
+			sl_error("teachers %s (%u views) and %s (%u views) label "
+			    "different views: a committee's teachers must share "
+			    "their views (recipe, seed and count) or have none",
+			    a->name, a->views, t->name, t->views);
+			return SL_EINVAL;
+		}
+	}
+	d->views = a->views;
+	d->view_recipe = a->view_recipe;
+	d->view_seed = a->view_seed;
+	return 0;
+}
+
 int
 distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
     uint32_t classes)
@@ -216,6 +243,8 @@ distill_open(distill *d, const distill_cfg *cfg, sl_dataset *ds,
 			    classes);
 			return SL_EINVAL;
 		}
+	if ((rc = committee_views(d)) != 0)
+		return rc;
 	d->nshards = (fp.rows + d->job.shard_rows - 1) / d->job.shard_rows;
 	d->mask_len = (uint32_t)((uint64_t)d->nteachers * d->nshards);
 	d->mask = calloc(d->mask_len ? d->mask_len : 1, 1);
@@ -428,8 +457,10 @@ distill_gather(distill *d, const size_t *rows, const uint32_t *views,
 	sl_errmsg why = { "" };
 	int rc;
 
-	(void)views; /* one view per sample: the record of the stored row */
-	rc = sl_target_view_gather(&d->targets, rows, n, p, has, &why);
+	/* A cache without views holds the stored row's record only: the
+	 * student's views (an --augment of its own) all take it. */
+	rc = sl_target_view_gather_views(&d->targets, rows,
+	    d->views != 0 ? views : NULL, n, p, has, &why);
 
 	if (rc != 0)
 		sl_error("--store %s: targets of a batch: %s", d->cfg->store,

@@ -52,12 +52,17 @@ typedef struct distill {
 	sl_target_view targets; /* one byte per row; targets read per batch */
 	uint8_t *keep;        /* (rows) selected by the query */
 	uint64_t nkeep;
+	/* The committee's views (sl_store.h; all its teachers share them):
+	 * views 0, none; else V views of each row drawn by recipe and seed. */
+	uint32_t views;
+	sl_view_recipe view_recipe;
+	uint64_t view_seed;
 } distill;
 
 /* Open the cache read-only (a directory, or tcp://HOST:PORT of
  * `softlabel serve`), check that ds is the job's dataset, resolve
  * the teachers (all registered ones when cfg->teachers is NULL) and check
- * their class count. cfg->store may list several caches, "a,b" (at most
+ * their class count and that they share their views (d->views). cfg->store may list several caches, "a,b" (at most
  * SL_TARGET_MAX_PARTS): the parts of one job split by --rows, read as one;
  * they must hold the same dataset fingerprint and shard size, disjoint row
  * ranges, and the committee's teachers with the same model, temperature
@@ -91,9 +96,9 @@ int distill_build(distill *d, const int32_t *labels, size_t nlabels);
 /* The targets of rows[0..n) at the student's temperature into p (n,
  * classes) and has (n), from the snapshot of the last build (logged on
  * failure). views[j] is the view of rows[j] the student trains on
- * (augment.h; NULL: none); a cache of one view per sample holds view 0
- * only, so views are not read yet: a view cache's gather takes them.
- * Does not allocate. */
+ * (augment.h; NULL: none): with a views committee the record of that
+ * view, without one the record of the stored row whatever the view.
+ * Does not allocate (past the largest batch). */
 int distill_gather(distill *d, const size_t *rows, const uint32_t *views,
     size_t n, float *p, uint8_t *has);
 

@@ -246,6 +246,52 @@ wait_for_teachers(run *r, volatile sig_atomic_t *stop)
 	return ready < 0 ? EIO : 0;
 }
 
+/* The views the student trains on: --augment's, or, from a cache whose
+ * teachers labeled views, the cache's own recipe and seed, replayed
+ * (augment.h: view (e + offset) mod V in epoch e), so that every row is
+ * taught the teacher's output on the very pixels it sees. --augment and
+ * --augment-seed may then only repeat the cache's. */
+static int
+open_augment(run *r, int B)
+{
+	const train_cfg *c = r->cfg;
+	const char *recipe = c->augment;
+	uint64_t seed = (uint64_t)(c->augment_seed < 0 ? c->seed :
+	    c->augment_seed);
+	char text[SL_VIEW_RECIPE_TEXT];
+	uint32_t V = 0;
+
+	if (r->cached && r->d.views > 0) {
+		const distill *d = &r->d;
+		sl_view_recipe mine;
+		sl_errmsg why = { "" };
+
+		sl_view_recipe_format(text, sizeof text, &d->view_recipe);
+		if (c->augment != NULL && (sl_view_recipe_parse(c->augment, &mine,
+		    &why) != 0 || memcmp(&mine, &d->view_recipe,
+		    sizeof mine) != 0)) {
+			sl_error("--augment %s: the cache's teacher %s labeled "
+			    "%u views of %s, which the student replays: leave "
+			    "--augment out or give that recipe", c->augment,
+			    d->teachers[0].name, d->views, text);
+			return SL_EINVAL;
+		}
+		if (c->augment_seed >= 0 && (uint64_t)c->augment_seed !=
+		    d->view_seed) {
+			sl_error("--augment-seed %lld: the cache's views are drawn "
+			    "with seed %llu, which the student replays: leave "
+			    "--augment-seed out or give that one",
+			    (long long)c->augment_seed,
+			    (unsigned long long)d->view_seed);
+			return SL_EINVAL;
+		}
+		recipe = text, seed = d->view_seed, V = d->views;
+		sl_info("replaying %u views of %s (seed %llu) from the cache", V,
+		    text, (unsigned long long)seed);
+	}
+	return augment_init(&r->aug, recipe, seed, V, r->ds, B);
+}
+
 static int
 run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 {
@@ -332,8 +378,7 @@ run_open(run *r, const train_cfg *c, volatile sig_atomic_t *stop)
 		}
 	}
 
-	if ((rc = augment_init(&r->aug, c->augment, (uint64_t)(c->augment_seed
-	    < 0 ? c->seed : c->augment_seed), 0, r->ds, B)) != 0)
+	if ((rc = open_augment(r, B)) != 0)
 		return rc;
 	if (c->online_teacher != NULL) {
 		if ((rc = online_open(&r->ot, c->online_teacher, r->ds, B, C,

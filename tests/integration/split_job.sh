@@ -132,7 +132,7 @@ refused() { # pattern list
 refused "$T/a (rows 0:1000) and $T/a (rows 0:1000) overlap" "$T/a,$T/a"
 refused "$T/full (rows 0:3000) and $T/b (rows 1000:3000) overlap" "$T/full,$T/b"
 refused "$T/a and $T/f are not parts of one job (the dataset's fingerprint or the shard size differ)" "$T/a,$T/f"
-refused "teacher 't' differs between $T/a and $T/g (model, temperature or encoding): not parts of one job" "$T/a,$T/g"
+refused "teacher 't' differs between $T/a and $T/g (model, temperature, encoding or views): not parts of one job" "$T/a,$T/g"
 set +e; "$BIN/softlabel" export "$T/a,tcp://127.0.0.1:1" --out "$T/no.npy" 2>"$T/err"; rc=$?; set -e
 sl_check "$rc -eq 2" "export of an endpoint: exit $rc: $(cat "$T/err")"
 grep -q "export reads cache directories, not endpoints" "$T/err" || sl_fail "export of an endpoint: $(cat "$T/err")"

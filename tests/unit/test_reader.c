@@ -426,7 +426,7 @@ test_union(void **state)
 	union_refused("a,d", NULL, SL_EINVAL, "@/a and @/d are not parts of "
 	    "one job (the dataset's fingerprint or the shard size differ)");
 	union_refused("a,e", NULL, SL_EINVAL, "teacher 't' differs between "
-	    "@/a and @/e (model, temperature or encoding)");
+	    "@/a and @/e (model, temperature, encoding or views)");
 	union_refused("a,b", "t,zz", SL_ENOTFOUND, "no teacher 'zz' in @/a");
 	union_refused("a,b", "t,t", SL_EINVAL, "teacher 't' named twice");
 	assert_int_equal(sl_reader_union_open(",", NULL, NULL, &r, &why),
