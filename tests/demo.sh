@@ -3,14 +3,18 @@
 # dataset-fashion-mnist), in one directory, with no process left behind.
 #
 #  1. softlabel-student trains a CNN teacher on all 60,000 labeled images
-#     and exports it as ONNX (--onnx-out).
+#     (cosine learning rate, random flips) and exports it as ONNX
+#     (--onnx-out).
 #  2. A softlabel-broker (the teacher registered by the operator, with its
 #     SHA-256) and two softlabel-teacher workers running the ONNX file
 #     (separate processes on 127.0.0.1) label all 60,000 training images
 #     into a logit cache (T = 4, f32), with progress from softlabel status.
 #  3. Small students, each on 6,000 labels alone and on 6,000 labels +
 #     54,000 rows the teacher labeled (alpha 0.9, T 4): a CNN with under a
-#     tenth of the teacher's parameters, and the 784-128-10 MLP.
+#     tenth of the teacher's parameters, and the 784-128-10 MLP. Then the
+#     views: the broker labels VIEWS augmented views of every image
+#     (crop=2,flip) into a second cache, and the CNN student replays them,
+#     each epoch one view of each image with the teacher's output on it.
 #  4. Self-training, one round: the distilled CNN student, exported as
 #     ONNX, is the next teacher; the broker and workers label the 60,000
 #     images with it, and an MLP is distilled from it.
@@ -29,10 +33,15 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 BIN=$BUILD/bin
 F=${FMNIST:-/usr/share/datasets/fashion-mnist}
 OUT=${DEMO_DIR:-$ROOT/build/demo-$(date +%Y%m%d-%H%M%S)}
-# Sized for about 10 minutes on 2 cores (a teacher epoch takes about 45 s
-# here; README, "Convolutional students"): the teacher gets 7 epochs, the
+# Sized for about 10 minutes on 2 cores (a teacher epoch takes about 35 s
+# here; README, "Convolutional students"): the teacher gets 10 epochs, the
 # CNN students 5, the MLPs 10.
-TEACHER_EPOCHS=${TEACHER_EPOCHS:-7}
+TEACHER_EPOCHS=${TEACHER_EPOCHS:-10}
+# The teacher's training: Adam at 0.002 with a cosine schedule, each epoch
+# a fresh random flip of each image (--augment, view = epoch).
+TEACHER_OPTS=${TEACHER_OPTS:---lr 0.002 --lr-schedule cosine --augment flip}
+VIEWS=${VIEWS:-4}
+VIEW_RECIPE=${VIEW_RECIPE:-crop=2,flip}
 CNN_EPOCHS=${CNN_EPOCHS:-5}
 STUDENT_EPOCHS=${STUDENT_EPOCHS:-10}
 TEACHER_ARCH=${TEACHER_ARCH:-conv:16:3:p=1,bn,relu,maxpool:2,conv:32:3:p=1,bn,relu,maxpool:2,conv:64:3:p=1,bn,relu,maxpool:2,flatten,linear:256,relu,dropout:0.3,linear:10}
@@ -66,12 +75,16 @@ train() { # name short-arch arch epochs teacher-for-fidelity extra...
 	[ "$fid_teacher" != - ] && fid="--teacher-model $(model_file "$fid_teacher")"
 	onnx=""
 	case $arch in *[a-z]*) onnx="--onnx-out $OUT/$name.onnx" ;; esac
+	# The trainer's exit status, which the pipe to the screen would hide.
 	# shellcheck disable=SC2086
-	"$BIN/softlabel-student" --dataset "$X" $TEST --arch "$arch" \
+	{ "$BIN/softlabel-student" --dataset "$X" $TEST --arch "$arch" \
 	    --epochs "$epochs" --batch 128 --lr 0.001 --optimizer adam --seed 1 \
 	    $fid $onnx "$@" --metrics "$OUT/$name.jsonl" --checkpoint "$OUT/$name.ckpt" \
-	    --resume --out "$OUT/$name.safetensors" 2>&1 | tee "$OUT/$name.log" |
-	    grep --line-buffered -E "epoch [0-9]+/|ERROR" | sed -u 's/^[^ ]* [0-9]* softlabel-student INFO /    /'
+	    --resume --out "$OUT/$name.safetensors" 2>&1; echo $? >"$OUT/$name.rc"; } |
+	    tee "$OUT/$name.log" | grep --line-buffered -E "epoch [0-9]+/|ERROR" |
+	    sed -u 's/^[^ ]* [0-9]* softlabel-student INFO /    /'
+	rc=$(cat "$OUT/$name.rc")
+	[ "$rc" -eq 0 ] || { echo "demo: training $name failed (exit $rc); see $OUT/$name.log" >&2; exit 1; }
 	wall=$(($(date +%s) - start))
 	last=$(tail -n 1 "$OUT/$name.jsonl")
 	get() { echo "$last" | sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"; }
@@ -91,16 +104,17 @@ train() { # name short-arch arch epochs teacher-for-fidelity extra...
 }
 
 # Label all 60,000 images with teacher NAME (model FILE) through a broker
-# and two workers; the operator registers the teacher by its SHA-256.
-label() { # name model-file
-	name=$1 model=$2
+# and two workers into cache DIR; the operator registers the teacher by
+# its SHA-256. Broker options (--views ...) after them.
+label() { # name model-file cache broker-extra...
+	name=$1 model=$2 cache=$3; shift 3
 	PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	EP=tcp://127.0.0.1:$PORT
 	sha=$(sha256sum "$model" | cut -d' ' -f1)
-	echo "demo: labeling 60,000 images with $name ($(basename "$model")) through a broker on $EP"
+	echo "demo: labeling 60,000 images with $name ($(basename "$model")) through a broker on $EP${*:+ ($*)}"
 	start=$(date +%s)
-	"$BIN/softlabel-broker" --store "$OUT/cache" --dataset "$X" --bind "$EP" \
-	    --teacher "$name=$sha" --exit-when-done 2>"$OUT/broker-$name.log" &
+	"$BIN/softlabel-broker" --store "$cache" --dataset "$X" --bind "$EP" \
+	    --teacher "$name=$sha" --exit-when-done "$@" 2>"$OUT/broker-$name.log" &
 	BROKER=$!
 	PIDS="$PIDS $BROKER"
 	i=0
@@ -131,11 +145,12 @@ KD="--store $OUT/cache --alpha 0.9 --temperature 4"
 LABELS=""
 
 # 1. The teacher, exported as ONNX.
+# shellcheck disable=SC2086
 train teacher-cnn cnn-T "$TEACHER_ARCH" "$TEACHER_EPOCHS" - \
-    --labels "$F/train-labels-idx1-ubyte.gz"
+    --labels "$F/train-labels-idx1-ubyte.gz" $TEACHER_OPTS
 
 # 2. Label the training set with it.
-label teacher-cnn "$OUT/teacher-cnn.onnx"
+label teacher-cnn "$OUT/teacher-cnn.onnx" "$OUT/cache"
 
 # 3. Students: 6,000 labels alone, and with the teacher's 54,000 others.
 train cnn-6k-labels cnn-S "$STUDENT_ARCH" "$CNN_EPOCHS" teacher-cnn --labels "$OUT/labels-6k.npy"
@@ -145,12 +160,22 @@ train mlp-6k-labels mlp "$S" "$E" teacher-cnn --labels "$OUT/labels-6k.npy"
 train mlp-6k+teacher mlp "$S" "$E" teacher-cnn --labels "$OUT/labels-6k.npy" \
     $KD --teacher teacher-cnn
 
+# 3b. Views: the teacher's output on VIEWS augmented views of every image,
+# replayed by the CNN student (its view of each image in epoch e is view
+# (e + offset) mod VIEWS, the one the worker labeled).
+label teacher-cnn-views "$OUT/teacher-cnn.onnx" "$OUT/cache-views" \
+    --views "$VIEWS" --view-recipe "$VIEW_RECIPE" --view-seed 1
+train cnn-6k+views cnn-S "$STUDENT_ARCH" "$CNN_EPOCHS" teacher-cnn --labels "$OUT/labels-6k.npy" \
+    --store "$OUT/cache-views" --alpha 0.9 --temperature 4 --teacher teacher-cnn-views
+
 # 4. Self-training: the distilled CNN student is the next teacher.
-label cnn-6k+teacher "$OUT/cnn-6k+teacher.onnx"
+label cnn-6k+teacher "$OUT/cnn-6k+teacher.onnx" "$OUT/cache"
 train mlp-6k+cnn-student mlp "$S" "$E" cnn-6k+teacher --labels "$OUT/labels-6k.npy" \
     $KD --teacher cnn-6k+teacher
 "$BIN/softlabel" verify "$OUT/cache" | sed 's/^/    /'
+"$BIN/softlabel" verify "$OUT/cache-views" | sed 's/^/    /'
 "$BIN/softlabel" inspect "$OUT/cache" >"$OUT/cache.txt"
+"$BIN/softlabel" inspect "$OUT/cache-views" >"$OUT/cache-views.txt"
 
 # 5. The table.
 echo
@@ -164,6 +189,7 @@ echo " --evaluate of that file, batch 256)"
 echo "cnn-T: $TEACHER_ARCH"
 echo "cnn-S: $STUDENT_ARCH"
 echo "mlp:   $S"
+echo "views: $VIEWS per image, $VIEW_RECIPE (cnn-6k+views)"
 # The students' curves (python3-matplotlib, from make deps).
 PYTHONPATH="$ROOT/common/python" /usr/bin/python3 -m softlabel.plot \
     "$OUT"/cnn-*.jsonl "$OUT"/mlp-*.jsonl -o "$OUT/students.png" \
