@@ -34,18 +34,27 @@ echo "reference run: ${ref_s}s, training-set accuracy $acc"
 # The model must have learned something, or identical files prove nothing.
 sl_check "$(awk -v a="$acc" -v m="$min_acc" 'BEGIN { print (a > m) }') -eq 1" "reference run did not learn"
 
-# Up to eight rounds killed at a random 5-25% of the reference run's time
-# (so kills land whatever the build's speed), then one that must finish.
+# Up to eight killed rounds, then one that must finish. Each round is
+# killed once the trainer has written a new checkpoint in it, after a
+# seeded random 0-150 ms more: so every kill lands mid-run, after some
+# progress, whatever the machine's speed (a delay timed from the reference
+# run landed after the end on a quiet machine and before the start on a
+# loaded one).
+ckpt_sum() { if [ -f "$T/run.ckpt" ]; then cksum <"$T/run.ckpt"; else echo none; fi; }
 kills=0 round=0 done=0 terms=0
-ref_ms=$((ref_s * 1000 + 500))
 while [ "$round" -lt 9 ]; do
 	round=$((round + 1))
+	before=$(ckpt_sum)
 	sl_bg pid train "$T/run.safetensors" "$T/run.ckpt" --resume 2>>"$T/run.log"
 	if [ "$round" -eq 9 ]; then
 		break
 	fi
-	delay=$(awk -v s="$round" -v ms="$ref_ms" \
-	    'BEGIN { srand(s * 7919); printf "%.2f", ms * (0.05 + rand() * 0.2) / 1000 }')
+	i=0
+	while [ "$(ckpt_sum)" = "$before" ] &&
+	    [ "$i" -lt 1200 ] && kill -0 "$pid" 2>/dev/null; do
+		sleep 0.05; i=$((i + 1))
+	done
+	delay=$(awk -v s="$round" 'BEGIN { srand(s * 7919); printf "%.3f", rand() * 0.15 }')
 	if [ "$round" -eq 3 ]; then
 		# SIGTERM is handled once the trainer runs; before that it
 		# kills, as for any program. Wait for the trainer's line.
