@@ -25,14 +25,16 @@ echo "== $1: $NET"
 start=$(date +%s)
 (train "$T/ref.safetensors" "$T/ref.ckpt") 2>"$T/ref.log" || sl_fail "reference: $(tail -2 "$T/ref.log")"
 ref_s=$(($(date +%s) - start))
-ref_ms=$((ref_s * 1000 + 500))
+# Each round is killed once the trainer wrote a new checkpoint in it, after
+# a seeded random 0-150 ms more: mid-run, after progress, at any speed.
 kills=0 round=0
 while [ "$round" -lt 9 ]; do
 	round=$((round + 1))
+	before=$(sl_sum "$T/run.ckpt")
 	sl_bg pid train "$T/run.safetensors" "$T/run.ckpt" --resume 2>>"$T/run.log"
 	[ "$round" -eq 9 ] && break
-	delay=$(awk -v s="$round" -v ms="$ref_ms" \
-	    'BEGIN { srand(s * 104729); printf "%.2f", ms * (0.05 + rand() * 0.2) / 1000 }')
+	sl_wait_change "$T/run.ckpt" "$before" "$pid"
+	delay=$(awk -v s="$round" 'BEGIN { srand(s * 104729); printf "%.3f", rand() * 0.15 }')
 	sleep "$delay"
 	kill -0 "$pid" 2>/dev/null || break
 	kill -9 "$pid"

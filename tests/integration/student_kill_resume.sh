@@ -40,20 +40,15 @@ sl_check "$(awk -v a="$acc" -v m="$min_acc" 'BEGIN { print (a > m) }') -eq 1" "r
 # progress, whatever the machine's speed (a delay timed from the reference
 # run landed after the end on a quiet machine and before the start on a
 # loaded one).
-ckpt_sum() { if [ -f "$T/run.ckpt" ]; then cksum <"$T/run.ckpt"; else echo none; fi; }
 kills=0 round=0 done=0 terms=0
 while [ "$round" -lt 9 ]; do
 	round=$((round + 1))
-	before=$(ckpt_sum)
+	before=$(sl_sum "$T/run.ckpt")
 	sl_bg pid train "$T/run.safetensors" "$T/run.ckpt" --resume 2>>"$T/run.log"
 	if [ "$round" -eq 9 ]; then
 		break
 	fi
-	i=0
-	while [ "$(ckpt_sum)" = "$before" ] &&
-	    [ "$i" -lt 1200 ] && kill -0 "$pid" 2>/dev/null; do
-		sleep 0.05; i=$((i + 1))
-	done
+	sl_wait_change "$T/run.ckpt" "$before" "$pid"
 	delay=$(awk -v s="$round" 'BEGIN { srand(s * 7919); printf "%.3f", rand() * 0.15 }')
 	if [ "$round" -eq 3 ]; then
 		# SIGTERM is handled once the trainer runs; before that it

@@ -68,6 +68,21 @@ sl_bg() { # var cmd...
 	eval "$_var=$_pid"
 }
 
+# The cksum of FILE, or "none" while it does not exist.
+sl_sum() { # file
+	if [ -f "$1" ]; then cksum <"$1"; else echo none; fi
+}
+# Wait until FILE's cksum is no longer BEFORE (a checkpoint was written),
+# PID has exited, or 60 s have passed; for kills that must land mid-run
+# whatever the machine's speed.
+sl_wait_change() { # file before pid
+	_i=0
+	while [ "$(sl_sum "$1")" = "$2" ] && [ "$_i" -lt 1200 ] &&
+	    kill -0 "$3" 2>/dev/null; do
+		sleep 0.05; _i=$((_i + 1))
+	done
+}
+
 # Wait for pid to exit, at most secs seconds; its exit status, or 124.
 sl_wait_pid() { # pid secs
 	_i=0
