@@ -219,14 +219,14 @@ test_peer_random_against_reference(void **state)
 	uint32_t live[NADDR] = { 0 }, idx_of[NADDR];
 	peer_table t;
 	sl_rng rng;
-	char name[NADDR][16];
+	char name[NADDR][32];
 	uint64_t now = 1;
 	uint32_t nlive_addrs = 0;
 
 	(void)state;
 	sl_rng_seed(&rng, 1515);
-	for (int a = 0; a < NADDR; a++)
-		snprintf(name[a], sizeof name[a], "10.1.%d.%d", a / 8, a % 8);
+	for (unsigned a = 0; a < NADDR; a++)
+		snprintf(name[a], sizeof name[a], "10.1.%u.%u", a / 8, a % 8);
 	assert_int_equal(peer_table_init(&t, CAP, 4, 0, 0), 0);
 	for (int step = 0; step < STEPS; step++) {
 		const int a = (int)(sl_rng_below(&rng, NADDR));
