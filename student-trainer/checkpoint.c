@@ -443,7 +443,8 @@ ckpt_decode_net(const void *buf, size_t len, const ckpt_net *m, sl_optim *o,
 			    "statistic");
 			goto fail;
 		}
-		memcpy(m->bufs, b, m->nbufs * sizeof *b);
+		if (m->nbufs > 0) /* m->bufs is NULL for a net without any */
+			memcpy(m->bufs, b, m->nbufs * sizeof *b);
 		free(b);
 		rbuf rc8 = { counts_src, 8 * m->ncounts, 0 };
 
