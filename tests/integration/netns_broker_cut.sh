@@ -19,8 +19,17 @@ left=$(sl_ns_q 'd["shards"] - t["done"]')
 shards=$(sl_ns_q 'd["shards"]')
 echo "the broker is cut off with $left of $shards shards not stored"
 sl_check "$left -ge 1" "the job was over before the cut"
+# Each worker notices twice: its second notice comes from the new
+# connection it made after the first, so the old one is gone. (A heal
+# before a worker gave up its connection lets that connection carry on
+# with the same session, and the worker need not say HELLO again.)
 for w in w1a w1b w2; do
-	sl_wait_log "$T/$w.log" "broker silent for [0-9]+ ms; reconnecting" 20
+	i=0
+	while [ "$(sl_count "$T/$w.log" "broker silent for [0-9]+ ms; reconnecting")" -lt 2 ]; do
+		i=$((i + 1))
+		[ "$i" -le 300 ] || sl_fail "$w did not notice the broker's silence twice in 30 s"
+		sleep 0.1
+	done
 done
 still=$(sl_ns_q 'd["shards"] - t["done"]')
 sl_check "$still -eq $left" "shards were stored while the broker was cut off"
@@ -39,6 +48,14 @@ for w in w1a w1b w2; do
 	done
 	n=$(sl_count "$BROKER_LOG" "worker $w joined")
 	echo "$w registered $n times: $(grep "worker $w joined" "$BROKER_LOG" | tail -n 1 | sed 's/.*joined //')"
+	if [ "$n" -lt 2 ]; then
+		# What the worker and the broker said, for the cause.
+		eval "_pid=\$${w}_PID"
+		kill -0 "$_pid" 2>/dev/null && echo "$w (pid $_pid) is running" ||
+		    echo "$w (pid $_pid) has exited"
+		tr '\r' '\n' <"$T/$w.log" | grep ' softlabel-teacher ' | tail -n 12
+		grep -E "$w|suppressed|refused|busy" "$BROKER_LOG" | tail -n 12
+	fi
 	sl_check "$n -ge 2" "$w did not re-register after the heal"
 done
 sl_netns_check_duplicates "w1a|w1b|w2"
