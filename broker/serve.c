@@ -64,6 +64,7 @@ typedef struct serve {
 	size_t max_blob;
 	uint8_t *state;  /* (SL_PROTO_MAX_ROWS) */
 	uint64_t *samples; /* (SL_PROTO_MAX_ROWS) a list request's, aligned */
+	uint32_t *views; /* (SL_PROTO_MAX_ROWS) its views, aligned */
 	uint8_t *blob;   /* (max_blob) */
 	uint8_t *runs;   /* (16 * SL_PROTO_MAX_RUNS) */
 	sl_store_teacher *teachers; /* (SL_STORE_MAX_TEACHERS) */
@@ -292,6 +293,23 @@ rec_listed(void *arg, uint64_t sample, const void *rec, size_t len)
 	return 0;
 }
 
+/* The listed (sample, view) pairs, one at a time: a sample listed with
+ * several views has records rec_listed's search by sample cannot tell
+ * apart. 1 when the reply is full. */
+static int
+rec_views(serve *s, uint32_t t, rec_walk *w, sl_errmsg *why)
+{
+	for (uint32_t i = 0; i < w->n; i++) {
+		int rc;
+
+		w->at = i;
+		if ((rc = sl_reader_get_labels_view(s->rd, t, s->samples + i,
+		    s->views + i, 1, rec_listed, w, why)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int
 teacher_size(serve *s, uint32_t index, size_t *size, sl_errmsg *why)
 {
@@ -327,10 +345,15 @@ do_records(serve *s, const zmq_msg_t *id, const sl_msg *q, sl_errmsg *why)
 		rc = sl_reader_each_label(s->rd, t, w.first, w.first + w.n,
 		    rec_range, &w, why);
 	} else {
-		/* The list goes to the reader as u64s: copied aligned. */
+		/* The lists go to the reader as u64s and u32s: copied aligned. */
 		memcpy(s->samples, w.samples, 8 * (size_t)w.n);
-		rc = sl_reader_get_labels(s->rd, t, s->samples, w.n, rec_listed,
-		    &w, why);
+		if (q->u.records.views.len == 0) {
+			rc = sl_reader_get_labels(s->rd, t, s->samples, w.n,
+			    rec_listed, &w, why);
+		} else {
+			memcpy(s->views, q->u.records.views.p, 4 * (size_t)w.n);
+			rc = rec_views(s, t, &w, why);
+		}
 	}
 	rc = rc == 1 ? 0 : rc;
 	if (rc != 0)
@@ -515,12 +538,14 @@ serve_open(serve *s)
 	s->max_blob = (size_t)cfg.max_reply_bytes;
 	s->state = malloc(SL_PROTO_MAX_ROWS);
 	s->samples = malloc(SL_PROTO_MAX_ROWS * sizeof *s->samples);
+	s->views = malloc(SL_PROTO_MAX_ROWS * sizeof *s->views);
 	s->blob = malloc(s->max_blob);
 	s->runs = malloc(16 * (size_t)SL_PROTO_MAX_RUNS);
 	s->teachers = malloc(SL_STORE_MAX_TEACHERS * sizeof *s->teachers);
 	s->bad_log.what = "bad request lines";
 	s->auth_log.what = "refused connection lines";
-	if (!s->state || !s->samples || !s->blob || !s->runs || !s->teachers) {
+	if (!s->state || !s->samples || !s->views || !s->blob || !s->runs ||
+	    !s->teachers) {
 		sl_error("out of memory");
 		return 1;
 	}
@@ -574,6 +599,7 @@ serve_close(serve *s)
 	sl_proto_buf_fini(&s->meta);
 	free(s->state);
 	free(s->samples);
+	free(s->views);
 	free(s->blob);
 	free(s->runs);
 	free(s->teachers);

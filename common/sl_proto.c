@@ -106,6 +106,9 @@
  *   n         uint     samples asked, 1..2^20
  *   samples   bin      list form: n u64 LE sample numbers; range form:
  *                      empty (the samples first..first+n-1)
+ *   views     bin      (optional, list form only) n u32 LE view numbers:
+ *                      the records of (samples[i], views[i]), a teacher
+ *                      registered with views; absent: of the samples
  *   RECORDS_REPLY (19) serve -> reader
  *   teacher   uint     as asked
  *   first     uint     as asked
@@ -249,6 +252,7 @@ static const struct field records_fields[] = {
 	U("first", K_U64, records.first, 0, UINT64_MAX, 0),
 	U("n", K_U32, records.n, 1, SL_PROTO_MAX_ROWS, 0),
 	U("samples", K_BIN, records.samples, 0, 8 * (size_t)SL_PROTO_MAX_ROWS, 0),
+	U("views", K_BIN, records.views, 0, 4 * (size_t)SL_PROTO_MAX_ROWS, F_OPT),
 };
 static const struct field records_reply_fields[] = {
 	U("teacher", K_U32, records.teacher, 0, UINT32_MAX, 0),
@@ -697,6 +701,11 @@ check_records(const sl_msg *m, sl_errmsg *why)
 		if (s->len != 0 && m->u.records.first != 0)
 			return sl_errmsg_set(why, SL_EFORMAT,
 			    "RECORDS: 'first' must be 0 with a sample list");
+		if (m->u.records.views.len != 0 && (s->len == 0 ||
+		    m->u.records.views.len != 4 * n))
+			return sl_errmsg_set(why, SL_EFORMAT,
+			    "RECORDS: key 'views' has %zu bytes, want 4 * n = %zu "
+			    "beside a sample list", m->u.records.views.len, 4 * n);
 		if (s->len == 0 && m->u.records.first > UINT64_MAX - n)
 			return sl_errmsg_set(why, SL_EFORMAT,
 			    "RECORDS: range 'first' + 'n' overflows");

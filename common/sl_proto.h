@@ -35,10 +35,12 @@
  *                                        (sl_meta.h's blob)
  *   SHARDS {teacher, from}         -> <- SHARDS_REPLY {teacher, from, next,
  *                                        last, runs}: done shards as runs
- *   RECORDS {teacher, first, n, samples}
+ *   RECORDS {teacher, first, n, samples, views}
  *                                  -> <- RECORDS_REPLY {teacher, first, n,
  *                                        state, blob}: raw records of a
- *                                        prefix of the asked samples
+ *                                        prefix of the asked samples (with
+ *                                        views: of the listed (sample,
+ *                                        view) pairs, 16-byte keys)
  *                                  <- ERROR {code, reason} for any of them
  *
  * A reply may answer a prefix (bounded reply size): the client asks again
@@ -208,6 +210,9 @@ typedef struct sl_msg {
 			uint32_t n;           /* samples asked (reply: answered) */
 			sl_bytes samples;     /* list form: n u64 LE sample numbers;
 			                       * empty: the range first..first+n */
+			sl_bytes views;       /* list form only: n u32 LE view
+			                       * numbers, the records of (sample,
+			                       * view); empty: 12-byte keys */
 			sl_bytes state;       /* reply: n enum sl_rec_state bytes */
 			sl_bytes blob;        /* reply: the present records, back
 			                       * to back, each of the teacher's size */

@@ -147,8 +147,9 @@ int sl_reader_union_open(const char *list, const char *committee,
  * present ones only, in list order (fn gets the sample; the caller knows
  * the view from the position). views NULL reads the 12-byte keys
  * (sl_reader_get_labels). each_label_view: the records of samples in
- * [from, to) in (sample, view) order. A remote reader answers both with
- * SL_EUNSUPPORTED for now (softlabel serve does not serve view keys). */
+ * [from, to) in (sample, view) order. A remote reader asks softlabel
+ * serve for the (sample, view) pairs (RECORDS with views, sl_proto.h);
+ * its each_label_view asks all V views of each sample of the range. */
 int sl_reader_get_labels_view(sl_reader *r, uint32_t teacher,
     const uint64_t *samples, const uint32_t *views, size_t n,
     sl_store_label_fn fn, void *arg, sl_errmsg *why);

@@ -43,10 +43,24 @@ typedef struct remote {
 	zmq_msg_t reply;       /* the last reply; m borrows from it */
 	int have_reply;
 	sl_msg m;
-	/* Record sizes per teacher index, from the last META. */
+	/* Record sizes and views per teacher index, and the job's last row,
+	 * from the last META. */
 	size_t rec_size[SL_STORE_MAX_TEACHERS];
+	uint32_t views[SL_STORE_MAX_TEACHERS];
+	uint64_t rows_end;
 	int have_meta;
+	/* each_label_view's (sample, view) lists, RANGE_CHUNK long. */
+	uint64_t *vsamples;
+	uint32_t *vviews;
 } remote;
+
+/* Where a reply's records go: fn gets (sample, record); vfn, when set,
+ * gets the view asked at the record's place in the list too. */
+typedef struct sink {
+	sl_store_label_fn fn;
+	sl_store_view_fn vfn;
+	void *arg;
+} sink;
 
 static void
 drop_socket(remote *r)
@@ -221,8 +235,12 @@ get_meta(remote *r, sl_store_job *job, sl_store_teacher *t, size_t cap,
 	    t, cap, n, why)) != 0)
 		return rc;
 	memset(r->rec_size, 0, sizeof r->rec_size);
-	for (size_t i = 0; i < *n; i++)
+	memset(r->views, 0, sizeof r->views);
+	for (size_t i = 0; i < *n; i++) {
 		r->rec_size[t[i].index] = sl_label_size(&t[i].fmt);
+		r->views[t[i].index] = t[i].views;
+	}
+	r->rows_end = job->rows_end;
 	r->have_meta = 1;
 	return 0;
 }
@@ -314,11 +332,20 @@ rec_size(remote *r, uint32_t teacher, size_t *size, sl_errmsg *why)
 	return 0;
 }
 
-/* Hand the answered prefix of a RECORDS_REPLY to fn; samples[i] is the
- * i-th asked sample (NULL: the range from first). */
 static int
-deliver(remote *r, size_t size, const uint64_t *samples, uint64_t first,
-    sl_store_label_fn fn, void *arg, sl_errmsg *why)
+sink_put(const sink *k, uint64_t sample, const uint32_t *views, uint32_t i,
+    const void *rec, size_t len)
+{
+	if (k->vfn != NULL)
+		return k->vfn(k->arg, sample, views[i], rec, len);
+	return k->fn(k->arg, sample, rec, len);
+}
+
+/* Hand the answered prefix of a RECORDS_REPLY to the sink; samples[i]
+ * (and views[i]) is the i-th asked (NULL: the range from first). */
+static int
+deliver(remote *r, size_t size, const uint64_t *samples,
+    const uint32_t *views, uint64_t first, const sink *k, sl_errmsg *why)
 {
 	static const uint8_t empty[16];
 	const sl_msg *m = &r->m;
@@ -332,14 +359,15 @@ deliver(remote *r, size_t size, const uint64_t *samples, uint64_t first,
 		if (st == SL_REC_ABSENT)
 			continue;
 		if (st == SL_REC_BADSIZE) {
-			if ((rc = fn(arg, s, empty, 0)) != 0)
+			if ((rc = sink_put(k, s, views, i, empty, 0)) != 0)
 				return rc;
 			continue;
 		}
 		if (m->u.records.blob.len - off < size)
 			return sl_errmsg_set(why, EPROTO, "%s: RECORDS_REPLY blob "
 			    "is short", r->ep);
-		if ((rc = fn(arg, s, m->u.records.blob.p + off, size)) != 0)
+		if ((rc = sink_put(k, s, views, i, m->u.records.blob.p + off,
+		    size)) != 0)
 			return rc;
 		off += size;
 	}
@@ -349,11 +377,12 @@ deliver(remote *r, size_t size, const uint64_t *samples, uint64_t first,
 	return 0;
 }
 
-/* One RECORDS request (range when samples is NULL); *answered gets the
- * length of the prefix the server answered (>= 1). */
+/* One RECORDS request (range when samples is NULL; with views, of the
+ * (samples[i], views[i]) pairs); *answered gets the length of the prefix
+ * the server answered (>= 1). */
 static int
 records(remote *r, uint32_t teacher, uint64_t first, const uint64_t *samples,
-    uint32_t n, sl_store_label_fn fn, void *arg, uint32_t *answered,
+    const uint32_t *views, uint32_t n, const sink *k, uint32_t *answered,
     sl_errmsg *why)
 {
 	size_t size = 0;
@@ -373,6 +402,10 @@ records(remote *r, uint32_t teacher, uint64_t first, const uint64_t *samples,
 		q.u.records.samples.p = (const uint8_t *)samples;
 		q.u.records.samples.len = 8 * (size_t)n;
 	}
+	if (views != NULL) {
+		q.u.records.views.p = (const uint8_t *)views;
+		q.u.records.views.len = 4 * (size_t)n;
+	}
 	if ((rc = request(r, &q, SL_MSG_RECORDS_REPLY, why)) != 0)
 		return rc;
 	if (r->m.u.records.teacher != teacher || r->m.u.records.n == 0 ||
@@ -380,7 +413,7 @@ records(remote *r, uint32_t teacher, uint64_t first, const uint64_t *samples,
 		return sl_errmsg_set(why, EPROTO, "%s: RECORDS_REPLY does not "
 		    "answer the request", r->ep);
 	*answered = r->m.u.records.n;
-	return deliver(r, size, samples, first, fn, arg, why);
+	return deliver(r, size, samples, views, first, k, why);
 }
 
 static int
@@ -388,12 +421,13 @@ remote_each_label(sl_reader *rd, uint32_t teacher, uint64_t from, uint64_t to,
     sl_store_label_fn fn, void *arg, sl_errmsg *why)
 {
 	remote *r = (remote *)rd;
+	const sink k = { fn, NULL, arg };
 
 	while (from < to) {
 		const uint32_t n = to - from > RANGE_CHUNK ? RANGE_CHUNK :
 		    (uint32_t)(to - from);
 		uint32_t got;
-		int rc = records(r, teacher, from, NULL, n, fn, arg, &got, why);
+		int rc = records(r, teacher, from, NULL, NULL, n, &k, &got, why);
 
 		if (rc != 0)
 			return rc;
@@ -402,19 +436,20 @@ remote_each_label(sl_reader *rd, uint32_t teacher, uint64_t from, uint64_t to,
 	return 0;
 }
 
+/* The listed samples (with views: the (sample, view) pairs), in requests
+ * of RANGE_CHUNK at most. */
 static int
-remote_get_labels(sl_reader *rd, uint32_t teacher, const uint64_t *samples,
-    size_t n, sl_store_label_fn fn, void *arg, sl_errmsg *why)
+get_list(remote *r, uint32_t teacher, const uint64_t *samples,
+    const uint32_t *views, size_t n, const sink *k, sl_errmsg *why)
 {
-	remote *r = (remote *)rd;
 	size_t done = 0;
 
 	while (done < n) {
-		const uint32_t k = n - done > RANGE_CHUNK ? RANGE_CHUNK :
+		const uint32_t m = n - done > RANGE_CHUNK ? RANGE_CHUNK :
 		    (uint32_t)(n - done);
 		uint32_t got;
-		int rc = records(r, teacher, 0, samples + done, k, fn, arg, &got,
-		    why);
+		int rc = records(r, teacher, 0, samples + done,
+		    views ? views + done : NULL, m, k, &got, why);
 
 		if (rc != 0)
 			return rc;
@@ -423,27 +458,67 @@ remote_get_labels(sl_reader *rd, uint32_t teacher, const uint64_t *samples,
 	return 0;
 }
 
-/* softlabel serve's protocol has no view keys yet (SERVE: RECORDS asks by
- * 12-byte key): say so rather than answer with the wrong records. */
+static int
+remote_get_labels(sl_reader *rd, uint32_t teacher, const uint64_t *samples,
+    size_t n, sl_store_label_fn fn, void *arg, sl_errmsg *why)
+{
+	const sink k = { fn, NULL, arg };
+
+	return get_list((remote *)rd, teacher, samples, NULL, n, &k, why);
+}
+
 static int
 remote_get_labels_view(sl_reader *rd, uint32_t teacher,
     const uint64_t *samples, const uint32_t *views, size_t n,
     sl_store_label_fn fn, void *arg, sl_errmsg *why)
 {
-	(void)samples, (void)views, (void)n, (void)fn, (void)arg;
-	return sl_errmsg_set(why, SL_EUNSUPPORTED, "%s: teacher %u has views, "
-	    "and softlabel serve does not serve view records yet (read the "
-	    "cache directory, or a softlabel copy of it)",
-	    ((remote *)rd)->ep, teacher);
+	const sink k = { fn, NULL, arg };
+
+	return get_list((remote *)rd, teacher, samples, views, n, &k, why);
 }
 
+/* Every (sample, view) of [from, to) asked as lists, V views per sample,
+ * within the job's rows: the present records come in (sample, view)
+ * order, as a local cursor gives them. */
 static int
 remote_each_label_view(sl_reader *rd, uint32_t teacher, uint64_t from,
     uint64_t to, sl_store_view_fn fn, void *arg, sl_errmsg *why)
 {
-	(void)from, (void)to, (void)fn, (void)arg;
-	return remote_get_labels_view(rd, teacher, NULL, NULL, 0, NULL, NULL,
-	    why);
+	remote *r = (remote *)rd;
+	const sink k = { NULL, fn, arg };
+	size_t size;
+	uint32_t V;
+	int rc;
+
+	if ((rc = rec_size(r, teacher, &size, why)) != 0)
+		return rc;
+	if ((V = r->views[teacher]) == 0)
+		return sl_errmsg_set(why, SL_EFORMAT, "%s: teacher %u has no "
+		    "views (its records have 12-byte keys)", r->ep, teacher);
+	if (r->vsamples == NULL) {
+		r->vsamples = malloc(RANGE_CHUNK * sizeof *r->vsamples);
+		r->vviews = malloc(RANGE_CHUNK * sizeof *r->vviews);
+		if (r->vsamples == NULL || r->vviews == NULL)
+			return sl_errmsg_set(why, SL_ENOMEM, "out of memory");
+	}
+	if (to > r->rows_end)
+		to = r->rows_end;
+	while (from < to) {
+		const uint64_t per = RANGE_CHUNK / V;
+		const uint64_t ns = to - from < per ? to - from : per;
+		size_t n = 0;
+
+		for (uint64_t s = from; s < from + ns; s++)
+			for (uint32_t v = 0; v < V; v++, n++) {
+				r->vsamples[n] = s;
+				r->vviews[n] = v;
+			}
+		if ((rc = get_list(r, teacher, r->vsamples, r->vviews, n, &k,
+		    why)) != 0)
+			return rc;
+		from += ns;
+	}
+	return 0;
 }
 
 static void
@@ -457,6 +532,8 @@ remote_close(sl_reader *rd)
 	if (r->ctx != NULL)
 		zmq_ctx_term(r->ctx);
 	sl_proto_buf_fini(&r->out);
+	free(r->vsamples);
+	free(r->vviews);
 	free(r);
 }
 

@@ -6,8 +6,9 @@
 # the first batch of each epoch its input is byte for byte the view the
 # worker labeled (softlabel.views, in Python) and its target the record of
 # that (sample, view) (softlabel.cache), not view 0's. --augment and
-# --augment-seed that contradict the cache are refused; a run stopped by
-# SIGTERM and resumed ends bit-identical to an uninterrupted one.
+# --augment-seed that contradict the cache are refused; a student over
+# softlabel serve, and a run stopped by SIGTERM and resumed, end
+# bit-identical to an uninterrupted local one.
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 export PYTHONPATH="$ROOT/common/python${PYTHONPATH:+:$PYTHONPATH}"
@@ -33,7 +34,7 @@ sl_check "$rc -eq 0" "broker exit $rc: $(tail -3 "$T/broker.log")"
 student() { # out extra...
 	o=$1; shift
 	exec "$BIN/softlabel-student" --dataset "$T/x.npy" --labels "$T/y.npy" \
-	    --store "$T/cache" --arch "$CNN" --epochs 4 --batch 50 --threads 1 \
+	    --store "${STORE:-$T/cache}" --arch "$CNN" --epochs 4 --batch 50 --threads 1 \
 	    --temperature 4 --out "$o" "$@"
 }
 (SOFTLABEL_STUDENT_DUMP_INPUTS=$T/s.dump student "$T/s.safetensors" \
@@ -60,6 +61,20 @@ refuse "drawn with seed 5, which the student replays" --augment crop=2,flip --au
     sl_fail "the cache's own recipe and seed: $(tail -2 "$T/same.log")"
 cmp "$T/s.safetensors" "$T/same.safetensors" ||
     sl_fail "repeating the cache's recipe trained another model"
+
+# Over softlabel serve (RECORDS of (sample, view) pairs): the same model.
+PORT=$(sl_free_port)
+sl_bg SPID "$BIN/softlabel" serve "$T/cache" --bind "tcp://127.0.0.1:$PORT" \
+    2>>"$T/serve.log"
+sl_wait_log "$T/serve.log" " $SPID softlabel-serve INFO ready " 30
+(STORE=tcp://127.0.0.1:$PORT student "$T/remote.safetensors") 2>"$T/remote.log" ||
+    sl_fail "student over serve: $(tail -2 "$T/remote.log")"
+grep -q "replaying 3 views of crop=2,flip (seed 5) from the cache" "$T/remote.log" ||
+    sl_fail "the remote student did not replay views: $(grep -i view "$T/remote.log")"
+cmp "$T/s.safetensors" "$T/remote.safetensors" ||
+    sl_fail "the student over softlabel serve trained another model"
+kill -TERM "$SPID"
+sl_wait_pid "$SPID" 30 || sl_fail "serve did not stop cleanly: $(tail -2 "$T/serve.log")"
 
 # SIGTERM mid-run, then --resume: the same model as the uninterrupted run.
 sl_bg P student "$T/k.safetensors" --checkpoint "$T/k.ckpt" --checkpoint-every 5 \

@@ -285,9 +285,12 @@ assert_msg_equal(const sl_msg *a, const sl_msg *b, const uint8_t *f,
 		assert_int_equal(a->u.records.teacher, b->u.records.teacher);
 		assert_true(a->u.records.first == b->u.records.first);
 		assert_int_equal(a->u.records.n, b->u.records.n);
-		if (a->type == SL_MSG_RECORDS)
+		if (a->type == SL_MSG_RECORDS) {
 			assert_bytes(a->u.records.samples, b->u.records.samples,
 			    f, len);
+			assert_bytes(a->u.records.views, b->u.records.views,
+			    f, len);
+		}
 		break;
 	case SL_MSG_ERROR:
 		assert_int_equal(a->u.error.code, b->u.error.code);
@@ -390,6 +393,20 @@ test_read_service_forms(void **state)
 	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), 0);
 	assert_msg_equal(&d, &m, b.p, b.len);
 	m.u.records.first = UINT64_MAX - 2;
+	assert_int_equal(sl_proto_encode(&m, &b), 0);
+	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), SL_EFORMAT);
+
+	/* A list of (sample, view) pairs round-trips; views need the list. */
+	static const uint8_t VIEWS[16] = { 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0,
+		3, 0, 0, 0 };
+	m = sample(SL_MSG_RECORDS);
+	m.u.records.views.p = VIEWS;
+	m.u.records.views.len = sizeof VIEWS;
+	assert_int_equal(sl_proto_encode(&m, &b), 0);
+	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), 0);
+	assert_msg_equal(&d, &m, b.p, b.len);
+	m.u.records.samples.len = 0;
+	m.u.records.samples.p = NULL;
 	assert_int_equal(sl_proto_encode(&m, &b), 0);
 	assert_int_equal(sl_proto_decode(b.p, b.len, &d, NULL), SL_EFORMAT);
 
@@ -835,6 +852,10 @@ static const struct bad bads[] = {
 	    "RECORDS: key 'samples' is str, want bin" },
 	{ SL_MSG_RECORDS, "teacher", OP_DROP, VNIL, SL_EFORMAT,
 	    "RECORDS: missing key 'teacher'" },
+	{ SL_MSG_RECORDS, "views", OP_ADD, VB("\0\0\0\0", 4), SL_EFORMAT,
+	    "'views' has 4 bytes, want 4 * n = 16 beside a sample list" },
+	{ SL_MSG_RECORDS, "views", OP_ADD, VS("x", 1), SL_EFORMAT,
+	    "RECORDS: key 'views' is str, want bin" },
 	{ SL_MSG_RECORDS_REPLY, "n", OP_SET, VU(5), SL_EFORMAT,
 	    "'state' has 4 bytes, want n = 5" },
 	{ SL_MSG_RECORDS_REPLY, "state", OP_SET, VB("\0\1\3\0", 4),
