@@ -11,8 +11,8 @@
 # computes from the raw row, within 1e-5; the same records compared with
 # PyTorch on the plain rows must fail (the check sees the views). verify
 # (coverage per (shard, view)), inspect, export, get --view and
-# --recompute-corrupt of one view's record follow; the Python worker,
-# which labels plain rows only, stops with a clear message.
+# --recompute-corrupt of one view's record follow. (The Python worker on a
+# views job: python_views_worker.sh.)
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 $DPY -c "import torch, onnx, lmdb, numpy" 2>/dev/null ||
@@ -69,16 +69,6 @@ grep -q "registered with 4 views, this worker has 8" "$T/bad-count.log" ||
     sl_fail "views refusal: $(tail -1 "$T/bad-count.log")"
 grep -q "registered with view seed 7, this worker has 8" "$T/bad-seed.log" ||
     sl_fail "seed refusal: $(tail -1 "$T/bad-seed.log")"
-
-# The Python worker (softlabel.worker) labels plain rows only: it says so.
-set +e
-$DPY "$ROOT/tests/lib/torch_teacher.py" "$BROKER_EP" "$T/res.onnx" res 2 f32 py-views \
-    $PRE --connect-timeout 30 2>"$T/py.log"
-rc=$?
-set -e
-sl_check "$rc -eq 1" "the Python worker on a views job exited $rc: $(tail -2 "$T/py.log")"
-grep -q "has 4 views .*this Python worker labels plain rows only" "$T/py.log" ||
-    sl_fail "the Python worker's refusal: $(tail -2 "$T/py.log")"
 
 # Two workers (one insisting on the right views, one taking the broker's);
 # worker 1 is killed once some units are done, and replaced by one that

@@ -56,6 +56,7 @@ import zmq
 
 from . import data as _data
 from .record import Format, encode
+from .views import Recipe
 
 PROTO_VERSION = 1
 (HELLO, WELCOME, REFUSE, READY, TASK, HEARTBEAT, RESULT, ACK, RESET, STATUS, STATUS_REPLY, DONE,
@@ -243,6 +244,7 @@ class Worker:
         self.log = _log()
         self.stop_requested = False
         self.shards_done = self.samples_done = 0
+        self.views = 0  # from WELCOME: a views job's V
 
     # --- messages --------------------------------------------------------
 
@@ -328,11 +330,32 @@ class Worker:
         self.last_heard = _now_ms()
         self._hello()
 
+    def _welcome_views(self, m):
+        # A views job: task shard u is (shard u // V, view u % V), and each
+        # raw row is transformed (softlabel.views, sl_view's pixels) before
+        # the preprocessing, as teacher-worker/worker.c does.
+        self.views = m.get("views", 0)
+        if not self.views:
+            return
+        try:
+            self.recipe = Recipe.unpack(m["vrecipe"])
+        except ValueError as e:
+            raise WorkerError(f"the broker's view recipe: {e}") from None
+        self.view_seed, h, w = m["vseed"], m["vh"], m["vw"]
+        if h * w == 0 or self.dim % (h * w):
+            raise WorkerError(f"views of {h} x {w} images do not divide rows of "
+                              f"{self.dim} values")
+        self.view_shape = (self.dim // (h * w), h, w)
+        self.log.info("views: %d per row, recipe %s, seed %d, rows of %d x %d x %d",
+                      self.views, self.recipe, self.view_seed, *self.view_shape)
+
+    def _view_rows(self, rows, first, view):
+        x = rows.reshape((len(rows),) + self.view_shape)
+        return np.stack([self.recipe.apply(x[i], self.view_seed, first + i, view)
+                         for i in range(len(rows))]).reshape(rows.shape)
+
     def _on_welcome(self, m):
-        if m.get("views", 0):
-            raise WorkerError(f"the broker's teacher has {m['views']} views "
-                              f"(a views job: units of (shard, view)); this Python worker "
-                              f"labels plain rows only: run softlabel-teacher for it")
+        self._welcome_views(m)
         elem = 1 if m["dtype"] == DTYPE_U8 else 4
         self.teacher_index = m["teacher"]
         self.hb_ms = m["hb_ms"] or HEARTBEAT_MS
@@ -444,8 +467,10 @@ class Worker:
             self.active = min(self.tasks, key=lambda t: t.shard)
         return self.active
 
-    def _compute(self, rows):
-        # On the compute thread: rows -> floats -> fn -> records.
+    def _compute(self, rows, first, view):
+        # On the compute thread: rows -> (their view) -> floats -> fn -> records.
+        if view is not None:
+            rows = self._view_rows(rows, first, view)
         x = _data.to_f32(rows, *self.pre).reshape((len(rows),) + self.input_shape)
         z = self.fn(x)
         if hasattr(z, "detach"):
@@ -460,14 +485,15 @@ class Worker:
         b = min(self.batch, t.n - t.done)
         rows = t.rows[t.done:t.done + b]
         self.future_task, self.future_rows = t, b
-        self.future = self.pool_submit(rows)
+        self.future = self.pool_submit(rows, t.first + t.done,
+                                       t.shard % self.views if self.views else None)
 
-    def pool_submit(self, rows):
+    def pool_submit(self, rows, first, view):
         fut = {"done": False, "result": None, "error": None}
 
         def run():
             try:
-                fut["result"] = self._compute(rows)
+                fut["result"] = self._compute(rows, first, view)
             except BaseException as e:  # reported on the main thread
                 fut["error"] = e
             fut["done"] = True
