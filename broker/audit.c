@@ -362,9 +362,11 @@ audit_expire(broker *b, uint64_t now_ms)
 		while (ts->lease.slots != NULL && (s = lease_audit_next(&ts->lease,
 		    (uint64_t)s, 0, now_ms)) >= 0) {
 			worker *w = session_by_token(b, ts->lease.slots[s].owner);
+			char un[BROKER_UNIT_NAME];
 
-			sl_warn("audit lease expired: teacher %s shard %" PRId64
-			    " worker %s", ts->info.name, s, w ? w->name : "(gone)");
+			sl_warn("audit lease expired: teacher %s %s worker %s",
+			    ts->info.name, broker_unit_name(ts, (uint64_t)s, un),
+			    w ? w->name : "(gone)");
 			/* As for a lease (broker.c, expire): heard from since
 			 * the last renewal, yet no renewal: its teacher is
 			 * stuck; no audit or lease for it until it renews. */
@@ -493,8 +495,11 @@ second_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 	if (stored == NULL || read_stored(b, ts, s, nrows, stored, &why) != 0) {
 		/* The stored result cannot be read back (no memory, a record
 		 * gone): nothing to compare; the audit is given up. */
-		sl_error("audit: teacher %s shard %" PRIu64 ": %s; audit given "
-		    "up", ts->info.name, s, stored ? why.text : "out of memory");
+		char un[BROKER_UNIT_NAME];
+
+		sl_error("audit: teacher %s %s: %s; audit given up",
+		    ts->info.name, broker_unit_name(ts, s, un),
+		    stored ? why.text : "out of memory");
 		free(stored);
 		lease_audit_pass(&ts->lease, s);
 		broker_ack(b, w->id, w->idlen, s, SL_ACK_DUPLICATE,
@@ -515,9 +520,12 @@ second_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 	}
 	if (open_dispute(b, ts, s, stored, m->u.result.blob.p, nrows, &why) != 0) {
 		/* Try again later: the opinion comes back with the lease. */
-		sl_warn("audit: teacher %s shard %" PRIu64 ": %s and %s disagree "
-		    "but the dispute cannot be opened (%s); the audit is retried",
-		    ts->info.name, s, first->name, w->name, why.text);
+		char un[BROKER_UNIT_NAME];
+
+		sl_warn("audit: teacher %s %s: %s and %s disagree but the "
+		    "dispute cannot be opened (%s); the audit is retried",
+		    ts->info.name, broker_unit_name(ts, s, un), first->name,
+		    w->name, why.text);
 		free(stored);
 		lease_audit_return(&ts->lease, s, &(uint32_t){ 0 });
 		broker_ack(b, w->id, w->idlen, s, SL_ACK_REJECTED,
@@ -530,10 +538,12 @@ second_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 	b->audit_dirty = 1;
 	first->failed++;
 	b->idents[w->ident - 1].failed++;
-	sl_warn("audit: teacher %s shard %" PRIu64 ": workers %s (%s) and %s "
-	    "(%s) disagree at row %" PRId64 " (by %.3g of the row's scale): both "
-	    "results withheld from the cache until a third worker decides",
-	    ts->info.name, s, first->name, first->id, w->name,
+	char un[BROKER_UNIT_NAME];
+
+	sl_warn("audit: teacher %s %s: workers %s (%s) and %s (%s) disagree at "
+	    "row %" PRId64 " (by %.3g of the row's scale): both results withheld "
+	    "from the cache until a third worker decides", ts->info.name,
+	    broker_unit_name(ts, s, un), first->name, first->id, w->name,
 	    b->idents[w->ident - 1].id, row, worst);
 	broker_ack(b, w->id, w->idlen, s, SL_ACK_DUPLICATE,
 	    "audit: disagrees with the stored result; held for a third opinion");
@@ -546,6 +556,7 @@ refuse_identity(broker *b, uint32_t ident, const teacher_sched *ts,
     uint64_t s, const worker *judge)
 {
 	identity *x = &b->idents[ident - 1];
+	char un[BROKER_UNIT_NAME];
 
 	if (x->refused)
 		return;
@@ -554,9 +565,9 @@ refuse_identity(broker *b, uint32_t ident, const teacher_sched *ts,
 	b->idents_refused++;
 	b->audit_dirty = 1;
 	sl_warn("audit: worker %s (%s) proven wrong by a third opinion (worker "
-	    "%s) on teacher %s shard %" PRIu64 ": refused from now on; every "
-	    "shard it computed is deleted and computed again", x->name, x->id,
-	    judge->name, ts->info.name, s);
+	    "%s) on teacher %s %s: refused from now on; every shard it computed "
+	    "is deleted and computed again", x->name, x->id, judge->name,
+	    ts->info.name, broker_unit_name(ts, s, un));
 	for (int i = 0; i < b->nslots; i++) {
 		worker *o = &b->workers[i];
 
@@ -595,10 +606,12 @@ third_opinion(broker *b, worker *w, teacher_sched *ts, uint64_t s,
 	if (!agree1 && !agree2) {
 		b->audits_unsettled++;
 		b->audit_dirty = 1;
-		sl_warn("audit: teacher %s shard %" PRIu64 ": a third worker %s "
-		    "agrees with neither %s nor %s: shard quarantined",
-		    ts->info.name, s, w->name, b->idents[by - 1].name,
-		    b->idents[by2 - 1].name);
+		char un[BROKER_UNIT_NAME];
+
+		sl_warn("audit: teacher %s %s: a third worker %s agrees with "
+		    "neither %s nor %s: quarantined", ts->info.name,
+		    broker_unit_name(ts, s, un), w->name,
+		    b->idents[by - 1].name, b->idents[by2 - 1].name);
 		if (b->nquarantine < BROKER_MAX_GROUP) {
 			quarantine *q = &b->quarantined[b->nquarantine++];
 

@@ -105,6 +105,19 @@ broker_unit_view(const teacher_sched *ts, uint64_t unit)
 	    SL_STORE_NO_VIEW;
 }
 
+const char *
+broker_unit_name(const teacher_sched *ts, uint64_t unit,
+    char buf[BROKER_UNIT_NAME])
+{
+	if (ts->info.views == 0)
+		snprintf(buf, BROKER_UNIT_NAME, "shard %" PRIu64, unit);
+	else
+		snprintf(buf, BROKER_UNIT_NAME, "unit %" PRIu64 " (shard %"
+		    PRIu64 ", view %u)", unit, broker_unit_shard(ts, unit),
+		    broker_unit_view(ts, unit));
+	return buf;
+}
+
 uint32_t
 broker_unit_nrows(const broker *b, const teacher_sched *ts, uint64_t unit)
 {
@@ -525,8 +538,11 @@ broker_return_shard(broker *b, teacher_sched *ts, uint64_t s,
 		q->attempts = attempts;
 		snprintf(q->reason, sizeof q->reason, "%u attempts, last: %s",
 		    attempts, why_back);
-		sl_warn("teacher %s shard %" PRIu64 " quarantined after %u "
-		    "attempts (last: %s)", ts->info.name, s, attempts, why_back);
+		char un[BROKER_UNIT_NAME];
+
+		sl_warn("teacher %s %s quarantined after %u attempts (last: %s)",
+		    ts->info.name, broker_unit_name(ts, s, un), attempts,
+		    why_back);
 	}
 }
 
@@ -620,9 +636,11 @@ expire(broker *b)
 		while ((s = lease_next_expired(&ts->lease, (uint64_t)s, now)) >= 0) {
 			const shard_slot *slot = &ts->lease.slots[s];
 			worker *w = session_by_token(b, slot->owner);
+			char un[BROKER_UNIT_NAME];
 
-			sl_warn("lease expired: teacher %s shard %" PRId64
-			    " worker %s (attempt %u)", ts->info.name, s,
+			sl_warn("lease expired: teacher %s %s worker %s "
+			    "(attempt %u)", ts->info.name,
+			    broker_unit_name(ts, (uint64_t)s, un),
 			    w ? w->name : "(gone)", slot->attempts);
 			/* Heard from since the lease's last renewal, yet no
 			 * renewal: alive, but its teacher is stuck. (A worker

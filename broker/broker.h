@@ -339,6 +339,11 @@ uint32_t broker_shard_nrows(const broker *b, uint64_t shard);
 uint64_t broker_unit_shard(const teacher_sched *ts, uint64_t unit);
 /* The view of unit (SL_STORE_NO_VIEW for a teacher without views). */
 uint32_t broker_unit_view(const teacher_sched *ts, uint64_t unit);
+/* How log lines name a unit: "shard 4", or "unit 18 (shard 4, view 2)"
+ * for a teacher with views. Returns buf. */
+#define BROKER_UNIT_NAME 72
+const char *broker_unit_name(const teacher_sched *ts, uint64_t unit,
+    char buf[BROKER_UNIT_NAME]);
 /* Rows of unit's shard, and its first row. */
 uint32_t broker_unit_nrows(const broker *b, const teacher_sched *ts,
     uint64_t unit);

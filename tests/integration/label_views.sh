@@ -93,8 +93,8 @@ set +e; sl_wait_pid "$BROKER_PID" 300; rc=$?; set -e
 sl_check "$rc -eq 0" "broker exit $rc: $(tail -3 "$T/broker.log")"
 grep -qE "exiting: [1-9][0-9]* shards" "$T/w3.log" ||
     sl_fail "the worker with a local dataset labeled nothing: $(tail -1 "$T/w3.log")"
-expired=$(sl_count "$T/broker.log" "lease expired")
-sl_check "$expired -ge 1" "no lease of the killed worker expired"
+expired=$(sl_count "$T/broker.log" "lease expired: teacher res unit [0-9]+ \(shard [0-9]+, view [0-3]\) worker w1 ")
+sl_check "$expired -ge 1" "no lease of the killed worker expired (named as a unit): $(grep 'lease expired' "$T/broker.log" | head -2)"
 grep -q "views: 4 per row, recipe crop=4,flip, seed 7, rows of 1 x 28 x 28" "$T/w2.log" ||
     sl_fail "worker 2 did not take the broker's views: $(grep views "$T/w2.log")"
 
