@@ -71,6 +71,7 @@ static const char *const event_lines[EV_COUNT_] = {
 	[EV_PEER_RATE] = "refused (busy: HELLO rate per address)",
 	[EV_PEER_SESSIONS] = "refused (busy: sessions per address)",
 	[EV_PEER_FULL] = "refused (busy: table of addresses full)",
+	[EV_PEER_PENDING] = "closed connections (pending per address)",
 };
 
 const char *const broker_auth_names[AUTH_COUNT_] = {
@@ -399,6 +400,7 @@ broker_open(broker *b, const broker_cfg *cfg, volatile sig_atomic_t *stop)
 	if (b->workers == NULL || b->zctx == NULL ||
 	    peer_table_init(&b->peers, BROKER_MAX_PEERS,
 	    (uint32_t)cfg->max_sessions_per_peer,
+	    (uint32_t)cfg->max_pending_per_peer,
 	    (double)cfg->hello_rate_per_peer,
 	    (double)cfg->hello_burst_per_peer) != 0) {
 		sl_error("out of memory");
@@ -1090,8 +1092,12 @@ broker_run(broker *b)
 				continue;
 			if (live[i].socket == NULL) /* the only fd item */
 				metrics_serve(b);
-			else if (live[i].socket == b->sock)
+			else if (live[i].socket == b->sock) {
+				/* A connection's events before its messages
+				 * (accepted before heard). */
+				conn_poll(b);
 				drain(b, b->sock, 1024);
+			}
 			else if (live[i].socket == b->status_sock)
 				drain(b, b->status_sock, 64);
 			else if (live[i].socket == b->zap)

@@ -53,6 +53,7 @@ typedef struct broker_cfg {
 	int max_teachers;     /* without --teacher: teachers the cache may hold */
 	int max_workers;      /* sessions at once, <= BROKER_MAX_WORKERS */
 	int max_sessions_per_peer; /* live sessions per source address, 0 off */
+	int max_pending_per_peer;  /* connections without a session, 0 off */
 	float hello_rate_per_peer; /* HELLOs/s per source address, 0 off */
 	int hello_burst_per_peer;  /* ... in a burst (the bucket's size) */
 	int64_t max_msg_bytes;
@@ -163,6 +164,8 @@ enum remote_event {
 	EV_PEER_RATE,         /* ... its address said HELLO too often */
 	EV_PEER_SESSIONS,     /* ... its address holds its share of sessions */
 	EV_PEER_FULL,         /* ... the table of addresses is all live */
+	EV_PEER_PENDING,      /* a connection closed: its address has its
+	                         share of pending connections */
 	EV_COUNT_
 };
 
@@ -226,6 +229,7 @@ typedef struct conn {
 	uint8_t open;
 	uint8_t heard;        /* a valid message came on it */
 	uint8_t session;      /* a HELLO on it was welcomed */
+	int32_t peer;         /* its entry in peers while pending, or -1 */
 } conn;
 
 typedef struct broker {

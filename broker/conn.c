@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -70,6 +71,68 @@ conn_close(broker *b)
 	b->conns = NULL;
 }
 
+/* The connection on fd is no longer pending for its address: a session
+ * came on it, or it is gone. */
+static void
+pending_end(broker *b, conn *c)
+{
+	if (c->open && c->peer >= 0)
+		peer_pending_drop(&b->peers, (uint32_t)c->peer, sl_net_now_ms());
+	c->peer = -1;
+}
+
+/* Ask libzmq to drop the connection on fd: shutdown, not close (the fd is
+ * libzmq's; it sees the end, closes it and reports it). */
+static void
+drop(broker *b, int fd, uint64_t *counter)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+		(void)shutdown(fd, SHUT_RDWR);
+	pending_end(b, &b->conns[fd]);
+	b->conns[fd].open = 0;
+	b->nopen--;
+	(*counter)++;
+}
+
+/* A connection accepted on fd: pending for its source address (the IP
+ * as libzmq's Peer-Address gives it) until a session comes on it, and
+ * closed at once when that address has --max-pending-per-peer pending
+ * already. An address the table cannot hold goes untracked (the global
+ * bound holds). */
+static void
+accepted(broker *b, int fd)
+{
+	const int max = b->cfg->max_pending_per_peer;
+	conn *c = &b->conns[fd];
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof sa;
+	char host[NI_MAXHOST];
+	uint32_t idx;
+	enum peer_verdict v;
+
+	if (c->open) { /* closed and reused before we heard */
+		pending_end(b, c);
+		b->nopen--;
+	}
+	*c = (conn){ .accepted_ms = sl_net_now_ms(), .open = 1, .peer = -1 };
+	b->nopen++;
+	if (max == 0 || getpeername(fd, (struct sockaddr *)&sa, &len) != 0 ||
+	    getnameinfo((struct sockaddr *)&sa, len, host, sizeof host, NULL, 0,
+	    NI_NUMERICHOST) != 0)
+		return;
+	v = peer_connect(&b->peers, host, sl_net_now_ms(), &idx);
+	if (v == PEER_OK) {
+		c->peer = (int32_t)idx;
+	} else if (v == PEER_PENDING) {
+		drop(b, fd, &b->peer_refused[PEER_PENDING]);
+		if (broker_log_allow(b, EV_PEER_PENDING))
+			sl_warn("closed a connection from %s: it has %d without "
+			    "a session open (--max-pending-per-peer)", host, max);
+	}
+}
+
 /* Its connection is gone: the session's slot may be taken by a new
  * HELLO (session.c), though status shows it until then or until it is
  * forgotten for its silence. */
@@ -80,6 +143,7 @@ closed(broker *b, int fd)
 
 	if (!c->open)
 		return;
+	pending_end(b, c);
 	c->open = 0;
 	b->nopen--;
 	for (int i = 0; i < b->nslots; i++) {
@@ -115,12 +179,7 @@ conn_poll(broker *b)
 		zmq_msg_close(&ev);
 		zmq_msg_close(&addr);
 		if (event == ZMQ_EVENT_ACCEPTED && value < (uint32_t)b->nconn_fds) {
-			conn *c = &b->conns[value];
-
-			if (c->open) /* closed and reused before we heard */
-				b->nopen--;
-			*c = (conn){ sl_net_now_ms(), 1, 0, 0 };
-			b->nopen++;
+			accepted(b, (int)value);
 		} else if ((event == ZMQ_EVENT_DISCONNECTED ||
 		    event == ZMQ_EVENT_CLOSED) && value < (uint32_t)b->nconn_fds) {
 			closed(b, (int)value);
@@ -142,22 +201,9 @@ conn_heard(broker *b, zmq_msg_t *frame, worker *w)
 	b->conns[fd].heard = 1;
 	if (w != NULL) {
 		b->conns[fd].session = 1;
+		pending_end(b, &b->conns[fd]);
 		w->fd = fd;
 	}
-}
-
-/* Ask libzmq to drop the connection on fd: shutdown, not close (the fd is
- * libzmq's; it sees the end, closes it and reports it). */
-static void
-drop(broker *b, int fd, uint64_t *counter)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
-		(void)shutdown(fd, SHUT_RDWR);
-	b->conns[fd].open = 0;
-	b->nopen--;
-	(*counter)++;
 }
 
 /* Past the limit: the oldest open connection matching (never heard, or

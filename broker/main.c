@@ -49,6 +49,7 @@ static sl_opt opts[] = {
 	{ "max-attempts", SL_OPT_INT, &cfg.max_attempts, "5", 1, 255, "N", "leases of one shard before it is quarantined", 0 },
 	{ "max-workers", SL_OPT_INT, &cfg.max_workers, "4096", 1, BROKER_MAX_WORKERS, "N", "worker sessions at once; a HELLO past them gets BUSY and retries after a back-off", 0 },
 	{ "max-sessions-per-peer", SL_OPT_INT, &cfg.max_sessions_per_peer, "256", 0, BROKER_MAX_WORKERS, "N", "worker sessions at once from one source address (many workers behind a NAT share one); a HELLO past them gets BUSY and retries (0: no limit)", 0 },
+	{ "max-pending-per-peer", SL_OPT_INT, &cfg.max_pending_per_peer, "256", 0, 1000000, "N", "connections from one source address open at once without a session (in the handshake, or not yet said HELLO); past them a new one is closed at once (0: no limit)", 0 },
 	{ "hello-rate-per-peer", SL_OPT_FLOAT, &cfg.hello_rate_per_peer, "20", 0, 1000000, "R", "HELLOs a second from one source address, in bursts of --hello-burst-per-peer; one past them gets BUSY and retries after a back-off (0: no limit)", 0 },
 	{ "hello-burst-per-peer", SL_OPT_INT, &cfg.hello_burst_per_peer, "64", 1, 1000000, "N", "HELLOs one source address may say at once before --hello-rate-per-peer holds it back", 0 },
 	{ "hello-timeout", SL_OPT_INT, &cfg.hello_timeout_s, "10", 1, 3600, "S", "close a connection that sends no valid message within S seconds (the ZMTP handshake itself must end within 10 s)", 0 },

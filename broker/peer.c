@@ -6,7 +6,7 @@
 
 int
 peer_table_init(peer_table *t, uint32_t cap, uint32_t max_sessions,
-    double rate_per_s, double burst)
+    uint32_t max_pending, double rate_per_s, double burst)
 {
 	uint32_t nhash = 2;
 
@@ -25,6 +25,7 @@ peer_table_init(peer_table *t, uint32_t cap, uint32_t max_sessions,
 	t->cap = cap;
 	t->nhash = nhash;
 	t->max_sessions = max_sessions;
+	t->max_pending = max_pending;
 	t->rate_per_s = rate_per_s;
 	t->burst = burst;
 	return 0;
@@ -89,7 +90,7 @@ unhash(peer_table *t, uint32_t i)
 }
 
 /* A free entry, or the idle one used longest ago (evicted); cap if every
- * entry holds a live session. */
+ * entry is live (sessions or pending connections). */
 static uint32_t
 take_entry(peer_table *t)
 {
@@ -104,7 +105,7 @@ take_entry(peer_table *t)
 	for (uint32_t i = 0; i < t->cap; i++) {
 		const peer_entry *p = &t->e[i];
 
-		if (p->sessions == 0 && p->last_ms < oldest) {
+		if (p->sessions == 0 && p->pending == 0 && p->last_ms < oldest) {
 			oldest = p->last_ms;
 			best = i;
 		}
@@ -131,9 +132,10 @@ refill(const peer_table *t, peer_entry *p, uint64_t now_ms)
 	p->refill_ms = now_ms;
 }
 
-enum peer_verdict
-peer_hello(peer_table *t, const char *addr, int new_session, uint64_t now_ms,
-    uint32_t *idx)
+/* addr's entry into *i, a new one if need be (t->cap: every entry live,
+ * nothing taken). Its last use is now_ms. */
+static uint32_t
+entry_of(peer_table *t, const char *addr, uint64_t now_ms)
 {
 	char key[PEER_ADDR_MAX];
 	uint32_t h, i;
@@ -146,7 +148,7 @@ peer_hello(peer_table *t, const char *addr, int new_session, uint64_t now_ms,
 		i = t->hash[h] - 1;
 	} else {
 		if ((i = take_entry(t)) == t->cap)
-			return PEER_FULL;
+			return t->cap;
 		h = probe(t, key); /* an eviction may have moved the slot */
 		p = &t->e[i];
 		memset(p, 0, sizeof *p);
@@ -157,8 +159,20 @@ peer_hello(peer_table *t, const char *addr, int new_session, uint64_t now_ms,
 		t->hash[h] = i + 1;
 		t->n++;
 	}
+	t->e[i].last_ms = now_ms;
+	return i;
+}
+
+enum peer_verdict
+peer_hello(peer_table *t, const char *addr, int new_session, uint64_t now_ms,
+    uint32_t *idx)
+{
+	const uint32_t i = entry_of(t, addr, now_ms);
+	peer_entry *p;
+
+	if (i == t->cap)
+		return PEER_FULL;
 	p = &t->e[i];
-	p->last_ms = now_ms;
 	if (t->rate_per_s > 0) {
 		refill(t, p, now_ms);
 		if (p->tokens < 1)
@@ -185,6 +199,31 @@ peer_session_drop(peer_table *t, uint32_t idx, uint64_t now_ms)
 
 	if (p->sessions > 0)
 		p->sessions--;
+	if (now_ms > p->last_ms)
+		p->last_ms = now_ms;
+}
+
+enum peer_verdict
+peer_connect(peer_table *t, const char *addr, uint64_t now_ms, uint32_t *idx)
+{
+	const uint32_t i = entry_of(t, addr, now_ms);
+
+	if (i == t->cap)
+		return PEER_FULL;
+	if (t->max_pending > 0 && t->e[i].pending >= t->max_pending)
+		return PEER_PENDING;
+	t->e[i].pending++;
+	*idx = i;
+	return PEER_OK;
+}
+
+void
+peer_pending_drop(peer_table *t, uint32_t idx, uint64_t now_ms)
+{
+	peer_entry *p = &t->e[idx];
+
+	if (p->pending > 0)
+		p->pending--;
 	if (now_ms > p->last_ms)
 		p->last_ms = now_ms;
 }

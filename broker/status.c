@@ -10,8 +10,9 @@
  *    "rejected": {"reason": count, ...}, "connections": {"open", "max",
  *    "idle_closed", "excess_closed", "sessions_closed", "busy" (every BUSY
  *    answer), "peer_rate_refused", "peer_sessions_refused", "peer_table_full"
- *    (the BUSY answers of the limits per address), "peers" (addresses
- *    tracked), "peers_evicted"},
+ *    (the BUSY answers of the limits per address), "peer_pending_closed"
+ *    (connections closed at once: their address had its share without a
+ *    session), "peers" (addresses tracked), "peers_evicted"},
  *    "curve": bool,
  *    "auth_refused": {"plaintext", "unknown_key", "handshake_failed",
  *    "revoked"}, "audit": {"rate", "passed", "disputed", "settled",
@@ -175,6 +176,8 @@ status_text(const broker *b, int max_workers, int max_q)
 		    (double)b->peer_refused[PEER_SESSIONS]);
 		cJSON_AddNumberToObject(conns, "peer_table_full",
 		    (double)b->peer_refused[PEER_FULL]);
+		cJSON_AddNumberToObject(conns, "peer_pending_closed",
+		    (double)b->peer_refused[PEER_PENDING]);
 		cJSON_AddNumberToObject(conns, "peers", b->peers.n);
 		cJSON_AddNumberToObject(conns, "peers_evicted",
 		    (double)b->peers.evicted);

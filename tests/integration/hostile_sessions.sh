@@ -9,6 +9,11 @@
 #     real worker is told BUSY, keeps retrying with back-off instead of
 #     exiting; once the squatters' connections close, their sessions are
 #     freed and the worker labels the job.
+#  4. Pending connections per address (--max-pending-per-peer 8): one host
+#     (127.0.0.2) opens 40 that finish the handshake and never say HELLO;
+#     exactly 32 are closed at once (8 stay until the heartbeat timeout
+#     closes them), while a worker from 127.0.0.1 labels the job. The
+#     default bound (256) closes none of the same 40 at once.
 . "$(dirname "$0")/../lib/common.sh"
 sl_tmpdir; T=$SL_TMP
 sl_subset "$FMNIST/t10k-images-idx3-ubyte.gz" 500 "$T/x.npy"
@@ -89,4 +94,37 @@ sl_check "$(sl_json_get "$T/st3.json" "d['connections']['sessions_closed']") -ge
 grep -q "teacher real: 500 records in 5/5 done shards checked, 0 problems" "$T/verify3" ||
     sl_fail "job 3 incomplete: $(cat "$T/verify3")"
 echo "3: $(sl_json_get "$T/st3.json" "d['connections']")"
+kill "$BROKER_PID"
+
+# --- 4. pending connections per address ----------------------------------------
+$DPY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.2", 0))' ||
+    sl_fail "cannot bind a socket to 127.0.0.2 on this machine"
+P4=$(sl_free_port); EP4=tcp://127.0.0.1:$P4
+BROKER_PORT=$P4 sl_start_broker "$T/c4" "$T/x.npy" "$T/b4.log" --shard-rows 100 \
+    --hello-timeout 60 --max-pending-per-peer 8
+sl_bg H4 $DPY "$ROOT/tests/lib/idle_client.py" pending 127.0.0.1 "$P4" 127.0.0.2 40 1 \
+    >"$T/h4.out" 2>&1
+sl_bg W4 "$BIN/softlabel-teacher" --connect "$EP4" --model "$T/teacher.safetensors" \
+    --name real --threads 1 2>"$T/w4.log"
+set +e; sl_wait_pid "$H4" 60; rc=$?; set -e
+sl_check "$rc -eq 0" "the pending client: exit $rc: $(cat "$T/h4.out")"
+grep -q "pending: 32 of 40 closed, 8 open" "$T/h4.out" ||
+    sl_fail "with --max-pending-per-peer 8: $(cat "$T/h4.out")"
+set +e; sl_wait_pid "$W4" 120; rc=$?; set -e
+sl_check "$rc -eq 0" "the worker beside the pending connections: exit $rc: $(tail -3 "$T/w4.log")"
+sl_status_json "$EP4" >"$T/st4.json"
+sl_check "$(sl_json_get "$T/st4.json" "d['connections']['peer_pending_closed']") -eq 32" \
+    "status counts other than 32 connections closed for the pending bound"
+grep -q "WARN closed a connection from 127.0.0.2: it has 8 without a session open (--max-pending-per-peer)" "$T/b4.log" ||
+    sl_fail "no line about the pending bound: $(grep -i pending "$T/b4.log")"
+"$BIN/softlabel" verify "$T/c4" >"$T/verify4" || sl_fail "verify: $(cat "$T/verify4")"
+echo "4: $(cat "$T/h4.out"); $(sl_json_get "$T/st4.json" "d['connections']")"
+kill "$BROKER_PID"
+P5=$(sl_free_port)
+BROKER_PORT=$P5 sl_start_broker "$T/c5" "$T/x.npy" "$T/b5.log" --shard-rows 100 \
+    --hello-timeout 60
+$DPY "$ROOT/tests/lib/idle_client.py" pending 127.0.0.1 "$P5" 127.0.0.2 40 1 >"$T/h5.out" 2>&1
+grep -q "pending: 0 of 40 closed, 40 open" "$T/h5.out" ||
+    sl_fail "with the default bound: $(cat "$T/h5.out")"
+echo "4: the default bound: $(cat "$T/h5.out")"
 echo "connections and sessions bounded"

@@ -10,6 +10,12 @@
         N raw TCP connections send a ZMTP 3.0 NULL greeting and READY, then
         nothing; exits 0 once the broker has closed every one (EOF), 1 if
         one is still open after 60 s.
+    idle_client.py pending HOST PORT SRC N WAIT_S
+        N raw TCP connections from source address SRC send the greeting
+        and READY, then nothing; after WAIT_S seconds (under the broker's
+        3 s heartbeat timeout, which closes silent peers) prints how many
+        the broker has closed ("pending: C of N closed, O open") at once
+        and exits 0.
     idle_client.py hello EP N STOPFILE MAX_S [long]
         N DEALER sockets each say HELLO (teacher "squat") and wait for
         WELCOME; held, silent, until STOPFILE exists or MAX_S seconds.
@@ -30,35 +36,59 @@ def hold(stopfile, max_s):
         time.sleep(0.1)
 
 
+GREETING = (b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" +
+            b"NULL".ljust(20, b"\x00") + b"\x00" + b"\x00" * 31)
+_PROP = b"\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
+READY = b"\x04" + bytes([len(b"\x05READY" + _PROP)]) + b"\x05READY" + _PROP
+
+
+def closed_by_peer(c, end):
+    """Read c until EOF (True) or until end passes (False)."""
+    while time.monotonic() < end:
+        c.settimeout(max(0.1, end - time.monotonic()))
+        try:
+            chunk = c.recv(4096)
+        except socket.timeout:
+            return False
+        except OSError:  # reset: closed too
+            return True
+        if not chunk:
+            return True
+    return False
+
+
+if MODE == "pending":
+    host, port, src, n, wait_s = (sys.argv[2], int(sys.argv[3]), sys.argv[4],
+                                  int(sys.argv[5]), float(sys.argv[6]))
+    conns = []
+    for _ in range(n):
+        c = socket.create_connection((host, port), timeout=10, source_address=(src, 0))
+        c.sendall(GREETING + READY)
+        conns.append(c)
+    time.sleep(wait_s)
+    closed = 0
+    for c in conns:  # EOF (or a reset) by now, without waiting
+        c.setblocking(False)
+        try:
+            while c.recv(4096):
+                pass
+            closed += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+    print(f"pending: {closed} of {n} closed, {n - closed} open")
+    sys.exit(0)
+
 if MODE == "greeting":
     host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    greeting = (b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" +
-                b"NULL".ljust(20, b"\x00") + b"\x00" + b"\x00" * 31)
-    prop = b"\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
-    ready = b"\x05READY" + prop
-    ready = b"\x04" + bytes([len(ready)]) + ready
     conns = []
     for _ in range(n):
         c = socket.create_connection((host, port), timeout=10)
-        c.sendall(greeting + ready)
+        c.sendall(GREETING + READY)
         conns.append(c)
     end = time.monotonic() + 60
-    closed = 0
-    for c in conns:
-        got = b""
-        while time.monotonic() < end:
-            c.settimeout(max(0.1, end - time.monotonic()))
-            try:
-                chunk = c.recv(4096)
-            except socket.timeout:
-                break
-            except OSError:  # reset: closed too
-                chunk = b""
-            if not chunk:
-                closed += 1
-                break
-            got += chunk
-        c.close()
+    closed = sum(closed_by_peer(c, end) for c in conns)
     print(f"greeting: {closed} of {n} connections closed by the broker")
     sys.exit(0 if closed == n else 1)
 

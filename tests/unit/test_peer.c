@@ -1,7 +1,7 @@
 /* The per-address table (broker/peer.c) alone: the token bucket (burst,
  * refill at the rate, capped at the burst), the session bound and what
- * frees it, eviction of the entry idle longest, a table full of live
- * entries, and a seeded random run checking that every entry stays
+ * frees it, the bound on pending connections, eviction of the entry idle
+ * longest, a table full of live entries, and a seeded random run checking that every entry stays
  * findable through insertions and evictions (the hash's backward-shift
  * deletion). */
 #include <setjmp.h>
@@ -35,10 +35,10 @@ test_peer_init_invalid(void **state)
 	peer_table t;
 
 	(void)state;
-	assert_int_equal(peer_table_init(&t, 0, 1, 1, 1), EINVAL);
-	assert_int_equal(peer_table_init(&t, 4, 1, -1, 1), EINVAL);
-	assert_int_equal(peer_table_init(&t, 4, 1, 2, 0.5), EINVAL);
-	assert_int_equal(peer_table_init(&t, 4, 1, 0, 0), 0); /* no rate */
+	assert_int_equal(peer_table_init(&t, 0, 1, 0, 1, 1), EINVAL);
+	assert_int_equal(peer_table_init(&t, 4, 1, 0, -1, 1), EINVAL);
+	assert_int_equal(peer_table_init(&t, 4, 1, 0, 2, 0.5), EINVAL);
+	assert_int_equal(peer_table_init(&t, 4, 1, 0, 0, 0), 0); /* no rate */
 	peer_table_fini(&t);
 	peer_table_fini(&t); /* twice is harmless */
 }
@@ -50,7 +50,7 @@ test_peer_bucket_burst_and_refill(void **state)
 	uint32_t idx;
 
 	(void)state;
-	assert_int_equal(peer_table_init(&t, 8, 0, 10, 5), 0);
+	assert_int_equal(peer_table_init(&t, 8, 0, 0, 10, 5), 0);
 	/* A new address starts with a full bucket: the burst, then RATE. */
 	assert_int_equal(hellos_until_refused(&t, "10.0.0.1", 1000, 100), 5);
 	assert_int_equal(peer_hello(&t, "10.0.0.1", 0, 1000, &idx), PEER_RATE);
@@ -76,7 +76,7 @@ test_peer_rate_off(void **state)
 	peer_table t;
 
 	(void)state;
-	assert_int_equal(peer_table_init(&t, 8, 0, 0, 0), 0);
+	assert_int_equal(peer_table_init(&t, 8, 0, 0, 0, 0), 0);
 	assert_int_equal(hellos_until_refused(&t, "::1", 0, 10000), 10000);
 	peer_table_fini(&t);
 }
@@ -88,7 +88,7 @@ test_peer_session_bound(void **state)
 	uint32_t idx, first = 99;
 
 	(void)state;
-	assert_int_equal(peer_table_init(&t, 8, 3, 0, 0), 0);
+	assert_int_equal(peer_table_init(&t, 8, 3, 0, 0, 0), 0);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(peer_hello(&t, "127.0.0.2", 1, 10, &idx), PEER_OK);
 		if (i == 0)
@@ -122,7 +122,7 @@ test_peer_session_refusal_takes_a_token(void **state)
 	uint32_t idx;
 
 	(void)state;
-	assert_int_equal(peer_table_init(&t, 4, 1, 1, 3), 0);
+	assert_int_equal(peer_table_init(&t, 4, 1, 0, 1, 3), 0);
 	assert_int_equal(peer_hello(&t, "a", 1, 0, &idx), PEER_OK);
 	peer_session_add(&t, idx);
 	assert_int_equal(peer_hello(&t, "a", 1, 0, &idx), PEER_SESSIONS);
@@ -139,7 +139,7 @@ test_peer_eviction_oldest_idle(void **state)
 	uint32_t idx;
 
 	(void)state;
-	assert_int_equal(peer_table_init(&t, 3, 0, 1, 2), 0);
+	assert_int_equal(peer_table_init(&t, 3, 0, 0, 1, 2), 0);
 	assert_int_equal(peer_hello(&t, "a", 1, 100, &idx), PEER_OK);
 	peer_session_add(&t, idx); /* a is live: never evicted */
 	assert_int_equal(peer_hello(&t, "b", 1, 200, &idx), PEER_OK);
@@ -170,7 +170,7 @@ test_peer_full_of_live_entries(void **state)
 	const char *addrs[] = { "a", "b" };
 
 	(void)state;
-	assert_int_equal(peer_table_init(&t, 2, 0, 0, 0), 0);
+	assert_int_equal(peer_table_init(&t, 2, 0, 0, 0, 0), 0);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(peer_hello(&t, addrs[i], 1, 1, &idx), PEER_OK);
 		peer_session_add(&t, idx);
@@ -188,6 +188,42 @@ test_peer_full_of_live_entries(void **state)
 	peer_table_fini(&t);
 }
 
+/* Pending connections: bounded per address, freed one by one, taking no
+ * HELLO token; an address with a pending connection is live (never
+ * evicted), and a HELLO of a known address still gets through. */
+static void
+test_peer_pending_bound(void **state)
+{
+	peer_table t;
+	uint32_t idx, a_idx;
+
+	(void)state;
+	assert_int_equal(peer_table_init(&t, 2, 0, 3, 1, 1), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(peer_connect(&t, "a", 1, &a_idx), PEER_OK);
+	assert_int_equal(peer_connect(&t, "a", 2, &idx), PEER_PENDING);
+	assert_int_equal(t.e[a_idx].pending, 3);
+	assert_int_equal(peer_hello(&t, "a", 1, 2, &idx), PEER_OK); /* its token */
+	assert_int_equal(idx, a_idx);
+	peer_pending_drop(&t, a_idx, 3);
+	assert_int_equal(peer_connect(&t, "a", 3, &idx), PEER_OK);
+	assert_int_equal(peer_connect(&t, "a", 3, &idx), PEER_PENDING);
+	/* b is idle once its one connection is gone: c evicts it, not a. */
+	assert_int_equal(peer_connect(&t, "b", 4, &idx), PEER_OK);
+	assert_int_equal(peer_connect(&t, "c", 5, &idx), PEER_FULL);
+	peer_pending_drop(&t, peer_find(&t, "b") - t.e, 6);
+	assert_int_equal(peer_connect(&t, "c", 7, &idx), PEER_OK);
+	assert_null(peer_find(&t, "b"));
+	assert_non_null(peer_find(&t, "a"));
+	assert_int_equal(t.evicted, 1);
+	/* Unbounded with max_pending 0. */
+	peer_table_fini(&t);
+	assert_int_equal(peer_table_init(&t, 2, 0, 0, 0, 0), 0);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(peer_connect(&t, "a", 1, &idx), PEER_OK);
+	peer_table_fini(&t);
+}
+
 static void
 test_peer_long_address_cut(void **state)
 {
@@ -198,7 +234,7 @@ test_peer_long_address_cut(void **state)
 	(void)state;
 	memset(lng, '7', sizeof lng - 1);
 	lng[sizeof lng - 1] = '\0';
-	assert_int_equal(peer_table_init(&t, 2, 0, 0, 0), 0);
+	assert_int_equal(peer_table_init(&t, 2, 0, 0, 0, 0), 0);
 	assert_int_equal(peer_hello(&t, lng, 1, 1, &idx), PEER_OK);
 	assert_int_equal(strlen(t.e[idx].addr), PEER_ADDR_MAX - 1);
 	assert_int_equal(peer_hello(&t, lng, 1, 2, &idx2), PEER_OK);
@@ -227,7 +263,7 @@ test_peer_random_against_reference(void **state)
 	sl_rng_seed(&rng, 1515);
 	for (unsigned a = 0; a < NADDR; a++)
 		snprintf(name[a], sizeof name[a], "10.1.%u.%u", a / 8, a % 8);
-	assert_int_equal(peer_table_init(&t, CAP, 4, 0, 0), 0);
+	assert_int_equal(peer_table_init(&t, CAP, 4, 0, 0, 0), 0);
 	for (int step = 0; step < STEPS; step++) {
 		const int a = (int)(sl_rng_below(&rng, NADDR));
 		uint32_t idx = 0;
@@ -295,6 +331,7 @@ main(void)
 		cmocka_unit_test(test_peer_session_refusal_takes_a_token),
 		cmocka_unit_test(test_peer_eviction_oldest_idle),
 		cmocka_unit_test(test_peer_full_of_live_entries),
+		cmocka_unit_test(test_peer_pending_bound),
 		cmocka_unit_test(test_peer_long_address_cut),
 		cmocka_unit_test(test_peer_random_against_reference),
 	};
