@@ -29,11 +29,10 @@ sl_net_socket(void *ctx, int type, int64_t max_msg_bytes, void **out,
 	/* Pending messages die with the socket: results are kept by the
 	 * worker until acknowledged, so nothing depends on lingering. */
 	rc = rc ? rc : setopt_int(s, ZMQ_LINGER, 0);
-	rc = rc ? rc : setopt_int(s, ZMQ_HEARTBEAT_IVL, SL_NET_HEARTBEAT_MS);
+	rc = rc ? rc : setopt_int(s, ZMQ_HEARTBEAT_IVL, SL_NET_ZMTP_HEARTBEAT_MS);
 	rc = rc ? rc : setopt_int(s, ZMQ_HEARTBEAT_TIMEOUT,
-	    SL_NET_HEARTBEAT_MS * SL_NET_LIVENESS);
-	rc = rc ? rc : setopt_int(s, ZMQ_HEARTBEAT_TTL,
-	    SL_NET_HEARTBEAT_MS * SL_NET_LIVENESS);
+	    SL_NET_ZMTP_TIMEOUT_MS);
+	rc = rc ? rc : setopt_int(s, ZMQ_HEARTBEAT_TTL, SL_NET_ZMTP_TIMEOUT_MS);
 	rc = rc ? rc : setopt_int(s, ZMQ_RECONNECT_IVL, SL_NET_RECONNECT_MIN_MS);
 	rc = rc ? rc : setopt_int(s, ZMQ_RECONNECT_IVL_MAX, SL_NET_RECONNECT_MAX_MS);
 	if (type == ZMQ_ROUTER) {

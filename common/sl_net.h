@@ -20,6 +20,15 @@
 
 #define SL_NET_HEARTBEAT_MS 500
 #define SL_NET_LIVENESS 6
+/* libzmq's own PING/PONG (ZMTP heartbeats): they close a TCP connection
+ * that died without a FIN or a reset. A session's liveness is the
+ * protocol's heartbeat above; these are twenty times slower because each
+ * PING costs a libzmq timer that is cancelled in O(the side's connections)
+ * (poller_base_t::cancel_timer walks every timer). At 500 ms, 4,096
+ * sessions took the broker 64 s of CPU to welcome and 0.92 of a core to
+ * hold idle; at 10 s, 2.8 s and 0.17. */
+#define SL_NET_ZMTP_HEARTBEAT_MS 10000
+#define SL_NET_ZMTP_TIMEOUT_MS 30000
 #define SL_NET_RECONNECT_MIN_MS 100
 #define SL_NET_RECONNECT_MAX_MS 5000
 #define SL_NET_DEFAULT_MAX_MSG (64u << 20)

@@ -13,7 +13,7 @@
     idle_client.py pending HOST PORT SRC N WAIT_S
         N raw TCP connections from source address SRC send the greeting
         and READY, then nothing; after WAIT_S seconds (under the broker's
-        3 s heartbeat timeout, which closes silent peers) prints how many
+        15 s ZMTP heartbeat timeout, which closes silent peers) prints how many
         the broker has closed ("pending: C of N closed, O open") at once
         and exits 0.
     idle_client.py hello EP N STOPFILE MAX_S [long]

@@ -56,7 +56,10 @@ test_socket_options(void **state)
 	assert_int_equal(v, 0);
 	len = sizeof v;
 	assert_int_equal(zmq_getsockopt(s, ZMQ_HEARTBEAT_IVL, &v, &len), 0);
-	assert_int_equal(v, SL_NET_HEARTBEAT_MS);
+	assert_int_equal(v, SL_NET_ZMTP_HEARTBEAT_MS);
+	len = sizeof v;
+	assert_int_equal(zmq_getsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &v, &len), 0);
+	assert_int_equal(v, SL_NET_ZMTP_TIMEOUT_MS);
 	sl_net_close(&s);
 	assert_null(s);
 	sl_net_close(&s); /* NULL is fine */

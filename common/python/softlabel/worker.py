@@ -64,6 +64,8 @@ PROTO_VERSION = 1
 ACK_STORED, ACK_DUPLICATE, ACK_REJECTED = 1, 2, 3
 HEARTBEAT_MS = 500        # SL_NET_HEARTBEAT_MS
 LIVENESS = 6              # SL_NET_LIVENESS
+ZMTP_HEARTBEAT_MS = 10000 # SL_NET_ZMTP_HEARTBEAT_MS: libzmq's PING/PONG
+ZMTP_TIMEOUT_MS = 30000   # SL_NET_ZMTP_TIMEOUT_MS
 RECONNECT_MIN_MS = 100    # SL_NET_RECONNECT_MIN_MS
 RECONNECT_MAX_MS = 5000   # SL_NET_RECONNECT_MAX_MS
 MAX_HELD_LIST = 64        # SL_PROTO_MAX_HELD
@@ -311,9 +313,9 @@ class Worker:
         s = self.ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.MAXMSGSIZE, self.max_msg_bytes * 2)
         s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
-        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_MS * LIVENESS)
-        s.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_MS * LIVENESS)
+        s.setsockopt(zmq.HEARTBEAT_IVL, ZMTP_HEARTBEAT_MS)
+        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, ZMTP_TIMEOUT_MS)
+        s.setsockopt(zmq.HEARTBEAT_TTL, ZMTP_TIMEOUT_MS)
         s.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MIN_MS)
         s.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
         s.setsockopt(zmq.SNDTIMEO, 0)
